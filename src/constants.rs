@@ -1,0 +1,65 @@
+//! Every limit and default size in one place, named with the unit last.
+//!
+//! A limit that is not here is a limit nobody will find when it bites. The
+//! `const _` assertions at the bottom pin down how the limits relate, so a
+//! change that breaks an assumption fails to compile instead of corrupting a
+//! segment at run time.
+
+/// Direct I/O alignment for positions and lengths. 4096 covers every
+/// logical block size in service (512 and 4096); glommio reports the device's
+/// own, which must divide this.
+pub const DIRECT_IO_ALIGN_BYTES: usize = 4096;
+
+/// The largest single record batch a log accepts. Kafka's default
+/// `message.max.bytes` is about 1 MiB; 16 MiB leaves room for large batches
+/// while keeping one append's memory bounded.
+pub const BATCH_BYTES_MAX: usize = 16 << 20;
+
+/// Largest segment file. Index entries store positions as `u32`, and Kafka
+/// caps `segment.bytes` at `i32::MAX`; we do the same.
+pub const SEGMENT_BYTES_MAX: u64 = i32::MAX as u64;
+/// Smallest accepted `segment.bytes`, so a typo cannot make a file per batch.
+pub const SEGMENT_BYTES_MIN: u64 = 64 << 10;
+/// Default `segment.bytes` (Kafka's default).
+pub const SEGMENT_BYTES_DEFAULT: u64 = 1 << 30;
+/// Default `segment.ms`: roll a segment after a week even if not full.
+pub const SEGMENT_MS_DEFAULT: u64 = 7 * 24 * 3600 * 1000;
+
+/// Bytes of log between two sparse index entries (Kafka's
+/// `index.interval.bytes`). A fetch scans at most this much past the entry
+/// it lands on.
+pub const INDEX_INTERVAL_BYTES: u64 = 4096;
+
+/// Size of one write-behind chunk: the unit of a direct I/O write on the
+/// append path. Large enough to reach the device's sequential bandwidth.
+pub const WRITE_CHUNK_BYTES_DEFAULT: usize = 1 << 20;
+/// Smallest accepted write chunk.
+pub const WRITE_CHUNK_BYTES_MIN: usize = DIRECT_IO_ALIGN_BYTES;
+/// Largest accepted write chunk.
+pub const WRITE_CHUNK_BYTES_MAX: usize = 8 << 20;
+/// Full chunks a log may have in flight to the device before appends wait.
+pub const WRITES_INFLIGHT_MAX: usize = 4;
+
+/// Under the `never` fsync policy, data that sits in a partly filled chunk is
+/// written to the file at most this long after it was appended, so a process
+/// crash loses at most this much of acknowledged-but-unsynced data.
+pub const WRITE_BEHIND_MS: u64 = 10;
+
+/// Per-log cache of the most recent batches, served to tailing consumers
+/// without touching the disk. Data not yet written to the file is always
+/// kept regardless of this bound (it is bounded by the write chunks).
+pub const TAIL_CACHE_BYTES_DEFAULT: usize = 4 << 20;
+
+/// A fetch never asks the disk for more than this in one read.
+pub const READ_BYTES_MAX: usize = 8 << 20;
+
+/// Size of the marker file each shard reads with direct I/O at start so
+/// glommio probes a non-empty file (NOTES.md, "poll-ring trap").
+pub const PROBE_FILE_BYTES: usize = DIRECT_IO_ALIGN_BYTES;
+
+const _: () = assert!(SEGMENT_BYTES_MAX >= BATCH_BYTES_MAX as u64);
+const _: () = assert!(SEGMENT_BYTES_MAX <= u32::MAX as u64);
+const _: () = assert!(SEGMENT_BYTES_MIN >= INDEX_INTERVAL_BYTES);
+const _: () = assert!(WRITE_CHUNK_BYTES_MIN % DIRECT_IO_ALIGN_BYTES == 0);
+const _: () = assert!(WRITE_CHUNK_BYTES_DEFAULT % DIRECT_IO_ALIGN_BYTES == 0);
+const _: () = assert!(WRITE_CHUNK_BYTES_MAX % DIRECT_IO_ALIGN_BYTES == 0);

@@ -1,0 +1,24 @@
+//! corelog: an event-streaming broker in the family of Kafka, Redpanda and
+//! Iggy, built thread-per-core on glommio and io_uring.
+//!
+//! # Module map
+//!
+//! | module | owns | I/O |
+//! |---|---|---|
+//! | [`constants`] | every limit and default size | none |
+//! | [`types`] | newtypes: offsets, timestamps, ids | none |
+//! | [`record`] | the Kafka record-batch v2 codec | none |
+//! | [`storage`] | one partition's log: segments, indexes, recovery, retention, durability | glommio direct I/O |
+//!
+//! # Threading model
+//!
+//! One glommio executor per core; each partition log is owned by exactly one
+//! executor and is `!Send`. Nothing in a log is shared with another core;
+//! other cores reach it with messages. No `RefCell` borrow is held across an
+//! `.await` (clippy's `await_holding_refcell_ref` is denied below).
+#![deny(clippy::await_holding_refcell_ref)]
+
+pub mod constants;
+pub mod record;
+pub mod storage;
+pub mod types;
