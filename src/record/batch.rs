@@ -445,6 +445,69 @@ pub fn validate(buf: &[u8], max_bytes: usize) -> Result<BatchInfo, BatchError> {
     })
 }
 
+/// What [`verify_stored`] reads from a stored batch's header.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct StoredInfo {
+    /// Total bytes, overhead included.
+    pub bytes: usize,
+    pub records: u32,
+    /// The header's max timestamp (made exact when the batch was appended).
+    pub max_timestamp: Timestamp,
+}
+
+/// Checks a batch read back from storage: length, magic and CRC-32C, and the
+/// header's record count. The records themselves were validated when the
+/// batch was appended and the CRC covers them, so they are not walked again.
+pub fn verify_stored(buf: &[u8], max_bytes: usize) -> Result<StoredInfo, BatchError> {
+    if buf.len() < HEADER_BYTES {
+        return Err(BatchError::TooShort {
+            available: buf.len(),
+        });
+    }
+    let total = read_framing(buf).expect("length checked above").total_bytes;
+    if total < HEADER_BYTES as u64 || total > max_bytes as u64 || total > buf.len() as u64 {
+        return Err(BatchError::LengthMismatch {
+            declared: total,
+            available: buf.len(),
+        });
+    }
+    let batch = &buf[..total as usize];
+    let magic = batch[MAGIC_AT];
+    if magic != MAGIC_V2 {
+        return Err(BatchError::UnsupportedMagic { magic });
+    }
+    let stored = be_u32(batch, CRC_AT);
+    let computed = crc32c::crc32c(&batch[ATTRIBUTES_AT..]);
+    if stored != computed {
+        return Err(BatchError::CrcMismatch { stored, computed });
+    }
+    let records = be_i32(batch, RECORDS_COUNT_AT);
+    if records <= 0 || be_i32(batch, LAST_OFFSET_DELTA_AT) != records - 1 {
+        return Err(BatchError::RecordCountMismatch {
+            declared: records,
+            detail: "the header's count and last offset delta disagree",
+        });
+    }
+    Ok(StoredInfo {
+        bytes: total as usize,
+        records: records as u32,
+        max_timestamp: Timestamp(be_i64(batch, MAX_TIMESTAMP_AT)),
+    })
+}
+
+/// Makes the header's max timestamp equal `max` (the value validation
+/// computed from the records), recomputing the CRC if it changes. Clients
+/// that follow the format already write the exact value; this keeps stored
+/// headers trustworthy for indexes when one does not.
+pub fn set_max_timestamp(batch: &mut [u8], max: Timestamp) {
+    if be_i64(batch, MAX_TIMESTAMP_AT) == max.0 {
+        return;
+    }
+    batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&max.0.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[ATTRIBUTES_AT..]);
+    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Writes `base` into the batch's base-offset field. The CRC does not cover
 /// it, so the batch stays valid.
 pub fn stamp_base_offset(batch: &mut [u8], base: Offset) {

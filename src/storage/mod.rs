@@ -1,1 +1,28 @@
-//! placeholder
+//! The storage engine: each partition is an append-only log of segment
+//! files, written and read with glommio direct I/O.
+//!
+//! * [`io`]: the seam to the disk (direct I/O, sync, fault injection) and
+//!   the poll-ring probe every executor runs first.
+//! * [`appender`](self::appender): write-behind chunks, aligned writes.
+//! * [`index`]: sparse offset and time indexes.
+//! * [`segment`]: one `.log` with its indexes; recovery scan; reads.
+//! * [`PartitionLog`]: offsets, durability policies, tail cache,
+//!   rolling, retention.
+//!
+//! No sockets here, and nothing `Send`: a log lives on the executor that
+//! opened it.
+
+mod appender;
+mod config;
+mod error;
+pub mod index;
+pub mod io;
+mod log;
+pub mod segment;
+
+pub use config::{FsyncPolicy, LogConfig};
+pub use error::{Result, StorageError};
+pub use io::{Disk, Faults};
+pub use log::{
+    AppendInfo, LogStats, PartitionLog, ReadBatches, RetentionOutcome, SegmentIndexes, SegmentInfo,
+};

@@ -1,0 +1,178 @@
+//! Per-log configuration: durability policy, segment rolling, retention.
+
+use crate::constants::{
+    BATCH_BYTES_MAX, INDEX_INTERVAL_BYTES, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX,
+    SEGMENT_BYTES_MIN, SEGMENT_MS_DEFAULT, TAIL_CACHE_BYTES_DEFAULT, WRITE_CHUNK_BYTES_DEFAULT,
+    WRITE_CHUNK_BYTES_MAX, WRITE_CHUNK_BYTES_MIN,
+};
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// When an append's data is made durable with `fdatasync`. What a completed
+/// append guarantees under each is spelled out on
+/// [`PartitionLog::append`](super::PartitionLog::append).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// Every append waits for an `fdatasync` that covers it; appends that
+    /// arrive while one is running share the next (group commit).
+    Always,
+    /// A background `fdatasync` at most this long after data was appended.
+    Interval(Duration),
+    /// The broker never calls `fdatasync` except when a segment is sealed
+    /// or the log is closed; the device and the OS decide.
+    Never,
+}
+
+impl fmt::Display for FsyncPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FsyncPolicy::Always => write!(f, "always"),
+            FsyncPolicy::Interval(d) => write!(f, "interval:{}", d.as_millis()),
+            FsyncPolicy::Never => write!(f, "never"),
+        }
+    }
+}
+
+impl FromStr for FsyncPolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "always" => Ok(FsyncPolicy::Always),
+            "never" => Ok(FsyncPolicy::Never),
+            _ => {
+                let ms = s.strip_prefix("interval:").ok_or_else(|| {
+                    format!("fsync policy {s:?} is not one of always, interval:MS, never")
+                })?;
+                let ms: u64 = ms.parse().map_err(|_| {
+                    format!("fsync interval {ms:?} is not a whole number of milliseconds")
+                })?;
+                if ms == 0 {
+                    return Err("fsync interval must be at least 1 ms (use always for 0)".into());
+                }
+                Ok(FsyncPolicy::Interval(Duration::from_millis(ms)))
+            }
+        }
+    }
+}
+
+/// Configuration of one partition log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogConfig {
+    pub fsync: FsyncPolicy,
+    /// Roll the active segment before it would exceed this size.
+    pub segment_bytes: u64,
+    /// Roll the active segment once it is this old (milliseconds).
+    pub segment_ms: u64,
+    /// Delete sealed segments whose newest record is older than this.
+    pub retention_ms: Option<u64>,
+    /// Delete the oldest sealed segments while the log is larger than this.
+    pub retention_bytes: Option<u64>,
+    /// Bytes of log between sparse index entries.
+    pub index_interval_bytes: u64,
+    /// Size of one direct-I/O write on the append path.
+    pub write_chunk_bytes: usize,
+    /// Bytes of recent batches kept in memory for tailing readers.
+    pub tail_cache_bytes: usize,
+    /// Largest batch an append accepts (capped at `segment_bytes`: a batch
+    /// must fit in a segment). Stored data is always read with the absolute
+    /// limit, so lowering this never makes old batches unreadable.
+    pub batch_bytes_max: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            fsync: FsyncPolicy::Never,
+            segment_bytes: SEGMENT_BYTES_DEFAULT,
+            segment_ms: SEGMENT_MS_DEFAULT,
+            retention_ms: None,
+            retention_bytes: None,
+            index_interval_bytes: INDEX_INTERVAL_BYTES,
+            write_chunk_bytes: WRITE_CHUNK_BYTES_DEFAULT,
+            tail_cache_bytes: TAIL_CACHE_BYTES_DEFAULT,
+            batch_bytes_max: BATCH_BYTES_MAX,
+        }
+    }
+}
+
+impl LogConfig {
+    /// The largest batch an append accepts under this configuration.
+    pub fn append_batch_bytes_max(&self) -> usize {
+        self.batch_bytes_max.min(self.segment_bytes as usize)
+    }
+
+    /// Checks every bound and explains the first one broken.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&self.segment_bytes) {
+            return Err(format!(
+                "segment bytes {} is outside {SEGMENT_BYTES_MIN}..={SEGMENT_BYTES_MAX}",
+                self.segment_bytes
+            ));
+        }
+        if self.segment_ms == 0 {
+            return Err("segment ms must be at least 1".into());
+        }
+        if !(WRITE_CHUNK_BYTES_MIN..=WRITE_CHUNK_BYTES_MAX).contains(&self.write_chunk_bytes)
+            || self.write_chunk_bytes % WRITE_CHUNK_BYTES_MIN != 0
+        {
+            return Err(format!(
+                "write chunk bytes {} must be a multiple of {WRITE_CHUNK_BYTES_MIN} within {WRITE_CHUNK_BYTES_MIN}..={WRITE_CHUNK_BYTES_MAX}",
+                self.write_chunk_bytes
+            ));
+        }
+        if self.index_interval_bytes == 0 || self.index_interval_bytes > self.segment_bytes {
+            return Err(format!(
+                "index interval bytes {} must be between 1 and segment bytes",
+                self.index_interval_bytes
+            ));
+        }
+        if self.batch_bytes_max == 0 || self.batch_bytes_max > BATCH_BYTES_MAX {
+            return Err(format!(
+                "batch bytes max {} must be between 1 and {BATCH_BYTES_MAX}",
+                self.batch_bytes_max
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fsync_policies_parse_and_print_the_same() {
+        for text in ["always", "never", "interval:250"] {
+            let policy: FsyncPolicy = text.parse().unwrap();
+            assert_eq!(policy.to_string(), text);
+        }
+        assert!("interval:0".parse::<FsyncPolicy>().is_err());
+        assert!(
+            "sometimes"
+                .parse::<FsyncPolicy>()
+                .unwrap_err()
+                .contains("always, interval:MS, never")
+        );
+    }
+
+    #[test]
+    fn default_config_is_valid_and_bad_ones_explain_themselves() {
+        LogConfig::default().validate().unwrap();
+        let small = LogConfig {
+            segment_bytes: 10,
+            ..LogConfig::default()
+        };
+        assert!(small.validate().unwrap_err().contains("segment bytes 10"));
+        let odd = LogConfig {
+            write_chunk_bytes: 5000,
+            ..LogConfig::default()
+        };
+        assert!(
+            odd.validate()
+                .unwrap_err()
+                .contains("write chunk bytes 5000")
+        );
+    }
+}

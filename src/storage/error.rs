@@ -1,0 +1,94 @@
+//! Errors of the storage layer. Each says what happened and where, so the
+//! operator paged at 3 a.m. can act on the message alone.
+
+use crate::record::BatchError;
+use crate::types::Offset;
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// A read or lookup below the log start or past the end.
+    OffsetOutOfRange {
+        requested: Offset,
+        start: Offset,
+        end: Offset,
+    },
+    /// Batch `index` (0-based) of an append is invalid; nothing of the
+    /// append was stored.
+    InvalidBatch { index: usize, error: BatchError },
+    /// An append with no bytes.
+    EmptyAppend,
+    /// Stored data failed validation when read back.
+    Corrupt {
+        file: PathBuf,
+        position: u64,
+        reason: String,
+    },
+    /// The operating system refused an operation.
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        error: io::Error,
+    },
+    /// A write or sync failed earlier; the log accepts nothing until it is
+    /// reopened (and recovered).
+    Failed { reason: String },
+    /// The log was closed.
+    Closed,
+    /// The configuration is invalid.
+    Config(String),
+}
+
+impl StorageError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, error: io::Error) -> Self {
+        StorageError::Io {
+            op,
+            path: path.into(),
+            error,
+        }
+    }
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StorageError::OffsetOutOfRange {
+                requested,
+                start,
+                end,
+            } => write!(
+                f,
+                "offset {requested} is out of range: the log holds {start}..{end}"
+            ),
+            StorageError::InvalidBatch { index, error } => {
+                write!(f, "batch {index} of the append is invalid: {error}")
+            }
+            StorageError::EmptyAppend => write!(f, "append carries no batches"),
+            StorageError::Corrupt {
+                file,
+                position,
+                reason,
+            } => write!(
+                f,
+                "corrupt data in {} at position {position}: {reason}",
+                file.display()
+            ),
+            StorageError::Io { op, path, error } => {
+                write!(f, "{op} {} failed: {error}", path.display())
+            }
+            StorageError::Failed { reason } => write!(
+                f,
+                "log is failed after an I/O error and must be reopened: {reason}"
+            ),
+            StorageError::Closed => write!(f, "log is closed"),
+            StorageError::Config(reason) => write!(f, "invalid log configuration: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for StorageError {}
+
+pub type Result<T> = std::result::Result<T, StorageError>;

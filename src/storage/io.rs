@@ -1,0 +1,264 @@
+//! The narrow seam between the storage engine and the disk.
+//!
+//! Everything the engine reads or writes goes through [`Disk`] and
+//! [`DiskFile`]: glommio direct I/O (`O_DIRECT` over io_uring), aligned DMA
+//! buffers, `fdatasync`. Nothing else in `storage/` names glommio's file
+//! types, so a move to another io_uring runtime touches this file, and a
+//! test can inject a failed or torn write here ([`Faults`]).
+//!
+//! Runs on the executor that owns the log; nothing here is `Send`.
+//!
+//! # The poll-ring trap
+//!
+//! glommio decides once per block device and per executor thread whether the
+//! io_uring poll ring works, by reading one block of the first file opened
+//! with direct I/O. If that first file is empty the probe succeeds
+//! trivially, glommio caches "pollable", and every later DMA read on the
+//! device fails with `EOPNOTSUPP` on devices (like virtio disks) that cannot
+//! poll. [`Disk::open`] therefore writes a non-empty marker file into the
+//! data directory and opens it with direct I/O before any data file, so the
+//! probe reads real data and caches the right answer.
+
+use crate::constants::{DIRECT_IO_ALIGN_BYTES, PROBE_FILE_BYTES};
+use bytes::Bytes;
+use glommio::io::{DmaBuffer, DmaFile, OpenOptions};
+use std::cell::Cell;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+/// Name of the marker file read at start (see the module docs).
+pub const PROBE_FILE_NAME: &str = ".corelog-probe";
+
+/// Converts glommio's error type, keeping the OS error code.
+pub(crate) fn io_err(e: glommio::GlommioError<()>) -> io::Error {
+    io::Error::from(e)
+}
+
+/// Injected failures, for tests of what the engine does when the disk
+/// misbehaves. Shared by every file opened through one [`Disk`].
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// Bytes that may still be written before writes start failing.
+    write_budget_bytes: Cell<Option<u64>>,
+    /// When the budget runs out mid-write, write the part that fits (in
+    /// whole aligned blocks) before failing: a torn write.
+    tear: Cell<bool>,
+    /// Fail every `fdatasync`.
+    fail_sync: Cell<bool>,
+}
+
+impl Faults {
+    /// After `bytes` more bytes have been written, fail writes with `EIO`.
+    /// With `tear`, the failing write persists its first whole blocks.
+    pub fn fail_writes_after(&self, bytes: u64, tear: bool) {
+        self.write_budget_bytes.set(Some(bytes));
+        self.tear.set(tear);
+    }
+
+    /// Make every later `fdatasync` fail with `EIO`.
+    pub fn fail_syncs(&self) {
+        self.fail_sync.set(true);
+    }
+
+    /// Stop injecting failures.
+    pub fn heal(&self) {
+        self.write_budget_bytes.set(None);
+        self.fail_sync.set(false);
+    }
+}
+
+fn injected(what: &str) -> io::Error {
+    io::Error::other(format!("injected fault: {what}"))
+}
+
+/// A data directory on one device, opened on the current executor.
+#[derive(Clone, Debug)]
+pub struct Disk {
+    root: PathBuf,
+    faults: Option<Rc<Faults>>,
+}
+
+impl Disk {
+    /// Opens (creating if needed) a data directory for direct I/O on this
+    /// executor, and primes glommio's poll-ring probe with a non-empty file.
+    /// Must be called on every executor before it opens a data file.
+    pub async fn open(root: impl Into<PathBuf>) -> io::Result<Disk> {
+        let root = root.into();
+        std::fs::create_dir_all(&root).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("creating data directory {}: {e}", root.display()),
+            )
+        })?;
+        let probe = root.join(PROBE_FILE_NAME);
+        let probe_len = std::fs::metadata(&probe).map(|m| m.len()).unwrap_or(0);
+        if probe_len < PROBE_FILE_BYTES as u64 {
+            // Written once per data directory with plain std::fs: this is not
+            // on the data path, and it must exist before any DMA open.
+            let mut marker = vec![0u8; PROBE_FILE_BYTES];
+            let text =
+                b"corelog direct-I/O probe file: read at start so glommio probes real data\n";
+            marker[..text.len()].copy_from_slice(text);
+            let tmp = root.join(format!("{PROBE_FILE_NAME}.tmp"));
+            std::fs::write(&tmp, &marker)?;
+            std::fs::rename(&tmp, &probe)?;
+        }
+        let file = DmaFile::open(&probe).await.map_err(io_err)?;
+        // The probe happens inside open; one real read makes sure it ran.
+        file.read_at(0, DIRECT_IO_ALIGN_BYTES)
+            .await
+            .map_err(io_err)?;
+        file.close().await.map_err(io_err)?;
+        Ok(Disk { root, faults: None })
+    }
+
+    /// The same directory with failure injection attached to every file
+    /// opened from the returned handle.
+    pub fn with_faults(&self, faults: Rc<Faults>) -> Disk {
+        Disk {
+            root: self.root.clone(),
+            faults: Some(faults),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Opens a file for direct-I/O reads and writes, creating it if asked.
+    pub async fn open_file(&self, path: &Path, create: bool) -> io::Result<DiskFile> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .dma_open(path)
+            .await
+            .map_err(io_err)?;
+        Ok(DiskFile {
+            file,
+            path: path.to_path_buf(),
+            faults: self.faults.clone(),
+        })
+    }
+
+    /// Removes a file (through glommio's blocking pool, off the executor).
+    pub async fn remove(&self, path: &Path) -> io::Result<()> {
+        glommio::io::remove(path).await.map_err(io_err)
+    }
+}
+
+/// One file opened for direct I/O. Positions and lengths of writes must be
+/// aligned to [`DiskFile::alignment`]; reads may be unaligned.
+#[derive(Debug)]
+pub struct DiskFile {
+    file: DmaFile,
+    path: PathBuf,
+    faults: Option<Rc<Faults>>,
+}
+
+impl DiskFile {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The device's direct-I/O alignment; divides [`DIRECT_IO_ALIGN_BYTES`].
+    pub fn alignment(&self) -> usize {
+        self.file.alignment() as usize
+    }
+
+    /// An aligned buffer for [`DiskFile::write_at`].
+    pub fn alloc(&self, bytes: usize) -> DmaBuffer {
+        self.file.alloc_dma_buffer(bytes)
+    }
+
+    /// Writes all of `buf` at `pos` (both aligned). Completes when the
+    /// device has accepted the data — in its cache, not necessarily on
+    /// stable media: only [`DiskFile::sync`] promises that. A short write is
+    /// an error (`WriteZero`), so a caller never has to track partial writes.
+    pub async fn write_at(&self, mut buf: DmaBuffer, pos: u64) -> io::Result<()> {
+        let len = buf.len();
+        if let Some(faults) = &self.faults
+            && let Some(budget) = faults.write_budget_bytes.get()
+        {
+            if budget < len as u64 {
+                faults.write_budget_bytes.set(Some(0));
+                let keep = (budget as usize) / DIRECT_IO_ALIGN_BYTES * DIRECT_IO_ALIGN_BYTES;
+                if faults.tear.get() && keep > 0 {
+                    buf.trim_to_size(keep);
+                    self.file.write_at(buf, pos).await.map_err(io_err)?;
+                }
+                return Err(injected("write failed"));
+            }
+            faults.write_budget_bytes.set(Some(budget - len as u64));
+        }
+        let written = self.file.write_at(buf, pos).await.map_err(io_err)?;
+        if written != len {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                format!(
+                    "short write to {}: {written} of {len} bytes at position {pos}",
+                    self.path.display()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads `len` bytes at `pos` (any alignment) into a new `Bytes`: the
+    /// one copy out of the DMA buffer. Returns fewer bytes at end of file.
+    pub async fn read_bytes(&self, pos: u64, len: usize) -> io::Result<Bytes> {
+        let read = self.file.read_at(pos, len).await.map_err(io_err)?;
+        Ok(Bytes::copy_from_slice(&read))
+    }
+
+    /// Reads `len` bytes at `pos` (any alignment) and keeps them in the DMA
+    /// buffer they landed in: no copy. Returns fewer bytes at end of file.
+    pub async fn read_dma(&self, pos: u64, len: usize) -> io::Result<DmaRead> {
+        let read = self.file.read_at(pos, len).await.map_err(io_err)?;
+        Ok(DmaRead(read))
+    }
+
+    /// Makes every completed write durable (`fdatasync`).
+    pub async fn sync(&self) -> io::Result<()> {
+        if let Some(faults) = &self.faults
+            && faults.fail_sync.get()
+        {
+            return Err(injected("fdatasync failed"));
+        }
+        self.file.fdatasync().await.map_err(io_err)
+    }
+
+    /// Sets the file length.
+    pub async fn truncate(&self, len: u64) -> io::Result<()> {
+        self.file.truncate(len).await.map_err(io_err)
+    }
+
+    /// The file length as the file system reports it.
+    pub async fn size(&self) -> io::Result<u64> {
+        self.file.file_size().await.map_err(io_err)
+    }
+
+    /// Reserves blocks up to `len` without changing the reported size, so
+    /// later writes do not allocate extents one by one.
+    pub async fn reserve(&self, len: u64) -> io::Result<()> {
+        self.file.pre_allocate(len, true).await.map_err(io_err)
+    }
+
+    pub async fn close(self) -> io::Result<()> {
+        self.file.close().await.map_err(io_err)
+    }
+}
+
+/// Bytes read with direct I/O, still in their DMA buffer. Executor-local
+/// (not `Send`); copy out what must travel.
+#[derive(Debug)]
+pub struct DmaRead(glommio::io::ReadResult);
+
+impl std::ops::Deref for DmaRead {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}

@@ -1,0 +1,875 @@
+//! One partition's log: the public face of the storage engine.
+//!
+//! A [`PartitionLog`] owns a directory of segments. It assigns offsets,
+//! stamps them into batches, keeps recent batches in a tail cache for
+//! tailing readers, rolls segments by size and age, applies retention, and
+//! runs one background *flusher* task that writes data out and makes it
+//! durable according to the log's [`FsyncPolicy`].
+//!
+//! Invariants:
+//! * Offsets are dense: segment `k+1` starts at the offset after segment
+//!   `k`'s last record; the log's end offset is the active segment's.
+//! * Appends are serialized by the append lock (FIFO), so offsets follow
+//!   arrival order; the lock is held while bytes are copied into write
+//!   chunks, never while waiting for durability.
+//! * Every batch whose bytes are not yet in the file is in the tail cache;
+//!   everything below the cache is in the file. Reads take the file for the
+//!   older part and the cache for the rest.
+//! * Readers never see past the high watermark: under `always` that is the
+//!   durable end (a consumer never reads what a crash could take back);
+//!   otherwise the end offset.
+//! * After an I/O error the log is *failed*: every call returns
+//!   [`StorageError::Failed`] until the log is reopened and recovered.
+//!
+//! Owned by one glommio executor, `!Send`. No `RefCell` borrow is held
+//! across an `.await`.
+
+use super::config::{FsyncPolicy, LogConfig};
+use super::error::{Result, StorageError};
+use super::io::Disk;
+use super::segment::{Segment, SegmentSettings, parse_log_file_name, segment_paths};
+use crate::constants::{BATCH_BYTES_MAX, READ_BYTES_MAX, WRITE_BEHIND_MS};
+use crate::record::{
+    BatchInfo, BatchWalk, RecordBatch, read_framing, set_max_timestamp, stamp_base_offset,
+};
+use crate::types::{Offset, Timestamp};
+use bytes::{Bytes, BytesMut};
+use event_listener::Event;
+use glommio::sync::Semaphore;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::rc::{Rc, Weak};
+use std::time::{Duration, Instant};
+
+/// What a completed append assigned.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset of the first record appended.
+    pub base_offset: Offset,
+    /// Offset of the last record appended.
+    pub last_offset: Offset,
+    /// The log start offset when the append completed.
+    pub log_start_offset: Offset,
+}
+
+/// Whole batches returned by [`PartitionLog::read`].
+#[derive(Clone, Debug, Default)]
+pub struct ReadBatches {
+    /// Runs of whole, validated batches in offset order. The first batch
+    /// holds the requested offset (it may start before it).
+    pub chunks: Vec<Bytes>,
+    /// Bytes in `chunks`.
+    pub bytes: usize,
+    /// The offset to read next.
+    pub next_offset: Offset,
+    /// Readers may not read at or beyond this offset yet.
+    pub high_watermark: Offset,
+    pub log_start_offset: Offset,
+}
+
+impl ReadBatches {
+    fn push(&mut self, bytes: Bytes) {
+        self.bytes += bytes.len();
+        self.chunks.push(bytes);
+    }
+
+    /// Iterates every batch in the result (the chunks hold whole batches).
+    pub fn batches(&self) -> impl Iterator<Item = Bytes> + '_ {
+        self.chunks.iter().flat_map(|chunk| {
+            let mut at = 0usize;
+            std::iter::from_fn(move || {
+                let framing = read_framing(&chunk[at..])?;
+                let end = at + framing.total_bytes as usize;
+                let batch = chunk.slice(at..end);
+                at = end;
+                Some(batch)
+            })
+        })
+    }
+}
+
+/// What [`PartitionLog::enforce_retention`] removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RetentionOutcome {
+    pub segments_deleted: usize,
+    pub bytes_deleted: u64,
+    pub log_start_offset: Offset,
+}
+
+/// Counters of one log.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogStats {
+    pub appends: u64,
+    pub batches: u64,
+    pub bytes_appended: u64,
+    pub fsyncs: u64,
+    pub segments_rolled: u64,
+}
+
+/// A segment's offset-index entries `(relative offset, position)` and
+/// time-index entries `(timestamp, relative offset)`.
+pub type SegmentIndexes = (Vec<(u32, u32)>, Vec<(Timestamp, u32)>);
+
+/// Where one segment stands (for describe output and tests).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentInfo {
+    pub base_offset: Offset,
+    pub next_offset: Offset,
+    pub bytes: u64,
+    pub max_timestamp: Timestamp,
+    pub active: bool,
+    pub path: PathBuf,
+}
+
+struct CachedBatch {
+    base: Offset,
+    next: Offset,
+    segment: Offset,
+    end_pos: u64,
+    bytes: Bytes,
+}
+
+/// Recent batches, oldest first, contiguous in offsets up to the log end.
+struct TailCache {
+    entries: VecDeque<CachedBatch>,
+    bytes: usize,
+    max_bytes: usize,
+}
+
+impl TailCache {
+    fn first_offset(&self) -> Option<Offset> {
+        self.entries.front().map(|e| e.base)
+    }
+
+    /// Drops the oldest batches beyond the byte budget — only those already
+    /// in the file.
+    fn evict(&mut self, active_segment: Offset, active_written: u64) {
+        while self.bytes > self.max_bytes {
+            let Some(front) = self.entries.front() else {
+                break;
+            };
+            let in_file = front.segment < active_segment || front.end_pos <= active_written;
+            if !in_file {
+                break;
+            }
+            self.bytes -= front.bytes.len();
+            self.entries.pop_front();
+        }
+    }
+
+    fn drop_below(&mut self, start: Offset) {
+        while self.entries.front().is_some_and(|e| e.base < start) {
+            let e = self.entries.pop_front().unwrap();
+            self.bytes -= e.bytes.len();
+        }
+    }
+
+    /// Appends cached batches from the one holding `from` to `out`, below
+    /// `hw`, within `max_bytes` (the first batch always). Returns the offset
+    /// after the last batch taken.
+    fn collect(&self, from: Offset, hw: Offset, max_bytes: usize, out: &mut ReadBatches) -> Offset {
+        let mut next = from;
+        let first = self.entries.partition_point(|e| e.next <= from);
+        for e in self.entries.range(first..) {
+            if e.base >= hw || (!out.chunks.is_empty() && out.bytes + e.bytes.len() > max_bytes) {
+                break;
+            }
+            out.push(e.bytes.clone());
+            next = e.next;
+        }
+        next
+    }
+}
+
+struct Inner {
+    dir: PathBuf,
+    disk: Disk,
+    config: LogConfig,
+    settings: SegmentSettings,
+    segments: RefCell<Vec<Rc<Segment>>>,
+    append_lock: Semaphore,
+    next_offset: Cell<Offset>,
+    /// Everything below is on stable media.
+    durable: Cell<Offset>,
+    /// Everything below was handed to the flusher's last pass.
+    flushed: Cell<Offset>,
+    last_sync: Cell<Instant>,
+    cache: RefCell<TailCache>,
+    failed: RefCell<Option<String>>,
+    closed: Cell<bool>,
+    /// Wakes the flusher when data arrives.
+    dirty: Event,
+    /// Wakes appenders waiting for durability.
+    progress: Event,
+    stats: Cell<LogStats>,
+}
+
+/// A partition's append-only log (see the module docs).
+pub struct PartitionLog {
+    inner: Rc<Inner>,
+}
+
+impl Inner {
+    fn active(&self) -> Rc<Segment> {
+        self.segments
+            .borrow()
+            .last()
+            .expect("a log always has an active segment")
+            .clone()
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.closed.get() {
+            return Err(StorageError::Closed);
+        }
+        if let Some(reason) = &*self.failed.borrow() {
+            return Err(StorageError::Failed {
+                reason: reason.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Marks the log failed and wakes everyone waiting on it.
+    fn fail(&self, error: StorageError) -> StorageError {
+        let reason = match &error {
+            StorageError::Failed { reason } => reason.clone(),
+            other => other.to_string(),
+        };
+        {
+            let mut failed = self.failed.borrow_mut();
+            if failed.is_none() {
+                tracing::error!(dir = %self.dir.display(), %reason, "partition log failed; it accepts nothing until reopened");
+                *failed = Some(reason.clone());
+            }
+        }
+        self.progress.notify(usize::MAX);
+        self.dirty.notify(usize::MAX);
+        StorageError::Failed { reason }
+    }
+
+    fn high_watermark(&self) -> Offset {
+        match self.config.fsync {
+            FsyncPolicy::Always => self.durable.get(),
+            _ => self.next_offset.get(),
+        }
+    }
+
+    fn bump_stats(&self, f: impl FnOnce(&mut LogStats)) {
+        let mut stats = self.stats.get();
+        f(&mut stats);
+        self.stats.set(stats);
+    }
+
+    fn advance_durable(&self, to: Offset) {
+        if to > self.durable.get() {
+            self.durable.set(to);
+            self.progress.notify(usize::MAX);
+        }
+    }
+
+    /// One flusher pass: hand the partial chunk to a write, wait for it,
+    /// sync if the policy asks, then write out the indexes.
+    async fn flush_pass(&self, sync: bool) -> Result<()> {
+        let (target, segment, end) = {
+            let _lock = self
+                .append_lock
+                .acquire_permit(1)
+                .await
+                .map_err(|_| StorageError::Closed)?;
+            self.check()?;
+            let segment = self.active();
+            let end = segment.flush_log()?;
+            (self.next_offset.get(), segment, end)
+        };
+        segment.wait_written(end).await?;
+        if sync {
+            segment.sync_log().await?;
+            self.last_sync.set(Instant::now());
+            self.bump_stats(|s| s.fsyncs += 1);
+            self.advance_durable(target);
+        }
+        self.flushed.set(self.flushed.get().max(target));
+        if segment.is_active() {
+            segment.write_out_indexes().await?;
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment and starts a new one if `incoming` more
+    /// bytes would overflow it, it is too old, or its relative offsets
+    /// would overflow. Called with the append lock held.
+    async fn maybe_roll(&self, incoming: u64, records: u32) -> Result<()> {
+        let active = self.active();
+        let size = active.size();
+        if size == 0 {
+            return Ok(());
+        }
+        let next = self.next_offset.get();
+        let reason = if size + incoming > self.config.segment_bytes {
+            "size"
+        } else if active.age() >= Duration::from_millis(self.config.segment_ms) {
+            "age"
+        } else if next.distance_from(active.base()) + records as u64 > u32::MAX as u64 {
+            "offset range"
+        } else {
+            return Ok(());
+        };
+        active.seal().await?;
+        self.bump_stats(|s| s.fsyncs += 1);
+        self.advance_durable(active.next_offset());
+        let segment = Segment::create(&self.disk, &self.dir, next, self.settings).await?;
+        tracing::info!(
+            dir = %self.dir.display(),
+            sealed = %active.log_path().display(),
+            bytes = size,
+            new_base = %next,
+            reason,
+            "rolled segment"
+        );
+        self.segments.borrow_mut().push(Rc::new(segment));
+        self.bump_stats(|s| s.segments_rolled += 1);
+        Ok(())
+    }
+}
+
+/// The background task that writes data out and syncs it per policy.
+async fn flusher(weak: Weak<Inner>) {
+    loop {
+        let listener = {
+            let Some(inner) = weak.upgrade() else { return };
+            if inner.closed.get() || inner.failed.borrow().is_some() {
+                return;
+            }
+            let listener = inner.dirty.listen();
+            if inner.next_offset.get() > inner.flushed.get() {
+                None
+            } else {
+                Some(listener)
+            }
+        };
+        if let Some(listener) = listener {
+            listener.await;
+        }
+        let (policy, last_sync) = match weak.upgrade() {
+            Some(inner) if !inner.closed.get() => (inner.config.fsync, inner.last_sync.get()),
+            _ => return,
+        };
+        // Wait without holding the log alive.
+        let delay = match policy {
+            FsyncPolicy::Always => Duration::ZERO,
+            FsyncPolicy::Interval(every) => every.saturating_sub(last_sync.elapsed()),
+            FsyncPolicy::Never => Duration::from_millis(WRITE_BEHIND_MS),
+        };
+        if !delay.is_zero() {
+            glommio::timer::sleep(delay).await;
+        }
+        let Some(inner) = weak.upgrade() else { return };
+        if inner.closed.get() {
+            return;
+        }
+        let sync = policy != FsyncPolicy::Never;
+        if let Err(e) = inner.flush_pass(sync).await {
+            if !inner.closed.get() {
+                inner.fail(e);
+            }
+            return;
+        }
+    }
+}
+
+impl PartitionLog {
+    /// Opens the log in `dir` (creating it), recovering after a crash:
+    /// sealed segments are opened with their indexes (rebuilding a missing
+    /// or damaged one), the last segment is validated batch by batch from its
+    /// last trustworthy index entry and a torn or corrupt tail is cut (and
+    /// logged). Files left half-deleted by retention are removed.
+    pub async fn open(
+        disk: &Disk,
+        dir: impl Into<PathBuf>,
+        config: LogConfig,
+    ) -> Result<PartitionLog> {
+        config.validate().map_err(StorageError::Config)?;
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir).map_err(|e| StorageError::io("creating", &dir, e))?;
+        let bases = list_segments(disk, &dir).await?;
+        let settings = SegmentSettings {
+            index_interval_bytes: config.index_interval_bytes,
+            // Stored batches are read with the absolute limit (see LogConfig).
+            batch_bytes_max: BATCH_BYTES_MAX,
+            write_chunk_bytes: config.write_chunk_bytes,
+        };
+        let mut segments = Vec::with_capacity(bases.len().max(1));
+        for (i, &base) in bases.iter().enumerate() {
+            let segment = match bases.get(i + 1) {
+                Some(&next) => Segment::open_sealed(disk, &dir, base, next, settings).await?,
+                None => Segment::recover_active(disk, &dir, base, settings).await?,
+            };
+            segments.push(Rc::new(segment));
+        }
+        if segments.is_empty() {
+            segments.push(Rc::new(
+                Segment::create(disk, &dir, Offset::ZERO, settings).await?,
+            ));
+        }
+        let active = segments.last().unwrap().clone();
+        // What recovery kept is what the file holds; make sure it is also on
+        // stable media before calling it durable.
+        active.sync_log().await?;
+        let end = active.next_offset();
+        tracing::info!(
+            dir = %dir.display(),
+            segments = segments.len(),
+            start = %segments[0].base(),
+            end = %end,
+            "opened partition log"
+        );
+        let inner = Rc::new(Inner {
+            cache: RefCell::new(TailCache {
+                entries: VecDeque::new(),
+                bytes: 0,
+                max_bytes: config.tail_cache_bytes,
+            }),
+            dir,
+            disk: disk.clone(),
+            config,
+            settings,
+            segments: RefCell::new(segments),
+            append_lock: Semaphore::new(1),
+            next_offset: Cell::new(end),
+            durable: Cell::new(end),
+            flushed: Cell::new(end),
+            last_sync: Cell::new(Instant::now()),
+            failed: RefCell::new(None),
+            closed: Cell::new(false),
+            dirty: Event::new(),
+            progress: Event::new(),
+            stats: Cell::new(LogStats::default()),
+        });
+        glommio::spawn_local(flusher(Rc::downgrade(&inner))).detach();
+        Ok(PartitionLog { inner })
+    }
+
+    /// Appends one or more concatenated v2 batches and returns the offsets
+    /// assigned. Every batch is validated first; if any is invalid the whole
+    /// append is rejected and nothing is stored. Offsets are stamped into the
+    /// batches in place (the CRC does not cover them).
+    ///
+    /// What completion guarantees, by the log's [`FsyncPolicy`]:
+    /// * `always`: the records are on stable media (an `fdatasync` that
+    ///   started after they were written has completed) and visible to
+    ///   readers. Concurrent appends share one `fdatasync` (group commit).
+    /// * `interval:MS`: the records are in the log's memory and visible to
+    ///   readers; they are written and synced within about MS milliseconds.
+    ///   A crash of the machine may lose the last MS of acknowledged data.
+    /// * `never`: the records are in the log's memory and visible to
+    ///   readers; they reach the file within [`WRITE_BEHIND_MS`] (or as soon
+    ///   as a write chunk fills) and are synced only when their segment is
+    ///   sealed or the log closed. A process crash may lose up to
+    ///   [`WRITE_BEHIND_MS`] of acknowledged data; a machine crash more.
+    ///
+    /// Appends may run concurrently; they are ordered by arrival. An I/O
+    /// error fails the log (see the module docs).
+    pub async fn append(&self, mut batches: BytesMut) -> Result<AppendInfo> {
+        let inner = &self.inner;
+        inner.check()?;
+        if batches.is_empty() {
+            return Err(StorageError::EmptyAppend);
+        }
+        let mut found: Vec<(usize, BatchInfo)> = Vec::new();
+        for (index, result) in
+            BatchWalk::new(&batches, inner.config.append_batch_bytes_max()).enumerate()
+        {
+            match result {
+                Ok(batch) => found.push(batch),
+                Err(error) => return Err(StorageError::InvalidBatch { index, error }),
+            }
+        }
+        let permit = inner
+            .append_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| StorageError::Closed)?;
+        inner.check()?;
+        let base = inner.next_offset.get();
+        let mut offset = base;
+        for &(at, info) in &found {
+            stamp_base_offset(&mut batches[at..], offset);
+            set_max_timestamp(&mut batches[at..at + info.bytes], info.max_timestamp);
+            offset = offset.plus(info.records as u64);
+        }
+        let data = batches.freeze();
+        let mut offset = base;
+        for &(at, info) in &found {
+            inner
+                .maybe_roll(info.bytes as u64, info.records)
+                .await
+                .map_err(|e| inner.fail(e))?;
+            let active = inner.active();
+            let end_pos = active.size() + info.bytes as u64;
+            let bytes = data.slice(at..at + info.bytes);
+            active
+                .append_batch(&bytes, offset, info.max_timestamp, info.records)
+                .await
+                .map_err(|e| inner.fail(e))?;
+            let next = offset.plus(info.records as u64);
+            {
+                let mut cache = inner.cache.borrow_mut();
+                cache.bytes += bytes.len();
+                cache.entries.push_back(CachedBatch {
+                    base: offset,
+                    next,
+                    segment: active.base(),
+                    end_pos,
+                    bytes,
+                });
+            }
+            inner.next_offset.set(next);
+            offset = next;
+        }
+        {
+            let active = inner.active();
+            inner
+                .cache
+                .borrow_mut()
+                .evict(active.base(), active.written());
+        }
+        inner.bump_stats(|s| {
+            s.appends += 1;
+            s.batches += found.len() as u64;
+            s.bytes_appended += data.len() as u64;
+        });
+        drop(permit);
+        inner.dirty.notify(1);
+        if inner.config.fsync == FsyncPolicy::Always {
+            self.wait_durable(offset).await?;
+        }
+        Ok(AppendInfo {
+            base_offset: base,
+            last_offset: Offset(offset.0 - 1),
+            log_start_offset: self.start_offset(),
+        })
+    }
+
+    async fn wait_durable(&self, offset: Offset) -> Result<()> {
+        let inner = &self.inner;
+        loop {
+            if inner.durable.get() >= offset {
+                return Ok(());
+            }
+            inner.check()?;
+            let listener = inner.progress.listen();
+            if inner.durable.get() >= offset {
+                return Ok(());
+            }
+            inner.check()?;
+            listener.await;
+        }
+    }
+
+    /// Reads whole batches from the one holding `from`: up to `max_bytes`,
+    /// but always at least one batch if any is readable, so a consumer never
+    /// stalls on a large batch. Reading at the high watermark returns
+    /// nothing; below the start or past the high watermark is
+    /// [`StorageError::OffsetOutOfRange`] carrying the valid range.
+    /// Batches read from disk are validated; a bad one is
+    /// [`StorageError::Corrupt`] naming file and position.
+    pub async fn read(&self, from: Offset, max_bytes: usize) -> Result<ReadBatches> {
+        let inner = &self.inner;
+        if inner.closed.get() {
+            return Err(StorageError::Closed);
+        }
+        let max_bytes = max_bytes.min(READ_BYTES_MAX);
+        let start = self.start_offset();
+        let hw = inner.high_watermark();
+        if from < start || from > hw {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: from,
+                start,
+                end: hw,
+            });
+        }
+        let mut out = ReadBatches {
+            next_offset: from,
+            high_watermark: hw,
+            log_start_offset: start,
+            ..Default::default()
+        };
+        let mut pos = from;
+        // Each pass takes at least one batch or moves to the next segment.
+        let passes_max = inner.segments.borrow().len() + 2;
+        for _ in 0..passes_max {
+            if pos >= hw || (!out.chunks.is_empty() && out.bytes >= max_bytes) {
+                break;
+            }
+            let budget = if out.chunks.is_empty() {
+                max_bytes
+            } else {
+                max_bytes - out.bytes
+            };
+            let cache_first = inner.cache.borrow().first_offset();
+            if cache_first.is_some_and(|first| pos >= first) {
+                pos = inner.cache.borrow().collect(pos, hw, max_bytes, &mut out);
+                break;
+            }
+            let stop = cache_first.map_or(hw, |first| first.min(hw));
+            let segment = {
+                let segments = inner.segments.borrow();
+                let i = segments.partition_point(|s| s.base() <= pos);
+                if i == 0 {
+                    break;
+                }
+                segments[i - 1].clone()
+            };
+            match segment.read(pos, budget, stop, segment.written()).await? {
+                Some((bytes, next)) => {
+                    out.push(bytes);
+                    pos = next;
+                }
+                None if pos >= segment.next_offset() => {
+                    // The rest of this segment is empty: go on with the next.
+                    continue;
+                }
+                None => break,
+            }
+        }
+        out.next_offset = pos;
+        Ok(out)
+    }
+
+    /// The offset and timestamp of the first record whose timestamp is at
+    /// or after `target`, or `None` if every readable record is older.
+    pub async fn offset_for_timestamp(
+        &self,
+        target: Timestamp,
+    ) -> Result<Option<(Offset, Timestamp)>> {
+        let start = {
+            let segments = self.inner.segments.borrow();
+            let Some(segment) = segments.iter().find(|s| s.max_timestamp() >= target) else {
+                return Ok(None);
+            };
+            segment.base().plus(segment.time_lookup(target) as u64)
+        };
+        let mut pos = start.max(self.start_offset());
+        // Each read moves `pos` forward by at least one batch.
+        loop {
+            if pos >= self.inner.high_watermark() {
+                return Ok(None);
+            }
+            let read = self.read(pos, 256 << 10).await?;
+            if read.chunks.is_empty() {
+                return Ok(None);
+            }
+            for batch in read.batches() {
+                let batch = RecordBatch::parse(batch, BATCH_BYTES_MAX).map_err(|e| {
+                    StorageError::Corrupt {
+                        file: self.inner.dir.clone(),
+                        position: 0,
+                        reason: format!("batch failed validation after a read: {e}"),
+                    }
+                })?;
+                if batch.max_timestamp() < target {
+                    continue;
+                }
+                let base_ts = batch.base_timestamp().0;
+                for record in batch.records() {
+                    let offset = batch.base_offset().plus(record.offset_delta as u64);
+                    let ts = Timestamp(base_ts + record.timestamp_delta);
+                    if offset >= pos && ts >= target {
+                        return Ok(Some((offset, ts)));
+                    }
+                }
+            }
+            pos = read.next_offset;
+        }
+    }
+
+    /// Deletes whole sealed segments, oldest first, while the oldest is past
+    /// `retention_ms` (its newest record is older than `now - retention_ms`)
+    /// or the log without it is still at least `retention_bytes`. The active
+    /// segment is never deleted. Advances the log start offset.
+    pub async fn enforce_retention(&self, now: Timestamp) -> Result<RetentionOutcome> {
+        let inner = &self.inner;
+        inner.check()?;
+        let victims: Vec<(Rc<Segment>, &'static str)> = {
+            let mut segments = inner.segments.borrow_mut();
+            let mut remaining: u64 = segments.iter().map(|s| s.size()).sum();
+            let mut victims = Vec::new();
+            for segment in &segments[..segments.len() - 1] {
+                let by_time = inner
+                    .config
+                    .retention_ms
+                    .is_some_and(|ms| segment.max_timestamp().0 < now.0.saturating_sub(ms as i64));
+                let by_size = inner
+                    .config
+                    .retention_bytes
+                    .is_some_and(|max| remaining - segment.size() >= max);
+                let reason = match (by_time, by_size) {
+                    (true, _) => "retention.ms",
+                    (false, true) => "retention.bytes",
+                    (false, false) => break,
+                };
+                remaining -= segment.size();
+                victims.push((segment.clone(), reason));
+            }
+            segments.drain(..victims.len());
+            victims
+        };
+        let start = self.start_offset();
+        inner.cache.borrow_mut().drop_below(start);
+        let mut outcome = RetentionOutcome {
+            log_start_offset: start,
+            ..Default::default()
+        };
+        for (segment, reason) in victims {
+            segment
+                .delete(&inner.disk)
+                .await
+                .map_err(|e| inner.fail(e))?;
+            tracing::info!(
+                file = %segment.log_path().display(),
+                bytes = segment.size(),
+                reason,
+                new_start = %start,
+                "deleted segment by retention"
+            );
+            outcome.segments_deleted += 1;
+            outcome.bytes_deleted += segment.size();
+        }
+        Ok(outcome)
+    }
+
+    /// Writes everything out and syncs it now, whatever the policy.
+    pub async fn flush(&self) -> Result<()> {
+        self.inner.check()?;
+        self.inner
+            .flush_pass(true)
+            .await
+            .map_err(|e| self.inner.fail(e))
+    }
+
+    /// Stops the flusher, writes everything out, syncs it and trims the
+    /// active segment's files, so the next open finds a clean tail.
+    pub async fn close(self) -> Result<()> {
+        let inner = &self.inner;
+        let _lock = inner
+            .append_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| StorageError::Closed)?;
+        inner.check()?;
+        inner.closed.set(true);
+        inner.dirty.notify(usize::MAX);
+        let active = inner.active();
+        let result = active.finish_writing(false).await;
+        if result.is_ok() {
+            inner.advance_durable(inner.next_offset.get());
+        }
+        inner.progress.notify(usize::MAX);
+        result
+    }
+
+    /// The first offset still stored.
+    pub fn start_offset(&self) -> Offset {
+        self.inner.segments.borrow()[0].base()
+    }
+
+    /// The offset the next appended record will get.
+    pub fn end_offset(&self) -> Offset {
+        self.inner.next_offset.get()
+    }
+
+    /// Readers see offsets below this (see the module docs).
+    pub fn high_watermark(&self) -> Offset {
+        self.inner.high_watermark()
+    }
+
+    /// Everything below is on stable media.
+    pub fn durable_offset(&self) -> Offset {
+        self.inner.durable.get()
+    }
+
+    /// Bytes of all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.inner.segments.borrow().iter().map(|s| s.size()).sum()
+    }
+
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        self.inner
+            .segments
+            .borrow()
+            .iter()
+            .map(|s| SegmentInfo {
+                base_offset: s.base(),
+                next_offset: s.next_offset(),
+                bytes: s.size(),
+                max_timestamp: s.max_timestamp(),
+                active: s.is_active(),
+                path: s.log_path().to_path_buf(),
+            })
+            .collect()
+    }
+
+    /// The sparse index entries of the segment starting at `base` (tests).
+    pub fn index_entries(&self, base: Offset) -> Option<SegmentIndexes> {
+        let segments = self.inner.segments.borrow();
+        let segment = segments.iter().find(|s| s.base() == base)?;
+        Some((segment.index_entries(), segment.time_index_entries()))
+    }
+
+    pub fn stats(&self) -> LogStats {
+        self.inner.stats.get()
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.inner.config
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Whether an earlier I/O error failed the log.
+    pub fn failure(&self) -> Option<String> {
+        self.inner.failed.borrow().clone()
+    }
+}
+
+/// Lists the segment base offsets in `dir`, removing index files whose log
+/// is gone (left by a crash during retention) and temporary files.
+async fn list_segments(disk: &Disk, dir: &Path) -> Result<Vec<Offset>> {
+    let mut bases = Vec::new();
+    let mut others = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| StorageError::io("listing", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| StorageError::io("listing", dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        match parse_log_file_name(name) {
+            Some(base) => bases.push(base),
+            None => others.push(name.to_string()),
+        }
+    }
+    bases.sort();
+    for name in others {
+        let stem = name
+            .strip_suffix(".timeindex")
+            .or_else(|| name.strip_suffix(".index"));
+        let orphan = match stem {
+            Some(stem) => parse_log_file_name(&format!("{stem}.log"))
+                .is_some_and(|base| bases.binary_search(&base).is_err()),
+            None => name.ends_with(".tmp"),
+        };
+        if orphan {
+            let path = dir.join(&name);
+            tracing::warn!(file = %path.display(), "removing a file left without its segment");
+            disk.remove(&path)
+                .await
+                .map_err(|e| StorageError::io("removing", &path, e))?;
+        }
+    }
+    // A segment directory always has its base files next to each other.
+    debug_assert!(bases.iter().all(|&b| segment_paths(dir, b).0.exists()));
+    Ok(bases)
+}

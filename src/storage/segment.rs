@@ -1,0 +1,1154 @@
+//! One segment: `<base offset, 20 digits>.log` with its `.index` and
+//! `.timeindex`.
+//!
+//! A segment is *active* (the last one of a log: it takes appends through
+//! three [`Appender`]s) or *sealed* (immutable; its files have exact sizes
+//! and are synced). Reads validate every batch they return — the CRC was
+//! checked when the batch was appended and is checked again when it comes
+//! back from the disk — and report a bad one with file and position rather
+//! than skipping it.
+//!
+//! Owned by the executor of its log; nothing here is `Send`. No `RefCell`
+//! borrow lives across an `.await`.
+
+use super::appender::Appender;
+use super::error::{Result, StorageError};
+use super::index::{Decoded, OffsetIndex, TimeIndex};
+use super::io::{Disk, DiskFile, DmaRead};
+use crate::constants::DIRECT_IO_ALIGN_BYTES;
+use crate::record::{HEADER_BYTES, LOG_OVERHEAD_BYTES, read_framing, verify_stored};
+use crate::types::{Offset, Timestamp};
+use bytes::Bytes;
+use std::cell::{Cell, RefCell};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Instant;
+
+/// Size of one read while scanning a segment for recovery or an index rebuild.
+const SCAN_READ_BYTES: usize = 1 << 20;
+/// Write chunk of the index appenders: indexes grow by 8 or 12 bytes per
+/// entry, so small chunks suffice.
+const INDEX_CHUNK_BYTES: usize = 4 * DIRECT_IO_ALIGN_BYTES;
+
+/// File name of a segment's log for `base`.
+pub fn log_file_name(base: Offset) -> String {
+    format!("{:020}.log", base.0)
+}
+
+/// Parses `00000000000000001234.log` into its base offset.
+pub fn parse_log_file_name(name: &str) -> Option<Offset> {
+    let digits = name.strip_suffix(".log")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().map(Offset)
+}
+
+fn align_down(v: u64) -> u64 {
+    v / DIRECT_IO_ALIGN_BYTES as u64 * DIRECT_IO_ALIGN_BYTES as u64
+}
+
+/// What a batch-by-batch scan of a segment found.
+pub struct ScanOutcome {
+    /// Position after the last valid batch.
+    pub valid_end: u64,
+    /// Offset after the last valid batch.
+    pub next_offset: Offset,
+    /// Why the scan stopped before the end of the file, if it did.
+    pub stopped: Option<String>,
+}
+
+/// Validates batches from `pos` to `file_end`, expecting the first to start
+/// at offset `expected`, calling `on_batch(position, base offset, bytes,
+/// max timestamp, records)` for each valid one. Stops at the first batch that
+/// is torn, fails validation, or breaks offset continuity.
+pub async fn scan(
+    file: &DiskFile,
+    mut pos: u64,
+    file_end: u64,
+    mut expected: Offset,
+    batch_bytes_max: usize,
+    mut on_batch: impl FnMut(u64, Offset, u64, Timestamp, u32),
+) -> Result<ScanOutcome> {
+    let mut window = SCAN_READ_BYTES;
+    while pos < file_end {
+        let want = window.min((file_end - pos) as usize);
+        let buf = file
+            .read_dma(pos, want)
+            .await
+            .map_err(|e| StorageError::io("reading", file.path(), e))?;
+        let mut p = 0usize;
+        let mut stop: Option<String> = None;
+        let mut need_bigger = None;
+        while p < buf.len() {
+            let rest = &buf[p..];
+            let Some(framing) = read_framing(rest) else {
+                stop = Some(format!(
+                    "{} bytes at the end are too short for a batch",
+                    rest.len()
+                ));
+                break;
+            };
+            if rest.len() >= LOG_OVERHEAD_BYTES && rest.iter().all(|&b| b == 0) {
+                stop = Some("zero padding".to_string());
+                break;
+            }
+            let total = framing.total_bytes;
+            if total < HEADER_BYTES as u64 || total > batch_bytes_max as u64 {
+                stop = Some(format!("batch length field {total} is not plausible"));
+                break;
+            }
+            if total > rest.len() as u64 {
+                if pos + p as u64 + total > file_end {
+                    stop = Some(format!(
+                        "torn batch: {total} bytes declared, {} present",
+                        file_end - pos - p as u64
+                    ));
+                    break;
+                }
+                need_bigger = Some(total as usize);
+                break;
+            }
+            let batch = &rest[..total as usize];
+            let info = match verify_stored(batch, batch_bytes_max) {
+                Ok(info) => info,
+                Err(e) => {
+                    stop = Some(e.to_string());
+                    break;
+                }
+            };
+            let base = framing.base_offset;
+            if base != expected.0 as i64 {
+                stop = Some(format!(
+                    "batch base offset {base} breaks continuity (expected {expected})"
+                ));
+                break;
+            }
+            on_batch(
+                pos + p as u64,
+                expected,
+                total,
+                info.max_timestamp,
+                info.records,
+            );
+            expected = expected.plus(info.records as u64);
+            p += total as usize;
+        }
+        pos += p as u64;
+        if let Some(reason) = stop {
+            return Ok(ScanOutcome {
+                valid_end: pos,
+                next_offset: expected,
+                stopped: Some(reason),
+            });
+        }
+        if let Some(total) = need_bigger {
+            window = window.max(total);
+        }
+    }
+    Ok(ScanOutcome {
+        valid_end: pos,
+        next_offset: expected,
+        stopped: None,
+    })
+}
+
+/// A read of `len` bytes at a file position, already in flight.
+type ReadAhead = (u64, usize, glommio::Task<std::io::Result<DmaRead>>);
+
+/// Mutable bookkeeping of a segment.
+struct State {
+    /// Logical size: bytes of whole batches.
+    size: u64,
+    next_offset: Offset,
+    max_timestamp: Timestamp,
+    index: OffsetIndex,
+    time_index: TimeIndex,
+    bytes_since_index: u64,
+    created: Instant,
+}
+
+/// The writers of an active segment.
+struct Writers {
+    log: Appender,
+    index: Appender,
+    index_file: Rc<DiskFile>,
+    time: Appender,
+    time_file: Rc<DiskFile>,
+}
+
+pub struct Segment {
+    base: Offset,
+    log_path: PathBuf,
+    index_path: PathBuf,
+    time_path: PathBuf,
+    file: Rc<DiskFile>,
+    index_interval_bytes: u64,
+    batch_bytes_max: usize,
+    state: RefCell<State>,
+    writers: RefCell<Option<Rc<Writers>>>,
+    /// Where the last read ended, to recognise a forward-reading consumer.
+    last_read_end: Cell<u64>,
+    /// A read of the window after the last one, already in flight.
+    read_ahead: RefCell<Option<ReadAhead>>,
+}
+
+/// Paths of a segment's three files.
+pub fn segment_paths(dir: &Path, base: Offset) -> (PathBuf, PathBuf, PathBuf) {
+    let log = dir.join(log_file_name(base));
+    (
+        log.clone(),
+        log.with_extension("index"),
+        log.with_extension("timeindex"),
+    )
+}
+
+fn encode_index(index: &OffsetIndex) -> Vec<u8> {
+    index
+        .entries()
+        .iter()
+        .flat_map(|&(o, p)| OffsetIndex::encode_entry(o, p))
+        .collect()
+}
+
+fn encode_time_index(index: &TimeIndex) -> Vec<u8> {
+    index
+        .entries()
+        .iter()
+        .flat_map(|&(t, o)| TimeIndex::encode_entry(t, o))
+        .collect()
+}
+
+/// Settings a segment needs from its log's configuration.
+#[derive(Copy, Clone, Debug)]
+pub struct SegmentSettings {
+    pub index_interval_bytes: u64,
+    pub batch_bytes_max: usize,
+    pub write_chunk_bytes: usize,
+}
+
+impl Segment {
+    pub fn base(&self) -> Offset {
+        self.base
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// Logical size in bytes.
+    pub fn size(&self) -> u64 {
+        self.state.borrow().size
+    }
+
+    /// Offset after the last record.
+    pub fn next_offset(&self) -> Offset {
+        self.state.borrow().next_offset
+    }
+
+    /// Largest record timestamp, or [`Timestamp::NONE`] if empty.
+    pub fn max_timestamp(&self) -> Timestamp {
+        self.state.borrow().max_timestamp
+    }
+
+    pub fn age(&self) -> std::time::Duration {
+        self.state.borrow().created.elapsed()
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.writers.borrow().is_some()
+    }
+
+    /// Everything below this position is in the file (reads beyond it must
+    /// be served from memory).
+    pub fn written(&self) -> u64 {
+        match &*self.writers.borrow() {
+            Some(w) => w.log.written(),
+            None => self.size(),
+        }
+    }
+
+    /// The entries of the sparse offset index (for tests and tools).
+    pub fn index_entries(&self) -> Vec<(u32, u32)> {
+        self.state.borrow().index.entries().to_vec()
+    }
+
+    /// The entries of the time index (for tests and tools).
+    pub fn time_index_entries(&self) -> Vec<(Timestamp, u32)> {
+        self.state.borrow().time_index.entries().to_vec()
+    }
+
+    fn writers(&self) -> Result<Rc<Writers>> {
+        self.writers
+            .borrow()
+            .clone()
+            .ok_or_else(|| StorageError::Failed {
+                reason: format!("segment {} is sealed", self.log_path.display()),
+            })
+    }
+
+    /// Creates a new, empty active segment (replacing stale files).
+    pub async fn create(
+        disk: &Disk,
+        dir: &Path,
+        base: Offset,
+        settings: SegmentSettings,
+    ) -> Result<Segment> {
+        let (log_path, index_path, time_path) = segment_paths(dir, base);
+        let open = |path: PathBuf| async move {
+            let file = disk
+                .open_file(&path, true)
+                .await
+                .map_err(|e| StorageError::io("creating", &path, e))?;
+            file.truncate(0)
+                .await
+                .map_err(|e| StorageError::io("truncating", &path, e))?;
+            Ok::<_, StorageError>(Rc::new(file))
+        };
+        let file = open(log_path.clone()).await?;
+        let index_file = open(index_path.clone()).await?;
+        let time_file = open(time_path.clone()).await?;
+        let writers = Writers {
+            log: Appender::new(file.clone(), settings.write_chunk_bytes, 0, &[]),
+            index: Appender::new(index_file.clone(), INDEX_CHUNK_BYTES, 0, &[]),
+            index_file,
+            time: Appender::new(time_file.clone(), INDEX_CHUNK_BYTES, 0, &[]),
+            time_file,
+        };
+        Ok(Segment {
+            base,
+            log_path,
+            index_path,
+            time_path,
+            file,
+            index_interval_bytes: settings.index_interval_bytes,
+            batch_bytes_max: settings.batch_bytes_max,
+            state: RefCell::new(State {
+                size: 0,
+                next_offset: base,
+                max_timestamp: Timestamp::NONE,
+                index: OffsetIndex::default(),
+                time_index: TimeIndex::default(),
+                bytes_since_index: 0,
+                created: Instant::now(),
+            }),
+            writers: RefCell::new(Some(Rc::new(writers))),
+            last_read_end: Cell::new(u64::MAX),
+            read_ahead: RefCell::new(None),
+        })
+    }
+
+    /// Opens a sealed segment whose records end just before `next_base`.
+    /// Loads both indexes; a missing or damaged one is rebuilt from the log
+    /// (and rewritten). The log itself is not scanned: a corrupt batch in it
+    /// is reported when read.
+    pub async fn open_sealed(
+        disk: &Disk,
+        dir: &Path,
+        base: Offset,
+        next_base: Offset,
+        settings: SegmentSettings,
+    ) -> Result<Segment> {
+        let (log_path, index_path, time_path) = segment_paths(dir, base);
+        let file = disk
+            .open_file(&log_path, false)
+            .await
+            .map_err(|e| StorageError::io("opening", &log_path, e))?;
+        let size = file
+            .size()
+            .await
+            .map_err(|e| StorageError::io("sizing", &log_path, e))?;
+        let segment = Segment {
+            base,
+            log_path,
+            index_path,
+            time_path,
+            file: Rc::new(file),
+            index_interval_bytes: settings.index_interval_bytes,
+            batch_bytes_max: settings.batch_bytes_max,
+            state: RefCell::new(State {
+                size,
+                next_offset: next_base,
+                max_timestamp: Timestamp::NONE,
+                index: OffsetIndex::default(),
+                time_index: TimeIndex::default(),
+                bytes_since_index: 0,
+                created: Instant::now(),
+            }),
+            writers: RefCell::new(None),
+            last_read_end: Cell::new(u64::MAX),
+            read_ahead: RefCell::new(None),
+        };
+        let index = segment.load_offset_index(disk, size).await?;
+        let time_index = segment.load_time_index(disk).await?;
+        let records = next_base.distance_from(base);
+        let usable = match (&index, &time_index) {
+            (Some(index), Some(time)) => {
+                // A sealed segment's time index ends with the whole segment's
+                // largest timestamp at the segment's record count.
+                let complete = size == 0 || time.last().is_some_and(|(_, o)| o as u64 == records);
+                let in_range = index.last().is_none_or(|(o, _)| (o as u64) < records);
+                complete && in_range
+            }
+            _ => false,
+        };
+        if usable {
+            let (index, time_index) = (index.unwrap(), time_index.unwrap());
+            let mut st = segment.state.borrow_mut();
+            st.max_timestamp = time_index.last().map_or(Timestamp::NONE, |(t, _)| t);
+            st.index = index;
+            st.time_index = time_index;
+        } else {
+            segment.rebuild_indexes(disk).await?;
+        }
+        Ok(segment)
+    }
+
+    /// Reads the `.index` file. `None` if missing or damaged.
+    async fn load_offset_index(
+        &self,
+        disk: &Disk,
+        segment_bytes: u64,
+    ) -> Result<Option<OffsetIndex>> {
+        let Some(bytes) = read_whole(disk, &self.index_path).await? else {
+            return Ok(None);
+        };
+        match OffsetIndex::decode(&bytes, segment_bytes) {
+            Decoded::Clean(entries) => Ok(Some(OffsetIndex::from_entries(entries))),
+            Decoded::Damaged { at_byte, .. } => {
+                tracing::warn!(file = %self.index_path.display(), at_byte, "offset index is damaged; it will be rebuilt from the log");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Reads the `.timeindex` file. `None` if missing or damaged.
+    async fn load_time_index(&self, disk: &Disk) -> Result<Option<TimeIndex>> {
+        let Some(bytes) = read_whole(disk, &self.time_path).await? else {
+            return Ok(None);
+        };
+        match TimeIndex::decode(&bytes) {
+            Decoded::Clean(entries) => Ok(Some(TimeIndex::from_entries(entries))),
+            Decoded::Damaged { at_byte, .. } => {
+                tracing::warn!(file = %self.time_path.display(), at_byte, "time index is damaged; it will be rebuilt from the log");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Rebuilds both indexes of a sealed segment by scanning its log, and
+    /// writes them out.
+    async fn rebuild_indexes(&self, disk: &Disk) -> Result<()> {
+        let size = self.size();
+        let started = Instant::now();
+        let mut builder = IndexBuilder::new(self.index_interval_bytes);
+        let outcome = scan(
+            &self.file,
+            0,
+            size,
+            self.base,
+            self.batch_bytes_max,
+            |pos, base, bytes, ts, records| builder.add(self.base, pos, base, bytes, ts, records),
+        )
+        .await?;
+        if let Some(reason) = &outcome.stopped {
+            // The index covers the valid prefix; reading past it reports the
+            // corruption with its position.
+            tracing::error!(
+                file = %self.log_path.display(),
+                position = outcome.valid_end,
+                reason = %reason,
+                "sealed segment has invalid data; the rebuilt index stops there and reads beyond it fail"
+            );
+        }
+        let (index, mut time_index, max_ts) = builder.finish();
+        let records = outcome.next_offset.distance_from(self.base) as u32;
+        if records > 0 {
+            time_index.push_final(max_ts, records);
+        }
+        write_whole(disk, &self.index_path, &encode_index(&index)).await?;
+        write_whole(disk, &self.time_path, &encode_time_index(&time_index)).await?;
+        tracing::info!(
+            file = %self.log_path.display(),
+            entries = index.len(),
+            millis = started.elapsed().as_millis() as u64,
+            "rebuilt segment indexes"
+        );
+        let mut st = self.state.borrow_mut();
+        st.max_timestamp = max_ts;
+        st.index = index;
+        st.time_index = time_index;
+        Ok(())
+    }
+
+    /// Opens the last segment of a log after a restart or crash: validates
+    /// batches from the last trustworthy index entry to the end of the file,
+    /// cuts a torn or corrupt tail (logging file, position and bytes cut),
+    /// and makes the segment active again.
+    pub async fn recover_active(
+        disk: &Disk,
+        dir: &Path,
+        base: Offset,
+        settings: SegmentSettings,
+    ) -> Result<Segment> {
+        let (log_path, index_path, time_path) = segment_paths(dir, base);
+        let file = Rc::new(
+            disk.open_file(&log_path, true)
+                .await
+                .map_err(|e| StorageError::io("opening", &log_path, e))?,
+        );
+        let file_size = file
+            .size()
+            .await
+            .map_err(|e| StorageError::io("sizing", &log_path, e))?;
+        let segment = Segment {
+            base,
+            log_path: log_path.clone(),
+            index_path: index_path.clone(),
+            time_path: time_path.clone(),
+            file: file.clone(),
+            index_interval_bytes: settings.index_interval_bytes,
+            batch_bytes_max: settings.batch_bytes_max,
+            state: RefCell::new(State {
+                size: 0,
+                next_offset: base,
+                max_timestamp: Timestamp::NONE,
+                index: OffsetIndex::default(),
+                time_index: TimeIndex::default(),
+                bytes_since_index: 0,
+                created: Instant::now(),
+            }),
+            writers: RefCell::new(None),
+            last_read_end: Cell::new(u64::MAX),
+            read_ahead: RefCell::new(None),
+        };
+        let mut index = segment
+            .load_offset_index(disk, file_size)
+            .await?
+            .unwrap_or_default();
+        let mut time_index = segment.load_time_index(disk).await?.unwrap_or_default();
+
+        // Start from the last index entry that points at a valid batch with
+        // the offset the entry promises; walk back past entries that point
+        // into data that did not survive.
+        let (mut start_pos, mut start_offset) = (0u64, base);
+        while let Some((rel, pos)) = index.last() {
+            let offset = base.plus(rel as u64);
+            if segment
+                .batch_is_valid_at(pos as u64, offset, file_size)
+                .await?
+            {
+                (start_pos, start_offset) = (pos as u64, offset);
+                break;
+            }
+            index.truncate_to_position(pos as u64);
+        }
+        // Time entries beyond the scan start cannot be trusted yet; the scan
+        // re-adds them. The largest timestamp of the data before the start
+        // comes from the last time entry at or before it — so if the time
+        // index lags the offset index, start the scan at that entry instead
+        // (both are written together, so the offset index has it).
+        let start_rel = start_offset.distance_from(base) as u32;
+        time_index.truncate_to_offset(start_rel);
+        let time_rel = time_index.last().map_or(0, |(_, o)| o);
+        if time_rel < start_rel {
+            (start_pos, start_offset) = match index.lookup(time_rel) {
+                (o, p) if o == time_rel => (p as u64, base.plus(o as u64)),
+                _ => (0, base),
+            };
+            time_index.truncate_to_offset(start_offset.distance_from(base) as u32);
+        }
+        index.truncate_to_position(start_pos + 1);
+        let mut builder = IndexBuilder::resume(settings.index_interval_bytes, &time_index);
+        let outcome = scan(
+            &file,
+            start_pos,
+            file_size,
+            start_offset,
+            settings.batch_bytes_max,
+            |pos, off, bytes, ts, records| builder.add(base, pos, off, bytes, ts, records),
+        )
+        .await?;
+        if outcome.valid_end < file_size {
+            let cut = file_size - outcome.valid_end;
+            let reason = outcome.stopped.as_deref().unwrap_or("unknown");
+            if reason == "zero padding" {
+                tracing::debug!(file = %log_path.display(), position = outcome.valid_end, bytes = cut, "trimmed write padding after the last batch");
+            } else {
+                tracing::warn!(
+                    file = %log_path.display(),
+                    position = outcome.valid_end,
+                    bytes = cut,
+                    reason = %reason,
+                    "recovery cut the log's tail"
+                );
+            }
+            file.truncate(outcome.valid_end)
+                .await
+                .map_err(|e| StorageError::io("truncating", &log_path, e))?;
+        }
+        let (scanned_index, scanned_time, max_ts) = builder.finish();
+        for &(o, p) in scanned_index.entries() {
+            if index.last().is_none_or(|(lo, _)| o > lo) {
+                index.push(o, p);
+            }
+        }
+        for &(t, o) in scanned_time.entries() {
+            time_index.maybe_push(t, o);
+        }
+        let size = outcome.valid_end;
+        let bytes_since_index = size - index.last().map_or(0, |(_, p)| p as u64);
+
+        // Rewrite both index files to exactly the trusted entries, then let
+        // appenders continue them.
+        let index_bytes = encode_index(&index);
+        let time_bytes = encode_time_index(&time_index);
+        let index_file = Rc::new(reset_file(disk, &index_path, &index_bytes).await?);
+        let time_file = Rc::new(reset_file(disk, &time_path, &time_bytes).await?);
+        let tail = read_tail(&file, size).await?;
+        let writers = Writers {
+            log: Appender::new(file.clone(), settings.write_chunk_bytes, size, &tail),
+            index: Appender::new(
+                index_file.clone(),
+                INDEX_CHUNK_BYTES,
+                index_bytes.len() as u64,
+                &index_bytes[align_down(index_bytes.len() as u64) as usize..],
+            ),
+            index_file,
+            time: Appender::new(
+                time_file.clone(),
+                INDEX_CHUNK_BYTES,
+                time_bytes.len() as u64,
+                &time_bytes[align_down(time_bytes.len() as u64) as usize..],
+            ),
+            time_file,
+        };
+        {
+            let mut st = segment.state.borrow_mut();
+            st.size = size;
+            st.next_offset = outcome.next_offset;
+            st.max_timestamp = max_ts;
+            st.index = index;
+            st.time_index = time_index;
+            st.bytes_since_index = bytes_since_index;
+        }
+        *segment.writers.borrow_mut() = Some(Rc::new(writers));
+        Ok(segment)
+    }
+
+    /// Whether a valid batch starting at `offset` sits at `pos`.
+    async fn batch_is_valid_at(&self, pos: u64, offset: Offset, file_size: u64) -> Result<bool> {
+        if pos + HEADER_BYTES as u64 > file_size {
+            return Ok(false);
+        }
+        let head = self
+            .file
+            .read_bytes(pos, LOG_OVERHEAD_BYTES)
+            .await
+            .map_err(|e| StorageError::io("reading", &self.log_path, e))?;
+        let Some(framing) = read_framing(&head) else {
+            return Ok(false);
+        };
+        if framing.base_offset != offset.0 as i64
+            || framing.total_bytes > self.batch_bytes_max as u64
+            || pos + framing.total_bytes > file_size
+        {
+            return Ok(false);
+        }
+        let batch = self
+            .file
+            .read_bytes(pos, framing.total_bytes as usize)
+            .await
+            .map_err(|e| StorageError::io("reading", &self.log_path, e))?;
+        Ok(verify_stored(&batch, self.batch_bytes_max).is_ok())
+    }
+
+    /// Appends one validated, offset-stamped batch. `first` is its base
+    /// offset, `max_timestamp` and `records` come from validation. Returns
+    /// once the bytes are in the write chunk (not yet in the file).
+    pub async fn append_batch(
+        &self,
+        batch: &[u8],
+        first: Offset,
+        max_timestamp: Timestamp,
+        records: u32,
+    ) -> Result<()> {
+        let writers = self.writers()?;
+        let (index_entry, time_entry) = {
+            let mut st = self.state.borrow_mut();
+            assert_eq!(
+                first, st.next_offset,
+                "appended batch must continue the segment's offsets"
+            );
+            let mut index_entry = None;
+            let mut time_entry = None;
+            if st.size > 0 && st.bytes_since_index >= self.index_interval_bytes {
+                let rel = first.distance_from(self.base) as u32;
+                let pos = st.size as u32;
+                st.index.push(rel, pos);
+                index_entry = Some(OffsetIndex::encode_entry(rel, pos));
+                let max = st.max_timestamp;
+                if st.time_index.maybe_push(max, rel) {
+                    time_entry = Some(TimeIndex::encode_entry(max, rel));
+                }
+                st.bytes_since_index = 0;
+            }
+            st.size += batch.len() as u64;
+            st.bytes_since_index += batch.len() as u64;
+            st.next_offset = first.plus(records as u64);
+            st.max_timestamp = st.max_timestamp.max(max_timestamp);
+            (index_entry, time_entry)
+        };
+        let io_failed = |e| StorageError::Failed {
+            reason: format!("appending to {}: {e}", self.log_path.display()),
+        };
+        writers.log.append(batch).await.map_err(io_failed)?;
+        if let Some(entry) = index_entry {
+            writers.index.append(&entry).await.map_err(io_failed)?;
+        }
+        if let Some(entry) = time_entry {
+            writers.time.append(&entry).await.map_err(io_failed)?;
+        }
+        Ok(())
+    }
+
+    /// Hands the partly filled log chunk to a write; returns the position
+    /// to wait for with [`Segment::wait_written`].
+    pub fn flush_log(&self) -> Result<u64> {
+        let writers = self.writers()?;
+        writers.log.flush().map_err(|e| StorageError::Failed {
+            reason: e.to_string(),
+        })
+    }
+
+    /// Waits until the log file holds everything below `pos` (at once for
+    /// a sealed segment: sealing wrote everything).
+    pub async fn wait_written(&self, pos: u64) -> Result<()> {
+        let Some(writers) = self.writers.borrow().clone() else {
+            return Ok(());
+        };
+        writers
+            .log
+            .wait_written(pos)
+            .await
+            .map_err(|e| StorageError::Failed {
+                reason: e.to_string(),
+            })
+    }
+
+    /// Relative offset to start a search for the first record with a
+    /// timestamp at or after `target` (see [`TimeIndex::lookup`]).
+    pub fn time_lookup(&self, target: Timestamp) -> u32 {
+        self.state.borrow().time_index.lookup(target)
+    }
+
+    /// `fdatasync` of the log file.
+    pub async fn sync_log(&self) -> Result<()> {
+        self.file.sync().await.map_err(|e| StorageError::Failed {
+            reason: format!("fdatasync of {}: {e}", self.log_path.display()),
+        })
+    }
+
+    /// Writes out what the index appenders hold (no sync: recovery checks
+    /// index entries against the log, so a lost entry costs a longer scan,
+    /// never data).
+    pub async fn write_out_indexes(&self) -> Result<()> {
+        let writers = self.writers()?;
+        let failed = |e: std::io::Error| StorageError::Failed {
+            reason: e.to_string(),
+        };
+        writers.index.write_out().await.map_err(failed)?;
+        writers.time.write_out().await.map_err(failed)?;
+        Ok(())
+    }
+
+    /// Whether any appender holds bytes not yet handed to a write.
+    pub fn has_undispatched(&self) -> bool {
+        match &*self.writers.borrow() {
+            Some(w) => {
+                w.log.has_undispatched() || w.index.has_undispatched() || w.time.has_undispatched()
+            }
+            None => false,
+        }
+    }
+
+    /// Seals the active segment: writes everything out, adds the final time
+    /// index entry, trims every file to its exact size and syncs all three.
+    /// Afterwards the segment is immutable.
+    pub async fn seal(&self) -> Result<()> {
+        self.finish_writing(true).await?;
+        *self.writers.borrow_mut() = None;
+        Ok(())
+    }
+
+    /// Writes out and syncs everything, trims the files to their exact sizes
+    /// (so a restart finds no padding), and — when `seal` — adds the final
+    /// time index entry.
+    pub async fn finish_writing(&self, seal: bool) -> Result<()> {
+        let writers = self.writers()?;
+        let failed = |e: std::io::Error| StorageError::Failed {
+            reason: e.to_string(),
+        };
+        let end = writers.log.write_out().await.map_err(failed)?;
+        if seal {
+            let entry = {
+                let mut st = self.state.borrow_mut();
+                let records = st.next_offset.distance_from(self.base) as u32;
+                let max = st.max_timestamp;
+                let before = st.time_index.entries().len();
+                if records > 0 {
+                    st.time_index.push_final(max, records);
+                }
+                (st.time_index.entries().len() > before)
+                    .then(|| TimeIndex::encode_entry(max, records))
+            };
+            if let Some(entry) = entry {
+                writers.time.append(&entry).await.map_err(failed)?;
+            }
+        }
+        let index_end = writers.index.write_out().await.map_err(failed)?;
+        let time_end = writers.time.write_out().await.map_err(failed)?;
+        let trims = [
+            (&self.file, end, &self.log_path),
+            (&writers.index_file, index_end, &self.index_path),
+            (&writers.time_file, time_end, &self.time_path),
+        ];
+        for (file, len, path) in trims {
+            file.truncate(len)
+                .await
+                .map_err(|e| StorageError::io("truncating", path, e))?;
+            file.sync().await.map_err(|e| StorageError::Failed {
+                reason: format!("fdatasync of {}: {e}", path.display()),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Reads whole batches starting with the one that holds `from`: at most
+    /// `max_bytes`, but always at least one batch; only batches starting
+    /// below `stop` and ending at or below `limit_pos` (data the file holds).
+    /// Returns the bytes and the offset after the last batch, or `None` if
+    /// no such batch is in the file. Every batch is validated; a bad one is
+    /// [`StorageError::Corrupt`] with its file and position.
+    pub async fn read(
+        &self,
+        from: Offset,
+        max_bytes: usize,
+        stop: Offset,
+        limit_pos: u64,
+    ) -> Result<Option<(Bytes, Offset)>> {
+        let (mut pos, mut expected) = {
+            let st = self.state.borrow();
+            let rel = from.distance_from(self.base).min(u32::MAX as u64) as u32;
+            let (o, p) = st.index.lookup(rel);
+            (p as u64, self.base.plus(o as u64))
+        };
+        let mut window =
+            max_bytes.saturating_add(self.index_interval_bytes as usize + HEADER_BYTES);
+        // Each pass either returns or moves `pos` forward by at least one
+        // batch, or grows the window to fit one batch: bounded by the file.
+        loop {
+            if pos >= limit_pos {
+                return Ok(None);
+            }
+            let want = window.min((limit_pos - pos) as usize);
+            let (buf, asked, sequential) = self.fetch_window(pos, want).await?;
+            if buf.len() < asked {
+                return Err(StorageError::Corrupt {
+                    file: self.log_path.clone(),
+                    position: pos + buf.len() as u64,
+                    reason: format!("file ends before the {limit_pos} bytes it should hold"),
+                });
+            }
+            // First pass: pick the batches by their framing and header
+            // count alone, so the read-ahead can start before the CRCs of
+            // this window are checked.
+            let mut p = 0usize;
+            let mut taken: Option<(usize, usize)> = None;
+            let mut next = expected;
+            let mut grow_to = None;
+            while p < buf.len() {
+                let rest = &buf[p..];
+                let Some(framing) = read_framing(rest) else {
+                    grow_to = Some(LOG_OVERHEAD_BYTES);
+                    break;
+                };
+                let total = framing.total_bytes;
+                let problem = if total < HEADER_BYTES as u64 || total > self.batch_bytes_max as u64
+                {
+                    Some(format!("batch length field {total} is not plausible"))
+                } else if framing.base_offset != expected.0 as i64 {
+                    Some(format!(
+                        "batch base offset {} where {expected} was expected",
+                        framing.base_offset
+                    ))
+                } else {
+                    None
+                };
+                if let Some(reason) = problem {
+                    // A damaged earlier batch explains this better: report it.
+                    if let Some((start, end)) = taken {
+                        self.verify_range(&buf, pos, start, end)?;
+                    }
+                    return Err(StorageError::Corrupt {
+                        file: self.log_path.clone(),
+                        position: pos + p as u64,
+                        reason,
+                    });
+                }
+                if framing.base_offset as u64 >= stop.0 {
+                    break;
+                }
+                if total as usize > rest.len() {
+                    grow_to = Some(total as usize);
+                    break;
+                }
+                let total = total as usize;
+                let records = i32::from_be_bytes(rest[57..61].try_into().unwrap());
+                let after = expected.plus(records.max(1) as u64);
+                if after > from {
+                    match taken {
+                        None => taken = Some((p, p + total)),
+                        Some((start, end)) => {
+                            if end - start + total > max_bytes {
+                                break;
+                            }
+                            taken = Some((start, end + total));
+                        }
+                    }
+                    next = after;
+                } else {
+                    // Skipped batches (at most an index interval) are checked
+                    // now, so a bad count cannot shift the offsets after it.
+                    self.verify_range(&buf, pos, p, p + total)?;
+                }
+                expected = after;
+                p += total;
+            }
+            if let Some((start, end)) = taken {
+                if self.after_read(pos + end as u64, window, limit_pos, sequential) {
+                    // glommio hands queued reads to the kernel only when no
+                    // task is runnable; step off the CPU for a moment so the
+                    // read-ahead starts before this window's CRC and copy.
+                    glommio::timer::sleep(std::time::Duration::from_micros(1)).await;
+                }
+                self.verify_range(&buf, pos, start, end)?;
+                // The one copy out of the DMA buffer, of the batches taken.
+                return Ok(Some((Bytes::copy_from_slice(&buf[start..end]), next)));
+            }
+            // Nothing taken yet: skip what was scanned, and make sure the
+            // next window holds at least one whole batch.
+            pos += p as u64;
+            match grow_to {
+                Some(need) if p == 0 => {
+                    if pos + need as u64 > limit_pos {
+                        return Ok(None);
+                    }
+                    window = window.max(need);
+                }
+                Some(_) => {}
+                None if p == 0 => return Ok(None),
+                None => {}
+            }
+        }
+    }
+
+    /// Verifies the whole batches in `buf[start..end]` (`buf` starts at
+    /// file position `pos`); the first bad one is [`StorageError::Corrupt`].
+    fn verify_range(&self, buf: &[u8], pos: u64, start: usize, end: usize) -> Result<()> {
+        let mut at = start;
+        while at < end {
+            let info = verify_stored(&buf[at..end], self.batch_bytes_max).map_err(|e| {
+                StorageError::Corrupt {
+                    file: self.log_path.clone(),
+                    position: pos + at as u64,
+                    reason: e.to_string(),
+                }
+            })?;
+            at += info.bytes;
+        }
+        Ok(())
+    }
+
+    /// Bytes from `pos`: the read-ahead's window if it fetched exactly this
+    /// position (it may be shorter or longer than `want`), else `want` bytes
+    /// from the disk. Returns the bytes, how many were asked of the disk
+    /// (fewer came back only at end of file), and whether the read continues
+    /// where the previous one ended.
+    async fn fetch_window(&self, pos: u64, want: usize) -> Result<(DmaRead, usize, bool)> {
+        let sequential = self.last_read_end.get() == pos;
+        let pending = self.read_ahead.borrow_mut().take();
+        let (result, asked) = match pending {
+            Some((at, asked, task)) if at == pos => (task.await, asked),
+            _ => (self.file.read_dma(pos, want).await, want),
+        };
+        let bytes = result.map_err(|e| StorageError::io("reading", &self.log_path, e))?;
+        Ok((bytes, asked, sequential))
+    }
+
+    /// Remembers where a read ended, and for a reader that keeps reading
+    /// forward, starts reading the next window now so the device works
+    /// while the caller handles this one. One window per segment at most.
+    fn after_read(&self, end_pos: u64, window: usize, limit_pos: u64, sequential: bool) -> bool {
+        self.last_read_end.set(end_pos);
+        if !sequential || end_pos >= limit_pos {
+            return false;
+        }
+        let len = window.min((limit_pos - end_pos) as usize);
+        let file = self.file.clone();
+        let task = glommio::spawn_local(async move { file.read_dma(end_pos, len).await });
+        *self.read_ahead.borrow_mut() = Some((end_pos, len, task));
+        true
+    }
+
+    /// Closes the file handles of a sealed segment and removes its files.
+    pub async fn delete(&self, disk: &Disk) -> Result<()> {
+        for path in [&self.log_path, &self.index_path, &self.time_path] {
+            match disk.remove(path).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StorageError::io("removing", path, e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Accumulates index entries while batches are scanned, with the same
+/// rules [`Segment::append_batch`] applies.
+struct IndexBuilder {
+    interval: u64,
+    index: OffsetIndex,
+    time_index: TimeIndex,
+    bytes_since: u64,
+    max_timestamp: Timestamp,
+    seen_bytes: bool,
+}
+
+impl IndexBuilder {
+    fn new(interval: u64) -> IndexBuilder {
+        IndexBuilder {
+            interval,
+            index: OffsetIndex::default(),
+            time_index: TimeIndex::default(),
+            bytes_since: 0,
+            max_timestamp: Timestamp::NONE,
+            seen_bytes: false,
+        }
+    }
+
+    /// Continues after data summarised by `time_index`: the scan starts at
+    /// an index entry, so the bytes-since-entry count starts at zero.
+    fn resume(interval: u64, time_index: &TimeIndex) -> IndexBuilder {
+        let mut builder = IndexBuilder::new(interval);
+        builder.max_timestamp = time_index.last().map_or(Timestamp::NONE, |(t, _)| t);
+        builder.time_index = time_index.clone();
+        builder
+    }
+
+    fn add(
+        &mut self,
+        segment_base: Offset,
+        pos: u64,
+        first: Offset,
+        bytes: u64,
+        max_timestamp: Timestamp,
+        _records: u32,
+    ) {
+        if pos > 0 && self.seen_bytes && self.bytes_since >= self.interval {
+            let rel = first.distance_from(segment_base) as u32;
+            self.index.push(rel, pos as u32);
+            self.time_index.maybe_push(self.max_timestamp, rel);
+            self.bytes_since = 0;
+        }
+        self.seen_bytes = true;
+        self.bytes_since += bytes;
+        self.max_timestamp = self.max_timestamp.max(max_timestamp);
+    }
+
+    fn finish(self) -> (OffsetIndex, TimeIndex, Timestamp) {
+        (self.index, self.time_index, self.max_timestamp)
+    }
+}
+
+/// Reads a whole small file with direct I/O; `None` if it does not exist.
+async fn read_whole(disk: &Disk, path: &Path) -> Result<Option<Bytes>> {
+    let file = match disk.open_file(path, false).await {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StorageError::io("opening", path, e)),
+    };
+    let size = file
+        .size()
+        .await
+        .map_err(|e| StorageError::io("sizing", path, e))?;
+    let bytes = file
+        .read_bytes(0, size as usize)
+        .await
+        .map_err(|e| StorageError::io("reading", path, e))?;
+    let _ = file.close().await;
+    Ok(Some(bytes))
+}
+
+/// Replaces a file's contents with `bytes` (direct I/O, synced, exact size).
+async fn write_whole(disk: &Disk, path: &Path, bytes: &[u8]) -> Result<()> {
+    let file = reset_file(disk, path, bytes).await?;
+    file.sync()
+        .await
+        .map_err(|e| StorageError::io("syncing", path, e))?;
+    file.close()
+        .await
+        .map_err(|e| StorageError::io("closing", path, e))
+}
+
+/// Opens (creating) `path` and makes its contents exactly `bytes`.
+async fn reset_file(disk: &Disk, path: &Path, bytes: &[u8]) -> Result<DiskFile> {
+    let file = disk
+        .open_file(path, true)
+        .await
+        .map_err(|e| StorageError::io("opening", path, e))?;
+    if !bytes.is_empty() {
+        let len = (bytes.len() as u64).div_ceil(DIRECT_IO_ALIGN_BYTES as u64) as usize
+            * DIRECT_IO_ALIGN_BYTES;
+        let mut buf = file.alloc(len);
+        buf.as_bytes_mut()[..bytes.len()].copy_from_slice(bytes);
+        buf.as_bytes_mut()[bytes.len()..].fill(0);
+        file.write_at(buf, 0)
+            .await
+            .map_err(|e| StorageError::io("writing", path, e))?;
+    }
+    file.truncate(bytes.len() as u64)
+        .await
+        .map_err(|e| StorageError::io("truncating", path, e))?;
+    Ok(file)
+}
+
+/// The bytes of the partial last block below `size`.
+async fn read_tail(file: &DiskFile, size: u64) -> Result<Vec<u8>> {
+    let from = align_down(size);
+    if from == size {
+        return Ok(Vec::new());
+    }
+    let bytes = file
+        .read_bytes(from, (size - from) as usize)
+        .await
+        .map_err(|e| StorageError::io("reading", file.path(), e))?;
+    Ok(bytes.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_file_names_have_twenty_digits_and_parse_back() {
+        assert_eq!(log_file_name(Offset(1234)), "00000000000000001234.log");
+        assert_eq!(
+            parse_log_file_name("00000000000000001234.log"),
+            Some(Offset(1234))
+        );
+        assert_eq!(parse_log_file_name("1234.log"), None);
+        assert_eq!(parse_log_file_name("0000000000000000123x.log"), None);
+        assert_eq!(parse_log_file_name("00000000000000001234.index"), None);
+    }
+}

@@ -1,0 +1,914 @@
+//! The partition log against real files: offsets, reads, rolling, indexes,
+//! retention, durability, recovery from torn tails and corruption.
+
+use bytes::BytesMut;
+use corelog::record::{BatchBuilder, Header, RecordBatch};
+use corelog::storage::{Disk, Faults, FsyncPolicy, LogConfig, PartitionLog, StorageError};
+use corelog::types::{Offset, Timestamp};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
+
+fn run<T>(f: impl Future<Output = T>) -> T {
+    glommio::LocalExecutorBuilder::default()
+        .make()
+        .expect("executor")
+        .run(f)
+}
+
+/// A batch of `records` records with values of `value_bytes`, keys
+/// `k<offset-in-test>`, timestamps `ts0, ts0+1, …`.
+fn batch(first: u64, records: u64, value_bytes: usize, ts0: i64) -> BytesMut {
+    let mut builder = BatchBuilder::with_capacity(records as usize * (value_bytes + 32));
+    for i in 0..records {
+        let n = first + i;
+        let key = format!("k{n:08}");
+        let mut value = vec![(n % 251) as u8; value_bytes];
+        if value_bytes >= 8 {
+            value[..8].copy_from_slice(&n.to_be_bytes());
+        }
+        let headers = [Header {
+            key: "n",
+            value: Some(&n.to_be_bytes()),
+        }];
+        builder.push(
+            Timestamp(ts0 + i as i64),
+            Some(key.as_bytes()),
+            Some(&value),
+            &headers,
+        );
+    }
+    BytesMut::from(&builder.finish()[..])
+}
+
+fn small_segments() -> LogConfig {
+    LogConfig {
+        segment_bytes: 64 << 10,
+        index_interval_bytes: 1024,
+        write_chunk_bytes: 16 << 10,
+        tail_cache_bytes: 8 << 10,
+        batch_bytes_max: 64 << 10,
+        ..LogConfig::default()
+    }
+}
+
+/// Every record readable from `from`, as (offset, key) pairs, checking that
+/// batches are whole and continuous.
+async fn read_all(log: &PartitionLog, from: Offset, max_bytes: usize) -> Vec<(u64, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut pos = from;
+    for _ in 0..1_000_000 {
+        let read = log.read(pos, max_bytes).await.expect("read");
+        if read.chunks.is_empty() {
+            assert_eq!(
+                pos, read.high_watermark,
+                "an empty read must mean the reader caught up"
+            );
+            break;
+        }
+        for bytes in read.batches() {
+            let batch =
+                RecordBatch::parse(bytes, 1 << 24).expect("reads return whole, valid batches");
+            for record in batch.records() {
+                let offset = batch.base_offset().0 + record.offset_delta as u64;
+                if offset >= pos.0 {
+                    out.push((offset, record.key.unwrap().to_vec()));
+                }
+            }
+        }
+        assert!(read.next_offset > pos, "a non-empty read must advance");
+        pos = read.next_offset;
+    }
+    out
+}
+
+fn expect_keys(records: &[(u64, Vec<u8>)], from: u64, to: u64) {
+    assert_eq!(
+        records.len() as u64,
+        to - from,
+        "record count from {from} to {to}"
+    );
+    for (i, (offset, key)) in records.iter().enumerate() {
+        let n = from + i as u64;
+        assert_eq!(*offset, n, "offsets must be dense and in order");
+        assert_eq!(key, format!("k{n:08}").as_bytes());
+    }
+}
+
+async fn open(dir: &Path, config: LogConfig) -> PartitionLog {
+    let disk = Disk::open(dir.parent().unwrap()).await.unwrap();
+    PartitionLog::open(&disk, dir, config).await.unwrap()
+}
+
+fn log_dir(tmp: &tempfile::TempDir) -> PathBuf {
+    tmp.path().join("topic").join("0")
+}
+
+#[test]
+fn brand_new_empty_data_directory_writes_and_reads_back() {
+    // Regression guard for glommio's poll-ring probe: on a device without
+    // polled I/O, a first DMA open of an empty file used to make every later
+    // read fail with EOPNOTSUPP.
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        let data = tmp.path().join("fresh");
+        let disk = Disk::open(&data).await.unwrap();
+        let log = PartitionLog::open(&disk, data.join("t").join("0"), LogConfig::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            (log.start_offset(), log.end_offset()),
+            (Offset(0), Offset(0))
+        );
+        let info = log.append(batch(0, 10, 100, 1000)).await.unwrap();
+        assert_eq!((info.base_offset, info.last_offset), (Offset(0), Offset(9)));
+        log.flush().await.unwrap();
+        log.close().await.unwrap();
+        // Reopen so the read comes from disk, not the tail cache.
+        let log = PartitionLog::open(&disk, data.join("t").join("0"), LogConfig::default())
+            .await
+            .unwrap();
+        expect_keys(&read_all(&log, Offset(0), 1 << 20).await, 0, 10);
+    });
+}
+
+#[test]
+fn appends_get_dense_offsets_and_reads_honour_the_range() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        let log = open(&log_dir(&tmp), LogConfig::default()).await;
+        let mut next = 0;
+        for records in [1u64, 5, 17, 3] {
+            let info = log.append(batch(next, records, 50, 0)).await.unwrap();
+            assert_eq!(info.base_offset, Offset(next));
+            assert_eq!(info.last_offset, Offset(next + records - 1));
+            next += records;
+        }
+        assert_eq!(log.end_offset(), Offset(next));
+        expect_keys(&read_all(&log, Offset(0), 100).await, 0, next);
+        // Reading in the middle of a batch returns that whole batch.
+        let read = log.read(Offset(8), 1).await.unwrap();
+        let first = RecordBatch::parse(read.batches().next().unwrap(), 1 << 24).unwrap();
+        assert_eq!(
+            (first.base_offset(), first.last_offset()),
+            (Offset(6), Offset(22))
+        );
+        // At the end: nothing; past it: out of range with the valid range.
+        assert!(
+            log.read(Offset(next), 1000)
+                .await
+                .unwrap()
+                .chunks
+                .is_empty()
+        );
+        match log.read(Offset(next + 1), 1000).await {
+            Err(StorageError::OffsetOutOfRange {
+                requested,
+                start,
+                end,
+            }) => {
+                assert_eq!(
+                    (requested, start, end),
+                    (Offset(next + 1), Offset(0), Offset(next))
+                );
+            }
+            other => panic!("expected out of range, got {other:?}"),
+        }
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_read_returns_one_whole_batch_even_when_it_exceeds_max_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        let dir = log_dir(&tmp);
+        let log = open(&dir, LogConfig::default()).await;
+        log.append(batch(0, 100, 1000, 0)).await.unwrap();
+        log.append(batch(100, 1, 10, 0)).await.unwrap();
+        for from_disk in [false, true] {
+            let read = log.read(Offset(0), 10).await.unwrap();
+            assert_eq!(read.batches().count(), 1, "from disk: {from_disk}");
+            assert!(read.bytes > 100_000);
+            assert_eq!(read.next_offset, Offset(100));
+            if !from_disk {
+                log.flush().await.unwrap();
+            }
+        }
+        log.close().await.unwrap();
+        let log = open(&dir, LogConfig::default()).await;
+        let read = log.read(Offset(50), 10).await.unwrap();
+        assert_eq!((read.batches().count(), read.next_offset), (1, Offset(100)));
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn an_invalid_batch_rejects_the_whole_append_and_stores_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        let log = open(&log_dir(&tmp), LogConfig::default()).await;
+        log.append(batch(0, 3, 10, 0)).await.unwrap();
+        let mut request = batch(3, 2, 10, 0);
+        let mut bad = batch(5, 2, 10, 0);
+        let n = bad.len();
+        bad[n - 1] ^= 1;
+        request.extend_from_slice(&bad);
+        match log.append(request).await {
+            Err(StorageError::InvalidBatch { index: 1, .. }) => {}
+            other => panic!("expected batch 1 to be rejected, got {other:?}"),
+        }
+        assert!(matches!(
+            log.append(BytesMut::new()).await,
+            Err(StorageError::EmptyAppend)
+        ));
+        assert_eq!(log.end_offset(), Offset(3));
+        assert_eq!(
+            log.append(batch(3, 1, 10, 0)).await.unwrap().base_offset,
+            Offset(3)
+        );
+        expect_keys(&read_all(&log, Offset(0), 1 << 20).await, 0, 4);
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn segments_roll_by_size_and_reads_cross_every_boundary() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        let dir = log_dir(&tmp);
+        let log = open(&dir, small_segments()).await;
+        let mut next = 0;
+        while log.segments().len() < 5 {
+            let records = 1 + next % 7;
+            log.append(batch(next, records, 300, next as i64))
+                .await
+                .unwrap();
+            next += records;
+        }
+        let segments = log.segments();
+        for pair in segments.windows(2) {
+            assert_eq!(
+                pair[0].next_offset, pair[1].base_offset,
+                "segments must be contiguous"
+            );
+            assert!(pair[0].bytes <= 64 << 10);
+            assert!(!pair[0].active);
+        }
+        for (i, size) in [(0usize, 1usize), (1, 500), (2, 5000), (3, 1 << 20)] {
+            expect_keys(&read_all(&log, Offset(0), size).await, 0, next);
+            // Start exactly at each segment boundary and one before it.
+            let base = segments[i + 1].base_offset.0;
+            expect_keys(&read_all(&log, Offset(base), size).await, base, next);
+            expect_keys(
+                &read_all(&log, Offset(base - 1), size).await,
+                base - 1,
+                next,
+            );
+        }
+        log.close().await.unwrap();
+        // After reopening, sealed segments are read through their indexes.
+        let log = open(&dir, small_segments()).await;
+        assert_eq!(
+            log.segments(),
+            segments
+                .iter()
+                .cloned()
+                .map(|mut s| {
+                    s.active = s.base_offset == segments.last().unwrap().base_offset;
+                    s
+                })
+                .collect::<Vec<_>>()
+        );
+        for from in 0..next {
+            let read = log.read(Offset(from), 1).await.unwrap();
+            let first = RecordBatch::parse(read.batches().next().unwrap(), 1 << 24).unwrap();
+            assert!(
+                first.base_offset() <= Offset(from) && Offset(from) <= first.last_offset(),
+                "read from {from}"
+            );
+        }
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn sparse_index_lookups_land_on_the_right_batch_at_every_boundary() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        let dir = log_dir(&tmp);
+        let log = open(&dir, small_segments()).await;
+        let mut bases = Vec::new();
+        let mut next = 0;
+        for i in 0..150u64 {
+            bases.push(next);
+            let records = 1 + i % 4;
+            log.append(batch(next, records, 200, next as i64))
+                .await
+                .unwrap();
+            next += records;
+        }
+        log.close().await.unwrap();
+        let log = open(&dir, small_segments()).await;
+        let first = log.segments()[0].base_offset;
+        let (index, time_index) = log.index_entries(first).unwrap();
+        assert!(
+            index.len() >= 10,
+            "the index must be sparse but present: {index:?}"
+        );
+        assert!(!time_index.is_empty());
+        for &(rel, _) in &index {
+            for from in [rel as u64 - 1, rel as u64, rel as u64 + 1] {
+                let read = log.read(Offset(from), 1).await.unwrap();
+                let b = RecordBatch::parse(read.batches().next().unwrap(), 1 << 24).unwrap();
+                assert!(
+                    b.base_offset() <= Offset(from) && Offset(from) <= b.last_offset(),
+                    "index entry {rel}, read from {from}"
+                );
+            }
+        }
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn segments_roll_by_age() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        let config = LogConfig {
+            segment_ms: 20,
+            ..LogConfig::default()
+        };
+        let log = open(&log_dir(&tmp), config).await;
+        log.append(batch(0, 1, 10, 0)).await.unwrap();
+        log.append(batch(1, 1, 10, 0)).await.unwrap();
+        assert_eq!(log.segments().len(), 1, "young segment must not roll");
+        glommio::timer::sleep(Duration::from_millis(25)).await;
+        log.append(batch(2, 1, 10, 0)).await.unwrap();
+        let segments = log.segments();
+        assert_eq!(segments.len(), 2);
+        assert_eq!(segments[1].base_offset, Offset(2));
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn timestamp_lookup_finds_the_first_record_at_or_after() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        let dir = log_dir(&tmp);
+        let log = open(&dir, small_segments()).await;
+        // Timestamps 10 * offset, across several segments.
+        let mut next = 0u64;
+        while next < 2000 {
+            let mut builder = BatchBuilder::default();
+            for i in 0..5 {
+                let n = next + i;
+                builder.push(
+                    Timestamp(10 * n as i64),
+                    Some(format!("k{n:08}").as_bytes()),
+                    Some(&[0u8; 100]),
+                    &[],
+                );
+            }
+            log.append(BytesMut::from(&builder.finish()[..]))
+                .await
+                .unwrap();
+            next += 5;
+        }
+        assert!(log.segments().len() > 2);
+        check_timestamp_lookups(&log, "live").await;
+        log.close().await.unwrap();
+        let log = open(&dir, small_segments()).await;
+        check_timestamp_lookups(&log, "reopened").await;
+        log.close().await.unwrap();
+    });
+}
+
+/// Expects the records of `timestamp_lookup_finds_the_first_record_at_or_after`.
+async fn check_timestamp_lookups(log: &PartitionLog, when: &str) {
+    for target in [0i64, 1, 9, 10, 11, 5000, 5005, 19_990, 19_991] {
+        let expected_offset = (target as u64).div_ceil(10);
+        let found = log.offset_for_timestamp(Timestamp(target)).await.unwrap();
+        if expected_offset < 2000 {
+            assert_eq!(
+                found,
+                Some((
+                    Offset(expected_offset),
+                    Timestamp(10 * expected_offset as i64)
+                )),
+                "target {target}, {when}"
+            );
+        } else {
+            assert_eq!(found, None, "target {target}, {when}");
+        }
+    }
+}
+
+#[test]
+fn retention_deletes_whole_sealed_segments_and_advances_the_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        let dir = log_dir(&tmp);
+        let now = Timestamp::now().0;
+        let config = LogConfig {
+            retention_bytes: Some(150 << 10),
+            retention_ms: Some(3_600_000),
+            ..small_segments()
+        };
+        let log = open(&dir, config.clone()).await;
+        let mut next = 0;
+        // Two hours old, then fresh.
+        while log.segments().len() < 3 {
+            log.append(batch(next, 10, 500, now - 7_200_000))
+                .await
+                .unwrap();
+            next += 10;
+        }
+        let old_segments = log.segments().len() - 1;
+        while log.segments().len() < 8 {
+            log.append(batch(next, 10, 500, now)).await.unwrap();
+            next += 10;
+        }
+        let before = log.segments();
+        let outcome = log.enforce_retention(Timestamp(now)).await.unwrap();
+        let after = log.segments();
+        assert!(
+            outcome.segments_deleted >= old_segments,
+            "time retention must drop the old segments"
+        );
+        assert_eq!(
+            after[0].base_offset,
+            before[outcome.segments_deleted].base_offset
+        );
+        assert_eq!(log.start_offset(), after[0].base_offset);
+        assert_eq!(outcome.log_start_offset, log.start_offset());
+        assert!(
+            log.size_bytes() >= 150 << 10 || after.len() == 1,
+            "size retention keeps at least the limit"
+        );
+        assert!(
+            log.size_bytes() - after[0].bytes < 150 << 10,
+            "and deletes while the rest is over the limit"
+        );
+        for gone in &before[..outcome.segments_deleted] {
+            assert!(
+                !gone.path.exists(),
+                "{} must be deleted",
+                gone.path.display()
+            );
+        }
+        match log.read(Offset(0), 100).await {
+            Err(StorageError::OffsetOutOfRange { start, .. }) => {
+                assert_eq!(start, log.start_offset())
+            }
+            other => panic!("expected out of range, got {other:?}"),
+        }
+        let start = log.start_offset().0;
+        expect_keys(
+            &read_all(&log, log.start_offset(), 1 << 16).await,
+            start,
+            next,
+        );
+        // The active segment is never deleted, even when everything is old.
+        let outcome = log
+            .enforce_retention(Timestamp(now + 10 * 3_600_000))
+            .await
+            .unwrap();
+        assert_eq!(log.segments().len(), 1);
+        assert!(outcome.segments_deleted > 0);
+        log.close().await.unwrap();
+        let log = open(&dir, config).await;
+        assert_eq!(log.end_offset(), Offset(next));
+        assert_eq!(log.segments().len(), 1);
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn always_policy_group_commits_concurrent_appends() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        let config = LogConfig {
+            fsync: FsyncPolicy::Always,
+            ..LogConfig::default()
+        };
+        let log = Rc::new(open(&log_dir(&tmp), config).await);
+        let mut tasks = Vec::new();
+        for t in 0..32u64 {
+            let log = log.clone();
+            tasks.push(glommio::spawn_local(async move {
+                let mut offsets = Vec::new();
+                for i in 0..20 {
+                    let info = log.append(batch(t * 1000 + i, 1, 100, 0)).await.unwrap();
+                    assert!(
+                        log.durable_offset() > info.last_offset,
+                        "an always append completes only once durable"
+                    );
+                    offsets.push(info.base_offset.0);
+                }
+                offsets
+            }));
+        }
+        let mut all = Vec::new();
+        for task in tasks {
+            all.extend(task.await);
+        }
+        all.sort();
+        assert_eq!(all, (0..640).collect::<Vec<_>>());
+        let stats = log.stats();
+        assert_eq!(stats.appends, 640);
+        assert!(
+            stats.fsyncs < 640 / 2,
+            "one fdatasync must cover many appends, got {} for 640",
+            stats.fsyncs
+        );
+        Rc::try_unwrap(log).ok().unwrap().close().await.unwrap();
+    });
+}
+
+#[test]
+fn interval_and_never_policies_write_data_out_in_the_background() {
+    for policy in [
+        FsyncPolicy::Interval(Duration::from_millis(5)),
+        FsyncPolicy::Never,
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        run(async {
+            let dir = log_dir(&tmp);
+            let log = open(
+                &dir,
+                LogConfig {
+                    fsync: policy,
+                    ..LogConfig::default()
+                },
+            )
+            .await;
+            log.append(batch(0, 10, 100, 0)).await.unwrap();
+            // The file must receive the data without any flush call.
+            let path = log.segments()[0].path.clone();
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while std::fs::metadata(&path).unwrap().len() == 0 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{policy}: data never reached the file"
+                );
+                glommio::timer::sleep(Duration::from_millis(1)).await;
+            }
+            if let FsyncPolicy::Interval(_) = policy {
+                while log.durable_offset() < Offset(10) {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "interval sync never happened"
+                    );
+                    glommio::timer::sleep(Duration::from_millis(1)).await;
+                }
+            }
+            drop(log); // no close: what is in the file is what a crash leaves
+            let log = open(&dir, LogConfig::default()).await;
+            expect_keys(&read_all(&log, Offset(0), 1 << 20).await, 0, 10);
+            log.close().await.unwrap();
+        });
+    }
+}
+
+/// Appends `batches` batches of 3 records and closes; returns segment paths.
+fn write_log(dir: &Path, batches: u64, config: LogConfig) -> Vec<PathBuf> {
+    run(async {
+        let log = open(dir, config).await;
+        for b in 0..batches {
+            log.append(batch(b * 3, 3, 200, 0)).await.unwrap();
+        }
+        let paths = log.segments().into_iter().map(|s| s.path).collect();
+        log.close().await.unwrap();
+        paths
+    })
+}
+
+fn reopen_and_read(dir: &Path, config: LogConfig) -> (u64, Vec<(u64, Vec<u8>)>) {
+    run(async {
+        let log = open(dir, config).await;
+        let records = read_all(&log, log.start_offset(), 1 << 20).await;
+        // The log must take appends at the right offset after recovery.
+        let end = log.end_offset().0;
+        assert_eq!(
+            log.append(batch(end, 1, 10, 0)).await.unwrap().base_offset,
+            Offset(end)
+        );
+        log.close().await.unwrap();
+        (end, records)
+    })
+}
+
+fn batch_len() -> u64 {
+    batch(0, 3, 200, 0).len() as u64
+}
+
+#[test]
+fn recovery_cuts_a_tail_truncated_mid_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = log_dir(&tmp);
+    let paths = write_log(&dir, 10, LogConfig::default());
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&paths[0])
+        .unwrap();
+    file.set_len(9 * batch_len() + 40).unwrap();
+    let (end, records) = reopen_and_read(&dir, LogConfig::default());
+    assert_eq!(end, 27);
+    expect_keys(&records, 0, 27);
+    // The torn bytes are gone and the new batch follows the last valid one.
+    assert_eq!(
+        std::fs::metadata(&paths[0]).unwrap().len(),
+        9 * batch_len() + batch(27, 1, 10, 0).len() as u64
+    );
+}
+
+#[test]
+fn recovery_cuts_trailing_zeros() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = log_dir(&tmp);
+    let paths = write_log(&dir, 10, LogConfig::default());
+    let len = std::fs::metadata(&paths[0]).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&paths[0])
+        .unwrap()
+        .set_len(len + 100_000)
+        .unwrap();
+    let (end, records) = reopen_and_read(&dir, LogConfig::default());
+    assert_eq!(end, 30);
+    expect_keys(&records, 0, 30);
+}
+
+#[test]
+fn recovery_cuts_a_last_batch_with_a_flipped_byte() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = log_dir(&tmp);
+    let paths = write_log(&dir, 10, LogConfig::default());
+    flip_byte(&paths[0], 9 * batch_len() + 100);
+    let (end, records) = reopen_and_read(&dir, LogConfig::default());
+    assert_eq!(end, 27);
+    expect_keys(&records, 0, 27);
+}
+
+#[test]
+fn recovery_survives_a_damaged_or_missing_active_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = log_dir(&tmp);
+    let config = LogConfig {
+        index_interval_bytes: 1000,
+        ..LogConfig::default()
+    };
+    let paths = write_log(&dir, 50, config.clone());
+    let index = paths[0].with_extension("index");
+    assert!(std::fs::metadata(&index).unwrap().len() > 16);
+    // Garbage in the middle of the index, and an entry pointing past the log.
+    let mut bytes = std::fs::read(&index).unwrap();
+    bytes[9] ^= 0xff;
+    bytes.extend_from_slice(&[0, 0, 1, 0, 0x7f, 0, 0, 0]);
+    std::fs::write(&index, &bytes).unwrap();
+    let (end, records) = reopen_and_read(&dir, config.clone());
+    assert_eq!(end, 150);
+    expect_keys(&records, 0, 150);
+    std::fs::remove_file(&index).unwrap();
+    std::fs::remove_file(paths[0].with_extension("timeindex")).unwrap();
+    let (end, records) = reopen_and_read(&dir, config);
+    assert_eq!(end, 151);
+    expect_keys(&records[..150], 0, 150);
+}
+
+#[test]
+fn a_missing_or_damaged_sealed_index_is_rebuilt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = log_dir(&tmp);
+    let paths = write_log(&dir, 400, small_segments());
+    assert!(paths.len() >= 3);
+    let original = std::fs::read(paths[0].with_extension("index")).unwrap();
+    let original_time = std::fs::read(paths[0].with_extension("timeindex")).unwrap();
+    assert!(!original.is_empty());
+    std::fs::remove_file(paths[0].with_extension("index")).unwrap();
+    let mut damaged = std::fs::read(paths[1].with_extension("timeindex")).unwrap();
+    damaged[3] ^= 0x40;
+    damaged.truncate(damaged.len() - 5);
+    std::fs::write(paths[1].with_extension("timeindex"), &damaged).unwrap();
+    let (end, records) = reopen_and_read(&dir, small_segments());
+    assert_eq!(end, 1200);
+    expect_keys(&records[..1200], 0, 1200);
+    assert_eq!(
+        std::fs::read(paths[0].with_extension("index")).unwrap(),
+        original,
+        "the rebuilt index must equal the one written during appends"
+    );
+    assert_eq!(
+        std::fs::read(paths[0].with_extension("timeindex")).unwrap(),
+        original_time
+    );
+}
+
+fn flip_byte(path: &Path, at: u64) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[at as usize] ^= 0x10;
+    std::fs::write(path, &bytes).unwrap();
+}
+
+#[test]
+fn a_corrupt_batch_in_a_sealed_segment_is_an_error_naming_file_and_position() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = log_dir(&tmp);
+    let paths = write_log(&dir, 400, small_segments());
+    let victim = 5 * batch_len();
+    flip_byte(&paths[0], victim + 70);
+    run(async {
+        let log = open(&dir, small_segments()).await;
+        // Batches before the damage read fine, one at a time…
+        for b in 0..5u64 {
+            let read = log.read(Offset(b * 3), 1).await.unwrap();
+            assert_eq!(read.next_offset, Offset(b * 3 + 3));
+        }
+        // …and the damaged one is an error with its file and position,
+        // whether the read starts at it or runs into it.
+        for from in [15u64, 0] {
+            match log.read(Offset(from), 1 << 20).await {
+                Err(StorageError::Corrupt {
+                    file,
+                    position,
+                    reason,
+                }) => {
+                    assert_eq!(file, paths[0]);
+                    assert_eq!(position, victim, "position of the bad batch");
+                    assert!(reason.contains("CRC"), "{reason}");
+                }
+                other => panic!("expected corruption reading from {from}, got {other:?}"),
+            }
+        }
+        // …and the segments after it are unaffected.
+        let second = log.segments()[1].base_offset;
+        expect_keys(&read_all(&log, second, 1 << 20).await, second.0, 1200);
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_failed_write_fails_the_log_and_reopening_recovers_a_consistent_prefix() {
+    for tear in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = log_dir(&tmp);
+        run(async {
+            let disk = Disk::open(tmp.path()).await.unwrap();
+            let faults = Rc::new(Faults::default());
+            let config = LogConfig {
+                fsync: FsyncPolicy::Always,
+                write_chunk_bytes: 8192,
+                ..LogConfig::default()
+            };
+            let log = PartitionLog::open(&disk.with_faults(faults.clone()), &dir, config.clone())
+                .await
+                .unwrap();
+            let mut acked = 0;
+            faults.fail_writes_after(20_000, tear);
+            let mut error = None;
+            for i in 0..100u64 {
+                match log.append(batch(i * 3, 3, 200, 0)).await {
+                    Ok(info) => acked = info.last_offset.0 + 1,
+                    Err(e) => {
+                        error = Some(e);
+                        break;
+                    }
+                }
+            }
+            assert!(
+                matches!(error, Some(StorageError::Failed { .. })),
+                "tear {tear}: {error:?}"
+            );
+            assert!(log.failure().is_some());
+            assert!(matches!(
+                log.append(batch(0, 1, 1, 0)).await,
+                Err(StorageError::Failed { .. })
+            ));
+            faults.heal();
+            drop(log);
+            let log = PartitionLog::open(&disk, &dir, config).await.unwrap();
+            let end = log.end_offset().0;
+            assert!(
+                end >= acked,
+                "every acknowledged record survives: end {end}, acked {acked}"
+            );
+            expect_keys(&read_all(&log, Offset(0), 1 << 20).await, 0, end);
+            log.close().await.unwrap();
+        });
+    }
+}
+
+#[test]
+fn tailing_reads_are_served_while_appends_continue() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        let log = Rc::new(open(&log_dir(&tmp), small_segments()).await);
+        let writer = {
+            let log = log.clone();
+            glommio::spawn_local(async move {
+                for i in 0..300u64 {
+                    log.append(batch(i * 2, 2, 700, 0)).await.unwrap();
+                    if i % 10 == 0 {
+                        glommio::yield_if_needed().await;
+                        glommio::timer::sleep(Duration::from_micros(200)).await;
+                    }
+                }
+            })
+        };
+        let mut seen = Vec::new();
+        let mut pos = Offset(0);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while seen.len() < 600 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "tailing reader stalled at {pos}"
+            );
+            let read = log.read(pos, 3000).await.unwrap();
+            for bytes in read.batches() {
+                let b = RecordBatch::parse(bytes, 1 << 24).unwrap();
+                for r in b.records() {
+                    let o = b.base_offset().0 + r.offset_delta as u64;
+                    if o >= pos.0 {
+                        seen.push((o, r.key.unwrap().to_vec()));
+                    }
+                }
+            }
+            pos = read.next_offset;
+            if read.chunks.is_empty() {
+                glommio::timer::sleep(Duration::from_micros(100)).await;
+            }
+        }
+        writer.await;
+        expect_keys(&seen, 0, 600);
+        Rc::try_unwrap(log).ok().unwrap().close().await.unwrap();
+    });
+}
+
+#[test]
+fn forward_reads_from_disk_with_changing_sizes_return_every_record_once() {
+    // Regression: a read-ahead window fetched for one read size was taken
+    // for a truncated file when the next read asked for more.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = log_dir(&tmp);
+    run(async {
+        let log = open(&dir, small_segments()).await;
+        for b in 0..300u64 {
+            log.append(batch(b * 3, 3, 400, 0)).await.unwrap();
+        }
+        log.close().await.unwrap();
+        let log = open(&dir, small_segments()).await;
+        let sizes = [1usize, 3000, 700, 1 << 20, 5000, 1, 64 << 10];
+        let mut seen = Vec::new();
+        let mut pos = Offset(0);
+        for i in 0.. {
+            let read = log.read(pos, sizes[i % sizes.len()]).await.unwrap();
+            if read.chunks.is_empty() {
+                break;
+            }
+            for bytes in read.batches() {
+                let b = RecordBatch::parse(bytes, 1 << 24).unwrap();
+                for r in b.records() {
+                    let o = b.base_offset().0 + r.offset_delta as u64;
+                    if o >= pos.0 {
+                        seen.push((o, r.key.unwrap().to_vec()));
+                    }
+                }
+            }
+            pos = read.next_offset;
+        }
+        expect_keys(&seen, 0, 900);
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_header_max_timestamp_that_disagrees_with_the_records_is_corrected() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        let dir = log_dir(&tmp);
+        let log = open(&dir, LogConfig::default()).await;
+        let mut b = batch(0, 3, 10, 5000);
+        // Claim a max timestamp far in the future, and fix the CRC so the
+        // batch is otherwise valid.
+        b[35..43].copy_from_slice(&9_999_999i64.to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        log.append(b).await.unwrap();
+        let read = log.read(Offset(0), 1 << 20).await.unwrap();
+        let stored = RecordBatch::parse(read.batches().next().unwrap(), 1 << 24).unwrap();
+        assert_eq!(stored.max_timestamp(), Timestamp(5002));
+        assert_eq!(
+            i64::from_be_bytes(read.chunks[0][35..43].try_into().unwrap()),
+            5002,
+            "the stored header is corrected"
+        );
+        assert_eq!(
+            log.offset_for_timestamp(Timestamp(6000)).await.unwrap(),
+            None
+        );
+        log.close().await.unwrap();
+    });
+}
