@@ -912,3 +912,31 @@ fn a_header_max_timestamp_that_disagrees_with_the_records_is_corrected() {
         log.close().await.unwrap();
     });
 }
+
+#[test]
+fn a_sealed_segment_cut_short_is_an_error_not_a_stall() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = log_dir(&tmp);
+    let paths = write_log(&dir, 400, small_segments());
+    // Lose the last two batches of the first segment (outside corelog's
+    // control: a sealed segment is never truncated by recovery).
+    let len = std::fs::metadata(&paths[0]).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&paths[0])
+        .unwrap()
+        .set_len(len - 2 * batch_len())
+        .unwrap();
+    run(async {
+        let log = open(&dir, small_segments()).await;
+        let second = log.segments()[1].base_offset;
+        match log.read(Offset(second.0 - 1), 1 << 20).await {
+            Err(StorageError::Corrupt { file, reason, .. }) => {
+                assert_eq!(file, paths[0]);
+                assert!(reason.contains("next segment starts at"), "{reason}");
+            }
+            other => panic!("expected a corruption error, got {other:?}"),
+        }
+        log.close().await.unwrap();
+    });
+}

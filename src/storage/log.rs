@@ -27,7 +27,7 @@
 use super::config::{FsyncPolicy, LogConfig};
 use super::error::{Result, StorageError};
 use super::io::Disk;
-use super::segment::{Segment, SegmentSettings, parse_log_file_name, segment_paths};
+use super::segment::{Segment, SegmentSettings, parse_log_file_name};
 use crate::constants::{BATCH_BYTES_MAX, READ_BYTES_MAX, WRITE_BEHIND_MS};
 use crate::record::{
     BatchInfo, BatchWalk, RecordBatch, read_framing, set_max_timestamp, stamp_base_offset,
@@ -631,6 +631,18 @@ impl PartitionLog {
                     // The rest of this segment is empty: go on with the next.
                     continue;
                 }
+                None if !segment.is_active() => {
+                    // A sealed segment must hold every offset up to the next
+                    // segment's base; a reader would otherwise stall here.
+                    return Err(StorageError::Corrupt {
+                        file: segment.log_path().to_path_buf(),
+                        position: segment.size(),
+                        reason: format!(
+                            "the segment holds no batch for offset {pos}, though the next segment starts at {}",
+                            segment.next_offset()
+                        ),
+                    });
+                }
                 None => break,
             }
         }
@@ -869,7 +881,5 @@ async fn list_segments(disk: &Disk, dir: &Path) -> Result<Vec<Offset>> {
                 .map_err(|e| StorageError::io("removing", &path, e))?;
         }
     }
-    // A segment directory always has its base files next to each other.
-    debug_assert!(bases.iter().all(|&b| segment_paths(dir, b).0.exists()));
     Ok(bases)
 }
