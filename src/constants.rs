@@ -53,11 +53,21 @@ pub const TAIL_CACHE_BYTES_DEFAULT: usize = 4 << 20;
 /// A fetch never asks the disk for more than this in one read.
 pub const READ_BYTES_MAX: usize = 8 << 20;
 
+/// Largest frame the broker reads (Kafka's `socket.request.max.bytes` is
+/// 100 MiB). Checked before any allocation.
+pub const FRAME_BYTES_MAX: usize = 64 << 20;
+
+/// Most partitions one topic may have.
+pub const PARTITIONS_PER_TOPIC_MAX: u32 = 10_000;
+/// Longest topic name (Kafka's limit).
+pub const TOPIC_NAME_BYTES_MAX: usize = 249;
+
 /// Size of the marker file each shard reads with direct I/O at start so
 /// glommio probes a non-empty file (NOTES.md, "poll-ring trap").
 pub const PROBE_FILE_BYTES: usize = DIRECT_IO_ALIGN_BYTES;
 
 const _: () = assert!(SEGMENT_BYTES_MAX >= BATCH_BYTES_MAX as u64);
+const _: () = assert!(FRAME_BYTES_MAX >= BATCH_BYTES_MAX + 4096);
 const _: () = assert!(SEGMENT_BYTES_MAX <= u32::MAX as u64);
 const _: () = assert!(SEGMENT_BYTES_MIN >= INDEX_INTERVAL_BYTES);
 const _: () = assert!(WRITE_CHUNK_BYTES_MIN % DIRECT_IO_ALIGN_BYTES == 0);

@@ -20,6 +20,8 @@
 
 pub mod cli;
 pub mod constants;
+pub mod meta;
+pub mod protocol;
 pub mod record;
 pub mod storage;
 pub mod types;

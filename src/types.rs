@@ -84,3 +84,14 @@ impl fmt::Display for ShardId {
         self.0.fmt(f)
     }
 }
+
+/// A topic's broker-assigned number: never reused, even after the topic is
+/// deleted, so a stale reference can never reach a new topic of the same name.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopicId(pub u32);
+
+impl fmt::Display for TopicId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}

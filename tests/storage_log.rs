@@ -940,3 +940,35 @@ fn a_sealed_segment_cut_short_is_an_error_not_a_stall() {
         log.close().await.unwrap();
     });
 }
+
+#[test]
+fn make_durable_syncs_on_demand_under_never_and_readers_are_woken() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        let log = Rc::new(open(&log_dir(&tmp), LogConfig::default()).await);
+        let waiter = {
+            let log = log.clone();
+            glommio::spawn_local(async move {
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                loop {
+                    let listener = log.listen_for_data();
+                    if log.high_watermark() >= Offset(5) {
+                        return;
+                    }
+                    assert!(std::time::Instant::now() < deadline, "reader never woken");
+                    listener.await;
+                }
+            })
+        };
+        log.append(batch(0, 5, 10, 0)).await.unwrap();
+        waiter.await;
+        // Under `never` nothing syncs by itself…
+        assert_eq!(log.durable_offset(), Offset(0));
+        assert_eq!(log.stats().fsyncs, 0);
+        // …until someone needs durability.
+        log.make_durable(Offset(5)).await.unwrap();
+        assert_eq!(log.durable_offset(), Offset(5));
+        assert_eq!(log.stats().fsyncs, 1);
+        Rc::try_unwrap(log).ok().unwrap().close().await.unwrap();
+    });
+}

@@ -202,6 +202,11 @@ struct Inner {
     dirty: Event,
     /// Wakes appenders waiting for durability.
     progress: Event,
+    /// Wakes readers waiting for the high watermark to move.
+    data: Event,
+    /// Someone waits in `make_durable`: the flusher syncs now, whatever
+    /// the policy.
+    sync_wanted: Cell<bool>,
     stats: Cell<LogStats>,
 }
 
@@ -266,12 +271,16 @@ impl Inner {
         if to > self.durable.get() {
             self.durable.set(to);
             self.progress.notify(usize::MAX);
+            if self.config.fsync == FsyncPolicy::Always {
+                self.data.notify(usize::MAX);
+            }
         }
     }
 
     /// One flusher pass: hand the partial chunk to a write, wait for it,
     /// sync if the policy asks, then write out the indexes.
     async fn flush_pass(&self, sync: bool) -> Result<()> {
+        let sync = self.sync_wanted.replace(false) || sync;
         let (target, segment, end) = {
             let _lock = self
                 .append_lock
@@ -343,7 +352,7 @@ async fn flusher(weak: Weak<Inner>) {
                 return;
             }
             let listener = inner.dirty.listen();
-            if inner.next_offset.get() > inner.flushed.get() {
+            if inner.next_offset.get() > inner.flushed.get() || inner.sync_wanted.get() {
                 None
             } else {
                 Some(listener)
@@ -352,12 +361,17 @@ async fn flusher(weak: Weak<Inner>) {
         if let Some(listener) = listener {
             listener.await;
         }
-        let (policy, last_sync) = match weak.upgrade() {
-            Some(inner) if !inner.closed.get() => (inner.config.fsync, inner.last_sync.get()),
+        let (policy, last_sync, sync_wanted) = match weak.upgrade() {
+            Some(inner) if !inner.closed.get() => (
+                inner.config.fsync,
+                inner.last_sync.get(),
+                inner.sync_wanted.get(),
+            ),
             _ => return,
         };
         // Wait without holding the log alive.
         let delay = match policy {
+            _ if sync_wanted => Duration::ZERO,
             FsyncPolicy::Always => Duration::ZERO,
             FsyncPolicy::Interval(every) => every.saturating_sub(last_sync.elapsed()),
             FsyncPolicy::Never => Duration::from_millis(WRITE_BEHIND_MS),
@@ -445,6 +459,8 @@ impl PartitionLog {
             closed: Cell::new(false),
             dirty: Event::new(),
             progress: Event::new(),
+            data: Event::new(),
+            sync_wanted: Cell::new(false),
             stats: Cell::new(LogStats::default()),
         });
         glommio::spawn_local(flusher(Rc::downgrade(&inner))).detach();
@@ -528,6 +544,9 @@ impl PartitionLog {
             inner.next_offset.set(next);
             offset = next;
         }
+        if inner.config.fsync != FsyncPolicy::Always {
+            inner.data.notify(usize::MAX);
+        }
         {
             let active = inner.active();
             inner
@@ -550,6 +569,25 @@ impl PartitionLog {
             last_offset: Offset(offset.0 - 1),
             log_start_offset: self.start_offset(),
         })
+    }
+
+    /// Waits until every record below `offset` is on stable media, asking
+    /// the flusher for an `fdatasync` now if the policy would not do one
+    /// soon. Concurrent callers share one sync. Used for `acks=all`.
+    pub async fn make_durable(&self, offset: Offset) -> Result<()> {
+        if self.inner.durable.get() >= offset {
+            return Ok(());
+        }
+        self.inner.check()?;
+        self.inner.sync_wanted.set(true);
+        self.inner.dirty.notify(1);
+        self.wait_durable(offset).await
+    }
+
+    /// A listener that fires when the high watermark may have moved (new
+    /// data for readers). Check the condition after creating it, then await.
+    pub fn listen_for_data(&self) -> event_listener::EventListener {
+        self.inner.data.listen()
     }
 
     async fn wait_durable(&self, offset: Offset) -> Result<()> {
