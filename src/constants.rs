@@ -57,6 +57,22 @@ pub const READ_BYTES_MAX: usize = 8 << 20;
 /// 100 MiB). Checked before any allocation.
 pub const FRAME_BYTES_MAX: usize = 64 << 20;
 
+/// Connections the broker accepts at once (split evenly over shards).
+pub const CONNECTIONS_MAX_DEFAULT: usize = 10_000;
+/// Requests one connection may have in flight before the broker stops
+/// reading from it (backpressure, not an error).
+pub const INFLIGHT_PER_CONNECTION_DEFAULT: usize = 128;
+/// A connection with no request for this long is closed.
+pub const IDLE_TIMEOUT_MS_DEFAULT: u64 = 10 * 60 * 1000;
+/// How often each shard applies retention (Kafka's default).
+pub const RETENTION_CHECK_MS_DEFAULT: u64 = 5 * 60 * 1000;
+/// Longest a fetch may wait for data, whatever the client asks.
+pub const FETCH_WAIT_MS_MAX: u64 = 30_000;
+/// Messages queued on each cross-core channel before senders wait.
+pub const MESH_CHANNEL_CAPACITY: usize = 1024;
+/// Longest shutdown waits for in-flight requests before closing logs.
+pub const SHUTDOWN_DRAIN_MS_MAX: u64 = 10_000;
+
 /// Most partitions one topic may have.
 pub const PARTITIONS_PER_TOPIC_MAX: u32 = 10_000;
 /// Longest topic name (Kafka's limit).

@@ -19,9 +19,13 @@
 #![deny(clippy::await_holding_refcell_ref)]
 
 pub mod cli;
+pub mod client;
+pub mod config;
 pub mod constants;
 pub mod meta;
 pub mod protocol;
 pub mod record;
+pub mod server;
+pub mod shard;
 pub mod storage;
 pub mod types;

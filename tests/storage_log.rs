@@ -972,3 +972,42 @@ fn make_durable_syncs_on_demand_under_never_and_readers_are_woken() {
         Rc::try_unwrap(log).ok().unwrap().close().await.unwrap();
     });
 }
+
+#[test]
+fn appends_abandoned_by_their_caller_still_complete_whole() {
+    // Regression: a produce timeout dropped an append while it waited for a
+    // write slot, leaving the segment's size ahead of its data.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = log_dir(&tmp);
+    let config = LogConfig {
+        write_chunk_bytes: 4096,
+        ..LogConfig::default()
+    };
+    run(async {
+        let log = Rc::new(open(&dir, config.clone()).await);
+        let mut acked = 0u64;
+        for i in 0..200u64 {
+            // Every batch spans several 4 KiB chunks, so appends wait for
+            // write slots; give up on them after a microsecond.
+            let r = glommio::timer::timeout(Duration::from_micros(1), async {
+                Ok(log.append(batch(i * 10, 10, 2000, 0)).await)
+            })
+            .await;
+            if let Ok(Ok(_)) = r {
+                acked += 1;
+            }
+        }
+        let _ = acked;
+        // Whatever was abandoned finished in the background, whole.
+        log.flush().await.unwrap();
+        let end = log.end_offset().0;
+        assert_eq!(end % 10, 0);
+        let records = read_all(&log, Offset(0), 1 << 20).await;
+        assert_eq!(records.len() as u64, end);
+        Rc::try_unwrap(log).ok().unwrap().close().await.unwrap();
+        let log = open(&dir, config).await;
+        assert_eq!(log.end_offset().0, end);
+        assert_eq!(read_all(&log, Offset(0), 1 << 20).await.len() as u64, end);
+        log.close().await.unwrap();
+    });
+}

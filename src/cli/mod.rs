@@ -1,8 +1,10 @@
 //! The command line: one binary, `corelog`, with a subcommand per job.
 //! Parsing lives here; each command's work lives in the module that owns it.
 
+mod client_cmds;
 mod debug;
 mod demo;
+mod serve;
 
 pub use debug::crash_key;
 
@@ -17,10 +19,23 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    broker: client_cmds::BrokerArg,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run a broker until SIGINT or SIGTERM.
+    Serve(serve::ServeArgs),
+    /// Create, list, describe or delete topics.
+    #[command(subcommand)]
+    Topic(client_cmds::TopicCommand),
+    /// Send stdin to a topic, one record per line.
+    Produce(client_cmds::ProduceArgs),
+    /// Print a topic's records.
+    Consume(client_cmds::ConsumeArgs),
+    /// Show each shard's counters (connections, requests, cross-core hops).
+    Stats,
     /// Append records to a partition log on direct I/O, read them back,
     /// verify them and print the throughput (a storage-engine demo).
     Demo(demo::DemoArgs),
@@ -45,6 +60,11 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Topic(command) => client_cmds::topic(command, cli.broker.broker),
+        Command::Produce(args) => client_cmds::produce(args, cli.broker.broker),
+        Command::Consume(args) => client_cmds::consume(args, cli.broker.broker),
+        Command::Stats => client_cmds::stats(cli.broker.broker),
         Command::Demo(args) => demo::run(args),
         Command::Debug(command) => debug::run(command),
     };

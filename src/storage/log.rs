@@ -343,6 +343,79 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// Assigns offsets to validated batches, stamps them and copies them
+    /// into the active segment (rolling as needed). Returns the first offset
+    /// and the offset after the last record. Must run to completion (see
+    /// `PartitionLog::append`).
+    async fn append_locked(
+        inner: Rc<Inner>,
+        mut batches: BytesMut,
+        found: Vec<(usize, BatchInfo)>,
+    ) -> Result<(Offset, Offset)> {
+        let permit = inner
+            .append_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| StorageError::Closed)?;
+        inner.check()?;
+        let base = inner.next_offset.get();
+        let mut offset = base;
+        for &(at, info) in &found {
+            stamp_base_offset(&mut batches[at..], offset);
+            set_max_timestamp(&mut batches[at..at + info.bytes], info.max_timestamp);
+            offset = offset.plus(info.records as u64);
+        }
+        let data = batches.freeze();
+        let mut offset = base;
+        for &(at, info) in &found {
+            inner
+                .maybe_roll(info.bytes as u64, info.records)
+                .await
+                .map_err(|e| inner.fail(e))?;
+            let active = inner.active();
+            let end_pos = active.size() + info.bytes as u64;
+            let bytes = data.slice(at..at + info.bytes);
+            active
+                .append_batch(&bytes, offset, info.max_timestamp, info.records)
+                .await
+                .map_err(|e| inner.fail(e))?;
+            let next = offset.plus(info.records as u64);
+            {
+                let mut cache = inner.cache.borrow_mut();
+                cache.bytes += bytes.len();
+                cache.entries.push_back(CachedBatch {
+                    base: offset,
+                    next,
+                    segment: active.base(),
+                    end_pos,
+                    bytes,
+                });
+            }
+            inner.next_offset.set(next);
+            offset = next;
+        }
+        if inner.config.fsync != FsyncPolicy::Always {
+            inner.data.notify(usize::MAX);
+        }
+        {
+            let active = inner.active();
+            inner
+                .cache
+                .borrow_mut()
+                .evict(active.base(), active.written());
+        }
+        inner.bump_stats(|s| {
+            s.appends += 1;
+            s.batches += found.len() as u64;
+            s.bytes_appended += data.len() as u64;
+        });
+        drop(permit);
+        inner.dirty.notify(1);
+        Ok((base, offset))
+    }
+}
+
 /// The background task that writes data out and syncs it per policy.
 async fn flusher(weak: Weak<Inner>) {
     loop {
@@ -486,8 +559,10 @@ impl PartitionLog {
     ///   [`WRITE_BEHIND_MS`] of acknowledged data; a machine crash more.
     ///
     /// Appends may run concurrently; they are ordered by arrival. An I/O
-    /// error fails the log (see the module docs).
-    pub async fn append(&self, mut batches: BytesMut) -> Result<AppendInfo> {
+    /// error fails the log (see the module docs). Dropping the returned
+    /// future after validation does not cancel the append: it completes in
+    /// the background, only the wait for durability is abandoned.
+    pub async fn append(&self, batches: BytesMut) -> Result<AppendInfo> {
         let inner = &self.inner;
         inner.check()?;
         if batches.is_empty() {
@@ -502,65 +577,13 @@ impl PartitionLog {
                 Err(error) => return Err(StorageError::InvalidBatch { index, error }),
             }
         }
-        let permit = inner
-            .append_lock
-            .acquire_permit(1)
-            .await
-            .map_err(|_| StorageError::Closed)?;
-        inner.check()?;
-        let base = inner.next_offset.get();
-        let mut offset = base;
-        for &(at, info) in &found {
-            stamp_base_offset(&mut batches[at..], offset);
-            set_max_timestamp(&mut batches[at..at + info.bytes], info.max_timestamp);
-            offset = offset.plus(info.records as u64);
-        }
-        let data = batches.freeze();
-        let mut offset = base;
-        for &(at, info) in &found {
-            inner
-                .maybe_roll(info.bytes as u64, info.records)
-                .await
-                .map_err(|e| inner.fail(e))?;
-            let active = inner.active();
-            let end_pos = active.size() + info.bytes as u64;
-            let bytes = data.slice(at..at + info.bytes);
-            active
-                .append_batch(&bytes, offset, info.max_timestamp, info.records)
-                .await
-                .map_err(|e| inner.fail(e))?;
-            let next = offset.plus(info.records as u64);
-            {
-                let mut cache = inner.cache.borrow_mut();
-                cache.bytes += bytes.len();
-                cache.entries.push_back(CachedBatch {
-                    base: offset,
-                    next,
-                    segment: active.base(),
-                    end_pos,
-                    bytes,
-                });
-            }
-            inner.next_offset.set(next);
-            offset = next;
-        }
-        if inner.config.fsync != FsyncPolicy::Always {
-            inner.data.notify(usize::MAX);
-        }
-        {
-            let active = inner.active();
-            inner
-                .cache
-                .borrow_mut()
-                .evict(active.base(), active.written());
-        }
-        inner.bump_stats(|s| {
-            s.appends += 1;
-            s.batches += found.len() as u64;
-            s.bytes_appended += data.len() as u64;
-        });
-        drop(permit);
-        inner.dirty.notify(1);
+        // The locked part runs as its own task: if the caller stops waiting
+        // (a timeout, a closed connection), the append still completes or
+        // fails as a whole. Cut short halfway, a segment would count bytes
+        // that never reached its write chunk.
+        let task =
+            glommio::spawn_local(Inner::append_locked(self.inner.clone(), batches, found)).detach();
+        let (base, offset) = task.await.ok_or(StorageError::Closed)??;
         if inner.config.fsync == FsyncPolicy::Always {
             self.wait_durable(offset).await?;
         }

@@ -1,0 +1,469 @@
+//! Client commands: `topic`, `produce`, `consume`, `stats`. Each runs the
+//! Rust client on one (unpinned) glommio executor.
+
+use crate::client::{
+    Acks, Admin, ClientError, Consumer, ConsumerConfig, OffsetReset, Producer, ProducerConfig,
+    ProducerRecord, Routing, SeekTo, TopicSettings,
+};
+use crate::protocol::error_name;
+use crate::storage::FsyncPolicy;
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Runs a client future on a fresh executor and maps errors to text.
+pub fn run_client<F, Fut>(f: F) -> Result<(), String>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(), String>> + 'static,
+{
+    glommio::LocalExecutorBuilder::default()
+        .name("corelog-client")
+        .spawn(f)
+        .map_err(|e| format!("starting the client executor: {e}"))?
+        .join()
+        .map_err(|e| format!("client executor failed: {e}"))?
+}
+
+fn show(e: ClientError) -> String {
+    e.to_string()
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct BrokerArg {
+    /// Broker address (the shared port).
+    #[arg(long, default_value = "127.0.0.1:9400", global = true)]
+    pub broker: SocketAddr,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum TopicCommand {
+    /// Create a topic.
+    Create {
+        name: String,
+        #[arg(long)]
+        partitions: u32,
+        /// Delete sealed segments whose newest record is older (ms).
+        #[arg(long)]
+        retention_ms: Option<u64>,
+        /// Delete the oldest sealed segments while a partition is bigger.
+        #[arg(long)]
+        retention_bytes: Option<u64>,
+        /// Roll segments at this size.
+        #[arg(long)]
+        segment_bytes: Option<u64>,
+        /// Roll segments at this age (ms).
+        #[arg(long)]
+        segment_ms: Option<u64>,
+        /// always, interval:MS or never (default: the broker's).
+        #[arg(long)]
+        fsync: Option<FsyncPolicy>,
+    },
+    /// List topics.
+    List,
+    /// Show a topic's configuration and, per partition, its shard, offsets
+    /// and size.
+    Describe { name: String },
+    /// Delete a topic and its data.
+    Delete { name: String },
+}
+
+pub fn topic(command: TopicCommand, broker: SocketAddr) -> Result<(), String> {
+    run_client(move || async move {
+        let admin = Admin::connect(broker).await.map_err(show)?;
+        match command {
+            TopicCommand::Create {
+                name,
+                partitions,
+                retention_ms,
+                retention_bytes,
+                segment_bytes,
+                segment_ms,
+                fsync,
+            } => {
+                let settings = TopicSettings {
+                    retention_ms,
+                    retention_bytes,
+                    segment_bytes,
+                    segment_ms,
+                    fsync,
+                    max_batch_bytes: None,
+                };
+                let (id, _) = admin
+                    .create_topic(&name, partitions, &settings)
+                    .await
+                    .map_err(show)?;
+                println!("created topic {name} with {partitions} partitions (id {id})");
+            }
+            TopicCommand::List => {
+                let topics = admin.list_topics().await.map_err(show)?;
+                println!("{:<40} {:>10} {:>6}", "TOPIC", "PARTITIONS", "ID");
+                for t in topics {
+                    println!("{:<40} {:>10} {:>6}", t.name, t.partitions, t.topic_id);
+                }
+            }
+            TopicCommand::Describe { name } => {
+                let d = admin.describe_topic(&name).await.map_err(show)?;
+                let c = &d.config;
+                let opt = |v: Option<u64>| v.map_or("none".to_string(), |v| v.to_string());
+                println!("topic {} (id {})", d.name, d.topic_id);
+                println!(
+                    "  fsync {}  retention.ms {}  retention.bytes {}  segment.bytes {}  segment.ms {}",
+                    c.fsync.map_or("default".to_string(), |f| f.to_string()),
+                    opt(c.retention_ms),
+                    opt(c.retention_bytes),
+                    opt(c.segment_bytes),
+                    opt(c.segment_ms)
+                );
+                println!(
+                    "{:>9} {:>5} {:>12} {:>12} {:>12} {:>14} {:>8}  STATUS",
+                    "PARTITION", "SHARD", "START", "END", "HW", "BYTES", "SEGMENTS"
+                );
+                for p in d.partitions {
+                    let status = if p.error == crate::protocol::wire::ErrorCode::NONE {
+                        "ok".to_string()
+                    } else {
+                        error_name(p.error)
+                    };
+                    println!(
+                        "{:>9} {:>5} {:>12} {:>12} {:>12} {:>14} {:>8}  {status}",
+                        p.partition,
+                        p.shard,
+                        p.start_offset,
+                        p.end_offset,
+                        p.high_watermark,
+                        p.size_bytes,
+                        p.segments
+                    );
+                }
+            }
+            TopicCommand::Delete { name } => {
+                admin.delete_topic(&name).await.map_err(show)?;
+                println!("deleted topic {name}");
+            }
+        }
+        Ok(())
+    })
+}
+
+pub fn stats(broker: SocketAddr) -> Result<(), String> {
+    run_client(move || async move {
+        let admin = Admin::connect(broker).await.map_err(show)?;
+        let stats = admin.stats().await.map_err(show)?;
+        println!(
+            "{:>5} {:>6} {:>6} {:>11} {:>10} {:>14} {:>14} {:>10} {:>7}",
+            "SHARD",
+            "PORT",
+            "CONNS",
+            "REQUESTS",
+            "HOPS",
+            "BYTES_IN",
+            "BYTES_OUT",
+            "PARTITIONS",
+            "ERRORS"
+        );
+        for s in stats {
+            println!(
+                "{:>5} {:>6} {:>6} {:>11} {:>10} {:>14} {:>14} {:>10} {:>7}",
+                s.shard,
+                s.port,
+                s.connections,
+                s.requests,
+                s.cross_core_hops,
+                s.bytes_in,
+                s.bytes_out,
+                s.partitions,
+                s.errors
+            );
+        }
+        Ok(())
+    })
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ProduceArgs {
+    topic: String,
+    /// Split each line at the first occurrence of this into key and value.
+    #[arg(long)]
+    key_separator: Option<String>,
+    /// 0 (no answer), 1 (appended) or all (on stable media).
+    #[arg(long, default_value = "1")]
+    acks: Acks,
+    /// Send every record to this partition.
+    #[arg(long)]
+    partition: Option<u32>,
+    /// Batch size in bytes.
+    #[arg(long, default_value_t = 64 << 10)]
+    batch_bytes: usize,
+    /// Wait this long for a batch to fill (ms).
+    #[arg(long, default_value_t = 5)]
+    linger_ms: u64,
+    /// Send through the shared port instead of straight to each partition's shard.
+    #[arg(long)]
+    shared: bool,
+}
+
+pub fn produce(args: ProduceArgs, broker: SocketAddr) -> Result<(), String> {
+    // stdin is read on a thread of its own so batches keep leaving while it
+    // waits for input.
+    let (tx, mut rx) = futures::channel::mpsc::channel::<String>(1024);
+    std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || {
+            use std::io::BufRead;
+            let mut tx = tx;
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                if futures::executor::block_on(futures::SinkExt::send(&mut tx, line)).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    run_client(move || async move {
+        let config = ProducerConfig {
+            acks: args.acks,
+            batch_bytes: args.batch_bytes,
+            linger: Duration::from_millis(args.linger_ms),
+            routing: if args.shared {
+                Routing::Shared
+            } else {
+                Routing::Direct
+            },
+            ..ProducerConfig::default()
+        };
+        let producer = Producer::connect(broker, config).await.map_err(show)?;
+        let mut deliveries = std::collections::VecDeque::new();
+        let mut sent = 0u64;
+        let mut failures = 0u64;
+        let started = Instant::now();
+        while let Some(line) = futures::StreamExt::next(&mut rx).await {
+            let (key, value) = match &args.key_separator {
+                Some(sep) => match line.split_once(sep.as_str()) {
+                    Some((k, v)) => (Some(k.as_bytes()), v.as_bytes()),
+                    None => (None, line.as_bytes()),
+                },
+                None => (None, line.as_bytes()),
+            };
+            let record = ProducerRecord {
+                topic: &args.topic,
+                partition: args.partition,
+                key,
+                value: Some(value),
+                ..Default::default()
+            };
+            deliveries.push_back(producer.send_record(record).await.map_err(show)?);
+            sent += 1;
+            // Keep the list of pending deliveries short.
+            while deliveries.len() > 100_000 {
+                if let Err(e) = deliveries.pop_front().unwrap().await {
+                    failures += 1;
+                    eprintln!("error: {e}");
+                }
+            }
+        }
+        producer.flush().await.map_err(show)?;
+        for d in deliveries {
+            if let Err(e) = d.await {
+                failures += 1;
+                if failures <= 10 {
+                    eprintln!("error: {e}");
+                }
+            }
+        }
+        producer.close().await.map_err(show)?;
+        eprintln!(
+            "produced {} records to {} in {:.2} s ({} failed)",
+            sent - failures,
+            args.topic,
+            started.elapsed().as_secs_f64(),
+            failures
+        );
+        if failures > 0 {
+            Err(format!("{failures} records were not acknowledged"))
+        } else {
+            Ok(())
+        }
+    })
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ConsumeArgs {
+    topic: String,
+    /// Start at the earliest offset (default: the end, like Kafka).
+    #[arg(long)]
+    from_beginning: bool,
+    /// Start at this offset.
+    #[arg(long, conflicts_with = "from_beginning")]
+    offset: Option<u64>,
+    /// Read only this partition (default: all).
+    #[arg(long)]
+    partition: Option<u32>,
+    /// Stop after this many records.
+    #[arg(long)]
+    max_messages: Option<u64>,
+    /// Keep waiting for new records (default: stop at the end offsets seen
+    /// at start).
+    #[arg(long)]
+    follow: bool,
+    /// Output per record; placeholders {key} {value} {partition} {offset}
+    /// {timestamp}; \t and \n are tab and newline.
+    #[arg(long, default_value = "{value}")]
+    format: String,
+    /// Read through the shared port instead of straight from each partition's shard.
+    #[arg(long)]
+    shared: bool,
+}
+
+pub fn consume(args: ConsumeArgs, broker: SocketAddr) -> Result<(), String> {
+    run_client(move || async move {
+        let config = ConsumerConfig {
+            routing: if args.shared {
+                Routing::Shared
+            } else {
+                Routing::Direct
+            },
+            reset: OffsetReset::Earliest,
+            max_wait: Duration::from_millis(if args.follow { 1000 } else { 100 }),
+            ..ConsumerConfig::default()
+        };
+        let mut consumer = Consumer::connect(broker, config).await.map_err(show)?;
+        let start = match (args.from_beginning, args.offset) {
+            (true, _) => SeekTo::Earliest,
+            (_, Some(o)) => SeekTo::Offset(o),
+            _ => SeekTo::Latest,
+        };
+        let partitions = args.partition.map(|p| vec![p]);
+        consumer
+            .assign(&args.topic, partitions.as_deref(), start)
+            .await
+            .map_err(show)?;
+        // Without --follow: stop at the end offsets as of now.
+        let admin = Admin::connect(broker).await.map_err(show)?;
+        let description = admin.describe_topic(&args.topic).await.map_err(show)?;
+        let ends: Vec<(u32, u64)> = description
+            .partitions
+            .iter()
+            .filter(|p| args.partition.is_none_or(|only| only == p.partition))
+            .map(|p| (p.partition, p.high_watermark))
+            .collect();
+        let template = args.format.clone();
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        let mut count = 0u64;
+        loop {
+            if !args.follow
+                && ends.iter().all(|(p, end)| {
+                    consumer
+                        .position(&args.topic, *p)
+                        .is_some_and(|pos| pos >= *end)
+                })
+            {
+                break;
+            }
+            let records = consumer.poll().await.map_err(show)?;
+            for r in records {
+                if !args.follow
+                    && ends
+                        .iter()
+                        .any(|(p, end)| *p == r.partition && r.offset >= *end)
+                {
+                    continue;
+                }
+                render(&template, &r, &mut out).map_err(|e| e.to_string())?;
+                count += 1;
+                if args.max_messages.is_some_and(|max| count >= max) {
+                    out.flush().map_err(|e| e.to_string())?;
+                    return Ok(());
+                }
+            }
+            out.flush().map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })
+}
+
+/// Writes one record by `template` and a newline, in one pass: text of the
+/// record itself is never read as a placeholder. Unknown `{…}` stays as is.
+fn render(
+    template: &str,
+    r: &crate::client::ConsumerRecord,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    let mut rest = template;
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix("\\t") {
+            out.write_all(b"\t")?;
+            rest = after;
+            continue;
+        }
+        if let Some(after) = rest.strip_prefix("\\n") {
+            out.write_all(b"\n")?;
+            rest = after;
+            continue;
+        }
+        let field = ["{key}", "{value}", "{partition}", "{offset}", "{timestamp}"]
+            .into_iter()
+            .find(|p| rest.starts_with(p));
+        match field {
+            Some(p) => {
+                match p {
+                    "{key}" => write_opt(out, &r.key)?,
+                    "{value}" => write_opt(out, &r.value)?,
+                    "{partition}" => write!(out, "{}", r.partition)?,
+                    "{offset}" => write!(out, "{}", r.offset)?,
+                    _ => write!(out, "{}", r.timestamp)?,
+                }
+                rest = &rest[p.len()..];
+            }
+            None => {
+                let c = rest.chars().next().unwrap();
+                let mut buf = [0u8; 4];
+                out.write_all(c.encode_utf8(&mut buf).as_bytes())?;
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+    }
+    out.write_all(b"\n")
+}
+
+fn write_opt(out: &mut impl Write, b: &Option<bytes::Bytes>) -> std::io::Result<()> {
+    match b {
+        Some(b) => out.write_all(b),
+        None => out.write_all(b"null"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::ConsumerRecord;
+
+    fn record(value: &str) -> ConsumerRecord {
+        ConsumerRecord {
+            topic: std::sync::Arc::from("t"),
+            partition: 3,
+            offset: 42,
+            timestamp: 1700,
+            key: None,
+            value: Some(bytes::Bytes::copy_from_slice(value.as_bytes())),
+            headers: vec![],
+        }
+    }
+
+    #[test]
+    fn format_placeholders_are_filled_once() {
+        let mut out = Vec::new();
+        render(
+            "{partition}:{offset}\\t{key}={value} @{timestamp} {other}",
+            &record("v {offset}"),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "3:42\tnull=v {offset} @1700 {other}\n"
+        );
+    }
+}

@@ -1,0 +1,141 @@
+//! `corelog serve`: run a broker until SIGINT or SIGTERM.
+
+use crate::config::BrokerConfig;
+use crate::storage::FsyncPolicy;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Data directory, created if missing [default: ./corelog-data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Host and shared port; every shard accepts here with SO_REUSEPORT
+    /// [default: 127.0.0.1:9400].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Shards (pinned cores). Default: every online CPU.
+    #[arg(long)]
+    cores: Option<usize>,
+    /// Each shard's own port, comma separated (default: the ports after the
+    /// shared one, or ephemeral ports when the shared port is 0).
+    #[arg(long, value_delimiter = ',')]
+    shard_ports: Option<Vec<u16>>,
+    /// TOML configuration file; flags override its values.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Default fsync policy of new topics: always, interval:MS or never.
+    #[arg(long)]
+    fsync: Option<FsyncPolicy>,
+    /// Default retention of new topics, in milliseconds.
+    #[arg(long)]
+    retention_ms: Option<u64>,
+    /// Default per-partition size retention of new topics, in bytes.
+    #[arg(long)]
+    retention_bytes: Option<u64>,
+    /// Default segment size of new topics, in bytes.
+    #[arg(long)]
+    segment_bytes: Option<u64>,
+    /// How often retention runs, in milliseconds.
+    #[arg(long)]
+    retention_check_ms: Option<u64>,
+    /// Close connections idle this long, in milliseconds.
+    #[arg(long)]
+    idle_timeout_ms: Option<u64>,
+    /// Most connections at once.
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Do not pin shards to CPUs.
+    #[arg(long)]
+    no_pin: bool,
+}
+
+/// The configuration the flags and file describe.
+fn config_from(args: &ServeArgs) -> Result<BrokerConfig, String> {
+    let mut config = BrokerConfig::new("./corelog-data");
+    if let Some(file) = &args.config {
+        config.apply_file(file)?;
+    }
+    if let Some(v) = &args.data_dir {
+        config.data_dir = v.clone();
+    }
+    if let Some(v) = args.listen {
+        config.listen = v;
+    }
+    if let Some(v) = args.cores {
+        config.cores = v;
+    }
+    if let Some(v) = &args.shard_ports {
+        config.shard_ports = Some(v.clone());
+    }
+    if let Some(v) = args.fsync {
+        config.topic_defaults.fsync = v;
+    }
+    if let Some(v) = args.retention_ms {
+        config.topic_defaults.retention_ms = Some(v);
+    }
+    if let Some(v) = args.retention_bytes {
+        config.topic_defaults.retention_bytes = Some(v);
+    }
+    if let Some(v) = args.segment_bytes {
+        config.topic_defaults.segment_bytes = v;
+    }
+    if let Some(v) = args.retention_check_ms {
+        config.retention_check_interval = std::time::Duration::from_millis(v);
+    }
+    if let Some(v) = args.idle_timeout_ms {
+        config.idle_timeout = std::time::Duration::from_millis(v);
+    }
+    if let Some(v) = args.max_connections {
+        config.max_connections = v;
+    }
+    if args.no_pin {
+        config.pin = false;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+pub fn run(args: ServeArgs) -> Result<(), String> {
+    let config = config_from(&args)?;
+    let cores = config.cores;
+    let data_dir = config.data_dir.clone();
+    let broker = crate::shard::start(config)?;
+    let ports: Vec<String> = broker.shard_ports.iter().map(u16::to_string).collect();
+    // One line on stdout that scripts and tests can wait for.
+    println!(
+        "corelog listening on {} shards={} shard_ports={} data_dir={}",
+        broker.addr,
+        cores,
+        ports.join(","),
+        data_dir.display()
+    );
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let signal = broker.shutdown_signal();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .map_err(|e| format!("installing signal handlers: {e}"))?;
+    let handle = signals.handle();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                tracing::info!(
+                    signal = sig,
+                    "shutting down: no new connections, finishing in-flight requests, syncing logs"
+                );
+                signal.raise();
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    let result = broker.join();
+    handle.close();
+    match &result {
+        Ok(()) => tracing::info!("stopped cleanly"),
+        Err(e) => tracing::error!(error = %e, "stopped with errors"),
+    }
+    result
+}

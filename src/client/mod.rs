@@ -1,0 +1,414 @@
+//! The Rust client: [`Admin`], [`Producer`], [`Consumer`], over pipelined
+//! [`Connection`]s. Runs on a glommio executor (a client is `!Send`, like a
+//! shard). Uses only the protocol, the record codec and the types — never
+//! broker internals.
+//!
+//! The client is shard-aware: metadata tells, for every partition, the
+//! owning shard and that shard's own port, and with [`Routing::Direct`]
+//! (the default) the producer and consumer talk to the owning shard
+//! directly, so the broker makes no cross-core hop for them.
+
+mod admin;
+mod consumer;
+pub mod partitioner;
+mod producer;
+
+pub use admin::{
+    Admin, ClusterMetadata, PartitionDescription, ShardStats, TopicDescription, TopicInfo,
+    TopicSettings, TopicSummary,
+};
+pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, SeekTo};
+pub use producer::{Acks, Delivery, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
+
+use crate::constants::FRAME_BYTES_MAX;
+use crate::protocol::{FrameReader, error_name, parse_response, wire};
+use bytes::Bytes;
+use flatbuffers::{FlatBufferBuilder, UnionWIPOffset, WIPOffset};
+use futures::channel::oneshot;
+use futures::io::{AsyncReadExt, AsyncWriteExt};
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// How clients reach partitions.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum Routing {
+    /// Connect to the shard that owns each partition (no cross-core hops).
+    #[default]
+    Direct,
+    /// Send everything to the shared port; the broker routes between cores.
+    Shared,
+}
+
+/// What went wrong, from the client's side.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// Could not connect.
+    Connect { addr: SocketAddr, reason: String },
+    /// The connection broke; requests on it failed.
+    Disconnected { addr: SocketAddr, reason: String },
+    /// The broker sent something that is not a valid response.
+    Protocol(String),
+    /// The broker answered with an error code.
+    Broker {
+        code: wire::ErrorCode,
+        message: String,
+    },
+    /// No answer in time.
+    Timeout(String),
+    /// A bad argument or configuration on the client side.
+    Invalid(String),
+}
+
+impl ClientError {
+    /// The broker's error code, if the broker sent one.
+    pub fn code(&self) -> Option<wire::ErrorCode> {
+        match self {
+            ClientError::Broker { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn broker(code: wire::ErrorCode, message: Option<&str>) -> ClientError {
+        ClientError::Broker {
+            code,
+            message: message.unwrap_or("").to_string(),
+        }
+    }
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Connect { addr, reason } => {
+                write!(f, "cannot connect to broker at {addr}: {reason}")
+            }
+            ClientError::Disconnected { addr, reason } => {
+                write!(f, "connection to {addr} lost: {reason}")
+            }
+            ClientError::Protocol(why) => write!(f, "protocol error: {why}"),
+            ClientError::Broker { code, message } => write!(
+                f,
+                "broker error {} ({}): {message}",
+                error_name(*code),
+                code.0
+            ),
+            ClientError::Timeout(what) => write!(f, "timed out: {what}"),
+            ClientError::Invalid(why) => write!(f, "{why}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+pub type Result<T> = std::result::Result<T, ClientError>;
+
+/// A verified response frame.
+pub struct Response {
+    frame: Bytes,
+}
+
+impl Response {
+    /// The envelope (verified when the frame arrived).
+    pub fn envelope(&self) -> wire::ResponseEnvelope<'_> {
+        // SAFETY: the frame passed the flatbuffers verifier in the reader
+        // task before this Response was built, and it is immutable.
+        unsafe { flatbuffers::size_prefixed_root_unchecked::<wire::ResponseEnvelope>(&self.frame) }
+    }
+
+    /// `Err` if the broker reported a request-level error.
+    pub fn check(&self) -> Result<&Response> {
+        let env = self.envelope();
+        if env.error() != wire::ErrorCode::NONE {
+            return Err(ClientError::broker(env.error(), env.error_message()));
+        }
+        Ok(self)
+    }
+
+    /// The frame, for slicing record data out of it without copying.
+    pub fn frame(&self) -> &Bytes {
+        &self.frame
+    }
+}
+
+type Reply = oneshot::Sender<Result<Response>>;
+
+struct Outgoing {
+    frame: Vec<u8>,
+    head: usize,
+    reply: Option<(u64, Reply)>,
+}
+
+struct ConnState {
+    pending: RefCell<VecDeque<(u64, Reply)>>,
+    broken: RefCell<Option<String>>,
+}
+
+impl ConnState {
+    fn fail_all(&self, addr: SocketAddr, reason: &str) {
+        self.broken
+            .borrow_mut()
+            .get_or_insert_with(|| reason.to_string());
+        let pending: Vec<_> = self.pending.borrow_mut().drain(..).collect();
+        for (_, reply) in pending {
+            let _ = reply.send(Err(ClientError::Disconnected {
+                addr,
+                reason: reason.to_string(),
+            }));
+        }
+    }
+}
+
+/// One TCP connection to a broker port. Requests may be pipelined from
+/// many tasks; responses are matched to requests in order (the broker
+/// answers in request order) and checked by correlation id.
+pub struct Connection {
+    addr: SocketAddr,
+    next_corr: Cell<u64>,
+    outgoing: glommio::channels::local_channel::LocalSender<Outgoing>,
+    state: Rc<ConnState>,
+    _tasks: (glommio::task::JoinHandle<()>, glommio::task::JoinHandle<()>),
+}
+
+impl Connection {
+    /// Connects within `timeout`.
+    pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Rc<Connection>> {
+        let stream = glommio::net::TcpStream::connect_timeout(addr, timeout)
+            .await
+            .map_err(|e| ClientError::Connect {
+                addr,
+                reason: std::io::Error::from(e).to_string(),
+            })?;
+        let _ = stream.set_nodelay(true);
+        let (reader, mut writer) = stream.split();
+        let state = Rc::new(ConnState {
+            pending: RefCell::new(VecDeque::new()),
+            broken: RefCell::new(None),
+        });
+        let (tx, rx) = glommio::channels::local_channel::new_bounded::<Outgoing>(1024);
+        let write_task = {
+            let state = state.clone();
+            glommio::spawn_local(async move {
+                while let Some(out) = rx.recv().await {
+                    if state.broken.borrow().is_some() {
+                        if let Some((_, reply)) = out.reply {
+                            let _ = reply.send(Err(ClientError::Disconnected {
+                                addr,
+                                reason: "connection is broken".into(),
+                            }));
+                        }
+                        continue;
+                    }
+                    if let Some(reply) = out.reply {
+                        state.pending.borrow_mut().push_back(reply);
+                    }
+                    if let Err(e) = writer.write_all(&out.frame[out.head..]).await {
+                        state.fail_all(addr, &format!("write failed: {e}"));
+                    }
+                }
+                let _ = writer.close().await;
+            })
+            .detach()
+        };
+        let read_task = {
+            let state = state.clone();
+            glommio::spawn_local(async move {
+                let mut frames = FrameReader::new(reader, FRAME_BYTES_MAX);
+                loop {
+                    let frame = match frames.next_frame().await {
+                        Ok(Some(frame)) => frame.freeze(),
+                        Ok(None) => {
+                            state.fail_all(addr, "the broker closed the connection");
+                            return;
+                        }
+                        Err(e) => {
+                            state.fail_all(addr, &e.to_string());
+                            return;
+                        }
+                    };
+                    let corr = match parse_response(&frame) {
+                        Ok(env) => env.correlation_id(),
+                        Err(e) => {
+                            state.fail_all(addr, &format!("invalid response frame: {e}"));
+                            return;
+                        }
+                    };
+                    let next = state.pending.borrow_mut().pop_front();
+                    match next {
+                        Some((expected, reply)) if expected == corr || corr == 0 => {
+                            // Correlation 0 answers a frame the broker could not
+                            // read: it belongs to the oldest request.
+                            let _ = reply.send(Ok(Response { frame }));
+                        }
+                        Some((expected, reply)) => {
+                            let why = format!(
+                                "response for request {corr} arrived where {expected} was expected"
+                            );
+                            let _ = reply.send(Err(ClientError::Protocol(why.clone())));
+                            state.fail_all(addr, &why);
+                            return;
+                        }
+                        None => {
+                            state.fail_all(
+                                addr,
+                                &format!("unexpected response {corr} with nothing pending"),
+                            );
+                            return;
+                        }
+                    }
+                }
+            })
+            .detach()
+        };
+        Ok(Rc::new(Connection {
+            addr,
+            next_corr: Cell::new(1),
+            outgoing: tx,
+            state,
+            _tasks: (write_task, read_task),
+        }))
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Why the connection is unusable, if it is.
+    pub fn broken(&self) -> Option<String> {
+        self.state.broken.borrow().clone()
+    }
+
+    fn envelope(
+        &self,
+        build: impl FnOnce(
+            &mut FlatBufferBuilder<'static>,
+        ) -> (wire::Request, WIPOffset<UnionWIPOffset>),
+        capacity: usize,
+    ) -> (u64, Vec<u8>, usize) {
+        let corr = self.next_corr.get();
+        self.next_corr.set(corr + 1);
+        let mut fbb = FlatBufferBuilder::with_capacity(capacity);
+        let (kind, body) = build(&mut fbb);
+        let env = wire::RequestEnvelope::create(
+            &mut fbb,
+            &wire::RequestEnvelopeArgs {
+                correlation_id: corr,
+                request_type: kind,
+                request: Some(body),
+            },
+        );
+        fbb.finish_size_prefixed(env, None);
+        let (frame, head) = fbb.collapse();
+        (corr, frame, head)
+    }
+
+    /// Sends a request built by `build` and waits for its response.
+    pub async fn call(
+        &self,
+        capacity: usize,
+        build: impl FnOnce(
+            &mut FlatBufferBuilder<'static>,
+        ) -> (wire::Request, WIPOffset<UnionWIPOffset>),
+    ) -> Result<Response> {
+        if let Some(reason) = self.broken() {
+            return Err(ClientError::Disconnected {
+                addr: self.addr,
+                reason,
+            });
+        }
+        let (corr, frame, head) = self.envelope(build, capacity);
+        let (tx, rx) = oneshot::channel();
+        self.outgoing
+            .send(Outgoing {
+                frame,
+                head,
+                reply: Some((corr, tx)),
+            })
+            .await
+            .map_err(|_| ClientError::Disconnected {
+                addr: self.addr,
+                reason: "connection closed".into(),
+            })?;
+        rx.await.map_err(|_| ClientError::Disconnected {
+            addr: self.addr,
+            reason: "connection closed".into(),
+        })?
+    }
+
+    /// Like [`Connection::call`] with a deadline.
+    pub async fn call_timeout(
+        &self,
+        timeout: Duration,
+        capacity: usize,
+        build: impl FnOnce(
+            &mut FlatBufferBuilder<'static>,
+        ) -> (wire::Request, WIPOffset<UnionWIPOffset>),
+    ) -> Result<Response> {
+        let call = self.call(capacity, build);
+        let timer = glommio::timer::sleep(timeout);
+        futures::pin_mut!(call, timer);
+        match futures::future::select(call, timer).await {
+            futures::future::Either::Left((r, _)) => r,
+            futures::future::Either::Right(_) => Err(ClientError::Timeout(format!(
+                "no response from {} within {} ms",
+                self.addr,
+                timeout.as_millis()
+            ))),
+        }
+    }
+
+    /// Sends a request that gets no response (produce with acks 0).
+    pub async fn send_only(
+        &self,
+        capacity: usize,
+        build: impl FnOnce(
+            &mut FlatBufferBuilder<'static>,
+        ) -> (wire::Request, WIPOffset<UnionWIPOffset>),
+    ) -> Result<()> {
+        if let Some(reason) = self.broken() {
+            return Err(ClientError::Disconnected {
+                addr: self.addr,
+                reason,
+            });
+        }
+        let (_, frame, head) = self.envelope(build, capacity);
+        self.outgoing
+            .send(Outgoing {
+                frame,
+                head,
+                reply: None,
+            })
+            .await
+            .map_err(|_| ClientError::Disconnected {
+                addr: self.addr,
+                reason: "connection closed".into(),
+            })
+    }
+}
+
+/// Connections by address, made on first use and replaced when broken.
+#[derive(Default)]
+pub(crate) struct ConnectionPool {
+    conns: RefCell<std::collections::HashMap<SocketAddr, Rc<Connection>>>,
+}
+
+impl ConnectionPool {
+    pub(crate) async fn get(&self, addr: SocketAddr, timeout: Duration) -> Result<Rc<Connection>> {
+        let existing = self.conns.borrow().get(&addr).cloned();
+        if let Some(conn) = existing
+            && conn.broken().is_none()
+        {
+            return Ok(conn);
+        }
+        let conn = Connection::connect(addr, timeout).await?;
+        self.conns.borrow_mut().insert(addr, conn.clone());
+        Ok(conn)
+    }
+}
+
+/// How long connecting may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

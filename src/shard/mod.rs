@@ -1,0 +1,811 @@
+//! Shards: one glommio executor per core, each owning its partitions, its
+//! connections and its counters. Nothing here is shared between cores except
+//! immutable metadata snapshots (`Arc`) and the messages of the cross-core
+//! mesh.
+//!
+//! * [`start`] brings a broker up: every shard opens the data directory,
+//!   binds the shared port (SO_REUSEPORT) and its own port, joins the mesh,
+//!   opens the partition logs it owns, and only then — once every shard is
+//!   ready — starts accepting connections.
+//! * A request for a partition owned elsewhere becomes a [`ShardMsg`] to the
+//!   owner, carrying record data as `BytesMut`/`Bytes` (no copy) and a
+//!   `oneshot` reply channel; each such message counts as one cross-core
+//!   hop.
+//! * Shard 0 is the controller: it alone changes topic metadata, persists
+//!   it, and broadcasts the new snapshot; a change is acknowledged only
+//!   after every shard applied it.
+//! * Shutdown is two-phase: every shard stops accepting and drains its
+//!   connections (still serving other shards' messages), then all close
+//!   their logs.
+
+mod ops;
+
+pub use ops::{
+    ApiError, FetchData, FetchItem, FetchOutcome, OffsetAnswer, OffsetQuery, PartitionState,
+    ProduceItem, ProduceOutcome, ShardStatsData,
+};
+
+use crate::config::BrokerConfig;
+use crate::constants::{MESH_CHANNEL_CAPACITY, SHUTDOWN_DRAIN_MS_MAX};
+use crate::meta::{Snapshot, TopicMeta};
+use crate::storage::{Disk, PartitionLog};
+use crate::types::{ShardId, Timestamp, TopicId};
+use event_listener::Event;
+use glommio::channels::channel_mesh::{MeshBuilder, Receivers, Senders};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A one-way flag other threads can raise and shard tasks can await.
+#[derive(Default)]
+pub struct Signal {
+    raised: AtomicBool,
+    event: Event,
+}
+
+impl Signal {
+    pub fn raise(&self) {
+        self.raised.store(true, Ordering::SeqCst);
+        self.event.notify(usize::MAX);
+    }
+
+    pub fn is_raised(&self) -> bool {
+        self.raised.load(Ordering::SeqCst)
+    }
+
+    /// Completes once raised (at once if it already is).
+    pub async fn wait(&self) {
+        loop {
+            if self.is_raised() {
+                return;
+            }
+            let listener = self.event.listen();
+            if self.is_raised() {
+                return;
+            }
+            listener.await;
+        }
+    }
+}
+
+/// An async barrier across shard threads that can be aborted, so one
+/// shard's start-up failure releases the others instead of hanging them.
+struct Barrier {
+    arrived: AtomicUsize,
+    parties: usize,
+    aborted: AtomicBool,
+    event: Event,
+}
+
+impl Barrier {
+    fn new(parties: usize) -> Barrier {
+        Barrier {
+            arrived: AtomicUsize::new(0),
+            parties,
+            aborted: AtomicBool::new(false),
+            event: Event::new(),
+        }
+    }
+
+    fn abort(&self) {
+        self.aborted.store(true, Ordering::SeqCst);
+        self.event.notify(usize::MAX);
+    }
+
+    async fn wait(&self) -> Result<(), String> {
+        self.arrived.fetch_add(1, Ordering::SeqCst);
+        self.event.notify(usize::MAX);
+        loop {
+            if self.aborted.load(Ordering::SeqCst) {
+                return Err("another shard failed to start".into());
+            }
+            if self.arrived.load(Ordering::SeqCst) >= self.parties {
+                return Ok(());
+            }
+            let listener = self.event.listen();
+            if self.aborted.load(Ordering::SeqCst)
+                || self.arrived.load(Ordering::SeqCst) >= self.parties
+            {
+                continue;
+            }
+            listener.await;
+        }
+    }
+}
+
+/// What shards tell each other while starting.
+struct Startup {
+    shared_port: Mutex<Option<u16>>,
+    shared_bound: Signal,
+    ports: Mutex<Vec<u16>>,
+    peers: Mutex<Vec<usize>>,
+    snapshot: Mutex<Option<Arc<Snapshot>>>,
+    error: Mutex<Option<String>>,
+    bound: Barrier,
+    ready: Barrier,
+    drained: Barrier,
+}
+
+/// A running broker.
+pub struct BrokerHandle {
+    /// The shared port's address.
+    pub addr: SocketAddr,
+    /// Each shard's own port, by shard.
+    pub shard_ports: Vec<u16>,
+    shutdown: Arc<Signal>,
+    threads: Vec<glommio::ExecutorJoinHandle<Result<(), String>>>,
+}
+
+impl BrokerHandle {
+    /// Asks every shard to stop: no new connections, in-flight requests
+    /// finish, logs are flushed, synced and closed. Returns at once; use
+    /// [`BrokerHandle::join`] to wait.
+    pub fn shutdown(&self) {
+        self.shutdown.raise();
+    }
+
+    /// The signal [`BrokerHandle::shutdown`] raises (for signal handlers).
+    pub fn shutdown_signal(&self) -> Arc<Signal> {
+        self.shutdown.clone()
+    }
+
+    /// Waits for every shard to finish; the first error if any failed.
+    pub fn join(self) -> Result<(), String> {
+        let mut first = Ok(());
+        for (i, t) in self.threads.into_iter().enumerate() {
+            let r = t
+                .join()
+                .map_err(|e| format!("shard {i} stopped abnormally: {e}"))
+                .and_then(|r| r);
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    }
+}
+
+/// Starts a broker and returns once every shard accepts connections.
+pub fn start(config: BrokerConfig) -> Result<BrokerHandle, String> {
+    config.validate()?;
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("creating data directory {}: {e}", config.data_dir.display()))?;
+    let n = config.cores;
+    let config = Arc::new(config);
+    let startup = Arc::new(Startup {
+        shared_port: Mutex::new(None),
+        shared_bound: Signal::default(),
+        ports: Mutex::new(vec![0; n]),
+        peers: Mutex::new(vec![usize::MAX; n]),
+        snapshot: Mutex::new(None),
+        error: Mutex::new(None),
+        bound: Barrier::new(n),
+        ready: Barrier::new(n),
+        drained: Barrier::new(n),
+    });
+    let shutdown = Arc::new(Signal::default());
+    let mesh = MeshBuilder::<ShardMsg, _>::full(n, MESH_CHANNEL_CAPACITY);
+    let cpus = crate::config::online_cpus();
+    let mut threads = Vec::with_capacity(n);
+    for i in 0..n {
+        let (config, startup, shutdown, mesh) = (
+            config.clone(),
+            startup.clone(),
+            shutdown.clone(),
+            mesh.clone(),
+        );
+        let placement = if config.pin && n <= cpus {
+            glommio::Placement::Fixed(i)
+        } else {
+            glommio::Placement::Unbound
+        };
+        let handle = glommio::LocalExecutorBuilder::new(placement)
+            .name(&format!("shard-{i}"))
+            .spawn(move || async move {
+                let result = run_shard(i, config, startup.clone(), shutdown.clone(), mesh).await;
+                if let Err(e) = &result {
+                    let mut error = startup.error.lock().unwrap();
+                    if error.is_none() {
+                        *error = Some(format!("shard {i}: {e}"));
+                    }
+                    drop(error);
+                    startup.bound.abort();
+                    startup.ready.abort();
+                    startup.drained.abort();
+                    startup.shared_bound.raise();
+                    shutdown.raise();
+                }
+                result
+            })
+            .map_err(|e| format!("starting shard {i}: {e}"))?;
+        threads.push(handle);
+    }
+    // Wait until every shard is ready or one failed.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        if let Some(e) = startup.error.lock().unwrap().clone() {
+            shutdown.raise();
+            for t in threads {
+                let _ = t.join();
+            }
+            return Err(e);
+        }
+        if startup.ready.arrived.load(Ordering::SeqCst) >= n {
+            break;
+        }
+        if Instant::now() > deadline {
+            shutdown.raise();
+            return Err("shards did not become ready within 10 minutes".into());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let shared = startup
+        .shared_port
+        .lock()
+        .unwrap()
+        .expect("shard 0 bound the shared port");
+    Ok(BrokerHandle {
+        addr: SocketAddr::new(config.listen.ip(), shared),
+        shard_ports: startup.ports.lock().unwrap().clone(),
+        shutdown,
+        threads,
+    })
+}
+
+/// Counters of one shard.
+#[derive(Default)]
+pub struct Counters {
+    pub connections: Cell<u32>,
+    pub requests: Cell<u64>,
+    pub hops: Cell<u64>,
+    pub bytes_in: Cell<u64>,
+    pub bytes_out: Cell<u64>,
+    pub errors: Cell<u64>,
+}
+
+impl Counters {
+    pub fn add(cell: &Cell<u64>, n: u64) {
+        cell.set(cell.get() + n);
+    }
+}
+
+/// One core's share of the broker.
+pub struct Shard {
+    pub id: ShardId,
+    pub count: u32,
+    pub config: Arc<BrokerConfig>,
+    pub disk: Disk,
+    /// Host the ports listen on, as given to clients.
+    pub host: String,
+    pub shared_port: u16,
+    pub ports: Vec<u16>,
+    peer_of: Vec<usize>,
+    senders: Senders<ShardMsg>,
+    snapshot: RefCell<Arc<Snapshot>>,
+    logs: RefCell<HashMap<(TopicId, u32), Rc<PartitionLog>>>,
+    pub counters: Counters,
+    pub shutdown: Arc<Signal>,
+    /// Serializes metadata changes (used on shard 0 only).
+    controller_lock: glommio::sync::Semaphore,
+}
+
+/// A message from one shard to another. Replies travel on `oneshot`
+/// channels, which wake the waiting task across cores.
+pub enum ShardMsg {
+    Produce {
+        items: Vec<ProduceItem>,
+        acks: i8,
+        reply: futures::channel::oneshot::Sender<Vec<ProduceOutcome>>,
+    },
+    Fetch {
+        items: Vec<FetchItem>,
+        reply: futures::channel::oneshot::Sender<Vec<FetchOutcome>>,
+    },
+    /// Completes when any item's log has data past its offset, at the
+    /// deadline, or when the asker gives up (drops the receiver).
+    WaitForData {
+        items: Vec<FetchItem>,
+        deadline: Instant,
+        reply: futures::channel::oneshot::Sender<()>,
+    },
+    ListOffsets {
+        items: Vec<OffsetQuery>,
+        reply: futures::channel::oneshot::Sender<Vec<OffsetAnswer>>,
+    },
+    Describe {
+        topic: TopicId,
+        partitions: Vec<u32>,
+        reply: futures::channel::oneshot::Sender<Vec<PartitionState>>,
+    },
+    Stats {
+        reply: futures::channel::oneshot::Sender<ShardStatsData>,
+    },
+    /// Swap in a new metadata snapshot (open and close logs to match).
+    Apply {
+        snapshot: Arc<Snapshot>,
+        reply: futures::channel::oneshot::Sender<Result<(), String>>,
+    },
+    /// Metadata changes, sent to shard 0.
+    CreateTopic {
+        name: String,
+        partitions: u32,
+        config: crate::meta::TopicConfig,
+        reply: futures::channel::oneshot::Sender<Result<Arc<TopicMeta>, ApiError>>,
+    },
+    DeleteTopic {
+        name: String,
+        reply: futures::channel::oneshot::Sender<Result<(), ApiError>>,
+    },
+}
+
+async fn run_shard(
+    index: usize,
+    config: Arc<BrokerConfig>,
+    startup: Arc<Startup>,
+    shutdown: Arc<Signal>,
+    mesh: MeshBuilder<ShardMsg, glommio::channels::channel_mesh::Full>,
+) -> Result<(), String> {
+    let n = config.cores;
+    let disk = Disk::open(&config.data_dir)
+        .await
+        .map_err(|e| format!("opening data directory: {e}"))?;
+    // Shard 0 binds the shared port first (it may be 0: ephemeral), then
+    // the others join it with SO_REUSEPORT.
+    if index == 0 {
+        let snapshot = Snapshot::load(&config.data_dir)?;
+        *startup.snapshot.lock().unwrap() = Some(Arc::new(snapshot));
+    } else {
+        startup.shared_bound.wait().await;
+        if startup.error.lock().unwrap().is_some() {
+            return Err("another shard failed to start".into());
+        }
+    }
+    let shared_addr = match index {
+        0 => config.listen,
+        _ => SocketAddr::new(
+            config.listen.ip(),
+            startup.shared_port.lock().unwrap().expect("published"),
+        ),
+    };
+    let shared = glommio::net::TcpListener::bind(shared_addr)
+        .map_err(|e| format!("binding {shared_addr}: {e}"))?;
+    let shared_port = shared.local_addr().map_err(|e| e.to_string())?.port();
+    if index == 0 {
+        *startup.shared_port.lock().unwrap() = Some(shared_port);
+        startup.shared_bound.raise();
+    }
+    let own_port = match &config.shard_ports {
+        Some(ports) => ports[index],
+        None if config.listen.port() == 0 => 0,
+        None => shared_port.checked_add(1 + index as u16).ok_or_else(|| {
+            format!("shard port after {shared_port} overflows; set shard ports explicitly")
+        })?,
+    };
+    let own_addr = SocketAddr::new(config.listen.ip(), own_port);
+    let own = bind_exclusive(own_addr)
+        .map_err(|e| format!("binding shard {index}'s port {own_addr}: {e}"))?;
+    startup.ports.lock().unwrap()[index] = own.local_addr().map_err(|e| e.to_string())?.port();
+
+    let (senders, receivers) = mesh
+        .join()
+        .await
+        .map_err(|_| "joining the cross-core mesh failed".to_string())?;
+    startup.peers.lock().unwrap()[index] = senders.peer_id();
+    startup.bound.wait().await?;
+
+    let snapshot = startup
+        .snapshot
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("shard 0 loaded metadata");
+    let shard = Rc::new(Shard {
+        id: ShardId(index as u32),
+        count: n as u32,
+        host: config.listen.ip().to_string(),
+        shared_port,
+        ports: startup.ports.lock().unwrap().clone(),
+        peer_of: startup.peers.lock().unwrap().clone(),
+        config: config.clone(),
+        disk,
+        senders,
+        snapshot: RefCell::new(Arc::new(Snapshot::default())),
+        logs: RefCell::new(HashMap::new()),
+        counters: Counters::default(),
+        shutdown: shutdown.clone(),
+        controller_lock: glommio::sync::Semaphore::new(1),
+    });
+    // Messages from other shards are served from here on, so peers can
+    // make progress while this shard opens its logs.
+    let mesh_tasks = spawn_mesh_receivers(shard.clone(), receivers);
+    shard.apply_snapshot(snapshot).await?;
+    startup.ready.wait().await?;
+    tracing::info!(shard = index, shared = %shared_addr.ip(), shared_port, own_port = shard.ports[index], partitions = shard.logs.borrow().len(), "shard ready");
+
+    let retention = glommio::spawn_local(shard.clone().retention_loop());
+    crate::server::serve(shard.clone(), shared, own).await;
+
+    // Phase 1 is over for this shard (no connections left); keep serving
+    // other shards' messages until all are drained.
+    let drain = glommio::timer::timeout(Duration::from_millis(SHUTDOWN_DRAIN_MS_MAX), async {
+        startup
+            .drained
+            .wait()
+            .await
+            .map_err(|e| glommio::GlommioError::<()>::IoError(std::io::Error::other(e)))
+    })
+    .await;
+    if drain.is_err() {
+        tracing::warn!(
+            shard = index,
+            "not every shard drained in time; closing logs anyway"
+        );
+    }
+    drop(retention);
+    let closed = shard.close_all_logs().await;
+    shard.senders.close();
+    drop(mesh_tasks);
+    tracing::info!(shard = index, "shard stopped");
+    closed
+}
+
+/// Binds a port that only this shard listens on (no SO_REUSEPORT, so two
+/// brokers cannot silently share a shard port).
+fn bind_exclusive(addr: SocketAddr) -> std::io::Result<glommio::net::TcpListener> {
+    let probe = std::net::TcpListener::bind(addr)?;
+    let actual = probe.local_addr()?;
+    drop(probe);
+    glommio::net::TcpListener::bind(actual).map_err(std::io::Error::from)
+}
+
+fn spawn_mesh_receivers(
+    shard: Rc<Shard>,
+    mut receivers: Receivers<ShardMsg>,
+) -> Vec<glommio::task::JoinHandle<()>> {
+    receivers
+        .streams()
+        .into_iter()
+        .map(|(_, receiver)| {
+            let shard = shard.clone();
+            glommio::spawn_local(async move {
+                while let Some(msg) = receiver.recv().await {
+                    let shard = shard.clone();
+                    glommio::spawn_local(async move { shard.handle_msg(msg).await }).detach();
+                }
+            })
+            .detach()
+        })
+        .collect()
+}
+
+impl Shard {
+    /// The current metadata snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.borrow().clone()
+    }
+
+    /// The shard owning a partition.
+    pub fn owner(&self, topic: TopicId, partition: u32) -> ShardId {
+        crate::meta::placement(topic, partition, self.count)
+    }
+
+    pub fn log(&self, topic: TopicId, partition: u32) -> Option<Rc<PartitionLog>> {
+        self.logs.borrow().get(&(topic, partition)).cloned()
+    }
+
+    pub fn partition_count(&self) -> usize {
+        self.logs.borrow().len()
+    }
+
+    /// Sends `msg` to another shard. Data-path messages (produce, fetch,
+    /// wait, list offsets) count as cross-core hops; control messages do not,
+    /// so reading the counters does not move them.
+    pub(crate) async fn send_to(&self, shard: ShardId, msg: ShardMsg) -> Result<(), ApiError> {
+        assert_ne!(shard, self.id, "a shard never sends itself a message");
+        if matches!(
+            msg,
+            ShardMsg::Produce { .. }
+                | ShardMsg::Fetch { .. }
+                | ShardMsg::WaitForData { .. }
+                | ShardMsg::ListOffsets { .. }
+        ) {
+            Counters::add(&self.counters.hops, 1);
+        }
+        self.senders
+            .send_to(self.peer_of[shard.0 as usize], msg)
+            .await
+            .map_err(|_| ApiError::shutting_down())
+    }
+
+    async fn handle_msg(self: Rc<Self>, msg: ShardMsg) {
+        match msg {
+            ShardMsg::Produce { items, acks, reply } => {
+                let _ = reply.send(self.produce_local(items, acks).await);
+            }
+            ShardMsg::Fetch { items, reply } => {
+                let _ = reply.send(self.fetch_local(items).await);
+            }
+            ShardMsg::WaitForData {
+                items,
+                deadline,
+                mut reply,
+            } => {
+                let cancelled = reply.cancellation();
+                futures::pin_mut!(cancelled);
+                let wait = self.wait_local(&items, deadline);
+                futures::pin_mut!(wait);
+                if let futures::future::Either::Left(_) =
+                    futures::future::select(wait, cancelled).await
+                {
+                    let _ = reply.send(());
+                }
+            }
+            ShardMsg::ListOffsets { items, reply } => {
+                let _ = reply.send(self.list_offsets_local(items).await);
+            }
+            ShardMsg::Describe {
+                topic,
+                partitions,
+                reply,
+            } => {
+                let _ = reply.send(self.describe_local(topic, &partitions));
+            }
+            ShardMsg::Stats { reply } => {
+                let _ = reply.send(self.stats_local());
+            }
+            ShardMsg::Apply { snapshot, reply } => {
+                let _ = reply.send(self.apply_snapshot(snapshot).await);
+            }
+            ShardMsg::CreateTopic {
+                name,
+                partitions,
+                config,
+                reply,
+            } => {
+                let _ = reply.send(self.controller_create(name, partitions, config).await);
+            }
+            ShardMsg::DeleteTopic { name, reply } => {
+                let _ = reply.send(self.controller_delete(name).await);
+            }
+        }
+    }
+
+    /// Swaps in `next` and opens or closes this shard's logs to match.
+    async fn apply_snapshot(&self, next: Arc<Snapshot>) -> Result<(), String> {
+        let previous = self.snapshot.replace(next.clone());
+        let mut failures = Vec::new();
+        // Logs of topics that are gone (or replaced by a new topic id).
+        let gone: Vec<(TopicId, u32)> = self
+            .logs
+            .borrow()
+            .keys()
+            .filter(|(id, _)| next.topic_by_id(*id).is_none())
+            .copied()
+            .collect();
+        for key in gone {
+            let log = self.logs.borrow_mut().remove(&key);
+            if let Some(log) = log {
+                match Rc::try_unwrap(log) {
+                    Ok(log) => {
+                        if let Err(e) = log.close().await {
+                            tracing::warn!(topic = %key.0, partition = key.1, error = %e, "closing a deleted partition's log");
+                        }
+                    }
+                    Err(_) => {
+                        tracing::debug!(topic = %key.0, partition = key.1, "deleted partition still in use; its files go when the last reader is done")
+                    }
+                }
+            }
+        }
+        for topic in next.topics.values() {
+            if previous.topic_by_id(topic.id).is_some()
+                && self.logs.borrow().keys().any(|(id, _)| *id == topic.id)
+            {
+                continue;
+            }
+            for p in 0..topic.partitions {
+                if self.owner(topic.id, p) != self.id
+                    || self.logs.borrow().contains_key(&(topic.id, p))
+                {
+                    continue;
+                }
+                let dir = self.config.data_dir.join(&*topic.name).join(p.to_string());
+                match PartitionLog::open(&self.disk, dir, topic.config.log_config()).await {
+                    Ok(log) => {
+                        self.logs.borrow_mut().insert((topic.id, p), Rc::new(log));
+                    }
+                    Err(e) => {
+                        tracing::error!(topic = %topic.name, partition = p, error = %e, "opening partition log failed");
+                        failures.push(format!("{}/{p}: {e}", topic.name));
+                    }
+                }
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures.join("; "))
+        }
+    }
+
+    /// Applies `next` on every shard (this one included) and waits for all.
+    async fn broadcast(&self, next: Arc<Snapshot>) -> Result<(), String> {
+        let mut replies = Vec::new();
+        for s in 0..self.count {
+            if s == self.id.0 {
+                continue;
+            }
+            let (tx, rx) = futures::channel::oneshot::channel();
+            self.senders
+                .send_to(
+                    self.peer_of[s as usize],
+                    ShardMsg::Apply {
+                        snapshot: next.clone(),
+                        reply: tx,
+                    },
+                )
+                .await
+                .map_err(|_| format!("shard {s} is not reachable"))?;
+            replies.push((s, rx));
+        }
+        let mut errors = Vec::new();
+        if let Err(e) = self.apply_snapshot(next).await {
+            errors.push(format!("shard {}: {e}", self.id));
+        }
+        for (s, rx) in replies {
+            match rx.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => errors.push(format!("shard {s}: {e}")),
+                Err(_) => errors.push(format!("shard {s} did not answer")),
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+
+    /// Creates a topic (controller only).
+    async fn controller_create(
+        &self,
+        name: String,
+        partitions: u32,
+        config: crate::meta::TopicConfig,
+    ) -> Result<Arc<TopicMeta>, ApiError> {
+        assert_eq!(self.id, ShardId(0), "only the controller changes metadata");
+        let _lock = self
+            .controller_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| ApiError::shutting_down())?;
+        let (next, meta) = self
+            .snapshot()
+            .with_topic(&name, partitions, config)
+            .map_err(|e| ApiError::new(e.code(), e.to_string()))?;
+        let next = Arc::new(next);
+        let (data_dir, saved, topic) = (self.config.data_dir.clone(), next.clone(), name.clone());
+        glommio::executor()
+            .spawn_blocking(move || -> std::io::Result<()> {
+                // A directory of this name can only be left from a topic
+                // whose deletion was interrupted: it holds no live data.
+                let dir = data_dir.join(&topic);
+                if dir.exists() {
+                    std::fs::remove_dir_all(&dir)?;
+                }
+                saved.save(&data_dir)
+            })
+            .await
+            .map_err(|e| {
+                ApiError::new(
+                    crate::protocol::wire::ErrorCode::UNKNOWN_SERVER_ERROR,
+                    format!("saving metadata: {e}"),
+                )
+            })?;
+        tracing::info!(topic = %name, partitions, id = %meta.id, "created topic");
+        self.broadcast(next)
+            .await
+            .map_err(|e| ApiError::new(crate::protocol::wire::ErrorCode::STORAGE_FAILED, e))?;
+        Ok(meta)
+    }
+
+    /// Deletes a topic (controller only): metadata first, then every owner
+    /// closes its logs, then the files go.
+    async fn controller_delete(&self, name: String) -> Result<(), ApiError> {
+        assert_eq!(self.id, ShardId(0), "only the controller changes metadata");
+        let _lock = self
+            .controller_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| ApiError::shutting_down())?;
+        let (next, _) = self
+            .snapshot()
+            .without_topic(&name)
+            .map_err(|e| ApiError::new(e.code(), e.to_string()))?;
+        let next = Arc::new(next);
+        let (data_dir, saved) = (self.config.data_dir.clone(), next.clone());
+        glommio::executor()
+            .spawn_blocking(move || saved.save(&data_dir))
+            .await
+            .map_err(|e| {
+                ApiError::new(
+                    crate::protocol::wire::ErrorCode::UNKNOWN_SERVER_ERROR,
+                    format!("saving metadata: {e}"),
+                )
+            })?;
+        self.broadcast(next)
+            .await
+            .map_err(|e| ApiError::new(crate::protocol::wire::ErrorCode::STORAGE_FAILED, e))?;
+        let dir = self.config.data_dir.join(&name);
+        let removed = glommio::executor()
+            .spawn_blocking(move || std::fs::remove_dir_all(&dir))
+            .await;
+        if let Err(e) = removed
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(topic = %name, error = %e, "removing a deleted topic's files failed; they are removed when the name is reused");
+        }
+        tracing::info!(topic = %name, "deleted topic");
+        Ok(())
+    }
+
+    /// Applies retention to this shard's logs every check interval.
+    async fn retention_loop(self: Rc<Self>) {
+        loop {
+            let sleep = glommio::timer::sleep(self.config.retention_check_interval);
+            let stop = self.shutdown.wait();
+            futures::pin_mut!(sleep, stop);
+            if let futures::future::Either::Right(_) = futures::future::select(sleep, stop).await {
+                return;
+            }
+            let logs: Vec<_> = self.logs.borrow().values().cloned().collect();
+            for log in logs {
+                if let Err(e) = log.enforce_retention(Timestamp::now()).await {
+                    tracing::warn!(dir = %log.dir().display(), error = %e, "retention failed");
+                }
+                glommio::yield_if_needed().await;
+            }
+        }
+    }
+
+    /// Flushes, syncs and closes every log of this shard.
+    async fn close_all_logs(&self) -> Result<(), String> {
+        let logs: Vec<_> = self.logs.borrow_mut().drain().collect();
+        let mut errors = Vec::new();
+        for ((topic, partition), log) in logs {
+            // A task that still holds the log (a request cut short) keeps
+            // its Rc; wait briefly for it to finish.
+            let mut log = log;
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let owned = loop {
+                match Rc::try_unwrap(log) {
+                    Ok(owned) => break Some(owned),
+                    Err(shared) if Instant::now() < deadline => {
+                        log = shared;
+                        glommio::timer::sleep(Duration::from_millis(5)).await;
+                    }
+                    Err(_) => break None,
+                }
+            };
+            match owned {
+                Some(log) => {
+                    if let Err(e) = log.close().await {
+                        errors.push(format!("{topic}/{partition}: {e}"));
+                    }
+                }
+                None => errors.push(format!(
+                    "{topic}/{partition}: still in use at shutdown; not closed cleanly"
+                )),
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+}

@@ -1,0 +1,557 @@
+//! What a shard does with partitions: locally for those it owns, through a
+//! message to the owner for the others. Each public operation takes items
+//! tagged with their position in the client's request (`idx`), groups them
+//! by owning shard, sends one message per remote shard (one hop each), runs
+//! the local group itself, and returns the outcomes in request order.
+
+use super::{Shard, ShardMsg};
+use crate::protocol::storage_error_code;
+use crate::protocol::wire::{ErrorCode, OffsetSpec};
+use crate::storage::{AppendInfo, StorageError};
+use crate::types::{Offset, ShardId, Timestamp, TopicId};
+use bytes::{Bytes, BytesMut};
+use futures::channel::oneshot;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Instant;
+
+/// A failure with its stable code, as the client will see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn shutting_down() -> ApiError {
+        ApiError::new(ErrorCode::SHUTTING_DOWN, "the broker is shutting down")
+    }
+
+    pub fn storage(e: &StorageError) -> ApiError {
+        ApiError::new(storage_error_code(e), e.to_string())
+    }
+
+    fn not_here(topic: TopicId, partition: u32, shard: ShardId) -> ApiError {
+        ApiError::new(
+            ErrorCode::UNKNOWN_PARTITION,
+            format!("partition {partition} of topic id {topic} is not open on shard {shard}"),
+        )
+    }
+}
+
+/// Records for one partition.
+pub struct ProduceItem {
+    pub idx: usize,
+    pub topic: TopicId,
+    pub partition: u32,
+    pub data: BytesMut,
+}
+
+pub struct ProduceOutcome {
+    pub idx: usize,
+    pub result: Result<AppendInfo, ApiError>,
+}
+
+/// A read of one partition.
+#[derive(Clone, Debug)]
+pub struct FetchItem {
+    pub idx: usize,
+    pub topic: TopicId,
+    pub partition: u32,
+    pub offset: Offset,
+    pub max_bytes: usize,
+}
+
+/// What a read found.
+#[derive(Clone, Debug, Default)]
+pub struct FetchData {
+    pub chunks: Vec<Bytes>,
+    pub bytes: usize,
+    pub high_watermark: Offset,
+    pub log_start: Offset,
+}
+
+pub struct FetchOutcome {
+    pub idx: usize,
+    /// On error, the partition's range if known (for out-of-range offsets).
+    pub result: Result<FetchData, (ApiError, Option<(Offset, Offset)>)>,
+}
+
+/// A pair of numbers answered for a partition (offset and timestamp for
+/// list offsets), or why not.
+pub type OffsetAnswer = Result<(i64, i64), ApiError>;
+
+/// A list-offsets question about one partition.
+pub struct OffsetQuery {
+    pub idx: usize,
+    pub topic: TopicId,
+    pub partition: u32,
+    pub spec: OffsetSpec,
+    pub timestamp: i64,
+}
+
+/// A partition's state for `describe`.
+#[derive(Clone, Debug)]
+pub struct PartitionState {
+    pub partition: u32,
+    pub shard: ShardId,
+    pub error: Option<ApiError>,
+    pub start: Offset,
+    pub end: Offset,
+    pub high_watermark: Offset,
+    pub bytes: u64,
+    pub segments: u32,
+}
+
+/// One shard's counters.
+#[derive(Clone, Debug, Default)]
+pub struct ShardStatsData {
+    pub shard: u32,
+    pub port: u16,
+    pub connections: u32,
+    pub requests: u64,
+    pub hops: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub partitions: u32,
+    pub errors: u64,
+}
+
+/// Splits `items` into this shard's and each other shard's.
+fn group_by_owner<T>(
+    shard: &Shard,
+    items: Vec<T>,
+    key: impl Fn(&T) -> (TopicId, u32),
+) -> (Vec<T>, BTreeMap<ShardId, Vec<T>>) {
+    let mut local = Vec::new();
+    let mut remote: BTreeMap<ShardId, Vec<T>> = BTreeMap::new();
+    for item in items {
+        let (topic, partition) = key(&item);
+        let owner = shard.owner(topic, partition);
+        if owner == shard.id {
+            local.push(item);
+        } else {
+            remote.entry(owner).or_default().push(item);
+        }
+    }
+    (local, remote)
+}
+
+impl Shard {
+    /// Appends each item's records to its partition, wherever it lives.
+    pub async fn produce(
+        self: &Rc<Self>,
+        items: Vec<ProduceItem>,
+        acks: i8,
+    ) -> Vec<ProduceOutcome> {
+        let (local, remote) = group_by_owner(self, items, |i| (i.topic, i.partition));
+        let mut waits = Vec::new();
+        let mut failed = Vec::new();
+        for (owner, items) in remote {
+            let idxs: Vec<usize> = items.iter().map(|i| i.idx).collect();
+            let (tx, rx) = oneshot::channel();
+            match self
+                .send_to(
+                    owner,
+                    ShardMsg::Produce {
+                        items,
+                        acks,
+                        reply: tx,
+                    },
+                )
+                .await
+            {
+                Ok(()) => waits.push((idxs, rx)),
+                Err(e) => failed.extend(idxs.into_iter().map(|idx| ProduceOutcome {
+                    idx,
+                    result: Err(e.clone()),
+                })),
+            }
+        }
+        let mut out = self.produce_local(local, acks).await;
+        out.extend(failed);
+        for (idxs, rx) in waits {
+            match rx.await {
+                Ok(results) => out.extend(results),
+                Err(_) => out.extend(idxs.into_iter().map(|idx| ProduceOutcome {
+                    idx,
+                    result: Err(ApiError::shutting_down()),
+                })),
+            }
+        }
+        out
+    }
+
+    pub(super) async fn produce_local(
+        &self,
+        items: Vec<ProduceItem>,
+        acks: i8,
+    ) -> Vec<ProduceOutcome> {
+        let appends = items.into_iter().map(|item| async move {
+            let result = match self.log(item.topic, item.partition) {
+                None => Err(ApiError::not_here(item.topic, item.partition, self.id)),
+                Some(log) => match log.append(item.data).await {
+                    Ok(info) => match acks {
+                        -1 => log
+                            .make_durable(info.last_offset.plus(1))
+                            .await
+                            .map(|()| info)
+                            .map_err(|e| ApiError::storage(&e)),
+                        _ => Ok(info),
+                    },
+                    Err(e) => Err(ApiError::storage(&e)),
+                },
+            };
+            ProduceOutcome {
+                idx: item.idx,
+                result,
+            }
+        });
+        futures::future::join_all(appends).await
+    }
+
+    /// Reads each item's partition once, wherever it lives.
+    pub async fn fetch(self: &Rc<Self>, items: Vec<FetchItem>) -> Vec<FetchOutcome> {
+        let (local, remote) = group_by_owner(self, items, |i| (i.topic, i.partition));
+        let mut waits = Vec::new();
+        let mut out = Vec::new();
+        for (owner, items) in remote {
+            let idxs: Vec<usize> = items.iter().map(|i| i.idx).collect();
+            let (tx, rx) = oneshot::channel();
+            match self
+                .send_to(owner, ShardMsg::Fetch { items, reply: tx })
+                .await
+            {
+                Ok(()) => waits.push((idxs, rx)),
+                Err(e) => out.extend(idxs.into_iter().map(|idx| FetchOutcome {
+                    idx,
+                    result: Err((e.clone(), None)),
+                })),
+            }
+        }
+        out.extend(self.fetch_local(local).await);
+        for (idxs, rx) in waits {
+            match rx.await {
+                Ok(results) => out.extend(results),
+                Err(_) => out.extend(idxs.into_iter().map(|idx| FetchOutcome {
+                    idx,
+                    result: Err((ApiError::shutting_down(), None)),
+                })),
+            }
+        }
+        out
+    }
+
+    pub(super) async fn fetch_local(&self, items: Vec<FetchItem>) -> Vec<FetchOutcome> {
+        let reads = items.into_iter().map(|item| async move {
+            let result = match self.log(item.topic, item.partition) {
+                None => Err((
+                    ApiError::not_here(item.topic, item.partition, self.id),
+                    None,
+                )),
+                Some(log) => match log.read(item.offset, item.max_bytes).await {
+                    Ok(read) => Ok(FetchData {
+                        bytes: read.bytes,
+                        chunks: read.chunks,
+                        high_watermark: read.high_watermark,
+                        log_start: read.log_start_offset,
+                    }),
+                    Err(e) => {
+                        let range = match &e {
+                            StorageError::OffsetOutOfRange { start, end, .. } => {
+                                Some((*start, *end))
+                            }
+                            _ => None,
+                        };
+                        Err((ApiError::storage(&e), range))
+                    }
+                },
+            };
+            FetchOutcome {
+                idx: item.idx,
+                result,
+            }
+        });
+        futures::future::join_all(reads).await
+    }
+
+    /// Waits until any item's partition has data at or past its offset,
+    /// `deadline` passes, or the broker shuts down.
+    pub async fn wait_for_data(self: &Rc<Self>, items: Vec<FetchItem>, deadline: Instant) {
+        let (local, remote) = group_by_owner(self, items, |i| (i.topic, i.partition));
+        let mut waits: Vec<futures::future::LocalBoxFuture<'_, ()>> = Vec::new();
+        for (owner, items) in remote {
+            let (tx, rx) = oneshot::channel();
+            if self
+                .send_to(
+                    owner,
+                    ShardMsg::WaitForData {
+                        items,
+                        deadline,
+                        reply: tx,
+                    },
+                )
+                .await
+                .is_ok()
+            {
+                waits.push(Box::pin(async move {
+                    let _ = rx.await;
+                }));
+            }
+        }
+        if !local.is_empty() {
+            waits.push(Box::pin(
+                async move { self.wait_local(&local, deadline).await },
+            ));
+        }
+        waits.push(Box::pin(async move {
+            let now = Instant::now();
+            glommio::timer::sleep(deadline.saturating_duration_since(now)).await;
+        }));
+        waits.push(Box::pin(self.shutdown.wait()));
+        // The first to finish wins; dropping the rest cancels the remote
+        // waits (their reply channels close).
+        let _ = futures::future::select_all(waits).await;
+    }
+
+    pub(super) async fn wait_local(&self, items: &[FetchItem], deadline: Instant) {
+        loop {
+            let mut listeners = Vec::with_capacity(items.len());
+            for item in items {
+                match self.log(item.topic, item.partition) {
+                    // A missing partition or data already there: stop waiting.
+                    None => return,
+                    Some(log) => {
+                        let listener = log.listen_for_data();
+                        if log.high_watermark() > item.offset || log.start_offset() > item.offset {
+                            return;
+                        }
+                        listeners.push(listener);
+                    }
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline || self.shutdown.is_raised() {
+                return;
+            }
+            let timer = glommio::timer::sleep(deadline - now);
+            let any = futures::future::select_all(listeners);
+            futures::pin_mut!(timer);
+            if let futures::future::Either::Left(_) = futures::future::select(timer, any).await {
+                return;
+            }
+        }
+    }
+
+    /// Answers list-offsets questions wherever the partitions live.
+    pub async fn list_offsets(
+        self: &Rc<Self>,
+        items: Vec<OffsetQuery>,
+    ) -> Vec<(usize, OffsetAnswer)> {
+        let (local, remote) = group_by_owner(self, items, |i| (i.topic, i.partition));
+        let mut out: Vec<(usize, OffsetAnswer)> = Vec::new();
+        let local_idx: Vec<usize> = local.iter().map(|q| q.idx).collect();
+        let mut waits = Vec::new();
+        for (owner, items) in remote {
+            let idxs: Vec<usize> = items.iter().map(|i| i.idx).collect();
+            let (tx, rx) = oneshot::channel();
+            match self
+                .send_to(owner, ShardMsg::ListOffsets { items, reply: tx })
+                .await
+            {
+                Ok(()) => waits.push((idxs, rx)),
+                Err(e) => out.extend(idxs.into_iter().map(|i| (i, Err(e.clone())))),
+            }
+        }
+        out.extend(
+            local_idx
+                .into_iter()
+                .zip(self.list_offsets_local(local).await),
+        );
+        for (idxs, rx) in waits {
+            match rx.await {
+                Ok(results) => out.extend(idxs.into_iter().zip(results)),
+                Err(_) => out.extend(
+                    idxs.into_iter()
+                        .map(|i| (i, Err(ApiError::shutting_down()))),
+                ),
+            }
+        }
+        out
+    }
+
+    pub(super) async fn list_offsets_local(&self, items: Vec<OffsetQuery>) -> Vec<OffsetAnswer> {
+        let mut out = Vec::with_capacity(items.len());
+        for q in items {
+            let Some(log) = self.log(q.topic, q.partition) else {
+                out.push(Err(ApiError::not_here(q.topic, q.partition, self.id)));
+                continue;
+            };
+            out.push(match q.spec {
+                OffsetSpec::EARLIEST => Ok((log.start_offset().0 as i64, -1)),
+                OffsetSpec::LATEST => Ok((log.high_watermark().0 as i64, -1)),
+                OffsetSpec::TIMESTAMP => {
+                    match log.offset_for_timestamp(Timestamp(q.timestamp)).await {
+                        Ok(Some((offset, ts))) => Ok((offset.0 as i64, ts.0)),
+                        Ok(None) => Ok((-1, -1)),
+                        Err(e) => Err(ApiError::storage(&e)),
+                    }
+                }
+                other => Err(ApiError::new(
+                    ErrorCode::INVALID_ARGUMENT,
+                    format!("unknown offset spec {}", other.0),
+                )),
+            });
+        }
+        out
+    }
+
+    /// The state of the given partitions of a topic, wherever they live.
+    pub async fn describe(self: &Rc<Self>, topic: TopicId, partitions: u32) -> Vec<PartitionState> {
+        let mut by_owner: BTreeMap<ShardId, Vec<u32>> = BTreeMap::new();
+        for p in 0..partitions {
+            by_owner.entry(self.owner(topic, p)).or_default().push(p);
+        }
+        let mut out = Vec::new();
+        for (owner, parts) in by_owner {
+            if owner == self.id {
+                out.extend(self.describe_local(topic, &parts));
+                continue;
+            }
+            let (tx, rx) = oneshot::channel();
+            let sent = self
+                .send_to(
+                    owner,
+                    ShardMsg::Describe {
+                        topic,
+                        partitions: parts.clone(),
+                        reply: tx,
+                    },
+                )
+                .await;
+            match (sent, rx.await) {
+                (Ok(()), Ok(states)) => out.extend(states),
+                _ => out.extend(parts.into_iter().map(|p| PartitionState {
+                    partition: p,
+                    shard: owner,
+                    error: Some(ApiError::shutting_down()),
+                    start: Offset::ZERO,
+                    end: Offset::ZERO,
+                    high_watermark: Offset::ZERO,
+                    bytes: 0,
+                    segments: 0,
+                })),
+            }
+        }
+        out.sort_by_key(|s| s.partition);
+        out
+    }
+
+    pub(super) fn describe_local(&self, topic: TopicId, partitions: &[u32]) -> Vec<PartitionState> {
+        partitions
+            .iter()
+            .map(|&p| match self.log(topic, p) {
+                Some(log) => PartitionState {
+                    partition: p,
+                    shard: self.id,
+                    error: log
+                        .failure()
+                        .map(|reason| ApiError::new(ErrorCode::STORAGE_FAILED, reason)),
+                    start: log.start_offset(),
+                    end: log.end_offset(),
+                    high_watermark: log.high_watermark(),
+                    bytes: log.size_bytes(),
+                    segments: log.segments().len() as u32,
+                },
+                None => PartitionState {
+                    partition: p,
+                    shard: self.id,
+                    error: Some(ApiError::not_here(topic, p, self.id)),
+                    start: Offset::ZERO,
+                    end: Offset::ZERO,
+                    high_watermark: Offset::ZERO,
+                    bytes: 0,
+                    segments: 0,
+                },
+            })
+            .collect()
+    }
+
+    /// Every shard's counters.
+    pub async fn stats(self: &Rc<Self>) -> Vec<ShardStatsData> {
+        let mut out = vec![self.stats_local()];
+        for s in 0..self.count {
+            if s == self.id.0 {
+                continue;
+            }
+            let (tx, rx) = oneshot::channel();
+            if self
+                .send_to(ShardId(s), ShardMsg::Stats { reply: tx })
+                .await
+                .is_ok()
+                && let Ok(stats) = rx.await
+            {
+                out.push(stats);
+            }
+        }
+        out.sort_by_key(|s| s.shard);
+        out
+    }
+
+    pub(super) fn stats_local(&self) -> ShardStatsData {
+        let c = &self.counters;
+        ShardStatsData {
+            shard: self.id.0,
+            port: self.ports[self.id.0 as usize],
+            connections: c.connections.get(),
+            requests: c.requests.get(),
+            hops: c.hops.get(),
+            bytes_in: c.bytes_in.get(),
+            bytes_out: c.bytes_out.get(),
+            partitions: self.partition_count() as u32,
+            errors: c.errors.get(),
+        }
+    }
+
+    /// Creates a topic through the controller.
+    pub async fn create_topic(
+        self: &Rc<Self>,
+        name: String,
+        partitions: u32,
+        config: crate::meta::TopicConfig,
+    ) -> Result<std::sync::Arc<crate::meta::TopicMeta>, ApiError> {
+        if self.id == ShardId(0) {
+            return self.controller_create(name, partitions, config).await;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.send_to(
+            ShardId(0),
+            ShardMsg::CreateTopic {
+                name,
+                partitions,
+                config,
+                reply: tx,
+            },
+        )
+        .await?;
+        rx.await.map_err(|_| ApiError::shutting_down())?
+    }
+
+    /// Deletes a topic through the controller.
+    pub async fn delete_topic(self: &Rc<Self>, name: String) -> Result<(), ApiError> {
+        if self.id == ShardId(0) {
+            return self.controller_delete(name).await;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.send_to(ShardId(0), ShardMsg::DeleteTopic { name, reply: tx })
+            .await?;
+        rx.await.map_err(|_| ApiError::shutting_down())?
+    }
+}
