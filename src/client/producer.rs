@@ -385,15 +385,18 @@ impl Producer {
             .unwrap_or_default()
             .subsec_nanos() as usize
             % n) as u32;
-        self.inner.topics.borrow_mut().insert(
-            name.to_string(),
-            TopicState {
+        // Another send may have loaded the topic (and opened batches) while
+        // this one waited: keep its state, or those batches would be lost.
+        self.inner
+            .topics
+            .borrow_mut()
+            .entry(name.to_string())
+            .or_insert_with(|| TopicState {
                 name: Arc::from(name),
                 info,
                 open: (0..n).map(|_| None).collect(),
                 sticky,
-            },
-        );
+            });
         Ok(())
     }
 

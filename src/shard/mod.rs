@@ -121,6 +121,8 @@ impl Barrier {
 struct Startup {
     shared_port: Mutex<Option<u16>>,
     shared_bound: Signal,
+    /// Raised when any shard fails to start.
+    failed: Signal,
     ports: Mutex<Vec<u16>>,
     peers: Mutex<Vec<usize>>,
     snapshot: Mutex<Option<Arc<Snapshot>>>,
@@ -179,6 +181,7 @@ pub fn start(config: BrokerConfig) -> Result<BrokerHandle, String> {
     let startup = Arc::new(Startup {
         shared_port: Mutex::new(None),
         shared_bound: Signal::default(),
+        failed: Signal::default(),
         ports: Mutex::new(vec![0; n]),
         peers: Mutex::new(vec![usize::MAX; n]),
         snapshot: Mutex::new(None),
@@ -217,6 +220,7 @@ pub fn start(config: BrokerConfig) -> Result<BrokerHandle, String> {
                     startup.ready.abort();
                     startup.drained.abort();
                     startup.shared_bound.raise();
+                    startup.failed.raise();
                     shutdown.raise();
                 }
                 result
@@ -227,7 +231,10 @@ pub fn start(config: BrokerConfig) -> Result<BrokerHandle, String> {
     // Wait until every shard is ready or one failed.
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
-        if let Some(e) = startup.error.lock().unwrap().clone() {
+        // Not `if let … = lock()…`: that would hold the lock while joining
+        // the shards, which take it on their way out.
+        let failure = startup.error.lock().unwrap().clone();
+        if let Some(e) = failure {
             shutdown.raise();
             for t in threads {
                 let _ = t.join();
@@ -390,10 +397,19 @@ async fn run_shard(
         .map_err(|e| format!("binding shard {index}'s port {own_addr}: {e}"))?;
     startup.ports.lock().unwrap()[index] = own.local_addr().map_err(|e| e.to_string())?.port();
 
-    let (senders, receivers) = mesh
-        .join()
-        .await
-        .map_err(|_| "joining the cross-core mesh failed".to_string())?;
+    // Joining waits for every shard; a shard that failed before joining
+    // would leave the others waiting forever, so a start-up failure aborts.
+    let (senders, receivers) = {
+        let join = mesh.join();
+        let failed = startup.failed.wait();
+        futures::pin_mut!(join, failed);
+        match futures::future::select(join, failed).await {
+            futures::future::Either::Left((joined, _)) => {
+                joined.map_err(|_| "joining the cross-core mesh failed".to_string())?
+            }
+            futures::future::Either::Right(_) => return Err("another shard failed to start".into()),
+        }
+    };
     startup.peers.lock().unwrap()[index] = senders.peer_id();
     startup.bound.wait().await?;
 
@@ -456,10 +472,13 @@ async fn run_shard(
 /// Binds a port that only this shard listens on (no SO_REUSEPORT, so two
 /// brokers cannot silently share a shard port).
 fn bind_exclusive(addr: SocketAddr) -> std::io::Result<glommio::net::TcpListener> {
-    let probe = std::net::TcpListener::bind(addr)?;
-    let actual = probe.local_addr()?;
-    drop(probe);
-    glommio::net::TcpListener::bind(actual).map_err(std::io::Error::from)
+    use std::os::unix::io::{FromRawFd, IntoRawFd};
+    // Bound once, by std (SO_REUSEADDR only), and handed to glommio: no
+    // window in which another process could take the port, and port 0 yields
+    // a port nobody else holds.
+    let listener = std::net::TcpListener::bind(addr)?;
+    // SAFETY: the fd comes from a bound, listening socket we own and give up.
+    Ok(unsafe { glommio::net::TcpListener::from_raw_fd(listener.into_raw_fd()) })
 }
 
 fn spawn_mesh_receivers(

@@ -72,6 +72,29 @@ fn injected(what: &str) -> io::Error {
     io::Error::other(format!("injected fault: {what}"))
 }
 
+/// Makes sure `root` holds the non-empty probe marker and returns its path.
+/// Plain `std::fs`: this is not on the data path, and it must exist before
+/// any direct-I/O open. Every executor of a broker may run this at once, so
+/// each writes its own temporary file and renames it over the marker (the
+/// contents are identical, the rename atomic).
+fn write_probe_marker(root: &Path) -> io::Result<PathBuf> {
+    let probe = root.join(PROBE_FILE_NAME);
+    let probe_len = std::fs::metadata(&probe).map(|m| m.len()).unwrap_or(0);
+    if probe_len < PROBE_FILE_BYTES as u64 {
+        let mut marker = vec![0u8; PROBE_FILE_BYTES];
+        let text = b"corelog direct-I/O probe file: read at start so glommio probes real data\n";
+        marker[..text.len()].copy_from_slice(text);
+        let tmp = root.join(format!(
+            "{PROBE_FILE_NAME}.{}.{:?}.tmp",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::write(&tmp, &marker)?;
+        std::fs::rename(&tmp, &probe)?;
+    }
+    Ok(probe)
+}
+
 /// A data directory on one device, opened on the current executor.
 #[derive(Clone, Debug)]
 pub struct Disk {
@@ -91,19 +114,7 @@ impl Disk {
                 format!("creating data directory {}: {e}", root.display()),
             )
         })?;
-        let probe = root.join(PROBE_FILE_NAME);
-        let probe_len = std::fs::metadata(&probe).map(|m| m.len()).unwrap_or(0);
-        if probe_len < PROBE_FILE_BYTES as u64 {
-            // Written once per data directory with plain std::fs: this is not
-            // on the data path, and it must exist before any DMA open.
-            let mut marker = vec![0u8; PROBE_FILE_BYTES];
-            let text =
-                b"corelog direct-I/O probe file: read at start so glommio probes real data\n";
-            marker[..text.len()].copy_from_slice(text);
-            let tmp = root.join(format!("{PROBE_FILE_NAME}.tmp"));
-            std::fs::write(&tmp, &marker)?;
-            std::fs::rename(&tmp, &probe)?;
-        }
+        let probe = write_probe_marker(&root)?;
         let file = DmaFile::open(&probe).await.map_err(io_err)?;
         // The probe happens inside open; one real read makes sure it ran.
         file.read_at(0, DIRECT_IO_ALIGN_BYTES)
@@ -260,5 +271,40 @@ impl std::ops::Deref for DmaRead {
 
     fn deref(&self) -> &[u8] {
         &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_writing_the_probe_marker_at_once_all_succeed() {
+        // Regression: every shard wrote the marker through one shared
+        // temporary name, so a shard could find it renamed away by another
+        // (ENOENT) and the broker failed to start.
+        for _ in 0..300 {
+            let dir = tempfile::tempdir().unwrap();
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let threads: Vec<_> = (0..8)
+                .map(|_| {
+                    let (root, barrier) = (dir.path().to_path_buf(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        write_probe_marker(&root)
+                    })
+                })
+                .collect();
+            for t in threads {
+                let probe = t
+                    .join()
+                    .unwrap()
+                    .expect("every thread finds or writes the marker");
+                assert_eq!(
+                    std::fs::metadata(probe).unwrap().len(),
+                    PROBE_FILE_BYTES as u64
+                );
+            }
+        }
     }
 }

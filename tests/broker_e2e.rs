@@ -1,0 +1,726 @@
+//! End to end against real `corelog serve` processes on 127.0.0.1.
+
+mod common;
+
+use common::{Broker, run, wait_until};
+use corelog::client::{
+    Acks, Admin, Consumer, ConsumerConfig, OffsetReset, Producer, ProducerConfig, ProducerRecord,
+    Routing, SeekTo, TopicSettings,
+};
+use corelog::storage::FsyncPolicy;
+use corelog::types::Timestamp;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn create_topic(addr: SocketAddr, name: &str, partitions: u32, settings: TopicSettings) {
+    let name = name.to_string();
+    run(async move {
+        Admin::connect(addr)
+            .await
+            .unwrap()
+            .create_topic(&name, partitions, &settings)
+            .await
+            .unwrap();
+    });
+}
+
+/// (partition, end offset) of every partition.
+fn end_offsets(addr: SocketAddr, topic: &str) -> Vec<(u32, u64)> {
+    let topic = topic.to_string();
+    run(async move {
+        let d = Admin::connect(addr)
+            .await
+            .unwrap()
+            .describe_topic(&topic)
+            .await
+            .unwrap();
+        d.partitions
+            .iter()
+            .map(|p| (p.partition, p.high_watermark))
+            .collect()
+    })
+}
+
+/// Every record of `topic` as (partition, offset, key, value), reading until
+/// each partition's position reaches the end offsets seen at start.
+fn consume_all(addr: SocketAddr, topic: &str, routing: Routing) -> Vec<(u32, u64, String, String)> {
+    let ends = end_offsets(addr, topic);
+    let topic = topic.to_string();
+    run(async move {
+        let config = ConsumerConfig {
+            routing,
+            max_wait: Duration::from_millis(100),
+            ..ConsumerConfig::default()
+        };
+        let mut consumer = Consumer::connect(addr, config).await.unwrap();
+        consumer
+            .assign(&topic, None, SeekTo::Earliest)
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !ends
+            .iter()
+            .all(|(p, end)| consumer.position(&topic, *p).unwrap() >= *end)
+        {
+            assert!(Instant::now() < deadline, "consuming took over 2 minutes");
+            for r in consumer.poll().await.unwrap() {
+                let text = |b: Option<bytes::Bytes>| {
+                    b.map(|b| String::from_utf8(b.to_vec()).unwrap())
+                        .unwrap_or_default()
+                };
+                out.push((r.partition, r.offset, text(r.key), text(r.value)));
+            }
+        }
+        out
+    })
+}
+
+/// Produces `count` records keyed `key-{i % keys}` with value
+/// `p{producer}-{i}` from a thread of its own; returns (key, seq, partition,
+/// offset) of each acknowledged record.
+fn produce_keyed(
+    addr: SocketAddr,
+    topic: &str,
+    producer: u32,
+    count: u64,
+    keys: u64,
+    routing: Routing,
+) -> std::thread::JoinHandle<Vec<(u64, u64, u32, u64)>> {
+    let topic = topic.to_string();
+    std::thread::spawn(move || {
+        run(async move {
+            let config = ProducerConfig {
+                routing,
+                linger: Duration::from_millis(2),
+                ..ProducerConfig::default()
+            };
+            let p = Producer::connect(addr, config).await.unwrap();
+            let mut pending = Vec::with_capacity(count as usize);
+            for i in 0..count {
+                let key = format!("key-{}", i % keys);
+                let value = format!("p{producer}-{i}");
+                let d = p
+                    .send(&topic, Some(key.as_bytes()), value.as_bytes())
+                    .await
+                    .unwrap();
+                pending.push((i % keys, i, d));
+            }
+            p.flush().await.unwrap();
+            let mut acked = Vec::with_capacity(pending.len());
+            for (key, seq, d) in pending {
+                let m = d.await.expect("every record is acknowledged");
+                acked.push((key, seq, m.partition, m.offset.unwrap()));
+            }
+            p.close().await.unwrap();
+            acked
+        })
+    })
+}
+
+/// Checks count, per-(key, producer) order and content.
+fn check_keyed(records: &[(u32, u64, String, String)], producers: u32, per_producer: u64) {
+    assert_eq!(
+        records.len() as u64,
+        producers as u64 * per_producer,
+        "record count"
+    );
+    let mut seen = vec![vec![false; per_producer as usize]; producers as usize];
+    // Last sequence seen per (key, producer) in each partition's offset order.
+    let mut last: HashMap<(String, u32), (u32, i64)> = HashMap::new();
+    let mut by_partition: BTreeMap<u32, Vec<&(u32, u64, String, String)>> = BTreeMap::new();
+    for r in records {
+        by_partition.entry(r.0).or_default().push(r);
+    }
+    for (partition, mut rs) in by_partition {
+        rs.sort_by_key(|r| r.1);
+        for w in rs.windows(2) {
+            assert_eq!(
+                w[1].1,
+                w[0].1 + 1,
+                "offsets of partition {partition} are dense"
+            );
+        }
+        for (_, _, key, value) in rs {
+            let (p, seq) = value.strip_prefix('p').unwrap().split_once('-').unwrap();
+            let (p, seq): (u32, u64) = (p.parse().unwrap(), seq.parse().unwrap());
+            assert_eq!(key, &format!("key-{}", seq % 1000), "content of {value}");
+            assert!(!seen[p as usize][seq as usize], "{value} read twice");
+            seen[p as usize][seq as usize] = true;
+            let entry = last.entry((key.clone(), p)).or_insert((partition, -1));
+            assert_eq!(entry.0, partition, "key {key} must stay on one partition");
+            assert!(
+                (seq as i64) > entry.1,
+                "key {key} of producer {p}: {seq} after {}",
+                entry.1
+            );
+            entry.1 = seq as i64;
+        }
+    }
+}
+
+#[test]
+fn a_million_keyed_records_from_four_producers_are_all_read_back_before_and_after_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut broker = Broker::start(&data, 2, &[]);
+    create_topic(broker.addr, "orders", 8, TopicSettings::default());
+    const PRODUCERS: u32 = 4;
+    const PER_PRODUCER: u64 = 250_000;
+    let started = Instant::now();
+    let threads: Vec<_> = (0..PRODUCERS)
+        .map(|p| {
+            produce_keyed(
+                broker.addr,
+                "orders",
+                p,
+                PER_PRODUCER,
+                1000,
+                Routing::Direct,
+            )
+        })
+        .collect();
+    let mut acked = Vec::new();
+    for t in threads {
+        acked.extend(t.join().unwrap());
+    }
+    let produce_secs = started.elapsed().as_secs_f64();
+    assert_eq!(acked.len() as u64, PRODUCERS as u64 * PER_PRODUCER);
+    // Keys land where Kafka's partitioner puts them.
+    for &(key, _, partition, _) in acked.iter().take(5000) {
+        assert_eq!(
+            partition,
+            corelog::client::partitioner::partition_for_key(format!("key-{key}").as_bytes(), 8)
+        );
+    }
+    let records = consume_all(broker.addr, "orders", Routing::Direct);
+    check_keyed(&records, PRODUCERS, PER_PRODUCER);
+    eprintln!("1,000,000 records produced in {produce_secs:.1} s and read back");
+
+    assert_eq!(
+        broker.terminate(Duration::from_secs(30)),
+        0,
+        "SIGTERM exits 0:\n{}",
+        broker.log()
+    );
+    assert!(broker.log().contains("stopped cleanly"));
+    let broker = Broker::start(&data, 2, &[]);
+    let records = consume_all(broker.addr, "orders", Routing::Direct);
+    check_keyed(&records, PRODUCERS, PER_PRODUCER);
+}
+
+#[test]
+fn sigkill_during_acks_all_produce_with_fsync_always_loses_no_acknowledged_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut broker = Broker::start(&data, 2, &[]);
+    create_topic(
+        broker.addr,
+        "durable",
+        4,
+        TopicSettings {
+            fsync: Some(FsyncPolicy::Always),
+            ..TopicSettings::default()
+        },
+    );
+    let acked: Arc<Mutex<Vec<(u32, u64, String)>>> = Arc::default();
+    for cycle in 0..3u32 {
+        let addr = broker.addr;
+        let target = acked.lock().unwrap().len() + 1500;
+        let sink = acked.clone();
+        let producer = std::thread::spawn(move || {
+            run(async move {
+                let config = ProducerConfig {
+                    acks: Acks::All,
+                    linger: Duration::from_millis(1),
+                    ..ProducerConfig::default()
+                };
+                let Ok(p) = Producer::connect(addr, config).await else {
+                    return;
+                };
+                let p = std::rc::Rc::new(p);
+                // Eight concurrent senders, each waiting for its acks.
+                let tasks: Vec<_> = (0..8u32)
+                    .map(|w| {
+                        let (p, sink) = (p.clone(), sink.clone());
+                        glommio::spawn_local(async move {
+                            for i in 0u64.. {
+                                let value = format!("c{cycle}-w{w}-{i}");
+                                let Ok(d) = p
+                                    .send("durable", Some(value.as_bytes()), value.as_bytes())
+                                    .await
+                                else {
+                                    return;
+                                };
+                                match d.await {
+                                    Ok(m) => sink.lock().unwrap().push((
+                                        m.partition,
+                                        m.offset.unwrap(),
+                                        value,
+                                    )),
+                                    Err(_) => return,
+                                }
+                            }
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    t.await;
+                }
+            })
+        });
+        wait_until(Duration::from_secs(60), "acknowledgements", || {
+            acked.lock().unwrap().len() >= target
+        });
+        broker.kill();
+        producer.join().unwrap();
+        broker = Broker::start(&data, 2, &[]);
+        let stored: HashMap<(u32, u64), String> =
+            consume_all(broker.addr, "durable", Routing::Direct)
+                .into_iter()
+                .map(|(p, o, _, v)| ((p, o), v))
+                .collect();
+        let acked = acked.lock().unwrap();
+        for (p, o, v) in acked.iter() {
+            assert_eq!(
+                stored.get(&(*p, *o)),
+                Some(v),
+                "acknowledged record {p}/{o} after SIGKILL cycle {cycle}"
+            );
+        }
+        eprintln!(
+            "cycle {cycle}: {} acknowledged records, all present",
+            acked.len()
+        );
+    }
+}
+
+#[test]
+fn a_slow_consumer_does_not_slow_the_producers_down() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&tmp.path().join("data"), 2, &[]);
+    create_topic(broker.addr, "feed", 4, TopicSettings::default());
+    let timed = |n: u32| {
+        let started = Instant::now();
+        for r in produce_keyed(broker.addr, "feed", n, 100_000, 1000, Routing::Direct)
+            .join()
+            .unwrap()
+        {
+            let _ = r;
+        }
+        started.elapsed()
+    };
+    let alone = timed(0);
+    // A consumer that asks for everything and never reads its socket: the
+    // broker's writes to it block once the socket buffers fill…
+    let mut stuck = std::net::TcpStream::connect(broker.addr).unwrap();
+    {
+        use std::io::Write;
+        let frame = fetch_frame("feed", 4);
+        for _ in 0..200 {
+            stuck.write_all(&frame).unwrap();
+        }
+    }
+    // …and one that reads a little, slowly.
+    let addr = broker.addr;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let slow = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            run(async move {
+                let config = ConsumerConfig {
+                    partition_max_bytes: 1024,
+                    ..ConsumerConfig::default()
+                };
+                let mut c = Consumer::connect(addr, config).await.unwrap();
+                c.assign("feed", None, SeekTo::Earliest).await.unwrap();
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let _ = c.poll().await.unwrap();
+                    glommio::timer::sleep(Duration::from_millis(200)).await;
+                }
+            })
+        })
+    };
+    let with_slow = timed(1);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    slow.join().unwrap();
+    drop(stuck);
+    eprintln!("100k records: {alone:?} alone, {with_slow:?} beside a stuck and a slow consumer");
+    assert!(
+        with_slow < alone * 3 + Duration::from_secs(2),
+        "producers slowed from {alone:?} to {with_slow:?}"
+    );
+}
+
+/// A raw fetch request for partitions 0..n from offset 0, 1 MiB each.
+fn fetch_frame(topic: &str, n: u32) -> Vec<u8> {
+    use corelog::protocol::wire;
+    let mut fbb = flatbuffers::FlatBufferBuilder::new();
+    let parts: Vec<_> = (0..n)
+        .map(|p| {
+            wire::FetchPartition::create(
+                &mut fbb,
+                &wire::FetchPartitionArgs {
+                    partition: p,
+                    offset: 0,
+                    max_bytes: 1 << 20,
+                },
+            )
+        })
+        .collect();
+    let parts = fbb.create_vector(&parts);
+    let name = fbb.create_string(topic);
+    let t = wire::FetchTopic::create(
+        &mut fbb,
+        &wire::FetchTopicArgs {
+            topic: Some(name),
+            partitions: Some(parts),
+        },
+    );
+    let topics = fbb.create_vector(&[t]);
+    let body = wire::FetchRequest::create(
+        &mut fbb,
+        &wire::FetchRequestArgs {
+            max_wait_ms: 0,
+            min_bytes: 0,
+            max_bytes: 64 << 20,
+            topics: Some(topics),
+        },
+    );
+    let env = wire::RequestEnvelope::create(
+        &mut fbb,
+        &wire::RequestEnvelopeArgs {
+            correlation_id: 1,
+            request_type: wire::Request::FetchRequest,
+            request: Some(body.as_union_value()),
+        },
+    );
+    fbb.finish_size_prefixed(env, None);
+    fbb.finished_data().to_vec()
+}
+
+fn total_hops(addr: SocketAddr) -> u64 {
+    run(async move {
+        Admin::connect(addr)
+            .await
+            .unwrap()
+            .stats()
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| s.cross_core_hops)
+            .sum()
+    })
+}
+
+#[test]
+fn shard_aware_clients_make_no_cross_core_hops_and_the_shared_port_is_routed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&tmp.path().join("data"), 2, &[]);
+    create_topic(broker.addr, "spread", 8, TopicSettings::default());
+    let owners: Vec<u32> = run({
+        let addr = broker.addr;
+        async move {
+            Admin::connect(addr)
+                .await
+                .unwrap()
+                .describe_topic("spread")
+                .await
+                .unwrap()
+                .partitions
+                .iter()
+                .map(|p| p.shard)
+                .collect()
+        }
+    });
+    assert!(
+        owners.contains(&0) && owners.contains(&1),
+        "partitions spread over both shards: {owners:?}"
+    );
+
+    let before = total_hops(broker.addr);
+    produce_keyed(broker.addr, "spread", 0, 20_000, 1000, Routing::Direct)
+        .join()
+        .unwrap();
+    let records = consume_all(broker.addr, "spread", Routing::Direct);
+    assert_eq!(records.len(), 20_000);
+    assert_eq!(
+        total_hops(broker.addr),
+        before,
+        "the shard-aware client must cause no hop"
+    );
+
+    produce_keyed(broker.addr, "spread", 1, 20_000, 1000, Routing::Shared)
+        .join()
+        .unwrap();
+    let records = consume_all(broker.addr, "spread", Routing::Shared);
+    check_keyed(&records, 2, 20_000);
+    let hops = total_hops(broker.addr) - before;
+    assert!(
+        hops > 0,
+        "requests through the shared port for partitions on the other shard must be routed"
+    );
+    eprintln!("shared-port clients caused {hops} cross-core hops");
+}
+
+#[test]
+fn a_long_poll_fetch_returns_as_soon_as_data_arrives() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&tmp.path().join("data"), 2, &[]);
+    create_topic(broker.addr, "poll", 2, TopicSettings::default());
+    let addr = broker.addr;
+    run(async move {
+        let config = ConsumerConfig {
+            max_wait: Duration::from_secs(10),
+            ..ConsumerConfig::default()
+        };
+        let mut consumer = Consumer::connect(addr, config).await.unwrap();
+        consumer
+            .assign("poll", Some(&[1]), SeekTo::Latest)
+            .await
+            .unwrap();
+        let writer = glommio::spawn_local(async move {
+            glommio::timer::sleep(Duration::from_millis(300)).await;
+            let p = Producer::connect(addr, ProducerConfig::default())
+                .await
+                .unwrap();
+            let record = ProducerRecord {
+                topic: "poll",
+                partition: Some(1),
+                value: Some(b"hello"),
+                ..Default::default()
+            };
+            p.send_record(record).await.unwrap().await.unwrap();
+            p.close().await.unwrap();
+        });
+        let started = Instant::now();
+        let mut got = Vec::new();
+        while got.is_empty() {
+            got = consumer.poll().await.unwrap();
+            assert!(
+                started.elapsed() < Duration::from_secs(8),
+                "the fetch never woke up"
+            );
+        }
+        let waited = started.elapsed();
+        writer.await;
+        assert_eq!(got[0].value.as_deref(), Some(&b"hello"[..]));
+        assert!(
+            waited >= Duration::from_millis(250),
+            "the fetch must wait for data, returned after {waited:?}"
+        );
+        assert!(
+            waited < Duration::from_secs(5),
+            "the fetch must return when data arrives, not at max wait: {waited:?}"
+        );
+    });
+}
+
+#[test]
+fn topics_are_created_described_deleted_and_recreated_empty() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let broker = Broker::start(&data, 2, &[]);
+    let addr = broker.addr;
+    run(async move {
+        let admin = Admin::connect(addr).await.unwrap();
+        let settings = TopicSettings {
+            retention_ms: Some(3_600_000),
+            fsync: Some(FsyncPolicy::Interval(Duration::from_millis(50))),
+            ..TopicSettings::default()
+        };
+        let (id, effective) = admin.create_topic("life", 3, &settings).await.unwrap();
+        assert_eq!(effective.retention_ms, Some(3_600_000));
+        assert_eq!(
+            effective.fsync,
+            Some(FsyncPolicy::Interval(Duration::from_millis(50)))
+        );
+        let p = Producer::connect(addr, ProducerConfig::default())
+            .await
+            .unwrap();
+        for i in 0..30u32 {
+            let value = i.to_string();
+            let record = ProducerRecord {
+                topic: "life",
+                partition: Some(i % 3),
+                value: Some(value.as_bytes()),
+                ..Default::default()
+            };
+            p.send_record(record).await.unwrap();
+        }
+        p.flush().await.unwrap();
+        let d = admin.describe_topic("life").await.unwrap();
+        assert_eq!(d.topic_id, id);
+        assert_eq!(
+            d.partitions
+                .iter()
+                .map(|p| p.end_offset)
+                .collect::<Vec<_>>(),
+            vec![10, 10, 10]
+        );
+        assert!(
+            d.partitions
+                .iter()
+                .all(|p| p.size_bytes > 0 && p.segments == 1)
+        );
+        admin.delete_topic("life").await.unwrap();
+        assert!(admin.list_topics().await.unwrap().is_empty());
+        let err = admin.describe_topic("life").await.unwrap_err();
+        assert_eq!(
+            err.code(),
+            Some(corelog::protocol::wire::ErrorCode::UNKNOWN_TOPIC)
+        );
+        let (new_id, _) = admin
+            .create_topic("life", 2, &TopicSettings::default())
+            .await
+            .unwrap();
+        assert_ne!(new_id, id, "topic ids are never reused");
+        let d = admin.describe_topic("life").await.unwrap();
+        assert_eq!(
+            d.partitions
+                .iter()
+                .map(|p| p.end_offset)
+                .collect::<Vec<_>>(),
+            vec![0, 0],
+            "a recreated topic starts empty"
+        );
+    });
+}
+
+#[test]
+fn consumers_seek_by_timestamp_and_retention_advances_the_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = Broker::start(
+        &tmp.path().join("data"),
+        2,
+        &["--retention-check-ms", "100"],
+    );
+    let addr = broker.addr;
+    create_topic(addr, "ts", 1, TopicSettings::default());
+    create_topic(
+        addr,
+        "short",
+        1,
+        TopicSettings {
+            segment_bytes: Some(64 << 10),
+            retention_bytes: Some(128 << 10),
+            ..TopicSettings::default()
+        },
+    );
+    run(async move {
+        let p = Producer::connect(addr, ProducerConfig::default())
+            .await
+            .unwrap();
+        for i in 0..100i64 {
+            let value = i.to_string();
+            let record = ProducerRecord {
+                topic: "ts",
+                value: Some(value.as_bytes()),
+                timestamp: Some(Timestamp(10_000 + 10 * i)),
+                ..Default::default()
+            };
+            p.send_record(record).await.unwrap();
+        }
+        let big = vec![7u8; 1000];
+        for _ in 0..1000 {
+            p.send("short", None, &big).await.unwrap();
+        }
+        p.close().await.unwrap();
+        let mut c = Consumer::connect(
+            addr,
+            ConsumerConfig {
+                reset: OffsetReset::Error,
+                ..ConsumerConfig::default()
+            },
+        )
+        .await
+        .unwrap();
+        c.assign("ts", None, SeekTo::Timestamp(10_455))
+            .await
+            .unwrap();
+        assert_eq!(
+            c.position("ts", 0),
+            Some(46),
+            "first record at or after the timestamp"
+        );
+        let records = c.poll().await.unwrap();
+        assert_eq!(records[0].offset, 46);
+        assert_eq!(records[0].timestamp, 10_460);
+        c.seek("ts", 0, SeekTo::Timestamp(99_999)).await.unwrap();
+        assert_eq!(c.position("ts", 0), Some(100), "past every record: the end");
+    });
+    // Retention keeps at least 128 KiB and deletes while the rest is over
+    // it: at most the limit, one more sealed segment and the active one.
+    let limit = (128 << 10) + 2 * (64 << 10);
+    wait_until(
+        Duration::from_secs(20),
+        "retention to bring the partition to its limit",
+        || {
+            let p = run(async move {
+                Admin::connect(addr)
+                    .await
+                    .unwrap()
+                    .describe_topic("short")
+                    .await
+                    .unwrap()
+                    .partitions[0]
+                    .clone()
+            });
+            p.start_offset > 0 && p.size_bytes <= limit
+        },
+    );
+    let d = run(async move {
+        Admin::connect(addr)
+            .await
+            .unwrap()
+            .describe_topic("short")
+            .await
+            .unwrap()
+    });
+    let p = &d.partitions[0];
+    assert!(
+        p.size_bytes >= 128 << 10,
+        "retention keeps at least retention.bytes: {} bytes",
+        p.size_bytes
+    );
+    // Reading from the start now begins at the new start offset.
+    let records = consume_all(addr, "short", Routing::Direct);
+    assert_eq!(records.first().unwrap().1, p.start_offset);
+    assert_eq!(records.len() as u64, p.end_offset - p.start_offset);
+}
+
+#[test]
+fn concurrent_first_sends_to_a_topic_are_all_acknowledged() {
+    // Regression: tasks that sent to a topic the producer had not seen yet
+    // each loaded its metadata, and a later load replaced the topic's state,
+    // dropping a batch the first had already filled; its deliveries never
+    // completed.
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&tmp.path().join("data"), 2, &[]);
+    create_topic(broker.addr, "fresh", 4, TopicSettings::default());
+    let addr = broker.addr;
+    run(async move {
+        let p = std::rc::Rc::new(
+            Producer::connect(addr, ProducerConfig::default())
+                .await
+                .unwrap(),
+        );
+        let tasks: Vec<_> = (0..16u32)
+            .map(|i| {
+                let p = p.clone();
+                glommio::spawn_local(async move {
+                    let d = p.send("fresh", Some(&i.to_be_bytes()), b"v").await.unwrap();
+                    glommio::timer::timeout(Duration::from_secs(20), async { Ok(d.await) })
+                        .await
+                        .expect("delivery completes")
+                        .unwrap()
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await;
+        }
+    });
+}

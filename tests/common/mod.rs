@@ -1,0 +1,154 @@
+//! Test harness: real `corelog serve` processes on 127.0.0.1 with ephemeral
+//! ports, stopped by the test (or killed when the handle drops).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Broker {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    pub shard_ports: Vec<u16>,
+    pub data_dir: PathBuf,
+    stderr_path: PathBuf,
+}
+
+pub fn corelog_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_corelog")
+}
+
+impl Broker {
+    /// Starts a broker with `cores` shards on `data_dir`, plus `extra` flags,
+    /// and waits (at most 30 s) for its "listening" line.
+    pub fn start(data_dir: &Path, cores: usize, extra: &[&str]) -> Broker {
+        let stderr_path = data_dir.with_extension(format!("stderr-{}", std::process::id()));
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&stderr_path)
+            .unwrap();
+        let mut child = Command::new(corelog_bin())
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--cores",
+                &cores.to_string(),
+                "--data-dir",
+            ])
+            .arg(data_dir)
+            .args(extra)
+            .env(
+                "RUST_LOG",
+                std::env::var("CORELOG_TEST_LOG").unwrap_or_else(|_| "corelog=info".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("start corelog serve");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let _ = tx.send(line);
+            // Keep draining so the broker never blocks on stdout.
+            let mut sink = Vec::new();
+            let _ = reader.read_to_end(&mut sink);
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) if line.starts_with("corelog listening on ") => line,
+            other => {
+                let _ = child.kill();
+                panic!(
+                    "broker did not start: {other:?}\n{}",
+                    std::fs::read_to_string(&stderr_path).unwrap_or_default()
+                );
+            }
+        };
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let addr: SocketAddr = fields[3].parse().unwrap();
+        let ports = fields
+            .iter()
+            .find_map(|f| f.strip_prefix("shard_ports="))
+            .unwrap();
+        let shard_ports = ports.split(',').map(|p| p.parse().unwrap()).collect();
+        Broker {
+            child: Some(child),
+            addr,
+            shard_ports,
+            data_dir: data_dir.to_path_buf(),
+            stderr_path,
+        }
+    }
+
+    /// What the broker logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    fn signal(&mut self, sig: i32) {
+        let pid = self.child.as_ref().expect("running").id() as i32;
+        // SAFETY: kill(2) with a pid we spawned.
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill({pid}, {sig})");
+    }
+
+    /// SIGTERM, then waits (at most `within`) for the exit; returns the
+    /// exit code.
+    pub fn terminate(&mut self, within: Duration) -> i32 {
+        self.signal(libc::SIGTERM);
+        self.wait(within)
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(&mut self) {
+        self.signal(libc::SIGKILL);
+        self.wait(Duration::from_secs(30));
+    }
+
+    fn wait(&mut self, within: Duration) -> i32 {
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("broker did not exit within {within:?}\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_file(&self.stderr_path);
+    }
+}
+
+/// Runs `f` on a fresh glommio executor.
+pub fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+    glommio::LocalExecutorBuilder::default()
+        .make()
+        .expect("executor")
+        .run(f)
+}
+
+/// Polls `check` until it returns true or `within` passes.
+pub fn wait_until(within: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
