@@ -312,6 +312,7 @@ fn pct(h: &Histogram<u64>, q: f64) -> String {
 }
 
 fn main() {
+    corelog::alloc::tune();
     let args = parse_args();
     let root = args
         .dir

@@ -18,6 +18,7 @@
 //! `.await` (clippy's `await_holding_refcell_ref` is denied below).
 #![deny(clippy::await_holding_refcell_ref)]
 
+pub mod alloc;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -7,5 +7,6 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    corelog::alloc::tune();
     std::process::exit(corelog::cli::main());
 }

@@ -277,6 +277,7 @@ fn segments_roll_by_size_and_reads_cross_every_boundary() {
                 .cloned()
                 .map(|mut s| {
                     s.active = s.base_offset == segments.last().unwrap().base_offset;
+                    s.sealing = false;
                     s
                 })
                 .collect::<Vec<_>>()
@@ -1010,4 +1011,78 @@ fn appends_abandoned_by_their_caller_still_complete_whole() {
         assert_eq!(read_all(&log, Offset(0), 1 << 20).await.len() as u64, end);
         log.close().await.unwrap();
     });
+}
+
+#[test]
+fn with_background_seals_always_still_acknowledges_only_durable_records() {
+    // Segments seal in the background after a roll; an `always` append
+    // must still complete only once everything up to it is synced,
+    // including the tail of a segment whose seal is still running.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = log_dir(&tmp);
+    run(async {
+        let config = LogConfig {
+            fsync: FsyncPolicy::Always,
+            ..small_segments()
+        };
+        let log = Rc::new(open(&dir, config.clone()).await);
+        let mut tasks = Vec::new();
+        for t in 0..8u64 {
+            let log = log.clone();
+            tasks.push(glommio::spawn_local(async move {
+                for i in 0..60 {
+                    let info = log.append(batch(t * 1000 + i, 3, 700, 0)).await.unwrap();
+                    assert!(
+                        log.durable_offset() > info.last_offset,
+                        "acknowledged before durable"
+                    );
+                }
+            }));
+        }
+        for t in tasks {
+            t.await;
+        }
+        assert!(log.segments().len() > 10, "the test must roll many times");
+        assert!(log.stats().segments_rolled > 10);
+        Rc::try_unwrap(log).ok().unwrap().close().await.unwrap();
+        let log = open(&dir, config).await;
+        assert_eq!(log.end_offset(), Offset(8 * 60 * 3));
+        assert!(
+            log.segments()
+                .iter()
+                .filter(|s| !s.active)
+                .all(|s| std::fs::metadata(&s.path).unwrap().len() == s.bytes),
+            "sealed files are trimmed"
+        );
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_segment_whose_seal_was_interrupted_is_finished_at_open() {
+    // A crash during a background seal leaves a non-last segment with zero
+    // padding after its data and no final time-index entry.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = log_dir(&tmp);
+    let paths = write_log(&dir, 300, small_segments());
+    assert!(paths.len() >= 3);
+    let victim = &paths[1];
+    let len = std::fs::metadata(victim).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(victim)
+        .unwrap()
+        .set_len(len.next_multiple_of(4096) + 4096)
+        .unwrap();
+    let time = victim.with_extension("timeindex");
+    let t = std::fs::read(&time).unwrap();
+    std::fs::write(&time, &t[..t.len() - 12]).unwrap();
+    let (end, records) = reopen_and_read(&dir, small_segments());
+    assert_eq!(end, 900);
+    expect_keys(&records[..900], 0, 900);
+    assert_eq!(
+        std::fs::metadata(victim).unwrap().len(),
+        len,
+        "the padding is trimmed"
+    );
 }

@@ -25,7 +25,7 @@ use crate::protocol::{FrameReader, error_name, parse_response, wire};
 use bytes::Bytes;
 use flatbuffers::{FlatBufferBuilder, UnionWIPOffset, WIPOffset};
 use futures::channel::oneshot;
-use futures::io::{AsyncReadExt, AsyncWriteExt};
+use futures::io::AsyncWriteExt;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
@@ -137,9 +137,10 @@ impl Response {
 
 type Reply = oneshot::Sender<Result<Response>>;
 
+/// A frame to write, as slices written in order (a produce request's
+/// batches go out from the producer's own buffers).
 struct Outgoing {
-    frame: Vec<u8>,
-    head: usize,
+    parts: Vec<Bytes>,
     reply: Option<(u64, Reply)>,
 }
 
@@ -184,7 +185,11 @@ impl Connection {
                 reason: std::io::Error::from(e).to_string(),
             })?;
         let _ = stream.set_nodelay(true);
-        let (reader, mut writer) = stream.split();
+        let (reader, mut writer) =
+            crate::protocol::split_stream(stream).map_err(|e| ClientError::Connect {
+                addr,
+                reason: e.to_string(),
+            })?;
         let state = Rc::new(ConnState {
             pending: RefCell::new(VecDeque::new()),
             broken: RefCell::new(None),
@@ -206,8 +211,11 @@ impl Connection {
                     if let Some(reply) = out.reply {
                         state.pending.borrow_mut().push_back(reply);
                     }
-                    if let Err(e) = writer.write_all(&out.frame[out.head..]).await {
-                        state.fail_all(addr, &format!("write failed: {e}"));
+                    for part in &out.parts {
+                        if let Err(e) = writer.write_all(part).await {
+                            state.fail_all(addr, &format!("write failed: {e}"));
+                            break;
+                        }
                     }
                 }
                 let _ = writer.close().await;
@@ -282,15 +290,21 @@ impl Connection {
         self.state.broken.borrow().clone()
     }
 
+    /// The correlation id for the next request built by hand.
+    pub fn next_correlation_id(&self) -> u64 {
+        let corr = self.next_corr.get();
+        self.next_corr.set(corr + 1);
+        corr
+    }
+
     fn envelope(
         &self,
         build: impl FnOnce(
             &mut FlatBufferBuilder<'static>,
         ) -> (wire::Request, WIPOffset<UnionWIPOffset>),
         capacity: usize,
-    ) -> (u64, Vec<u8>, usize) {
-        let corr = self.next_corr.get();
-        self.next_corr.set(corr + 1);
+    ) -> (u64, Vec<Bytes>) {
+        let corr = self.next_correlation_id();
         let mut fbb = FlatBufferBuilder::with_capacity(capacity);
         let (kind, body) = build(&mut fbb);
         let env = wire::RequestEnvelope::create(
@@ -303,29 +317,22 @@ impl Connection {
         );
         fbb.finish_size_prefixed(env, None);
         let (frame, head) = fbb.collapse();
-        (corr, frame, head)
+        (corr, vec![Bytes::from(frame).slice(head..)])
     }
 
-    /// Sends a request built by `build` and waits for its response.
-    pub async fn call(
-        &self,
-        capacity: usize,
-        build: impl FnOnce(
-            &mut FlatBufferBuilder<'static>,
-        ) -> (wire::Request, WIPOffset<UnionWIPOffset>),
-    ) -> Result<Response> {
+    /// Sends a frame made of `parts` carrying correlation id `corr` (from
+    /// [`Connection::next_correlation_id`]) and waits for its response.
+    pub async fn call_frame(&self, corr: u64, parts: Vec<Bytes>) -> Result<Response> {
         if let Some(reason) = self.broken() {
             return Err(ClientError::Disconnected {
                 addr: self.addr,
                 reason,
             });
         }
-        let (corr, frame, head) = self.envelope(build, capacity);
         let (tx, rx) = oneshot::channel();
         self.outgoing
             .send(Outgoing {
-                frame,
-                head,
+                parts,
                 reply: Some((corr, tx)),
             })
             .await
@@ -337,6 +344,35 @@ impl Connection {
             addr: self.addr,
             reason: "connection closed".into(),
         })?
+    }
+
+    /// Sends a frame that gets no response (produce with acks 0).
+    pub async fn send_frame(&self, parts: Vec<Bytes>) -> Result<()> {
+        if let Some(reason) = self.broken() {
+            return Err(ClientError::Disconnected {
+                addr: self.addr,
+                reason,
+            });
+        }
+        self.outgoing
+            .send(Outgoing { parts, reply: None })
+            .await
+            .map_err(|_| ClientError::Disconnected {
+                addr: self.addr,
+                reason: "connection closed".into(),
+            })
+    }
+
+    /// Sends a request built by `build` and waits for its response.
+    pub async fn call(
+        &self,
+        capacity: usize,
+        build: impl FnOnce(
+            &mut FlatBufferBuilder<'static>,
+        ) -> (wire::Request, WIPOffset<UnionWIPOffset>),
+    ) -> Result<Response> {
+        let (corr, parts) = self.envelope(build, capacity);
+        self.call_frame(corr, parts).await
     }
 
     /// Like [`Connection::call`] with a deadline.
@@ -369,24 +405,8 @@ impl Connection {
             &mut FlatBufferBuilder<'static>,
         ) -> (wire::Request, WIPOffset<UnionWIPOffset>),
     ) -> Result<()> {
-        if let Some(reason) = self.broken() {
-            return Err(ClientError::Disconnected {
-                addr: self.addr,
-                reason,
-            });
-        }
-        let (_, frame, head) = self.envelope(build, capacity);
-        self.outgoing
-            .send(Outgoing {
-                frame,
-                head,
-                reply: None,
-            })
-            .await
-            .map_err(|_| ClientError::Disconnected {
-                addr: self.addr,
-                reason: "connection closed".into(),
-            })
+        let (_, parts) = self.envelope(build, capacity);
+        self.send_frame(parts).await
     }
 }
 

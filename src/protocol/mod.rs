@@ -15,6 +15,8 @@ mod corelog_generated;
 
 pub use corelog_generated::corelog::wire;
 
+pub mod produce_frame;
+
 use crate::constants::FRAME_BYTES_MAX;
 use crate::record::BatchError;
 use crate::storage::StorageError;
@@ -61,22 +63,90 @@ impl std::fmt::Display for FrameError {
     }
 }
 
-/// Reads length-prefixed frames from a stream through one reusable buffer.
-/// Small frames share the buffer's allocation (split off without copying);
-/// a frame larger than the free space gets a buffer of its own size.
-pub struct FrameReader<R> {
-    stream: R,
+/// Where frames come from: something that appends bytes to a buffer.
+#[allow(async_fn_in_trait)] // executor-local by design: futures need not be Send
+pub trait FrameSource {
+    /// Appends up to `max` bytes to `buf` (reserving room as needed);
+    /// returns how many, 0 at end of stream.
+    async fn read_into(&mut self, buf: &mut BytesMut, max: usize) -> io::Result<usize>;
+}
+
+/// A glommio socket receives straight into the buffer's spare capacity:
+/// no zero-fill, no intermediate copy. When no data is ready it waits for
+/// readability with a one-byte `MSG_PEEK`.
+impl FrameSource for glommio::net::TcpStream {
+    async fn read_into(&mut self, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
+        use std::os::unix::io::AsRawFd;
+        buf.reserve(max);
+        loop {
+            let spare = buf.spare_capacity_mut();
+            let len = spare.len().min(max);
+            // SAFETY: recv writes at most `len` bytes through the raw pointer
+            // into memory the buffer owns; no reference to uninitialized
+            // bytes is formed.
+            let n = unsafe {
+                libc::recv(
+                    self.as_raw_fd(),
+                    spare.as_mut_ptr().cast(),
+                    len,
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if n >= 0 {
+                // SAFETY: the kernel initialized exactly `n` bytes past `len()`.
+                unsafe { buf.set_len(buf.len() + n as usize) };
+                return Ok(n as usize);
+            }
+            let err = io::Error::last_os_error();
+            match err.kind() {
+                io::ErrorKind::WouldBlock => {
+                    let mut one = [0u8; 1];
+                    self.peek(&mut one).await.map_err(io::Error::from)?;
+                }
+                io::ErrorKind::Interrupted => {}
+                _ => return Err(err),
+            }
+        }
+    }
+}
+
+/// Adapts any `AsyncRead` (tests, other transports); zero-fills what it
+/// offers to the reader, since `AsyncRead` needs an initialized slice.
+pub struct Zeroing<R>(pub R);
+
+impl<R: AsyncRead + Unpin> FrameSource for Zeroing<R> {
+    async fn read_into(&mut self, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
+        let start = buf.len();
+        buf.resize(start + max, 0);
+        match self.0.read(&mut buf[start..]).await {
+            Ok(n) => {
+                buf.truncate(start + n);
+                Ok(n)
+            }
+            Err(e) => {
+                buf.truncate(start);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Reads length-prefixed frames through one reusable buffer. Small frames
+/// share the buffer's allocation (split off without copying); a frame
+/// larger than the free space gets a buffer of its own size.
+pub struct FrameReader<S> {
+    source: S,
     buf: BytesMut,
     max_bytes: usize,
-    /// Bytes asked of the socket per read when the buffer is refilled.
+    /// Bytes asked of the source per read when the buffer is refilled.
     read_bytes: usize,
 }
 
-impl<R: AsyncRead + Unpin> FrameReader<R> {
-    pub fn new(stream: R, max_bytes: usize) -> FrameReader<R> {
+impl<S: FrameSource> FrameReader<S> {
+    pub fn new(source: S, max_bytes: usize) -> FrameReader<S> {
         let read_bytes = 64 << 10;
         FrameReader {
-            stream,
+            source,
             buf: BytesMut::with_capacity(read_bytes),
             max_bytes: max_bytes.min(FRAME_BYTES_MAX),
             read_bytes,
@@ -88,36 +158,18 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         self.buf.len()
     }
 
-    /// Reads more bytes; returns how many (0 at end of stream).
-    async fn fill(&mut self, at_least: usize) -> io::Result<usize> {
-        let want = at_least.max(self.read_bytes);
-        self.buf.reserve(want);
-        let start = self.buf.len();
-        // Reads need an initialized slice; zero only the part offered.
-        self.buf.resize(start + want, 0);
-        let n = match self.stream.read(&mut self.buf[start..]).await {
-            Ok(n) => n,
-            Err(e) => {
-                self.buf.truncate(start);
-                return Err(e);
-            }
-        };
-        self.buf.truncate(start + n);
-        Ok(n)
-    }
-
     /// The next frame, length prefix included (flatbuffers aligns fields
     /// relative to the start of the size-prefixed buffer, so the prefix must
     /// stay for verification), or `None` at a clean end of stream between
     /// frames.
     pub async fn next_frame(&mut self) -> Result<Option<BytesMut>, FrameError> {
         while self.buf.len() < FRAME_HEADER_BYTES {
-            if self
-                .fill(FRAME_HEADER_BYTES - self.buf.len())
+            let n = self
+                .source
+                .read_into(&mut self.buf, self.read_bytes)
                 .await
-                .map_err(FrameError::Io)?
-                == 0
-            {
+                .map_err(FrameError::Io)?;
+            if n == 0 {
                 return match self.buf.len() {
                     0 => Ok(None),
                     n => Err(FrameError::Truncated {
@@ -139,31 +191,51 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             let mut own = BytesMut::with_capacity(total);
             own.extend_from_slice(&self.buf);
             self.buf.clear();
-            let mut at = own.len();
-            own.resize(total, 0);
-            while at < total {
-                let n = self
-                    .stream
-                    .read(&mut own[at..])
+            while own.len() < total {
+                let missing = total - own.len();
+                if self
+                    .source
+                    .read_into(&mut own, missing)
                     .await
-                    .map_err(FrameError::Io)?;
-                if n == 0 {
-                    return Err(FrameError::Truncated {
-                        missing: total - at,
-                    });
+                    .map_err(FrameError::Io)?
+                    == 0
+                {
+                    return Err(FrameError::Truncated { missing });
                 }
-                at += n;
             }
             return Ok(Some(own));
         }
         while self.buf.len() < total {
             let missing = total - self.buf.len();
-            if self.fill(missing).await.map_err(FrameError::Io)? == 0 {
+            if self
+                .source
+                .read_into(&mut self.buf, missing.max(self.read_bytes))
+                .await
+                .map_err(FrameError::Io)?
+                == 0
+            {
                 return Err(FrameError::Truncated { missing });
             }
         }
         Ok(Some(self.buf.split_to(total)))
     }
+}
+
+/// Splits a glommio socket into a reading and a writing half that are
+/// independent streams on duplicated descriptors (the socket closes when
+/// both are dropped).
+pub fn split_stream(
+    stream: glommio::net::TcpStream,
+) -> io::Result<(glommio::net::TcpStream, glommio::net::TcpStream)> {
+    use std::os::unix::io::{AsRawFd, FromRawFd};
+    // SAFETY: dup returns a new descriptor we own (checked for -1).
+    let fd = unsafe { libc::dup(stream.as_raw_fd()) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a valid, owned duplicate of a connected TCP socket.
+    let writer = unsafe { glommio::net::TcpStream::from_raw_fd(fd) };
+    Ok((stream, writer))
 }
 
 /// Verifier limits for requests: generous for real requests, tight enough
@@ -246,7 +318,7 @@ mod tests {
     fn frames_come_out_whole_across_small_and_large_sizes() {
         let big = vec![7u8; 200_000];
         let bytes = framed(&[b"a", b"", &big, b"tail"]);
-        let mut reader = FrameReader::new(futures::io::Cursor::new(bytes), 1 << 20);
+        let mut reader = FrameReader::new(Zeroing(futures::io::Cursor::new(bytes)), 1 << 20);
         block_on(async {
             assert_eq!(&reader.next_frame().await.unwrap().unwrap()[4..], b"a");
             assert_eq!(&reader.next_frame().await.unwrap().unwrap()[4..], b"");
@@ -258,7 +330,10 @@ mod tests {
 
     #[test]
     fn oversized_and_truncated_frames_are_errors() {
-        let mut reader = FrameReader::new(futures::io::Cursor::new(framed(&[&[0u8; 100]])), 99);
+        let mut reader = FrameReader::new(
+            Zeroing(futures::io::Cursor::new(framed(&[&[0u8; 100]]))),
+            99,
+        );
         assert!(matches!(
             block_on(reader.next_frame()),
             Err(FrameError::TooLarge {
@@ -268,12 +343,12 @@ mod tests {
         ));
         let mut bytes = framed(&[&[1u8; 50]]);
         bytes.truncate(30);
-        let mut reader = FrameReader::new(futures::io::Cursor::new(bytes), 1000);
+        let mut reader = FrameReader::new(Zeroing(futures::io::Cursor::new(bytes)), 1000);
         assert!(matches!(
             block_on(reader.next_frame()),
             Err(FrameError::Truncated { missing: 24 })
         ));
-        let mut reader = FrameReader::new(futures::io::Cursor::new(vec![1u8, 0]), 1000);
+        let mut reader = FrameReader::new(Zeroing(futures::io::Cursor::new(vec![1u8, 0])), 1000);
         assert!(matches!(
             block_on(reader.next_frame()),
             Err(FrameError::Truncated { missing: 2 })
@@ -294,7 +369,7 @@ mod tests {
         );
         fbb.finish_size_prefixed(env, None);
         let mut reader = FrameReader::new(
-            futures::io::Cursor::new(fbb.finished_data().to_vec()),
+            Zeroing(futures::io::Cursor::new(fbb.finished_data().to_vec())),
             1 << 20,
         );
         let frame = block_on(reader.next_frame()).unwrap().unwrap();

@@ -70,6 +70,28 @@ impl BatchBuilder {
         builder
     }
 
+    /// A builder that writes into `buf` (cleared first), so a caller can
+    /// recycle the allocation of a batch it has finished with.
+    pub fn from_buffer(mut buf: BytesMut) -> BatchBuilder {
+        buf.clear();
+        let mut builder = BatchBuilder {
+            buf,
+            records: 0,
+            base_timestamp: None,
+            max_timestamp: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+        };
+        builder.reset();
+        builder
+    }
+
+    /// Bytes the builder can hold without reallocating.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// Sets the idempotent-producer fields carried in the header.
     pub fn set_producer(&mut self, producer_id: i64, producer_epoch: i16, base_sequence: i32) {
         self.producer_id = producer_id;

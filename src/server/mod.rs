@@ -28,7 +28,7 @@ use crate::constants::SHUTDOWN_DRAIN_MS_MAX;
 use crate::protocol::{FrameError, FrameReader, wire};
 use crate::shard::{ApiError, Counters, Shard};
 use futures::future::Either;
-use futures::io::{AsyncReadExt, AsyncWriteExt};
+use futures::io::AsyncWriteExt;
 use glommio::net::{TcpListener, TcpStream};
 use std::rc::Rc;
 use std::time::Duration;
@@ -101,7 +101,14 @@ async fn connection(shard: Rc<Shard>, stream: TcpStream) {
     let counters = &shard.counters;
     counters.connections.set(counters.connections.get() + 1);
     tracing::debug!(shard = %shard.id, ?peer, "connection opened");
-    let (reader, mut writer) = stream.split();
+    let (reader, mut writer) = match crate::protocol::split_stream(stream) {
+        Ok(halves) => halves,
+        Err(e) => {
+            tracing::warn!(shard = %shard.id, ?peer, error = %e, "cannot split the connection; closing it");
+            counters.connections.set(counters.connections.get() - 1);
+            return;
+        }
+    };
     let (queue, responses) = glommio::channels::local_channel::new_bounded::<
         glommio::task::JoinHandle<Option<ResponseFrame>>,
     >(shard.config.max_inflight_per_connection);

@@ -134,7 +134,8 @@ impl Appender {
             "the carried tail must be exactly the partial last block"
         );
         assert!(
-            chunk_bytes >= DIRECT_IO_ALIGN_BYTES && chunk_bytes % DIRECT_IO_ALIGN_BYTES == 0,
+            chunk_bytes >= DIRECT_IO_ALIGN_BYTES
+                && chunk_bytes.is_multiple_of(DIRECT_IO_ALIGN_BYTES),
             "chunk size {chunk_bytes} must be a multiple of {DIRECT_IO_ALIGN_BYTES}"
         );
         let writes = Writes::default();

@@ -115,7 +115,7 @@ impl LogConfig {
             return Err("segment ms must be at least 1".into());
         }
         if !(WRITE_CHUNK_BYTES_MIN..=WRITE_CHUNK_BYTES_MAX).contains(&self.write_chunk_bytes)
-            || self.write_chunk_bytes % WRITE_CHUNK_BYTES_MIN != 0
+            || !self.write_chunk_bytes.is_multiple_of(WRITE_CHUNK_BYTES_MIN)
         {
             return Err(format!(
                 "write chunk bytes {} must be a multiple of {WRITE_CHUNK_BYTES_MIN} within {WRITE_CHUNK_BYTES_MIN}..={WRITE_CHUNK_BYTES_MAX}",

@@ -118,7 +118,10 @@ pub struct SegmentInfo {
     pub next_offset: Offset,
     pub bytes: u64,
     pub max_timestamp: Timestamp,
+    /// The segment that takes appends (the last one).
     pub active: bool,
+    /// Rolled, and still being sealed (synced, trimmed) in the background.
+    pub sealing: bool,
     pub path: PathBuf,
 }
 
@@ -192,6 +195,11 @@ struct Inner {
     next_offset: Cell<Offset>,
     /// Everything below is on stable media.
     durable: Cell<Offset>,
+    /// Everything below was synced in its own segment file (segments still
+    /// being sealed aside).
+    synced: Cell<Offset>,
+    /// Segments sealing in the background: (base, next base).
+    pending_seals: RefCell<Vec<(Offset, Offset)>>,
     /// Everything below was handed to the flusher's last pass.
     flushed: Cell<Offset>,
     last_sync: Cell<Instant>,
@@ -267,9 +275,20 @@ impl Inner {
         self.stats.set(stats);
     }
 
+    /// Records that everything below `to` was synced in its own file, and
+    /// moves the durable offset as far as that allows: never past the base
+    /// of a segment whose seal (and fdatasync) is still running.
     fn advance_durable(&self, to: Offset) {
-        if to > self.durable.get() {
-            self.durable.set(to);
+        self.synced.set(self.synced.get().max(to));
+        let cap = self
+            .pending_seals
+            .borrow()
+            .iter()
+            .map(|&(base, _)| base)
+            .min();
+        let durable = cap.map_or(self.synced.get(), |c| self.synced.get().min(c));
+        if durable > self.durable.get() {
+            self.durable.set(durable);
             self.progress.notify(usize::MAX);
             if self.config.fsync == FsyncPolicy::Always {
                 self.data.notify(usize::MAX);
@@ -309,7 +328,7 @@ impl Inner {
     /// Seals the active segment and starts a new one if `incoming` more
     /// bytes would overflow it, it is too old, or its relative offsets
     /// would overflow. Called with the append lock held.
-    async fn maybe_roll(&self, incoming: u64, records: u32) -> Result<()> {
+    async fn maybe_roll(self: &Rc<Self>, incoming: u64, records: u32) -> Result<()> {
         let active = self.active();
         let size = active.size();
         if size == 0 {
@@ -325,20 +344,45 @@ impl Inner {
         } else {
             return Ok(());
         };
-        active.seal().await?;
-        self.bump_stats(|s| s.fsyncs += 1);
-        self.advance_durable(active.next_offset());
+        // The old segment's data reaches its file before the new segment
+        // takes appends, so no crash can leave a gap in the offsets. The
+        // slow part of sealing (index entries, trims, fdatasync: about a
+        // second after a GiB of writes) runs in the background, and until it
+        // finishes nothing at or past the old segment counts as durable.
+        active.write_out_log().await?;
         let segment = Segment::create(&self.disk, &self.dir, next, self.settings).await?;
-        tracing::info!(
-            dir = %self.dir.display(),
-            sealed = %active.log_path().display(),
-            bytes = size,
-            new_base = %next,
-            reason,
-            "rolled segment"
-        );
         self.segments.borrow_mut().push(Rc::new(segment));
+        self.pending_seals.borrow_mut().push((active.base(), next));
         self.bump_stats(|s| s.segments_rolled += 1);
+        let inner = self.clone();
+        glommio::spawn_local(async move {
+            let started = Instant::now();
+            let result = active.seal().await;
+            inner
+                .pending_seals
+                .borrow_mut()
+                .retain(|&(base, _)| base != active.base());
+            match result {
+                Ok(()) => {
+                    inner.bump_stats(|s| s.fsyncs += 1);
+                    tracing::info!(
+                        dir = %inner.dir.display(),
+                        sealed = %active.log_path().display(),
+                        bytes = size,
+                        new_base = %next,
+                        reason,
+                        seal_ms = started.elapsed().as_millis() as u64,
+                        "rolled segment"
+                    );
+                    inner.advance_durable(next);
+                }
+                Err(e) => {
+                    inner.fail(e);
+                }
+            }
+            inner.progress.notify(usize::MAX);
+        })
+        .detach();
         Ok(())
     }
 }
@@ -526,6 +570,8 @@ impl PartitionLog {
             append_lock: Semaphore::new(1),
             next_offset: Cell::new(end),
             durable: Cell::new(end),
+            synced: Cell::new(end),
+            pending_seals: RefCell::new(Vec::new()),
             flushed: Cell::new(end),
             last_sync: Cell::new(Instant::now()),
             failed: RefCell::new(None),
@@ -770,6 +816,10 @@ impl PartitionLog {
             let mut remaining: u64 = segments.iter().map(|s| s.size()).sum();
             let mut victims = Vec::new();
             for segment in &segments[..segments.len() - 1] {
+                if segment.is_active() {
+                    // Still sealing in the background: not deletable yet.
+                    break;
+                }
                 let by_time = inner
                     .config
                     .retention_ms
@@ -834,6 +884,28 @@ impl PartitionLog {
         inner.check()?;
         inner.closed.set(true);
         inner.dirty.notify(usize::MAX);
+        // Segments still sealing in the background finish first (each one
+        // ends by advancing the durable offset, which wakes `progress`).
+        let failed = || {
+            inner
+                .failed
+                .borrow()
+                .clone()
+                .map(|reason| StorageError::Failed { reason })
+        };
+        loop {
+            let listener = inner.progress.listen();
+            if inner.pending_seals.borrow().is_empty() {
+                break;
+            }
+            if let Some(e) = failed() {
+                return Err(e);
+            }
+            listener.await;
+        }
+        if let Some(e) = failed() {
+            return Err(e);
+        }
         let active = inner.active();
         let result = active.finish_writing(false).await;
         if result.is_ok() {
@@ -873,12 +945,14 @@ impl PartitionLog {
             .segments
             .borrow()
             .iter()
-            .map(|s| SegmentInfo {
+            .enumerate()
+            .map(|(i, s)| SegmentInfo {
                 base_offset: s.base(),
                 next_offset: s.next_offset(),
                 bytes: s.size(),
                 max_timestamp: s.max_timestamp(),
-                active: s.is_active(),
+                active: i + 1 == self.inner.segments.borrow().len(),
+                sealing: s.is_active() && i + 1 < self.inner.segments.borrow().len(),
                 path: s.log_path().to_path_buf(),
             })
             .collect()

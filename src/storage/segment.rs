@@ -451,15 +451,41 @@ impl Segment {
             |pos, base, bytes, ts, records| builder.add(self.base, pos, base, bytes, ts, records),
         )
         .await?;
-        if let Some(reason) = &outcome.stopped {
+        let expected_end = self.next_offset();
+        match &outcome.stopped {
+            // Every record up to the next segment is here, and only padding
+            // or a torn remnant follows: a background seal was cut short by
+            // a crash. Finish it by trimming the file.
+            Some(reason) if outcome.next_offset == expected_end => {
+                let cut = size - outcome.valid_end;
+                self.file
+                    .truncate(outcome.valid_end)
+                    .await
+                    .map_err(|e| StorageError::io("truncating", &self.log_path, e))?;
+                self.file
+                    .sync()
+                    .await
+                    .map_err(|e| StorageError::io("syncing", &self.log_path, e))?;
+                self.state.borrow_mut().size = outcome.valid_end;
+                tracing::warn!(
+                    file = %self.log_path.display(),
+                    position = outcome.valid_end,
+                    bytes = cut,
+                    reason = %reason,
+                    "finished sealing a segment whose seal a crash interrupted"
+                );
+            }
             // The index covers the valid prefix; reading past it reports the
             // corruption with its position.
-            tracing::error!(
+            Some(reason) => tracing::error!(
                 file = %self.log_path.display(),
                 position = outcome.valid_end,
                 reason = %reason,
+                last_offset_found = %outcome.next_offset,
+                next_segment_base = %expected_end,
                 "sealed segment has invalid data; the rebuilt index stops there and reads beyond it fail"
-            );
+            ),
+            None => {}
         }
         let (index, mut time_index, max_ts) = builder.finish();
         let records = outcome.next_offset.distance_from(self.base) as u32;
@@ -770,6 +796,19 @@ impl Segment {
             }
             None => false,
         }
+    }
+
+    /// Writes out everything appended to the log file (no sync).
+    pub async fn write_out_log(&self) -> Result<()> {
+        let writers = self.writers()?;
+        writers
+            .log
+            .write_out()
+            .await
+            .map(|_| ())
+            .map_err(|e| StorageError::Failed {
+                reason: e.to_string(),
+            })
     }
 
     /// Seals the active segment: writes everything out, adds the final time
