@@ -7,8 +7,16 @@
 //! |---|---|---|
 //! | [`constants`] | every limit and default size | none |
 //! | [`types`] | newtypes: offsets, timestamps, ids | none |
+//! | [`config`] | broker configuration: defaults, TOML file, validation | reads the file |
 //! | [`record`] | the Kafka record-batch v2 codec | none |
+//! | [`protocol`] | framing, the flatbuffers schema code, error codes | reads/writes frames |
 //! | [`storage`] | one partition's log: segments, indexes, recovery, retention, durability | glommio direct I/O |
+//! | [`meta`] | topics, placement of partitions on shards, the metadata file | the metadata file |
+//! | [`shard`] | executors, cross-core messages, routing, the controller | through storage |
+//! | [`server`] | listeners, connections, request handlers | sockets |
+//! | [`client`] | producer, consumer, admin | sockets |
+//! | [`cli`] | the `corelog` command line | |
+//! | [`alloc`] | allocator tuning for the binaries | |
 //!
 //! # Threading model
 //!

@@ -7,6 +7,27 @@
 //! owning shard and that shard's own port, and with [`Routing::Direct`]
 //! (the default) the producer and consumer talk to the owning shard
 //! directly, so the broker makes no cross-core hop for them.
+//!
+//! ```no_run
+//! use corelog::client::{Admin, Consumer, ConsumerConfig, Producer, ProducerConfig, SeekTo, TopicSettings};
+//!
+//! glommio::LocalExecutorBuilder::default().spawn(|| async {
+//!     let broker = "127.0.0.1:9400".parse().unwrap();
+//!     Admin::connect(broker).await?.create_topic("events", 8, &TopicSettings::default()).await?;
+//!
+//!     let producer = Producer::connect(broker, ProducerConfig::default()).await?;
+//!     let delivery = producer.send("events", Some(b"user-1".as_slice()), b"hello").await?;
+//!     let metadata = delivery.await?; // partition and offset
+//!     producer.close().await?;
+//!
+//!     let mut consumer = Consumer::connect(broker, ConsumerConfig::default()).await?;
+//!     consumer.assign("events", None, SeekTo::Earliest).await?;
+//!     for record in consumer.poll().await? {
+//!         println!("{}/{} {:?}", record.partition, record.offset, record.value);
+//!     }
+//!     Ok::<_, corelog::client::ClientError>(())
+//! }).unwrap().join().unwrap().unwrap();
+//! ```
 
 mod admin;
 mod consumer;
