@@ -27,6 +27,7 @@
 #![deny(clippy::await_holding_refcell_ref)]
 
 pub mod alloc;
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -37,6 +37,14 @@ pub struct BrokerArg {
     pub broker: SocketAddr,
 }
 
+#[derive(clap::Args, Debug)]
+pub struct TopicArgs {
+    #[command(subcommand)]
+    pub command: TopicCommand,
+    #[command(flatten)]
+    pub broker: BrokerArg,
+}
+
 #[derive(clap::Subcommand, Debug)]
 pub enum TopicCommand {
     /// Create a topic.
@@ -184,6 +192,8 @@ pub fn stats(broker: SocketAddr) -> Result<(), String> {
 #[derive(clap::Args, Debug)]
 pub struct ProduceArgs {
     topic: String,
+    #[command(flatten)]
+    broker: BrokerArg,
     /// Split each line at the first occurrence of this into key and value.
     #[arg(long)]
     key_separator: Option<String>,
@@ -204,7 +214,8 @@ pub struct ProduceArgs {
     shared: bool,
 }
 
-pub fn produce(args: ProduceArgs, broker: SocketAddr) -> Result<(), String> {
+pub fn produce(args: ProduceArgs) -> Result<(), String> {
+    let broker = args.broker.broker;
     // stdin is read on a thread of its own so batches keep leaving while it
     // waits for input.
     let (tx, mut rx) = futures::channel::mpsc::channel::<String>(1024);
@@ -291,6 +302,8 @@ pub fn produce(args: ProduceArgs, broker: SocketAddr) -> Result<(), String> {
 #[derive(clap::Args, Debug)]
 pub struct ConsumeArgs {
     topic: String,
+    #[command(flatten)]
+    broker: BrokerArg,
     /// Start at the earliest offset (default: the end, like Kafka).
     #[arg(long)]
     from_beginning: bool,
@@ -316,7 +329,8 @@ pub struct ConsumeArgs {
     shared: bool,
 }
 
-pub fn consume(args: ConsumeArgs, broker: SocketAddr) -> Result<(), String> {
+pub fn consume(args: ConsumeArgs) -> Result<(), String> {
+    let broker = args.broker.broker;
     run_client(move || async move {
         let config = ConsumerConfig {
             routing: if args.shared {

@@ -6,7 +6,9 @@ mod debug;
 mod demo;
 mod serve;
 
+pub use client_cmds::run_client;
 pub use debug::crash_key;
+pub(crate) use demo::tempfile_dir;
 
 use clap::{Parser, Subcommand};
 
@@ -19,8 +21,6 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    #[command(flatten)]
-    broker: client_cmds::BrokerArg,
 }
 
 #[derive(Subcommand, Debug)]
@@ -28,14 +28,16 @@ enum Command {
     /// Run a broker until SIGINT or SIGTERM.
     Serve(serve::ServeArgs),
     /// Create, list, describe or delete topics.
-    #[command(subcommand)]
-    Topic(client_cmds::TopicCommand),
+    Topic(client_cmds::TopicArgs),
     /// Send stdin to a topic, one record per line.
     Produce(client_cmds::ProduceArgs),
     /// Print a topic's records.
     Consume(client_cmds::ConsumeArgs),
     /// Show each shard's counters (connections, requests, cross-core hops).
-    Stats,
+    Stats(client_cmds::BrokerArg),
+    /// Run a workload and report throughput and latency (with no --broker,
+    /// against a broker started inside this process).
+    Bench(crate::bench::BenchArgs),
     /// Append records to a partition log on direct I/O, read them back,
     /// verify them and print the throughput (a storage-engine demo).
     Demo(demo::DemoArgs),
@@ -44,10 +46,16 @@ enum Command {
     Debug(debug::DebugCommand),
 }
 
-/// Sets up logging to stderr; `RUST_LOG` overrides the default level.
+/// Sets up logging to stderr at info level; `RUST_LOG` overrides it.
 pub fn init_logging() {
+    init_logging_at("corelog=info,warn");
+}
+
+/// Sets up logging to stderr with `default` as the filter unless
+/// `RUST_LOG` is set.
+pub fn init_logging_at(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("corelog=info,warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -58,13 +66,19 @@ pub fn init_logging() {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    init_logging();
+    // A benchmark's report is its output; the embedded broker only speaks
+    // up about problems.
+    match cli.command {
+        Command::Bench(_) => init_logging_at("warn"),
+        _ => init_logging(),
+    }
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
-        Command::Topic(command) => client_cmds::topic(command, cli.broker.broker),
-        Command::Produce(args) => client_cmds::produce(args, cli.broker.broker),
-        Command::Consume(args) => client_cmds::consume(args, cli.broker.broker),
-        Command::Stats => client_cmds::stats(cli.broker.broker),
+        Command::Topic(args) => client_cmds::topic(args.command, args.broker.broker),
+        Command::Produce(args) => client_cmds::produce(args),
+        Command::Consume(args) => client_cmds::consume(args),
+        Command::Stats(broker) => client_cmds::stats(broker.broker),
+        Command::Bench(args) => crate::bench::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Debug(command) => debug::run(command),
     };

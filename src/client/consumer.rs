@@ -62,6 +62,16 @@ impl Default for ConsumerConfig {
     }
 }
 
+/// One batch read by [`Consumer::poll_batches`].
+pub struct PolledBatch {
+    pub topic: Arc<str>,
+    pub partition: u32,
+    /// The partition's position before this batch: records with a lower
+    /// offset were delivered before (a fetch returns whole batches).
+    pub from: u64,
+    pub batch: RecordBatch,
+}
+
 /// One record read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConsumerRecord {
@@ -258,6 +268,37 @@ impl Consumer {
     /// the broker) and returns the records past each position, in offset
     /// order per partition.
     pub async fn poll(&mut self) -> Result<Vec<ConsumerRecord>> {
+        let mut out = Vec::new();
+        for polled in self.poll_batches().await? {
+            let batch = &polled.batch;
+            let base_ts = batch.base_timestamp().0;
+            for r in batch.records() {
+                let offset = batch.base_offset().0 + r.offset_delta as u64;
+                if offset < polled.from {
+                    continue;
+                }
+                out.push(ConsumerRecord {
+                    topic: polled.topic.clone(),
+                    partition: polled.partition,
+                    offset,
+                    timestamp: base_ts + r.timestamp_delta,
+                    key: r.key.map(|k| batch.slice_of(k)),
+                    value: r.value.map(|v| batch.slice_of(v)),
+                    headers: r
+                        .headers()
+                        .map(|h| (h.key.to_string(), h.value.map(|v| batch.slice_of(v))))
+                        .collect(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Like [`Consumer::poll`], but hands out whole batches (validated,
+    /// slices of the response) instead of records: no work per record. A
+    /// batch may start before the partition's position; records below
+    /// [`PolledBatch::from`] were delivered before.
+    pub async fn poll_batches(&mut self) -> Result<Vec<PolledBatch>> {
         let mut by_addr: BTreeMap<SocketAddr, Vec<usize>> = BTreeMap::new();
         for (i, a) in self.assignments.iter().enumerate() {
             by_addr.entry(a.addr).or_default().push(i);
@@ -314,37 +355,28 @@ impl Consumer {
                     let framing = crate::record::read_framing(&bytes[at..]).ok_or_else(|| {
                         ClientError::Protocol("truncated batch in fetch response".into())
                     })?;
-                    let end = at + framing.total_bytes as usize;
-                    if end > bytes.len() {
-                        return Err(ClientError::Protocol(
-                            "batch runs past the fetch response".into(),
-                        ));
-                    }
+                    let end = at
+                        .checked_add(framing.total_bytes as usize)
+                        .filter(|&e| e <= bytes.len())
+                        .ok_or_else(|| {
+                            ClientError::Protocol("batch runs past the fetch response".into())
+                        })?;
                     let batch =
                         RecordBatch::parse(bytes.slice(at..end), usize::MAX).map_err(|e| {
                             ClientError::Protocol(format!("invalid batch from broker: {e}"))
                         })?;
                     at = end;
-                    let base_ts = batch.base_timestamp().0;
-                    for r in batch.records() {
-                        let offset = batch.base_offset().0 + r.offset_delta as u64;
-                        if offset < a.position {
-                            continue;
-                        }
-                        out.push(ConsumerRecord {
-                            topic: a.topic.clone(),
-                            partition: a.partition,
-                            offset,
-                            timestamp: base_ts + r.timestamp_delta,
-                            key: r.key.map(|k| batch.slice_of(k)),
-                            value: r.value.map(|v| batch.slice_of(v)),
-                            headers: r
-                                .headers()
-                                .map(|h| (h.key.to_string(), h.value.map(|v| batch.slice_of(v))))
-                                .collect(),
-                        });
-                        a.position = offset + 1;
+                    let next = batch.last_offset().0 + 1;
+                    if next <= a.position {
+                        continue;
                     }
+                    out.push(PolledBatch {
+                        topic: a.topic.clone(),
+                        partition: a.partition,
+                        from: a.position,
+                        batch,
+                    });
+                    a.position = next;
                 }
             }
         }

@@ -38,7 +38,7 @@ pub use admin::{
     Admin, ClusterMetadata, PartitionDescription, ShardStats, TopicDescription, TopicInfo,
     TopicSettings, TopicSummary,
 };
-pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, SeekTo};
+pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, PolledBatch, SeekTo};
 pub use producer::{Acks, Delivery, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 
 use crate::constants::FRAME_BYTES_MAX;

@@ -1,0 +1,1065 @@
+//! `corelog bench`: the load generator and its reports.
+//!
+//! A run: (with no `--broker`) start a broker inside this process on a
+//! temporary directory; create the topics; start the consumers, then the
+//! producers, each on an executor thread of its own, all through the real
+//! network path; warm up (not measured); measure; drain; write the report.
+//!
+//! * [`schedule`]: open-loop sending — latency from the scheduled time, so
+//!   a stall is not hidden by coordinated omission.
+//! * [`report`]: the summary, the table, `.hgrm` and `.hlog` files.
+//! * [`svg`]: the charts. [`baseline`]: raw TCP and disk limits.
+//! * `compare`: two reports side by side.
+//!
+//! Every message's value starts with the nanoseconds since the run's start
+//! at which it was scheduled, then its sequence number; consumers compute
+//! end-to-end latency from it (same process, same monotonic clock).
+
+pub mod baseline;
+mod compare;
+pub mod report;
+pub mod schedule;
+pub mod svg;
+pub mod workload;
+
+use crate::client::{
+    Acks, Admin, ClientError, Consumer, ConsumerConfig, OffsetReset, Producer, ProducerConfig,
+    ProducerRecord, Routing, SeekTo, TopicSettings,
+};
+use crate::config::BrokerConfig;
+use crate::storage::FsyncPolicy;
+use hdrhistogram::Histogram;
+use report::{Baseline, Latency, Second, Summary, Throughput, new_histogram};
+use schedule::Schedule;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+use workload::{Mode, SizeRange, Workload};
+
+#[derive(clap::ValueEnum, Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum RoutingArg {
+    /// Connect to the shard that owns each partition.
+    #[default]
+    Direct,
+    /// Send everything through the shared port.
+    Shared,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Compare two reports: a table with ratios (B / A) and an overlaid chart.
+    Compare {
+        /// The first report's summary.json (the reference).
+        a: PathBuf,
+        /// The second report's summary.json.
+        b: PathBuf,
+        /// Where to write the overlaid chart [default: compare.svg].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub command: Option<BenchCommand>,
+    /// What to measure.
+    #[arg(long, value_enum, default_value_t = Mode::E2e)]
+    pub mode: Mode,
+    #[arg(long, default_value_t = 1)]
+    pub producers: u32,
+    #[arg(long, default_value_t = 1)]
+    pub consumers: u32,
+    #[arg(long, default_value_t = 1)]
+    pub topics: u32,
+    /// Partitions per topic.
+    #[arg(long, default_value_t = 4)]
+    pub partitions: u32,
+    /// Topics are named PREFIX-0, PREFIX-1, …
+    #[arg(long, default_value = "bench")]
+    pub topic_prefix: String,
+    /// Bytes per message value, or a range MIN..MAX drawn uniformly.
+    #[arg(long, default_value = "1024")]
+    pub message_size: SizeRange,
+    /// Give every message a key (10,000 distinct keys).
+    #[arg(long)]
+    pub keyed: bool,
+    /// Producer batch size in bytes.
+    #[arg(long, default_value_t = 256 << 10)]
+    pub batch_bytes: usize,
+    /// How long a batch may wait to fill (ms).
+    #[arg(long, default_value_t = 5)]
+    pub linger_ms: u64,
+    /// 0 (no answer), 1 (appended) or all (on stable media).
+    #[arg(long, default_value = "1")]
+    pub acks: Acks,
+    /// fsync policy of the topics the run creates: always, interval:MS, never.
+    #[arg(long, default_value = "never")]
+    pub fsync: FsyncPolicy,
+    /// Total messages over all producers (default: run for --duration).
+    #[arg(long)]
+    pub messages: Option<u64>,
+    /// Seconds to measure.
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    /// Seconds to run before measuring.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: u64,
+    /// Target messages per second over all producers, open loop (default:
+    /// as fast as possible).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// direct: to each partition's own shard; shared: through the shared port.
+    #[arg(long, value_enum, default_value_t = RoutingArg::Direct)]
+    pub routing: RoutingArg,
+    /// An external broker (default: start one inside this process on a
+    /// temporary directory).
+    #[arg(long)]
+    pub broker: Option<SocketAddr>,
+    /// Shards of the embedded broker [default: every online CPU].
+    #[arg(long)]
+    pub cores: Option<usize>,
+    /// Directory for the report [default: bench-results/<UTC date-time>].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Also measure a loopback TCP sink and direct-I/O disk writes for the
+    /// same bytes, and print the broker's figures as fractions of them.
+    #[arg(long)]
+    pub baseline: bool,
+    /// Do not create missing topics (the broker's error is reported).
+    #[arg(long)]
+    pub no_create: bool,
+    /// No progress line every second.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl BenchArgs {
+    fn workload(&self) -> Workload {
+        Workload {
+            mode: self.mode,
+            producers: self.producers,
+            consumers: if self.mode == Mode::Produce {
+                0
+            } else {
+                self.consumers
+            },
+            topics: self.topics,
+            partitions: self.partitions,
+            topic_prefix: self.topic_prefix.clone(),
+            message_size: self.message_size,
+            keyed: self.keyed,
+            batch_bytes: self.batch_bytes,
+            linger_ms: self.linger_ms,
+            acks: match self.acks {
+                Acks::None => "0",
+                Acks::Leader => "1",
+                Acks::All => "all",
+            }
+            .into(),
+            fsync: if self.no_create {
+                "existing".into()
+            } else {
+                self.fsync.to_string()
+            },
+            messages: self
+                .messages
+                .or((self.mode == Mode::Consume).then_some(1_000_000)),
+            duration_secs: self.duration,
+            warmup_secs: self.warmup,
+            rate: self.rate,
+            routing: match self.routing {
+                RoutingArg::Direct => "direct",
+                RoutingArg::Shared => "shared",
+            }
+            .into(),
+        }
+    }
+}
+
+/// Runs `corelog bench` (or `corelog bench compare`).
+pub fn run(args: BenchArgs) -> Result<(), String> {
+    if let Some(BenchCommand::Compare { a, b, out }) = args.command {
+        return compare::run(&a, &b, out.as_deref());
+    }
+    let workload = args.workload();
+    workload.validate()?;
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, interrupted.clone())
+            .map_err(|e| format!("installing the Ctrl-C handler: {e}"))?;
+    }
+    let out_dir = args.out.clone().unwrap_or_else(|| {
+        let stamp = report::utc_rfc3339(SystemTime::now())
+            .replace([':', '-'], "")
+            .replace('T', "-")
+            .trim_end_matches('Z')
+            .to_string();
+        PathBuf::from("bench-results").join(stamp)
+    });
+    let embedded = match args.broker {
+        Some(_) => None,
+        None => Some(Embedded::start(args.cores)?),
+    };
+    let addr = args
+        .broker
+        .unwrap_or_else(|| embedded.as_ref().unwrap().broker.addr);
+    let broker_text = match &embedded {
+        Some(e) => format!(
+            "embedded, {} shards, data in {} (removed after)",
+            e.shards,
+            e.dir.display()
+        ),
+        None => addr.to_string(),
+    };
+    if !args.quiet {
+        eprintln!(
+            "corelog bench: {} mode against {broker_text}; report in {}",
+            workload.mode,
+            out_dir.display()
+        );
+    }
+    setup_topics(addr, &workload, args.no_create, args.fsync)?;
+    let started_at = SystemTime::now();
+    let outcome = Run::execute(addr, &workload, interrupted, args.quiet)?;
+    let mut summary = Summary {
+        corelog_version: env!("CARGO_PKG_VERSION").into(),
+        git_commit: option_env!("CORELOG_GIT_COMMIT")
+            .unwrap_or("unknown")
+            .into(),
+        started_at: report::utc_rfc3339(started_at),
+        machine: report::Machine::describe(),
+        broker: broker_text,
+        workload: workload.clone(),
+        interrupted: outcome.interrupted,
+        measured_seconds: outcome.measured_secs,
+        produce: (workload.mode != Mode::Consume).then(|| {
+            Throughput::new(
+                outcome.produced.0,
+                outcome.produced.1,
+                outcome.measured_secs,
+            )
+        }),
+        consume: (workload.mode != Mode::Produce).then(|| {
+            Throughput::new(
+                outcome.consumed.0,
+                outcome.consumed.1,
+                outcome.measured_secs,
+            )
+        }),
+        produce_latency_us: (workload.mode != Mode::Consume
+            && !outcome.produce_latency.total.is_empty())
+        .then(|| Latency::of(&outcome.produce_latency.total)),
+        e2e_latency_us: (workload.mode == Mode::E2e && !outcome.e2e_latency.total.is_empty())
+            .then(|| Latency::of(&outcome.e2e_latency.total)),
+        per_second: outcome.per_second.clone(),
+        baseline: None,
+        errors: outcome.errors,
+        first_error: outcome.first_error.clone(),
+    };
+    if args.baseline && !outcome.interrupted {
+        let bytes = summary
+            .produce
+            .as_ref()
+            .or(summary.consume.as_ref())
+            .map_or(0, |t| t.bytes)
+            .clamp(64 << 20, 4 << 30);
+        let disk_dir = embedded
+            .as_ref()
+            .map_or_else(std::env::temp_dir, |e| e.dir.clone());
+        if !args.quiet {
+            eprintln!(
+                "measuring the baseline: {:.0} MB through loopback TCP and to {} with direct I/O",
+                bytes as f64 / 1e6,
+                disk_dir.display()
+            );
+        }
+        summary.baseline = Some(Baseline {
+            tcp_mb_per_s: baseline::tcp_sink(bytes)?,
+            disk_mb_per_s: baseline::direct_write(&disk_dir, bytes)?,
+            bytes,
+        });
+    }
+    if let Some(e) = embedded {
+        e.stop()?;
+    }
+    write_report(&out_dir, &summary, &outcome, started_at)?;
+    println!("{}", summary.table());
+    println!("report: {}", out_dir.display());
+    if outcome.interrupted {
+        return Err("interrupted; the report covers what ran".into());
+    }
+    match (&summary.first_error, summary.errors) {
+        (Some(e), n)
+            if n > 0
+                && summary.produce.as_ref().is_none_or(|t| t.messages == 0)
+                && summary.consume.as_ref().is_none_or(|t| t.messages == 0) =>
+        {
+            Err(format!("the workload failed: {e}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A broker started inside this process for the run.
+struct Embedded {
+    broker: crate::shard::BrokerHandle,
+    dir: PathBuf,
+    shards: usize,
+}
+
+impl Embedded {
+    fn start(cores: Option<usize>) -> Result<Embedded, String> {
+        let dir = crate::cli::tempfile_dir()?;
+        let mut config = BrokerConfig::new(&dir);
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        if let Some(cores) = cores {
+            config.cores = cores;
+        }
+        let shards = config.cores;
+        let broker = crate::shard::start(config).inspect_err(|_| {
+            let _ = std::fs::remove_dir_all(&dir);
+        })?;
+        Ok(Embedded {
+            broker,
+            dir,
+            shards,
+        })
+    }
+
+    fn stop(self) -> Result<(), String> {
+        self.broker.shutdown();
+        let result = self.broker.join();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        result.map_err(|e| format!("the embedded broker stopped with an error: {e}"))
+    }
+}
+
+/// Creates the workload's topics that do not exist (unless `no_create`).
+fn setup_topics(
+    addr: SocketAddr,
+    workload: &Workload,
+    no_create: bool,
+    fsync: FsyncPolicy,
+) -> Result<(), String> {
+    let names = workload.topic_names();
+    let partitions = workload.partitions;
+    crate::cli::run_client(move || async move {
+        let admin = Admin::connect(addr).await.map_err(|e| e.to_string())?;
+        let existing: Vec<String> = admin
+            .list_topics()
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        for name in names {
+            if existing.contains(&name) || no_create {
+                continue;
+            }
+            let settings = TopicSettings {
+                fsync: Some(fsync),
+                ..TopicSettings::default()
+            };
+            admin
+                .create_topic(&name, partitions, &settings)
+                .await
+                .map_err(|e| format!("creating topic {name}: {e}"))?;
+        }
+        Ok(())
+    })
+}
+
+/// Latency histograms of one side: the measured phase, and per second.
+struct Hists {
+    total: Histogram<u64>,
+    intervals: Vec<Histogram<u64>>,
+}
+
+impl Hists {
+    fn new() -> Hists {
+        Hists {
+            total: new_histogram(),
+            intervals: Vec::new(),
+        }
+    }
+
+    /// Records `latency_us` of a message scheduled at `due_ns` and done in
+    /// second `second` of the run.
+    fn record(&mut self, ctx: &Ctx, due_ns: u64, second: usize, latency_us: u64) {
+        let v = latency_us.clamp(1, 3_600_000_000);
+        while self.intervals.len() <= second {
+            self.intervals.push(new_histogram());
+        }
+        let _ = self.intervals[second].record(v);
+        if due_ns >= ctx.warmup_end_ns && due_ns < ctx.end_ns.load(Ordering::Relaxed) {
+            let _ = self.total.record(v);
+        }
+    }
+
+    fn merge(&mut self, other: Hists) {
+        let _ = self.total.add(&other.total);
+        for (i, h) in other.intervals.into_iter().enumerate() {
+            if i < self.intervals.len() {
+                let _ = self.intervals[i].add(&h);
+            } else {
+                self.intervals.push(h);
+            }
+        }
+    }
+}
+
+/// What every producer and consumer thread shares.
+struct Ctx {
+    addr: SocketAddr,
+    workload: Workload,
+    topics: Vec<String>,
+    /// Time zero of the run (messages carry nanoseconds since it).
+    base: Instant,
+    warmup_end_ns: u64,
+    /// Messages scheduled at or after this are not measured (u64::MAX until
+    /// the end is known).
+    end_ns: AtomicU64,
+    stop_producers: AtomicBool,
+    stop_consumers: AtomicBool,
+    produced_msgs: AtomicU64,
+    produced_bytes: AtomicU64,
+    consumed_msgs: AtomicU64,
+    consumed_bytes: AtomicU64,
+    consumers_ready: AtomicU32,
+    producers_done: AtomicU32,
+    errors: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl Ctx {
+    fn ns(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.base).as_nanos() as u64
+    }
+
+    fn second(&self, t: Instant) -> usize {
+        t.saturating_duration_since(self.base).as_secs() as usize
+    }
+
+    fn error(&self, e: impl std::fmt::Display) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        let mut first = self.first_error.lock().unwrap();
+        if first.is_none() {
+            *first = Some(e.to_string());
+        }
+    }
+}
+
+/// What a run measured.
+struct Outcome {
+    interrupted: bool,
+    measured_secs: f64,
+    produced: (u64, u64),
+    consumed: (u64, u64),
+    produce_latency: Hists,
+    e2e_latency: Hists,
+    per_second: Vec<Second>,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+struct Run;
+
+/// A small deterministic generator for sizes and keys.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+impl Run {
+    fn execute(
+        addr: SocketAddr,
+        workload: &Workload,
+        interrupted: Arc<AtomicBool>,
+        quiet: bool,
+    ) -> Result<Outcome, String> {
+        let consume_mode = workload.mode == Mode::Consume;
+        if consume_mode {
+            prefill(addr, workload, &interrupted, quiet)?;
+        }
+        // Consumers first (they start at the end, or at the beginning to
+        // read a prefilled topic), then time zero, then the producers.
+        let provisional = Instant::now();
+        let ctx = Arc::new(Ctx {
+            addr,
+            workload: workload.clone(),
+            topics: workload.topic_names(),
+            base: provisional,
+            warmup_end_ns: workload.warmup_secs * 1_000_000_000,
+            end_ns: AtomicU64::new(u64::MAX),
+            stop_producers: AtomicBool::new(false),
+            stop_consumers: AtomicBool::new(false),
+            produced_msgs: AtomicU64::new(0),
+            produced_bytes: AtomicU64::new(0),
+            consumed_msgs: AtomicU64::new(0),
+            consumed_bytes: AtomicU64::new(0),
+            consumers_ready: AtomicU32::new(0),
+            producers_done: AtomicU32::new(0),
+            errors: AtomicU64::new(0),
+            first_error: Mutex::new(None),
+        });
+        let consumers = spawn_consumers(
+            &ctx,
+            if consume_mode {
+                SeekTo::Earliest
+            } else {
+                SeekTo::Latest
+            },
+        )?;
+        let ready_by = Instant::now() + Duration::from_secs(30);
+        while ctx.consumers_ready.load(Ordering::SeqCst) < consumers.len() as u32 {
+            if ctx.errors.load(Ordering::SeqCst) > 0
+                && ctx.consumers_ready.load(Ordering::SeqCst)
+                    + (ctx.errors.load(Ordering::SeqCst) as u32)
+                    >= consumers.len() as u32
+            {
+                break;
+            }
+            if Instant::now() > ready_by {
+                return Err("consumers did not start within 30 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let producers = if consume_mode {
+            Vec::new()
+        } else {
+            spawn_producers(&ctx)?
+        };
+        let outcome = monitor(&ctx, &interrupted, quiet, producers.len(), consumers);
+        let mut produce_latency = Hists::new();
+        for p in producers {
+            match p.join() {
+                Ok(Ok(h)) => produce_latency.merge(h),
+                Ok(Err(e)) => ctx.error(e),
+                Err(_) => ctx.error("a producer thread panicked"),
+            }
+        }
+        let (measured_secs, produced, consumed, per_second, e2e_latency) = outcome?;
+        Ok(Outcome {
+            interrupted: interrupted.load(Ordering::SeqCst),
+            measured_secs,
+            produced,
+            consumed,
+            produce_latency,
+            e2e_latency,
+            per_second,
+            errors: ctx.errors.load(Ordering::SeqCst),
+            first_error: ctx.first_error.lock().unwrap().clone(),
+        })
+    }
+}
+
+type Joined = std::thread::JoinHandle<Result<Hists, String>>;
+type MonitorResult = Result<(f64, (u64, u64), (u64, u64), Vec<Second>, Hists), String>;
+
+/// Ticks every second: progress, the per-second series, the warm-up and
+/// end boundaries, stopping and draining. Returns the measured seconds,
+/// (msgs, bytes) produced and consumed in the measured phase, the series
+/// and the merged end-to-end histograms.
+fn monitor(
+    ctx: &Arc<Ctx>,
+    interrupted: &AtomicBool,
+    quiet: bool,
+    producers: usize,
+    consumers: Vec<Joined>,
+) -> MonitorResult {
+    let w = &ctx.workload;
+    let consume_mode = w.mode == Mode::Consume;
+    let snapshot = || {
+        (
+            ctx.produced_msgs.load(Ordering::Relaxed),
+            ctx.produced_bytes.load(Ordering::Relaxed),
+            ctx.consumed_msgs.load(Ordering::Relaxed),
+            ctx.consumed_bytes.load(Ordering::Relaxed),
+        )
+    };
+    let warmup = Duration::from_secs(w.warmup_secs);
+    let timed_end = w
+        .messages
+        .is_none()
+        .then(|| warmup + Duration::from_secs(w.duration_secs));
+    let target = w.messages;
+    let mut series = Vec::new();
+    let mut last = snapshot();
+    let mut at_warmup = if w.warmup_secs == 0 {
+        Some((snapshot(), Instant::now()))
+    } else {
+        None
+    };
+    let mut second = 0u32;
+    let finished_at: (Instant, (u64, u64, u64, u64));
+    loop {
+        let tick = ctx.base + Duration::from_secs(second as u64 + 1);
+        // Sleep to the next tick, checking for completion and Ctrl-C often.
+        let mut done = None;
+        while Instant::now() < tick {
+            std::thread::sleep(
+                Duration::from_millis(5).min(tick.saturating_duration_since(Instant::now())),
+            );
+            let now = snapshot();
+            // A message-count run is complete when every producer finished
+            // (each flushes and waits for its acks first), or, reading a
+            // prefilled topic, when everything was consumed.
+            let complete = match (target, consume_mode) {
+                (Some(_), false) => ctx.producers_done.load(Ordering::SeqCst) as usize == producers,
+                (Some(n), true) => now.2 >= n,
+                (None, _) => false,
+            };
+            let failed = producers > 0
+                && ctx.producers_done.load(Ordering::SeqCst) as usize == producers
+                && target.is_none();
+            if interrupted.load(Ordering::SeqCst) || complete || failed {
+                done = Some((Instant::now(), now));
+                break;
+            }
+        }
+        let now = snapshot();
+        second += 1;
+        let sample = Second {
+            second: second - 1,
+            warmup: (second as u64) <= w.warmup_secs,
+            produced_msgs: now.0 - last.0,
+            produced_bytes: now.1 - last.1,
+            consumed_msgs: now.2 - last.2,
+            consumed_bytes: now.3 - last.3,
+        };
+        last = now;
+        if !quiet {
+            let phase = if sample.warmup { "warm-up" } else { "measure" };
+            eprintln!(
+                "[{:>4}s {phase}] produced {:>8.1} MB/s {:>9.0} msg/s | consumed {:>8.1} MB/s {:>9.0} msg/s{}",
+                second,
+                sample.produced_bytes as f64 / 1e6,
+                sample.produced_msgs as f64,
+                sample.consumed_bytes as f64 / 1e6,
+                sample.consumed_msgs as f64,
+                match ctx.errors.load(Ordering::Relaxed) {
+                    0 => String::new(),
+                    n => format!(" | {n} errors"),
+                }
+            );
+        }
+        series.push(sample);
+        if at_warmup.is_none() && second as u64 >= w.warmup_secs {
+            at_warmup = Some((now, Instant::now()));
+        }
+        if let Some(d) = done {
+            finished_at = d;
+            break;
+        }
+        if let Some(end) = timed_end
+            && Duration::from_secs(second as u64) >= end
+        {
+            finished_at = (Instant::now(), now);
+            break;
+        }
+    }
+    // End of the measured phase: later messages are not measured.
+    ctx.end_ns.store(ctx.ns(finished_at.0), Ordering::SeqCst);
+    ctx.stop_producers.store(true, Ordering::SeqCst);
+    let Some((start_counts, start_at)) = at_warmup else {
+        return Err(format!(
+            "the run ended after {:.1} s, before its {} s warm-up: measure longer (--duration, --messages) or use --warmup 0",
+            finished_at.0.duration_since(ctx.base).as_secs_f64(),
+            w.warmup_secs
+        ));
+    };
+    // Drain: consumers read what producers sent (bounded).
+    let drain_by = Instant::now() + Duration::from_secs(15);
+    while ctx.producers_done.load(Ordering::SeqCst) as usize != producers
+        && Instant::now() < drain_by
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if !consume_mode {
+        while ctx.consumed_msgs.load(Ordering::Relaxed) < ctx.produced_msgs.load(Ordering::Relaxed)
+            && !consumers.is_empty()
+            && Instant::now() < drain_by
+            && !interrupted.load(Ordering::SeqCst)
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    ctx.stop_consumers.store(true, Ordering::SeqCst);
+    let mut e2e = Hists::new();
+    for c in consumers {
+        match c.join() {
+            Ok(Ok(h)) => e2e.merge(h),
+            Ok(Err(e)) => ctx.error(e),
+            Err(_) => ctx.error("a consumer thread panicked"),
+        }
+    }
+    let end = finished_at.1;
+    let secs = finished_at
+        .0
+        .saturating_duration_since(start_at)
+        .as_secs_f64();
+    Ok((
+        secs,
+        (end.0 - start_counts.0, end.1 - start_counts.1),
+        (end.2 - start_counts.2, end.3 - start_counts.3),
+        series,
+        e2e,
+    ))
+}
+
+/// Fills the topics for consume mode (not measured).
+fn prefill(
+    addr: SocketAddr,
+    workload: &Workload,
+    interrupted: &AtomicBool,
+    quiet: bool,
+) -> Result<(), String> {
+    let n = workload.messages.unwrap_or(1_000_000);
+    if !quiet {
+        eprintln!(
+            "filling {} topic(s) with {n} messages (not measured)…",
+            workload.topics
+        );
+    }
+    let fill = Workload {
+        mode: Mode::Produce,
+        rate: None,
+        messages: Some(n),
+        warmup_secs: 0,
+        ..workload.clone()
+    };
+    let ctx = Arc::new(Ctx {
+        addr,
+        topics: fill.topic_names(),
+        workload: fill,
+        base: Instant::now(),
+        warmup_end_ns: 0,
+        end_ns: AtomicU64::new(u64::MAX),
+        stop_producers: AtomicBool::new(false),
+        stop_consumers: AtomicBool::new(false),
+        produced_msgs: AtomicU64::new(0),
+        produced_bytes: AtomicU64::new(0),
+        consumed_msgs: AtomicU64::new(0),
+        consumed_bytes: AtomicU64::new(0),
+        consumers_ready: AtomicU32::new(0),
+        producers_done: AtomicU32::new(0),
+        errors: AtomicU64::new(0),
+        first_error: Mutex::new(None),
+    });
+    let producers = spawn_producers(&ctx)?;
+    for p in producers {
+        while !p.is_finished() {
+            if interrupted.load(Ordering::SeqCst) {
+                ctx.stop_producers.store(true, Ordering::SeqCst);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        p.join()
+            .map_err(|_| "a producer thread panicked".to_string())??;
+    }
+    if let Some(e) = ctx.first_error.lock().unwrap().clone() {
+        return Err(format!("filling the topics failed: {e}"));
+    }
+    Ok(())
+}
+
+fn spawn_producers(ctx: &Arc<Ctx>) -> Result<Vec<Joined>, String> {
+    let w = &ctx.workload;
+    (0..w.producers)
+        .map(|i| {
+            let ctx = ctx.clone();
+            let quota = w
+                .messages
+                .map(|n| n / w.producers as u64 + u64::from((i as u64) < n % w.producers as u64));
+            std::thread::Builder::new()
+                .name(format!("bench-producer-{i}"))
+                .spawn(move || {
+                    let result = glommio::LocalExecutorBuilder::default()
+                        .make()
+                        .map_err(|e| e.to_string())
+                        .and_then(|ex| ex.run(producer_task(ctx.clone(), i, quota)));
+                    ctx.producers_done.fetch_add(1, Ordering::SeqCst);
+                    result
+                })
+                .map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+async fn producer_task(ctx: Arc<Ctx>, index: u32, quota: Option<u64>) -> Result<Hists, String> {
+    let w = &ctx.workload;
+    let config = ProducerConfig {
+        acks: match w.acks.as_str() {
+            "0" => Acks::None,
+            "all" => Acks::All,
+            _ => Acks::Leader,
+        },
+        batch_bytes: w.batch_bytes,
+        linger: Duration::from_millis(w.linger_ms),
+        routing: if w.routing == "shared" {
+            Routing::Shared
+        } else {
+            Routing::Direct
+        },
+        request_bytes_max: (4 << 20).max(w.batch_bytes),
+        ..ProducerConfig::default()
+    };
+    let producer = match Producer::connect(ctx.addr, config).await {
+        Ok(p) => p,
+        Err(e) => {
+            let e = describe(e, ctx.addr);
+            ctx.error(&e);
+            return Err(e);
+        }
+    };
+    let rate = w.rate.map(|r| r / w.producers as f64);
+    let mut schedule = Schedule::new(ctx.base, rate);
+    let (tx, rx) =
+        glommio::channels::local_channel::new_unbounded::<(u64, u32, crate::client::Delivery)>();
+    let reaper = {
+        let ctx = ctx.clone();
+        glommio::spawn_local(async move {
+            let mut hists = Hists::new();
+            while let Some((due_ns, size, delivery)) = rx.recv().await {
+                match delivery.await {
+                    Ok(_) => {
+                        let now = Instant::now();
+                        ctx.produced_msgs.fetch_add(1, Ordering::Relaxed);
+                        ctx.produced_bytes.fetch_add(size as u64, Ordering::Relaxed);
+                        let latency = ctx.ns(now).saturating_sub(due_ns) / 1000;
+                        hists.record(&ctx, due_ns, ctx.second(now), latency);
+                    }
+                    Err(e) => ctx.error(describe(e, ctx.addr)),
+                }
+            }
+            hists
+        })
+        .detach()
+    };
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15 ^ ((index as u64 + 1) << 32));
+    let mut value = vec![0x5au8; w.message_size.max];
+    let mut seq = 0u64;
+    let mut failed = None;
+    loop {
+        if ctx.stop_producers.load(Ordering::Relaxed) || quota.is_some_and(|q| seq >= q) {
+            break;
+        }
+        let now = Instant::now();
+        if let Some(due) = schedule.next_due()
+            && due > now
+        {
+            // Wait for the slot, waking at least every 50 ms to see a stop.
+            glommio::timer::sleep((due - now).min(Duration::from_millis(50))).await;
+            continue;
+        }
+        let due_ns = ctx.ns(schedule.take(now));
+        let size = match w.message_size {
+            SizeRange { min, max } if min == max => min,
+            SizeRange { min, max } => min + (rng.next() % (max - min + 1) as u64) as usize,
+        };
+        value[..8].copy_from_slice(&due_ns.to_be_bytes());
+        value[8..16].copy_from_slice(&((index as u64) << 48 | seq).to_be_bytes());
+        let key = w.keyed.then(|| (rng.next() % 10_000).to_be_bytes());
+        let topic = &ctx.topics[(seq % ctx.topics.len() as u64) as usize];
+        let record = ProducerRecord {
+            topic,
+            key: key.as_ref().map(|k| &k[..]),
+            value: Some(&value[..size]),
+            ..Default::default()
+        };
+        match producer.send_record(record).await {
+            Ok(delivery) => {
+                let _ = tx.try_send((due_ns, size as u32, delivery));
+            }
+            Err(e) => {
+                let e = describe(e, ctx.addr);
+                ctx.error(&e);
+                failed = Some(e);
+                break;
+            }
+        }
+        seq += 1;
+        if seq.is_multiple_of(512) {
+            // Let the producer's sender and the reaper run.
+            glommio::executor().yield_now().await;
+        }
+    }
+    if let Err(e) = producer.flush().await {
+        ctx.error(describe(e, ctx.addr));
+    }
+    drop(tx);
+    let hists = reaper.await.unwrap_or_else(Hists::new);
+    let _ = producer.close().await;
+    match failed {
+        Some(e) if seq == 0 => Err(e),
+        _ => Ok(hists),
+    }
+}
+
+/// Client errors with what an operator needs to act on.
+fn describe(e: ClientError, addr: SocketAddr) -> String {
+    match e {
+        ClientError::Connect { .. } | ClientError::Disconnected { .. } => e.to_string(),
+        other => format!("{other} (broker {addr})"),
+    }
+}
+
+fn spawn_consumers(ctx: &Arc<Ctx>, from: SeekTo) -> Result<Vec<Joined>, String> {
+    let w = &ctx.workload;
+    // Partitions are dealt round robin over the consumers.
+    let mut shares: Vec<Vec<(String, u32)>> = vec![Vec::new(); w.consumers as usize];
+    let mut i = 0;
+    for topic in &ctx.topics {
+        for p in 0..w.partitions {
+            if let Some(share) = shares.get_mut(i % w.consumers.max(1) as usize) {
+                share.push((topic.clone(), p));
+            }
+            i += 1;
+        }
+    }
+    shares
+        .into_iter()
+        .enumerate()
+        .map(|(j, share)| {
+            let ctx = ctx.clone();
+            std::thread::Builder::new()
+                .name(format!("bench-consumer-{j}"))
+                .spawn(move || {
+                    glommio::LocalExecutorBuilder::default()
+                        .make()
+                        .map_err(|e| e.to_string())
+                        .and_then(|ex| ex.run(consumer_task(ctx, share, from)))
+                })
+                .map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+async fn consumer_task(
+    ctx: Arc<Ctx>,
+    share: Vec<(String, u32)>,
+    from: SeekTo,
+) -> Result<Hists, String> {
+    let w = &ctx.workload;
+    let config = ConsumerConfig {
+        max_wait: Duration::from_millis(100),
+        routing: if w.routing == "shared" {
+            Routing::Shared
+        } else {
+            Routing::Direct
+        },
+        reset: OffsetReset::Earliest,
+        ..ConsumerConfig::default()
+    };
+    let mut hists = Hists::new();
+    let result: Result<(), String> = async {
+        let mut consumer = Consumer::connect(ctx.addr, config)
+            .await
+            .map_err(|e| describe(e, ctx.addr))?;
+        for (topic, p) in &share {
+            consumer
+                .assign(topic, Some(&[*p]), from)
+                .await
+                .map_err(|e| describe(e, ctx.addr))?;
+        }
+        ctx.consumers_ready.fetch_add(1, Ordering::SeqCst);
+        while !ctx.stop_consumers.load(Ordering::Relaxed) {
+            let batches = consumer
+                .poll_batches()
+                .await
+                .map_err(|e| describe(e, ctx.addr))?;
+            let now = Instant::now();
+            let now_ns = ctx.ns(now);
+            let second = ctx.second(now);
+            let (mut msgs, mut bytes) = (0u64, 0u64);
+            for polled in &batches {
+                let base = polled.batch.base_offset().0;
+                for r in polled.batch.records() {
+                    if base + (r.offset_delta as u64) < polled.from {
+                        continue;
+                    }
+                    let Some(value) = r.value else { continue };
+                    msgs += 1;
+                    bytes += value.len() as u64;
+                    if w.mode == Mode::E2e && value.len() >= 8 {
+                        let sent_ns = u64::from_be_bytes(value[..8].try_into().unwrap());
+                        hists.record(&ctx, sent_ns, second, now_ns.saturating_sub(sent_ns) / 1000);
+                    }
+                }
+            }
+            ctx.consumed_msgs.fetch_add(msgs, Ordering::Relaxed);
+            ctx.consumed_bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        ctx.error(&e);
+        return Err(e);
+    }
+    Ok(hists)
+}
+
+/// Writes summary.json, the .hgrm and .hlog files and chart.svg.
+fn write_report(
+    dir: &Path,
+    summary: &Summary,
+    outcome: &Outcome,
+    started_at: SystemTime,
+) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let write = |name: &str, text: &[u8]| {
+        std::fs::write(dir.join(name), text)
+            .map_err(|e| format!("writing {}: {e}", dir.join(name).display()))
+    };
+    write(
+        "summary.json",
+        serde_json::to_string_pretty(summary)
+            .map_err(|e| e.to_string())?
+            .as_bytes(),
+    )?;
+    for (name, hists, present) in [
+        (
+            "produce-latency",
+            &outcome.produce_latency,
+            summary.produce_latency_us.is_some(),
+        ),
+        (
+            "e2e-latency",
+            &outcome.e2e_latency,
+            summary.e2e_latency_us.is_some(),
+        ),
+    ] {
+        if !present {
+            continue;
+        }
+        report::write_hgrm(&hists.total, &dir.join(format!("{name}.hgrm")))
+            .map_err(|e| e.to_string())?;
+        let intervals: Vec<(f64, Histogram<u64>)> = hists
+            .intervals
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| !h.is_empty())
+            .map(|(i, h)| (i as f64, h.clone()))
+            .collect();
+        let tag = name.trim_end_matches("-latency");
+        report::write_hlog(
+            &intervals,
+            tag,
+            started_at,
+            &dir.join(format!("{name}.hlog")),
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    write("chart.svg", svg::chart(&[("run", summary)]).as_bytes())
+}
