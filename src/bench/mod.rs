@@ -99,7 +99,10 @@ pub struct BenchArgs {
     /// fsync policy of the topics the run creates: always, interval:MS, never.
     #[arg(long, default_value = "never")]
     pub fsync: FsyncPolicy,
-    /// Total messages over all producers (default: run for --duration).
+    /// Total messages over all producers (default: run for --duration). In
+    /// consume mode: the backlog filled first and then read once; without
+    /// it, 1,000,000 messages are filled and read over and over for
+    /// --duration.
     #[arg(long)]
     pub messages: Option<u64>,
     /// Seconds to measure.
@@ -115,6 +118,12 @@ pub struct BenchArgs {
     /// direct: to each partition's own shard; shared: through the shared port.
     #[arg(long, value_enum, default_value_t = RoutingArg::Direct)]
     pub routing: RoutingArg,
+    /// e2e at unlimited rate: producers pause while consumers are more than
+    /// this many bytes behind, so the figures are what producers and
+    /// consumers sustain together (0: no limit, the backlog may grow)
+    /// [default: one batch per partition, at least 4 MiB].
+    #[arg(long)]
+    pub max_lag_bytes: Option<u64>,
     /// An external broker (default: start one inside this process on a
     /// temporary directory).
     #[arg(long)]
@@ -165,9 +174,7 @@ impl BenchArgs {
             } else {
                 self.fsync.to_string()
             },
-            messages: self
-                .messages
-                .or((self.mode == Mode::Consume).then_some(1_000_000)),
+            messages: self.messages,
             duration_secs: self.duration,
             warmup_secs: self.warmup,
             rate: self.rate,
@@ -176,6 +183,14 @@ impl BenchArgs {
                 RoutingArg::Shared => "shared",
             }
             .into(),
+            max_lag_bytes: if self.mode == Mode::E2e && self.rate.is_none() {
+                self.max_lag_bytes.unwrap_or_else(|| {
+                    let partitions = self.topics as u64 * self.partitions as u64;
+                    (partitions * self.batch_bytes as u64).max(4 << 20)
+                })
+            } else {
+                0
+            },
         }
     }
 }
@@ -357,7 +372,18 @@ fn setup_topics(
             .map(|t| t.name)
             .collect();
         for name in names {
-            if existing.contains(&name) || no_create {
+            if no_create || existing.contains(&name) {
+                // The broker's own answer says what is wrong, if anything.
+                let topic = admin
+                    .describe_topic(&name)
+                    .await
+                    .map_err(|e| format!("topic {name} on broker {addr}: {e}"))?;
+                if (topic.partitions.len() as u32) < partitions {
+                    return Err(format!(
+                        "topic {name} on broker {addr} has {} partitions; the workload needs {partitions} (--partitions)",
+                        topic.partitions.len()
+                    ));
+                }
                 continue;
             }
             let settings = TopicSettings {
@@ -425,6 +451,8 @@ struct Ctx {
     end_ns: AtomicU64,
     stop_producers: AtomicBool,
     stop_consumers: AtomicBool,
+    /// Messages handed to the producers' clients (acknowledged or not).
+    sent_msgs: AtomicU64,
     produced_msgs: AtomicU64,
     produced_bytes: AtomicU64,
     consumed_msgs: AtomicU64,
@@ -436,6 +464,28 @@ struct Ctx {
 }
 
 impl Ctx {
+    fn new(addr: SocketAddr, workload: Workload, base: Instant) -> Ctx {
+        Ctx {
+            addr,
+            topics: workload.topic_names(),
+            base,
+            warmup_end_ns: workload.warmup_secs * 1_000_000_000,
+            workload,
+            end_ns: AtomicU64::new(u64::MAX),
+            stop_producers: AtomicBool::new(false),
+            stop_consumers: AtomicBool::new(false),
+            sent_msgs: AtomicU64::new(0),
+            produced_msgs: AtomicU64::new(0),
+            produced_bytes: AtomicU64::new(0),
+            consumed_msgs: AtomicU64::new(0),
+            consumed_bytes: AtomicU64::new(0),
+            consumers_ready: AtomicU32::new(0),
+            producers_done: AtomicU32::new(0),
+            errors: AtomicU64::new(0),
+            first_error: Mutex::new(None),
+        }
+    }
+
     fn ns(&self, t: Instant) -> u64 {
         t.saturating_duration_since(self.base).as_nanos() as u64
     }
@@ -494,24 +544,7 @@ impl Run {
         // Consumers first (they start at the end, or at the beginning to
         // read a prefilled topic), then time zero, then the producers.
         let provisional = Instant::now();
-        let ctx = Arc::new(Ctx {
-            addr,
-            workload: workload.clone(),
-            topics: workload.topic_names(),
-            base: provisional,
-            warmup_end_ns: workload.warmup_secs * 1_000_000_000,
-            end_ns: AtomicU64::new(u64::MAX),
-            stop_producers: AtomicBool::new(false),
-            stop_consumers: AtomicBool::new(false),
-            produced_msgs: AtomicU64::new(0),
-            produced_bytes: AtomicU64::new(0),
-            consumed_msgs: AtomicU64::new(0),
-            consumed_bytes: AtomicU64::new(0),
-            consumers_ready: AtomicU32::new(0),
-            producers_done: AtomicU32::new(0),
-            errors: AtomicU64::new(0),
-            first_error: Mutex::new(None),
-        });
+        let ctx = Arc::new(Ctx::new(addr, workload.clone(), provisional));
         let consumers = spawn_consumers(
             &ctx,
             if consume_mode {
@@ -640,18 +673,26 @@ fn monitor(
         last = now;
         if !quiet {
             let phase = if sample.warmup { "warm-up" } else { "measure" };
-            eprintln!(
-                "[{:>4}s {phase}] produced {:>8.1} MB/s {:>9.0} msg/s | consumed {:>8.1} MB/s {:>9.0} msg/s{}",
-                second,
-                sample.produced_bytes as f64 / 1e6,
-                sample.produced_msgs as f64,
-                sample.consumed_bytes as f64 / 1e6,
-                sample.consumed_msgs as f64,
-                match ctx.errors.load(Ordering::Relaxed) {
-                    0 => String::new(),
-                    n => format!(" | {n} errors"),
-                }
-            );
+            let mut parts = Vec::with_capacity(3);
+            if !consume_mode {
+                parts.push(format!(
+                    "produced {:>8.1} MB/s {:>9.0} msg/s",
+                    sample.produced_bytes as f64 / 1e6,
+                    sample.produced_msgs as f64
+                ));
+            }
+            if w.mode != Mode::Produce {
+                parts.push(format!(
+                    "consumed {:>8.1} MB/s {:>9.0} msg/s",
+                    sample.consumed_bytes as f64 / 1e6,
+                    sample.consumed_msgs as f64
+                ));
+            }
+            match ctx.errors.load(Ordering::Relaxed) {
+                0 => {}
+                n => parts.push(format!("{n} errors")),
+            }
+            eprintln!("[{second:>4}s {phase}] {}", parts.join(" | "));
         }
         series.push(sample);
         if at_warmup.is_none() && second as u64 >= w.warmup_secs {
@@ -672,6 +713,9 @@ fn monitor(
     ctx.end_ns.store(ctx.ns(finished_at.0), Ordering::SeqCst);
     ctx.stop_producers.store(true, Ordering::SeqCst);
     let Some((start_counts, start_at)) = at_warmup else {
+        if let Some(e) = ctx.first_error.lock().unwrap().clone() {
+            return Err(e);
+        }
         return Err(format!(
             "the run ended after {:.1} s, before its {} s warm-up: measure longer (--duration, --messages) or use --warmup 0",
             finished_at.0.duration_since(ctx.base).as_secs_f64(),
@@ -738,24 +782,7 @@ fn prefill(
         warmup_secs: 0,
         ..workload.clone()
     };
-    let ctx = Arc::new(Ctx {
-        addr,
-        topics: fill.topic_names(),
-        workload: fill,
-        base: Instant::now(),
-        warmup_end_ns: 0,
-        end_ns: AtomicU64::new(u64::MAX),
-        stop_producers: AtomicBool::new(false),
-        stop_consumers: AtomicBool::new(false),
-        produced_msgs: AtomicU64::new(0),
-        produced_bytes: AtomicU64::new(0),
-        consumed_msgs: AtomicU64::new(0),
-        consumed_bytes: AtomicU64::new(0),
-        consumers_ready: AtomicU32::new(0),
-        producers_done: AtomicU32::new(0),
-        errors: AtomicU64::new(0),
-        first_error: Mutex::new(None),
-    });
+    let ctx = Arc::new(Ctx::new(addr, fill, Instant::now()));
     let producers = spawn_producers(&ctx)?;
     for p in producers {
         while !p.is_finished() {
@@ -850,6 +877,8 @@ async fn producer_task(ctx: Arc<Ctx>, index: u32, quota: Option<u64>) -> Result<
     let mut value = vec![0x5au8; w.message_size.max];
     let mut seq = 0u64;
     let mut failed = None;
+    let mean_size = ((w.message_size.min + w.message_size.max) / 2).max(1) as u64;
+    let max_lag_msgs = w.max_lag_bytes / mean_size;
     loop {
         if ctx.stop_producers.load(Ordering::Relaxed) || quota.is_some_and(|q| seq >= q) {
             break;
@@ -889,7 +918,16 @@ async fn producer_task(ctx: Arc<Ctx>, index: u32, quota: Option<u64>) -> Result<
             }
         }
         seq += 1;
-        if seq.is_multiple_of(512) {
+        if seq.is_multiple_of(256) {
+            let sent = ctx.sent_msgs.fetch_add(256, Ordering::Relaxed) + 256;
+            // Hold back while the consumers are too far behind (e2e at
+            // unlimited rate only), checking for a stop.
+            while max_lag_msgs > 0
+                && sent.saturating_sub(ctx.consumed_msgs.load(Ordering::Relaxed)) > max_lag_msgs
+                && !ctx.stop_producers.load(Ordering::Relaxed)
+            {
+                glommio::timer::sleep(Duration::from_micros(500)).await;
+            }
             // Let the producer's sender and the reaper run.
             glommio::executor().yield_now().await;
         }
@@ -973,6 +1011,7 @@ async fn consumer_task(
                 .map_err(|e| describe(e, ctx.addr))?;
         }
         ctx.consumers_ready.fetch_add(1, Ordering::SeqCst);
+        let replay = w.mode == Mode::Consume && w.messages.is_none();
         while !ctx.stop_consumers.load(Ordering::Relaxed) {
             let batches = consumer
                 .poll_batches()
@@ -999,6 +1038,19 @@ async fn consumer_task(
             }
             ctx.consumed_msgs.fetch_add(msgs, Ordering::Relaxed);
             ctx.consumed_bytes.fetch_add(bytes, Ordering::Relaxed);
+            if replay {
+                // A timed consume run reads the backlog again from the
+                // start each time it reaches the end.
+                for (topic, p) in &share {
+                    let hw = consumer.high_watermark(topic, *p).unwrap_or(0);
+                    if hw > 0 && consumer.position(topic, *p).unwrap_or(0) >= hw {
+                        consumer
+                            .seek(topic, *p, SeekTo::Earliest)
+                            .await
+                            .map_err(|e| describe(e, ctx.addr))?;
+                    }
+                }
+            }
         }
         Ok(())
     }

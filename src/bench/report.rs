@@ -226,9 +226,14 @@ impl Summary {
             w.acks,
             w.fsync,
             w.routing,
-            w.rate.map_or("unlimited rate".to_string(), |r| format!(
-                "target {r} msg/s (open loop)"
-            ))
+            match (w.rate, w.max_lag_bytes) {
+                (Some(r), _) => format!("target {r} msg/s (open loop)"),
+                (None, 0) => "unlimited rate".to_string(),
+                (None, lag) => format!(
+                    "unlimited rate, producers at most {:.1} MB ahead of consumers",
+                    lag as f64 / 1e6
+                ),
+            }
         );
         let _ = writeln!(
             out,
@@ -264,11 +269,15 @@ impl Summary {
             }
         }
         let _ = writeln!(out);
-        let _ = writeln!(
-            out,
-            "{:<22} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
-            "latency", "p50", "p90", "p99", "p99.9", "p99.99", "max"
-        );
+        if self.produce_latency_us.is_none() && self.e2e_latency_us.is_none() {
+            let _ = writeln!(out, "latency: none measured in {} mode", w.mode);
+        } else {
+            let _ = writeln!(
+                out,
+                "{:<22} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+                "latency", "p50", "p90", "p99", "p99.9", "p99.99", "max"
+            );
+        }
         for (name, l) in [
             ("produce → ack", &self.produce_latency_us),
             ("end to end", &self.e2e_latency_us),

@@ -10,7 +10,8 @@ use std::str::FromStr;
 pub enum Mode {
     /// Producers only: throughput and produce→ack latency.
     Produce,
-    /// Topics are filled first (not measured), then consumers read them.
+    /// Topics are filled first (not measured), then consumers read them
+    /// (from the start again whenever they reach the end).
     Consume,
     /// Producers and consumers together: also end-to-end latency.
     #[default]
@@ -116,6 +117,10 @@ pub struct Workload {
     pub rate: Option<f64>,
     /// "direct" (shard-aware) or "shared".
     pub routing: String,
+    /// e2e at unlimited rate: producers hold back while consumers are more
+    /// than this many bytes behind, so the run measures the rate the whole
+    /// pipeline sustains instead of a growing backlog. 0: no limit.
+    pub max_lag_bytes: u64,
 }
 
 impl Default for Workload {
@@ -138,6 +143,7 @@ impl Default for Workload {
             warmup_secs: 2,
             rate: None,
             routing: "direct".into(),
+            max_lag_bytes: 4 << 20,
         }
     }
 }

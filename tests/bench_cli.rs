@@ -1,0 +1,219 @@
+//! `corelog bench` as users run it: real processes, embedded or external
+//! broker on 127.0.0.1, short bounded runs.
+
+mod common;
+
+use common::{Broker, corelog_bin, wait_until};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs `corelog bench ARGS` to completion, killing it after `within`.
+fn bench(args: &[&str], within: Duration) -> (Output, Duration) {
+    let started = Instant::now();
+    let mut child = Command::new(corelog_bin())
+        .arg("bench")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start corelog bench");
+    wait_until(within, "corelog bench to exit", || {
+        child.try_wait().unwrap().is_some()
+    });
+    (child.wait_with_output().unwrap(), started.elapsed())
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn summary(dir: &Path) -> serde_json::Value {
+    let raw = std::fs::read_to_string(dir.join("summary.json")).expect("summary.json");
+    serde_json::from_str(&raw).expect("summary.json is JSON")
+}
+
+#[test]
+fn nonsense_flags_get_a_clear_message() {
+    for (args, expect) in [
+        (&["--frobnicate"][..], "unexpected argument '--frobnicate'"),
+        (&["--mode", "sideways"][..], "invalid value 'sideways'"),
+        (&["--message-size", "9..3"][..], "9..3"),
+        (&["--acks", "7"][..], "invalid value '7'"),
+        (&["--producers", "0", "--mode", "produce"][..], "producer"),
+    ] {
+        let (o, _) = bench(args, Duration::from_secs(30));
+        assert!(!o.status.success(), "{args:?} succeeded");
+        let out = text(&o);
+        assert!(out.contains(expect), "{args:?}: {out}");
+        assert!(!out.contains("panicked"), "{args:?}: {out}");
+    }
+}
+
+#[test]
+fn an_unreachable_broker_fails_within_seconds_naming_the_address() {
+    // A port nothing listens on: bind, note it, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let (o, took) = bench(
+        &["--broker", &addr, "--duration", "5", "--quiet"],
+        Duration::from_secs(30),
+    );
+    assert!(!o.status.success());
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    let out = text(&o);
+    assert!(out.contains(&addr), "{out}");
+}
+
+#[test]
+fn a_workload_the_broker_rejects_names_the_brokers_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&dir.path().join("data"), 1, &[]);
+    let addr = broker.addr.to_string();
+    let (o, took) = bench(
+        &[
+            "--broker",
+            &addr,
+            "--no-create",
+            "--topic-prefix",
+            "missing",
+            "--duration",
+            "5",
+            "--quiet",
+            "--out",
+            dir.path().join("out").to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(!o.status.success());
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    let out = text(&o);
+    assert!(out.contains("UNKNOWN_TOPIC"), "{out}");
+    assert!(out.contains("missing-0"), "{out}");
+}
+
+#[test]
+fn an_embedded_run_writes_the_report_and_compare_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("run");
+    let (o, _) = bench(
+        &[
+            "--cores",
+            "2",
+            "--duration",
+            "1",
+            "--warmup",
+            "1",
+            "--partitions",
+            "2",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        Duration::from_secs(120),
+    );
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    for line in [
+        "produced (acked)",
+        "consumed",
+        "produce → ack",
+        "end to end",
+    ] {
+        assert!(out.contains(line), "no {line:?} in {out}");
+    }
+    assert!(out.contains("measure]"), "no progress line: {out}");
+    let s = summary(&out_dir);
+    assert_eq!(s["interrupted"], false);
+    assert!(s["produce"]["messages"].as_u64().unwrap() > 0);
+    assert!(s["consume"]["messages"].as_u64().unwrap() > 0);
+    assert!(s["e2e_latency_us"]["p99"].as_u64().unwrap() > 0);
+    assert!(s["machine"]["cores"].as_u64().unwrap() >= 1);
+    assert_ne!(s["git_commit"], "");
+    for file in ["produce-latency.hgrm", "e2e-latency.hgrm", "chart.svg"] {
+        let body = std::fs::read_to_string(out_dir.join(file)).unwrap();
+        assert!(!body.is_empty(), "{file} is empty");
+    }
+    // The embedded broker's temporary directory is gone.
+    let data = s["broker"].as_str().unwrap();
+    let tmp = data
+        .split("data in ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .unwrap();
+    assert!(!Path::new(tmp).exists(), "{tmp} was left behind");
+
+    let chart = dir.path().join("cmp.svg");
+    let summary_path = out_dir.join("summary.json");
+    let path = summary_path.to_str().unwrap();
+    let (o, _) = bench(
+        &["compare", path, path, "--out", chart.to_str().unwrap()],
+        Duration::from_secs(30),
+    );
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("1.00"), "{out}");
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+}
+
+#[test]
+fn ctrl_c_stops_the_run_and_still_writes_the_partial_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("run");
+    let mut child = Command::new(corelog_bin())
+        .args([
+            "bench",
+            "--cores",
+            "1",
+            "--duration",
+            "120",
+            "--warmup",
+            "1",
+            "--partitions",
+            "1",
+            "--out",
+        ])
+        .arg(&out_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first measured second, then interrupt.
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("measure]") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("a measured progress line");
+    // SAFETY: kill(2) on the child we spawned.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let started = Instant::now();
+    wait_until(
+        Duration::from_secs(30),
+        "bench to stop after SIGINT",
+        || child.try_wait().unwrap().is_some(),
+    );
+    let o = child.wait_with_output().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(!o.status.success(), "an interrupted run is not a success");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("INTERRUPTED"), "{stdout}");
+    let s = summary(&out_dir);
+    assert_eq!(s["interrupted"], true);
+    assert!(s["measured_seconds"].as_f64().unwrap() < 100.0);
+    assert!(out_dir.join("produce-latency.hgrm").exists());
+}
