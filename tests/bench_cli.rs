@@ -217,3 +217,49 @@ fn ctrl_c_stops_the_run_and_still_writes_the_partial_report() {
     assert!(s["measured_seconds"].as_f64().unwrap() < 100.0);
     assert!(out_dir.join("produce-latency.hgrm").exists());
 }
+
+#[test]
+fn workload_files_give_flags_and_their_mistakes_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "partitions = 16\nfrobnicate = 3\n").unwrap();
+    let (o, _) = bench(
+        &["--workload", bad.to_str().unwrap()],
+        Duration::from_secs(30),
+    );
+    assert!(!o.status.success());
+    let out = text(&o);
+    assert!(
+        out.contains("bad.toml") && out.contains("--frobnicate"),
+        "{out}"
+    );
+
+    // The standard workloads all parse (checked without running them: an
+    // unreachable broker fails after parsing, naming itself).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let workloads = Path::new(env!("CARGO_MANIFEST_DIR")).join("perf/workloads");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(workloads).unwrap() {
+        let path = entry.unwrap().path();
+        let (o, _) = bench(
+            &[
+                "--workload",
+                path.to_str().unwrap(),
+                "--broker",
+                &addr,
+                "--rate",
+                "1000",
+            ],
+            Duration::from_secs(30),
+        );
+        let out = text(&o);
+        assert!(out.contains(&addr), "{}: {out}", path.display());
+        seen += 1;
+    }
+    assert!(seen >= 5);
+}

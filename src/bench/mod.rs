@@ -144,6 +144,72 @@ pub struct BenchArgs {
     /// No progress line every second.
     #[arg(long)]
     pub quiet: bool,
+    /// Read flags from a TOML file of `flag = value` lines (`partitions =
+    /// 16`, `message-size = "100"`, `keyed = true`); flags on the command
+    /// line win. perf/workloads/ holds the standard ones.
+    #[arg(long, value_name = "FILE.toml")]
+    pub workload: Option<PathBuf>,
+}
+
+/// `corelog bench` alone, to re-parse with a workload file's flags.
+#[derive(clap::Parser, Debug)]
+#[command(name = "corelog bench", args_override_self = true)]
+struct BenchOnly {
+    #[command(flatten)]
+    args: BenchArgs,
+}
+
+/// Turns a workload file into flags: each `key = value` becomes
+/// `--key value` (`key = true` becomes `--key`; `false` leaves it out).
+pub fn workload_file_flags(path: &Path) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("reading workload file {}: {e}", path.display()))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| format!("workload file {}: {e}", path.display()))?;
+    let mut flags = Vec::new();
+    for (key, value) in table {
+        if key == "workload" {
+            return Err(format!(
+                "workload file {}: a workload file cannot name another",
+                path.display()
+            ));
+        }
+        let flag = format!("--{key}");
+        match value {
+            toml::Value::Boolean(true) => flags.push(flag),
+            toml::Value::Boolean(false) => {}
+            toml::Value::String(v) => flags.extend([flag, v]),
+            toml::Value::Integer(v) => flags.extend([flag, v.to_string()]),
+            toml::Value::Float(v) => flags.extend([flag, v.to_string()]),
+            other => {
+                return Err(format!(
+                    "workload file {}: {key} = {other} is not a flag value (use a string, number or true/false)",
+                    path.display()
+                ));
+            }
+        }
+    }
+    Ok(flags)
+}
+
+/// Applies `--workload FILE`: the file's flags first, then the command
+/// line's (which override them).
+fn with_workload_file(args: BenchArgs) -> Result<BenchArgs, String> {
+    let Some(path) = args.workload.clone() else {
+        return Ok(args);
+    };
+    let mut argv = vec!["corelog bench".to_string()];
+    argv.extend(workload_file_flags(&path)?);
+    // The command line after `bench`, as given.
+    let cli: Vec<String> = std::env::args().collect();
+    if let Some(at) = cli.iter().position(|a| a == "bench") {
+        argv.extend(cli[at + 1..].iter().cloned());
+    }
+    use clap::Parser;
+    BenchOnly::try_parse_from(&argv)
+        .map(|b| b.args)
+        .map_err(|e| format!("workload file {}: {e}", path.display()))
 }
 
 impl BenchArgs {
@@ -200,6 +266,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     if let Some(BenchCommand::Compare { a, b, out }) = args.command {
         return compare::run(&a, &b, out.as_deref());
     }
+    let args = with_workload_file(args)?;
     let workload = args.workload();
     workload.validate()?;
     let interrupted = Arc::new(AtomicBool::new(false));
