@@ -25,6 +25,12 @@ fn bench(args: &[&str], within: Duration) -> (Output, Duration) {
     (child.wait_with_output().unwrap(), started.elapsed())
 }
 
+/// An address nothing listens on: bind an ephemeral port, note it, close.
+fn unreachable_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -57,13 +63,7 @@ fn nonsense_flags_get_a_clear_message() {
 
 #[test]
 fn an_unreachable_broker_fails_within_seconds_naming_the_address() {
-    // A port nothing listens on: bind, note it, close.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = unreachable_addr();
     let (o, took) = bench(
         &["--broker", &addr, "--duration", "5", "--quiet"],
         Duration::from_secs(30),
@@ -236,12 +236,7 @@ fn workload_files_give_flags_and_their_mistakes_name_the_file() {
 
     // The standard workloads all parse (checked without running them: an
     // unreachable broker fails after parsing, naming itself).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = unreachable_addr();
     let workloads = Path::new(env!("CARGO_MANIFEST_DIR")).join("perf/workloads");
     let mut seen = 0;
     for entry in std::fs::read_dir(workloads).unwrap() {
@@ -258,8 +253,29 @@ fn workload_files_give_flags_and_their_mistakes_name_the_file() {
             Duration::from_secs(30),
         );
         let out = text(&o);
-        assert!(out.contains(&addr), "{}: {out}", path.display());
+        assert!(
+            out.contains(&addr) && !out.contains("workload file"),
+            "{}: {out}",
+            path.display()
+        );
         seen += 1;
     }
     assert!(seen >= 5);
+}
+
+#[test]
+fn a_failed_embedded_run_still_removes_its_data_directory() {
+    let (o, _) = bench(
+        &["--cores", "1", "--no-create", "--duration", "1"],
+        Duration::from_secs(60),
+    );
+    assert!(!o.status.success());
+    let out = text(&o);
+    assert!(out.contains("UNKNOWN_TOPIC"), "{out}");
+    let dir = out
+        .split("data in ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .unwrap_or_else(|| panic!("no data directory named in {out}"));
+    assert!(!Path::new(dir).exists(), "{dir} was left behind");
 }

@@ -1,11 +1,15 @@
 //! `corelog bench compare A.json B.json`: two reports side by side.
 
-use super::report::{Latency, Summary};
+use super::report::{Latency, Summary, Throughput};
 use std::fmt::Write as _;
 use std::path::Path;
 
 /// Picks one percentile out of a latency summary.
 type LatencyField = fn(&Latency) -> u64;
+/// Picks the produce or consume figures out of a report.
+type ThroughputSide = fn(&Summary) -> Option<&Throughput>;
+/// Picks the produce-ack or end-to-end latency out of a report.
+type LatencySide = fn(&Summary) -> Option<&Latency>;
 
 fn load(path: &Path) -> Result<Summary, String> {
     let text =
@@ -22,11 +26,11 @@ pub fn table(a: &Summary, b: &Summary, a_name: &str, b_name: &str) -> String {
         "{:<28} {:>16} {:>16} {:>9}",
         "", a_name, b_name, "B / A"
     );
-    let mut row = |name: &str, va: Option<f64>, vb: Option<f64>, unit: &str| {
+    let mut row = |name: &str, va: Option<f64>, vb: Option<f64>| {
         if va.is_none() && vb.is_none() {
             return;
         }
-        let show = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1} {unit}"));
+        let show = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
         let ratio = match (va, vb) {
             (Some(a), Some(b)) if a > 0.0 => format!("{:.2}", b / a),
             _ => "-".into(),
@@ -40,53 +44,40 @@ pub fn table(a: &Summary, b: &Summary, a_name: &str, b_name: &str) -> String {
             ratio
         );
     };
-    row(
-        "produced MB/s",
-        a.produce.as_ref().map(|t| t.mb_per_s),
-        b.produce.as_ref().map(|t| t.mb_per_s),
-        "",
-    );
-    row(
-        "produced msgs/s",
-        a.produce.as_ref().map(|t| t.msgs_per_s),
-        b.produce.as_ref().map(|t| t.msgs_per_s),
-        "",
-    );
-    row(
-        "consumed MB/s",
-        a.consume.as_ref().map(|t| t.mb_per_s),
-        b.consume.as_ref().map(|t| t.mb_per_s),
-        "",
-    );
-    row(
-        "consumed msgs/s",
-        a.consume.as_ref().map(|t| t.msgs_per_s),
-        b.consume.as_ref().map(|t| t.msgs_per_s),
-        "",
-    );
-    for (side, pick) in [("produce→ack", 0), ("end to end", 1)] {
-        let get = |s: &Summary| {
-            if pick == 0 {
-                s.produce_latency_us.clone()
-            } else {
-                s.e2e_latency_us.clone()
-            }
-        };
-        let (la, lb) = (get(a), get(b));
-        let fields: [(&str, LatencyField); 6] = [
-            ("p50", |l| l.p50),
-            ("p90", |l| l.p90),
-            ("p99", |l| l.p99),
-            ("p99.9", |l| l.p999),
-            ("p99.99", |l| l.p9999),
-            ("max", |l| l.max),
-        ];
+    let throughput: [(&str, ThroughputSide); 2] = [
+        ("produced", |s| s.produce.as_ref()),
+        ("consumed", |s| s.consume.as_ref()),
+    ];
+    for (side, get) in throughput {
+        row(
+            &format!("{side} MB/s"),
+            get(a).map(|t| t.mb_per_s),
+            get(b).map(|t| t.mb_per_s),
+        );
+        row(
+            &format!("{side} msgs/s"),
+            get(a).map(|t| t.msgs_per_s),
+            get(b).map(|t| t.msgs_per_s),
+        );
+    }
+    let latency: [(&str, LatencySide); 2] = [
+        ("produce→ack", |s| s.produce_latency_us.as_ref()),
+        ("end to end", |s| s.e2e_latency_us.as_ref()),
+    ];
+    let fields: [(&str, LatencyField); 6] = [
+        ("p50", |l| l.p50),
+        ("p90", |l| l.p90),
+        ("p99", |l| l.p99),
+        ("p99.9", |l| l.p999),
+        ("p99.99", |l| l.p9999),
+        ("max", |l| l.max),
+    ];
+    for (side, get) in latency {
         for (label, f) in fields {
             row(
                 &format!("{side} {label} (ms)"),
-                la.as_ref().map(|l| f(l) as f64 / 1000.0),
-                lb.as_ref().map(|l| f(l) as f64 / 1000.0),
-                "",
+                get(a).map(|l| f(l) as f64 / 1000.0),
+                get(b).map(|l| f(l) as f64 / 1000.0),
             );
         }
     }

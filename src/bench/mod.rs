@@ -288,7 +288,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     };
     let addr = args
         .broker
-        .unwrap_or_else(|| embedded.as_ref().unwrap().broker.addr);
+        .unwrap_or_else(|| embedded.as_ref().unwrap().addr);
     let broker_text = match &embedded {
         Some(e) => format!(
             "embedded, {} shards, data in {} (removed after)",
@@ -306,7 +306,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     }
     setup_topics(addr, &workload, args.no_create, args.fsync)?;
     let started_at = SystemTime::now();
-    let outcome = Run::execute(addr, &workload, interrupted, args.quiet)?;
+    let outcome = execute(addr, &workload, interrupted, args.quiet)?;
     let mut summary = Summary {
         corelog_version: env!("CARGO_PKG_VERSION").into(),
         git_commit: option_env!("CORELOG_GIT_COMMIT")
@@ -386,9 +386,12 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     }
 }
 
-/// A broker started inside this process for the run.
+/// A broker started inside this process for the run. Dropped without
+/// [`Embedded::stop`] (a run that failed part way), it still shuts the
+/// broker down and removes its directory.
 struct Embedded {
-    broker: crate::shard::BrokerHandle,
+    broker: Option<crate::shard::BrokerHandle>,
+    addr: SocketAddr,
     dir: PathBuf,
     shards: usize,
 }
@@ -406,17 +409,32 @@ impl Embedded {
             let _ = std::fs::remove_dir_all(&dir);
         })?;
         Ok(Embedded {
-            broker,
+            addr: broker.addr,
+            broker: Some(broker),
             dir,
             shards,
         })
     }
 
-    fn stop(self) -> Result<(), String> {
-        self.broker.shutdown();
-        let result = self.broker.join();
+    fn stop(mut self) -> Result<(), String> {
+        self.shutdown()
+            .map_err(|e| format!("the embedded broker stopped with an error: {e}"))
+    }
+
+    fn shutdown(&mut self) -> Result<(), String> {
+        let Some(broker) = self.broker.take() else {
+            return Ok(());
+        };
+        broker.shutdown();
+        let result = broker.join();
         let _ = std::fs::remove_dir_all(&self.dir);
-        result.map_err(|e| format!("the embedded broker stopped with an error: {e}"))
+        result
+    }
+}
+
+impl Drop for Embedded {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
     }
 }
 
@@ -583,8 +601,6 @@ struct Outcome {
     first_error: Option<String>,
 }
 
-struct Run;
-
 /// A small deterministic generator for sizes and keys.
 struct XorShift(u64);
 
@@ -597,73 +613,82 @@ impl XorShift {
     }
 }
 
-impl Run {
-    fn execute(
-        addr: SocketAddr,
-        workload: &Workload,
-        interrupted: Arc<AtomicBool>,
-        quiet: bool,
-    ) -> Result<Outcome, String> {
-        let consume_mode = workload.mode == Mode::Consume;
-        if consume_mode {
-            prefill(addr, workload, &interrupted, quiet)?;
-        }
-        // Consumers first (they start at the end, or at the beginning to
-        // read a prefilled topic), then time zero, then the producers.
-        let provisional = Instant::now();
-        let ctx = Arc::new(Ctx::new(addr, workload.clone(), provisional));
-        let consumers = spawn_consumers(
-            &ctx,
-            if consume_mode {
-                SeekTo::Earliest
-            } else {
-                SeekTo::Latest
-            },
-        )?;
-        let ready_by = Instant::now() + Duration::from_secs(30);
-        while ctx.consumers_ready.load(Ordering::SeqCst) < consumers.len() as u32 {
-            if ctx.errors.load(Ordering::SeqCst) > 0
-                && ctx.consumers_ready.load(Ordering::SeqCst)
-                    + (ctx.errors.load(Ordering::SeqCst) as u32)
-                    >= consumers.len() as u32
-            {
-                break;
-            }
-            if Instant::now() > ready_by {
-                return Err("consumers did not start within 30 s".into());
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        let producers = if consume_mode {
-            Vec::new()
-        } else {
-            spawn_producers(&ctx)?
-        };
-        let outcome = monitor(&ctx, &interrupted, quiet, producers.len(), consumers);
-        let mut produce_latency = Hists::new();
-        for p in producers {
-            match p.join() {
-                Ok(Ok(h)) => produce_latency.merge(h),
-                Ok(Err(e)) => ctx.error(e),
-                Err(_) => ctx.error("a producer thread panicked"),
-            }
-        }
-        let (measured_secs, produced, consumed, per_second, e2e_latency) = outcome?;
-        Ok(Outcome {
-            interrupted: interrupted.load(Ordering::SeqCst),
-            measured_secs,
-            produced,
-            consumed,
-            produce_latency,
-            e2e_latency,
-            per_second,
-            errors: ctx.errors.load(Ordering::SeqCst),
-            first_error: ctx.first_error.lock().unwrap().clone(),
-        })
+/// Starts the consumers, then the producers, and monitors the run to its
+/// end.
+fn execute(
+    addr: SocketAddr,
+    workload: &Workload,
+    interrupted: Arc<AtomicBool>,
+    quiet: bool,
+) -> Result<Outcome, String> {
+    let consume_mode = workload.mode == Mode::Consume;
+    if consume_mode {
+        prefill(addr, workload, &interrupted, quiet)?;
     }
+    // Consumers first (they start at the end, or at the beginning to
+    // read a prefilled topic), then time zero, then the producers.
+    let provisional = Instant::now();
+    let ctx = Arc::new(Ctx::new(addr, workload.clone(), provisional));
+    let consumers = spawn_consumers(
+        &ctx,
+        if consume_mode {
+            SeekTo::Earliest
+        } else {
+            SeekTo::Latest
+        },
+    )?;
+    let ready_by = Instant::now() + Duration::from_secs(30);
+    while ctx.consumers_ready.load(Ordering::SeqCst) < consumers.len() as u32 {
+        if ctx.errors.load(Ordering::SeqCst) > 0
+            && ctx.consumers_ready.load(Ordering::SeqCst)
+                + (ctx.errors.load(Ordering::SeqCst) as u32)
+                >= consumers.len() as u32
+        {
+            break;
+        }
+        if Instant::now() > ready_by {
+            return Err("consumers did not start within 30 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let producers = if consume_mode {
+        Vec::new()
+    } else {
+        spawn_producers(&ctx)?
+    };
+    let outcome = monitor(&ctx, &interrupted, quiet, producers.len(), consumers);
+    let produce_latency = join_all(&ctx, producers, "producer");
+    let (measured_secs, produced, consumed, per_second, e2e_latency) = outcome?;
+    Ok(Outcome {
+        interrupted: interrupted.load(Ordering::SeqCst),
+        measured_secs,
+        produced,
+        consumed,
+        produce_latency,
+        e2e_latency,
+        per_second,
+        errors: ctx.errors.load(Ordering::SeqCst),
+        first_error: ctx.first_error.lock().unwrap().clone(),
+    })
 }
 
 type Joined = std::thread::JoinHandle<Result<Hists, String>>;
+
+/// Records a producer may have sent and not yet seen acknowledged.
+const ACKS_QUEUED_MAX: usize = 1 << 16;
+
+/// Joins client threads, merging their histograms and counting failures.
+fn join_all(ctx: &Ctx, threads: Vec<Joined>, what: &str) -> Hists {
+    let mut merged = Hists::new();
+    for t in threads {
+        match t.join() {
+            Ok(Ok(h)) => merged.merge(h),
+            Ok(Err(e)) => ctx.error(e),
+            Err(_) => ctx.error(format!("a {what} thread panicked")),
+        }
+    }
+    merged
+}
 type MonitorResult = Result<(f64, (u64, u64), (u64, u64), Vec<Second>, Hists), String>;
 
 /// Ticks every second: progress, the per-second series, the warm-up and
@@ -806,14 +831,7 @@ fn monitor(
         }
     }
     ctx.stop_consumers.store(true, Ordering::SeqCst);
-    let mut e2e = Hists::new();
-    for c in consumers {
-        match c.join() {
-            Ok(Ok(h)) => e2e.merge(h),
-            Ok(Err(e)) => ctx.error(e),
-            Err(_) => ctx.error("a consumer thread panicked"),
-        }
-    }
+    let e2e = join_all(ctx, consumers, "consumer");
     let end = finished_at.1;
     let secs = finished_at
         .0
@@ -918,8 +936,12 @@ async fn producer_task(ctx: Arc<Ctx>, index: u32, quota: Option<u64>) -> Result<
     };
     let rate = w.rate.map(|r| r / w.producers as f64);
     let mut schedule = Schedule::new(ctx.base, rate);
+    // Sent records wait here for their acks; a full queue holds the
+    // producer back (the reaper runs on the same executor).
     let (tx, rx) =
-        glommio::channels::local_channel::new_unbounded::<(u64, u32, crate::client::Delivery)>();
+        glommio::channels::local_channel::new_bounded::<(u64, u32, crate::client::Delivery)>(
+            ACKS_QUEUED_MAX,
+        );
     let reaper = {
         let ctx = ctx.clone();
         glommio::spawn_local(async move {
@@ -975,7 +997,10 @@ async fn producer_task(ctx: Arc<Ctx>, index: u32, quota: Option<u64>) -> Result<
         };
         match producer.send_record(record).await {
             Ok(delivery) => {
-                let _ = tx.try_send((due_ns, size as u32, delivery));
+                if tx.send((due_ns, size as u32, delivery)).await.is_err() {
+                    failed = Some("the ack reaper stopped".to_string());
+                    break;
+                }
             }
             Err(e) => {
                 let e = describe(e, ctx.addr);

@@ -72,6 +72,21 @@ pub fn chart(runs: &[(&str, &Summary)]) -> String {
     s
 }
 
+/// A panel's title and border.
+fn frame(s: &mut String, title: &str, (x0, x1, y0, y1): (f64, f64, f64, f64)) {
+    let _ = write!(
+        s,
+        r##"<text x="{}" y="48" text-anchor="middle" font-weight="bold">{title}</text>"##,
+        (x0 + x1) / 2.0
+    );
+    let _ = write!(
+        s,
+        r##"<rect x="{x0}" y="{y0}" width="{}" height="{}" fill="none" stroke="#888"/>"##,
+        x1 - x0,
+        y1 - y0
+    );
+}
+
 fn latency_panel(s: &mut String, runs: &[(&str, &Summary)]) {
     let (x0, x1, y0, y1) = LEFT;
     let curves: Vec<(&Latency, &str, bool)> = runs
@@ -86,17 +101,7 @@ fn latency_panel(s: &mut String, runs: &[(&str, &Summary)]) {
             .filter_map(move |(l, c)| l.filter(|l| !l.curve.is_empty()).map(|l| (l, c, i > 0)))
         })
         .collect();
-    let _ = write!(
-        s,
-        r##"<text x="{}" y="48" text-anchor="middle" font-weight="bold">latency by percentile</text>"##,
-        (x0 + x1) / 2.0
-    );
-    let _ = write!(
-        s,
-        r##"<rect x="{x0}" y="{y0}" width="{}" height="{}" fill="none" stroke="#888"/>"##,
-        x1 - x0,
-        y1 - y0
-    );
+    frame(s, "latency by percentile", (x0, x1, y0, y1));
     if curves.is_empty() {
         let _ = write!(
             s,
@@ -183,17 +188,7 @@ fn latency_panel(s: &mut String, runs: &[(&str, &Summary)]) {
 
 fn throughput_panel(s: &mut String, runs: &[(&str, &Summary)]) {
     let (x0, x1, y0, y1) = RIGHT;
-    let _ = write!(
-        s,
-        r##"<text x="{}" y="48" text-anchor="middle" font-weight="bold">throughput per second (MB/s)</text>"##,
-        (x0 + x1) / 2.0
-    );
-    let _ = write!(
-        s,
-        r##"<rect x="{x0}" y="{y0}" width="{}" height="{}" fill="none" stroke="#888"/>"##,
-        x1 - x0,
-        y1 - y0
-    );
+    frame(s, "throughput per second (MB/s)", (x0, x1, y0, y1));
     let seconds = runs
         .iter()
         .map(|(_, r)| r.per_second.len())
