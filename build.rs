@@ -4,8 +4,13 @@
 use std::process::Command;
 
 fn main() {
+    // Only paths that exist: cargo treats a missing one as always changed,
+    // which would rebuild the crate on every cargo command (a fresh clone
+    // often has no packed-refs).
     for path in [".git/HEAD", ".git/refs/heads", ".git/packed-refs"] {
-        println!("cargo:rerun-if-changed={path}");
+        if std::path::Path::new(path).exists() {
+            println!("cargo:rerun-if-changed={path}");
+        }
     }
     let commit = Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])

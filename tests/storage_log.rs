@@ -472,7 +472,13 @@ fn retention_deletes_whole_sealed_segments_and_advances_the_start() {
             start,
             next,
         );
-        // The active segment is never deleted, even when everything is old.
+        // The active segment is never deleted, even when everything is old
+        // (and every rolled one is sealed: one still sealing is kept).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while log.segments().iter().any(|s| s.sealing) {
+            assert!(std::time::Instant::now() < deadline, "seals never finished");
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
         let outcome = log
             .enforce_retention(Timestamp(now + 10 * 3_600_000))
             .await
@@ -928,18 +934,24 @@ fn a_sealed_segment_cut_short_is_an_error_not_a_stall() {
         .unwrap()
         .set_len(len - 2 * batch_len())
         .unwrap();
-    run(async {
-        let log = open(&dir, small_segments()).await;
-        let second = log.segments()[1].base_offset;
-        match log.read(Offset(second.0 - 1), 1 << 20).await {
-            Err(StorageError::Corrupt { file, reason, .. }) => {
-                assert_eq!(file, paths[0]);
-                assert!(reason.contains("next segment starts at"), "{reason}");
+    // A completed seal proves no crash did this: the damage is reported
+    // (logged at open, and to readers), and no later segment is set aside —
+    // not at the first open, nor at the next.
+    for _ in 0..2 {
+        run(async {
+            let log = open(&dir, small_segments()).await;
+            assert_eq!(log.segments().len(), paths.len());
+            let second = log.segments()[1].base_offset;
+            match log.read(Offset(second.0 - 1), 1 << 20).await {
+                Err(StorageError::Corrupt { file, reason, .. }) => {
+                    assert_eq!(file, paths[0]);
+                    assert!(reason.contains("next segment starts at"), "{reason}");
+                }
+                other => panic!("expected a corruption error, got {other:?}"),
             }
-            other => panic!("expected a corruption error, got {other:?}"),
-        }
-        log.close().await.unwrap();
-    });
+            log.close().await.unwrap();
+        });
+    }
 }
 
 #[test]
@@ -1085,4 +1097,124 @@ fn a_segment_whose_seal_was_interrupted_is_finished_at_open() {
         len,
         "the padding is trimmed"
     );
+}
+
+#[test]
+fn a_sealed_segment_padded_after_its_seal_completed_is_trimmed_at_open() {
+    // Regression: a kill between writing a rolled segment's final
+    // time-index entry and trimming its log left zero padding that the next
+    // open trusted, and readers failed with "batch length field 12 is not
+    // plausible" near the end of the segment.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = log_dir(&tmp);
+    let paths = write_log(&dir, 300, small_segments());
+    let victim = &paths[0];
+    let len = std::fs::metadata(victim).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(victim)
+        .unwrap()
+        .set_len(len.next_multiple_of(4096))
+        .unwrap();
+    let (end, records) = reopen_and_read(&dir, small_segments());
+    assert_eq!(end, 900);
+    expect_keys(&records[..900], 0, 900);
+    assert_eq!(std::fs::metadata(victim).unwrap().len(), len);
+}
+
+#[test]
+fn an_interrupted_seal_that_lost_records_ends_the_log_and_sets_later_segments_aside() {
+    // Only a machine crash can lose written data: a rolled segment whose
+    // seal had not completed (no final time-index entry) ends short of its
+    // successor. Recovery ends the log in it and renames the later segments
+    // aside, so the log is continuous and nothing is deleted.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = log_dir(&tmp);
+    let paths = write_log(&dir, 300, small_segments());
+    assert!(paths.len() >= 3);
+    let victim = &paths[1];
+    let len = std::fs::metadata(victim).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(victim)
+        .unwrap()
+        .set_len(len - batch_len() - 10)
+        .unwrap();
+    let time = victim.with_extension("timeindex");
+    let t = std::fs::read(&time).unwrap();
+    std::fs::write(&time, &t[..t.len() - 12]).unwrap();
+    let base_of =
+        |path: &PathBuf| -> u64 { path.file_stem().unwrap().to_str().unwrap().parse().unwrap() };
+    let (end, records) = reopen_and_read(&dir, small_segments());
+    assert!(
+        end > base_of(&paths[1]) && end < base_of(&paths[2]),
+        "the log ends inside the damaged segment, at {end}"
+    );
+    expect_keys(&records, 0, end);
+    for later in &paths[2..] {
+        assert!(
+            !later.exists(),
+            "{} is no longer in the log",
+            later.display()
+        );
+        let aside: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| {
+                n.starts_with(later.file_name().unwrap().to_str().unwrap())
+                    && n.contains(".discarded-")
+            })
+            .collect();
+        assert_eq!(aside.len(), 1, "{} is renamed aside", later.display());
+    }
+}
+
+#[test]
+fn after_a_crash_the_active_segment_is_validated_from_its_start() {
+    // Writes may land out of order when a process dies: a block in the
+    // middle of the active segment can be missing while later blocks, and
+    // index entries pointing into them, reached the disk. Without a clean
+    // close, recovery trusts no index entry and cuts at the first bad byte.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = log_dir(&tmp);
+    let config = LogConfig {
+        index_interval_bytes: 1024,
+        ..LogConfig::default()
+    };
+    let paths = write_log(&dir, 100, config.clone());
+    std::fs::remove_file(dir.join(".clean-close")).expect("a clean close leaves its marker");
+    let hole = 40 * batch_len() + 7;
+    let mut bytes = std::fs::read(&paths[0]).unwrap();
+    bytes[hole as usize..hole as usize + 300].fill(0);
+    std::fs::write(&paths[0], &bytes).unwrap();
+    let (end, records) = reopen_and_read(&dir, config);
+    assert_eq!(end, 120, "the log ends at the batch before the hole");
+    expect_keys(&records[..120], 0, 120);
+}
+
+#[test]
+fn a_clean_close_marker_is_taken_by_the_next_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = log_dir(&tmp);
+    write_log(&dir, 10, LogConfig::default());
+    let marker = dir.join(".clean-close");
+    let text = std::fs::read_to_string(&marker).unwrap();
+    assert_eq!(
+        text,
+        format!(
+            "corelog clean close v1 segment=0 bytes={}\n",
+            10 * batch_len()
+        )
+    );
+    run(async {
+        let log = open(&dir, LogConfig::default()).await;
+        assert!(!marker.exists(), "an open log has no close marker");
+        log.append(batch(30, 1, 10, 0)).await.unwrap();
+        log.flush().await.unwrap();
+        drop(log); // a crash: no marker vouches for what follows
+    });
+    assert!(!marker.exists());
+    let (end, _) = reopen_and_read(&dir, LogConfig::default());
+    assert_eq!(end, 31);
 }

@@ -7,33 +7,40 @@ use bytes::BytesMut;
 use std::io::Write;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::time::Duration;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum DebugCommand {
     /// Append batches with several concurrent writers until killed, printing
     /// `ack <base offset> <records> <writer> <sequence>` once each append
-    /// has completed.
-    AppendLoop {
-        #[arg(long)]
-        dir: PathBuf,
-        #[arg(long, default_value = "always")]
-        fsync: FsyncPolicy,
-        #[arg(long, default_value_t = 8)]
-        writers: u32,
-        #[arg(long, default_value_t = 256 << 10)]
-        segment_bytes: u64,
-    },
+    /// has completed. With `CORELOG_TEST_CRASH_AT` set it dies at that
+    /// crash point (see `storage::crash`).
+    AppendLoop(AppendLoop),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AppendLoop {
+    #[arg(long)]
+    dir: PathBuf,
+    #[arg(long, default_value = "always")]
+    fsync: FsyncPolicy,
+    #[arg(long, default_value_t = 8)]
+    writers: u32,
+    #[arg(long, default_value_t = 256 << 10)]
+    segment_bytes: u64,
+    /// Apply retention by size every 10 ms with this limit.
+    #[arg(long)]
+    retention_bytes: Option<u64>,
+    /// Close the log cleanly and reopen it after every this many appends
+    /// (each writer's share), exercising close and clean recovery.
+    #[arg(long)]
+    reopen_every: Option<u64>,
 }
 
 pub fn run(command: DebugCommand) -> Result<(), String> {
     match command {
-        DebugCommand::AppendLoop {
-            dir,
-            fsync,
-            writers,
-            segment_bytes,
-        } => glommio::LocalExecutorBuilder::default()
-            .spawn(move || async move { append_loop(dir, fsync, writers, segment_bytes).await })
+        DebugCommand::AppendLoop(args) => glommio::LocalExecutorBuilder::default()
+            .spawn(move || async move { append_loop(args).await })
             .map_err(|e| e.to_string())?
             .join()
             .map_err(|e| e.to_string())?,
@@ -46,54 +53,82 @@ pub fn crash_key(writer: u32, seq: u64, i: u32) -> String {
     format!("w{writer}-s{seq}-r{i}")
 }
 
-async fn append_loop(
-    dir: PathBuf,
-    fsync: FsyncPolicy,
-    writers: u32,
-    segment_bytes: u64,
-) -> Result<(), String> {
-    let disk = Disk::open(&dir).await.map_err(|e| e.to_string())?;
+async fn append_loop(args: AppendLoop) -> Result<(), String> {
+    let disk = Disk::open(&args.dir).await.map_err(|e| e.to_string())?;
     let config = LogConfig {
-        fsync,
-        segment_bytes,
+        fsync: args.fsync,
+        segment_bytes: args.segment_bytes,
+        retention_bytes: args.retention_bytes,
         ..LogConfig::default()
     };
-    let log = Rc::new(
-        PartitionLog::open(&disk, dir.join("crash").join("0"), config)
-            .await
-            .map_err(|e| e.to_string())?,
-    );
-    let mut tasks = Vec::new();
-    for writer in 0..writers {
-        let log = log.clone();
-        tasks.push(glommio::spawn_local(async move {
-            let mut builder = BatchBuilder::default();
-            for seq in 0u64.. {
-                let records = 1 + (seq % 5) as u32;
-                for i in 0..records {
-                    let key = crash_key(writer, seq, i);
-                    builder.push(
-                        Timestamp::now(),
-                        Some(key.as_bytes()),
-                        Some(&[7u8; 300]),
-                        &[],
-                    );
+    let dir = args.dir.join("crash").join("0");
+    let mut next_seq = vec![0u64; args.writers as usize];
+    loop {
+        let log = Rc::new(
+            PartitionLog::open(&disk, &dir, config.clone())
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+        let retention = args.retention_bytes.map(|_| {
+            let log = log.clone();
+            glommio::spawn_local(async move {
+                loop {
+                    glommio::timer::sleep(Duration::from_millis(10)).await;
+                    if let Err(e) = log.enforce_retention(Timestamp::now()).await {
+                        eprintln!("retention failed: {e}");
+                        std::process::exit(2);
+                    }
                 }
-                let batch = builder.finish();
-                let info = log
-                    .append(BytesMut::from(&batch[..]))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let mut out = std::io::stdout().lock();
-                writeln!(out, "ack {} {records} {writer} {seq}", info.base_offset)
-                    .map_err(|e| e.to_string())?;
-                out.flush().map_err(|e| e.to_string())?;
-            }
-            Ok::<(), String>(())
-        }));
+            })
+        });
+        let mut tasks = Vec::new();
+        for writer in 0..args.writers {
+            let log = log.clone();
+            let first = next_seq[writer as usize];
+            let last = args.reopen_every.map_or(u64::MAX, |n| first + n);
+            tasks.push(glommio::spawn_local(async move {
+                write_batches(&log, writer, first..last).await
+            }));
+        }
+        for (writer, task) in tasks.into_iter().enumerate() {
+            next_seq[writer] = task.await?;
+        }
+        if let Some(retention) = retention {
+            retention.cancel().await;
+        }
+        let log = Rc::try_unwrap(log).map_err(|_| "log still shared".to_string())?;
+        log.close().await.map_err(|e| e.to_string())?;
     }
-    for task in tasks {
-        task.await?;
+}
+
+/// Appends batches `seqs` of `writer`, printing an ack line for each;
+/// returns the next sequence number.
+async fn write_batches(
+    log: &PartitionLog,
+    writer: u32,
+    seqs: std::ops::Range<u64>,
+) -> Result<u64, String> {
+    let mut builder = BatchBuilder::default();
+    for seq in seqs.clone() {
+        let records = 1 + (seq % 5) as u32;
+        for i in 0..records {
+            let key = crash_key(writer, seq, i);
+            builder.push(
+                Timestamp::now(),
+                Some(key.as_bytes()),
+                Some(&[7u8; 300]),
+                &[],
+            );
+        }
+        let batch = builder.finish();
+        let info = log
+            .append(BytesMut::from(&batch[..]))
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "ack {} {records} {writer} {seq}", info.base_offset)
+            .map_err(|e| e.to_string())?;
+        out.flush().map_err(|e| e.to_string())?;
     }
-    Ok(())
+    Ok(seqs.end)
 }

@@ -19,6 +19,7 @@
 //! data directory and opens it with direct I/O before any data file, so the
 //! probe reads real data and caches the right answer.
 
+use super::crash;
 use crate::constants::{DIRECT_IO_ALIGN_BYTES, PROBE_FILE_BYTES};
 use bytes::Bytes;
 use glommio::io::{DmaBuffer, DmaFile, OpenOptions};
@@ -157,6 +158,21 @@ impl Disk {
     pub async fn remove(&self, path: &Path) -> io::Result<()> {
         glommio::io::remove(path).await.map_err(io_err)
     }
+
+    /// Renames a file (through glommio's blocking pool).
+    pub async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        glommio::io::rename(from, to).await.map_err(io_err)
+    }
+
+    /// Makes a directory's entries durable (`fsync` of the directory): a
+    /// file created, renamed or removed in it survives a machine crash only
+    /// after this. Runs on glommio's blocking pool, off the executor.
+    pub async fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        let dir = dir.to_path_buf();
+        glommio::executor()
+            .spawn_blocking(move || std::fs::File::open(&dir)?.sync_all())
+            .await
+    }
 }
 
 /// One file opened for direct I/O. Positions and lengths of writes must be
@@ -203,6 +219,9 @@ impl DiskFile {
             }
             faults.write_budget_bytes.set(Some(budget - len as u64));
         }
+        if crash::armed() {
+            self.crash_points_before_write(&mut buf, pos).await;
+        }
         let written = self.file.write_at(buf, pos).await.map_err(io_err)?;
         if written != len {
             return Err(io::Error::new(
@@ -213,7 +232,44 @@ impl DiskFile {
                 ),
             ));
         }
+        self.crash_point("write", "after");
         Ok(())
+    }
+
+    /// Passes the crash point `<op>.<kind of this file>.<phase>`.
+    fn crash_point(&self, op: &str, phase: &str) {
+        if crash::armed() {
+            crash::file_point(op, crash::file_kind(&self.path), phase);
+        }
+    }
+
+    /// The crash points of a write (see [`crash`]): die before it, after
+    /// writing only the first half of its blocks, or with it submitted to
+    /// io_uring and not awaited.
+    async fn crash_points_before_write(&self, buf: &mut DmaBuffer, pos: u64) {
+        let kind = crash::file_kind(&self.path);
+        crash::file_point("write", kind, "before");
+        if crash::file_point_fires("write", kind, "torn") {
+            let blocks = buf.len() / DIRECT_IO_ALIGN_BYTES;
+            if blocks > 1 {
+                let mut half = self
+                    .file
+                    .alloc_dma_buffer(blocks / 2 * DIRECT_IO_ALIGN_BYTES);
+                let n = half.len();
+                half.as_bytes_mut().copy_from_slice(&buf.as_bytes()[..n]);
+                let _ = self.file.write_at(half, pos).await;
+            }
+            crash::kill_self(&format!("write.{kind}.torn"));
+        }
+        if crash::file_point_fires("write", kind, "inflight") {
+            let mut copy = self.file.alloc_dma_buffer(buf.len());
+            copy.as_bytes_mut().copy_from_slice(buf.as_bytes());
+            let write = std::pin::pin!(self.file.write_at(copy, pos));
+            // Parking the executor on a timer submits the queued write.
+            let nap = std::pin::pin!(glommio::timer::sleep(std::time::Duration::from_micros(1)));
+            let _ = futures::future::select(write, nap).await;
+            crash::kill_self(&format!("write.{kind}.inflight"));
+        }
     }
 
     /// Reads `len` bytes at `pos` (any alignment) into a new `Bytes`: the
@@ -237,12 +293,18 @@ impl DiskFile {
         {
             return Err(injected("fdatasync failed"));
         }
-        self.file.fdatasync().await.map_err(io_err)
+        self.crash_point("sync", "before");
+        self.file.fdatasync().await.map_err(io_err)?;
+        self.crash_point("sync", "after");
+        Ok(())
     }
 
     /// Sets the file length.
     pub async fn truncate(&self, len: u64) -> io::Result<()> {
-        self.file.truncate(len).await.map_err(io_err)
+        self.crash_point("truncate", "before");
+        self.file.truncate(len).await.map_err(io_err)?;
+        self.crash_point("truncate", "after");
+        Ok(())
     }
 
     /// The file length as the file system reports it.

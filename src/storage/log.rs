@@ -25,9 +25,13 @@
 //! across an `.await`.
 
 use super::config::{FsyncPolicy, LogConfig};
+use super::crash;
 use super::error::{Result, StorageError};
 use super::io::Disk;
-use super::segment::{Segment, SegmentSettings, parse_log_file_name};
+use super::segment::{
+    SealedOpen, Segment, SegmentSettings, parse_log_file_name, read_whole, segment_paths,
+    write_whole,
+};
 use crate::constants::{BATCH_BYTES_MAX, READ_BYTES_MAX, WRITE_BEHIND_MS};
 use crate::record::{
     BatchInfo, BatchWalk, RecordBatch, read_framing, set_max_timestamp, stamp_base_offset,
@@ -350,14 +354,19 @@ impl Inner {
         // second after a GiB of writes) runs in the background, and until it
         // finishes nothing at or past the old segment counts as durable.
         active.write_out_log().await?;
+        crash::point("roll.after_write_out");
         let segment = Segment::create(&self.disk, &self.dir, next, self.settings).await?;
         self.segments.borrow_mut().push(Rc::new(segment));
+        crash::point("roll.after_create");
         self.pending_seals.borrow_mut().push((active.base(), next));
         self.bump_stats(|s| s.segments_rolled += 1);
         let inner = self.clone();
         glommio::spawn_local(async move {
             let started = Instant::now();
             let result = active.seal().await;
+            if result.is_ok() {
+                crash::point("seal.done");
+            }
             inner
                 .pending_seals
                 .borrow_mut()
@@ -511,11 +520,15 @@ async fn flusher(weak: Weak<Inner>) {
 }
 
 impl PartitionLog {
-    /// Opens the log in `dir` (creating it), recovering after a crash:
-    /// sealed segments are opened with their indexes (rebuilding a missing
-    /// or damaged one), the last segment is validated batch by batch from its
-    /// last trustworthy index entry and a torn or corrupt tail is cut (and
-    /// logged). Files left half-deleted by retention are removed.
+    /// Opens the log in `dir` (creating it), recovering after a crash.
+    ///
+    /// On return every segment but the last ends exactly where the next one
+    /// begins, in offsets and in bytes (see [`Segment::open_sealed`]: a seal
+    /// a crash interrupted is finished, a segment that lost unsynced records
+    /// ends the log and the segments after it are renamed aside); the last
+    /// segment is validated — from its last index entry after a clean close,
+    /// from its first byte otherwise — and a torn or corrupt tail is cut and
+    /// logged. Files left half-deleted by retention are removed.
     pub async fn open(
         disk: &Disk,
         dir: impl Into<PathBuf>,
@@ -531,18 +544,50 @@ impl PartitionLog {
             batch_bytes_max: BATCH_BYTES_MAX,
             write_chunk_bytes: config.write_chunk_bytes,
         };
+        let closed = take_close_marker(disk, &dir).await?;
         let mut segments = Vec::with_capacity(bases.len().max(1));
         for (i, &base) in bases.iter().enumerate() {
-            let segment = match bases.get(i + 1) {
-                Some(&next) => Segment::open_sealed(disk, &dir, base, next, settings).await?,
-                None => Segment::recover_active(disk, &dir, base, settings).await?,
+            let Some(&next) = bases.get(i + 1) else {
+                let closed_at = closed.filter(|m| m.segment == base).map(|m| m.bytes);
+                let active = Segment::recover_active(disk, &dir, base, settings, closed_at).await?;
+                segments.push(Rc::new(active));
+                break;
             };
-            segments.push(Rc::new(segment));
+            match Segment::open_sealed(disk, &dir, base, next, settings).await? {
+                SealedOpen::Ready(segment) => segments.push(Rc::from(segment)),
+                SealedOpen::EndsShort {
+                    found_end,
+                    position,
+                    reason,
+                } => {
+                    let kept = set_aside(disk, &dir, &bases[i + 1..]).await?;
+                    tracing::error!(
+                        dir = %dir.display(),
+                        segment = %base,
+                        position,
+                        %reason,
+                        log_ends_at = %found_end,
+                        set_aside = %kept,
+                        "a segment whose seal a crash interrupted lost records that never reached stable media; the log now ends there, and the segments after it were renamed aside (not deleted)"
+                    );
+                    let active = Segment::recover_active(disk, &dir, base, settings, None).await?;
+                    segments.push(Rc::new(active));
+                    break;
+                }
+            }
         }
         if segments.is_empty() {
             segments.push(Rc::new(
                 Segment::create(disk, &dir, Offset::ZERO, settings).await?,
             ));
+        }
+        for pair in segments.windows(2) {
+            assert_eq!(
+                pair[0].next_offset(),
+                pair[1].base(),
+                "recovery must leave every segment ending where the next begins ({})",
+                pair[0].log_path().display()
+            );
         }
         let active = segments.last().unwrap().clone();
         // What recovery kept is what the file holds; make sure it is also on
@@ -907,9 +952,21 @@ impl PartitionLog {
             return Err(e);
         }
         let active = inner.active();
-        let result = active.finish_writing(false).await;
+        let mut result = active.finish_writing(false).await;
         if result.is_ok() {
             inner.advance_durable(inner.next_offset.get());
+            crash::point("close.after_sync");
+            let marker = CloseMarker {
+                segment: active.base(),
+                bytes: active.size(),
+            };
+            result = write_whole(
+                &inner.disk,
+                &inner.dir.join(CLOSE_MARKER_NAME),
+                &marker.encode(),
+            )
+            .await;
+            crash::point("close.after_marker");
         }
         inner.progress.notify(usize::MAX);
         result
@@ -1017,4 +1074,91 @@ async fn list_segments(disk: &Disk, dir: &Path) -> Result<Vec<Offset>> {
         }
     }
     Ok(bases)
+}
+
+/// Name of the file a clean [`PartitionLog::close`] leaves in the log's
+/// directory. Its presence, naming the active segment at its exact size,
+/// tells the next open that the segment's indexes were trimmed and synced
+/// with it, so recovery may start at the last index entry instead of
+/// validating the whole segment. Every open removes it first.
+const CLOSE_MARKER_NAME: &str = ".clean-close";
+
+/// What the close marker records.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+struct CloseMarker {
+    /// Base offset of the active segment at close.
+    segment: Offset,
+    /// Its exact size in bytes.
+    bytes: u64,
+}
+
+impl CloseMarker {
+    fn encode(&self) -> Vec<u8> {
+        format!(
+            "corelog clean close v1 segment={} bytes={}\n",
+            self.segment, self.bytes
+        )
+        .into_bytes()
+    }
+
+    fn decode(bytes: &[u8]) -> Option<CloseMarker> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let rest = text.strip_prefix("corelog clean close v1 ")?.trim_end();
+        let (segment, bytes) = rest.split_once(' ')?;
+        Some(CloseMarker {
+            segment: Offset(segment.strip_prefix("segment=")?.parse().ok()?),
+            bytes: bytes.strip_prefix("bytes=")?.parse().ok()?,
+        })
+    }
+}
+
+/// Reads and removes the close marker (see [`CLOSE_MARKER_NAME`]). The
+/// removal is made durable before anything else changes, so a marker can
+/// never vouch for a segment written after it.
+async fn take_close_marker(disk: &Disk, dir: &Path) -> Result<Option<CloseMarker>> {
+    let path = dir.join(CLOSE_MARKER_NAME);
+    let Some(bytes) = read_whole(disk, &path).await? else {
+        return Ok(None);
+    };
+    let marker = CloseMarker::decode(&bytes);
+    if marker.is_none() {
+        tracing::warn!(file = %path.display(), "ignoring an unreadable close marker; the active segment is validated whole");
+    }
+    disk.remove(&path)
+        .await
+        .map_err(|e| StorageError::io("removing", &path, e))?;
+    disk.sync_dir(dir)
+        .await
+        .map_err(|e| StorageError::io("syncing directory", dir, e))?;
+    crash::point("recover.after_marker_removed");
+    Ok(marker)
+}
+
+/// Renames the files of the segments at `bases` aside (suffix
+/// `.discarded-<unix ms>`), so the log no longer sees them but an operator
+/// still can. Returns a description of what was moved.
+async fn set_aside(disk: &Disk, dir: &Path, bases: &[Offset]) -> Result<String> {
+    let suffix = format!("discarded-{}", Timestamp::now().0);
+    let mut moved = Vec::new();
+    for &base in bases {
+        let (log, index, time) = segment_paths(dir, base);
+        for path in [log, index, time] {
+            let mut to = path.clone().into_os_string();
+            to.push(".");
+            to.push(&suffix);
+            match disk.rename(&path, Path::new(&to)).await {
+                Ok(()) => moved.push(PathBuf::from(to)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StorageError::io("renaming aside", &path, e)),
+            }
+        }
+    }
+    disk.sync_dir(dir)
+        .await
+        .map_err(|e| StorageError::io("syncing directory", dir, e))?;
+    Ok(moved
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", "))
 }

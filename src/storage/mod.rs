@@ -3,6 +3,7 @@
 //!
 //! * [`io`]: the seam to the disk (direct I/O, sync, fault injection) and
 //!   the poll-ring probe every executor runs first.
+//! * [`crash`]: named crash points that SIGKILL the process, for tests.
 //! * [`appender`](self::appender): write-behind chunks, aligned writes.
 //! * [`index`]: sparse offset and time indexes.
 //! * [`segment`]: one `.log` with its indexes; recovery scan; reads.
@@ -14,6 +15,7 @@
 
 mod appender;
 mod config;
+pub mod crash;
 mod error;
 pub mod index;
 pub mod io;

@@ -48,6 +48,55 @@ fn align_down(v: u64) -> u64 {
     v / DIRECT_IO_ALIGN_BYTES as u64 * DIRECT_IO_ALIGN_BYTES as u64
 }
 
+/// Why a batch-by-batch scan stopped before the end of the file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ScanStop {
+    /// Only zeros follow: write padding past the last batch.
+    ZeroPadding,
+    /// Fewer bytes remain than a batch's length prefix.
+    ShortTail { bytes: u64 },
+    /// A batch declares more bytes than the file holds.
+    Torn { declared: u64, present: u64 },
+    /// A length field no batch can have.
+    ImplausibleLength { total: u64 },
+    /// The bytes fail validation (magic, CRC, record count, …).
+    Invalid { reason: String },
+    /// A batch's base offset does not continue the one before it.
+    Discontinuity { found: i64, expected: Offset },
+    /// A batch holds offsets at or past `limit`, where the next segment
+    /// begins.
+    PastLimit { base: Offset, limit: Offset },
+}
+
+impl std::fmt::Display for ScanStop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ScanStop::ZeroPadding => write!(f, "zero padding"),
+            ScanStop::ShortTail { bytes } => {
+                write!(f, "{bytes} bytes at the end are too short for a batch")
+            }
+            ScanStop::Torn { declared, present } => {
+                write!(
+                    f,
+                    "torn batch: {declared} bytes declared, {present} present"
+                )
+            }
+            ScanStop::ImplausibleLength { total } => {
+                write!(f, "batch length field {total} is not plausible")
+            }
+            ScanStop::Invalid { reason } => write!(f, "{reason}"),
+            ScanStop::Discontinuity { found, expected } => write!(
+                f,
+                "batch base offset {found} breaks continuity (expected {expected})"
+            ),
+            ScanStop::PastLimit { base, limit } => write!(
+                f,
+                "the batch at offset {base} reaches offset {limit}, where the next segment begins"
+            ),
+        }
+    }
+}
+
 /// What a batch-by-batch scan of a segment found.
 pub struct ScanOutcome {
     /// Position after the last valid batch.
@@ -55,18 +104,20 @@ pub struct ScanOutcome {
     /// Offset after the last valid batch.
     pub next_offset: Offset,
     /// Why the scan stopped before the end of the file, if it did.
-    pub stopped: Option<String>,
+    pub stopped: Option<ScanStop>,
 }
 
 /// Validates batches from `pos` to `file_end`, expecting the first to start
-/// at offset `expected`, calling `on_batch(position, base offset, bytes,
-/// max timestamp, records)` for each valid one. Stops at the first batch that
-/// is torn, fails validation, or breaks offset continuity.
+/// at offset `expected` and every record to lie below `limit`, calling
+/// `on_batch(position, base offset, bytes, max timestamp, records)` for each
+/// valid one. Stops at the first batch that is torn, fails validation,
+/// breaks offset continuity or reaches `limit`.
 pub async fn scan(
     file: &DiskFile,
     mut pos: u64,
     file_end: u64,
     mut expected: Offset,
+    limit: Offset,
     batch_bytes_max: usize,
     mut on_batch: impl FnMut(u64, Offset, u64, Timestamp, u32),
 ) -> Result<ScanOutcome> {
@@ -78,32 +129,35 @@ pub async fn scan(
             .await
             .map_err(|e| StorageError::io("reading", file.path(), e))?;
         let mut p = 0usize;
-        let mut stop: Option<String> = None;
+        let mut stop: Option<ScanStop> = None;
         let mut need_bigger = None;
         while p < buf.len() {
             let rest = &buf[p..];
             let Some(framing) = read_framing(rest) else {
-                stop = Some(format!(
-                    "{} bytes at the end are too short for a batch",
-                    rest.len()
-                ));
+                stop = Some(if rest.iter().all(|&b| b == 0) {
+                    ScanStop::ZeroPadding
+                } else {
+                    ScanStop::ShortTail {
+                        bytes: rest.len() as u64,
+                    }
+                });
                 break;
             };
             if rest.len() >= LOG_OVERHEAD_BYTES && rest.iter().all(|&b| b == 0) {
-                stop = Some("zero padding".to_string());
+                stop = Some(ScanStop::ZeroPadding);
                 break;
             }
             let total = framing.total_bytes;
             if total < HEADER_BYTES as u64 || total > batch_bytes_max as u64 {
-                stop = Some(format!("batch length field {total} is not plausible"));
+                stop = Some(ScanStop::ImplausibleLength { total });
                 break;
             }
             if total > rest.len() as u64 {
                 if pos + p as u64 + total > file_end {
-                    stop = Some(format!(
-                        "torn batch: {total} bytes declared, {} present",
-                        file_end - pos - p as u64
-                    ));
+                    stop = Some(ScanStop::Torn {
+                        declared: total,
+                        present: file_end - pos - p as u64,
+                    });
                     break;
                 }
                 need_bigger = Some(total as usize);
@@ -113,15 +167,25 @@ pub async fn scan(
             let info = match verify_stored(batch, batch_bytes_max) {
                 Ok(info) => info,
                 Err(e) => {
-                    stop = Some(e.to_string());
+                    stop = Some(ScanStop::Invalid {
+                        reason: e.to_string(),
+                    });
                     break;
                 }
             };
             let base = framing.base_offset;
             if base != expected.0 as i64 {
-                stop = Some(format!(
-                    "batch base offset {base} breaks continuity (expected {expected})"
-                ));
+                stop = Some(ScanStop::Discontinuity {
+                    found: base,
+                    expected,
+                });
+                break;
+            }
+            if expected.plus(info.records as u64) > limit {
+                stop = Some(ScanStop::PastLimit {
+                    base: expected,
+                    limit,
+                });
                 break;
             }
             on_batch(
@@ -151,6 +215,28 @@ pub async fn scan(
         next_offset: expected,
         stopped: None,
     })
+}
+
+/// What opening a sealed segment found (see [`Segment::open_sealed`]).
+pub enum SealedOpen {
+    /// The segment holds every record up to the next segment's base and
+    /// ends after the last one (any remnant trimmed) — or its damage is
+    /// beyond what recovery may repair, and was logged.
+    Ready(Box<Segment>),
+    /// A seal interrupted by a crash lost records: the log must end in
+    /// this segment, after offset `found_end` (file position `position`).
+    EndsShort {
+        found_end: Offset,
+        position: u64,
+        reason: String,
+    },
+}
+
+/// Indexes built by a scan.
+struct BuiltIndexes {
+    index: OffsetIndex,
+    time_index: TimeIndex,
+    max_timestamp: Timestamp,
 }
 
 /// A read of `len` bytes at a file position, already in flight.
@@ -308,6 +394,12 @@ impl Segment {
         let file = open(log_path.clone()).await?;
         let index_file = open(index_path.clone()).await?;
         let time_file = open(time_path.clone()).await?;
+        // The new names must survive a machine crash: an `always` append to
+        // this segment is acknowledged after an fdatasync of the file, which
+        // does not cover the directory entry.
+        disk.sync_dir(dir)
+            .await
+            .map_err(|e| StorageError::io("syncing directory", dir, e))?;
         let writers = Writers {
             log: Appender::new(file.clone(), settings.write_chunk_bytes, 0, &[]),
             index: Appender::new(index_file.clone(), INDEX_CHUNK_BYTES, 0, &[]),
@@ -338,37 +430,27 @@ impl Segment {
         })
     }
 
-    /// Opens a sealed segment whose records end just before `next_base`.
-    /// Loads both indexes; a missing or damaged one is rebuilt from the log
-    /// (and rewritten). The log itself is not scanned: a corrupt batch in it
-    /// is reported when read.
-    pub async fn open_sealed(
-        disk: &Disk,
-        dir: &Path,
+    /// A segment handle over `file`, with empty state and no writers.
+    fn unopened(
         base: Offset,
-        next_base: Offset,
+        dir: &Path,
+        file: Rc<DiskFile>,
+        size: u64,
+        next_offset: Offset,
         settings: SegmentSettings,
-    ) -> Result<Segment> {
+    ) -> Segment {
         let (log_path, index_path, time_path) = segment_paths(dir, base);
-        let file = disk
-            .open_file(&log_path, false)
-            .await
-            .map_err(|e| StorageError::io("opening", &log_path, e))?;
-        let size = file
-            .size()
-            .await
-            .map_err(|e| StorageError::io("sizing", &log_path, e))?;
-        let segment = Segment {
+        Segment {
             base,
             log_path,
             index_path,
             time_path,
-            file: Rc::new(file),
+            file,
             index_interval_bytes: settings.index_interval_bytes,
             batch_bytes_max: settings.batch_bytes_max,
             state: RefCell::new(State {
                 size,
-                next_offset: next_base,
+                next_offset,
                 max_timestamp: Timestamp::NONE,
                 index: OffsetIndex::default(),
                 time_index: TimeIndex::default(),
@@ -378,30 +460,139 @@ impl Segment {
             writers: RefCell::new(None),
             last_read_end: Cell::new(u64::MAX),
             read_ahead: RefCell::new(None),
-        };
+        }
+    }
+
+    /// Opens a sealed segment whose records must end just before
+    /// `next_base`, and checks that they do: every offset from its base up
+    /// to `next_base`, in whole valid batches, and nothing after the last.
+    ///
+    /// * If its seal completed — the time index ends with the final entry,
+    ///   which sealing writes only after the log is trimmed and synced — the
+    ///   batches from the last offset-index entry to the end of the file are
+    ///   validated (a few KiB); the rest was validated when appended and has
+    ///   been on stable media since.
+    /// * If the seal did not complete (a crash cut it short) or an index is
+    ///   missing or damaged, every batch is validated and both indexes are
+    ///   rebuilt.
+    ///
+    /// Bytes after the last record (write padding, a torn remnant) are
+    /// trimmed, which finishes an interrupted seal. Records missing from a
+    /// segment whose seal had not completed were never on stable media —
+    /// only a machine crash loses written data, and under `always` nothing
+    /// at or past the segment's base is acknowledged before its seal — so
+    /// [`SealedOpen::EndsShort`] tells the log to end here. Records missing
+    /// from a segment whose seal completed mean something outside corelog
+    /// damaged it: the segment opens, the damage is logged as an error with
+    /// file, position and offsets, and reads that reach it fail with the
+    /// same position.
+    pub async fn open_sealed(
+        disk: &Disk,
+        dir: &Path,
+        base: Offset,
+        next_base: Offset,
+        settings: SegmentSettings,
+    ) -> Result<SealedOpen> {
+        let (log_path, _, _) = segment_paths(dir, base);
+        let file = disk
+            .open_file(&log_path, false)
+            .await
+            .map_err(|e| StorageError::io("opening", &log_path, e))?;
+        let size = file
+            .size()
+            .await
+            .map_err(|e| StorageError::io("sizing", &log_path, e))?;
+        let segment = Segment::unopened(base, dir, Rc::new(file), size, next_base, settings);
         let index = segment.load_offset_index(disk, size).await?;
         let time_index = segment.load_time_index(disk).await?;
         let records = next_base.distance_from(base);
-        let usable = match (&index, &time_index) {
-            (Some(index), Some(time)) => {
-                // A sealed segment's time index ends with the whole segment's
-                // largest timestamp at the segment's record count.
-                let complete = size == 0 || time.last().is_some_and(|(_, o)| o as u64 == records);
-                let in_range = index.last().is_none_or(|(o, _)| (o as u64) < records);
-                complete && in_range
+        let seal_completed = time_index
+            .as_ref()
+            .is_some_and(|t| records == 0 || t.last().is_some_and(|(_, o)| o as u64 == records));
+        if seal_completed
+            && let (Some(index), Some(time_index)) = (index, time_index)
+            && index.last().is_none_or(|(o, _)| (o as u64) < records)
+        {
+            segment.use_indexes(BuiltIndexes {
+                max_timestamp: time_index.last().map_or(Timestamp::NONE, |(t, _)| t),
+                index,
+                time_index,
+            });
+            if segment.tail_ends_at_next_base().await? {
+                return Ok(SealedOpen::Ready(Box::new(segment)));
             }
-            _ => false,
-        };
-        if usable {
-            let (index, time_index) = (index.unwrap(), time_index.unwrap());
-            let mut st = segment.state.borrow_mut();
-            st.max_timestamp = time_index.last().map_or(Timestamp::NONE, |(t, _)| t);
-            st.index = index;
-            st.time_index = time_index;
-        } else {
-            segment.rebuild_indexes(disk).await?;
         }
-        Ok(segment)
+        segment.validate_whole(disk, seal_completed).await
+    }
+
+    /// Validates a sealed segment's batches from its last index entry to the
+    /// end of the file; true if they end exactly at the next segment's base
+    /// (after trimming any remnant).
+    async fn tail_ends_at_next_base(&self) -> Result<bool> {
+        let (size, next_base) = (self.size(), self.next_offset());
+        let (rel, pos) = self.state.borrow().index.last().unwrap_or((0, 0));
+        let tail = scan(
+            &self.file,
+            pos as u64,
+            size,
+            self.base.plus(rel as u64),
+            next_base,
+            self.batch_bytes_max,
+            |_, _, _, _, _| {},
+        )
+        .await?;
+        if tail.next_offset == next_base {
+            if let Some(stop) = &tail.stopped {
+                self.trim_after_last_batch(tail.valid_end, stop).await?;
+            }
+            return Ok(true);
+        }
+        tracing::warn!(
+            file = %self.log_path.display(),
+            position = tail.valid_end,
+            found_end = %tail.next_offset,
+            next_segment_base = %next_base,
+            "the tail of a sealed segment does not end where the next segment begins; validating the whole segment"
+        );
+        Ok(false)
+    }
+
+    /// Validates every batch of a sealed segment and acts on what it finds
+    /// (see [`Segment::open_sealed`]).
+    async fn validate_whole(self, disk: &Disk, seal_completed: bool) -> Result<SealedOpen> {
+        let next_base = self.next_offset();
+        let (outcome, built) = self.scan_whole().await?;
+        let reason = || {
+            outcome
+                .stopped
+                .as_ref()
+                .map_or_else(|| "end of file".to_string(), |s| s.to_string())
+        };
+        if outcome.next_offset == next_base {
+            if let Some(stop) = &outcome.stopped {
+                self.trim_after_last_batch(outcome.valid_end, stop).await?;
+            }
+            self.write_indexes(disk, &built).await?;
+        } else if !seal_completed {
+            return Ok(SealedOpen::EndsShort {
+                found_end: outcome.next_offset,
+                position: outcome.valid_end,
+                reason: reason(),
+            });
+        } else {
+            // The index files stay as they are (their final entry records
+            // that the seal completed); reads use the prefix found here.
+            tracing::error!(
+                file = %self.log_path.display(),
+                position = outcome.valid_end,
+                reason = %reason(),
+                last_offset_found = %outcome.next_offset,
+                next_segment_base = %next_base,
+                "sealed segment is damaged: records are missing although its seal completed (the file was changed outside corelog, or the disk lost it); reads that reach the damage fail"
+            );
+        }
+        self.use_indexes(built);
+        Ok(SealedOpen::Ready(Box::new(self)))
     }
 
     /// Reads the `.index` file. `None` if missing or damaged.
@@ -436,10 +627,11 @@ impl Segment {
         }
     }
 
-    /// Rebuilds both indexes of a sealed segment by scanning its log, and
-    /// writes them out.
-    async fn rebuild_indexes(&self, disk: &Disk) -> Result<()> {
+    /// Validates every batch of a sealed segment from its start and builds
+    /// both indexes for the valid prefix (the final time entry included).
+    async fn scan_whole(&self) -> Result<(ScanOutcome, BuiltIndexes)> {
         let size = self.size();
+        let next_base = self.next_offset();
         let started = Instant::now();
         let mut builder = IndexBuilder::new(self.index_interval_bytes);
         let outcome = scan(
@@ -447,75 +639,95 @@ impl Segment {
             0,
             size,
             self.base,
+            next_base,
             self.batch_bytes_max,
             |pos, base, bytes, ts, records| builder.add(self.base, pos, base, bytes, ts, records),
         )
         .await?;
-        let expected_end = self.next_offset();
-        match &outcome.stopped {
-            // Every record up to the next segment is here, and only padding
-            // or a torn remnant follows: a background seal was cut short by
-            // a crash. Finish it by trimming the file.
-            Some(reason) if outcome.next_offset == expected_end => {
-                let cut = size - outcome.valid_end;
-                self.file
-                    .truncate(outcome.valid_end)
-                    .await
-                    .map_err(|e| StorageError::io("truncating", &self.log_path, e))?;
-                self.file
-                    .sync()
-                    .await
-                    .map_err(|e| StorageError::io("syncing", &self.log_path, e))?;
-                self.state.borrow_mut().size = outcome.valid_end;
-                tracing::warn!(
-                    file = %self.log_path.display(),
-                    position = outcome.valid_end,
-                    bytes = cut,
-                    reason = %reason,
-                    "finished sealing a segment whose seal a crash interrupted"
-                );
-            }
-            // The index covers the valid prefix; reading past it reports the
-            // corruption with its position.
-            Some(reason) => tracing::error!(
-                file = %self.log_path.display(),
-                position = outcome.valid_end,
-                reason = %reason,
-                last_offset_found = %outcome.next_offset,
-                next_segment_base = %expected_end,
-                "sealed segment has invalid data; the rebuilt index stops there and reads beyond it fail"
-            ),
-            None => {}
-        }
-        let (index, mut time_index, max_ts) = builder.finish();
+        let (index, mut time_index, max_timestamp) = builder.finish();
         let records = outcome.next_offset.distance_from(self.base) as u32;
         if records > 0 {
-            time_index.push_final(max_ts, records);
+            time_index.push_final(max_timestamp, records);
         }
-        write_whole(disk, &self.index_path, &encode_index(&index)).await?;
-        write_whole(disk, &self.time_path, &encode_time_index(&time_index)).await?;
         tracing::info!(
             file = %self.log_path.display(),
-            entries = index.len(),
+            bytes = outcome.valid_end,
             millis = started.elapsed().as_millis() as u64,
-            "rebuilt segment indexes"
+            "validated a whole sealed segment"
         );
-        let mut st = self.state.borrow_mut();
-        st.max_timestamp = max_ts;
-        st.index = index;
-        st.time_index = time_index;
+        Ok((
+            outcome,
+            BuiltIndexes {
+                index,
+                time_index,
+                max_timestamp,
+            },
+        ))
+    }
+
+    /// Cuts whatever follows the last record of a sealed segment (zero
+    /// padding or a torn remnant, left by a crash during its seal) and syncs
+    /// the cut.
+    async fn trim_after_last_batch(&self, valid_end: u64, stop: &ScanStop) -> Result<()> {
+        let size = self.size();
+        self.file
+            .truncate(valid_end)
+            .await
+            .map_err(|e| StorageError::io("truncating", &self.log_path, e))?;
+        self.file
+            .sync()
+            .await
+            .map_err(|e| StorageError::io("syncing", &self.log_path, e))?;
+        self.state.borrow_mut().size = valid_end;
+        super::crash::point("recover.after_trim_sealed");
+        tracing::warn!(
+            file = %self.log_path.display(),
+            position = valid_end,
+            bytes = size - valid_end,
+            reason = %stop,
+            "finished sealing a segment whose seal a crash interrupted: trimmed what follows its last record"
+        );
         Ok(())
     }
 
-    /// Opens the last segment of a log after a restart or crash: validates
-    /// batches from the last trustworthy index entry to the end of the file,
-    /// cuts a torn or corrupt tail (logging file, position and bytes cut),
-    /// and makes the segment active again.
+    /// Writes both indexes of a sealed segment, the time index last: its
+    /// final entry marks the seal complete.
+    async fn write_indexes(&self, disk: &Disk, built: &BuiltIndexes) -> Result<()> {
+        write_whole(disk, &self.index_path, &encode_index(&built.index)).await?;
+        write_whole(disk, &self.time_path, &encode_time_index(&built.time_index)).await?;
+        tracing::info!(
+            file = %self.log_path.display(),
+            entries = built.index.len(),
+            "rebuilt segment indexes"
+        );
+        Ok(())
+    }
+
+    /// Takes indexes into use.
+    fn use_indexes(&self, built: BuiltIndexes) {
+        let mut st = self.state.borrow_mut();
+        st.max_timestamp = built.max_timestamp;
+        st.index = built.index;
+        st.time_index = built.time_index;
+    }
+
+    /// Opens the last segment of a log and makes it active again: validates
+    /// its batches, cuts a torn or corrupt tail (logging file, position and
+    /// bytes cut) and rewrites both indexes to exactly what survived.
+    ///
+    /// After a clean close (`closed_at`, the size the log's close marker
+    /// recorded for this segment, equals its size now) the indexes were trimmed and synced
+    /// with the log, so validation starts at the last index entry. After a
+    /// crash every batch is validated from the start: writes may have been
+    /// in flight in any order, and an index entry written before the crash
+    /// can point past a block that never reached the file, so no entry is
+    /// trusted.
     pub async fn recover_active(
         disk: &Disk,
         dir: &Path,
         base: Offset,
         settings: SegmentSettings,
+        closed_at: Option<u64>,
     ) -> Result<Segment> {
         let (log_path, index_path, time_path) = segment_paths(dir, base);
         let file = Rc::new(
@@ -527,92 +739,44 @@ impl Segment {
             .size()
             .await
             .map_err(|e| StorageError::io("sizing", &log_path, e))?;
-        let segment = Segment {
-            base,
-            log_path: log_path.clone(),
-            index_path: index_path.clone(),
-            time_path: time_path.clone(),
-            file: file.clone(),
-            index_interval_bytes: settings.index_interval_bytes,
-            batch_bytes_max: settings.batch_bytes_max,
-            state: RefCell::new(State {
-                size: 0,
-                next_offset: base,
-                max_timestamp: Timestamp::NONE,
-                index: OffsetIndex::default(),
-                time_index: TimeIndex::default(),
-                bytes_since_index: 0,
-                created: Instant::now(),
-            }),
-            writers: RefCell::new(None),
-            last_read_end: Cell::new(u64::MAX),
-            read_ahead: RefCell::new(None),
+        let segment = Segment::unopened(base, dir, file.clone(), 0, base, settings);
+        let (start_pos, start_offset, mut index, mut time_index) = if closed_at == Some(file_size) {
+            segment.trusted_start(disk, file_size).await?
+        } else {
+            (0, base, OffsetIndex::default(), TimeIndex::default())
         };
-        let mut index = segment
-            .load_offset_index(disk, file_size)
-            .await?
-            .unwrap_or_default();
-        let mut time_index = segment.load_time_index(disk).await?.unwrap_or_default();
-
-        // Start from the last index entry that points at a valid batch with
-        // the offset the entry promises; walk back past entries that point
-        // into data that did not survive.
-        let (mut start_pos, mut start_offset) = (0u64, base);
-        while let Some((rel, pos)) = index.last() {
-            let offset = base.plus(rel as u64);
-            if segment
-                .batch_is_valid_at(pos as u64, offset, file_size)
-                .await?
-            {
-                (start_pos, start_offset) = (pos as u64, offset);
-                break;
-            }
-            index.truncate_to_position(pos as u64);
-        }
-        // Time entries beyond the scan start cannot be trusted yet; the scan
-        // re-adds them. The largest timestamp of the data before the start
-        // comes from the last time entry at or before it — so if the time
-        // index lags the offset index, start the scan at that entry instead
-        // (both are written together, so the offset index has it).
-        let start_rel = start_offset.distance_from(base) as u32;
-        time_index.truncate_to_offset(start_rel);
-        let time_rel = time_index.last().map_or(0, |(_, o)| o);
-        if time_rel < start_rel {
-            (start_pos, start_offset) = match index.lookup(time_rel) {
-                (o, p) if o == time_rel => (p as u64, base.plus(o as u64)),
-                _ => (0, base),
-            };
-            time_index.truncate_to_offset(start_offset.distance_from(base) as u32);
-        }
-        index.truncate_to_position(start_pos + 1);
         let mut builder = IndexBuilder::resume(settings.index_interval_bytes, &time_index);
         let outcome = scan(
             &file,
             start_pos,
             file_size,
             start_offset,
+            Offset(u64::MAX),
             settings.batch_bytes_max,
             |pos, off, bytes, ts, records| builder.add(base, pos, off, bytes, ts, records),
         )
         .await?;
         if outcome.valid_end < file_size {
             let cut = file_size - outcome.valid_end;
-            let reason = outcome.stopped.as_deref().unwrap_or("unknown");
-            if reason == "zero padding" {
-                tracing::debug!(file = %log_path.display(), position = outcome.valid_end, bytes = cut, "trimmed write padding after the last batch");
-            } else {
-                tracing::warn!(
+            match &outcome.stopped {
+                Some(ScanStop::ZeroPadding) => {
+                    tracing::debug!(file = %log_path.display(), position = outcome.valid_end, bytes = cut, "trimmed write padding after the last batch")
+                }
+                stopped => tracing::warn!(
                     file = %log_path.display(),
                     position = outcome.valid_end,
                     bytes = cut,
-                    reason = %reason,
+                    reason = %stopped.as_ref().map_or_else(|| "unknown".to_string(), |s| s.to_string()),
                     "recovery cut the log's tail"
-                );
+                ),
             }
             file.truncate(outcome.valid_end)
                 .await
                 .map_err(|e| StorageError::io("truncating", &log_path, e))?;
         }
+        // After the tail is cut (if it had one), before the indexes are
+        // rewritten: the next recovery starts from a half-done one.
+        super::crash::point("recover.after_cut");
         let (scanned_index, scanned_time, max_ts) = builder.finish();
         for &(o, p) in scanned_index.entries() {
             if index.last().is_none_or(|(lo, _)| o > lo) {
@@ -631,6 +795,7 @@ impl Segment {
         let time_bytes = encode_time_index(&time_index);
         let index_file = Rc::new(reset_file(disk, &index_path, &index_bytes).await?);
         let time_file = Rc::new(reset_file(disk, &time_path, &time_bytes).await?);
+        super::crash::point("recover.after_index_rewrite");
         let tail = read_tail(&file, size).await?;
         let writers = Writers {
             log: Appender::new(file.clone(), settings.write_chunk_bytes, size, &tail),
@@ -660,6 +825,52 @@ impl Segment {
         }
         *segment.writers.borrow_mut() = Some(Rc::new(writers));
         Ok(segment)
+    }
+
+    /// Where validation of a cleanly closed active segment starts: its last
+    /// offset-index entry, if that points at a valid batch with the offset
+    /// it promises, with both indexes cut back to it; else the start of the
+    /// file with empty indexes.
+    async fn trusted_start(
+        &self,
+        disk: &Disk,
+        file_size: u64,
+    ) -> Result<(u64, Offset, OffsetIndex, TimeIndex)> {
+        let base = self.base;
+        let from_scratch = (0, base, OffsetIndex::default(), TimeIndex::default());
+        let (Some(mut index), Some(mut time_index)) = (
+            self.load_offset_index(disk, file_size).await?,
+            self.load_time_index(disk).await?,
+        ) else {
+            return Ok(from_scratch);
+        };
+        let Some((rel, pos)) = index.last() else {
+            return Ok(from_scratch);
+        };
+        let offset = base.plus(rel as u64);
+        if !self
+            .batch_is_valid_at(pos as u64, offset, file_size)
+            .await?
+        {
+            tracing::warn!(file = %self.log_path.display(), position = pos, "the last index entry of a cleanly closed segment does not point at its batch; validating the whole segment");
+            return Ok(from_scratch);
+        }
+        // The largest timestamp of the data before the start comes from the
+        // last time entry at or before it, so the scan starts at that entry
+        // (the offset index has an entry wherever the time index has one).
+        time_index.truncate_to_offset(rel);
+        let time_rel = time_index.last().map_or(0, |(_, o)| o);
+        let (start_pos, start_rel) = if time_rel < rel {
+            match index.lookup(time_rel) {
+                (o, p) if o == time_rel => (p as u64, o),
+                _ => return Ok(from_scratch),
+            }
+        } else {
+            (pos as u64, rel)
+        };
+        time_index.truncate_to_offset(start_rel);
+        index.truncate_to_position(start_pos + 1);
+        Ok((start_pos, base.plus(start_rel as u64), index, time_index))
     }
 
     /// Whether a valid batch starting at `offset` sits at `pos`.
@@ -820,15 +1031,33 @@ impl Segment {
         Ok(())
     }
 
-    /// Writes out and syncs everything, trims the files to their exact sizes
-    /// (so a restart finds no padding), and — when `seal` — adds the final
-    /// time index entry.
+    /// Writes out and syncs everything and trims the files to their exact
+    /// sizes (so a restart finds no padding); when `seal`, adds the final
+    /// time-index entry.
+    ///
+    /// The order is what recovery relies on: the log is trimmed and synced
+    /// first, then the offset index, and the time index last — so a final
+    /// time-index entry on disk proves the log file is exact and durable
+    /// (see [`Segment::open_sealed`]). A crash at any step leaves a segment
+    /// that recovery either trusts or validates whole.
     pub async fn finish_writing(&self, seal: bool) -> Result<()> {
         let writers = self.writers()?;
         let failed = |e: std::io::Error| StorageError::Failed {
             reason: e.to_string(),
         };
         let end = writers.log.write_out().await.map_err(failed)?;
+        let index_end = writers.index.write_out().await.map_err(failed)?;
+        let point = |step: &str| {
+            if seal {
+                super::crash::point(step);
+            }
+        };
+        point("seal.after_index_write_out");
+        self.trim_and_sync(&self.file, end, &self.log_path).await?;
+        point("seal.after_log_sync");
+        self.trim_and_sync(&writers.index_file, index_end, &self.index_path)
+            .await?;
+        point("seal.after_index_sync");
         if seal {
             let entry = {
                 let mut st = self.state.borrow_mut();
@@ -845,22 +1074,19 @@ impl Segment {
                 writers.time.append(&entry).await.map_err(failed)?;
             }
         }
-        let index_end = writers.index.write_out().await.map_err(failed)?;
         let time_end = writers.time.write_out().await.map_err(failed)?;
-        let trims = [
-            (&self.file, end, &self.log_path),
-            (&writers.index_file, index_end, &self.index_path),
-            (&writers.time_file, time_end, &self.time_path),
-        ];
-        for (file, len, path) in trims {
-            file.truncate(len)
-                .await
-                .map_err(|e| StorageError::io("truncating", path, e))?;
-            file.sync().await.map_err(|e| StorageError::Failed {
-                reason: format!("fdatasync of {}: {e}", path.display()),
-            })?;
-        }
-        Ok(())
+        point("seal.after_final_time_entry");
+        self.trim_and_sync(&writers.time_file, time_end, &self.time_path)
+            .await
+    }
+
+    async fn trim_and_sync(&self, file: &DiskFile, len: u64, path: &Path) -> Result<()> {
+        file.truncate(len)
+            .await
+            .map_err(|e| StorageError::io("truncating", path, e))?;
+        file.sync().await.map_err(|e| StorageError::Failed {
+            reason: format!("fdatasync of {}: {e}", path.display()),
+        })
     }
 
     /// Reads whole batches starting with the one that holds `from`: at most
@@ -1048,6 +1274,9 @@ impl Segment {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(StorageError::io("removing", path, e)),
             }
+            if path == &self.log_path {
+                super::crash::point("retention.after_log_remove");
+            }
         }
         Ok(())
     }
@@ -1111,7 +1340,7 @@ impl IndexBuilder {
 }
 
 /// Reads a whole small file with direct I/O; `None` if it does not exist.
-async fn read_whole(disk: &Disk, path: &Path) -> Result<Option<Bytes>> {
+pub(super) async fn read_whole(disk: &Disk, path: &Path) -> Result<Option<Bytes>> {
     let file = match disk.open_file(path, false).await {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -1130,7 +1359,7 @@ async fn read_whole(disk: &Disk, path: &Path) -> Result<Option<Bytes>> {
 }
 
 /// Replaces a file's contents with `bytes` (direct I/O, synced, exact size).
-async fn write_whole(disk: &Disk, path: &Path, bytes: &[u8]) -> Result<()> {
+pub(super) async fn write_whole(disk: &Disk, path: &Path, bytes: &[u8]) -> Result<()> {
     let file = reset_file(disk, path, bytes).await?;
     file.sync()
         .await

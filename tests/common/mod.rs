@@ -152,3 +152,32 @@ pub fn wait_until(within: Duration, what: &str, mut check: impl FnMut() -> bool)
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Busy processes (`yes > /dev/null`) that load the CPUs while a test runs,
+/// so timing-dependent interleavings (a kill during a roll, a seal, a
+/// carry rewrite) show up as they do on a busy server. Killed on drop.
+pub struct CpuHogs(Vec<Child>);
+
+impl CpuHogs {
+    pub fn start(n: usize) -> CpuHogs {
+        let hogs = (0..n)
+            .map(|_| {
+                Command::new("yes")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("start a CPU hog (yes)")
+            })
+            .collect();
+        CpuHogs(hogs)
+    }
+}
+
+impl Drop for CpuHogs {
+    fn drop(&mut self) {
+        for hog in &mut self.0 {
+            let _ = hog.kill();
+            let _ = hog.wait();
+        }
+    }
+}
