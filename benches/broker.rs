@@ -195,7 +195,7 @@ fn main() {
     let mut config = BrokerConfig::new(&dir);
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.cores = 2;
-    let broker = corelog::shard::start(config).unwrap();
+    let broker = corelog::server::start(config).unwrap();
     let addr = broker.addr;
     let owner = client(async move || {
         let admin = Admin::connect(addr).await.unwrap();

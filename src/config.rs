@@ -32,6 +32,20 @@ pub struct BrokerConfig {
     pub idle_timeout: Duration,
     pub max_frame_bytes: usize,
     pub retention_check_interval: Duration,
+    /// Where the Kafka protocol listener binds (every shard accepts there
+    /// with SO_REUSEPORT); `None`: no Kafka listener.
+    pub kafka_listen: Option<SocketAddr>,
+    /// What Kafka clients are told to connect to (`host:port`); default: the
+    /// bound Kafka address.
+    pub kafka_advertise: Option<(String, u16)>,
+    /// Create a topic with the broker's defaults when a Kafka client's
+    /// metadata request names one that does not exist (Kafka's
+    /// `auto.create.topics.enable`; off by default, as in Redpanda).
+    pub auto_create_topics: bool,
+    /// Partitions of an auto-created topic (Kafka's `num.partitions`).
+    pub auto_create_partitions: u32,
+    /// This broker's node id, as Kafka clients see it.
+    pub node_id: i32,
 }
 
 impl BrokerConfig {
@@ -49,6 +63,11 @@ impl BrokerConfig {
             idle_timeout: Duration::from_millis(IDLE_TIMEOUT_MS_DEFAULT),
             max_frame_bytes: FRAME_BYTES_MAX,
             retention_check_interval: Duration::from_millis(RETENTION_CHECK_MS_DEFAULT),
+            kafka_listen: None,
+            kafka_advertise: None,
+            auto_create_topics: false,
+            auto_create_partitions: 1,
+            node_id: 0,
         }
     }
 
@@ -75,6 +94,21 @@ impl BrokerConfig {
         if self.max_frame_bytes < 64 << 10 || self.max_frame_bytes > FRAME_BYTES_MAX {
             return Err(format!(
                 "max frame bytes must be between 65536 and {FRAME_BYTES_MAX}"
+            ));
+        }
+        if self.auto_create_partitions == 0
+            || self.auto_create_partitions > crate::constants::PARTITIONS_PER_TOPIC_MAX
+        {
+            return Err(format!(
+                "partitions of auto-created topics must be between 1 and {}, got {}",
+                crate::constants::PARTITIONS_PER_TOPIC_MAX,
+                self.auto_create_partitions
+            ));
+        }
+        if self.node_id < 0 {
+            return Err(format!(
+                "node id must not be negative, got {}",
+                self.node_id
             ));
         }
         self.topic_defaults
@@ -124,6 +158,25 @@ impl BrokerConfig {
         if let Some(v) = file.retention_check_interval_ms {
             self.retention_check_interval = Duration::from_millis(v);
         }
+        if let Some(v) = file.kafka_listen {
+            self.kafka_listen =
+                parse_listen(&v).map_err(|e| format!("{}: kafka_listen: {e}", path.display()))?;
+        }
+        if let Some(v) = file.kafka_advertise {
+            self.kafka_advertise = Some(
+                parse_advertise(&v)
+                    .map_err(|e| format!("{}: kafka_advertise: {e}", path.display()))?,
+            );
+        }
+        if let Some(v) = file.auto_create_topics {
+            self.auto_create_topics = v;
+        }
+        if let Some(v) = file.auto_create_partitions {
+            self.auto_create_partitions = v;
+        }
+        if let Some(v) = file.node_id {
+            self.node_id = v;
+        }
         Ok(())
     }
 }
@@ -143,6 +196,39 @@ struct FileConfig {
     idle_timeout_ms: Option<u64>,
     max_frame_bytes: Option<usize>,
     retention_check_interval_ms: Option<u64>,
+    kafka_listen: Option<String>,
+    kafka_advertise: Option<String>,
+    auto_create_topics: Option<bool>,
+    auto_create_partitions: Option<u32>,
+    node_id: Option<i32>,
+}
+
+/// Parses a listener address, or `none` for no listener.
+pub fn parse_listen(text: &str) -> Result<Option<SocketAddr>, String> {
+    if text.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|e| format!("{text:?} is not HOST:PORT (an IP address and a port) or none: {e}"))
+}
+
+/// Parses an advertised `host:port` (a name or an address).
+pub fn parse_advertise(text: &str) -> Result<(String, u16), String> {
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{text:?} is not HOST:PORT"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("{text:?} has no host"));
+    }
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("{text:?}: {port:?} is not a port number"))?;
+    if port == 0 {
+        return Err(format!("{text:?}: clients cannot connect to port 0"));
+    }
+    Ok((host.to_string(), port))
 }
 
 /// CPUs this process may run on.

@@ -15,6 +15,22 @@ pub const DIRECT_IO_ALIGN_BYTES: usize = 4096;
 /// while keeping one append's memory bounded.
 pub const BATCH_BYTES_MAX: usize = 16 << 20;
 
+/// Largest records area a compressed batch may decompress to. Decompression
+/// stops with an error at this bound, so a small hostile payload (a
+/// "decompression bomb") cannot make the broker allocate without limit. It is
+/// four times [`BATCH_BYTES_MAX`] because that limit applies to the
+/// compressed bytes and producers' batches commonly compress 3–4:1; clients
+/// size batches by their uncompressed bytes (Kafka's `batch.size`, 16 KiB by
+/// default), so real batches stay far below it.
+pub const DECOMPRESSED_BATCH_BYTES_MAX: usize = 64 << 20;
+/// First growth step of a decompression buffer whose final size is unknown
+/// (gzip, lz4, zstd); later steps double it, up to the bound.
+pub const DECOMPRESS_READ_STEP_BYTES_MIN: usize = 64 << 10;
+/// Capacity a thread's validation scratch buffer keeps between batches. It
+/// covers common compressed batches without reallocating, while one rare
+/// huge batch does not pin [`DECOMPRESSED_BATCH_BYTES_MAX`] per thread.
+pub const DECOMPRESS_SCRATCH_KEPT_BYTES_MAX: usize = 4 << 20;
+
 /// Largest segment file. Index entries store positions as `u32`, and Kafka
 /// caps `segment.bytes` at `i32::MAX`; we do the same.
 pub const SEGMENT_BYTES_MAX: u64 = i32::MAX as u64;
@@ -78,6 +94,19 @@ pub const PARTITIONS_PER_TOPIC_MAX: u32 = 10_000;
 /// Longest topic name (Kafka's limit).
 pub const TOPIC_NAME_BYTES_MAX: usize = 249;
 
+/// Longest string the Kafka protocol carries. A non-compact string's length
+/// is an `i16`; Kafka's own readers refuse longer compact strings too, so a
+/// request the JVM broker would reject is rejected here as well.
+pub const KAFKA_STRING_BYTES_MAX: usize = i16::MAX as usize;
+
+/// Largest Kafka request other than Produce. The protocol crate's decoders
+/// reserve memory by element counts, and the walker only bounds a count by
+/// the bytes present (one byte per element); an element can cost 32 bytes
+/// or more once decoded, so this cap keeps the worst case near 32 MiB. It
+/// still fits a metadata request naming ~50,000 topics or a fetch of
+/// ~30,000 partitions. Produce requests may use the whole frame.
+pub const KAFKA_REQUEST_BYTES_MAX: usize = 1 << 20;
+
 /// Size of the marker file each shard reads with direct I/O at start so
 /// glommio probes a non-empty file (NOTES.md, "poll-ring trap").
 pub const PROBE_FILE_BYTES: usize = DIRECT_IO_ALIGN_BYTES;
@@ -85,6 +114,8 @@ pub const PROBE_FILE_BYTES: usize = DIRECT_IO_ALIGN_BYTES;
 const _: () = assert!(SEGMENT_BYTES_MAX >= BATCH_BYTES_MAX as u64);
 const _: () = assert!(FRAME_BYTES_MAX >= BATCH_BYTES_MAX + 4096);
 const _: () = assert!(SEGMENT_BYTES_MAX <= u32::MAX as u64);
+// A batch accepted uncompressed is accepted compressed too.
+const _: () = assert!(DECOMPRESSED_BATCH_BYTES_MAX >= BATCH_BYTES_MAX);
 const _: () = assert!(SEGMENT_BYTES_MIN >= INDEX_INTERVAL_BYTES);
 const _: () = assert!(WRITE_CHUNK_BYTES_MIN.is_multiple_of(DIRECT_IO_ALIGN_BYTES));
 const _: () = assert!(WRITE_CHUNK_BYTES_DEFAULT.is_multiple_of(DIRECT_IO_ALIGN_BYTES));

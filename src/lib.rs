@@ -9,11 +9,13 @@
 //! | [`types`] | newtypes: offsets, timestamps, ids | none |
 //! | [`config`] | broker configuration: defaults, TOML file, validation | reads the file |
 //! | [`record`] | the Kafka record-batch v2 codec | none |
-//! | [`protocol`] | framing, the flatbuffers schema code, error codes | reads/writes frames |
+//! | [`protocol`] | framing; the native (flatbuffers) and Kafka adapters | reads/writes frames |
 //! | [`storage`] | one partition's log: segments, indexes, recovery, retention, durability | glommio direct I/O |
 //! | [`meta`] | topics, placement of partitions on shards, the metadata file | the metadata file |
+//! | [`error`] | protocol-neutral error kinds clients are answered with | none |
 //! | [`shard`] | executors, cross-core messages, routing, the controller | through storage |
-//! | [`server`] | listeners, connections, request handlers | sockets |
+//! | [`broker`] | the protocol-neutral core: what each request means | through shards |
+//! | [`server`] | listeners and connections, generic over the protocol | sockets |
 //! | [`client`] | producer, consumer, admin | sockets |
 //! | [`cli`] | the `corelog` command line | |
 //! | [`alloc`] | allocator tuning for the binaries | |
@@ -28,14 +30,17 @@
 
 pub mod alloc;
 pub mod bench;
+pub mod broker;
 pub mod cli;
 pub mod client;
 pub mod config;
 pub mod constants;
+pub mod error;
 pub mod meta;
 pub mod protocol;
 pub mod record;
 pub mod server;
 pub mod shard;
 pub mod storage;
+pub mod support;
 pub mod types;

@@ -6,6 +6,8 @@
 //! conversions are explicit.
 
 use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
 
 /// The position of a record in a partition: 0 for the first record ever
 /// appended, then one more for each record. Offsets are never reused, even
@@ -94,4 +96,112 @@ impl fmt::Display for TopicId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
     }
+}
+
+/// When an append's data is made durable with `fdatasync`. What a completed
+/// append guarantees under each is spelled out on
+/// [`PartitionLog::append`](crate::storage::PartitionLog::append).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// Every append waits for an `fdatasync` that covers it; appends that
+    /// arrive while one is running share the next (group commit).
+    Always,
+    /// A background `fdatasync` at most this long after data was appended.
+    Interval(Duration),
+    /// The broker never calls `fdatasync` except when a segment is sealed
+    /// or the log is closed; the device and the OS decide.
+    Never,
+}
+
+impl fmt::Display for FsyncPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FsyncPolicy::Always => write!(f, "always"),
+            FsyncPolicy::Interval(d) => write!(f, "interval:{}", d.as_millis()),
+            FsyncPolicy::Never => write!(f, "never"),
+        }
+    }
+}
+
+impl FromStr for FsyncPolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "always" => Ok(FsyncPolicy::Always),
+            "never" => Ok(FsyncPolicy::Never),
+            _ => {
+                let ms = s.strip_prefix("interval:").ok_or_else(|| {
+                    format!("fsync policy {s:?} is not one of always, interval:MS, never")
+                })?;
+                let ms: u64 = ms.parse().map_err(|_| {
+                    format!("fsync interval {ms:?} is not a whole number of milliseconds")
+                })?;
+                if ms == 0 {
+                    return Err("fsync interval must be at least 1 ms (use always for 0)".into());
+                }
+                Ok(FsyncPolicy::Interval(Duration::from_millis(ms)))
+            }
+        }
+    }
+}
+
+/// What a producer waits for before its append is answered.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Acks {
+    /// No answer at all (Kafka's `acks=0`): fire and forget.
+    None,
+    /// The owning log took the records (`acks=1`): durable as the topic's
+    /// fsync policy promises.
+    #[default]
+    Leader,
+    /// The records are on stable media (`acks=all`, `-1`), whatever the
+    /// topic's fsync policy; with replication, on every in-sync replica.
+    All,
+}
+
+impl Acks {
+    /// From the wire value Kafka and the native protocol share: 0, 1, -1.
+    pub fn from_wire(value: i16) -> Option<Acks> {
+        match value {
+            0 => Some(Acks::None),
+            1 => Some(Acks::Leader),
+            -1 => Some(Acks::All),
+            _ => None,
+        }
+    }
+
+    pub fn to_wire(self) -> i16 {
+        match self {
+            Acks::None => 0,
+            Acks::Leader => 1,
+            Acks::All => -1,
+        }
+    }
+}
+
+impl FromStr for Acks {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Acks, String> {
+        match s {
+            "0" => Ok(Acks::None),
+            "1" => Ok(Acks::Leader),
+            "all" | "-1" => Ok(Acks::All),
+            other => Err(format!("acks {other:?} is not one of 0, 1, all")),
+        }
+    }
+}
+
+/// Which offset a list-offsets question asks for.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum OffsetSpec {
+    /// The log start offset.
+    Earliest,
+    /// The high watermark: the offset the next readable record will get.
+    Latest,
+    /// The first record whose timestamp is at or after this one.
+    Timestamp(Timestamp),
+    /// The record with the largest timestamp (the first such, if several).
+    MaxTimestamp,
 }

@@ -842,3 +842,51 @@ fn a_data_directory_written_by_version_0_1_0_starts_and_serves_everything() {
     let broker = Broker::start(&data, 2, &[]);
     check(broker.addr, 50);
 }
+
+#[test]
+fn partitions_are_added_to_a_topic_with_its_data_kept_and_survive_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut broker = Broker::start(&data, 2, &[]);
+    create_topic(broker.addr, "grow", 2, TopicSettings::default());
+    let before = produce_keyed(broker.addr, "grow", 0, 200, 20, Routing::Direct)
+        .join()
+        .unwrap();
+    let addr = broker.addr;
+    run(async move {
+        let admin = Admin::connect(addr).await.unwrap();
+        assert_eq!(admin.create_partitions("grow", 5).await.unwrap(), 5);
+        // Partitions never shrink, and the count must grow.
+        for bad in [5, 3, 0] {
+            let err = admin.create_partitions("grow", bad).await.unwrap_err();
+            assert!(err.to_string().contains("INVALID_PARTITION_COUNT"), "{err}");
+        }
+        let err = admin.create_partitions("missing", 3).await.unwrap_err();
+        assert!(err.to_string().contains("UNKNOWN_TOPIC"), "{err}");
+    });
+    let after = produce_keyed(broker.addr, "grow", 1, 400, 50, Routing::Direct)
+        .join()
+        .unwrap();
+    assert!(
+        after.iter().any(|&(_, _, p, _)| p >= 2),
+        "new records reach the new partitions"
+    );
+    let check = |addr| {
+        let records = consume_all(addr, "grow", Routing::Direct);
+        assert_eq!(records.len(), 600);
+        let stored: HashMap<(u32, u64), String> = records
+            .into_iter()
+            .map(|(p, o, _, v)| ((p, o), v))
+            .collect();
+        for (producer, acked) in [(0, &before), (1, &after)] {
+            for &(_, seq, p, o) in acked.iter() {
+                assert_eq!(stored.get(&(p, o)), Some(&format!("p{producer}-{seq}")));
+            }
+        }
+    };
+    check(broker.addr);
+    assert_eq!(broker.terminate(Duration::from_secs(30)), 0);
+    let broker = Broker::start(&data, 2, &[]);
+    assert_eq!(end_offsets(broker.addr, "grow").len(), 5);
+    check(broker.addr);
+}

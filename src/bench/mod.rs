@@ -27,7 +27,7 @@ use crate::client::{
     ProducerRecord, Routing, SeekTo, TopicSettings,
 };
 use crate::config::BrokerConfig;
-use crate::storage::FsyncPolicy;
+use crate::types::FsyncPolicy;
 use hdrhistogram::Histogram;
 use report::{Baseline, Latency, Second, Summary, Throughput, new_histogram};
 use schedule::Schedule;
@@ -99,6 +99,9 @@ pub struct BenchArgs {
     /// fsync policy of the topics the run creates: always, interval:MS, never.
     #[arg(long, default_value = "never")]
     pub fsync: FsyncPolicy,
+    /// Producers compress each batch: none, gzip, snappy, lz4 or zstd.
+    #[arg(long, default_value = "none")]
+    pub compression: crate::record::Compression,
     /// Total messages over all producers (default: run for --duration). In
     /// consume mode: the backlog filled first and then read once; without
     /// it, 1,000,000 messages are filled and read over and over for
@@ -229,6 +232,7 @@ impl BenchArgs {
             keyed: self.keyed,
             batch_bytes: self.batch_bytes,
             linger_ms: self.linger_ms,
+            compression: self.compression.to_string(),
             acks: match self.acks {
                 Acks::None => "0",
                 Acks::Leader => "1",
@@ -390,7 +394,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
 /// [`Embedded::stop`] (a run that failed part way), it still shuts the
 /// broker down and removes its directory.
 struct Embedded {
-    broker: Option<crate::shard::BrokerHandle>,
+    broker: Option<crate::server::BrokerHandle>,
     addr: SocketAddr,
     dir: PathBuf,
     shards: usize,
@@ -398,14 +402,14 @@ struct Embedded {
 
 impl Embedded {
     fn start(cores: Option<usize>) -> Result<Embedded, String> {
-        let dir = crate::cli::tempfile_dir()?;
+        let dir = crate::support::tempfile_dir()?;
         let mut config = BrokerConfig::new(&dir);
         config.listen = "127.0.0.1:0".parse().unwrap();
         if let Some(cores) = cores {
             config.cores = cores;
         }
         let shards = config.cores;
-        let broker = crate::shard::start(config).inspect_err(|_| {
+        let broker = crate::server::start(config).inspect_err(|_| {
             let _ = std::fs::remove_dir_all(&dir);
         })?;
         Ok(Embedded {
@@ -447,7 +451,7 @@ fn setup_topics(
 ) -> Result<(), String> {
     let names = workload.topic_names();
     let partitions = workload.partitions;
-    crate::cli::run_client(move || async move {
+    crate::support::run_client(move || async move {
         let admin = Admin::connect(addr).await.map_err(|e| e.to_string())?;
         let existing: Vec<String> = admin
             .list_topics()
@@ -924,6 +928,7 @@ async fn producer_task(ctx: Arc<Ctx>, index: u32, quota: Option<u64>) -> Result<
             Routing::Direct
         },
         request_bytes_max: (4 << 20).max(w.batch_bytes),
+        compression: w.compression.parse().unwrap_or_default(),
         ..ProducerConfig::default()
     };
     let producer = match Producer::connect(ctx.addr, config).await {

@@ -216,7 +216,7 @@ impl Summary {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "corelog bench — {} mode, {} producer(s), {} consumer(s), {} topic(s) × {} partitions, {} messages, acks={}, fsync {}, {} routing, {}",
+            "corelog bench — {} mode, {} producer(s), {} consumer(s), {} topic(s) × {} partitions, {} messages, acks={}, fsync {}, compression {}, {} routing, {}",
             w.mode,
             w.producers,
             w.consumers,
@@ -225,6 +225,7 @@ impl Summary {
             w.message_size,
             w.acks,
             w.fsync,
+            w.compression,
             w.routing,
             match (w.rate, w.max_lag_bytes) {
                 (Some(r), _) => format!("target {r} msg/s (open loop)"),

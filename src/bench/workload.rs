@@ -102,6 +102,8 @@ pub struct Workload {
     pub keyed: bool,
     pub batch_bytes: usize,
     pub linger_ms: u64,
+    /// Batch compression: "none", "gzip", "snappy", "lz4" or "zstd".
+    pub compression: String,
     /// "0", "1" or "all".
     pub acks: String,
     /// The fsync policy topics were created with ("existing" if they were
@@ -136,6 +138,7 @@ impl Default for Workload {
             keyed: false,
             batch_bytes: 256 << 10,
             linger_ms: 5,
+            compression: "none".into(),
             acks: "1".into(),
             fsync: "never".into(),
             messages: None,
@@ -172,6 +175,9 @@ impl Workload {
         }
         if self.messages.is_none() && self.duration_secs == 0 {
             return Err("give --duration above 0 or --messages".into());
+        }
+        if let Err(e) = self.compression.parse::<crate::record::Compression>() {
+            return Err(e.to_string());
         }
         if self.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
             return Err("--rate must be a positive number of messages per second".into());

@@ -6,25 +6,11 @@ use crate::client::{
     ProducerRecord, Routing, SeekTo, TopicSettings,
 };
 use crate::protocol::error_name;
-use crate::storage::FsyncPolicy;
-use std::future::Future;
+use crate::support::run_client;
+use crate::types::FsyncPolicy;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-
-/// Runs a client future on a fresh executor and maps errors to text.
-pub fn run_client<F, Fut>(f: F) -> Result<(), String>
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = Result<(), String>> + 'static,
-{
-    glommio::LocalExecutorBuilder::default()
-        .name("corelog-client")
-        .spawn(f)
-        .map_err(|e| format!("starting the client executor: {e}"))?
-        .join()
-        .map_err(|e| format!("client executor failed: {e}"))?
-}
 
 fn show(e: ClientError) -> String {
     e.to_string()
@@ -75,6 +61,14 @@ pub enum TopicCommand {
     Describe { name: String },
     /// Delete a topic and its data.
     Delete { name: String },
+    /// Raise a topic's partition count (partitions are never removed;
+    /// keyed records of the new partitions' keys go to new partitions).
+    AddPartitions {
+        name: String,
+        /// The new total number of partitions.
+        #[arg(long)]
+        total: u32,
+    },
 }
 
 pub fn topic(command: TopicCommand, broker: SocketAddr) -> Result<(), String> {
@@ -103,6 +97,10 @@ pub fn topic(command: TopicCommand, broker: SocketAddr) -> Result<(), String> {
                     .await
                     .map_err(show)?;
                 println!("created topic {name} with {partitions} partitions (id {id})");
+            }
+            TopicCommand::AddPartitions { name, total } => {
+                let now = admin.create_partitions(&name, total).await.map_err(show)?;
+                println!("topic {name} now has {now} partitions");
             }
             TopicCommand::List => {
                 let topics = admin.list_topics().await.map_err(show)?;
@@ -212,6 +210,9 @@ pub struct ProduceArgs {
     /// Send through the shared port instead of straight to each partition's shard.
     #[arg(long)]
     shared: bool,
+    /// Compress each batch: none, gzip, snappy, lz4 or zstd.
+    #[arg(long, default_value = "none")]
+    compression: crate::record::Compression,
 }
 
 pub fn produce(args: ProduceArgs) -> Result<(), String> {
@@ -242,6 +243,7 @@ pub fn produce(args: ProduceArgs) -> Result<(), String> {
             } else {
                 Routing::Direct
             },
+            compression: args.compression,
             ..ProducerConfig::default()
         };
         let producer = Producer::connect(broker, config).await.map_err(show)?;

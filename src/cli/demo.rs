@@ -2,6 +2,7 @@
 
 use crate::record::{BatchBuilder, RecordBatch};
 use crate::storage::{Disk, FsyncPolicy, LogConfig, PartitionLog};
+use crate::support::tempfile_dir;
 use crate::types::Timestamp;
 use bytes::BytesMut;
 use std::path::PathBuf;
@@ -131,28 +132,6 @@ async fn demo(dir: PathBuf, args: DemoArgs) -> Result<(), String> {
         log.segments().len()
     );
     log.close().await.map_err(|e| e.to_string())
-}
-
-/// A new directory under the system temporary directory.
-pub(crate) fn tempfile_dir() -> Result<PathBuf, String> {
-    let base = std::env::temp_dir();
-    for attempt in 0..100u32 {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .subsec_nanos();
-        let dir = base.join(format!(
-            "corelog-{}-{nanos:x}-{attempt}",
-            std::process::id()
-        ));
-        if std::fs::create_dir(&dir).is_ok() {
-            return Ok(dir);
-        }
-    }
-    Err(format!(
-        "could not create a temporary directory under {}",
-        base.display()
-    ))
 }
 
 /// Removes a temporary data directory when the command ends.

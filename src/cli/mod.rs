@@ -6,9 +6,7 @@ mod debug;
 mod demo;
 mod serve;
 
-pub use client_cmds::run_client;
 pub use debug::crash_key;
-pub(crate) use demo::tempfile_dir;
 
 use clap::{Parser, Subcommand};
 

@@ -1,7 +1,7 @@
 //! `corelog serve`: run a broker until SIGINT or SIGTERM.
 
 use crate::config::BrokerConfig;
-use crate::storage::FsyncPolicy;
+use crate::types::FsyncPolicy;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -48,11 +48,26 @@ pub struct ServeArgs {
     /// Do not pin shards to CPUs.
     #[arg(long)]
     no_pin: bool,
+    /// Kafka protocol listener, HOST:PORT (every shard accepts there);
+    /// `none` turns it off; port 0 picks one [default: 127.0.0.1:9092].
+    #[arg(long)]
+    kafka_listen: Option<String>,
+    /// HOST:PORT Kafka clients are told to connect to (default: the bound
+    /// Kafka address).
+    #[arg(long, value_parser = crate::config::parse_advertise)]
+    kafka_advertise: Option<(String, u16)>,
+    /// Create topics Kafka clients name in metadata requests, with the
+    /// broker's defaults (off by default).
+    #[arg(long)]
+    auto_create_topics: bool,
 }
 
 /// The configuration the flags and file describe.
 fn config_from(args: &ServeArgs) -> Result<BrokerConfig, String> {
     let mut config = BrokerConfig::new("./corelog-data");
+    // `serve` speaks Kafka on Kafka's port unless told otherwise (the
+    // library default, used by embedded brokers, has no Kafka listener).
+    config.kafka_listen = Some("127.0.0.1:9092".parse().expect("a valid address"));
     if let Some(file) = &args.config {
         config.apply_file(file)?;
     }
@@ -92,6 +107,16 @@ fn config_from(args: &ServeArgs) -> Result<BrokerConfig, String> {
     if args.no_pin {
         config.pin = false;
     }
+    if let Some(v) = &args.kafka_listen {
+        config.kafka_listen =
+            crate::config::parse_listen(v).map_err(|e| format!("--kafka-listen: {e}"))?;
+    }
+    if let Some(v) = &args.kafka_advertise {
+        config.kafka_advertise = Some(v.clone());
+    }
+    if args.auto_create_topics {
+        config.auto_create_topics = true;
+    }
     config.validate()?;
     Ok(config)
 }
@@ -100,15 +125,19 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
     let config = config_from(&args)?;
     let cores = config.cores;
     let data_dir = config.data_dir.clone();
-    let broker = crate::shard::start(config)?;
+    let broker = crate::server::start(config)?;
     let ports: Vec<String> = broker.shard_ports.iter().map(u16::to_string).collect();
+    let kafka = broker
+        .kafka_addr
+        .map_or_else(|| "none".to_string(), |a| a.to_string());
     // One line on stdout that scripts and tests can wait for.
     println!(
-        "corelog listening on {} shards={} shard_ports={} data_dir={}",
+        "corelog listening on {} shards={} shard_ports={} data_dir={} kafka={}",
         broker.addr,
         cores,
         ports.join(","),
-        data_dir.display()
+        data_dir.display(),
+        kafka
     );
     use std::io::Write;
     let _ = std::io::stdout().flush();

@@ -2,7 +2,7 @@
 
 use super::{CONNECT_TIMEOUT, ClientError, Connection, Result};
 use crate::protocol::wire;
-use crate::storage::FsyncPolicy;
+use crate::types::FsyncPolicy;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
@@ -215,6 +215,37 @@ impl Admin {
             .await?;
         response.check()?;
         Ok(())
+    }
+
+    /// Raises a topic's partition count to `total`; returns the new count.
+    /// Existing partitions keep their data (and their keys' partition: a
+    /// key-hash partitioner maps keys anew over the larger count).
+    pub async fn create_partitions(&self, name: &str, total: u32) -> Result<u32> {
+        let response = self
+            .conn
+            .call_timeout(ADMIN_TIMEOUT, 256, |fbb| {
+                let name = fbb.create_string(name);
+                let body = wire::CreatePartitionsRequest::create(
+                    fbb,
+                    &wire::CreatePartitionsRequestArgs {
+                        name: Some(name),
+                        total,
+                    },
+                );
+                (
+                    wire::Request::CreatePartitionsRequest,
+                    body.as_union_value(),
+                )
+            })
+            .await?;
+        let body = response
+            .check()?
+            .envelope()
+            .response_as_create_partitions_response()
+            .ok_or_else(|| {
+                ClientError::Protocol("create partitions response without a body".into())
+            })?;
+        Ok(body.partitions())
     }
 
     pub async fn list_topics(&self) -> Result<Vec<TopicSummary>> {

@@ -19,7 +19,7 @@ use super::partitioner::partition_for_key;
 use super::{CONNECT_TIMEOUT, ClientError, ConnectionPool, Result, Routing};
 use crate::protocol::produce_frame::{ProducePart, encode_produce};
 use crate::protocol::wire;
-use crate::record::{BatchBuilder, Header};
+use crate::record::{BatchBuilder, Compression, Header};
 use crate::types::Timestamp;
 use bytes::Bytes;
 use event_listener::Event;
@@ -33,41 +33,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-/// What the broker must have done before it answers.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
-pub enum Acks {
-    /// No answer at all; deliveries complete once the request is sent.
-    None,
-    /// The owning shard appended the records.
-    #[default]
-    Leader,
-    /// The records are on stable media.
-    All,
-}
+pub use crate::types::Acks;
 
-impl Acks {
-    pub fn wire(self) -> i8 {
-        match self {
-            Acks::None => 0,
-            Acks::Leader => 1,
-            Acks::All => -1,
-        }
-    }
-}
-
-impl std::str::FromStr for Acks {
-    type Err = String;
-
-    fn from_str(s: &str) -> std::result::Result<Acks, String> {
-        match s {
-            "0" => Ok(Acks::None),
-            "1" => Ok(Acks::Leader),
-            "all" | "-1" => Ok(Acks::All),
-            other => Err(format!("acks {other:?} is not one of 0, 1, all")),
-        }
-    }
-}
-
+/// How a producer batches, compresses and sends.
 #[derive(Clone, Debug)]
 pub struct ProducerConfig {
     pub acks: Acks,
@@ -83,6 +51,8 @@ pub struct ProducerConfig {
     pub request_bytes_max: usize,
     /// Record bytes the producer holds before `send` waits.
     pub buffer_bytes: usize,
+    /// Codec each batch is compressed with (`None`: uncompressed).
+    pub compression: Compression,
 }
 
 impl Default for ProducerConfig {
@@ -96,6 +66,7 @@ impl Default for ProducerConfig {
             request_timeout: Duration::from_secs(30),
             request_bytes_max: 4 << 20,
             buffer_bytes: 32 << 20,
+            compression: Compression::None,
         }
     }
 }
@@ -372,7 +343,7 @@ impl Producer {
             topic: topic.name.clone(),
             partition,
             addr,
-            bytes: open.builder.finish(),
+            bytes: finish_batch(&mut open.builder, self.inner.config.compression),
             state: open.state,
         });
         self.inner.outstanding.set(self.inner.outstanding.get() + 1);
@@ -490,7 +461,7 @@ async fn sender_loop(inner: Rc<Inner>) {
                                 topic: topic.name.clone(),
                                 partition: p as u32,
                                 addr,
-                                bytes: open.builder.finish(),
+                                bytes: finish_batch(&mut open.builder, inner.config.compression),
                                 state: open.state,
                             });
                             inner.outstanding.set(inner.outstanding.get() + 1);
@@ -619,7 +590,7 @@ async fn send_batches(
         .as_millis()
         .min(u32::MAX as u128) as u32;
     let corr = conn.next_correlation_id();
-    let frame = encode_produce(corr, acks.wire(), timeout_ms, &topics);
+    let frame = encode_produce(corr, acks.to_wire() as i8, timeout_ms, &topics);
     if acks == Acks::None {
         return match conn.send_frame(frame.parts().to_vec()).await {
             Ok(()) => batches.iter().map(|_| Ok(None)).collect(),
@@ -670,4 +641,17 @@ async fn send_batches(
             }
         })
         .collect()
+}
+
+/// Ends a batch, compressed with `codec`. A codec that fails to set itself
+/// up (it compresses into memory, so only a library fault can) leaves the
+/// batch uncompressed rather than losing it.
+fn finish_batch(builder: &mut BatchBuilder, codec: Compression) -> Bytes {
+    if codec == Compression::None {
+        return builder.finish();
+    }
+    builder.finish_compressed(codec).unwrap_or_else(|e| {
+        tracing::warn!(%codec, error = %e, "compression failed; sending the batch uncompressed");
+        builder.finish()
+    })
 }

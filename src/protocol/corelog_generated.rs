@@ -396,15 +396,19 @@ impl ::flatbuffers::SimpleToVerifyInSlice for FsyncPolicy {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_OFFSET_SPEC: i8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_OFFSET_SPEC: i8 = 2;
+pub const ENUM_MAX_OFFSET_SPEC: i8 = 3;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_OFFSET_SPEC: [OffsetSpec; 3] = [
+pub const ENUM_VALUES_OFFSET_SPEC: [OffsetSpec; 4] = [
   OffsetSpec::EARLIEST,
   OffsetSpec::LATEST,
   OffsetSpec::TIMESTAMP,
+  OffsetSpec::MAX_TIMESTAMP,
 ];
 
+/// EARLIEST: the log start; LATEST: the high watermark; TIMESTAMP: the
+/// first record at or after `timestamp`; MAX_TIMESTAMP: the record with the
+/// largest timestamp (the first such).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 #[repr(transparent)]
 pub struct OffsetSpec(pub i8);
@@ -413,13 +417,15 @@ impl OffsetSpec {
   pub const EARLIEST: Self = Self(0);
   pub const LATEST: Self = Self(1);
   pub const TIMESTAMP: Self = Self(2);
+  pub const MAX_TIMESTAMP: Self = Self(3);
 
   pub const ENUM_MIN: i8 = 0;
-  pub const ENUM_MAX: i8 = 2;
+  pub const ENUM_MAX: i8 = 3;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::EARLIEST,
     Self::LATEST,
     Self::TIMESTAMP,
+    Self::MAX_TIMESTAMP,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -427,6 +433,7 @@ impl OffsetSpec {
       Self::EARLIEST => Some("EARLIEST"),
       Self::LATEST => Some("LATEST"),
       Self::TIMESTAMP => Some("TIMESTAMP"),
+      Self::MAX_TIMESTAMP => Some("MAX_TIMESTAMP"),
       _ => None,
     }
   }
@@ -484,10 +491,10 @@ impl ::flatbuffers::SimpleToVerifyInSlice for OffsetSpec {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_REQUEST: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_REQUEST: u8 = 10;
+pub const ENUM_MAX_REQUEST: u8 = 11;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_REQUEST: [Request; 11] = [
+pub const ENUM_VALUES_REQUEST: [Request; 12] = [
   Request::NONE,
   Request::Handshake,
   Request::MetadataRequest,
@@ -499,6 +506,7 @@ pub const ENUM_VALUES_REQUEST: [Request; 11] = [
   Request::FetchRequest,
   Request::ListOffsetsRequest,
   Request::StatsRequest,
+  Request::CreatePartitionsRequest,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -517,9 +525,10 @@ impl Request {
   pub const FetchRequest: Self = Self(8);
   pub const ListOffsetsRequest: Self = Self(9);
   pub const StatsRequest: Self = Self(10);
+  pub const CreatePartitionsRequest: Self = Self(11);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 10;
+  pub const ENUM_MAX: u8 = 11;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::Handshake,
@@ -532,6 +541,7 @@ impl Request {
     Self::FetchRequest,
     Self::ListOffsetsRequest,
     Self::StatsRequest,
+    Self::CreatePartitionsRequest,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -547,6 +557,7 @@ impl Request {
       Self::FetchRequest => Some("FetchRequest"),
       Self::ListOffsetsRequest => Some("ListOffsetsRequest"),
       Self::StatsRequest => Some("StatsRequest"),
+      Self::CreatePartitionsRequest => Some("CreatePartitionsRequest"),
       _ => None,
     }
   }
@@ -606,10 +617,10 @@ pub struct RequestUnionTableOffset {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_RESPONSE: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_RESPONSE: u8 = 10;
+pub const ENUM_MAX_RESPONSE: u8 = 11;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_RESPONSE: [Response; 11] = [
+pub const ENUM_VALUES_RESPONSE: [Response; 12] = [
   Response::NONE,
   Response::HandshakeResponse,
   Response::MetadataResponse,
@@ -621,6 +632,7 @@ pub const ENUM_VALUES_RESPONSE: [Response; 11] = [
   Response::FetchResponse,
   Response::ListOffsetsResponse,
   Response::StatsResponse,
+  Response::CreatePartitionsResponse,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -639,9 +651,10 @@ impl Response {
   pub const FetchResponse: Self = Self(8);
   pub const ListOffsetsResponse: Self = Self(9);
   pub const StatsResponse: Self = Self(10);
+  pub const CreatePartitionsResponse: Self = Self(11);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 10;
+  pub const ENUM_MAX: u8 = 11;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::HandshakeResponse,
@@ -654,6 +667,7 @@ impl Response {
     Self::FetchResponse,
     Self::ListOffsetsResponse,
     Self::StatsResponse,
+    Self::CreatePartitionsResponse,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -669,6 +683,7 @@ impl Response {
       Self::FetchResponse => Some("FetchResponse"),
       Self::ListOffsetsResponse => Some("ListOffsetsResponse"),
       Self::StatsResponse => Some("StatsResponse"),
+      Self::CreatePartitionsResponse => Some("CreatePartitionsResponse"),
       _ => None,
     }
   }
@@ -5710,6 +5725,218 @@ impl ::core::fmt::Debug for StatsResponse<'_> {
       ds.finish()
   }
 }
+pub enum CreatePartitionsRequestOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Raises a topic's partition count to `total` (partitions are never
+/// removed). Existing partitions keep their data and their shard.
+pub struct CreatePartitionsRequest<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for CreatePartitionsRequest<'a> {
+  type Inner = CreatePartitionsRequest<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> CreatePartitionsRequest<'a> {
+  pub const VT_NAME: ::flatbuffers::VOffsetT = 4;
+  pub const VT_TOTAL: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    CreatePartitionsRequest { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args CreatePartitionsRequestArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<CreatePartitionsRequest<'bldr>> {
+    let mut builder = CreatePartitionsRequestBuilder::new(_fbb);
+    builder.add_total(args.total);
+    if let Some(x) = args.name { builder.add_name(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn name(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(CreatePartitionsRequest::VT_NAME, None)}
+  }
+  #[inline]
+  pub fn total(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(CreatePartitionsRequest::VT_TOTAL, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for CreatePartitionsRequest<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, false)?
+     .visit_field::<u32>("total", Self::VT_TOTAL, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct CreatePartitionsRequestArgs<'a> {
+    pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub total: u32,
+}
+impl<'a> Default for CreatePartitionsRequestArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    CreatePartitionsRequestArgs {
+      name: None,
+      total: 0,
+    }
+  }
+}
+
+pub struct CreatePartitionsRequestBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> CreatePartitionsRequestBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(CreatePartitionsRequest::VT_NAME, name);
+  }
+  #[inline]
+  pub fn add_total(&mut self, total: u32) {
+    self.fbb_.push_slot::<u32>(CreatePartitionsRequest::VT_TOTAL, total, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> CreatePartitionsRequestBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    CreatePartitionsRequestBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<CreatePartitionsRequest<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for CreatePartitionsRequest<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("CreatePartitionsRequest");
+      ds.field("name", &self.name());
+      ds.field("total", &self.total());
+      ds.finish()
+  }
+}
+pub enum CreatePartitionsResponseOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct CreatePartitionsResponse<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for CreatePartitionsResponse<'a> {
+  type Inner = CreatePartitionsResponse<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> CreatePartitionsResponse<'a> {
+  pub const VT_PARTITIONS: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    CreatePartitionsResponse { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args CreatePartitionsResponseArgs
+  ) -> ::flatbuffers::WIPOffset<CreatePartitionsResponse<'bldr>> {
+    let mut builder = CreatePartitionsResponseBuilder::new(_fbb);
+    builder.add_partitions(args.partitions);
+    builder.finish()
+  }
+
+
+  /// The topic's partition count now.
+  #[inline]
+  pub fn partitions(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(CreatePartitionsResponse::VT_PARTITIONS, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for CreatePartitionsResponse<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u32>("partitions", Self::VT_PARTITIONS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct CreatePartitionsResponseArgs {
+    pub partitions: u32,
+}
+impl<'a> Default for CreatePartitionsResponseArgs {
+  #[inline]
+  fn default() -> Self {
+    CreatePartitionsResponseArgs {
+      partitions: 0,
+    }
+  }
+}
+
+pub struct CreatePartitionsResponseBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> CreatePartitionsResponseBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_partitions(&mut self, partitions: u32) {
+    self.fbb_.push_slot::<u32>(CreatePartitionsResponse::VT_PARTITIONS, partitions, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> CreatePartitionsResponseBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    CreatePartitionsResponseBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<CreatePartitionsResponse<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for CreatePartitionsResponse<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("CreatePartitionsResponse");
+      ds.field("partitions", &self.partitions());
+      ds.finish()
+  }
+}
 pub enum RequestEnvelopeOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -5918,6 +6145,21 @@ impl<'a> RequestEnvelope<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn request_as_create_partitions_request(&self) -> Option<CreatePartitionsRequest<'a>> {
+    if self.request_type() == Request::CreatePartitionsRequest {
+      self.request().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { CreatePartitionsRequest::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for RequestEnvelope<'_> {
@@ -5939,6 +6181,7 @@ impl ::flatbuffers::Verifiable for RequestEnvelope<'_> {
           Request::FetchRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<FetchRequest>>("Request::FetchRequest", pos),
           Request::ListOffsetsRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<ListOffsetsRequest>>("Request::ListOffsetsRequest", pos),
           Request::StatsRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<StatsRequest>>("Request::StatsRequest", pos),
+          Request::CreatePartitionsRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<CreatePartitionsRequest>>("Request::CreatePartitionsRequest", pos),
           _ => Ok(()),
         }
      })?
@@ -6065,6 +6308,13 @@ impl ::core::fmt::Debug for RequestEnvelope<'_> {
         },
         Request::StatsRequest => {
           if let Some(x) = self.request_as_stats_request() {
+            ds.field("request", &x)
+          } else {
+            ds.field("request", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Request::CreatePartitionsRequest => {
+          if let Some(x) = self.request_as_create_partitions_request() {
             ds.field("request", &x)
           } else {
             ds.field("request", &"InvalidFlatbuffer: Union discriminant does not match value.")
@@ -6307,6 +6557,21 @@ impl<'a> ResponseEnvelope<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn response_as_create_partitions_response(&self) -> Option<CreatePartitionsResponse<'a>> {
+    if self.response_type() == Response::CreatePartitionsResponse {
+      self.response().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { CreatePartitionsResponse::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for ResponseEnvelope<'_> {
@@ -6330,6 +6595,7 @@ impl ::flatbuffers::Verifiable for ResponseEnvelope<'_> {
           Response::FetchResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<FetchResponse>>("Response::FetchResponse", pos),
           Response::ListOffsetsResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<ListOffsetsResponse>>("Response::ListOffsetsResponse", pos),
           Response::StatsResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<StatsResponse>>("Response::StatsResponse", pos),
+          Response::CreatePartitionsResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<CreatePartitionsResponse>>("Response::CreatePartitionsResponse", pos),
           _ => Ok(()),
         }
      })?
@@ -6475,289 +6741,18 @@ impl ::core::fmt::Debug for ResponseEnvelope<'_> {
             ds.field("response", &"InvalidFlatbuffer: Union discriminant does not match value.")
           }
         },
+        Response::CreatePartitionsResponse => {
+          if let Some(x) = self.response_as_create_partitions_response() {
+            ds.field("response", &x)
+          } else {
+            ds.field("response", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
         _ => {
           let x: Option<()> = None;
           ds.field("response", &x)
         },
       };
-      ds.finish()
-  }
-}
-pub enum TopicRecordOffset {}
-#[derive(Copy, Clone, PartialEq)]
-
-/// The broker's durable topic metadata (written by shard 0 only).
-pub struct TopicRecord<'a> {
-  pub _tab: ::flatbuffers::Table<'a>,
-}
-
-impl<'a> ::flatbuffers::Follow<'a> for TopicRecord<'a> {
-  type Inner = TopicRecord<'a>;
-  #[inline]
-  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
-  }
-}
-
-impl<'a> TopicRecord<'a> {
-  pub const VT_NAME: ::flatbuffers::VOffsetT = 4;
-  pub const VT_TOPIC_ID: ::flatbuffers::VOffsetT = 6;
-  pub const VT_PARTITIONS: ::flatbuffers::VOffsetT = 8;
-  pub const VT_CONFIG: ::flatbuffers::VOffsetT = 10;
-
-  #[inline]
-  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-    TopicRecord { _tab: table }
-  }
-  #[allow(unused_mut)]
-  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
-    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-    args: &'args TopicRecordArgs<'args>
-  ) -> ::flatbuffers::WIPOffset<TopicRecord<'bldr>> {
-    let mut builder = TopicRecordBuilder::new(_fbb);
-    if let Some(x) = args.config { builder.add_config(x); }
-    builder.add_partitions(args.partitions);
-    builder.add_topic_id(args.topic_id);
-    if let Some(x) = args.name { builder.add_name(x); }
-    builder.finish()
-  }
-
-
-  #[inline]
-  pub fn name(&self) -> Option<&'a str> {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(TopicRecord::VT_NAME, None)}
-  }
-  #[inline]
-  pub fn topic_id(&self) -> u32 {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<u32>(TopicRecord::VT_TOPIC_ID, Some(0)).unwrap()}
-  }
-  #[inline]
-  pub fn partitions(&self) -> u32 {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<u32>(TopicRecord::VT_PARTITIONS, Some(0)).unwrap()}
-  }
-  #[inline]
-  pub fn config(&self) -> Option<TopicConfig<'a>> {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<TopicConfig>>(TopicRecord::VT_CONFIG, None)}
-  }
-}
-
-impl ::flatbuffers::Verifiable for TopicRecord<'_> {
-  #[inline]
-  fn run_verifier(
-    v: &mut ::flatbuffers::Verifier, pos: usize
-  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-    v.visit_table(pos)?
-     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, false)?
-     .visit_field::<u32>("topic_id", Self::VT_TOPIC_ID, false)?
-     .visit_field::<u32>("partitions", Self::VT_PARTITIONS, false)?
-     .visit_field::<::flatbuffers::ForwardsUOffset<TopicConfig>>("config", Self::VT_CONFIG, false)?
-     .finish();
-    Ok(())
-  }
-}
-pub struct TopicRecordArgs<'a> {
-    pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
-    pub topic_id: u32,
-    pub partitions: u32,
-    pub config: Option<::flatbuffers::WIPOffset<TopicConfig<'a>>>,
-}
-impl<'a> Default for TopicRecordArgs<'a> {
-  #[inline]
-  fn default() -> Self {
-    TopicRecordArgs {
-      name: None,
-      topic_id: 0,
-      partitions: 0,
-      config: None,
-    }
-  }
-}
-
-pub struct TopicRecordBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-}
-impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> TopicRecordBuilder<'a, 'b, A> {
-  #[inline]
-  pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b  str>) {
-    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(TopicRecord::VT_NAME, name);
-  }
-  #[inline]
-  pub fn add_topic_id(&mut self, topic_id: u32) {
-    self.fbb_.push_slot::<u32>(TopicRecord::VT_TOPIC_ID, topic_id, 0);
-  }
-  #[inline]
-  pub fn add_partitions(&mut self, partitions: u32) {
-    self.fbb_.push_slot::<u32>(TopicRecord::VT_PARTITIONS, partitions, 0);
-  }
-  #[inline]
-  pub fn add_config(&mut self, config: ::flatbuffers::WIPOffset<TopicConfig<'b >>) {
-    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<TopicConfig>>(TopicRecord::VT_CONFIG, config);
-  }
-  #[inline]
-  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> TopicRecordBuilder<'a, 'b, A> {
-    let start = _fbb.start_table();
-    TopicRecordBuilder {
-      fbb_: _fbb,
-      start_: start,
-    }
-  }
-  #[inline]
-  pub fn finish(self) -> ::flatbuffers::WIPOffset<TopicRecord<'a>> {
-    let o = self.fbb_.end_table(self.start_);
-    ::flatbuffers::WIPOffset::new(o.value())
-  }
-}
-
-impl ::core::fmt::Debug for TopicRecord<'_> {
-  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-    let mut ds = f.debug_struct("TopicRecord");
-      ds.field("name", &self.name());
-      ds.field("topic_id", &self.topic_id());
-      ds.field("partitions", &self.partitions());
-      ds.field("config", &self.config());
-      ds.finish()
-  }
-}
-pub enum MetadataFileOffset {}
-#[derive(Copy, Clone, PartialEq)]
-
-pub struct MetadataFile<'a> {
-  pub _tab: ::flatbuffers::Table<'a>,
-}
-
-impl<'a> ::flatbuffers::Follow<'a> for MetadataFile<'a> {
-  type Inner = MetadataFile<'a>;
-  #[inline]
-  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
-  }
-}
-
-impl<'a> MetadataFile<'a> {
-  pub const VT_VERSION: ::flatbuffers::VOffsetT = 4;
-  pub const VT_NEXT_TOPIC_ID: ::flatbuffers::VOffsetT = 6;
-  pub const VT_TOPICS: ::flatbuffers::VOffsetT = 8;
-
-  #[inline]
-  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-    MetadataFile { _tab: table }
-  }
-  #[allow(unused_mut)]
-  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
-    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-    args: &'args MetadataFileArgs<'args>
-  ) -> ::flatbuffers::WIPOffset<MetadataFile<'bldr>> {
-    let mut builder = MetadataFileBuilder::new(_fbb);
-    builder.add_version(args.version);
-    if let Some(x) = args.topics { builder.add_topics(x); }
-    builder.add_next_topic_id(args.next_topic_id);
-    builder.finish()
-  }
-
-
-  #[inline]
-  pub fn version(&self) -> u64 {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<u64>(MetadataFile::VT_VERSION, Some(0)).unwrap()}
-  }
-  #[inline]
-  pub fn next_topic_id(&self) -> u32 {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<u32>(MetadataFile::VT_NEXT_TOPIC_ID, Some(0)).unwrap()}
-  }
-  #[inline]
-  pub fn topics(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<TopicRecord<'a>>>> {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<TopicRecord>>>>(MetadataFile::VT_TOPICS, None)}
-  }
-}
-
-impl ::flatbuffers::Verifiable for MetadataFile<'_> {
-  #[inline]
-  fn run_verifier(
-    v: &mut ::flatbuffers::Verifier, pos: usize
-  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-    v.visit_table(pos)?
-     .visit_field::<u64>("version", Self::VT_VERSION, false)?
-     .visit_field::<u32>("next_topic_id", Self::VT_NEXT_TOPIC_ID, false)?
-     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<TopicRecord>>>>("topics", Self::VT_TOPICS, false)?
-     .finish();
-    Ok(())
-  }
-}
-pub struct MetadataFileArgs<'a> {
-    pub version: u64,
-    pub next_topic_id: u32,
-    pub topics: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<TopicRecord<'a>>>>>,
-}
-impl<'a> Default for MetadataFileArgs<'a> {
-  #[inline]
-  fn default() -> Self {
-    MetadataFileArgs {
-      version: 0,
-      next_topic_id: 0,
-      topics: None,
-    }
-  }
-}
-
-pub struct MetadataFileBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-}
-impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> MetadataFileBuilder<'a, 'b, A> {
-  #[inline]
-  pub fn add_version(&mut self, version: u64) {
-    self.fbb_.push_slot::<u64>(MetadataFile::VT_VERSION, version, 0);
-  }
-  #[inline]
-  pub fn add_next_topic_id(&mut self, next_topic_id: u32) {
-    self.fbb_.push_slot::<u32>(MetadataFile::VT_NEXT_TOPIC_ID, next_topic_id, 0);
-  }
-  #[inline]
-  pub fn add_topics(&mut self, topics: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<TopicRecord<'b >>>>) {
-    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(MetadataFile::VT_TOPICS, topics);
-  }
-  #[inline]
-  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> MetadataFileBuilder<'a, 'b, A> {
-    let start = _fbb.start_table();
-    MetadataFileBuilder {
-      fbb_: _fbb,
-      start_: start,
-    }
-  }
-  #[inline]
-  pub fn finish(self) -> ::flatbuffers::WIPOffset<MetadataFile<'a>> {
-    let o = self.fbb_.end_table(self.start_);
-    ::flatbuffers::WIPOffset::new(o.value())
-  }
-}
-
-impl ::core::fmt::Debug for MetadataFile<'_> {
-  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-    let mut ds = f.debug_struct("MetadataFile");
-      ds.field("version", &self.version());
-      ds.field("next_topic_id", &self.next_topic_id());
-      ds.field("topics", &self.topics());
       ds.finish()
   }
 }

@@ -1,13 +1,17 @@
-//! The native wire protocol: framing, the code generated from
-//! `schemas/corelog.fbs`, verification, and the mapping of internal errors
-//! to stable error codes. No I/O beyond reading and writing frames on a
-//! stream handed in by the caller.
+//! Wire protocols: the framing both share, the native flatbuffers protocol
+//! ([`native`]), the Kafka protocol ([`kafka`]), and the [`Protocol`] trait
+//! through which the server drives either. No sockets beyond reading and
+//! writing frames on a stream handed in by the caller.
 //!
-//! A frame is a `u32` little-endian length and that many bytes of one
-//! flatbuffer — which is exactly flatbuffers' own size prefix, so a response
-//! built with `finish_size_prefixed` is a complete frame without a copy.
-//! Lengths are checked against [`FRAME_BYTES_MAX`] before any allocation, and
-//! every frame runs through the flatbuffers verifier before it is read.
+//! A frame is a 4-byte length and that many bytes: little-endian `u32` for
+//! the native protocol (flatbuffers' own size prefix, so a response built
+//! with `finish_size_prefixed` is a complete frame without a copy),
+//! big-endian `i32` for Kafka. Lengths are checked against the limit before
+//! any allocation.
+//!
+//! Adapters turn frames into the broker core's domain requests
+//! (`crate::broker`) and its responses back into frames; they are the only
+//! code that knows a wire type or a wire code.
 
 #[rustfmt::skip]
 #[allow(clippy::all, clippy::pedantic, unsafe_op_in_unsafe_fn, mismatched_lifetime_syntaxes, unused_imports, dead_code)]
@@ -15,21 +19,114 @@ mod corelog_generated;
 
 pub use corelog_generated::corelog::wire;
 
+pub mod kafka;
+pub mod native;
 pub mod produce_frame;
 
+pub use native::{PROTOCOL_VERSION, error_name, parse_request, parse_response, verifier_options};
+
 use crate::constants::FRAME_BYTES_MAX;
-use crate::record::BatchError;
-use crate::storage::StorageError;
-use bytes::BytesMut;
+use crate::shard::Shard;
+use bytes::{Buf, Bytes, BytesMut};
+use futures::future::LocalBoxFuture;
 use futures::io::{AsyncRead, AsyncReadExt};
 use std::io;
-use wire::ErrorCode;
+use std::rc::Rc;
+
+/// How a protocol's frames announce their length.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum LengthPrefix {
+    /// `u32` little-endian (the native protocol, flatbuffers' size prefix).
+    U32LittleEndian,
+    /// `i32` big-endian (Kafka); a negative length is an error.
+    I32BigEndian,
+}
+
+/// A response ready to write: one buffer, or several written in order
+/// (record data stays in the buffers it was read into).
+#[derive(Debug)]
+pub enum Outgoing {
+    One(Bytes),
+    Parts(Vec<Bytes>),
+}
+
+impl Outgoing {
+    pub fn len(&self) -> usize {
+        match self {
+            Outgoing::One(b) => b.len(),
+            Outgoing::Parts(parts) => parts.iter().map(Bytes::len).sum(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What the server does with one frame.
+pub enum Dispatch {
+    /// Run the handler concurrently with later requests; its answer (if
+    /// any) is written in request order.
+    Handle(LocalBoxFuture<'static, Option<Outgoing>>),
+    /// Answer at once (in request order).
+    Reply(Outgoing),
+    /// Answer (if given), then close the connection.
+    Close(Option<Outgoing>),
+}
+
+/// A wire protocol the server speaks on a listener. The server owns
+/// sockets, framing, pipelining, in-order answers and limits; a protocol
+/// only says what a frame means.
+pub trait Protocol: 'static {
+    /// For logs.
+    const NAME: &'static str;
+    const PREFIX: LengthPrefix;
+    /// Per-connection state (e.g. what the client said about itself).
+    type Session: Default + 'static;
+
+    /// Decides what a frame (length prefix included) becomes. Called in
+    /// arrival order on the connection's reader task; must not block.
+    fn dispatch(shard: &Rc<Shard>, session: &Rc<Self::Session>, frame: BytesMut) -> Dispatch;
+
+    /// The answer (if any) to a frame longer than the limit; the
+    /// connection closes after it.
+    fn frame_too_large(declared: u64, max: usize) -> Option<Outgoing>;
+}
+
+/// Splits `frame` into the pieces at `spans` (`(start, len)` into the
+/// frame; `len` 0 gives an empty piece), in the order given, without
+/// copying: each piece shares the frame's allocation and can be changed in
+/// place (the log stamps offsets into batches). Spans must not overlap.
+pub fn carve(frame: BytesMut, spans: &[(usize, usize)]) -> Result<Vec<BytesMut>, String> {
+    let mut order: Vec<usize> = (0..spans.len()).collect();
+    order.sort_by_key(|&i| spans[i].0);
+    let mut rest = frame;
+    let mut consumed = 0usize;
+    let mut pieces: Vec<Option<BytesMut>> = (0..spans.len()).map(|_| None).collect();
+    for i in order {
+        let (start, len) = spans[i];
+        if len == 0 {
+            pieces[i] = Some(BytesMut::new());
+            continue;
+        }
+        if start < consumed {
+            return Err("two partitions' record data overlap in the frame".into());
+        }
+        if start + len > consumed + rest.len() {
+            return Err("record data runs past the end of the frame".into());
+        }
+        rest.advance(start - consumed);
+        pieces[i] = Some(rest.split_to(len));
+        consumed = start + len;
+    }
+    Ok(pieces
+        .into_iter()
+        .map(|p| p.expect("every span was carved"))
+        .collect())
+}
 
 /// Bytes of the length prefix.
 pub const FRAME_HEADER_BYTES: usize = 4;
-
-/// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = wire::ProtocolVersion::V1.0;
 
 /// Why a frame could not be read.
 #[derive(Debug)]
@@ -138,17 +235,24 @@ pub struct FrameReader<S> {
     source: S,
     buf: BytesMut,
     max_bytes: usize,
+    prefix: LengthPrefix,
     /// Bytes asked of the source per read when the buffer is refilled.
     read_bytes: usize,
 }
 
 impl<S: FrameSource> FrameReader<S> {
+    /// A reader of native frames (little-endian `u32` lengths).
     pub fn new(source: S, max_bytes: usize) -> FrameReader<S> {
+        FrameReader::with_prefix(source, max_bytes, LengthPrefix::U32LittleEndian)
+    }
+
+    pub fn with_prefix(source: S, max_bytes: usize, prefix: LengthPrefix) -> FrameReader<S> {
         let read_bytes = 64 << 10;
         FrameReader {
             source,
             buf: BytesMut::with_capacity(read_bytes),
             max_bytes: max_bytes.min(FRAME_BYTES_MAX),
+            prefix,
             read_bytes,
         }
     }
@@ -178,13 +282,19 @@ impl<S: FrameSource> FrameReader<S> {
                 };
             }
         }
-        let len = u32::from_le_bytes(self.buf[..4].try_into().unwrap()) as usize;
-        if len > self.max_bytes {
+        let head: [u8; 4] = self.buf[..4].try_into().expect("four bytes");
+        let declared = match self.prefix {
+            LengthPrefix::U32LittleEndian => u32::from_le_bytes(head) as u64,
+            // A negative length reads as a huge one: too large.
+            LengthPrefix::I32BigEndian => i32::from_be_bytes(head) as i64 as u64,
+        };
+        if declared > self.max_bytes as u64 {
             return Err(FrameError::TooLarge {
-                declared: len as u64,
+                declared,
                 max: self.max_bytes,
             });
         }
+        let len = declared as usize;
         let total = FRAME_HEADER_BYTES + len;
         if self.buf.len() < total && self.buf.capacity() < total {
             // Big frame: read the rest straight into a buffer of its size.
@@ -236,65 +346,6 @@ pub fn split_stream(
     // SAFETY: `fd` is a valid, owned duplicate of a connected TCP socket.
     let writer = unsafe { glommio::net::TcpStream::from_raw_fd(fd) };
     Ok((stream, writer))
-}
-
-/// Verifier limits for requests: generous for real requests, tight enough
-/// that a hostile frame cannot make verification expensive.
-pub fn verifier_options() -> flatbuffers::VerifierOptions {
-    flatbuffers::VerifierOptions {
-        max_depth: 16,
-        max_tables: 1 << 20,
-        max_apparent_size: FRAME_BYTES_MAX * 2,
-        ignore_missing_null_terminator: false,
-    }
-}
-
-/// Verifies and opens a request frame (length prefix included).
-pub fn parse_request(
-    frame: &[u8],
-) -> Result<wire::RequestEnvelope<'_>, flatbuffers::InvalidFlatbuffer> {
-    wire::size_prefixed_root_as_request_envelope_with_opts(&verifier_options(), frame)
-}
-
-/// Verifies and opens a response frame (length prefix included).
-pub fn parse_response(
-    frame: &[u8],
-) -> Result<wire::ResponseEnvelope<'_>, flatbuffers::InvalidFlatbuffer> {
-    flatbuffers::size_prefixed_root_with_opts::<wire::ResponseEnvelope>(&verifier_options(), frame)
-}
-
-/// The stable code for a batch that failed validation.
-pub fn batch_error_code(e: &BatchError) -> ErrorCode {
-    match e {
-        BatchError::CrcMismatch { .. } => ErrorCode::CORRUPT_BATCH_CRC,
-        BatchError::UnsupportedMagic { .. } => ErrorCode::UNSUPPORTED_MAGIC,
-        BatchError::RecordCountMismatch { .. } => ErrorCode::RECORD_COUNT_MISMATCH,
-        BatchError::TooLarge { .. } => ErrorCode::BATCH_TOO_LARGE,
-        BatchError::UnsupportedCompression { .. } => ErrorCode::UNSUPPORTED_COMPRESSION,
-        BatchError::UnsupportedAttributes { .. } => ErrorCode::UNSUPPORTED_BATCH_ATTRIBUTES,
-        BatchError::NoRecords => ErrorCode::EMPTY_PRODUCE,
-        _ => ErrorCode::INVALID_BATCH,
-    }
-}
-
-/// The stable code for a storage error.
-pub fn storage_error_code(e: &StorageError) -> ErrorCode {
-    match e {
-        StorageError::OffsetOutOfRange { .. } => ErrorCode::OFFSET_OUT_OF_RANGE,
-        StorageError::InvalidBatch { error, .. } => batch_error_code(error),
-        StorageError::EmptyAppend => ErrorCode::EMPTY_PRODUCE,
-        StorageError::Corrupt { .. } => ErrorCode::CORRUPT_STORED_DATA,
-        StorageError::Failed { .. } | StorageError::Io { .. } => ErrorCode::STORAGE_FAILED,
-        StorageError::Closed => ErrorCode::SHUTTING_DOWN,
-        StorageError::Config(_) => ErrorCode::INVALID_CONFIG,
-    }
-}
-
-/// A stable, human-readable name for a code (`UNKNOWN_TOPIC`), or its
-/// number for codes newer than this build.
-pub fn error_name(code: ErrorCode) -> String {
-    code.variant_name()
-        .map_or_else(|| format!("ERROR_{}", code.0), str::to_string)
 }
 
 #[cfg(test)]

@@ -26,10 +26,34 @@
 //! Validation is complete: length, magic, CRC, attributes, and every record
 //! parsed so that the declared count matches the bytes exactly. A batch that
 //! passes [`validate`] can be iterated without further checks.
+//!
+//! # Compressed batches
+//!
+//! A compressed batch (attribute bits 0–2, see [`Compression`]) keeps the
+//! header as is and replaces the records area (bytes 61..) with the
+//! compressed records; the CRC covers the compressed bytes. Validation checks
+//! the header as for any batch, then decompresses the records area (bounded
+//! by [`DECOMPRESSED_BATCH_BYTES_MAX`]) and runs the same record checks on
+//! the result. [`validate_with`] decompresses into a buffer the caller
+//! passes and reuses; [`validate`] uses one kept per thread, so the append
+//! path allocates nothing per batch once warm.
+//!
+//! Reading: [`RecordBatch`] holds its records area as `Bytes`. For an
+//! uncompressed batch that is a slice of the batch itself, so reading stays
+//! zero-copy; for a compressed batch it is the decompressed bytes, produced
+//! once by [`RecordBatch::parse`] into a buffer the batch then owns (one
+//! allocation per batch, no copy). Records, and `Bytes` cut from them with
+//! [`RecordBatch::slice_of`], borrow from that area either way, so readers
+//! (the consumer, timestamp lookups) need no second code path. Stored
+//! batches are not decompressed again by [`verify_stored`]: the CRC covers
+//! the compressed bytes that were validated on append.
 
+use super::compression::{Compression, DecompressError, decompress};
 use super::varint::{VarintError, read_varint, read_varlong};
+use crate::constants::{DECOMPRESS_SCRATCH_KEPT_BYTES_MAX, DECOMPRESSED_BATCH_BYTES_MAX};
 use crate::types::{Offset, Timestamp};
 use bytes::Bytes;
+use std::cell::RefCell;
 use std::fmt;
 
 /// Bytes before the first record.
@@ -79,8 +103,12 @@ pub enum BatchError {
     UnsupportedMagic { magic: u8 },
     /// The stored CRC does not match the bytes.
     CrcMismatch { stored: u32, computed: u32 },
-    /// A compression codec this broker does not decode.
+    /// A compression codec id Kafka does not define (5–7).
     UnsupportedCompression { codec: u8 },
+    /// The compressed records area is not valid for its codec.
+    Decompression { codec: Compression, reason: String },
+    /// The compressed records area decompresses to more than `max` bytes.
+    DecompressedTooLarge { codec: Compression, max: usize },
     /// Transactional or control batches, which this broker does not support.
     UnsupportedAttributes { attributes: u16 },
     /// A batch must hold at least one record.
@@ -123,6 +151,14 @@ impl fmt::Display for BatchError {
             BatchError::UnsupportedCompression { codec } => {
                 write!(f, "record batch compression codec {codec} is not supported")
             }
+            BatchError::Decompression { codec, reason } => write!(
+                f,
+                "record batch compressed with {codec} does not decompress: {reason}"
+            ),
+            BatchError::DecompressedTooLarge { codec, max } => write!(
+                f,
+                "record batch compressed with {codec} decompresses to more than {max} bytes"
+            ),
             BatchError::UnsupportedAttributes { attributes } => write!(
                 f,
                 "record batch attributes {attributes:#06x}: transactional and control batches are not supported"
@@ -197,6 +233,8 @@ pub struct BatchInfo {
     /// (or the header's value for log-append-time batches). Indexes use this
     /// rather than trusting the header field.
     pub max_timestamp: Timestamp,
+    /// The codec of the records area.
+    pub compression: Compression,
 }
 
 /// One record, borrowed from the batch bytes.
@@ -340,14 +378,82 @@ fn parse_record<'a>(buf: &'a [u8], pos: &mut usize) -> Result<Record<'a>, &'stat
 /// after it) and returns what it learnt. Checks, in order: enough bytes for
 /// a header, the length field against the bytes and `max_bytes`, magic,
 /// CRC-32C, attributes, then every record: offset deltas run 0, 1, 2, …,
-/// the count matches and the records fill the batch exactly.
+/// the count matches and the records fill the batch exactly. A compressed
+/// batch is decompressed into a scratch buffer kept per thread; see
+/// [`validate_with`] to pass one instead.
 pub fn validate(buf: &[u8], max_bytes: usize) -> Result<BatchInfo, BatchError> {
-    if buf.len() < HEADER_BYTES {
+    thread_local! {
+        static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => {
+            let result = validate_with(buf, max_bytes, &mut scratch);
+            if scratch.capacity() > DECOMPRESS_SCRATCH_KEPT_BYTES_MAX {
+                *scratch = Vec::new();
+            }
+            result
+        }
+        // Validation does not call itself, so the buffer is never in use
+        // here; should that change, a fresh buffer is still correct.
+        Err(_) => validate_with(buf, max_bytes, &mut Vec::new()),
+    })
+}
+
+/// [`validate`] with a caller's scratch buffer for decompression, so a loop
+/// over many batches reuses one allocation. After success on a compressed
+/// batch, `scratch` holds its decompressed records area; for an
+/// uncompressed batch it is not touched.
+pub fn validate_with(
+    buf: &[u8],
+    max_bytes: usize,
+    scratch: &mut Vec<u8>,
+) -> Result<BatchInfo, BatchError> {
+    let batch = check_frame(buf, max_bytes)?;
+    let attributes = be_u16(batch, ATTRIBUTES_AT);
+    let compression =
+        Compression::from_attributes(attributes).ok_or(BatchError::UnsupportedCompression {
+            codec: (attributes & ATTR_COMPRESSION_MASK) as u8,
+        })?;
+    if attributes & (ATTR_TRANSACTIONAL | ATTR_CONTROL) != 0 {
+        return Err(BatchError::UnsupportedAttributes { attributes });
+    }
+    let declared = check_counts(batch)?;
+    let records = match compression {
+        Compression::None => &batch[HEADER_BYTES..],
+        codec => {
+            decompress(
+                codec,
+                &batch[HEADER_BYTES..],
+                scratch,
+                DECOMPRESSED_BATCH_BYTES_MAX,
+            )
+            .map_err(|e| decompress_error(codec, e))?;
+            scratch.as_slice()
+        }
+    };
+    let max_delta = check_records(records, declared)?;
+    let base_timestamp = be_i64(batch, BASE_TIMESTAMP_AT);
+    let max_timestamp = if attributes & ATTR_LOG_APPEND_TIME != 0 {
+        be_i64(batch, MAX_TIMESTAMP_AT)
+    } else {
+        base_timestamp.saturating_add(max_delta)
+    };
+    Ok(BatchInfo {
+        bytes: batch.len(),
+        records: declared as u32,
+        base_timestamp: Timestamp(base_timestamp),
+        max_timestamp: Timestamp(max_timestamp),
+        compression,
+    })
+}
+
+/// Checks size, length field, magic and CRC; returns the batch's bytes.
+fn check_frame(buf: &[u8], max_bytes: usize) -> Result<&[u8], BatchError> {
+    let Some(framing) = read_framing(buf).filter(|_| buf.len() >= HEADER_BYTES) else {
         return Err(BatchError::TooShort {
             available: buf.len(),
         });
-    }
-    let framing = read_framing(buf).expect("length checked above");
+    };
     let total = framing.total_bytes;
     if total < HEADER_BYTES as u64 || total > buf.len() as u64 {
         if total > max_bytes as u64 && total <= i32::MAX as u64 + LOG_OVERHEAD_BYTES as u64 {
@@ -378,14 +484,11 @@ pub fn validate(buf: &[u8], max_bytes: usize) -> Result<BatchInfo, BatchError> {
     if stored != computed {
         return Err(BatchError::CrcMismatch { stored, computed });
     }
-    let attributes = be_u16(batch, ATTRIBUTES_AT);
-    let codec = (attributes & ATTR_COMPRESSION_MASK) as u8;
-    if codec != 0 {
-        return Err(BatchError::UnsupportedCompression { codec });
-    }
-    if attributes & (ATTR_TRANSACTIONAL | ATTR_CONTROL) != 0 {
-        return Err(BatchError::UnsupportedAttributes { attributes });
-    }
+    Ok(batch)
+}
+
+/// Checks the header's record count and last offset delta; returns the count.
+fn check_counts(batch: &[u8]) -> Result<i32, BatchError> {
     let declared = be_i32(batch, RECORDS_COUNT_AT);
     if declared == 0 {
         return Err(BatchError::NoRecords);
@@ -403,9 +506,21 @@ pub fn validate(buf: &[u8], max_bytes: usize) -> Result<BatchInfo, BatchError> {
             expected: declared - 1,
         });
     }
-    let base_timestamp = be_i64(batch, BASE_TIMESTAMP_AT);
+    Ok(declared)
+}
+
+fn decompress_error(codec: Compression, error: DecompressError) -> BatchError {
+    match error {
+        DecompressError::TooLarge { max } => BatchError::DecompressedTooLarge { codec, max },
+        DecompressError::Corrupt { reason } => BatchError::Decompression { codec, reason },
+    }
+}
+
+/// Parses every record of a (decompressed) records area: exactly `declared`
+/// records, offset deltas 0, 1, 2, …, no bytes left over. Returns the
+/// largest timestamp delta.
+fn check_records(records: &[u8], declared: i32) -> Result<i64, BatchError> {
     let mut max_delta = i64::MIN;
-    let records = &batch[HEADER_BYTES..];
     let mut pos = 0;
     for index in 0..declared {
         if pos == records.len() {
@@ -432,17 +547,7 @@ pub fn validate(buf: &[u8], max_bytes: usize) -> Result<BatchInfo, BatchError> {
             detail: "bytes remain after the last record",
         });
     }
-    let max_timestamp = if attributes & ATTR_LOG_APPEND_TIME != 0 {
-        be_i64(batch, MAX_TIMESTAMP_AT)
-    } else {
-        base_timestamp.saturating_add(max_delta)
-    };
-    Ok(BatchInfo {
-        bytes: total,
-        records: declared as u32,
-        base_timestamp: Timestamp(base_timestamp),
-        max_timestamp: Timestamp(max_timestamp),
-    })
+    Ok(max_delta)
 }
 
 /// What [`verify_stored`] reads from a stored batch's header.
@@ -515,24 +620,39 @@ pub fn stamp_base_offset(batch: &mut [u8], base: Offset) {
 }
 
 /// A validated record batch over shared bytes: reading fields and records
-/// never copies.
+/// never copies. A compressed batch's records are decompressed once, when
+/// it is parsed (see the module docs).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordBatch {
     bytes: Bytes,
     info: BatchInfo,
+    /// The records area: a slice of `bytes`, or the decompressed records.
+    records: Bytes,
 }
 
 impl RecordBatch {
-    /// Validates `bytes` as exactly one batch.
+    /// Validates `bytes` as exactly one batch, decompressing its records if
+    /// it is compressed.
     pub fn parse(bytes: Bytes, max_bytes: usize) -> Result<RecordBatch, BatchError> {
-        let info = validate(&bytes, max_bytes)?;
+        // Stays unallocated for an uncompressed batch; for a compressed one
+        // it becomes the batch's records area without a copy.
+        let mut decompressed = Vec::new();
+        let info = validate_with(&bytes, max_bytes, &mut decompressed)?;
         if info.bytes != bytes.len() {
             return Err(BatchError::LengthMismatch {
                 declared: info.bytes as u64,
                 available: bytes.len(),
             });
         }
-        Ok(RecordBatch { bytes, info })
+        let records = match info.compression {
+            Compression::None => bytes.slice(HEADER_BYTES..),
+            _ => Bytes::from(decompressed),
+        };
+        Ok(RecordBatch {
+            bytes,
+            info,
+            records,
+        })
     }
 
     /// The whole batch as it travels and is stored.
@@ -573,6 +693,17 @@ impl RecordBatch {
         be_u16(&self.bytes, ATTRIBUTES_AT)
     }
 
+    /// The codec of the records area as it travels and is stored.
+    pub fn compression(&self) -> Compression {
+        self.info.compression
+    }
+
+    /// The records area, uncompressed: a zero-copy slice of the batch, or
+    /// for a compressed batch the bytes decompressed when it was parsed.
+    pub fn records_area(&self) -> &Bytes {
+        &self.records
+    }
+
     pub fn base_timestamp(&self) -> Timestamp {
         self.info.base_timestamp
     }
@@ -594,10 +725,10 @@ impl RecordBatch {
         be_i32(&self.bytes, BASE_SEQUENCE_AT)
     }
 
-    /// The records in offset order.
+    /// The records in offset order, compressed batches included.
     pub fn records(&self) -> RecordIter<'_> {
         RecordIter {
-            buf: &self.bytes[HEADER_BYTES..],
+            buf: &self.records,
             pos: 0,
             left: self.info.records,
         }
@@ -605,9 +736,10 @@ impl RecordBatch {
 
     /// A slice of a record's key, value or header as shared `Bytes` (no copy).
     ///
-    /// Panics if `part` does not point into this batch.
+    /// Panics if `part` does not point into this batch's records area (it
+    /// must come from a record of [`RecordBatch::records`]).
     pub fn slice_of(&self, part: &[u8]) -> Bytes {
-        self.bytes.slice_ref(part)
+        self.records.slice_ref(part)
     }
 }
 
@@ -636,7 +768,9 @@ impl<'a> Iterator for RecordIter<'a> {
     }
 }
 
-/// Walks a buffer of concatenated batches, validating each.
+/// Walks a buffer of concatenated batches, validating each with
+/// [`validate`] (compressed ones are decompressed into its per-thread
+/// scratch buffer).
 pub struct BatchWalk<'a> {
     buf: &'a [u8],
     pos: usize,

@@ -4,15 +4,24 @@
 //! computed from the field sizes first, so no record is ever staged in a
 //! temporary buffer. A builder is reusable; `finish` hands out the batch and
 //! keeps whatever capacity is left for the next one.
+//!
+//! A compressed batch (`finish_compressed`) is laid out as Kafka's clients
+//! lay it out: header fields computed from the uncompressed records, the
+//! records area replaced by the compressed bytes, the codec in the
+//! attributes, and length and CRC-32C over the final bytes. The records are
+//! compressed into a buffer the builder keeps, then copied once behind the
+//! header, so the batch buffer's allocation is reused as for `finish`.
 
 use super::batch::{
     ATTRIBUTES_AT, BASE_OFFSET_AT, BASE_SEQUENCE_AT, BASE_TIMESTAMP_AT, CRC_AT, HEADER_BYTES,
     Header, LAST_OFFSET_DELTA_AT, LEADER_EPOCH_AT, LENGTH_AT, LOG_OVERHEAD_BYTES, MAGIC_AT,
     MAGIC_V2, MAX_TIMESTAMP_AT, PRODUCER_EPOCH_AT, PRODUCER_ID_AT, RECORDS_COUNT_AT,
 };
+use super::compression::{Compression, compress};
 use super::varint::{put_varint, put_varlong, size_of_varint, size_of_varlong};
 use crate::types::Timestamp;
 use bytes::{BufMut, Bytes, BytesMut};
+use std::io;
 
 /// Accumulates records into one batch.
 #[derive(Debug)]
@@ -24,6 +33,8 @@ pub struct BatchBuilder {
     producer_id: i64,
     producer_epoch: i16,
     base_sequence: i32,
+    /// Where `finish_compressed` compresses the records; kept for reuse.
+    compressed: Vec<u8>,
 }
 
 impl Default for BatchBuilder {
@@ -65,6 +76,7 @@ impl BatchBuilder {
             producer_id: -1,
             producer_epoch: -1,
             base_sequence: -1,
+            compressed: Vec::new(),
         };
         builder.reset();
         builder
@@ -82,6 +94,7 @@ impl BatchBuilder {
             producer_id: -1,
             producer_epoch: -1,
             base_sequence: -1,
+            compressed: Vec::new(),
         };
         builder.reset();
         builder
@@ -115,7 +128,7 @@ impl BatchBuilder {
         self.records as u32
     }
 
-    /// Bytes the batch would have if finished now.
+    /// Bytes the batch would have if finished now uncompressed.
     pub fn size_bytes(&self) -> usize {
         self.buf.len()
     }
@@ -193,14 +206,39 @@ impl BatchBuilder {
             self.records > 0,
             "finish() called on an empty batch builder"
         );
+        self.seal(Compression::None)
+    }
+
+    /// Like [`finish`](Self::finish), with the records area compressed by
+    /// `codec` (`Compression::None` is `finish`). Panics if no record was
+    /// pushed. On error (a codec library failing to set itself up) the
+    /// builder is unchanged, so the caller may still `finish` uncompressed.
+    pub fn finish_compressed(&mut self, codec: Compression) -> io::Result<Bytes> {
+        assert!(
+            self.records > 0,
+            "finish_compressed() called on an empty batch builder"
+        );
+        if codec == Compression::None {
+            return Ok(self.seal(codec));
+        }
+        compress(codec, &self.buf[HEADER_BYTES..], &mut self.compressed)?;
+        self.buf.truncate(HEADER_BYTES);
+        self.buf.extend_from_slice(&self.compressed);
+        Ok(self.seal(codec))
+    }
+
+    /// Writes the header over the records area now in `buf`, computes the
+    /// CRC, hands out the batch and resets the builder.
+    fn seal(&mut self, codec: Compression) -> Bytes {
         let total = self.buf.len();
         let length = i32::try_from(total - LOG_OVERHEAD_BYTES).expect("batch exceeds i32::MAX");
+        let attributes = u16::from(codec.id());
         let b = &mut self.buf[..];
         b[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&0i64.to_be_bytes());
         b[LENGTH_AT..LENGTH_AT + 4].copy_from_slice(&length.to_be_bytes());
         b[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&0i32.to_be_bytes());
         b[MAGIC_AT] = MAGIC_V2;
-        b[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&0u16.to_be_bytes());
+        b[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
         b[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4]
             .copy_from_slice(&(self.records - 1).to_be_bytes());
         let base_ts = self.base_timestamp.unwrap_or(0);

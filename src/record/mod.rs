@@ -8,18 +8,26 @@
 //! * [`RecordBatch`] is a zero-copy view over validated `Bytes`.
 //! * [`BatchWalk`] steps through concatenated batches, as a produce request
 //!   or a segment file holds them.
+//! * [`Compression`], [`compress`] and [`decompress`] handle the codecs a
+//!   batch's records area may be compressed with (gzip, snappy, lz4, zstd);
+//!   validation and reading decompress transparently.
 
 mod batch;
 mod builder;
+mod compression;
 pub mod varint;
 
 pub use batch::{
     ATTR_COMPRESSION_MASK, ATTR_CONTROL, ATTR_LOG_APPEND_TIME, ATTR_TRANSACTIONAL, BatchError,
     BatchInfo, BatchWalk, Framing, HEADER_BYTES, Header, HeaderIter, LOG_OVERHEAD_BYTES, MAGIC_V2,
     Record, RecordBatch, RecordIter, StoredInfo, read_framing, set_max_timestamp,
-    stamp_base_offset, validate, verify_stored,
+    stamp_base_offset, validate, validate_with, verify_stored,
 };
 pub use builder::BatchBuilder;
+pub use compression::{
+    Compression, DecompressError, GZIP_LEVEL, ParseCompressionError, ZSTD_LEVEL, compress,
+    decompress,
+};
 
 #[cfg(test)]
 pub(crate) use batch::CRC_AT;
@@ -27,7 +35,7 @@ pub(crate) use batch::CRC_AT;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::constants::BATCH_BYTES_MAX;
+    use crate::constants::{BATCH_BYTES_MAX, DECOMPRESSED_BATCH_BYTES_MAX};
     use crate::types::{Offset, Timestamp};
     use bytes::Bytes;
     use proptest::prelude::*;
@@ -39,8 +47,7 @@ mod tests {
         Vec<(String, Option<Vec<u8>>)>,
     );
 
-    fn build(records: &[OwnedRecord]) -> Bytes {
-        let mut builder = BatchBuilder::default();
+    fn fill(builder: &mut BatchBuilder, records: &[OwnedRecord]) {
         for (ts, key, value, headers) in records {
             let headers: Vec<Header<'_>> = headers
                 .iter()
@@ -51,7 +58,18 @@ mod tests {
                 .collect();
             builder.push(Timestamp(*ts), key.as_deref(), value.as_deref(), &headers);
         }
+    }
+
+    fn build(records: &[OwnedRecord]) -> Bytes {
+        let mut builder = BatchBuilder::default();
+        fill(&mut builder, records);
         builder.finish()
+    }
+
+    fn build_compressed(records: &[OwnedRecord], codec: Compression) -> Bytes {
+        let mut builder = BatchBuilder::default();
+        fill(&mut builder, records);
+        builder.finish_compressed(codec).unwrap()
     }
 
     fn read_back(batch: &RecordBatch) -> Vec<OwnedRecord> {
@@ -69,6 +87,10 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    fn arb_codec() -> impl Strategy<Value = Compression> {
+        prop::sample::select(Compression::ALL.to_vec())
     }
 
     fn arb_record() -> impl Strategy<Value = OwnedRecord> {
@@ -114,6 +136,28 @@ mod tests {
             bytes[i] ^= 1 << bit;
             let crc_caught = matches!(validate(&bytes, BATCH_BYTES_MAX), Err(BatchError::CrcMismatch { .. }));
             prop_assert!(crc_caught);
+        }
+
+        #[test]
+        fn compressed_batches_validate_and_read_back_for_every_codec(records in proptest::collection::vec(arb_record(), 1..40), codec in arb_codec()) {
+            let bytes = build_compressed(&records, codec);
+            prop_assert!(verify_stored(&bytes, BATCH_BYTES_MAX).is_ok());
+            let batch = RecordBatch::parse(bytes, BATCH_BYTES_MAX).unwrap();
+            prop_assert_eq!(batch.compression(), codec);
+            prop_assert_eq!(read_back(&batch), records.clone());
+            let max_ts = records.iter().map(|r| r.0).max().unwrap();
+            prop_assert_eq!(batch.max_timestamp(), Timestamp(max_ts));
+        }
+
+        #[test]
+        fn validation_never_panics_on_corrupted_compressed_payloads(records in proptest::collection::vec(arb_record(), 1..8), codec in arb_codec(), at in any::<prop::sample::Index>(), byte in any::<u8>(), cut in 0usize..64) {
+            let mut bytes = build_compressed(&records, codec).to_vec();
+            let i = HEADER_BYTES + at.index(bytes.len() - HEADER_BYTES);
+            bytes[i] = byte;
+            let end = bytes.len() - cut.min(bytes.len() - HEADER_BYTES);
+            let bytes = with_records_area(&bytes, codec.id(), &bytes[HEADER_BYTES..end]);
+            let _ = validate(&bytes, BATCH_BYTES_MAX);
+            let _ = RecordBatch::parse(Bytes::from(bytes), BATCH_BYTES_MAX);
         }
 
         #[test]
@@ -278,14 +322,23 @@ mod tests {
     }
 
     #[test]
-    fn compressed_and_transactional_batches_are_rejected_with_their_reason() {
-        let mut b = one_batch();
-        b[22] |= 2; // snappy
+    fn undefined_codecs_and_transactional_batches_are_rejected_with_their_reason() {
+        for codec in 5..=7 {
+            let mut b = one_batch();
+            b[22] |= codec;
+            recrc(&mut b);
+            assert_eq!(
+                validate(&b, BATCH_BYTES_MAX),
+                Err(BatchError::UnsupportedCompression { codec })
+            );
+        }
+        let mut b = build_compressed(&sample_records(), Compression::Lz4).to_vec();
+        b[22] |= ATTR_TRANSACTIONAL as u8;
         recrc(&mut b);
-        assert_eq!(
+        assert!(matches!(
             validate(&b, BATCH_BYTES_MAX),
-            Err(BatchError::UnsupportedCompression { codec: 2 })
-        );
+            Err(BatchError::UnsupportedAttributes { .. })
+        ));
         let mut b = one_batch();
         b[22] |= ATTR_TRANSACTIONAL as u8;
         recrc(&mut b);
@@ -305,5 +358,295 @@ mod tests {
         assert_eq!(results.len(), 2);
         assert!(results[0].is_ok());
         assert!(matches!(results[1], Err(BatchError::CrcMismatch { .. })));
+    }
+
+    /// Records with nulls, empty keys, headers (a null header value, a
+    /// non-ASCII key), negative timestamp deltas, and values that compress.
+    fn sample_records() -> Vec<OwnedRecord> {
+        (0..50i64)
+            .map(|i| {
+                let key = (i % 7 != 3).then(|| format!("key-{}", i % 5).into_bytes());
+                let value =
+                    (i % 11 != 10).then(|| format!("value {i} ").repeat(1 + i as usize % 9));
+                let headers = match i % 10 {
+                    9 => vec![
+                        ("n".to_string(), None),
+                        ("utf8-\u{fc}".to_string(), Some(vec![0x00, 0xff])),
+                    ],
+                    0 | 4 | 8 => vec![("trace".to_string(), Some(format!("t-{i}").into_bytes()))],
+                    _ => vec![],
+                };
+                let ts = 1_700_000_000_000 + 13 * i - if i % 6 == 5 { 40 } else { 0 };
+                (ts, key, value.map(String::into_bytes), headers)
+            })
+            .collect()
+    }
+
+    /// `batch` with its records area replaced by `area` and its codec bits
+    /// set to `codec`, length and CRC fixed up: a batch as a client that
+    /// compressed `area` itself would send it.
+    fn with_records_area(batch: &[u8], codec: u8, area: &[u8]) -> Vec<u8> {
+        let mut out = batch[..HEADER_BYTES].to_vec();
+        out.extend_from_slice(area);
+        let attributes = u16::from_be_bytes([out[21], out[22]]);
+        let attributes = (attributes & !ATTR_COMPRESSION_MASK) | u16::from(codec);
+        out[21..23].copy_from_slice(&attributes.to_be_bytes());
+        let length = i32::try_from(out.len() - LOG_OVERHEAD_BYTES).unwrap();
+        out[8..12].copy_from_slice(&length.to_be_bytes());
+        recrc(&mut out);
+        out
+    }
+
+    #[test]
+    fn every_codec_round_trips_keys_values_headers_and_timestamps() {
+        let records = sample_records();
+        let plain = build(&records);
+        let mut builder = BatchBuilder::default();
+        builder.set_producer(99, 2, 7);
+        let mut log = Vec::new();
+        for codec in Compression::ALL {
+            fill(&mut builder, &records);
+            let bytes = builder.finish_compressed(codec).unwrap();
+            assert_eq!(bytes[22] & 0x07, codec.id(), "codec bits of {codec}");
+            if codec != Compression::None {
+                assert!(bytes.len() < plain.len() / 2, "{codec} did not compress");
+            }
+            let info = validate(&bytes, BATCH_BYTES_MAX).unwrap();
+            assert_eq!(info.compression, codec);
+            assert_eq!(info.records, records.len() as u32);
+            let stored = verify_stored(&bytes, BATCH_BYTES_MAX).unwrap();
+            assert_eq!(stored.max_timestamp, info.max_timestamp);
+            let batch = RecordBatch::parse(bytes.clone(), BATCH_BYTES_MAX).unwrap();
+            assert_eq!(read_back(&batch), records, "records read back from {codec}");
+            assert_eq!(batch.records_area().len(), plain.len() - HEADER_BYTES);
+            assert_eq!(
+                batch.max_timestamp(),
+                Timestamp(1_700_000_000_000 + 13 * 49)
+            );
+            assert_eq!(
+                (
+                    batch.producer_id(),
+                    batch.producer_epoch(),
+                    batch.base_sequence()
+                ),
+                (99, 2, 7)
+            );
+            let first = batch.records().next().unwrap();
+            assert_eq!(&batch.slice_of(first.value.unwrap())[..], b"value 0 ");
+            log.extend_from_slice(&bytes);
+        }
+        let walked: Vec<_> = BatchWalk::new(&log, BATCH_BYTES_MAX)
+            .map(|r| r.unwrap().1.compression)
+            .collect();
+        assert_eq!(walked, Compression::ALL, "the walk steps over every batch");
+        fill(&mut builder, &records);
+        builder.set_producer(-1, -1, -1);
+        assert_eq!(
+            builder.finish(),
+            plain,
+            "the builder is reusable after compressed batches"
+        );
+    }
+
+    #[test]
+    fn raw_snappy_and_xerial_snappy_batches_are_both_accepted() {
+        let records = sample_records();
+        let plain = build(&records);
+        let raw = snap::raw::Encoder::new()
+            .compress_vec(&plain[HEADER_BYTES..])
+            .unwrap();
+        let raw_batch = with_records_area(&plain, Compression::Snappy.id(), &raw);
+        let xerial_batch = build_compressed(&records, Compression::Snappy);
+        assert_eq!(
+            &xerial_batch[HEADER_BYTES..HEADER_BYTES + 8],
+            b"\x82SNAPPY\x00"
+        );
+        for bytes in [Bytes::from(raw_batch), xerial_batch] {
+            let batch = RecordBatch::parse(bytes, BATCH_BYTES_MAX).unwrap();
+            assert_eq!(batch.compression(), Compression::Snappy);
+            assert_eq!(read_back(&batch), records);
+        }
+    }
+
+    #[test]
+    fn a_compressed_batch_whose_record_count_lies_is_rejected() {
+        let two = &sample_records()[..2];
+        for codec in Compression::ALL.into_iter().skip(1) {
+            for (count, detail) in [
+                (3i32, "the bytes end before the last record"),
+                (1, "bytes remain after the last record"),
+            ] {
+                let mut b = build_compressed(two, codec).to_vec();
+                b[57..61].copy_from_slice(&count.to_be_bytes());
+                b[23..27].copy_from_slice(&(count - 1).to_be_bytes());
+                recrc(&mut b);
+                assert_eq!(
+                    validate(&b, BATCH_BYTES_MAX),
+                    Err(BatchError::RecordCountMismatch {
+                        declared: count,
+                        detail
+                    }),
+                    "{codec}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_corrupted_compressed_payload_with_a_fixed_up_crc_is_rejected_as_undecompressable() {
+        let records = sample_records();
+        for codec in Compression::ALL.into_iter().skip(1) {
+            let bytes = build_compressed(&records, codec);
+            let area = &bytes[HEADER_BYTES..];
+            let truncated = with_records_area(&bytes, codec.id(), &area[..area.len() - 3]);
+            let garbage = with_records_area(&bytes, codec.id(), b"\xff plainly not compressed");
+            for bad in [truncated, garbage] {
+                let error = validate(&bad, BATCH_BYTES_MAX).unwrap_err();
+                assert!(
+                    matches!(&error, BatchError::Decompression { codec: c, .. } if *c == codec),
+                    "{codec}: {error:?}"
+                );
+                let message = error.to_string();
+                assert!(
+                    message.starts_with(&format!(
+                        "record batch compressed with {codec} does not decompress: "
+                    )),
+                    "{message}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_decompression_bomb_over_the_bound_is_rejected() {
+        // One record whose zero-filled value alone passes the bound: a few
+        // KiB compressed, more than the bound decompressed.
+        let value = vec![0u8; DECOMPRESSED_BATCH_BYTES_MAX];
+        let mut builder = BatchBuilder::with_capacity(DECOMPRESSED_BATCH_BYTES_MAX + 4096);
+        builder.push(Timestamp(1), None, Some(&value), &[]);
+        drop(value);
+        let plain = builder.finish();
+        let mut area = Vec::new();
+        for codec in Compression::ALL.into_iter().skip(1) {
+            compress(codec, &plain[HEADER_BYTES..], &mut area).unwrap();
+            let bomb = with_records_area(&plain, codec.id(), &area);
+            assert!(
+                bomb.len() < BATCH_BYTES_MAX,
+                "{codec} bomb is {} bytes",
+                bomb.len()
+            );
+            assert_eq!(
+                validate(&bomb, BATCH_BYTES_MAX),
+                Err(BatchError::DecompressedTooLarge {
+                    codec,
+                    max: DECOMPRESSED_BATCH_BYTES_MAX
+                }),
+                "{codec}"
+            );
+        }
+        // A raw snappy preamble (a varint) declaring 1 GiB, then nothing.
+        let raw_claim = [0x80, 0x80, 0x80, 0x80, 0x04, 0x00];
+        let claim = with_records_area(&plain, Compression::Snappy.id(), &raw_claim);
+        assert!(
+            matches!(
+                validate(&claim, BATCH_BYTES_MAX),
+                Err(BatchError::DecompressedTooLarge { .. })
+            ),
+            "a raw snappy preamble claiming 1 GiB is refused before allocating"
+        );
+    }
+
+    #[test]
+    fn a_log_append_time_compressed_batch_keeps_the_header_max_timestamp() {
+        let mut b = build_compressed(&sample_records(), Compression::Zstd).to_vec();
+        b[22] |= ATTR_LOG_APPEND_TIME as u8;
+        b[35..43].copy_from_slice(&42i64.to_be_bytes());
+        recrc(&mut b);
+        let info = validate(&b, BATCH_BYTES_MAX).unwrap();
+        assert_eq!(info.max_timestamp, Timestamp(42));
+    }
+
+    #[test]
+    fn validate_with_leaves_the_decompressed_records_in_the_callers_buffer() {
+        let records = sample_records();
+        let plain = build(&records);
+        let mut scratch = Vec::new();
+        for codec in Compression::ALL.into_iter().skip(1) {
+            let bytes = build_compressed(&records, codec);
+            validate_with(&bytes, BATCH_BYTES_MAX, &mut scratch).unwrap();
+            assert_eq!(scratch, plain[HEADER_BYTES..], "{codec}");
+        }
+    }
+
+    /// The records `tests/vectors/gen_kafka_python_compressed_batches.py`
+    /// puts in every batch, in the same order.
+    fn kafka_python_compressed_records() -> Vec<OwnedRecord> {
+        const BASE_TS: i64 = 1_700_000_000_000;
+        (0..60i64)
+            .map(|i| {
+                let key = (i % 7 != 3).then(|| format!("key-{}", i % 5).into_bytes());
+                let value =
+                    (i % 11 != 10).then(|| format!("value {i} ").repeat(1 + i as usize % 9));
+                let headers = if i % 10 == 9 {
+                    vec![
+                        ("n".to_string(), None),
+                        ("utf8-\u{fc}".to_string(), Some(vec![0x00, 0xff])),
+                    ]
+                } else if i % 4 == 0 {
+                    vec![("trace".to_string(), Some(format!("t-{i}").into_bytes()))]
+                } else {
+                    vec![]
+                };
+                let ts = BASE_TS + 13 * i - if i % 6 == 5 { 5 } else { 0 };
+                (ts, key, value.map(String::into_bytes), headers)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn kafka_python_compressed_batches_validate_and_read_back() {
+        let vector = Bytes::from_static(include_bytes!(
+            "../../tests/vectors/kafka_python_compressed_batches.bin"
+        ));
+        let records = kafka_python_compressed_records();
+        let walked: Vec<_> = BatchWalk::new(&vector, BATCH_BYTES_MAX)
+            .collect::<Result<_, _>>()
+            .expect("kafka-python's compressed batches must validate");
+        let expected = [
+            (Compression::Gzip, true, (-1, -1, -1)),
+            (Compression::Snappy, true, (-1, -1, -1)),
+            (Compression::Snappy, false, (-1, -1, -1)),
+            (Compression::Lz4, true, (-1, -1, -1)),
+            (Compression::Zstd, true, (777, 1, 5)),
+        ];
+        assert_eq!(walked.len(), expected.len());
+        for ((at, info), (codec, xerial, (pid, epoch, seq))) in walked.into_iter().zip(expected) {
+            let theirs = vector.slice(at..at + info.bytes);
+            let batch = RecordBatch::parse(theirs.clone(), BATCH_BYTES_MAX).unwrap();
+            assert_eq!(batch.compression(), codec);
+            if codec == Compression::Snappy {
+                assert_eq!(
+                    theirs[HEADER_BYTES..].starts_with(b"\x82SNAPPY\x00"),
+                    xerial
+                );
+            }
+            assert_eq!(
+                read_back(&batch),
+                records,
+                "records of kafka-python's {codec} batch"
+            );
+
+            // Ours, compressed with the same codec: every header field but
+            // length and CRC, and the uncompressed records, byte for byte.
+            let mut builder = BatchBuilder::default();
+            builder.set_producer(pid, epoch, seq);
+            fill(&mut builder, &records);
+            let ours =
+                RecordBatch::parse(builder.finish_compressed(codec).unwrap(), BATCH_BYTES_MAX)
+                    .unwrap();
+            let header = |b: &Bytes| [&b[..8], &b[12..17], &b[21..HEADER_BYTES]].concat();
+            assert_eq!(header(ours.as_bytes()), header(&theirs), "{codec} header");
+            assert_eq!(ours.records_area(), batch.records_area(), "{codec} records");
+        }
     }
 }

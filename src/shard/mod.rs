@@ -21,12 +21,13 @@
 mod ops;
 
 pub use ops::{
-    ApiError, FetchData, FetchItem, FetchOutcome, OffsetAnswer, OffsetQuery, PartitionState,
-    ProduceItem, ProduceOutcome, ShardStatsData,
+    FetchData, FetchItem, FetchOutcome, OffsetAnswer, OffsetQuery, PartitionState, ProduceItem,
+    ProduceOutcome, ShardStatsData,
 };
 
 use crate::config::BrokerConfig;
 use crate::constants::{MESH_CHANNEL_CAPACITY, SHUTDOWN_DRAIN_MS_MAX};
+use crate::error::{BrokerError, ErrorKind};
 use crate::meta::{Snapshot, TopicMeta};
 use crate::storage::{Disk, PartitionLog};
 use crate::types::{ShardId, Timestamp, TopicId};
@@ -117,9 +118,25 @@ impl Barrier {
     }
 }
 
+/// What a shard serves once it is ready: its listeners, until shutdown.
+pub struct Listeners {
+    /// The shared native port (SO_REUSEPORT across shards).
+    pub shared: glommio::net::TcpListener,
+    /// This shard's own native port.
+    pub own: glommio::net::TcpListener,
+    /// The Kafka port (SO_REUSEPORT across shards), if configured.
+    pub kafka: Option<glommio::net::TcpListener>,
+}
+
+/// The function each shard runs to serve its listeners (the server's);
+/// handed in so this module need not know the server.
+pub type ServeFn =
+    Arc<dyn Fn(Rc<Shard>, Listeners) -> futures::future::LocalBoxFuture<'static, ()> + Send + Sync>;
+
 /// What shards tell each other while starting.
 struct Startup {
     shared_port: Mutex<Option<u16>>,
+    kafka_port: Mutex<Option<u16>>,
     shared_bound: Signal,
     /// Raised when any shard fails to start.
     failed: Signal,
@@ -138,6 +155,8 @@ pub struct BrokerHandle {
     pub addr: SocketAddr,
     /// Each shard's own port, by shard.
     pub shard_ports: Vec<u16>,
+    /// The Kafka listener's bound address, if there is one.
+    pub kafka_addr: Option<SocketAddr>,
     shutdown: Arc<Signal>,
     threads: Vec<glommio::ExecutorJoinHandle<Result<(), String>>>,
 }
@@ -171,8 +190,9 @@ impl BrokerHandle {
     }
 }
 
-/// Starts a broker and returns once every shard accepts connections.
-pub fn start(config: BrokerConfig) -> Result<BrokerHandle, String> {
+/// Starts a broker whose shards run `serve` on their listeners, and
+/// returns once every shard accepts connections.
+pub fn start(config: BrokerConfig, serve: ServeFn) -> Result<BrokerHandle, String> {
     config.validate()?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("creating data directory {}: {e}", config.data_dir.display()))?;
@@ -180,6 +200,7 @@ pub fn start(config: BrokerConfig) -> Result<BrokerHandle, String> {
     let config = Arc::new(config);
     let startup = Arc::new(Startup {
         shared_port: Mutex::new(None),
+        kafka_port: Mutex::new(None),
         shared_bound: Signal::default(),
         failed: Signal::default(),
         ports: Mutex::new(vec![0; n]),
@@ -195,11 +216,12 @@ pub fn start(config: BrokerConfig) -> Result<BrokerHandle, String> {
     let cpus = crate::config::online_cpus();
     let mut threads = Vec::with_capacity(n);
     for i in 0..n {
-        let (config, startup, shutdown, mesh) = (
+        let (config, startup, shutdown, mesh, serve) = (
             config.clone(),
             startup.clone(),
             shutdown.clone(),
             mesh.clone(),
+            serve.clone(),
         );
         let placement = if config.pin && n <= cpus {
             glommio::Placement::Fixed(i)
@@ -209,7 +231,8 @@ pub fn start(config: BrokerConfig) -> Result<BrokerHandle, String> {
         let handle = glommio::LocalExecutorBuilder::new(placement)
             .name(&format!("shard-{i}"))
             .spawn(move || async move {
-                let result = run_shard(i, config, startup.clone(), shutdown.clone(), mesh).await;
+                let result =
+                    run_shard(i, config, startup.clone(), shutdown.clone(), mesh, serve).await;
                 if let Err(e) = &result {
                     let mut error = startup.error.lock().unwrap();
                     if error.is_none() {
@@ -255,9 +278,18 @@ pub fn start(config: BrokerConfig) -> Result<BrokerHandle, String> {
         .lock()
         .unwrap()
         .expect("shard 0 bound the shared port");
+    let kafka_addr = config.kafka_listen.map(|listen| {
+        let port = startup
+            .kafka_port
+            .lock()
+            .unwrap()
+            .expect("shard 0 bound the Kafka port");
+        SocketAddr::new(listen.ip(), port)
+    });
     Ok(BrokerHandle {
         addr: SocketAddr::new(config.listen.ip(), shared),
         shard_ports: startup.ports.lock().unwrap().clone(),
+        kafka_addr,
         shutdown,
         threads,
     })
@@ -290,6 +322,9 @@ pub struct Shard {
     pub host: String,
     pub shared_port: u16,
     pub ports: Vec<u16>,
+    /// Where Kafka clients are told to connect (`--kafka-advertise`, or the
+    /// bound Kafka address); `None` without a Kafka listener.
+    pub kafka_advertised: Option<(String, u16)>,
     peer_of: Vec<usize>,
     senders: Senders<ShardMsg>,
     snapshot: RefCell<Arc<Snapshot>>,
@@ -305,7 +340,7 @@ pub struct Shard {
 pub enum ShardMsg {
     Produce {
         items: Vec<ProduceItem>,
-        acks: i8,
+        acks: crate::types::Acks,
         reply: futures::channel::oneshot::Sender<Vec<ProduceOutcome>>,
     },
     Fetch {
@@ -341,11 +376,16 @@ pub enum ShardMsg {
         name: String,
         partitions: u32,
         config: crate::meta::TopicConfig,
-        reply: futures::channel::oneshot::Sender<Result<Arc<TopicMeta>, ApiError>>,
+        reply: futures::channel::oneshot::Sender<Result<Arc<TopicMeta>, BrokerError>>,
     },
     DeleteTopic {
         name: String,
-        reply: futures::channel::oneshot::Sender<Result<(), ApiError>>,
+        reply: futures::channel::oneshot::Sender<Result<(), BrokerError>>,
+    },
+    CreatePartitions {
+        name: String,
+        total: u32,
+        reply: futures::channel::oneshot::Sender<Result<Arc<TopicMeta>, BrokerError>>,
     },
 }
 
@@ -355,6 +395,7 @@ async fn run_shard(
     startup: Arc<Startup>,
     shutdown: Arc<Signal>,
     mesh: MeshBuilder<ShardMsg, glommio::channels::channel_mesh::Full>,
+    serve: ServeFn,
 ) -> Result<(), String> {
     let n = config.cores;
     let disk = Disk::open(&config.data_dir)
@@ -381,6 +422,27 @@ async fn run_shard(
     let shared = glommio::net::TcpListener::bind(shared_addr)
         .map_err(|e| format!("binding {shared_addr}: {e}"))?;
     let shared_port = shared.local_addr().map_err(|e| e.to_string())?.port();
+    // The Kafka port works the same way: shard 0 binds it (0 picks one),
+    // the others join with SO_REUSEPORT.
+    let kafka = match config.kafka_listen {
+        None => None,
+        Some(listen) => {
+            let addr = match index {
+                0 => listen,
+                _ => SocketAddr::new(
+                    listen.ip(),
+                    startup.kafka_port.lock().unwrap().expect("published"),
+                ),
+            };
+            let listener = glommio::net::TcpListener::bind(addr)
+                .map_err(|e| format!("binding the Kafka listener {addr}: {e}"))?;
+            if index == 0 {
+                let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+                *startup.kafka_port.lock().unwrap() = Some(port);
+            }
+            Some(listener)
+        }
+    };
     if index == 0 {
         *startup.shared_port.lock().unwrap() = Some(shared_port);
         startup.shared_bound.raise();
@@ -419,12 +481,21 @@ async fn run_shard(
         .unwrap()
         .clone()
         .expect("shard 0 loaded metadata");
+    let kafka_advertised = match (&config.kafka_advertise, config.kafka_listen) {
+        (Some(advertised), _) => Some(advertised.clone()),
+        (None, Some(listen)) => Some((
+            listen.ip().to_string(),
+            startup.kafka_port.lock().unwrap().expect("published"),
+        )),
+        (None, None) => None,
+    };
     let shard = Rc::new(Shard {
         id: ShardId(index as u32),
         count: n as u32,
         host: config.listen.ip().to_string(),
         shared_port,
         ports: startup.ports.lock().unwrap().clone(),
+        kafka_advertised,
         peer_of: startup.peers.lock().unwrap().clone(),
         config: config.clone(),
         disk,
@@ -443,7 +514,7 @@ async fn run_shard(
     tracing::info!(shard = index, shared = %shared_addr.ip(), shared_port, own_port = shard.ports[index], partitions = shard.logs.borrow().len(), "shard ready");
 
     let retention = glommio::spawn_local(shard.clone().retention_loop());
-    crate::server::serve(shard.clone(), shared, own).await;
+    serve(shard.clone(), Listeners { shared, own, kafka }).await;
 
     // Phase 1 is over for this shard (no connections left); keep serving
     // other shards' messages until all are drained.
@@ -523,7 +594,7 @@ impl Shard {
     /// Sends `msg` to another shard. Data-path messages (produce, fetch,
     /// wait, list offsets) count as cross-core hops; control messages do not,
     /// so reading the counters does not move them.
-    pub(crate) async fn send_to(&self, shard: ShardId, msg: ShardMsg) -> Result<(), ApiError> {
+    pub(crate) async fn send_to(&self, shard: ShardId, msg: ShardMsg) -> Result<(), BrokerError> {
         assert_ne!(shard, self.id, "a shard never sends itself a message");
         if matches!(
             msg,
@@ -537,7 +608,7 @@ impl Shard {
         self.senders
             .send_to(self.peer_of[shard.0 as usize], msg)
             .await
-            .map_err(|_| ApiError::shutting_down())
+            .map_err(|_| BrokerError::shutting_down())
     }
 
     async fn handle_msg(self: Rc<Self>, msg: ShardMsg) {
@@ -590,6 +661,9 @@ impl Shard {
             ShardMsg::DeleteTopic { name, reply } => {
                 let _ = reply.send(self.controller_delete(name).await);
             }
+            ShardMsg::CreatePartitions { name, total, reply } => {
+                let _ = reply.send(self.controller_create_partitions(name, total).await);
+            }
         }
     }
 
@@ -621,7 +695,11 @@ impl Shard {
             }
         }
         for topic in next.topics.values() {
-            if previous.topic_by_id(topic.id).is_some()
+            // Unchanged topics are already open; a topic that gained
+            // partitions opens the new ones.
+            if previous
+                .topic_by_id(topic.id)
+                .is_some_and(|p| p.partitions == topic.partitions)
                 && self.logs.borrow().keys().any(|(id, _)| *id == topic.id)
             {
                 continue;
@@ -695,17 +773,17 @@ impl Shard {
         name: String,
         partitions: u32,
         config: crate::meta::TopicConfig,
-    ) -> Result<Arc<TopicMeta>, ApiError> {
+    ) -> Result<Arc<TopicMeta>, BrokerError> {
         assert_eq!(self.id, ShardId(0), "only the controller changes metadata");
         let _lock = self
             .controller_lock
             .acquire_permit(1)
             .await
-            .map_err(|_| ApiError::shutting_down())?;
+            .map_err(|_| BrokerError::shutting_down())?;
         let (next, meta) = self
             .snapshot()
             .with_topic(&name, partitions, config)
-            .map_err(|e| ApiError::new(e.code(), e.to_string()))?;
+            .map_err(BrokerError::from)?;
         let next = Arc::new(next);
         let (data_dir, saved, topic) = (self.config.data_dir.clone(), next.clone(), name.clone());
         glommio::executor()
@@ -720,45 +798,76 @@ impl Shard {
             })
             .await
             .map_err(|e| {
-                ApiError::new(
-                    crate::protocol::wire::ErrorCode::UNKNOWN_SERVER_ERROR,
+                BrokerError::new(
+                    ErrorKind::UnknownServerError,
                     format!("saving metadata: {e}"),
                 )
             })?;
         tracing::info!(topic = %name, partitions, id = %meta.id, "created topic");
         self.broadcast(next)
             .await
-            .map_err(|e| ApiError::new(crate::protocol::wire::ErrorCode::STORAGE_FAILED, e))?;
+            .map_err(|e| BrokerError::new(ErrorKind::StorageFailed, e))?;
         Ok(meta)
     }
 
-    /// Deletes a topic (controller only): metadata first, then every owner
-    /// closes its logs, then the files go.
-    async fn controller_delete(&self, name: String) -> Result<(), ApiError> {
+    /// Raises a topic's partition count (controller only): persisted, then
+    /// every shard opens the new partitions it owns.
+    async fn controller_create_partitions(
+        &self,
+        name: String,
+        total: u32,
+    ) -> Result<Arc<TopicMeta>, BrokerError> {
         assert_eq!(self.id, ShardId(0), "only the controller changes metadata");
         let _lock = self
             .controller_lock
             .acquire_permit(1)
             .await
-            .map_err(|_| ApiError::shutting_down())?;
+            .map_err(|_| BrokerError::shutting_down())?;
+        let (next, meta) = self
+            .snapshot()
+            .with_partitions(&name, total)
+            .map_err(BrokerError::from)?;
+        let next = Arc::new(next);
+        self.persist(next.clone()).await?;
+        tracing::info!(topic = %name, partitions = total, "added partitions");
+        self.broadcast(next)
+            .await
+            .map_err(|e| BrokerError::new(ErrorKind::StorageFailed, e))?;
+        Ok(meta)
+    }
+
+    /// Writes a snapshot to the metadata file (off the executor).
+    async fn persist(&self, next: Arc<Snapshot>) -> Result<(), BrokerError> {
+        let data_dir = self.config.data_dir.clone();
+        glommio::executor()
+            .spawn_blocking(move || next.save(&data_dir))
+            .await
+            .map_err(|e| {
+                BrokerError::new(
+                    ErrorKind::UnknownServerError,
+                    format!("saving metadata: {e}"),
+                )
+            })
+    }
+
+    /// Deletes a topic (controller only): metadata first, then every owner
+    /// closes its logs, then the files go.
+    async fn controller_delete(&self, name: String) -> Result<(), BrokerError> {
+        assert_eq!(self.id, ShardId(0), "only the controller changes metadata");
+        let _lock = self
+            .controller_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| BrokerError::shutting_down())?;
         let (next, _) = self
             .snapshot()
             .without_topic(&name)
-            .map_err(|e| ApiError::new(e.code(), e.to_string()))?;
+            .map_err(BrokerError::from)?;
         let next = Arc::new(next);
-        let (data_dir, saved) = (self.config.data_dir.clone(), next.clone());
-        glommio::executor()
-            .spawn_blocking(move || saved.save(&data_dir))
-            .await
-            .map_err(|e| {
-                ApiError::new(
-                    crate::protocol::wire::ErrorCode::UNKNOWN_SERVER_ERROR,
-                    format!("saving metadata: {e}"),
-                )
-            })?;
+        self.persist(next.clone()).await?;
         self.broadcast(next)
             .await
-            .map_err(|e| ApiError::new(crate::protocol::wire::ErrorCode::STORAGE_FAILED, e))?;
+            .map_err(|e| BrokerError::new(ErrorKind::StorageFailed, e))?;
         let dir = self.config.data_dir.join(&name);
         let removed = glommio::executor()
             .spawn_blocking(move || std::fs::remove_dir_all(&dir))

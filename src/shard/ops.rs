@@ -5,45 +5,20 @@
 //! the local group itself, and returns the outcomes in request order.
 
 use super::{Shard, ShardMsg};
-use crate::protocol::storage_error_code;
-use crate::protocol::wire::{ErrorCode, OffsetSpec};
+use crate::error::{BrokerError, ErrorKind};
 use crate::storage::{AppendInfo, StorageError};
-use crate::types::{Offset, ShardId, Timestamp, TopicId};
+use crate::types::{Acks, Offset, OffsetSpec, ShardId, Timestamp, TopicId};
 use bytes::{Bytes, BytesMut};
 use futures::channel::oneshot;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Instant;
 
-/// A failure with its stable code, as the client will see it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ApiError {
-    pub code: ErrorCode,
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
-        ApiError {
-            code,
-            message: message.into(),
-        }
-    }
-
-    pub fn shutting_down() -> ApiError {
-        ApiError::new(ErrorCode::SHUTTING_DOWN, "the broker is shutting down")
-    }
-
-    pub fn storage(e: &StorageError) -> ApiError {
-        ApiError::new(storage_error_code(e), e.to_string())
-    }
-
-    fn not_here(topic: TopicId, partition: u32, shard: ShardId) -> ApiError {
-        ApiError::new(
-            ErrorCode::UNKNOWN_PARTITION,
-            format!("partition {partition} of topic id {topic} is not open on shard {shard}"),
-        )
-    }
+fn not_here(topic: TopicId, partition: u32, shard: ShardId) -> BrokerError {
+    BrokerError::new(
+        ErrorKind::UnknownPartition,
+        format!("partition {partition} of topic id {topic} is not open on shard {shard}"),
+    )
 }
 
 /// Records for one partition.
@@ -56,7 +31,7 @@ pub struct ProduceItem {
 
 pub struct ProduceOutcome {
     pub idx: usize,
-    pub result: Result<AppendInfo, ApiError>,
+    pub result: Result<AppendInfo, BrokerError>,
 }
 
 /// A read of one partition.
@@ -81,12 +56,12 @@ pub struct FetchData {
 pub struct FetchOutcome {
     pub idx: usize,
     /// On error, the partition's range if known (for out-of-range offsets).
-    pub result: Result<FetchData, (ApiError, Option<(Offset, Offset)>)>,
+    pub result: Result<FetchData, (BrokerError, Option<(Offset, Offset)>)>,
 }
 
-/// A pair of numbers answered for a partition (offset and timestamp for
-/// list offsets), or why not.
-pub type OffsetAnswer = Result<(i64, i64), ApiError>;
+/// The offset and timestamp answered for a partition (`None`: no record
+/// matches, as for a timestamp after every record), or why not.
+pub type OffsetAnswer = Result<Option<(Offset, Option<Timestamp>)>, BrokerError>;
 
 /// A list-offsets question about one partition.
 pub struct OffsetQuery {
@@ -94,7 +69,6 @@ pub struct OffsetQuery {
     pub topic: TopicId,
     pub partition: u32,
     pub spec: OffsetSpec,
-    pub timestamp: i64,
 }
 
 /// A partition's state for `describe`.
@@ -102,7 +76,7 @@ pub struct OffsetQuery {
 pub struct PartitionState {
     pub partition: u32,
     pub shard: ShardId,
-    pub error: Option<ApiError>,
+    pub error: Option<BrokerError>,
     pub start: Offset,
     pub end: Offset,
     pub high_watermark: Offset,
@@ -149,7 +123,7 @@ impl Shard {
     pub async fn produce(
         self: &Rc<Self>,
         items: Vec<ProduceItem>,
-        acks: i8,
+        acks: Acks,
     ) -> Vec<ProduceOutcome> {
         let (local, remote) = group_by_owner(self, items, |i| (i.topic, i.partition));
         let mut waits = Vec::new();
@@ -182,7 +156,7 @@ impl Shard {
                 Ok(results) => out.extend(results),
                 Err(_) => out.extend(idxs.into_iter().map(|idx| ProduceOutcome {
                     idx,
-                    result: Err(ApiError::shutting_down()),
+                    result: Err(BrokerError::shutting_down()),
                 })),
             }
         }
@@ -192,21 +166,21 @@ impl Shard {
     pub(super) async fn produce_local(
         &self,
         items: Vec<ProduceItem>,
-        acks: i8,
+        acks: Acks,
     ) -> Vec<ProduceOutcome> {
         let appends = items.into_iter().map(|item| async move {
             let result = match self.log(item.topic, item.partition) {
-                None => Err(ApiError::not_here(item.topic, item.partition, self.id)),
+                None => Err(not_here(item.topic, item.partition, self.id)),
                 Some(log) => match log.append(item.data).await {
                     Ok(info) => match acks {
-                        -1 => log
+                        Acks::All => log
                             .make_durable(info.last_offset.plus(1))
                             .await
                             .map(|()| info)
-                            .map_err(|e| ApiError::storage(&e)),
+                            .map_err(|e| BrokerError::storage(&e)),
                         _ => Ok(info),
                     },
-                    Err(e) => Err(ApiError::storage(&e)),
+                    Err(e) => Err(BrokerError::storage(&e)),
                 },
             };
             ProduceOutcome {
@@ -242,7 +216,7 @@ impl Shard {
                 Ok(results) => out.extend(results),
                 Err(_) => out.extend(idxs.into_iter().map(|idx| FetchOutcome {
                     idx,
-                    result: Err((ApiError::shutting_down(), None)),
+                    result: Err((BrokerError::shutting_down(), None)),
                 })),
             }
         }
@@ -252,10 +226,7 @@ impl Shard {
     pub(super) async fn fetch_local(&self, items: Vec<FetchItem>) -> Vec<FetchOutcome> {
         let reads = items.into_iter().map(|item| async move {
             let result = match self.log(item.topic, item.partition) {
-                None => Err((
-                    ApiError::not_here(item.topic, item.partition, self.id),
-                    None,
-                )),
+                None => Err((not_here(item.topic, item.partition, self.id), None)),
                 Some(log) => match log.read(item.offset, item.max_bytes).await {
                     Ok(read) => Ok(FetchData {
                         bytes: read.bytes,
@@ -270,7 +241,7 @@ impl Shard {
                             }
                             _ => None,
                         };
-                        Err((ApiError::storage(&e), range))
+                        Err((BrokerError::storage(&e), range))
                     }
                 },
             };
@@ -380,7 +351,7 @@ impl Shard {
                 Ok(results) => out.extend(idxs.into_iter().zip(results)),
                 Err(_) => out.extend(
                     idxs.into_iter()
-                        .map(|i| (i, Err(ApiError::shutting_down()))),
+                        .map(|i| (i, Err(BrokerError::shutting_down()))),
                 ),
             }
         }
@@ -391,23 +362,22 @@ impl Shard {
         let mut out = Vec::with_capacity(items.len());
         for q in items {
             let Some(log) = self.log(q.topic, q.partition) else {
-                out.push(Err(ApiError::not_here(q.topic, q.partition, self.id)));
+                out.push(Err(not_here(q.topic, q.partition, self.id)));
                 continue;
             };
             out.push(match q.spec {
-                OffsetSpec::EARLIEST => Ok((log.start_offset().0 as i64, -1)),
-                OffsetSpec::LATEST => Ok((log.high_watermark().0 as i64, -1)),
-                OffsetSpec::TIMESTAMP => {
-                    match log.offset_for_timestamp(Timestamp(q.timestamp)).await {
-                        Ok(Some((offset, ts))) => Ok((offset.0 as i64, ts.0)),
-                        Ok(None) => Ok((-1, -1)),
-                        Err(e) => Err(ApiError::storage(&e)),
-                    }
-                }
-                other => Err(ApiError::new(
-                    ErrorCode::INVALID_ARGUMENT,
-                    format!("unknown offset spec {}", other.0),
-                )),
+                OffsetSpec::Earliest => Ok(Some((log.start_offset(), None))),
+                OffsetSpec::Latest => Ok(Some((log.high_watermark(), None))),
+                OffsetSpec::Timestamp(ts) => log
+                    .offset_for_timestamp(ts)
+                    .await
+                    .map(|found| found.map(|(offset, ts)| (offset, Some(ts))))
+                    .map_err(|e| BrokerError::storage(&e)),
+                OffsetSpec::MaxTimestamp => log
+                    .offset_of_max_timestamp()
+                    .await
+                    .map(|found| found.map(|(offset, ts)| (offset, Some(ts))))
+                    .map_err(|e| BrokerError::storage(&e)),
             });
         }
         out
@@ -441,7 +411,7 @@ impl Shard {
                 _ => out.extend(parts.into_iter().map(|p| PartitionState {
                     partition: p,
                     shard: owner,
-                    error: Some(ApiError::shutting_down()),
+                    error: Some(BrokerError::shutting_down()),
                     start: Offset::ZERO,
                     end: Offset::ZERO,
                     high_watermark: Offset::ZERO,
@@ -463,7 +433,7 @@ impl Shard {
                     shard: self.id,
                     error: log
                         .failure()
-                        .map(|reason| ApiError::new(ErrorCode::STORAGE_FAILED, reason)),
+                        .map(|reason| BrokerError::new(ErrorKind::StorageFailed, reason)),
                     start: log.start_offset(),
                     end: log.end_offset(),
                     high_watermark: log.high_watermark(),
@@ -473,7 +443,7 @@ impl Shard {
                 None => PartitionState {
                     partition: p,
                     shard: self.id,
-                    error: Some(ApiError::not_here(topic, p, self.id)),
+                    error: Some(not_here(topic, p, self.id)),
                     start: Offset::ZERO,
                     end: Offset::ZERO,
                     high_watermark: Offset::ZERO,
@@ -526,7 +496,7 @@ impl Shard {
         name: String,
         partitions: u32,
         config: crate::meta::TopicConfig,
-    ) -> Result<std::sync::Arc<crate::meta::TopicMeta>, ApiError> {
+    ) -> Result<std::sync::Arc<crate::meta::TopicMeta>, BrokerError> {
         if self.id == ShardId(0) {
             return self.controller_create(name, partitions, config).await;
         }
@@ -541,17 +511,39 @@ impl Shard {
             },
         )
         .await?;
-        rx.await.map_err(|_| ApiError::shutting_down())?
+        rx.await.map_err(|_| BrokerError::shutting_down())?
+    }
+
+    /// Raises a topic's partition count through the controller.
+    pub async fn create_partitions(
+        self: &Rc<Self>,
+        name: String,
+        total: u32,
+    ) -> Result<std::sync::Arc<crate::meta::TopicMeta>, BrokerError> {
+        if self.id == ShardId(0) {
+            return self.controller_create_partitions(name, total).await;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.send_to(
+            ShardId(0),
+            ShardMsg::CreatePartitions {
+                name,
+                total,
+                reply: tx,
+            },
+        )
+        .await?;
+        rx.await.map_err(|_| BrokerError::shutting_down())?
     }
 
     /// Deletes a topic through the controller.
-    pub async fn delete_topic(self: &Rc<Self>, name: String) -> Result<(), ApiError> {
+    pub async fn delete_topic(self: &Rc<Self>, name: String) -> Result<(), BrokerError> {
         if self.id == ShardId(0) {
             return self.controller_delete(name).await;
         }
         let (tx, rx) = oneshot::channel();
         self.send_to(ShardId(0), ShardMsg::DeleteTopic { name, reply: tx })
             .await?;
-        rx.await.map_err(|_| ApiError::shutting_down())?
+        rx.await.map_err(|_| BrokerError::shutting_down())?
     }
 }

@@ -5,57 +5,8 @@ use crate::constants::{
     SEGMENT_BYTES_MIN, SEGMENT_MS_DEFAULT, TAIL_CACHE_BYTES_DEFAULT, WRITE_CHUNK_BYTES_DEFAULT,
     WRITE_CHUNK_BYTES_MAX, WRITE_CHUNK_BYTES_MIN,
 };
-use std::fmt;
-use std::str::FromStr;
-use std::time::Duration;
 
-/// When an append's data is made durable with `fdatasync`. What a completed
-/// append guarantees under each is spelled out on
-/// [`PartitionLog::append`](super::PartitionLog::append).
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum FsyncPolicy {
-    /// Every append waits for an `fdatasync` that covers it; appends that
-    /// arrive while one is running share the next (group commit).
-    Always,
-    /// A background `fdatasync` at most this long after data was appended.
-    Interval(Duration),
-    /// The broker never calls `fdatasync` except when a segment is sealed
-    /// or the log is closed; the device and the OS decide.
-    Never,
-}
-
-impl fmt::Display for FsyncPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FsyncPolicy::Always => write!(f, "always"),
-            FsyncPolicy::Interval(d) => write!(f, "interval:{}", d.as_millis()),
-            FsyncPolicy::Never => write!(f, "never"),
-        }
-    }
-}
-
-impl FromStr for FsyncPolicy {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "always" => Ok(FsyncPolicy::Always),
-            "never" => Ok(FsyncPolicy::Never),
-            _ => {
-                let ms = s.strip_prefix("interval:").ok_or_else(|| {
-                    format!("fsync policy {s:?} is not one of always, interval:MS, never")
-                })?;
-                let ms: u64 = ms.parse().map_err(|_| {
-                    format!("fsync interval {ms:?} is not a whole number of milliseconds")
-                })?;
-                if ms == 0 {
-                    return Err("fsync interval must be at least 1 ms (use always for 0)".into());
-                }
-                Ok(FsyncPolicy::Interval(Duration::from_millis(ms)))
-            }
-        }
-    }
-}
+pub use crate::types::FsyncPolicy;
 
 /// Configuration of one partition log.
 #[derive(Clone, Debug, PartialEq, Eq)]

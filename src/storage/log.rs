@@ -849,6 +849,24 @@ impl PartitionLog {
         }
     }
 
+    /// The offset and timestamp of the readable record with the largest
+    /// timestamp (the first one, if several share it), or `None` if the log
+    /// holds no readable record (Kafka's `MAX_TIMESTAMP` list-offsets spec).
+    pub async fn offset_of_max_timestamp(&self) -> Result<Option<(Offset, Timestamp)>> {
+        let max = self
+            .inner
+            .segments
+            .borrow()
+            .iter()
+            .map(|s| s.max_timestamp())
+            .max()
+            .unwrap_or(Timestamp::NONE);
+        if max == Timestamp::NONE {
+            return Ok(None);
+        }
+        self.offset_for_timestamp(max).await
+    }
+
     /// Deletes whole sealed segments, oldest first, while the oldest is past
     /// `retention_ms` (its newest record is older than `now - retention_ms`)
     /// or the log without it is still at least `retention_bytes`. The active

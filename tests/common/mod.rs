@@ -12,6 +12,8 @@ pub struct Broker {
     child: Option<Child>,
     pub addr: SocketAddr,
     pub shard_ports: Vec<u16>,
+    /// The Kafka listener, when the broker was started with one.
+    pub kafka: Option<SocketAddr>,
     pub data_dir: PathBuf,
     stderr_path: PathBuf,
 }
@@ -22,7 +24,9 @@ pub fn corelog_bin() -> &'static str {
 
 impl Broker {
     /// Starts a broker with `cores` shards on `data_dir`, plus `extra` flags,
-    /// and waits (at most 30 s) for its "listening" line.
+    /// and waits (at most 30 s) for its "listening" line. Without a
+    /// `--kafka-listen` in `extra` the broker has no Kafka listener (never
+    /// the fixed 9092).
     pub fn start(data_dir: &Path, cores: usize, extra: &[&str]) -> Broker {
         let stderr_path = data_dir.with_extension(format!("stderr-{}", std::process::id()));
         let stderr = std::fs::OpenOptions::new()
@@ -40,6 +44,11 @@ impl Broker {
                 "--data-dir",
             ])
             .arg(data_dir)
+            .args(if extra.contains(&"--kafka-listen") {
+                &[][..]
+            } else {
+                &["--kafka-listen", "none"][..]
+            })
             .args(extra)
             .env(
                 "RUST_LOG",
@@ -77,13 +86,33 @@ impl Broker {
             .find_map(|f| f.strip_prefix("shard_ports="))
             .unwrap();
         let shard_ports = ports.split(',').map(|p| p.parse().unwrap()).collect();
+        let kafka = fields
+            .iter()
+            .find_map(|f| f.strip_prefix("kafka="))
+            .and_then(|a| a.parse().ok());
         Broker {
             child: Some(child),
             addr,
             shard_ports,
+            kafka,
             data_dir: data_dir.to_path_buf(),
             stderr_path,
         }
+    }
+
+    /// The broker process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Peak resident memory of the broker process so far (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/PID/status")
     }
 
     /// What the broker logged so far.
@@ -180,4 +209,39 @@ impl Drop for CpuHogs {
             let _ = hog.wait();
         }
     }
+}
+
+/// Starts a broker with a Kafka listener on a port the OS picks.
+pub fn start_with_kafka(data_dir: &Path, cores: usize, extra: &[&str]) -> Broker {
+    let mut args = vec!["--kafka-listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let broker = Broker::start(data_dir, cores, &args);
+    assert!(
+        broker.kafka.is_some(),
+        "the broker reported no Kafka address"
+    );
+    broker
+}
+
+/// Fails the test with a message saying how to install a missing tool
+/// (CI installs them: see .ci/run), unless CORELOG_SKIP_KAFKA_CLIENTS=1.
+/// Returns false when the test should be skipped.
+pub fn kafka_clients_available() -> bool {
+    if std::env::var("CORELOG_SKIP_KAFKA_CLIENTS").is_ok_and(|v| v == "1") {
+        eprintln!("skipping: CORELOG_SKIP_KAFKA_CLIENTS=1");
+        return false;
+    }
+    let kcat = Command::new("kcat").arg("-V").output();
+    assert!(
+        kcat.is_ok_and(|o| o.status.success()),
+        "kcat is not installed: apt-get install kcat (or set CORELOG_SKIP_KAFKA_CLIENTS=1)"
+    );
+    let python = Command::new("python3")
+        .args(["-c", "import confluent_kafka, kafka"])
+        .output();
+    assert!(
+        python.is_ok_and(|o| o.status.success()),
+        "the Python Kafka clients are missing: pip install confluent-kafka kafka-python==3.0.12 (or set CORELOG_SKIP_KAFKA_CLIENTS=1)"
+    );
+    true
 }

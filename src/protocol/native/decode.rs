@@ -1,29 +1,19 @@
 //! Turns a verified request frame into an owned [`Request`], so the frame's
-//! borrow ends before any `.await`. Produce record data is split out of the
-//! frame buffer as `BytesMut` pieces that share its allocation: no copy.
+//! borrow ends before any `.await`. Data-path requests become the broker
+//! core's domain requests; produce record data is split out of the frame
+//! buffer as `BytesMut` pieces that share its allocation: no copy.
 
-use crate::meta::TopicConfig;
-use crate::protocol::{parse_request, wire};
-use crate::shard::ApiError;
-use bytes::{Buf, BytesMut};
-use wire::ErrorCode;
-
-pub struct ProduceTopic {
-    pub name: String,
-    pub partitions: Vec<(u32, BytesMut)>,
-}
-
-pub struct FetchTopic {
-    pub name: String,
-    /// (partition, offset, max bytes)
-    pub partitions: Vec<(u32, i64, u32)>,
-}
-
-pub struct OffsetsTopic {
-    pub name: String,
-    /// (partition, spec, timestamp)
-    pub partitions: Vec<(u32, wire::OffsetSpec, i64)>,
-}
+use super::parse_request;
+use crate::broker::{
+    FetchPartition, FetchRequest, FetchTopic, ListOffsetsTopic, ProduceRequest, ProduceTopic,
+};
+use crate::error::{BrokerError, ErrorKind};
+use crate::meta::{TopicConfig, TopicOverrides};
+use crate::protocol::wire;
+use crate::types::FsyncPolicy;
+use crate::types::{Acks, OffsetSpec, Timestamp};
+use bytes::BytesMut;
+use std::time::Duration;
 
 pub enum Request {
     Handshake {
@@ -41,63 +31,40 @@ pub enum Request {
     DeleteTopic {
         name: String,
     },
+    CreatePartitions {
+        name: String,
+        total: u32,
+    },
     ListTopics,
     DescribeTopic {
         name: String,
     },
-    Produce {
-        acks: i8,
-        timeout_ms: u32,
-        topics: Vec<ProduceTopic>,
-    },
-    Fetch {
-        max_wait_ms: u32,
-        min_bytes: u32,
-        max_bytes: u32,
-        topics: Vec<FetchTopic>,
-    },
-    ListOffsets {
-        topics: Vec<OffsetsTopic>,
-    },
+    Produce(ProduceRequest),
+    Fetch(FetchRequest),
+    ListOffsets(Vec<ListOffsetsTopic>),
     Stats,
     /// A union member this broker does not know.
     Unknown(u8),
 }
 
-impl Request {
-    /// A short name for logs.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Request::Handshake { .. } => "handshake",
-            Request::Metadata { .. } => "metadata",
-            Request::CreateTopic { .. } => "create_topic",
-            Request::DeleteTopic { .. } => "delete_topic",
-            Request::ListTopics => "list_topics",
-            Request::DescribeTopic { .. } => "describe_topic",
-            Request::Produce { .. } => "produce",
-            Request::Fetch { .. } => "fetch",
-            Request::ListOffsets { .. } => "list_offsets",
-            Request::Stats => "stats",
-            Request::Unknown(_) => "unknown",
-        }
-    }
+fn invalid(message: impl Into<String>) -> BrokerError {
+    BrokerError::new(ErrorKind::InvalidRequest, message)
 }
 
-fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::new(ErrorCode::INVALID_REQUEST, message)
-}
-
-fn required<'a>(name: Option<&'a str>, what: &str) -> Result<&'a str, ApiError> {
+fn required<'a>(name: Option<&'a str>, what: &str) -> Result<&'a str, BrokerError> {
     name.ok_or_else(|| invalid(format!("{what} is missing")))
 }
 
 /// Verifies `frame` and decodes it. On failure returns the correlation id
 /// (0 if the frame did not verify) and the error to answer with.
-pub fn decode(frame: BytesMut, defaults: &TopicConfig) -> Result<(u64, Request), (u64, ApiError)> {
+pub fn decode(
+    frame: BytesMut,
+    defaults: &TopicConfig,
+) -> Result<(u64, Request), (u64, BrokerError)> {
     let envelope = parse_request(&frame)
         .map_err(|e| (0, invalid(format!("frame is not a valid request: {e}"))))?;
     let corr = envelope.correlation_id();
-    let fail = |e: ApiError| (corr, e);
+    let fail = |e: BrokerError| (corr, e);
     use wire::Request as R;
     let request = match envelope.request_type() {
         R::Handshake => {
@@ -126,7 +93,7 @@ pub fn decode(frame: BytesMut, defaults: &TopicConfig) -> Result<(u64, Request),
             Request::CreateTopic {
                 name: required(c.name(), "topic name").map_err(fail)?.to_string(),
                 partitions: c.partitions(),
-                config: defaults.overlay(c.config()),
+                config: overrides(c.config()).and_then(|o| defaults.with_overrides(&o)),
             }
         }
         R::DeleteTopicRequest => {
@@ -150,7 +117,13 @@ pub fn decode(frame: BytesMut, defaults: &TopicConfig) -> Result<(u64, Request),
             let p = envelope
                 .request_as_produce_request()
                 .ok_or_else(|| fail(invalid("produce body missing")))?;
-            let (acks, timeout_ms) = (p.acks(), p.timeout_ms());
+            let acks = Acks::from_wire(p.acks() as i16).ok_or_else(|| {
+                fail(BrokerError::new(
+                    ErrorKind::InvalidArgument,
+                    format!("acks must be 0, 1 or -1 (all), got {}", p.acks()),
+                ))
+            })?;
+            let timeout = Duration::from_millis(p.timeout_ms() as u64);
             // Where each partition's records sit in the frame.
             let base = frame.as_ptr() as usize;
             let mut names = Vec::new();
@@ -175,38 +148,23 @@ pub fn decode(frame: BytesMut, defaults: &TopicConfig) -> Result<(u64, Request),
                 .into_iter()
                 .map(|(name, partitions)| ProduceTopic { name, partitions })
                 .collect();
-            // Carve the frame into disjoint pieces in frame order.
-            let mut order: Vec<usize> = (0..spans.len()).collect();
-            order.sort_by_key(|&i| spans[i].0);
-            let mut rest = frame;
-            let mut consumed = 0usize;
-            let mut pieces: Vec<Option<BytesMut>> = (0..spans.len()).map(|_| None).collect();
-            for i in order {
-                let (start, len, _, _) = spans[i];
-                if len == 0 {
-                    pieces[i] = Some(BytesMut::new());
-                    continue;
-                }
-                if start < consumed {
-                    return Err((
-                        corr,
-                        invalid("two partitions' record vectors overlap in the frame"),
-                    ));
-                }
-                rest.advance(start - consumed);
-                pieces[i] = Some(rest.split_to(len));
-                consumed = start + len;
-            }
+            // Carve the frame into disjoint pieces, without copying.
+            let ranges: Vec<(usize, usize)> = spans.iter().map(|&(s, l, _, _)| (s, l)).collect();
+            let mut pieces: Vec<Option<BytesMut>> = crate::protocol::carve(frame, &ranges)
+                .map_err(|e| fail(invalid(e)))?
+                .into_iter()
+                .map(Some)
+                .collect();
             for (i, (_, _, t, partition)) in spans.iter().enumerate() {
                 topics[*t]
                     .partitions
                     .push((*partition, pieces[i].take().expect("every span was carved")));
             }
-            Request::Produce {
+            Request::Produce(ProduceRequest {
                 acks,
-                timeout_ms,
+                timeout,
                 topics,
-            }
+            })
         }
         R::FetchRequest => {
             let f = envelope
@@ -218,7 +176,11 @@ pub fn decode(frame: BytesMut, defaults: &TopicConfig) -> Result<(u64, Request),
                     .partitions()
                     .iter()
                     .flatten()
-                    .map(|p| (p.partition(), p.offset(), p.max_bytes()))
+                    .map(|p| FetchPartition {
+                        partition: p.partition(),
+                        offset: p.offset(),
+                        max_bytes: p.max_bytes(),
+                    })
                     .collect();
                 topics.push(FetchTopic {
                     name: required(topic.topic(), "fetch topic name")
@@ -227,12 +189,12 @@ pub fn decode(frame: BytesMut, defaults: &TopicConfig) -> Result<(u64, Request),
                     partitions,
                 });
             }
-            Request::Fetch {
-                max_wait_ms: f.max_wait_ms(),
+            Request::Fetch(FetchRequest {
+                max_wait: Duration::from_millis(f.max_wait_ms() as u64),
                 min_bytes: f.min_bytes(),
                 max_bytes: f.max_bytes(),
                 topics,
-            }
+            })
         }
         R::ListOffsetsRequest => {
             let l = envelope
@@ -244,19 +206,80 @@ pub fn decode(frame: BytesMut, defaults: &TopicConfig) -> Result<(u64, Request),
                     .partitions()
                     .iter()
                     .flatten()
-                    .map(|p| (p.partition(), p.spec(), p.timestamp()))
-                    .collect();
-                topics.push(OffsetsTopic {
+                    .map(|p| Ok((p.partition(), offset_spec(p.spec(), p.timestamp())?)))
+                    .collect::<Result<Vec<_>, BrokerError>>()
+                    .map_err(fail)?;
+                topics.push(ListOffsetsTopic {
                     name: required(topic.topic(), "list offsets topic name")
                         .map_err(fail)?
                         .to_string(),
                     partitions,
                 });
             }
-            Request::ListOffsets { topics }
+            Request::ListOffsets(topics)
         }
         R::StatsRequest => Request::Stats,
+        R::CreatePartitionsRequest => {
+            let c = envelope
+                .request_as_create_partitions_request()
+                .ok_or_else(|| fail(invalid("create partitions body missing")))?;
+            Request::CreatePartitions {
+                name: required(c.name(), "topic name").map_err(fail)?.to_string(),
+                total: c.total(),
+            }
+        }
         other => Request::Unknown(other.0),
     };
     Ok((corr, request))
+}
+
+fn offset_spec(spec: wire::OffsetSpec, timestamp: i64) -> Result<OffsetSpec, BrokerError> {
+    match spec {
+        wire::OffsetSpec::EARLIEST => Ok(OffsetSpec::Earliest),
+        wire::OffsetSpec::LATEST => Ok(OffsetSpec::Latest),
+        wire::OffsetSpec::TIMESTAMP => Ok(OffsetSpec::Timestamp(Timestamp(timestamp))),
+        wire::OffsetSpec::MAX_TIMESTAMP => Ok(OffsetSpec::MaxTimestamp),
+        other => Err(BrokerError::new(
+            ErrorKind::InvalidArgument,
+            format!("unknown offset spec {}", other.0),
+        )),
+    }
+}
+
+/// What a create request's wire configuration sets (`-1` / `DEFAULT`
+/// leave the broker's default).
+fn overrides(config: Option<wire::TopicConfig<'_>>) -> Result<TopicOverrides, String> {
+    let mut o = TopicOverrides::default();
+    let Some(w) = config else { return Ok(o) };
+    let opt = |v: i64, what: &str| -> Result<Option<u64>, String> {
+        match v {
+            -1 => Ok(None),
+            v if v < -1 => Err(format!("{what} {v} is negative")),
+            v => Ok(Some(v as u64)),
+        }
+    };
+    if let Some(v) = opt(w.retention_ms(), "retention ms")? {
+        o.retention_ms = Some(Some(v));
+    }
+    if let Some(v) = opt(w.retention_bytes(), "retention bytes")? {
+        o.retention_bytes = Some(Some(v));
+    }
+    o.segment_bytes = opt(w.segment_bytes(), "segment bytes")?;
+    o.segment_ms = opt(w.segment_ms(), "segment ms")?;
+    o.max_batch_bytes = opt(w.max_batch_bytes(), "max batch bytes")?.map(|v| v as usize);
+    o.fsync = match w.fsync() {
+        wire::FsyncPolicy::DEFAULT => None,
+        wire::FsyncPolicy::NEVER => Some(FsyncPolicy::Never),
+        wire::FsyncPolicy::ALWAYS => Some(FsyncPolicy::Always),
+        wire::FsyncPolicy::INTERVAL => {
+            if w.fsync_interval_ms() == 0 {
+                return Err("fsync interval must be at least 1 ms".into());
+            }
+            Some(FsyncPolicy::Interval(Duration::from_millis(
+                w.fsync_interval_ms() as u64,
+            )))
+        }
+        other => return Err(format!("unknown fsync policy {}", other.0)),
+    };
+    Ok(o)
 }

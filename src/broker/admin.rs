@@ -1,0 +1,110 @@
+//! Topic administration: create, delete, add partitions, describe, and the
+//! auto-creation Kafka clients may ask for.
+//!
+//! Every change goes through the controller shard (shard 0), which persists
+//! the new metadata and has every shard apply it before answering.
+
+use crate::error::{BrokerError, ErrorKind};
+use crate::meta::{TopicConfig, TopicMeta};
+use crate::shard::{PartitionState, Shard};
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// Creates a topic with `config` (the broker's defaults with the request's
+/// settings applied by the adapter, already validated).
+pub async fn create_topic(
+    shard: &Rc<Shard>,
+    name: String,
+    partitions: u32,
+    config: TopicConfig,
+) -> Result<Arc<TopicMeta>, BrokerError> {
+    shard.create_topic(name, partitions, config).await
+}
+
+/// Checks that `name` could be created with `partitions` and `config`
+/// (Kafka's `validate_only`), changing nothing.
+pub fn validate_new_topic(
+    shard: &Shard,
+    name: &str,
+    partitions: u32,
+    config: TopicConfig,
+) -> Result<(), BrokerError> {
+    shard
+        .snapshot()
+        .with_topic(name, partitions, config)
+        .map(|_| ())
+        .map_err(BrokerError::from)
+}
+
+/// Checks that `name` could get `total` partitions, changing nothing.
+pub fn validate_new_partitions(shard: &Shard, name: &str, total: u32) -> Result<(), BrokerError> {
+    shard
+        .snapshot()
+        .with_partitions(name, total)
+        .map(|_| ())
+        .map_err(BrokerError::from)
+}
+
+/// Deletes a topic and its data.
+pub async fn delete_topic(shard: &Rc<Shard>, name: String) -> Result<(), BrokerError> {
+    shard.delete_topic(name).await
+}
+
+/// Raises a topic's partition count to `total`; existing partitions keep
+/// their data and their shard.
+pub async fn create_partitions(
+    shard: &Rc<Shard>,
+    name: String,
+    total: u32,
+) -> Result<Arc<TopicMeta>, BrokerError> {
+    shard.create_partitions(name, total).await
+}
+
+/// A topic's metadata and the state of each partition.
+pub struct TopicDescription {
+    pub meta: Arc<TopicMeta>,
+    pub partitions: Vec<PartitionState>,
+}
+
+pub async fn describe_topic(
+    shard: &Rc<Shard>,
+    name: &str,
+) -> Result<TopicDescription, BrokerError> {
+    let meta = shard
+        .snapshot()
+        .topic(name)
+        .cloned()
+        .ok_or_else(|| BrokerError::unknown_topic(name))?;
+    let partitions = shard.describe(meta.id, meta.partitions).await;
+    Ok(TopicDescription { meta, partitions })
+}
+
+/// Creates `name` with the broker's defaults if it does not exist and the
+/// broker allows clients to create topics by naming them (Kafka's
+/// `auto.create.topics.enable`, off by default as in Redpanda). Another
+/// request creating it meanwhile is not an error.
+pub async fn auto_create(shard: &Rc<Shard>, name: &str) -> Result<(), BrokerError> {
+    if shard.snapshot().topic(name).is_some() {
+        return Ok(());
+    }
+    if !shard.config.auto_create_topics {
+        return Err(BrokerError::unknown_topic(name));
+    }
+    let config = shard.config.topic_defaults.clone();
+    let partitions = shard.config.auto_create_partitions;
+    match shard
+        .create_topic(name.to_string(), partitions, config)
+        .await
+    {
+        Ok(meta) => {
+            tracing::info!(
+                topic = name,
+                partitions = meta.partitions,
+                "created topic on first use (auto-create)"
+            );
+            Ok(())
+        }
+        Err(e) if e.kind == ErrorKind::TopicAlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,129 @@
+//! The broker core: what a request means, independent of the protocol it
+//! arrived in.
+//!
+//! Both wire protocols are thin adapters over this module
+//! (`protocol::native` for corelog's flatbuffers protocol,
+//! `protocol::kafka` for Kafka's): an adapter decodes its frame into one of
+//! the domain requests below, calls the matching function here, and encodes
+//! the domain response in its own format, mapping each [`ErrorKind`] to its
+//! own code. Everything a request needs beyond decoding lives here: resolving
+//! topic names against the metadata snapshot, partition range checks, acks
+//! and timeouts of a produce, the long poll and byte budget of a fetch,
+//! list-offsets specs, topic administration.
+//!
+//! Runs on the shard that received the request; partitions owned by other
+//! shards are reached through [`Shard`]'s cross-core operations. Nothing
+//! here knows a wire type or a wire code.
+//!
+//! [`ErrorKind`]: crate::error::ErrorKind
+
+mod admin;
+mod fetch;
+mod offsets;
+mod produce;
+
+pub use admin::{
+    TopicDescription, auto_create, create_partitions, create_topic, delete_topic, describe_topic,
+    validate_new_partitions, validate_new_topic,
+};
+pub use fetch::fetch;
+pub use offsets::list_offsets;
+pub use produce::produce;
+
+use crate::error::BrokerError;
+use crate::shard::FetchData;
+use crate::types::{Acks, Offset, OffsetSpec, Timestamp};
+use bytes::BytesMut;
+use std::time::Duration;
+
+/// One partition's outcome in a response.
+#[derive(Debug)]
+pub struct PartitionResult<T, E = BrokerError> {
+    pub partition: u32,
+    pub result: Result<T, E>,
+}
+
+/// One topic's outcomes in a response, in the order the request named its
+/// partitions. `error` is set when the topic itself is unknown (every
+/// partition then carries the same error).
+#[derive(Debug)]
+pub struct TopicResult<T, E = BrokerError> {
+    pub name: String,
+    pub error: Option<BrokerError>,
+    pub partitions: Vec<PartitionResult<T, E>>,
+}
+
+/// Records for the partitions of one topic: each partition's bytes are one
+/// or more concatenated v2 batches, carved from the request frame without a
+/// copy.
+#[derive(Debug)]
+pub struct ProduceTopic {
+    pub name: String,
+    pub partitions: Vec<(u32, BytesMut)>,
+}
+
+#[derive(Debug)]
+pub struct ProduceRequest {
+    pub acks: Acks,
+    pub timeout: Duration,
+    pub topics: Vec<ProduceTopic>,
+}
+
+/// Where a partition's appended records went.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Appended {
+    pub base_offset: Offset,
+    pub log_start_offset: Offset,
+}
+
+/// Per topic and partition: where the records went, or why not. Empty
+/// under `acks=0` (no answer is sent).
+pub type ProduceResponse = Vec<TopicResult<Appended>>;
+
+/// One partition to read: from `offset`, at most `max_bytes` (but always
+/// one whole batch if any is readable).
+#[derive(Clone, Debug)]
+pub struct FetchPartition {
+    pub partition: u32,
+    pub offset: i64,
+    pub max_bytes: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct FetchTopic {
+    pub name: String,
+    pub partitions: Vec<FetchPartition>,
+}
+
+#[derive(Clone, Debug)]
+pub struct FetchRequest {
+    /// Longest to wait for `min_bytes` (capped by the broker).
+    pub max_wait: Duration,
+    pub min_bytes: u32,
+    /// Budget of the whole response; the first partition with data always
+    /// gets its batches.
+    pub max_bytes: u32,
+    pub topics: Vec<FetchTopic>,
+}
+
+/// A partition read that failed: why, and the partition's valid range
+/// (log start, high watermark) when it is known.
+#[derive(Clone, Debug)]
+pub struct FetchFailure {
+    pub error: BrokerError,
+    pub range: Option<(Offset, Offset)>,
+}
+
+pub type FetchResponse = Vec<TopicResult<FetchData, FetchFailure>>;
+
+#[derive(Clone, Debug)]
+pub struct ListOffsetsTopic {
+    pub name: String,
+    pub partitions: Vec<(u32, OffsetSpec)>,
+}
+
+/// What a list-offsets question found: the offset (and the record's
+/// timestamp for time-based specs), or nothing (no record matches).
+pub type OffsetFound = Option<(Offset, Option<Timestamp>)>;
+
+pub type ListOffsetsResponse = Vec<TopicResult<OffsetFound>>;

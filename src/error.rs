@@ -1,0 +1,190 @@
+//! What went wrong, as the broker tells a client — independent of any wire
+//! protocol.
+//!
+//! The broker core, the shards and the metadata layer report failures as a
+//! [`BrokerError`]: an [`ErrorKind`] plus a message written for the person
+//! reading it ("topic \"orders\" has partitions 0..4, not 7"). Each protocol
+//! adapter maps the kind to its own stable code (`protocol::native`,
+//! `protocol::kafka`); nothing below `protocol/` knows a wire code.
+//!
+//! Kinds are never removed or renumbered by meaning: an adapter's mapping
+//! is part of its protocol's compatibility promise.
+
+use crate::record::BatchError;
+use crate::storage::StorageError;
+use std::fmt;
+
+/// The kind of a failure, as clients of either protocol see it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A bug or unexpected condition in the broker; the message says more.
+    UnknownServerError,
+    /// The request is malformed or a required field is missing.
+    InvalidRequest,
+    /// The client speaks a protocol or request version the broker does not.
+    UnsupportedVersion,
+    /// The request kind is unknown to this broker.
+    UnknownRequestKind,
+    /// A frame longer than the broker's limit.
+    FrameTooLarge,
+    /// The broker is shutting down and takes no new work (retriable).
+    ShuttingDown,
+    /// The request did not complete within its timeout (retriable).
+    RequestTimedOut,
+    /// An argument is outside its valid range (acks, max bytes, …).
+    InvalidArgument,
+    /// No topic with this name.
+    UnknownTopic,
+    /// The topic has no partition with this number.
+    UnknownPartition,
+    TopicAlreadyExists,
+    /// A partition count of zero, above the limit, or (when adding
+    /// partitions) not above the current count.
+    InvalidPartitionCount,
+    /// Topic names are 1–249 characters of `[a-zA-Z0-9._-]`.
+    InvalidTopicName,
+    /// A topic configuration key or value is not accepted.
+    InvalidConfig,
+    /// A replication factor this broker cannot provide.
+    InvalidReplicationFactor,
+    /// Internal topics take no writes, creates or deletes from clients.
+    InternalTopic,
+    /// A batch's CRC does not match its bytes.
+    CorruptBatch,
+    /// A batch's declared record count disagrees with its records.
+    InvalidRecord,
+    /// A batch with a magic other than 2.
+    UnsupportedMagic,
+    /// A batch larger than the topic accepts.
+    BatchTooLarge,
+    /// A batch is malformed in another way (length, record fields).
+    InvalidBatch,
+    /// A compression codec the broker cannot decode.
+    UnsupportedCompression,
+    /// Transactional and control batches are not supported.
+    UnsupportedBatchAttributes,
+    /// A produce request with no records for a partition.
+    EmptyProduce,
+    /// The offset is below the log start or past the high watermark.
+    OffsetOutOfRange,
+    /// Stored data failed validation when read back.
+    CorruptStoredData,
+    /// The partition's storage failed; it is unavailable until reopened.
+    StorageFailed,
+}
+
+impl ErrorKind {
+    /// A stable upper-case name for logs (`UNKNOWN_TOPIC`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::UnknownServerError => "UNKNOWN_SERVER_ERROR",
+            ErrorKind::InvalidRequest => "INVALID_REQUEST",
+            ErrorKind::UnsupportedVersion => "UNSUPPORTED_VERSION",
+            ErrorKind::UnknownRequestKind => "UNKNOWN_REQUEST_KIND",
+            ErrorKind::FrameTooLarge => "FRAME_TOO_LARGE",
+            ErrorKind::ShuttingDown => "SHUTTING_DOWN",
+            ErrorKind::RequestTimedOut => "REQUEST_TIMED_OUT",
+            ErrorKind::InvalidArgument => "INVALID_ARGUMENT",
+            ErrorKind::UnknownTopic => "UNKNOWN_TOPIC",
+            ErrorKind::UnknownPartition => "UNKNOWN_PARTITION",
+            ErrorKind::TopicAlreadyExists => "TOPIC_ALREADY_EXISTS",
+            ErrorKind::InvalidPartitionCount => "INVALID_PARTITION_COUNT",
+            ErrorKind::InvalidTopicName => "INVALID_TOPIC_NAME",
+            ErrorKind::InvalidConfig => "INVALID_CONFIG",
+            ErrorKind::InvalidReplicationFactor => "INVALID_REPLICATION_FACTOR",
+            ErrorKind::InternalTopic => "INTERNAL_TOPIC",
+            ErrorKind::CorruptBatch => "CORRUPT_BATCH",
+            ErrorKind::InvalidRecord => "INVALID_RECORD",
+            ErrorKind::UnsupportedMagic => "UNSUPPORTED_MAGIC",
+            ErrorKind::BatchTooLarge => "BATCH_TOO_LARGE",
+            ErrorKind::InvalidBatch => "INVALID_BATCH",
+            ErrorKind::UnsupportedCompression => "UNSUPPORTED_COMPRESSION",
+            ErrorKind::UnsupportedBatchAttributes => "UNSUPPORTED_BATCH_ATTRIBUTES",
+            ErrorKind::EmptyProduce => "EMPTY_PRODUCE",
+            ErrorKind::OffsetOutOfRange => "OFFSET_OUT_OF_RANGE",
+            ErrorKind::CorruptStoredData => "CORRUPT_STORED_DATA",
+            ErrorKind::StorageFailed => "STORAGE_FAILED",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A failure with its kind and a message for the person reading it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl BrokerError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> BrokerError {
+        BrokerError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub fn shutting_down() -> BrokerError {
+        BrokerError::new(ErrorKind::ShuttingDown, "the broker is shutting down")
+    }
+
+    pub fn unknown_topic(name: &str) -> BrokerError {
+        BrokerError::new(
+            ErrorKind::UnknownTopic,
+            format!("topic {name:?} does not exist"),
+        )
+    }
+
+    pub fn unknown_partition(topic: &str, partition: u32, partitions: u32) -> BrokerError {
+        BrokerError::new(
+            ErrorKind::UnknownPartition,
+            format!("topic {topic:?} has partitions 0..{partitions}, not {partition}"),
+        )
+    }
+
+    /// A storage failure, with the kind its cause deserves.
+    pub fn storage(e: &StorageError) -> BrokerError {
+        let kind = match e {
+            StorageError::OffsetOutOfRange { .. } => ErrorKind::OffsetOutOfRange,
+            StorageError::InvalidBatch { error, .. } => batch_error_kind(error),
+            StorageError::EmptyAppend => ErrorKind::EmptyProduce,
+            StorageError::Corrupt { .. } => ErrorKind::CorruptStoredData,
+            StorageError::Failed { .. } | StorageError::Io { .. } => ErrorKind::StorageFailed,
+            StorageError::Closed => ErrorKind::ShuttingDown,
+            StorageError::Config(_) => ErrorKind::InvalidConfig,
+        };
+        BrokerError::new(kind, e.to_string())
+    }
+}
+
+/// The kind a batch that failed validation deserves.
+pub fn batch_error_kind(e: &BatchError) -> ErrorKind {
+    match e {
+        BatchError::CrcMismatch { .. } => ErrorKind::CorruptBatch,
+        BatchError::UnsupportedMagic { .. } => ErrorKind::UnsupportedMagic,
+        BatchError::RecordCountMismatch { .. } => ErrorKind::InvalidRecord,
+        BatchError::TooLarge { .. } | BatchError::DecompressedTooLarge { .. } => {
+            ErrorKind::BatchTooLarge
+        }
+        BatchError::UnsupportedCompression { .. } => ErrorKind::UnsupportedCompression,
+        BatchError::UnsupportedAttributes { .. } => ErrorKind::UnsupportedBatchAttributes,
+        BatchError::NoRecords => ErrorKind::EmptyProduce,
+        // Length, last offset delta, a malformed record: the bytes are not
+        // a batch as the header describes it.
+        _ => ErrorKind::InvalidBatch,
+    }
+}
+
+impl fmt::Display for BrokerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)
+    }
+}
+
+impl std::error::Error for BrokerError {}

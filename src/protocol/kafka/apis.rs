@@ -1,0 +1,52 @@
+//! Which Kafka APIs and versions this broker implements, and the
+//! ApiVersions answer that advertises them.
+
+use super::codes;
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
+
+/// Every API this broker implements, with its version range. Only what is
+/// implemented is advertised: clients pick features from this list (and
+/// kafka-python guesses the broker's Kafka version from it).
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 9),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 7),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::CreatePartitions, 0, 3),
+];
+
+/// The versions of `api` this broker implements, if any.
+pub fn range(api: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED
+        .iter()
+        .find(|(key, _, _)| *key == api)
+        .map(|&(_, min, max)| (min, max))
+}
+
+/// The ApiVersions answer: every supported API, or (with `error`) the
+/// UNSUPPORTED_VERSION answer a client gets when it asks in a version this
+/// broker does not speak — encoded as v0, so the client can read it and
+/// retry with a version it finds in the list.
+pub fn api_versions(error: i16) -> ApiVersionsResponse {
+    let mut response = ApiVersionsResponse::default();
+    response.error_code = error;
+    response.api_keys = SUPPORTED
+        .iter()
+        .map(|&(key, min, max)| {
+            ApiVersion::default()
+                .with_api_key(key as i16)
+                .with_min_version(min)
+                .with_max_version(max)
+        })
+        .collect();
+    response
+}
+
+/// The ApiVersions answer for an unsupported request version.
+pub fn unsupported_api_versions() -> ApiVersionsResponse {
+    api_versions(codes::UNSUPPORTED_VERSION)
+}

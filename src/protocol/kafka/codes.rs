@@ -1,0 +1,59 @@
+//! Kafka's error codes for the broker's error kinds. The numbers are
+//! Kafka's own (its `Errors` table); clients decide retry or fail by them,
+//! so a kind maps to the code whose client behaviour fits it.
+
+use crate::error::ErrorKind;
+
+pub const NONE: i16 = 0;
+pub const UNKNOWN_SERVER_ERROR: i16 = -1;
+pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+pub const CORRUPT_MESSAGE: i16 = 2;
+pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+pub const REQUEST_TIMED_OUT: i16 = 7;
+pub const MESSAGE_TOO_LARGE: i16 = 10;
+pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+pub const INVALID_REQUIRED_ACKS: i16 = 21;
+pub const UNSUPPORTED_VERSION: i16 = 35;
+pub const TOPIC_ALREADY_EXISTS: i16 = 36;
+pub const INVALID_PARTITIONS: i16 = 37;
+pub const INVALID_REPLICATION_FACTOR: i16 = 38;
+pub const INVALID_CONFIG: i16 = 40;
+pub const INVALID_REQUEST: i16 = 42;
+pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
+pub const KAFKA_STORAGE_ERROR: i16 = 56;
+pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
+pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
+pub const INVALID_RECORD: i16 = 87;
+pub const UNKNOWN_TOPIC_ID: i16 = 100;
+
+/// The Kafka code for an error kind.
+pub fn code(kind: ErrorKind) -> i16 {
+    match kind {
+        ErrorKind::UnknownServerError => UNKNOWN_SERVER_ERROR,
+        ErrorKind::InvalidRequest
+        | ErrorKind::UnknownRequestKind
+        | ErrorKind::FrameTooLarge
+        | ErrorKind::InvalidArgument => INVALID_REQUEST,
+        ErrorKind::UnsupportedVersion => UNSUPPORTED_VERSION,
+        // Retriable: the client refreshes metadata and tries again, which
+        // is what a rolling restart needs.
+        ErrorKind::ShuttingDown => NOT_LEADER_OR_FOLLOWER,
+        ErrorKind::RequestTimedOut => REQUEST_TIMED_OUT,
+        ErrorKind::UnknownTopic | ErrorKind::UnknownPartition => UNKNOWN_TOPIC_OR_PARTITION,
+        ErrorKind::TopicAlreadyExists => TOPIC_ALREADY_EXISTS,
+        ErrorKind::InvalidPartitionCount => INVALID_PARTITIONS,
+        ErrorKind::InvalidTopicName | ErrorKind::InternalTopic => INVALID_TOPIC_EXCEPTION,
+        ErrorKind::InvalidConfig => INVALID_CONFIG,
+        ErrorKind::InvalidReplicationFactor => INVALID_REPLICATION_FACTOR,
+        ErrorKind::CorruptBatch | ErrorKind::InvalidBatch | ErrorKind::EmptyProduce => {
+            CORRUPT_MESSAGE
+        }
+        ErrorKind::InvalidRecord | ErrorKind::UnsupportedBatchAttributes => INVALID_RECORD,
+        ErrorKind::UnsupportedMagic => UNSUPPORTED_FOR_MESSAGE_FORMAT,
+        ErrorKind::BatchTooLarge => MESSAGE_TOO_LARGE,
+        ErrorKind::UnsupportedCompression => UNSUPPORTED_COMPRESSION_TYPE,
+        ErrorKind::OffsetOutOfRange => OFFSET_OUT_OF_RANGE,
+        ErrorKind::CorruptStoredData | ErrorKind::StorageFailed => KAFKA_STORAGE_ERROR,
+    }
+}

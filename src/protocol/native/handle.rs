@@ -1,0 +1,643 @@
+//! Runs a decoded native request against the broker core and builds the
+//! response flatbuffer (finished size-prefixed: a complete frame).
+
+use super::decode::Request;
+use super::{PROTOCOL_VERSION, error_code};
+use crate::broker::{self, FetchResponse, ListOffsetsResponse, ProduceResponse};
+use crate::error::{BrokerError, ErrorKind};
+use crate::protocol::wire;
+use crate::shard::Shard;
+use crate::types::Acks;
+use crate::types::FsyncPolicy;
+use bytes::Bytes;
+use flatbuffers::{FlatBufferBuilder, UnionWIPOffset, WIPOffset};
+use std::cell::RefCell;
+use std::rc::Rc;
+use wire::ErrorCode;
+
+/// A response ready to write: a size-prefixed flatbuffer.
+pub struct ResponseFrame {
+    buf: Vec<u8>,
+    head: usize,
+}
+
+impl ResponseFrame {
+    /// The frame as `Bytes`, without a copy.
+    pub fn into_bytes(self) -> Bytes {
+        Bytes::from(self.buf).slice(self.head..)
+    }
+}
+
+thread_local! {
+    /// Scratch space to join a partition's record chunks before they are
+    /// copied into a response.
+    static JOIN_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+fn finish(
+    mut fbb: FlatBufferBuilder<'static>,
+    corr: u64,
+    error: Option<&BrokerError>,
+    kind: wire::Response,
+    body: Option<WIPOffset<UnionWIPOffset>>,
+) -> ResponseFrame {
+    let message = error.map(|e| fbb.create_string(&e.message));
+    let envelope = wire::ResponseEnvelope::create(
+        &mut fbb,
+        &wire::ResponseEnvelopeArgs {
+            correlation_id: corr,
+            error: error.map_or(ErrorCode::NONE, |e| error_code(e.kind)),
+            error_message: message,
+            response_type: kind,
+            response: body,
+        },
+    );
+    fbb.finish_size_prefixed(envelope, None);
+    let (buf, head) = fbb.collapse();
+    ResponseFrame { buf, head }
+}
+
+/// A response that carries only an error.
+pub fn error_response(corr: u64, error: &BrokerError) -> ResponseFrame {
+    finish(
+        FlatBufferBuilder::new(),
+        corr,
+        Some(error),
+        wire::Response::NONE,
+        None,
+    )
+}
+
+fn code_of<T>(r: &Result<T, BrokerError>) -> ErrorCode {
+    r.as_ref()
+        .err()
+        .map_or(ErrorCode::NONE, |e| error_code(e.kind))
+}
+
+fn topic_code(error: &Option<BrokerError>) -> ErrorCode {
+    error
+        .as_ref()
+        .map_or(ErrorCode::NONE, |e| error_code(e.kind))
+}
+
+/// Serves one request; `None` for requests that get no response
+/// (produce with acks 0).
+pub async fn handle(shard: &Rc<Shard>, corr: u64, request: Request) -> Option<ResponseFrame> {
+    let response = match request {
+        Request::Handshake { version, client_id } => handshake(shard, corr, version, &client_id),
+        Request::Metadata { topics } => metadata(shard, corr, topics),
+        Request::CreateTopic {
+            name,
+            partitions,
+            config,
+        } => create_topic(shard, corr, name, partitions, config).await,
+        Request::DeleteTopic { name } => match broker::delete_topic(shard, name).await {
+            Ok(()) => {
+                let mut fbb = FlatBufferBuilder::new();
+                let body =
+                    wire::DeleteTopicResponse::create(&mut fbb, &wire::DeleteTopicResponseArgs {});
+                finish(
+                    fbb,
+                    corr,
+                    None,
+                    wire::Response::DeleteTopicResponse,
+                    Some(body.as_union_value()),
+                )
+            }
+            Err(e) => error_response(corr, &e),
+        },
+        Request::CreatePartitions { name, total } => {
+            match broker::create_partitions(shard, name, total).await {
+                Ok(meta) => {
+                    let mut fbb = FlatBufferBuilder::new();
+                    let body = wire::CreatePartitionsResponse::create(
+                        &mut fbb,
+                        &wire::CreatePartitionsResponseArgs {
+                            partitions: meta.partitions,
+                        },
+                    );
+                    finish(
+                        fbb,
+                        corr,
+                        None,
+                        wire::Response::CreatePartitionsResponse,
+                        Some(body.as_union_value()),
+                    )
+                }
+                Err(e) => error_response(corr, &e),
+            }
+        }
+        Request::ListTopics => list_topics(shard, corr),
+        Request::DescribeTopic { name } => describe_topic(shard, corr, &name).await,
+        Request::Produce(request) => {
+            let acks = request.acks;
+            let response = broker::produce(shard, request).await;
+            if acks == Acks::None {
+                return None;
+            }
+            produce_response(corr, &response)
+        }
+        Request::Fetch(request) => fetch_response(corr, &broker::fetch(shard, request).await),
+        Request::ListOffsets(topics) => {
+            list_offsets_response(corr, &broker::list_offsets(shard, topics).await)
+        }
+        Request::Stats => stats(shard, corr).await,
+        Request::Unknown(k) => error_response(
+            corr,
+            &BrokerError::new(
+                ErrorKind::UnknownRequestKind,
+                format!(
+                    "request kind {k} is unknown to this broker (protocol version {PROTOCOL_VERSION})"
+                ),
+            ),
+        ),
+    };
+    Some(response)
+}
+
+fn handshake(shard: &Shard, corr: u64, version: u16, client_id: &str) -> ResponseFrame {
+    let mut fbb = FlatBufferBuilder::new();
+    let broker_version = fbb.create_string(env!("CARGO_PKG_VERSION"));
+    let body = wire::HandshakeResponse::create(
+        &mut fbb,
+        &wire::HandshakeResponseArgs {
+            protocol_version: PROTOCOL_VERSION,
+            broker_version: Some(broker_version),
+            shard_count: shard.count,
+            shard: shard.id.0,
+        },
+    );
+    let error = (version != PROTOCOL_VERSION).then(|| {
+        BrokerError::new(ErrorKind::UnsupportedVersion, format!("client {client_id:?} speaks protocol {version}; this broker speaks {PROTOCOL_VERSION}"))
+    });
+    finish(
+        fbb,
+        corr,
+        error.as_ref(),
+        wire::Response::HandshakeResponse,
+        Some(body.as_union_value()),
+    )
+}
+
+fn metadata(shard: &Shard, corr: u64, names: Option<Vec<String>>) -> ResponseFrame {
+    let snapshot = shard.snapshot();
+    let mut fbb = FlatBufferBuilder::new();
+    let wanted: Vec<String> =
+        names.unwrap_or_else(|| snapshot.topics.keys().map(|k| k.to_string()).collect());
+    let mut topics = Vec::with_capacity(wanted.len());
+    for name in &wanted {
+        let fb_name = fbb.create_string(name);
+        let topic = match snapshot.topic(name) {
+            Some(meta) => {
+                let parts: Vec<_> = (0..meta.partitions)
+                    .map(|p| {
+                        let owner = shard.owner(meta.id, p);
+                        wire::PartitionMetadata::create(
+                            &mut fbb,
+                            &wire::PartitionMetadataArgs {
+                                partition: p,
+                                shard: owner.0,
+                                port: shard.ports[owner.0 as usize],
+                            },
+                        )
+                    })
+                    .collect();
+                let parts = fbb.create_vector(&parts);
+                wire::TopicMetadata::create(
+                    &mut fbb,
+                    &wire::TopicMetadataArgs {
+                        name: Some(fb_name),
+                        error: ErrorCode::NONE,
+                        topic_id: meta.id.0,
+                        partitions: Some(parts),
+                    },
+                )
+            }
+            None => wire::TopicMetadata::create(
+                &mut fbb,
+                &wire::TopicMetadataArgs {
+                    name: Some(fb_name),
+                    error: error_code(ErrorKind::UnknownTopic),
+                    topic_id: 0,
+                    partitions: None,
+                },
+            ),
+        };
+        topics.push(topic);
+    }
+    let topics = fbb.create_vector(&topics);
+    let shards: Vec<_> = shard
+        .ports
+        .iter()
+        .enumerate()
+        .map(|(i, &port)| {
+            wire::ShardEndpoint::create(
+                &mut fbb,
+                &wire::ShardEndpointArgs {
+                    shard: i as u32,
+                    port,
+                },
+            )
+        })
+        .collect();
+    let shards = fbb.create_vector(&shards);
+    let host = fbb.create_string(&shard.host);
+    let body = wire::MetadataResponse::create(
+        &mut fbb,
+        &wire::MetadataResponseArgs {
+            host: Some(host),
+            shared_port: shard.shared_port,
+            shards: Some(shards),
+            topics: Some(topics),
+            metadata_version: snapshot.version,
+        },
+    );
+    finish(
+        fbb,
+        corr,
+        None,
+        wire::Response::MetadataResponse,
+        Some(body.as_union_value()),
+    )
+}
+
+async fn create_topic(
+    shard: &Rc<Shard>,
+    corr: u64,
+    name: String,
+    partitions: u32,
+    config: Result<crate::meta::TopicConfig, String>,
+) -> ResponseFrame {
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => return error_response(corr, &BrokerError::new(ErrorKind::InvalidConfig, e)),
+    };
+    match broker::create_topic(shard, name, partitions, config).await {
+        Ok(meta) => {
+            let mut fbb = FlatBufferBuilder::new();
+            let config = config_to_wire(&meta.config, &mut fbb);
+            let body = wire::CreateTopicResponse::create(
+                &mut fbb,
+                &wire::CreateTopicResponseArgs {
+                    topic_id: meta.id.0,
+                    config: Some(config),
+                },
+            );
+            finish(
+                fbb,
+                corr,
+                None,
+                wire::Response::CreateTopicResponse,
+                Some(body.as_union_value()),
+            )
+        }
+        Err(e) => error_response(corr, &e),
+    }
+}
+
+/// A topic configuration as a wire table (every value the effective one).
+fn config_to_wire<'a>(
+    c: &crate::meta::TopicConfig,
+    fbb: &mut FlatBufferBuilder<'a>,
+) -> WIPOffset<wire::TopicConfig<'a>> {
+    let (fsync, interval) = match c.fsync {
+        FsyncPolicy::Never => (wire::FsyncPolicy::NEVER, 0),
+        FsyncPolicy::Always => (wire::FsyncPolicy::ALWAYS, 0),
+        FsyncPolicy::Interval(d) => (
+            wire::FsyncPolicy::INTERVAL,
+            d.as_millis().min(u32::MAX as u128) as u32,
+        ),
+    };
+    let opt = |v: Option<u64>| v.map_or(-1, |v| v.min(i64::MAX as u64) as i64);
+    wire::TopicConfig::create(
+        fbb,
+        &wire::TopicConfigArgs {
+            retention_ms: opt(c.retention_ms),
+            retention_bytes: opt(c.retention_bytes),
+            segment_bytes: c.segment_bytes as i64,
+            segment_ms: c.segment_ms as i64,
+            fsync,
+            fsync_interval_ms: interval,
+            max_batch_bytes: c.max_batch_bytes as i64,
+        },
+    )
+}
+
+fn list_topics(shard: &Shard, corr: u64) -> ResponseFrame {
+    let snapshot = shard.snapshot();
+    let mut fbb = FlatBufferBuilder::new();
+    let topics: Vec<_> = snapshot
+        .topics
+        .values()
+        .map(|t| {
+            let name = fbb.create_string(&t.name);
+            wire::TopicSummary::create(
+                &mut fbb,
+                &wire::TopicSummaryArgs {
+                    name: Some(name),
+                    topic_id: t.id.0,
+                    partitions: t.partitions,
+                },
+            )
+        })
+        .collect();
+    let topics = fbb.create_vector(&topics);
+    let body = wire::ListTopicsResponse::create(
+        &mut fbb,
+        &wire::ListTopicsResponseArgs {
+            topics: Some(topics),
+        },
+    );
+    finish(
+        fbb,
+        corr,
+        None,
+        wire::Response::ListTopicsResponse,
+        Some(body.as_union_value()),
+    )
+}
+
+async fn describe_topic(shard: &Rc<Shard>, corr: u64, name: &str) -> ResponseFrame {
+    let described = match broker::describe_topic(shard, name).await {
+        Ok(d) => d,
+        Err(e) => return error_response(corr, &e),
+    };
+    let mut fbb = FlatBufferBuilder::new();
+    let parts: Vec<_> = described
+        .partitions
+        .iter()
+        .map(|s| {
+            wire::PartitionDescription::create(
+                &mut fbb,
+                &wire::PartitionDescriptionArgs {
+                    partition: s.partition,
+                    shard: s.shard.0,
+                    error: topic_code(&s.error),
+                    start_offset: s.start.0 as i64,
+                    end_offset: s.end.0 as i64,
+                    high_watermark: s.high_watermark.0 as i64,
+                    size_bytes: s.bytes,
+                    segments: s.segments,
+                },
+            )
+        })
+        .collect();
+    let parts = fbb.create_vector(&parts);
+    let fb_name = fbb.create_string(name);
+    let config = config_to_wire(&described.meta.config, &mut fbb);
+    let body = wire::DescribeTopicResponse::create(
+        &mut fbb,
+        &wire::DescribeTopicResponseArgs {
+            name: Some(fb_name),
+            topic_id: described.meta.id.0,
+            config: Some(config),
+            partitions: Some(parts),
+        },
+    );
+    finish(
+        fbb,
+        corr,
+        None,
+        wire::Response::DescribeTopicResponse,
+        Some(body.as_union_value()),
+    )
+}
+
+fn produce_response(corr: u64, response: &ProduceResponse) -> ResponseFrame {
+    let mut fbb = FlatBufferBuilder::new();
+    let mut topic_offsets = Vec::with_capacity(response.len());
+    for topic in response {
+        let parts: Vec<_> = topic
+            .partitions
+            .iter()
+            .map(|p| {
+                let message = p
+                    .result
+                    .as_ref()
+                    .err()
+                    .map(|e| fbb.create_string(&e.message));
+                let (base, start) = p.result.as_ref().map_or((-1, -1), |a| {
+                    (a.base_offset.0 as i64, a.log_start_offset.0 as i64)
+                });
+                wire::ProducePartitionResult::create(
+                    &mut fbb,
+                    &wire::ProducePartitionResultArgs {
+                        partition: p.partition,
+                        error: code_of(&p.result),
+                        error_message: message,
+                        base_offset: base,
+                        log_start_offset: start,
+                    },
+                )
+            })
+            .collect();
+        let parts = fbb.create_vector(&parts);
+        let name = fbb.create_string(&topic.name);
+        topic_offsets.push(wire::ProduceTopicResult::create(
+            &mut fbb,
+            &wire::ProduceTopicResultArgs {
+                topic: Some(name),
+                error: topic_code(&topic.error),
+                partitions: Some(parts),
+            },
+        ));
+    }
+    let topics = fbb.create_vector(&topic_offsets);
+    let body = wire::ProduceResponse::create(
+        &mut fbb,
+        &wire::ProduceResponseArgs {
+            topics: Some(topics),
+        },
+    );
+    finish(
+        fbb,
+        corr,
+        None,
+        wire::Response::ProduceResponse,
+        Some(body.as_union_value()),
+    )
+}
+
+/// The bytes of a partition's fetched batches as one vector: a chunk as
+/// it is, several joined through a reused scratch buffer.
+fn records_vector<'a>(
+    fbb: &mut FlatBufferBuilder<'a>,
+    chunks: &[Bytes],
+) -> Option<WIPOffset<flatbuffers::Vector<'a, u8>>> {
+    match chunks.len() {
+        0 => None,
+        1 => Some(fbb.create_vector(&chunks[0][..])),
+        _ => Some(JOIN_SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            scratch.clear();
+            for chunk in chunks {
+                scratch.extend_from_slice(chunk);
+            }
+            fbb.create_vector(&scratch[..])
+        })),
+    }
+}
+
+fn fetch_response(corr: u64, response: &FetchResponse) -> ResponseFrame {
+    let bytes: usize = response
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .filter_map(|p| p.result.as_ref().ok())
+        .map(|d| d.bytes)
+        .sum();
+    let mut fbb = FlatBufferBuilder::with_capacity(bytes + 1024);
+    let mut topic_results = Vec::with_capacity(response.len());
+    for topic in response {
+        let parts: Vec<_> = topic
+            .partitions
+            .iter()
+            .map(|slot| {
+                let (error, message, hw, start, records) = match &slot.result {
+                    Ok(data) => (
+                        ErrorCode::NONE,
+                        None,
+                        data.high_watermark.0 as i64,
+                        data.log_start.0 as i64,
+                        records_vector(&mut fbb, &data.chunks),
+                    ),
+                    Err(failure) => {
+                        let message = Some(fbb.create_string(&failure.error.message));
+                        let (start, end) = failure
+                            .range
+                            .map_or((-1, -1), |(s, e)| (s.0 as i64, e.0 as i64));
+                        (error_code(failure.error.kind), message, end, start, None)
+                    }
+                };
+                wire::FetchPartitionResult::create(
+                    &mut fbb,
+                    &wire::FetchPartitionResultArgs {
+                        partition: slot.partition,
+                        error,
+                        error_message: message,
+                        high_watermark: hw,
+                        log_start_offset: start,
+                        records,
+                    },
+                )
+            })
+            .collect();
+        let parts = fbb.create_vector(&parts);
+        let name = fbb.create_string(&topic.name);
+        topic_results.push(wire::FetchTopicResult::create(
+            &mut fbb,
+            &wire::FetchTopicResultArgs {
+                topic: Some(name),
+                error: topic_code(&topic.error),
+                partitions: Some(parts),
+            },
+        ));
+    }
+    let topics = fbb.create_vector(&topic_results);
+    let body = wire::FetchResponse::create(
+        &mut fbb,
+        &wire::FetchResponseArgs {
+            topics: Some(topics),
+        },
+    );
+    finish(
+        fbb,
+        corr,
+        None,
+        wire::Response::FetchResponse,
+        Some(body.as_union_value()),
+    )
+}
+
+fn list_offsets_response(corr: u64, response: &ListOffsetsResponse) -> ResponseFrame {
+    let mut fbb = FlatBufferBuilder::new();
+    let mut topic_results = Vec::new();
+    for topic in response {
+        let parts: Vec<_> = topic
+            .partitions
+            .iter()
+            .map(|p| {
+                let message = p
+                    .result
+                    .as_ref()
+                    .err()
+                    .map(|e| fbb.create_string(&e.message));
+                let (offset, timestamp) = match &p.result {
+                    Ok(Some((offset, ts))) => (offset.0 as i64, ts.map_or(-1, |t| t.0)),
+                    _ => (-1, -1),
+                };
+                wire::ListOffsetsPartitionResult::create(
+                    &mut fbb,
+                    &wire::ListOffsetsPartitionResultArgs {
+                        partition: p.partition,
+                        error: code_of(&p.result),
+                        error_message: message,
+                        offset,
+                        timestamp,
+                    },
+                )
+            })
+            .collect();
+        let parts = fbb.create_vector(&parts);
+        let name = fbb.create_string(&topic.name);
+        topic_results.push(wire::ListOffsetsTopicResult::create(
+            &mut fbb,
+            &wire::ListOffsetsTopicResultArgs {
+                topic: Some(name),
+                error: topic_code(&topic.error),
+                partitions: Some(parts),
+            },
+        ));
+    }
+    let topics = fbb.create_vector(&topic_results);
+    let body = wire::ListOffsetsResponse::create(
+        &mut fbb,
+        &wire::ListOffsetsResponseArgs {
+            topics: Some(topics),
+        },
+    );
+    finish(
+        fbb,
+        corr,
+        None,
+        wire::Response::ListOffsetsResponse,
+        Some(body.as_union_value()),
+    )
+}
+
+async fn stats(shard: &Rc<Shard>, corr: u64) -> ResponseFrame {
+    let all = shard.stats().await;
+    let mut fbb = FlatBufferBuilder::new();
+    let shards: Vec<_> = all
+        .iter()
+        .map(|s| {
+            wire::ShardStats::create(
+                &mut fbb,
+                &wire::ShardStatsArgs {
+                    shard: s.shard,
+                    port: s.port,
+                    connections: s.connections,
+                    requests: s.requests,
+                    cross_core_hops: s.hops,
+                    bytes_in: s.bytes_in,
+                    bytes_out: s.bytes_out,
+                    partitions: s.partitions,
+                    errors: s.errors,
+                },
+            )
+        })
+        .collect();
+    let shards = fbb.create_vector(&shards);
+    let body = wire::StatsResponse::create(
+        &mut fbb,
+        &wire::StatsResponseArgs {
+            shards: Some(shards),
+        },
+    );
+    finish(
+        fbb,
+        corr,
+        None,
+        wire::Response::StatsResponse,
+        Some(body.as_union_value()),
+    )
+}

@@ -1,0 +1,42 @@
+//! Small process-level helpers shared by the command line and the load
+//! generator (which must not depend on each other): running a future on a
+//! fresh executor, making a temporary directory.
+
+use std::future::Future;
+use std::path::PathBuf;
+
+/// Runs a client future on a fresh executor and maps errors to text.
+pub fn run_client<F, Fut>(f: F) -> Result<(), String>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(), String>> + 'static,
+{
+    glommio::LocalExecutorBuilder::default()
+        .name("corelog-client")
+        .spawn(f)
+        .map_err(|e| format!("starting the client executor: {e}"))?
+        .join()
+        .map_err(|e| format!("client executor failed: {e}"))?
+}
+
+/// A new directory under the system temporary directory.
+pub fn tempfile_dir() -> Result<PathBuf, String> {
+    let base = std::env::temp_dir();
+    for attempt in 0..100u32 {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_nanos();
+        let dir = base.join(format!(
+            "corelog-{}-{nanos:x}-{attempt}",
+            std::process::id()
+        ));
+        if std::fs::create_dir(&dir).is_ok() {
+            return Ok(dir);
+        }
+    }
+    Err(format!(
+        "could not create a temporary directory under {}",
+        base.display()
+    ))
+}

@@ -1,0 +1,372 @@
+//! Bad input on the Kafka port: every case against a real `corelog serve`;
+//! after each, nothing is stored and the broker keeps serving everyone else.
+
+mod common;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use common::{Broker, start_with_kafka};
+use corelog::record::{BatchBuilder, Compression};
+use corelog::types::Timestamp;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse,
+    ProduceRequest, ProduceResponse, RequestHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+/// A raw Kafka connection for tests.
+struct Conn(TcpStream);
+
+impl Conn {
+    fn open(addr: SocketAddr) -> Conn {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Conn(s)
+    }
+
+    fn send_raw(&mut self, bytes: &[u8]) {
+        self.0.write_all(bytes).unwrap();
+    }
+
+    fn frame<T: Encodable>(api: ApiKey, version: i16, corr: i32, body: &T) -> Vec<u8> {
+        let header = RequestHeader::default()
+            .with_request_api_key(api as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(corr)
+            .with_client_id(Some(StrBytes::from_static_str("bad-input-test")));
+        let mut buf = BytesMut::new();
+        buf.put_i32(0);
+        header
+            .encode(&mut buf, api.request_header_version(version))
+            .unwrap();
+        body.encode(&mut buf, version).unwrap();
+        let len = (buf.len() - 4) as i32;
+        buf[..4].copy_from_slice(&len.to_be_bytes());
+        buf.to_vec()
+    }
+
+    fn send<T: Encodable>(&mut self, api: ApiKey, version: i16, corr: i32, body: &T) {
+        self.send_raw(&Conn::frame(api, version, corr, body));
+    }
+
+    /// The next response's correlation id and body bytes.
+    fn receive(&mut self, api: ApiKey, version: i16) -> (i32, Bytes) {
+        let mut len = [0u8; 4];
+        self.0.read_exact(&mut len).unwrap();
+        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+        self.0.read_exact(&mut body).unwrap();
+        let mut body = Bytes::from(body);
+        let corr = body.get_i32();
+        if api.response_header_version(version) >= 1 {
+            // The tagged-field buffer of header v1: empty here.
+            assert_eq!(body.get_u8(), 0);
+        }
+        (corr, body)
+    }
+
+    fn call<Req: Encodable, Resp: Decodable>(
+        &mut self,
+        api: ApiKey,
+        version: i16,
+        req: &Req,
+    ) -> Resp {
+        self.send(api, version, 7, req);
+        let (corr, mut body) = self.receive(api, version);
+        assert_eq!(corr, 7);
+        Resp::decode(&mut body, version).unwrap()
+    }
+
+    /// Whether the broker closed the connection (within the read timeout).
+    fn is_closed(&mut self) -> bool {
+        let mut one = [0u8; 1];
+        matches!(self.0.read(&mut one), Ok(0) | Err(_))
+    }
+}
+
+/// The broker still answers a fresh client.
+fn still_serving(kafka: SocketAddr) {
+    let mut c = Conn::open(kafka);
+    let r: MetadataResponse = c.call(ApiKey::Metadata, 9, &MetadataRequest::default());
+    assert_eq!(r.brokers.len(), 1);
+}
+
+fn produce_request(topic: &str, partition: i32, records: Bytes) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_string(topic.into())))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(partition)
+                        .with_records(Some(records)),
+                ]),
+        ])
+}
+
+fn batch(records: u32, value_bytes: usize) -> Bytes {
+    let mut b = BatchBuilder::default();
+    for i in 0..records {
+        b.push(
+            Timestamp::now(),
+            Some(format!("k{i}").as_bytes()),
+            Some(&vec![b'v'; value_bytes]),
+            &[],
+        );
+    }
+    b.finish()
+}
+
+fn produce_error(kafka: SocketAddr, topic: &str, partition: i32, records: Bytes) -> i16 {
+    let mut c = Conn::open(kafka);
+    let r: ProduceResponse = c.call(
+        ApiKey::Produce,
+        9,
+        &produce_request(topic, partition, records),
+    );
+    r.responses[0].partition_responses[0].error_code
+}
+
+fn end_offset(broker: &Broker, topic: &str) -> String {
+    let out = std::process::Command::new(common::corelog_bin())
+        .args([
+            "topic",
+            "describe",
+            topic,
+            "--broker",
+            &broker.addr.to_string(),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn setup() -> (tempfile::TempDir, Broker) {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = start_with_kafka(&tmp.path().join("data"), 2, &[]);
+    let out = std::process::Command::new(common::corelog_bin())
+        .args([
+            "topic",
+            "create",
+            "t",
+            "--partitions",
+            "2",
+            "--broker",
+            &broker.addr.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    (tmp, broker)
+}
+
+#[test]
+fn broken_frames_close_only_their_own_connection() {
+    let (_tmp, broker) = setup();
+    let kafka = broker.kafka.unwrap();
+    // A truncated frame, then the client goes away mid-request.
+    let mut c = Conn::open(kafka);
+    c.send_raw(&100i32.to_be_bytes());
+    c.send_raw(&[1, 2, 3]);
+    drop(c);
+    still_serving(kafka);
+    // A length beyond the limit: closed without reading it.
+    let mut c = Conn::open(kafka);
+    c.send_raw(&i32::MAX.to_be_bytes());
+    assert!(c.is_closed());
+    // A negative length.
+    let mut c = Conn::open(kafka);
+    c.send_raw(&(-5i32).to_be_bytes());
+    assert!(c.is_closed());
+    // Random bytes (framed and not).
+    let mut seed = 0x9e37_79b9_u64;
+    for round in 0..50 {
+        let len: i32 = 8 + round * 3;
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed as u8
+            })
+            .collect();
+        let mut c = Conn::open(kafka);
+        c.send_raw(&len.to_be_bytes());
+        c.send_raw(&bytes);
+        assert!(
+            c.is_closed(),
+            "random request {round} must close the connection"
+        );
+    }
+    still_serving(kafka);
+    assert!(end_offset(&broker, "t").contains(" 0 "), "nothing stored");
+}
+
+#[test]
+fn an_unknown_api_key_closes_the_connection() {
+    let (_tmp, broker) = setup();
+    let kafka = broker.kafka.unwrap();
+    let mut frame = Conn::frame(ApiKey::Metadata, 1, 1, &MetadataRequest::default());
+    frame[4..6].copy_from_slice(&9999i16.to_be_bytes());
+    let mut c = Conn::open(kafka);
+    c.send_raw(&frame);
+    assert!(c.is_closed());
+    still_serving(kafka);
+}
+
+#[test]
+fn api_versions_above_the_broker_s_gets_the_v0_answer_listing_what_it_speaks() {
+    let (_tmp, broker) = setup();
+    let mut c = Conn::open(broker.kafka.unwrap());
+    // v5 is beyond this broker (and the crate): a v3 request relabelled.
+    let mut frame = Conn::frame(ApiKey::ApiVersions, 3, 3, &ApiVersionsRequest::default());
+    frame[6..8].copy_from_slice(&5i16.to_be_bytes());
+    c.send_raw(&frame);
+    let (corr, mut body) = c.receive(ApiKey::ApiVersions, 0);
+    assert_eq!(corr, 3);
+    let r = ApiVersionsResponse::decode(&mut body, 0).unwrap();
+    assert_eq!(r.error_code, 35, "UNSUPPORTED_VERSION");
+    let av = r
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == ApiKey::ApiVersions as i16)
+        .unwrap();
+    assert_eq!((av.min_version, av.max_version), (0, 4));
+    // The client retries at a version it found, on the same connection.
+    let r: ApiVersionsResponse = c.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    assert_eq!(r.error_code, 0);
+    assert!(
+        r.api_keys
+            .iter()
+            .any(|k| k.api_key == ApiKey::Produce as i16 && k.max_version == 9)
+    );
+}
+
+#[test]
+fn a_request_version_above_the_advertised_max_is_refused() {
+    let (_tmp, broker) = setup();
+    let kafka = broker.kafka.unwrap();
+    let mut c = Conn::open(kafka);
+    c.send(ApiKey::Metadata, 13, 1, &MetadataRequest::default());
+    assert!(c.is_closed(), "Metadata v13 (above v12) is refused");
+    still_serving(kafka);
+}
+
+#[test]
+fn an_array_count_of_two_billion_in_a_tiny_frame_allocates_nothing() {
+    let (_tmp, broker) = setup();
+    let kafka = broker.kafka.unwrap();
+    let before = broker.peak_rss_kib();
+    // Metadata v1: topics array count, then nothing.
+    for version in [1i16, 9] {
+        let mut frame = Conn::frame(ApiKey::Metadata, version, 1, &MetadataRequest::default());
+        let body_at = frame.len();
+        if version >= 9 {
+            // Compact array: unsigned varint count + 1.
+            frame.truncate(body_at - 4);
+            frame.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x07]);
+            frame.extend_from_slice(&[0, 0, 0, 0]);
+        } else {
+            frame.truncate(body_at - 4);
+            frame.extend_from_slice(&i32::MAX.to_be_bytes());
+        }
+        while frame.len() < 44 {
+            frame.push(0);
+        }
+        let len = (frame.len() - 4) as i32;
+        frame[..4].copy_from_slice(&len.to_be_bytes());
+        let mut c = Conn::open(kafka);
+        c.send_raw(&frame);
+        assert!(c.is_closed());
+    }
+    still_serving(kafka);
+    let after = broker.peak_rss_kib();
+    assert!(
+        after < before + 64 * 1024,
+        "peak memory grew from {before} KiB to {after} KiB"
+    );
+}
+
+#[test]
+fn produce_to_an_unknown_topic_or_partition_is_refused() {
+    let (_tmp, broker) = setup();
+    let kafka = broker.kafka.unwrap();
+    assert_eq!(produce_error(kafka, "missing", 0, batch(1, 10)), 3);
+    assert_eq!(produce_error(kafka, "t", 9, batch(1, 10)), 3);
+    assert_eq!(produce_error(kafka, "t", -1, batch(1, 10)), 3);
+    assert_eq!(produce_error(kafka, "t", 0, batch(1, 10)), 0);
+}
+
+#[test]
+fn a_batch_with_a_bad_crc_is_corrupt_and_nothing_is_stored() {
+    let (_tmp, broker) = setup();
+    let kafka = broker.kafka.unwrap();
+    let mut bad = BytesMut::from(&batch(3, 100)[..]);
+    let n = bad.len();
+    bad[n - 1] ^= 0x40;
+    assert_eq!(
+        produce_error(kafka, "t", 0, bad.freeze()),
+        2,
+        "CORRUPT_MESSAGE"
+    );
+    assert!(end_offset(&broker, "t").lines().all(|l| !l.contains(" 3 ")));
+}
+
+#[test]
+fn a_batch_over_the_topic_maximum_is_too_large() {
+    let (_tmp, broker) = setup();
+    let kafka = broker.kafka.unwrap();
+    let out = std::process::Command::new(common::corelog_bin())
+        .args([
+            "topic",
+            "create",
+            "small",
+            "--partitions",
+            "1",
+            "--broker",
+            &broker.addr.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // The default maximum is 16 MiB (one frame may carry up to 64 MiB).
+    let big = batch(20, 1 << 20);
+    assert_eq!(
+        produce_error(kafka, "small", 0, big),
+        10,
+        "MESSAGE_TOO_LARGE"
+    );
+    still_serving(kafka);
+}
+
+#[test]
+fn a_compressed_batch_whose_record_count_lies_is_refused() {
+    let (_tmp, broker) = setup();
+    let kafka = broker.kafka.unwrap();
+    let mut b = BatchBuilder::default();
+    for i in 0..3 {
+        b.push(
+            Timestamp::now(),
+            None,
+            Some(format!("v{i}").as_bytes()),
+            &[],
+        );
+    }
+    let mut lying = BytesMut::from(&b.finish_compressed(Compression::Gzip).unwrap()[..]);
+    // Records count 4, last offset delta 3; the CRC fixed up so only the
+    // count is wrong.
+    lying[57..61].copy_from_slice(&4i32.to_be_bytes());
+    lying[23..27].copy_from_slice(&3i32.to_be_bytes());
+    let crc = crc32c::crc32c(&lying[21..]);
+    lying[17..21].copy_from_slice(&crc.to_be_bytes());
+    assert_eq!(
+        produce_error(kafka, "t", 1, lying.freeze()),
+        87,
+        "INVALID_RECORD"
+    );
+    still_serving(kafka);
+}

@@ -1,0 +1,486 @@
+//! corelog's Kafka listener driven by real Kafka clients: kcat (librdkafka
+//! 2.0), confluent-kafka (librdkafka 2.16) and kafka-python 3.0.12, against
+//! a real `corelog serve` on 127.0.0.1 with ports the OS picks. `.ci/run`
+//! installs the clients; without them these tests fail and say how to
+//! install them (CORELOG_SKIP_KAFKA_CLIENTS=1 skips them).
+
+mod common;
+
+use common::{Broker, corelog_bin, kafka_clients_available, start_with_kafka, wait_until};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+fn script(name: &str) -> String {
+    format!("{}/tests/kafka/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn ok(out: Output, what: &str) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// `corelog` against the broker's native port.
+fn corelog(broker: &Broker, args: &[&str], stdin: Option<&str>) -> String {
+    let mut child = Command::new(corelog_bin())
+        .args(args)
+        .args(["--broker", &broker.addr.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    ok(
+        child.wait_with_output().unwrap(),
+        &format!("corelog {args:?}"),
+    )
+}
+
+/// kcat with a 60 s ceiling on every run.
+fn kcat(kafka: SocketAddr, args: &[&str], stdin: Option<&[u8]>) -> String {
+    let mut child = Command::new("timeout")
+        .args(["60", "kcat", "-b", &kafka.to_string()])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(bytes) = stdin {
+        child.stdin.take().unwrap().write_all(bytes).unwrap();
+    }
+    drop(child.stdin.take());
+    ok(child.wait_with_output().unwrap(), &format!("kcat {args:?}"))
+}
+
+fn python(args: &[&str]) -> String {
+    let out = Command::new("timeout")
+        .args(["300", "python3"])
+        .args(args)
+        .output()
+        .unwrap();
+    ok(out, &format!("python3 {args:?}"))
+}
+
+fn data_dir(tmp: &tempfile::TempDir) -> std::path::PathBuf {
+    tmp.path().join("data")
+}
+
+#[test]
+fn kcat_lists_the_broker_and_round_trips_keyed_lines_byte_for_byte() {
+    if !kafka_clients_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = start_with_kafka(&data_dir(&tmp), 2, &[]);
+    let kafka = broker.kafka.unwrap();
+    corelog(
+        &broker,
+        &["topic", "create", "lines", "--partitions", "3"],
+        None,
+    );
+
+    let listing = kcat(kafka, &["-L"], None);
+    assert!(listing.contains("1 brokers:"), "{listing}");
+    assert!(
+        listing.contains(&format!("broker 0 at 127.0.0.1:{}", kafka.port())),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("topic \"lines\" with 3 partitions"),
+        "{listing}"
+    );
+
+    // Keys and values with spaces, UTF-8 and punctuation; kcat splits
+    // "key:value" lines.
+    let lines: Vec<String> = (0..300)
+        .map(|i| format!("user-{}:value {i} ünïcødé, {}", i % 7, "x".repeat(i % 40)))
+        .collect();
+    let input = lines.join("\n") + "\n";
+    kcat(
+        kafka,
+        &["-P", "-t", "lines", "-K:", "-X", "acks=all"],
+        Some(input.as_bytes()),
+    );
+    let out = kcat(
+        kafka,
+        &[
+            "-C",
+            "-t",
+            "lines",
+            "-o",
+            "beginning",
+            "-e",
+            "-f",
+            "%k:%s\n",
+        ],
+        None,
+    );
+    let mut got: Vec<&str> = out.lines().collect();
+    let mut want: Vec<&str> = lines.iter().map(String::as_str).collect();
+    got.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(got, want);
+    // One key, one partition, in order.
+    let per_key = kcat(
+        kafka,
+        &[
+            "-C",
+            "-t",
+            "lines",
+            "-o",
+            "beginning",
+            "-e",
+            "-f",
+            "%k %p %o %s\n",
+        ],
+        None,
+    );
+    let mut partition_of = HashMap::new();
+    for line in per_key.lines() {
+        let mut f = line.splitn(4, ' ');
+        let (key, partition) = (f.next().unwrap(), f.next().unwrap());
+        assert_eq!(
+            *partition_of
+                .entry(key.to_string())
+                .or_insert(partition.to_string()),
+            partition,
+            "key {key} in two partitions"
+        );
+    }
+}
+
+#[test]
+fn records_cross_between_kafka_clients_and_corelog_clients_unchanged() {
+    if !kafka_clients_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = start_with_kafka(&data_dir(&tmp), 2, &[]);
+    let kafka = broker.kafka.unwrap();
+    corelog(
+        &broker,
+        &["topic", "create", "cross", "--partitions", "1"],
+        None,
+    );
+    // Kafka in, corelog out.
+    let from_kafka: Vec<String> = (0..100).map(|i| format!("k{i}:kafka-{i} ✓")).collect();
+    kcat(
+        kafka,
+        &["-P", "-t", "cross", "-K:", "-p", "0"],
+        Some((from_kafka.join("\n") + "\n").as_bytes()),
+    );
+    // corelog in, Kafka out.
+    let from_corelog: Vec<String> = (0..100).map(|i| format!("c{i}:corelog-{i} ✓")).collect();
+    corelog(
+        &broker,
+        &[
+            "produce",
+            "cross",
+            "--key-separator",
+            ":",
+            "--partition",
+            "0",
+            "--acks",
+            "all",
+        ],
+        Some(&(from_corelog.join("\n") + "\n")),
+    );
+    let all: Vec<String> = from_kafka.iter().chain(&from_corelog).cloned().collect();
+    let via_corelog = corelog(
+        &broker,
+        &[
+            "consume",
+            "cross",
+            "--from-beginning",
+            "--max-messages",
+            "200",
+            "--format",
+            "{key}:{value}",
+        ],
+        None,
+    );
+    assert_eq!(via_corelog.lines().collect::<Vec<_>>(), all);
+    let via_kafka = kcat(
+        kafka,
+        &[
+            "-C",
+            "-t",
+            "cross",
+            "-o",
+            "beginning",
+            "-e",
+            "-f",
+            "%k:%s\n",
+        ],
+        None,
+    );
+    assert_eq!(via_kafka.lines().collect::<Vec<_>>(), all);
+}
+
+#[test]
+fn confluent_kafka_round_trips_100k_records_with_headers_in_every_codec() {
+    if !kafka_clients_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = start_with_kafka(&data_dir(&tmp), 2, &[]);
+    let bootstrap = broker.kafka.unwrap().to_string();
+    // 100,000 uncompressed; each codec with a smaller count.
+    for (codec, count) in [
+        ("none", "100000"),
+        ("gzip", "20000"),
+        ("snappy", "20000"),
+        ("lz4", "20000"),
+        ("zstd", "20000"),
+    ] {
+        let topic = format!("cf-{codec}");
+        corelog(
+            &broker,
+            &["topic", "create", &topic, "--partitions", "4"],
+            None,
+        );
+        let out = python(&[
+            &script("confluent_roundtrip.py"),
+            &bootstrap,
+            &topic,
+            codec,
+            count,
+        ]);
+        assert!(out.contains(&format!("\"acknowledged\": {count}")), "{out}");
+        // corelog's own consumer reads the same records (compressed ones
+        // decompressed for printing).
+        let printed = corelog(
+            &broker,
+            &[
+                "consume",
+                &topic,
+                "--from-beginning",
+                "--max-messages",
+                count,
+                "--format",
+                "{value}",
+            ],
+            None,
+        );
+        // Values carry arbitrary bytes (newlines too): count the prefixes.
+        assert_eq!(
+            printed.matches(&format!("{codec}-value-")).count(),
+            count.parse::<usize>().unwrap(),
+            "{codec}"
+        );
+        assert!(printed.contains(&format!("{codec}-value-7-")), "{codec}");
+    }
+}
+
+#[test]
+fn kafka_python_administers_topics_and_seeks_by_offset_and_time() {
+    if !kafka_clients_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = start_with_kafka(&data_dir(&tmp), 2, &[]);
+    let out = python(&[
+        &script("kafka_python_roundtrip.py"),
+        &broker.kafka.unwrap().to_string(),
+    ]);
+    assert!(out.contains("\"sent\": 400"), "{out}");
+    assert!(
+        !corelog(&broker, &["topic", "list"], None).contains("kp-roundtrip"),
+        "the deleted topic is gone from the native protocol too"
+    );
+}
+
+#[test]
+fn sigkill_during_an_acks_all_confluent_kafka_run_loses_no_acknowledged_record() {
+    if !kafka_clients_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_dir(&tmp);
+    let mut broker = start_with_kafka(&data, 2, &[]);
+    let kafka = broker.kafka.unwrap();
+    corelog(
+        &broker,
+        &[
+            "topic",
+            "create",
+            "durable",
+            "--partitions",
+            "4",
+            "--fsync",
+            "always",
+        ],
+        None,
+    );
+    let mut producer = Command::new("python3")
+        .args([
+            &script("confluent_produce_until_killed.py"),
+            &kafka.to_string(),
+            "durable",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let acked: Arc<Mutex<Vec<(u32, u64, String)>>> = Arc::default();
+    let reader = {
+        let (stdout, acked) = (producer.stdout.take().unwrap(), acked.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let f: Vec<&str> = line.split(' ').collect();
+                acked.lock().unwrap().push((
+                    f[0].parse().unwrap(),
+                    f[1].parse().unwrap(),
+                    f[2].to_string(),
+                ));
+            }
+        })
+    };
+    wait_until(Duration::from_secs(60), "5000 acknowledged records", || {
+        acked.lock().unwrap().len() >= 5000
+    });
+    broker.kill();
+    // Acks the client printed before it noticed the broker was gone.
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = producer.kill();
+    let _ = producer.wait();
+    reader.join().unwrap();
+    let broker = Broker::start(&data, 2, &["--kafka-listen", "127.0.0.1:0"]);
+    let out = kcat(
+        broker.kafka.unwrap(),
+        &[
+            "-C",
+            "-t",
+            "durable",
+            "-o",
+            "beginning",
+            "-e",
+            "-f",
+            "%p %o %s\n",
+        ],
+        None,
+    );
+    let stored: HashMap<(u32, u64), String> = out
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (
+                (f[0].parse().unwrap(), f[1].parse().unwrap()),
+                f[2].to_string(),
+            )
+        })
+        .collect();
+    let acked = acked.lock().unwrap();
+    for (p, o, v) in acked.iter() {
+        assert_eq!(
+            stored.get(&(*p, *o)),
+            Some(v),
+            "acknowledged record {p}/{o} lost after SIGKILL"
+        );
+    }
+    eprintln!(
+        "{} acknowledged records, all present after SIGKILL",
+        acked.len()
+    );
+    let _ = Path::new("");
+}
+
+#[test]
+fn topics_are_created_on_first_use_only_when_the_broker_allows_it() {
+    if !kafka_clients_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // Off by default: naming a topic does not create it.
+    let broker = start_with_kafka(&data_dir(&tmp), 1, &[]);
+    let listing = kcat(broker.kafka.unwrap(), &["-L", "-t", "fresh"], None);
+    assert!(
+        listing.contains("Broker: Unknown topic or partition"),
+        "{listing}"
+    );
+    assert!(!corelog(&broker, &["topic", "list"], None).contains("fresh"));
+    drop(broker);
+    // With --auto-create-topics the first producer creates it with the
+    // broker's defaults, and acks=0 records (which get no answer) land.
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = start_with_kafka(&data_dir(&tmp), 2, &["--auto-create-topics"]);
+    let kafka = broker.kafka.unwrap();
+    let lines: String = (0..50).map(|i| format!("fire-and-forget {i}\n")).collect();
+    kcat(
+        kafka,
+        &["-P", "-t", "fresh", "-X", "acks=0"],
+        Some(lines.as_bytes()),
+    );
+    assert!(corelog(&broker, &["topic", "list"], None).contains("fresh"));
+    let out = kcat(
+        kafka,
+        &["-C", "-t", "fresh", "-o", "beginning", "-e", "-f", "%s\n"],
+        None,
+    );
+    assert_eq!(out.lines().count(), 50, "{out}");
+}
+
+#[test]
+fn corelog_produce_compresses_batches_that_kafka_clients_read() {
+    if !kafka_clients_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = start_with_kafka(&data_dir(&tmp), 2, &[]);
+    for codec in ["gzip", "snappy", "lz4", "zstd"] {
+        let topic = format!("z-{codec}");
+        corelog(
+            &broker,
+            &["topic", "create", &topic, "--partitions", "1"],
+            None,
+        );
+        let lines: Vec<String> = (0..500)
+            .map(|i| format!("{codec} record {i} {}", "abc".repeat(20)))
+            .collect();
+        corelog(
+            &broker,
+            &["produce", &topic, "--compression", codec, "--acks", "all"],
+            Some(&(lines.join("\n") + "\n")),
+        );
+        let out = kcat(
+            broker.kafka.unwrap(),
+            &["-C", "-t", &topic, "-o", "beginning", "-e", "-f", "%s\n"],
+            None,
+        );
+        assert_eq!(out.lines().collect::<Vec<_>>(), lines, "{codec}");
+        // Stored compressed: the partition is much smaller than the text.
+        let describe = corelog(&broker, &["topic", "describe", &topic], None);
+        let bytes: u64 = describe
+            .lines()
+            .find(|l| l.trim_start().starts_with("0 "))
+            .and_then(|l| l.split_whitespace().nth(5))
+            .and_then(|b| b.parse().ok())
+            .unwrap_or_else(|| panic!("no partition line in {describe}"));
+        let text: u64 = lines.iter().map(|l| l.len() as u64).sum();
+        assert!(
+            bytes * 3 < text,
+            "{codec}: {bytes} bytes stored for {text} bytes of text"
+        );
+    }
+}
