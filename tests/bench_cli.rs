@@ -279,3 +279,53 @@ fn a_failed_embedded_run_still_removes_its_data_directory() {
         .unwrap_or_else(|| panic!("no data directory named in {out}"));
     assert!(!Path::new(dir).exists(), "{dir} was left behind");
 }
+
+#[test]
+fn a_kafka_protocol_run_with_compression_drives_the_kafka_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("run");
+    let (o, _) = bench(
+        &[
+            "--cores",
+            "2",
+            "--protocol",
+            "kafka",
+            "--compression",
+            "lz4",
+            "--duration",
+            "1",
+            "--warmup",
+            "1",
+            "--partitions",
+            "2",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        Duration::from_secs(120),
+    );
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains("kafka protocol") && out.contains("compression lz4"),
+        "{out}"
+    );
+    let s = summary(&out_dir);
+    assert_eq!(s["workload"]["protocol"], "kafka");
+    assert_eq!(s["workload"]["compression"], "lz4");
+    assert_eq!(s["errors"], 0, "{out}");
+    assert!(s["produce"]["messages"].as_u64().unwrap() > 0);
+    assert!(s["consume"]["messages"].as_u64().unwrap() > 0);
+    // A Kafka run against an external broker needs its Kafka address.
+    let (o, _) = bench(
+        &[
+            "--protocol",
+            "kafka",
+            "--broker",
+            "127.0.0.1:9",
+            "--duration",
+            "1",
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(text(&o).contains("--kafka-broker"), "{}", text(&o));
+}

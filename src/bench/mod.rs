@@ -102,6 +102,11 @@ pub struct BenchArgs {
     /// Producers compress each batch: none, gzip, snappy, lz4 or zstd.
     #[arg(long, default_value = "none")]
     pub compression: crate::record::Compression,
+    /// The protocol producers and consumers speak: native (corelog's own)
+    /// or kafka (Kafka's, to the broker's Kafka listener, with the requests
+    /// librdkafka 2.0 sends).
+    #[arg(long, default_value = "native")]
+    pub protocol: crate::client::Wire,
     /// Total messages over all producers (default: run for --duration). In
     /// consume mode: the backlog filled first and then read once; without
     /// it, 1,000,000 messages are filled and read over and over for
@@ -131,6 +136,10 @@ pub struct BenchArgs {
     /// temporary directory).
     #[arg(long)]
     pub broker: Option<SocketAddr>,
+    /// With --broker and --protocol kafka: the broker's Kafka listener
+    /// (topics are still set up through --broker).
+    #[arg(long)]
+    pub kafka_broker: Option<SocketAddr>,
     /// Shards of the embedded broker [default: every online CPU].
     #[arg(long)]
     pub cores: Option<usize>,
@@ -233,6 +242,7 @@ impl BenchArgs {
             batch_bytes: self.batch_bytes,
             linger_ms: self.linger_ms,
             compression: self.compression.to_string(),
+            protocol: self.protocol.to_string(),
             acks: match self.acks {
                 Acks::None => "0",
                 Acks::Leader => "1",
@@ -286,13 +296,24 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
             .to_string();
         PathBuf::from("bench-results").join(stamp)
     });
+    let kafka = args.protocol == crate::client::Wire::Kafka;
     let embedded = match args.broker {
         Some(_) => None,
-        None => Some(Embedded::start(args.cores)?),
+        None => Some(Embedded::start(args.cores, kafka)?),
     };
     let addr = args
         .broker
         .unwrap_or_else(|| embedded.as_ref().unwrap().addr);
+    // Where producers and consumers connect: the native port, or the
+    // Kafka listener.
+    let client_addr = match (kafka, &embedded, args.kafka_broker) {
+        (false, _, _) => addr,
+        (true, Some(e), _) => e.kafka.expect("the embedded broker has a Kafka listener"),
+        (true, None, Some(k)) => k,
+        (true, None, None) => {
+            return Err("--protocol kafka with --broker needs --kafka-broker HOST:PORT too".into());
+        }
+    };
     let broker_text = match &embedded {
         Some(e) => format!(
             "embedded, {} shards, data in {} (removed after)",
@@ -310,7 +331,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     }
     setup_topics(addr, &workload, args.no_create, args.fsync)?;
     let started_at = SystemTime::now();
-    let outcome = execute(addr, &workload, interrupted, args.quiet)?;
+    let outcome = execute(client_addr, &workload, interrupted, args.quiet)?;
     let mut summary = Summary {
         corelog_version: env!("CARGO_PKG_VERSION").into(),
         git_commit: option_env!("CORELOG_GIT_COMMIT")
@@ -396,15 +417,20 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
 struct Embedded {
     broker: Option<crate::server::BrokerHandle>,
     addr: SocketAddr,
+    /// The Kafka listener, when the run speaks Kafka.
+    kafka: Option<SocketAddr>,
     dir: PathBuf,
     shards: usize,
 }
 
 impl Embedded {
-    fn start(cores: Option<usize>) -> Result<Embedded, String> {
+    fn start(cores: Option<usize>, kafka: bool) -> Result<Embedded, String> {
         let dir = crate::support::tempfile_dir()?;
         let mut config = BrokerConfig::new(&dir);
         config.listen = "127.0.0.1:0".parse().unwrap();
+        if kafka {
+            config.kafka_listen = Some("127.0.0.1:0".parse().unwrap());
+        }
         if let Some(cores) = cores {
             config.cores = cores;
         }
@@ -414,6 +440,7 @@ impl Embedded {
         })?;
         Ok(Embedded {
             addr: broker.addr,
+            kafka: broker.kafka_addr,
             broker: Some(broker),
             dir,
             shards,
@@ -929,6 +956,7 @@ async fn producer_task(ctx: Arc<Ctx>, index: u32, quota: Option<u64>) -> Result<
         },
         request_bytes_max: (4 << 20).max(w.batch_bytes),
         compression: w.compression.parse().unwrap_or_default(),
+        wire: w.protocol.parse().unwrap_or_default(),
         ..ProducerConfig::default()
     };
     let producer = match Producer::connect(ctx.addr, config).await {
@@ -1094,6 +1122,7 @@ async fn consumer_task(
             Routing::Direct
         },
         reset: OffsetReset::Earliest,
+        wire: w.protocol.parse().unwrap_or_default(),
         ..ConsumerConfig::default()
     };
     let mut hists = Hists::new();

@@ -216,8 +216,9 @@ impl Summary {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "corelog bench — {} mode, {} producer(s), {} consumer(s), {} topic(s) × {} partitions, {} messages, acks={}, fsync {}, compression {}, {} routing, {}",
+            "corelog bench — {} mode, {} protocol, {} producer(s), {} consumer(s), {} topic(s) × {} partitions, {} messages, acks={}, fsync {}, compression {}, {} routing, {}",
             w.mode,
+            w.protocol,
             w.producers,
             w.consumers,
             w.topics,

@@ -104,6 +104,8 @@ pub struct Workload {
     pub linger_ms: u64,
     /// Batch compression: "none", "gzip", "snappy", "lz4" or "zstd".
     pub compression: String,
+    /// What producers and consumers speak: "native" or "kafka".
+    pub protocol: String,
     /// "0", "1" or "all".
     pub acks: String,
     /// The fsync policy topics were created with ("existing" if they were
@@ -139,6 +141,7 @@ impl Default for Workload {
             batch_bytes: 256 << 10,
             linger_ms: 5,
             compression: "none".into(),
+            protocol: "native".into(),
             acks: "1".into(),
             fsync: "never".into(),
             messages: None,
@@ -178,6 +181,10 @@ impl Workload {
         }
         if let Err(e) = self.compression.parse::<crate::record::Compression>() {
             return Err(e.to_string());
+        }
+        let protocol: crate::client::Wire = self.protocol.parse()?;
+        if protocol == crate::client::Wire::Kafka && self.routing == "shared" {
+            return Err("--routing shared is a native-protocol setting; Kafka clients always reach the broker's Kafka listener".into());
         }
         if self.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
             return Err("--rate must be a positive number of messages per second".into());

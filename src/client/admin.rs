@@ -353,6 +353,9 @@ impl Admin {
 
 /// Asks a broker for metadata over `conn`.
 pub(crate) async fn fetch_metadata(conn: &Connection, topics: &[&str]) -> Result<ClusterMetadata> {
+    if conn.wire() == super::Wire::Kafka {
+        return super::kafka::metadata(conn, topics, ADMIN_TIMEOUT).await;
+    }
     let response = conn
         .call_timeout(ADMIN_TIMEOUT, 256, |fbb| {
             let names: Vec<_> = topics.iter().map(|t| fbb.create_string(t)).collect();

@@ -3,7 +3,8 @@
 //! records are slices of the response frame, not copies.
 
 use super::admin::{ClusterMetadata, fetch_metadata};
-use super::{CONNECT_TIMEOUT, ClientError, ConnectionPool, Result, Routing};
+use super::kafka::{FetchLimits, Fetched};
+use super::{CONNECT_TIMEOUT, ClientError, ConnectionPool, Result, Routing, Wire};
 use crate::protocol::wire;
 use crate::record::RecordBatch;
 use bytes::Bytes;
@@ -46,6 +47,8 @@ pub struct ConsumerConfig {
     pub routing: Routing,
     pub reset: OffsetReset,
     pub request_timeout: Duration,
+    /// The protocol to speak (the broker's Kafka listener for `Kafka`).
+    pub wire: Wire,
 }
 
 impl Default for ConsumerConfig {
@@ -58,6 +61,7 @@ impl Default for ConsumerConfig {
             routing: Routing::Direct,
             reset: OffsetReset::Latest,
             request_timeout: Duration::from_secs(30),
+            wire: Wire::Native,
         }
     }
 }
@@ -103,7 +107,7 @@ pub struct Consumer {
 
 impl Consumer {
     pub async fn connect(bootstrap: SocketAddr, config: ConsumerConfig) -> Result<Consumer> {
-        let pool = ConnectionPool::default();
+        let pool = ConnectionPool::new(config.wire);
         let conn = pool.get(bootstrap, CONNECT_TIMEOUT).await?;
         let metadata = fetch_metadata(&conn, &[]).await?;
         Ok(Consumer {
@@ -200,6 +204,21 @@ impl Consumer {
     ) -> Result<i64> {
         let a = &self.assignments[i];
         let conn = self.pool.get(a.addr, CONNECT_TIMEOUT).await?;
+        if conn.wire() == Wire::Kafka {
+            let kafka_spec = match spec {
+                wire::OffsetSpec::EARLIEST => super::kafka::EARLIEST,
+                wire::OffsetSpec::LATEST => super::kafka::LATEST,
+                _ => timestamp,
+            };
+            return super::kafka::list_offset(
+                &conn,
+                &a.topic,
+                a.partition,
+                kafka_spec,
+                self.config.request_timeout,
+            )
+            .await;
+        }
         let response = conn
             .call_timeout(self.config.request_timeout, 256, |fbb| {
                 let part = wire::ListOffsetsPartition::create(
@@ -305,82 +324,126 @@ impl Consumer {
         }
         let this = &*self;
         let fetches = by_addr.into_iter().map(|(addr, idxs)| async move {
-            let response = this.fetch(addr, &idxs).await;
-            (idxs, response)
+            let fetched = this.fetch_partitions(addr, &idxs).await;
+            (idxs, fetched)
         });
         let results = futures::future::join_all(fetches).await;
-        let reset = self.config.reset;
         let mut out = Vec::new();
-        for (idxs, response) in results {
-            let response = response?;
-            response.check()?;
-            let body = response
-                .envelope()
-                .response_as_fetch_response()
-                .ok_or_else(|| ClientError::Protocol("fetch response without a body".into()))?;
-            let frame = response.frame();
-            let parts: Vec<_> = body
-                .topics()
-                .iter()
-                .flatten()
-                .flat_map(|t| t.partitions().into_iter().flatten())
-                .collect();
-            if parts.len() != idxs.len() {
-                return Err(ClientError::Protocol(format!(
-                    "fetch returned {} partitions for {} asked",
-                    parts.len(),
-                    idxs.len()
-                )));
-            }
-            for (p, &i) in parts.iter().zip(&idxs) {
-                let a = &mut self.assignments[i];
-                if p.error() == wire::ErrorCode::OFFSET_OUT_OF_RANGE {
-                    a.position = match reset {
-                        OffsetReset::Earliest if p.log_start_offset() >= 0 => {
-                            p.log_start_offset() as u64
-                        }
-                        OffsetReset::Latest if p.high_watermark() >= 0 => p.high_watermark() as u64,
-                        _ => return Err(ClientError::broker(p.error(), p.error_message())),
-                    };
-                    continue;
-                }
-                if p.error() != wire::ErrorCode::NONE {
-                    return Err(ClientError::broker(p.error(), p.error_message()));
-                }
-                a.high_watermark = p.high_watermark().max(0) as u64;
-                let Some(records) = p.records() else { continue };
-                let bytes = frame.slice_ref(records.bytes());
-                let mut at = 0;
-                while at < bytes.len() {
-                    let framing = crate::record::read_framing(&bytes[at..]).ok_or_else(|| {
-                        ClientError::Protocol("truncated batch in fetch response".into())
-                    })?;
-                    let end = at
-                        .checked_add(framing.total_bytes as usize)
-                        .filter(|&e| e <= bytes.len())
-                        .ok_or_else(|| {
-                            ClientError::Protocol("batch runs past the fetch response".into())
-                        })?;
-                    let batch =
-                        RecordBatch::parse(bytes.slice(at..end), usize::MAX).map_err(|e| {
-                            ClientError::Protocol(format!("invalid batch from broker: {e}"))
-                        })?;
-                    at = end;
-                    let next = batch.last_offset().0 + 1;
-                    if next <= a.position {
-                        continue;
-                    }
-                    out.push(PolledBatch {
-                        topic: a.topic.clone(),
-                        partition: a.partition,
-                        from: a.position,
-                        batch,
-                    });
-                    a.position = next;
-                }
+        for (idxs, fetched) in results {
+            for (p, &i) in fetched?.into_iter().zip(&idxs) {
+                self.take_batches(i, p, &mut out)?;
             }
         }
         Ok(out)
+    }
+
+    /// Applies one partition's fetch answer: moves its position past the
+    /// batches it returned (or resets it when out of range) and adds them
+    /// to `out`.
+    fn take_batches(&mut self, i: usize, p: Fetched, out: &mut Vec<PolledBatch>) -> Result<()> {
+        let reset = self.config.reset;
+        let a = &mut self.assignments[i];
+        if p.out_of_range {
+            a.position = match reset {
+                OffsetReset::Earliest if p.log_start >= 0 => p.log_start as u64,
+                OffsetReset::Latest if p.high_watermark >= 0 => p.high_watermark as u64,
+                _ => return Err(p.error.expect("out of range is an error")),
+            };
+            return Ok(());
+        }
+        if let Some(e) = p.error {
+            return Err(e);
+        }
+        a.high_watermark = p.high_watermark.max(0) as u64;
+        let Some(bytes) = p.records else {
+            return Ok(());
+        };
+        let mut at = 0;
+        while at < bytes.len() {
+            let framing = crate::record::read_framing(&bytes[at..])
+                .ok_or_else(|| ClientError::Protocol("truncated batch in fetch response".into()))?;
+            let end = at
+                .checked_add(framing.total_bytes as usize)
+                .filter(|&e| e <= bytes.len())
+                .ok_or_else(|| {
+                    ClientError::Protocol("batch runs past the fetch response".into())
+                })?;
+            let batch = RecordBatch::parse(bytes.slice(at..end), usize::MAX)
+                .map_err(|e| ClientError::Protocol(format!("invalid batch from broker: {e}")))?;
+            at = end;
+            let next = batch.last_offset().0 + 1;
+            if next <= a.position {
+                continue;
+            }
+            out.push(PolledBatch {
+                topic: a.topic.clone(),
+                partition: a.partition,
+                from: a.position,
+                batch,
+            });
+            a.position = next;
+        }
+        Ok(())
+    }
+
+    /// One fetch to `addr` for the assignments `idxs`, answered in their
+    /// order, whichever protocol the consumer speaks.
+    async fn fetch_partitions(&self, addr: SocketAddr, idxs: &[usize]) -> Result<Vec<Fetched>> {
+        if self.pool.wire() == Wire::Kafka {
+            let conn = self.pool.get(addr, CONNECT_TIMEOUT).await?;
+            let config = &self.config;
+            let asked: Vec<(&str, u32, u64)> = idxs
+                .iter()
+                .map(|&i| {
+                    let a = &self.assignments[i];
+                    (&*a.topic, a.partition, a.position)
+                })
+                .collect();
+            let limits = FetchLimits {
+                max_wait: config.max_wait,
+                min_bytes: config.min_bytes,
+                max_bytes: config.fetch_max_bytes,
+                partition_max_bytes: config.partition_max_bytes,
+            };
+            return super::kafka::fetch(
+                &conn,
+                &asked,
+                &limits,
+                config.request_timeout + config.max_wait,
+            )
+            .await;
+        }
+        let response = self.fetch(addr, idxs).await?;
+        response.check()?;
+        let body = response
+            .envelope()
+            .response_as_fetch_response()
+            .ok_or_else(|| ClientError::Protocol("fetch response without a body".into()))?;
+        let frame = response.frame();
+        let parts: Vec<_> = body
+            .topics()
+            .iter()
+            .flatten()
+            .flat_map(|t| t.partitions().into_iter().flatten())
+            .collect();
+        if parts.len() != idxs.len() {
+            return Err(ClientError::Protocol(format!(
+                "fetch returned {} partitions for {} asked",
+                parts.len(),
+                idxs.len()
+            )));
+        }
+        Ok(parts
+            .iter()
+            .map(|p| Fetched {
+                error: (p.error() != wire::ErrorCode::NONE)
+                    .then(|| ClientError::broker(p.error(), p.error_message())),
+                out_of_range: p.error() == wire::ErrorCode::OFFSET_OUT_OF_RANGE,
+                log_start: p.log_start_offset(),
+                high_watermark: p.high_watermark(),
+                records: p.records().map(|r| frame.slice_ref(r.bytes())),
+            })
+            .collect())
     }
 
     async fn fetch(&self, addr: SocketAddr, idxs: &[usize]) -> Result<super::Response> {

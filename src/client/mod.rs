@@ -31,6 +31,7 @@
 
 mod admin;
 mod consumer;
+mod kafka;
 pub mod partitioner;
 mod producer;
 
@@ -42,7 +43,7 @@ pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, Polled
 pub use producer::{Acks, Delivery, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 
 use crate::constants::FRAME_BYTES_MAX;
-use crate::protocol::{FrameReader, error_name, parse_response, wire};
+use crate::protocol::{FrameReader, LengthPrefix, error_name, parse_response, wire};
 use bytes::Bytes;
 use flatbuffers::{FlatBufferBuilder, UnionWIPOffset, WIPOffset};
 use futures::channel::oneshot;
@@ -53,6 +54,36 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
+
+/// Which protocol a client speaks: corelog's own, or Kafka's (to the
+/// broker's Kafka listener, as any Kafka client would).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum Wire {
+    #[default]
+    Native,
+    Kafka,
+}
+
+impl std::str::FromStr for Wire {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Wire, String> {
+        match s {
+            "native" => Ok(Wire::Native),
+            "kafka" => Ok(Wire::Kafka),
+            other => Err(format!("protocol {other:?} is not one of native, kafka")),
+        }
+    }
+}
+
+impl fmt::Display for Wire {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Wire::Native => "native",
+            Wire::Kafka => "kafka",
+        })
+    }
+}
 
 /// How clients reach partitions.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
@@ -79,6 +110,8 @@ pub enum ClientError {
         code: wire::ErrorCode,
         message: String,
     },
+    /// The broker answered a Kafka request with a Kafka error code.
+    Kafka { code: i16, message: String },
     /// No answer in time.
     Timeout(String),
     /// A bad argument or configuration on the client side.
@@ -118,6 +151,9 @@ impl fmt::Display for ClientError {
                 error_name(*code),
                 code.0
             ),
+            ClientError::Kafka { code, message } => {
+                write!(f, "broker error (Kafka code {code}): {message}")
+            }
             ClientError::Timeout(what) => write!(f, "timed out: {what}"),
             ClientError::Invalid(why) => write!(f, "{why}"),
         }
@@ -128,13 +164,15 @@ impl std::error::Error for ClientError {}
 
 pub type Result<T> = std::result::Result<T, ClientError>;
 
-/// A verified response frame.
+/// A response frame: verified (native), or framed and matched by
+/// correlation id (Kafka).
 pub struct Response {
     frame: Bytes,
 }
 
 impl Response {
-    /// The envelope (verified when the frame arrived).
+    /// The envelope (verified when the frame arrived). Native responses
+    /// only.
     pub fn envelope(&self) -> wire::ResponseEnvelope<'_> {
         // SAFETY: the frame passed the flatbuffers verifier in the reader
         // task before this Response was built, and it is immutable.
@@ -190,6 +228,7 @@ impl ConnState {
 /// answers in request order) and checked by correlation id.
 pub struct Connection {
     addr: SocketAddr,
+    wire: Wire,
     next_corr: Cell<u64>,
     outgoing: glommio::channels::local_channel::LocalSender<Outgoing>,
     state: Rc<ConnState>,
@@ -197,8 +236,17 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects within `timeout`.
+    /// Connects within `timeout`, speaking the native protocol.
     pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Rc<Connection>> {
+        Connection::connect_with(addr, timeout, Wire::Native).await
+    }
+
+    /// Connects within `timeout`, speaking `wire`.
+    pub async fn connect_with(
+        addr: SocketAddr,
+        timeout: Duration,
+        wire: Wire,
+    ) -> Result<Rc<Connection>> {
         let stream = glommio::net::TcpStream::connect_timeout(addr, timeout)
             .await
             .map_err(|e| ClientError::Connect {
@@ -246,7 +294,11 @@ impl Connection {
         let read_task = {
             let state = state.clone();
             glommio::spawn_local(async move {
-                let mut frames = FrameReader::new(reader, FRAME_BYTES_MAX);
+                let prefix = match wire {
+                    Wire::Native => LengthPrefix::U32LittleEndian,
+                    Wire::Kafka => LengthPrefix::I32BigEndian,
+                };
+                let mut frames = FrameReader::with_prefix(reader, FRAME_BYTES_MAX, prefix);
                 loop {
                     let frame = match frames.next_frame().await {
                         Ok(Some(frame)) => frame.freeze(),
@@ -259,16 +311,21 @@ impl Connection {
                             return;
                         }
                     };
-                    let corr = match parse_response(&frame) {
-                        Ok(env) => env.correlation_id(),
+                    let corr = match correlation_id(wire, &frame) {
+                        Ok(corr) => corr,
                         Err(e) => {
                             state.fail_all(addr, &format!("invalid response frame: {e}"));
                             return;
                         }
                     };
                     let next = state.pending.borrow_mut().pop_front();
+                    // Kafka correlation ids are 32 bits: compare what was sent.
+                    let sent = |expected: u64| match wire {
+                        Wire::Native => expected,
+                        Wire::Kafka => expected as u32 as u64,
+                    };
                     match next {
-                        Some((expected, reply)) if expected == corr || corr == 0 => {
+                        Some((expected, reply)) if sent(expected) == corr || corr == 0 => {
                             // Correlation 0 answers a frame the broker could not
                             // read: it belongs to the oldest request.
                             let _ = reply.send(Ok(Response { frame }));
@@ -295,6 +352,7 @@ impl Connection {
         };
         Ok(Rc::new(Connection {
             addr,
+            wire,
             next_corr: Cell::new(1),
             outgoing: tx,
             state,
@@ -304,6 +362,10 @@ impl Connection {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    pub fn wire(&self) -> Wire {
+        self.wire
     }
 
     /// Why the connection is unusable, if it is.
@@ -431,13 +493,26 @@ impl Connection {
     }
 }
 
-/// Connections by address, made on first use and replaced when broken.
+/// Connections by address, made on first use and replaced when broken; all
+/// speak the pool's protocol.
 #[derive(Default)]
 pub(crate) struct ConnectionPool {
+    wire: Wire,
     conns: RefCell<std::collections::HashMap<SocketAddr, Rc<Connection>>>,
 }
 
 impl ConnectionPool {
+    pub(crate) fn new(wire: Wire) -> ConnectionPool {
+        ConnectionPool {
+            wire,
+            conns: RefCell::default(),
+        }
+    }
+
+    pub(crate) fn wire(&self) -> Wire {
+        self.wire
+    }
+
     pub(crate) async fn get(&self, addr: SocketAddr, timeout: Duration) -> Result<Rc<Connection>> {
         let existing = self.conns.borrow().get(&addr).cloned();
         if let Some(conn) = existing
@@ -445,7 +520,7 @@ impl ConnectionPool {
         {
             return Ok(conn);
         }
-        let conn = Connection::connect(addr, timeout).await?;
+        let conn = Connection::connect_with(addr, timeout, self.wire).await?;
         self.conns.borrow_mut().insert(addr, conn.clone());
         Ok(conn)
     }
@@ -453,3 +528,18 @@ impl ConnectionPool {
 
 /// How long connecting may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The correlation id of a response frame (length prefix included):
+/// verified native envelopes, or the first header field of a Kafka
+/// response (an `i32`, widened).
+fn correlation_id(wire: Wire, frame: &[u8]) -> std::result::Result<u64, String> {
+    match wire {
+        Wire::Native => parse_response(frame)
+            .map(|env| env.correlation_id())
+            .map_err(|e| e.to_string()),
+        Wire::Kafka => frame
+            .get(4..8)
+            .map(|b| i32::from_be_bytes(b.try_into().expect("four bytes")) as u32 as u64)
+            .ok_or_else(|| format!("a Kafka response of {} bytes has no header", frame.len())),
+    }
+}

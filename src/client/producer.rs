@@ -16,7 +16,7 @@
 
 use super::admin::{ClusterMetadata, TopicInfo, fetch_metadata};
 use super::partitioner::partition_for_key;
-use super::{CONNECT_TIMEOUT, ClientError, ConnectionPool, Result, Routing};
+use super::{CONNECT_TIMEOUT, ClientError, ConnectionPool, Result, Routing, Wire};
 use crate::protocol::produce_frame::{ProducePart, encode_produce};
 use crate::protocol::wire;
 use crate::record::{BatchBuilder, Compression, Header};
@@ -53,6 +53,8 @@ pub struct ProducerConfig {
     pub buffer_bytes: usize,
     /// Codec each batch is compressed with (`None`: uncompressed).
     pub compression: Compression,
+    /// The protocol to speak (the broker's Kafka listener for `Kafka`).
+    pub wire: Wire,
 }
 
 impl Default for ProducerConfig {
@@ -67,6 +69,7 @@ impl Default for ProducerConfig {
             request_bytes_max: 4 << 20,
             buffer_bytes: 32 << 20,
             compression: Compression::None,
+            wire: Wire::Native,
         }
     }
 }
@@ -150,6 +153,9 @@ struct ReadyBatch {
     partition: u32,
     addr: SocketAddr,
     bytes: Bytes,
+    /// Record bytes the batch held before compression: what it counts
+    /// against `buffer_bytes` until it is answered.
+    held: usize,
     state: Rc<BatchState>,
 }
 
@@ -215,7 +221,7 @@ impl Producer {
                     .into(),
             ));
         }
-        let pool = ConnectionPool::default();
+        let pool = ConnectionPool::new(config.wire);
         let conn = pool.get(bootstrap, CONNECT_TIMEOUT).await?;
         let metadata = fetch_metadata(&conn, &[]).await?;
         let inner = Rc::new(Inner {
@@ -343,6 +349,7 @@ impl Producer {
             topic: topic.name.clone(),
             partition,
             addr,
+            held: open.builder.size_bytes(),
             bytes: finish_batch(&mut open.builder, self.inner.config.compression),
             state: open.state,
         });
@@ -461,6 +468,7 @@ async fn sender_loop(inner: Rc<Inner>) {
                                 topic: topic.name.clone(),
                                 partition: p as u32,
                                 addr,
+                                held: open.builder.size_bytes(),
                                 bytes: finish_batch(&mut open.builder, inner.config.compression),
                                 state: open.state,
                             });
@@ -532,7 +540,7 @@ async fn sender_loop(inner: Rc<Inner>) {
                 batch.state.resolve(result);
                 inner
                     .buffered
-                    .set(inner.buffered.get().saturating_sub(batch.bytes.len()));
+                    .set(inner.buffered.get().saturating_sub(batch.held));
                 inner.recycle(batch.bytes);
             }
             inner.outstanding.set(inner.outstanding.get() - sent);
@@ -590,14 +598,19 @@ async fn send_batches(
         .as_millis()
         .min(u32::MAX as u128) as u32;
     let corr = conn.next_correlation_id();
-    let frame = encode_produce(corr, acks.to_wire() as i8, timeout_ms, &topics);
+    let parts = match conn.wire() {
+        Wire::Native => encode_produce(corr, acks.to_wire() as i8, timeout_ms, &topics)
+            .parts()
+            .to_vec(),
+        Wire::Kafka => super::kafka::produce_parts(corr, acks.to_wire(), timeout_ms, &topics),
+    };
     if acks == Acks::None {
-        return match conn.send_frame(frame.parts().to_vec()).await {
+        return match conn.send_frame(parts).await {
             Ok(()) => batches.iter().map(|_| Ok(None)).collect(),
             Err(e) => fail(e),
         };
     }
-    let call = conn.call_frame(corr, frame.parts().to_vec());
+    let call = conn.call_frame(corr, parts);
     let timer = glommio::timer::sleep(inner.config.request_timeout + Duration::from_secs(5));
     futures::pin_mut!(call, timer);
     let response = match futures::future::select(call, timer).await {
@@ -607,6 +620,10 @@ async fn send_batches(
             return fail(ClientError::Timeout(format!("produce request to {addr}")));
         }
     };
+    if conn.wire() == Wire::Kafka {
+        let sent: Vec<(&str, u32)> = batches.iter().map(|b| (&*b.topic, b.partition)).collect();
+        return super::kafka::produce_results(&response, &sent, &positions);
+    }
     if let Err(e) = response.check() {
         return fail(e);
     }
