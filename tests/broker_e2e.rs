@@ -890,3 +890,55 @@ fn partitions_are_added_to_a_topic_with_its_data_kept_and_survive_a_restart() {
     assert_eq!(end_offsets(broker.addr, "grow").len(), 5);
     check(broker.addr);
 }
+
+#[test]
+fn a_data_directory_written_by_a4dde11_keeps_its_records_ids_and_settings() {
+    // tests/fixtures/README.md says how the fixture was made: compressed
+    // batches from kcat and corelog, topic UUIDs, a grown topic.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/data-a4dde11");
+    copy_tree(&fixture, &data);
+    let metadata = std::fs::read(data.join(".corelog-metadata")).unwrap();
+    let before = corelog::meta::Snapshot::decode(&metadata).unwrap();
+    let check = |addr: SocketAddr| {
+        let events = consume_all(addr, "events", Routing::Direct);
+        assert_eq!(events.len(), 400);
+        for (i, (p, offset, key, value)) in events.iter().enumerate() {
+            assert_eq!((*p, *offset), (0, i as u64));
+            assert_eq!(key, &format!("ev-{i:04}"));
+            assert_eq!(value, &format!("event {i:04} {}", "e".repeat(200)));
+        }
+        let mut orders: Vec<String> = consume_all(addr, "orders", Routing::Direct)
+            .into_iter()
+            .map(|(_, _, k, v)| format!("{k}:{v}"))
+            .collect();
+        orders.sort();
+        let mut want: Vec<String> = (0..60)
+            .map(|i| format!("user-{}:order {i:04}", i % 7))
+            .collect();
+        want.sort();
+        assert_eq!(orders, want);
+        assert_eq!(end_offsets(addr, "orders").len(), 3);
+    };
+    let mut broker = Broker::start(&data, 2, &[]);
+    check(broker.addr);
+    assert_eq!(broker.terminate(Duration::from_secs(30)), 0);
+    let broker = Broker::start(&data, 2, &[]);
+    check(broker.addr);
+    let after =
+        corelog::meta::Snapshot::decode(&std::fs::read(data.join(".corelog-metadata")).unwrap())
+            .unwrap();
+    assert_eq!(
+        after.cluster_id, before.cluster_id,
+        "the cluster id never changes"
+    );
+    for (name, topic) in &before.topics {
+        let now = &after.topics[name];
+        assert_eq!(now.uuid, topic.uuid, "{name} keeps its UUID");
+        assert_eq!(now.config.retention_ms, topic.config.retention_ms);
+        assert_eq!(now.config.fsync, topic.config.fsync);
+        assert_eq!(now.config.segment_bytes, topic.config.segment_bytes);
+    }
+}
