@@ -107,6 +107,22 @@ pub const KAFKA_STRING_BYTES_MAX: usize = i16::MAX as usize;
 /// ~30,000 partitions. Produce requests may use the whole frame.
 pub const KAFKA_REQUEST_BYTES_MAX: usize = 1 << 20;
 
+/// Batches remembered per idempotent producer and partition, to answer a
+/// retried batch with its original offsets (Kafka's, and what clients
+/// assume: at most five requests in flight per connection).
+pub const PRODUCER_BATCHES_KEPT: usize = 5;
+/// Idempotent producers remembered per partition; beyond it the least
+/// recently seen are forgotten (about 200 bytes each).
+pub const PRODUCERS_PER_PARTITION_MAX: usize = 4096;
+/// A producer that has not written to a partition for this long is
+/// forgotten there (Kafka's `producer.id.expiration.ms` default: a day).
+pub const PRODUCER_EXPIRY_MS: u64 = 24 * 3600 * 1000;
+/// Producer ids the controller reserves (and persists) at a time, so ids
+/// are never reused without a metadata write per producer.
+pub const PRODUCER_ID_BLOCK: u64 = 1000;
+/// Producer-state snapshots kept per partition (the newest ones).
+pub const PRODUCER_SNAPSHOTS_KEPT: usize = 2;
+
 /// Size of the marker file each shard reads with direct I/O at start so
 /// glommio probes a non-empty file (NOTES.md, "poll-ring trap").
 pub const PROBE_FILE_BYTES: usize = DIRECT_IO_ALIGN_BYTES;

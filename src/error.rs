@@ -12,6 +12,7 @@
 
 use crate::record::BatchError;
 use crate::storage::StorageError;
+use crate::storage::producers::ProducerError;
 use std::fmt;
 
 /// The kind of a failure, as clients of either protocol see it.
@@ -66,6 +67,10 @@ pub enum ErrorKind {
     UnsupportedBatchAttributes,
     /// A produce request with no records for a partition.
     EmptyProduce,
+    /// An idempotent producer's batch does not follow its last one.
+    OutOfOrderSequence,
+    /// An idempotent producer's epoch is older than one already seen.
+    ProducerFenced,
     /// The offset is below the log start or past the high watermark.
     OffsetOutOfRange,
     /// Stored data failed validation when read back.
@@ -102,6 +107,8 @@ impl ErrorKind {
             ErrorKind::UnsupportedCompression => "UNSUPPORTED_COMPRESSION",
             ErrorKind::UnsupportedBatchAttributes => "UNSUPPORTED_BATCH_ATTRIBUTES",
             ErrorKind::EmptyProduce => "EMPTY_PRODUCE",
+            ErrorKind::OutOfOrderSequence => "OUT_OF_ORDER_SEQUENCE",
+            ErrorKind::ProducerFenced => "PRODUCER_FENCED",
             ErrorKind::OffsetOutOfRange => "OFFSET_OUT_OF_RANGE",
             ErrorKind::CorruptStoredData => "CORRUPT_STORED_DATA",
             ErrorKind::StorageFailed => "STORAGE_FAILED",
@@ -158,6 +165,11 @@ impl BrokerError {
             StorageError::Failed { .. } | StorageError::Io { .. } => ErrorKind::StorageFailed,
             StorageError::Closed => ErrorKind::ShuttingDown,
             StorageError::Config(_) => ErrorKind::InvalidConfig,
+            StorageError::Producer(p) => match p {
+                ProducerError::OutOfOrder { .. } => ErrorKind::OutOfOrderSequence,
+                ProducerError::Fenced { .. } => ErrorKind::ProducerFenced,
+                ProducerError::Invalid { .. } => ErrorKind::InvalidRecord,
+            },
         };
         BrokerError::new(kind, e.to_string())
     }

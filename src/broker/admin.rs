@@ -108,3 +108,17 @@ pub async fn auto_create(shard: &Rc<Shard>, name: &str) -> Result<(), BrokerErro
         Err(e) => Err(e),
     }
 }
+
+/// An idempotent producer's id and epoch: a new id at epoch 0, or — for a
+/// producer that asks with the id and epoch it has (Kafka's KIP-360, after
+/// a sequence error) — the same id at the next epoch, which fences its
+/// older self. A new id once the epoch would overflow.
+pub async fn init_producer_id(
+    shard: &Rc<Shard>,
+    current: Option<(i64, i16)>,
+) -> Result<(i64, i16), BrokerError> {
+    match current {
+        Some((id, epoch)) if id >= 0 && (0..i16::MAX).contains(&epoch) => Ok((id, epoch + 1)),
+        _ => Ok((shard.allocate_producer_id().await?, 0)),
+    }
+}

@@ -24,7 +24,7 @@ mod produce;
 
 pub use admin::{
     TopicDescription, auto_create, create_partitions, create_topic, delete_topic, describe_topic,
-    validate_new_partitions, validate_new_topic,
+    init_producer_id, validate_new_partitions, validate_new_topic,
 };
 pub use fetch::fetch;
 pub use offsets::list_offsets;

@@ -615,6 +615,7 @@ impl<'a> MetadataFile<'a> {
   pub const VT_NEXT_TOPIC_ID: ::flatbuffers::VOffsetT = 6;
   pub const VT_TOPICS: ::flatbuffers::VOffsetT = 8;
   pub const VT_CLUSTER_ID: ::flatbuffers::VOffsetT = 10;
+  pub const VT_NEXT_PRODUCER_ID: ::flatbuffers::VOffsetT = 12;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -626,6 +627,7 @@ impl<'a> MetadataFile<'a> {
     args: &'args MetadataFileArgs<'args>
   ) -> ::flatbuffers::WIPOffset<MetadataFile<'bldr>> {
     let mut builder = MetadataFileBuilder::new(_fbb);
+    builder.add_next_producer_id(args.next_producer_id);
     builder.add_version(args.version);
     if let Some(x) = args.cluster_id { builder.add_cluster_id(x); }
     if let Some(x) = args.topics { builder.add_topics(x); }
@@ -664,6 +666,15 @@ impl<'a> MetadataFile<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(MetadataFile::VT_CLUSTER_ID, None)}
   }
+  /// Added after a4dde11: producer ids below this were handed out (in
+  /// blocks) and are never handed out again. Absent: 0.
+  #[inline]
+  pub fn next_producer_id(&self) -> i64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i64>(MetadataFile::VT_NEXT_PRODUCER_ID, Some(0)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for MetadataFile<'_> {
@@ -676,6 +687,7 @@ impl ::flatbuffers::Verifiable for MetadataFile<'_> {
      .visit_field::<u32>("next_topic_id", Self::VT_NEXT_TOPIC_ID, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<TopicRecord>>>>("topics", Self::VT_TOPICS, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("cluster_id", Self::VT_CLUSTER_ID, false)?
+     .visit_field::<i64>("next_producer_id", Self::VT_NEXT_PRODUCER_ID, false)?
      .finish();
     Ok(())
   }
@@ -685,6 +697,7 @@ pub struct MetadataFileArgs<'a> {
     pub next_topic_id: u32,
     pub topics: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<TopicRecord<'a>>>>>,
     pub cluster_id: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub next_producer_id: i64,
 }
 impl<'a> Default for MetadataFileArgs<'a> {
   #[inline]
@@ -694,6 +707,7 @@ impl<'a> Default for MetadataFileArgs<'a> {
       next_topic_id: 0,
       topics: None,
       cluster_id: None,
+      next_producer_id: 0,
     }
   }
 }
@@ -720,6 +734,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> MetadataFileBuilder<'a, 'b, A
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(MetadataFile::VT_CLUSTER_ID, cluster_id);
   }
   #[inline]
+  pub fn add_next_producer_id(&mut self, next_producer_id: i64) {
+    self.fbb_.push_slot::<i64>(MetadataFile::VT_NEXT_PRODUCER_ID, next_producer_id, 0);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> MetadataFileBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     MetadataFileBuilder {
@@ -741,6 +759,7 @@ impl ::core::fmt::Debug for MetadataFile<'_> {
       ds.field("next_topic_id", &self.next_topic_id());
       ds.field("topics", &self.topics());
       ds.field("cluster_id", &self.cluster_id());
+      ds.field("next_producer_id", &self.next_producer_id());
       ds.finish()
   }
 }

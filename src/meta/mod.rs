@@ -285,6 +285,9 @@ pub struct Snapshot {
     /// a random UUID, as Kafka makes them); set at the first start and never
     /// changed.
     pub cluster_id: String,
+    /// Idempotent producer ids below this were handed out; the controller
+    /// reserves them in blocks, so a restart never hands one out twice.
+    pub next_producer_id: i64,
 }
 
 /// A random (version 4) UUID.
@@ -371,6 +374,16 @@ impl Snapshot {
         Ok((next, meta))
     }
 
+    /// A new snapshot that reserves the next `count` producer ids; returns
+    /// it and the first id of the block.
+    pub fn with_producer_block(&self, count: u64) -> (Snapshot, i64) {
+        let first = self.next_producer_id;
+        let mut next = self.clone();
+        next.version += 1;
+        next.next_producer_id = first.saturating_add(count.min(i64::MAX as u64) as i64);
+        (next, first)
+    }
+
     /// A new snapshot without `name`.
     pub fn without_topic(&self, name: &str) -> Result<(Snapshot, Arc<TopicMeta>), MetaError> {
         let mut next = self.clone();
@@ -416,6 +429,7 @@ impl Snapshot {
                 next_topic_id: self.next_topic_id,
                 topics: Some(topics),
                 cluster_id: Some(cluster_id),
+                next_producer_id: self.next_producer_id,
             },
         );
         fbb.finish(root, Some(METADATA_FILE_IDENTIFIER));
@@ -436,6 +450,7 @@ impl Snapshot {
             next_topic_id: root.next_topic_id(),
             topics: BTreeMap::new(),
             cluster_id: root.cluster_id().unwrap_or("").to_string(),
+            next_producer_id: root.next_producer_id(),
         };
         for t in root.topics().iter().flatten() {
             let name = t.name().ok_or("topic record without a name")?;

@@ -97,7 +97,7 @@ pub const ENUM_MIN_ERROR_CODE: u16 = 0;
 pub const ENUM_MAX_ERROR_CODE: u16 = 62;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 26] = [
+pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 28] = [
   ErrorCode::NONE,
   ErrorCode::UNKNOWN_SERVER_ERROR,
   ErrorCode::INVALID_REQUEST,
@@ -121,6 +121,8 @@ pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 26] = [
   ErrorCode::UNSUPPORTED_COMPRESSION,
   ErrorCode::UNSUPPORTED_BATCH_ATTRIBUTES,
   ErrorCode::EMPTY_PRODUCE,
+  ErrorCode::OUT_OF_ORDER_SEQUENCE,
+  ErrorCode::PRODUCER_FENCED,
   ErrorCode::OFFSET_OUT_OF_RANGE,
   ErrorCode::CORRUPT_STORED_DATA,
   ErrorCode::STORAGE_FAILED,
@@ -178,6 +180,12 @@ impl ErrorCode {
   pub const UNSUPPORTED_BATCH_ATTRIBUTES: Self = Self(46);
   /// A produce request carried no records for a partition.
   pub const EMPTY_PRODUCE: Self = Self(47);
+  /// An idempotent producer's batch does not follow its previous one (a
+  /// gap in the sequence numbers); nothing was stored.
+  pub const OUT_OF_ORDER_SEQUENCE: Self = Self(48);
+  /// An idempotent producer's epoch is older than one the partition has
+  /// seen: a newer instance of the producer took over.
+  pub const PRODUCER_FENCED: Self = Self(49);
   /// The offset is below the log start or past the high watermark; the
   /// response carries the valid range.
   pub const OFFSET_OUT_OF_RANGE: Self = Self(60);
@@ -214,6 +222,8 @@ impl ErrorCode {
     Self::UNSUPPORTED_COMPRESSION,
     Self::UNSUPPORTED_BATCH_ATTRIBUTES,
     Self::EMPTY_PRODUCE,
+    Self::OUT_OF_ORDER_SEQUENCE,
+    Self::PRODUCER_FENCED,
     Self::OFFSET_OUT_OF_RANGE,
     Self::CORRUPT_STORED_DATA,
     Self::STORAGE_FAILED,
@@ -244,6 +254,8 @@ impl ErrorCode {
       Self::UNSUPPORTED_COMPRESSION => Some("UNSUPPORTED_COMPRESSION"),
       Self::UNSUPPORTED_BATCH_ATTRIBUTES => Some("UNSUPPORTED_BATCH_ATTRIBUTES"),
       Self::EMPTY_PRODUCE => Some("EMPTY_PRODUCE"),
+      Self::OUT_OF_ORDER_SEQUENCE => Some("OUT_OF_ORDER_SEQUENCE"),
+      Self::PRODUCER_FENCED => Some("PRODUCER_FENCED"),
       Self::OFFSET_OUT_OF_RANGE => Some("OFFSET_OUT_OF_RANGE"),
       Self::CORRUPT_STORED_DATA => Some("CORRUPT_STORED_DATA"),
       Self::STORAGE_FAILED => Some("STORAGE_FAILED"),

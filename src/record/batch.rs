@@ -613,6 +613,33 @@ pub fn set_max_timestamp(batch: &mut [u8], max: Timestamp) {
     batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// The idempotent-producer fields of a batch header.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ProducerFields {
+    /// -1 for a producer that is not idempotent.
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// The first record's sequence number (-1 when not idempotent).
+    pub base_sequence: i32,
+    /// Records in the batch, from the header's last offset delta.
+    pub records: u32,
+    /// The header's max timestamp (exact for stored batches: appends set
+    /// it from the records).
+    pub max_timestamp: Timestamp,
+}
+
+/// Reads the producer fields of a batch (at least a header's bytes: the
+/// caller validated it).
+pub fn producer_fields(batch: &[u8]) -> ProducerFields {
+    ProducerFields {
+        producer_id: be_i64(batch, PRODUCER_ID_AT),
+        epoch: be_u16(batch, PRODUCER_EPOCH_AT) as i16,
+        base_sequence: be_i32(batch, BASE_SEQUENCE_AT),
+        records: (be_i32(batch, LAST_OFFSET_DELTA_AT).max(0) as u32).saturating_add(1),
+        max_timestamp: Timestamp(be_i64(batch, MAX_TIMESTAMP_AT)),
+    }
+}
+
 /// Writes `base` into the batch's base-offset field. The CRC does not cover
 /// it, so the batch stays valid.
 pub fn stamp_base_offset(batch: &mut [u8], base: Offset) {

@@ -26,7 +26,7 @@ pub use ops::{
 };
 
 use crate::config::BrokerConfig;
-use crate::constants::{MESH_CHANNEL_CAPACITY, SHUTDOWN_DRAIN_MS_MAX};
+use crate::constants::{MESH_CHANNEL_CAPACITY, PRODUCER_ID_BLOCK, SHUTDOWN_DRAIN_MS_MAX};
 use crate::error::{BrokerError, ErrorKind};
 use crate::meta::{Snapshot, TopicMeta};
 use crate::storage::{Disk, PartitionLog};
@@ -333,6 +333,9 @@ pub struct Shard {
     pub shutdown: Arc<Signal>,
     /// Serializes metadata changes (used on shard 0 only).
     controller_lock: glommio::sync::Semaphore,
+    /// The reserved block of producer ids not yet handed out, `[next, end)`
+    /// (shard 0 only).
+    producer_ids: Cell<(i64, i64)>,
 }
 
 /// A message from one shard to another. Replies travel on `oneshot`
@@ -386,6 +389,10 @@ pub enum ShardMsg {
         name: String,
         total: u32,
         reply: futures::channel::oneshot::Sender<Result<Arc<TopicMeta>, BrokerError>>,
+    },
+    /// A new idempotent producer id, sent to shard 0.
+    AllocateProducerId {
+        reply: futures::channel::oneshot::Sender<Result<i64, BrokerError>>,
     },
 }
 
@@ -505,6 +512,7 @@ async fn run_shard(
         counters: Counters::default(),
         shutdown: shutdown.clone(),
         controller_lock: glommio::sync::Semaphore::new(1),
+        producer_ids: Cell::new((0, 0)),
     });
     // Messages from other shards are served from here on, so peers can
     // make progress while this shard opens its logs.
@@ -663,6 +671,9 @@ impl Shard {
             }
             ShardMsg::CreatePartitions { name, total, reply } => {
                 let _ = reply.send(self.controller_create_partitions(name, total).await);
+            }
+            ShardMsg::AllocateProducerId { reply } => {
+                let _ = reply.send(self.controller_allocate_producer_id().await);
             }
         }
     }
@@ -834,6 +845,33 @@ impl Shard {
             .await
             .map_err(|e| BrokerError::new(ErrorKind::StorageFailed, e))?;
         Ok(meta)
+    }
+
+    /// Hands out the next producer id (controller only). Ids come from a
+    /// block reserved in the metadata file first, so none is ever handed
+    /// out twice, even across restarts (the rest of a block is skipped).
+    async fn controller_allocate_producer_id(&self) -> Result<i64, BrokerError> {
+        assert_eq!(self.id, ShardId(0), "only the controller changes metadata");
+        let _lock = self
+            .controller_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| BrokerError::shutting_down())?;
+        let (next, end) = self.producer_ids.get();
+        if next < end {
+            self.producer_ids.set((next + 1, end));
+            return Ok(next);
+        }
+        let (snapshot, first) = self.snapshot().with_producer_block(PRODUCER_ID_BLOCK);
+        let snapshot = Arc::new(snapshot);
+        self.persist(snapshot.clone()).await?;
+        let end = snapshot.next_producer_id;
+        self.broadcast(snapshot)
+            .await
+            .map_err(|e| BrokerError::new(ErrorKind::StorageFailed, e))?;
+        tracing::info!(first, end, "reserved a block of producer ids");
+        self.producer_ids.set((first + 1, end));
+        Ok(first)
     }
 
     /// Writes a snapshot to the metadata file (off the executor).

@@ -536,6 +536,17 @@ impl Shard {
         rx.await.map_err(|_| BrokerError::shutting_down())?
     }
 
+    /// A new idempotent producer id, from the controller.
+    pub async fn allocate_producer_id(self: &Rc<Self>) -> Result<i64, BrokerError> {
+        if self.id == ShardId(0) {
+            return self.controller_allocate_producer_id().await;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.send_to(ShardId(0), ShardMsg::AllocateProducerId { reply: tx })
+            .await?;
+        rx.await.map_err(|_| BrokerError::shutting_down())?
+    }
+
     /// Deletes a topic through the controller.
     pub async fn delete_topic(self: &Rc<Self>, name: String) -> Result<(), BrokerError> {
         if self.id == ShardId(0) {

@@ -40,6 +40,9 @@ pub enum StorageError {
     Closed,
     /// The configuration is invalid.
     Config(String),
+    /// An idempotent producer's batch is out of sequence or fenced; nothing
+    /// of the append was stored.
+    Producer(super::producers::ProducerError),
 }
 
 impl StorageError {
@@ -85,6 +88,7 @@ impl fmt::Display for StorageError {
             ),
             StorageError::Closed => write!(f, "log is closed"),
             StorageError::Config(reason) => write!(f, "invalid log configuration: {reason}"),
+            StorageError::Producer(e) => write!(f, "{e}"),
         }
     }
 }

@@ -28,13 +28,17 @@ use super::config::{FsyncPolicy, LogConfig};
 use super::crash;
 use super::error::{Result, StorageError};
 use super::io::Disk;
+use super::producers::{self, BatchSeq, ProducerError, Producers, Verdict};
 use super::segment::{
     SealedOpen, Segment, SegmentSettings, parse_log_file_name, read_whole, segment_paths,
     write_whole,
 };
+use super::snapshot;
 use crate::constants::{BATCH_BYTES_MAX, READ_BYTES_MAX, WRITE_BEHIND_MS};
+use crate::constants::{PRODUCER_EXPIRY_MS, PRODUCER_SNAPSHOTS_KEPT};
 use crate::record::{
-    BatchInfo, BatchWalk, RecordBatch, read_framing, set_max_timestamp, stamp_base_offset,
+    BatchInfo, BatchWalk, RecordBatch, producer_fields, read_framing, set_max_timestamp,
+    stamp_base_offset,
 };
 use crate::types::{Offset, Timestamp};
 use bytes::{Bytes, BytesMut};
@@ -220,6 +224,8 @@ struct Inner {
     /// the policy.
     sync_wanted: Cell<bool>,
     stats: Cell<LogStats>,
+    /// Idempotent producers' sequences (see `producers`).
+    producers: RefCell<Producers>,
 }
 
 /// A partition's append-only log (see the module docs).
@@ -358,6 +364,9 @@ impl Inner {
         let segment = Segment::create(&self.disk, &self.dir, next, self.settings).await?;
         self.segments.borrow_mut().push(Rc::new(segment));
         crash::point("roll.after_create");
+        // The producer state as of the roll: written once the old segment is
+        // sealed, so a snapshot never describes data that is not durable.
+        let producers = self.producer_snapshot();
         self.pending_seals.borrow_mut().push((active.base(), next));
         self.bump_stats(|s| s.segments_rolled += 1);
         let inner = self.clone();
@@ -366,6 +375,7 @@ impl Inner {
             let result = active.seal().await;
             if result.is_ok() {
                 crash::point("seal.done");
+                inner.save_producers(next, producers).await;
             }
             inner
                 .pending_seals
@@ -412,6 +422,10 @@ impl Inner {
             .await
             .map_err(|_| StorageError::Closed)?;
         inner.check()?;
+        if let Some(original) = inner.check_producers(&batches, &found)? {
+            // A retry of batches already in the log: their offsets, again.
+            return Ok((original.base, original.last.plus(1)));
+        }
         let base = inner.next_offset.get();
         let mut offset = base;
         for &(at, info) in &found {
@@ -446,6 +460,7 @@ impl Inner {
                 });
             }
             inner.next_offset.set(next);
+            inner.record_producer(&data[at..], offset, info.records);
             offset = next;
         }
         if inner.config.fsync != FsyncPolicy::Always {
@@ -466,6 +481,116 @@ impl Inner {
         drop(permit);
         inner.dirty.notify(1);
         Ok((base, offset))
+    }
+}
+
+impl Inner {
+    /// Checks every idempotent batch of an append against its producer's
+    /// sequence (and against earlier batches of the same producer in this
+    /// append). `Some`: every batch is a retry of batches already appended,
+    /// whose offsets these are; nothing is to be written. A mix of retried
+    /// and new batches, a gap or a fenced epoch is an error and nothing is
+    /// stored.
+    fn check_producers(
+        &self,
+        batches: &[u8],
+        found: &[(usize, BatchInfo)],
+    ) -> Result<Option<BatchSeq>> {
+        let state = self.producers.borrow();
+        let mut staged: Vec<(i64, i16, i32)> = Vec::new();
+        let (mut duplicates, mut new) = (Vec::new(), 0usize);
+        for &(at, info) in found {
+            let f = producer_fields(&batches[at..]);
+            if f.producer_id < 0 {
+                new += 1;
+                continue;
+            }
+            let last = producers::last_seq(f.base_sequence, info.records);
+            let verdict = match staged.iter().find(|s| s.0 == f.producer_id) {
+                Some(&(_, epoch, prev))
+                    if epoch == f.epoch && producers::follows(prev, f.base_sequence) =>
+                {
+                    Verdict::New
+                }
+                Some(&(_, _, prev)) => {
+                    return Err(StorageError::Producer(ProducerError::OutOfOrder {
+                        producer_id: f.producer_id,
+                        expected: producers::next_seq(prev),
+                        found: f.base_sequence,
+                    }));
+                }
+                None => state
+                    .check(f.producer_id, f.epoch, f.base_sequence, last)
+                    .map_err(StorageError::Producer)?,
+            };
+            match verdict {
+                Verdict::New => {
+                    new += 1;
+                    staged.retain(|s| s.0 != f.producer_id);
+                    staged.push((f.producer_id, f.epoch, last));
+                }
+                Verdict::Duplicate(original) => duplicates.push(original),
+            }
+        }
+        match (duplicates.first(), duplicates.last(), new) {
+            (None, _, _) => Ok(None),
+            (Some(first), Some(last), 0) => Ok(Some(BatchSeq {
+                last: last.last,
+                last_seq: last.last_seq,
+                ..*first
+            })),
+            _ => Err(StorageError::Producer(ProducerError::Invalid {
+                producer_id: producer_fields(&batches[found[0].0..]).producer_id,
+                reason: "an append mixes batches already written with new ones",
+            })),
+        }
+    }
+
+    /// Remembers an appended batch's sequence numbers and offsets, if its
+    /// producer is idempotent.
+    fn record_producer(&self, batch: &[u8], base: Offset, records: u32) {
+        let f = producer_fields(batch);
+        if f.producer_id < 0 {
+            return;
+        }
+        let seq = BatchSeq {
+            first_seq: f.base_sequence,
+            last_seq: producers::last_seq(f.base_sequence, records),
+            base,
+            last: base.plus(records as u64 - 1),
+        };
+        self.producers
+            .borrow_mut()
+            .record(f.producer_id, f.epoch, seq, Timestamp::now());
+    }
+
+    /// The producer state as a snapshot of everything below the log's end,
+    /// with idle producers dropped first.
+    fn producer_snapshot(&self) -> Vec<u8> {
+        let mut state = self.producers.borrow_mut();
+        state.expire(Timestamp::now(), PRODUCER_EXPIRY_MS);
+        state.encode(self.next_offset.get())
+    }
+
+    /// Writes a producer snapshot and prunes old ones. A failure is logged,
+    /// not fatal: the state can always be rebuilt from the log.
+    async fn save_producers(&self, offset: Offset, bytes: Vec<u8>) {
+        let saved = async {
+            snapshot::write(&self.disk, &self.dir, offset, &bytes).await?;
+            let start = self.segments.borrow()[0].base();
+            snapshot::prune(
+                &self.disk,
+                &self.dir,
+                PRODUCER_SNAPSHOTS_KEPT,
+                start,
+                self.next_offset.get(),
+            )
+            .await
+        }
+        .await;
+        if let Err(e) = saved {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "writing a producer snapshot failed; the state will be rebuilt from the log");
+        }
     }
 }
 
@@ -626,9 +751,65 @@ impl PartitionLog {
             data: Event::new(),
             sync_wanted: Cell::new(false),
             stats: Cell::new(LogStats::default()),
+            producers: RefCell::new(Producers::default()),
         });
-        glommio::spawn_local(flusher(Rc::downgrade(&inner))).detach();
-        Ok(PartitionLog { inner })
+        let log = PartitionLog { inner };
+        log.rebuild_producers().await?;
+        glommio::spawn_local(flusher(Rc::downgrade(&log.inner))).detach();
+        Ok(log)
+    }
+
+    /// Loads the newest producer snapshot at or below the log's end and
+    /// replays the idempotent batches after it (from the log start when
+    /// there is none: the first start after an upgrade reads the whole log
+    /// once).
+    async fn rebuild_producers(&self) -> Result<()> {
+        let inner = &self.inner;
+        let (start, end) = (self.start_offset(), inner.next_offset.get());
+        let loaded = snapshot::load_newest(&inner.disk, &inner.dir, end).await?;
+        let from_snapshot = loaded.as_ref().map(|(o, _)| *o);
+        let (mut pos, mut state) = loaded.unwrap_or((start, Producers::default()));
+        pos = pos.max(start);
+        let (started, mut replayed) = (Instant::now(), 0u64);
+        while pos < end {
+            let read = self.read(pos, 1 << 20).await?;
+            if read.chunks.is_empty() {
+                break;
+            }
+            for bytes in read.batches() {
+                // Stored batches were validated when appended and their
+                // headers are exact; only the header is read here.
+                let Some(framing) = read_framing(&bytes) else {
+                    continue;
+                };
+                let base = framing.base_offset as u64;
+                let f = producer_fields(&bytes);
+                if f.producer_id < 0 || base + f.records as u64 <= pos.0 {
+                    continue;
+                }
+                let seq = BatchSeq {
+                    first_seq: f.base_sequence,
+                    last_seq: producers::last_seq(f.base_sequence, f.records),
+                    base: Offset(base),
+                    last: Offset(base + f.records as u64 - 1),
+                };
+                state.record(f.producer_id, f.epoch, seq, f.max_timestamp);
+                replayed += 1;
+            }
+            pos = read.next_offset;
+        }
+        if replayed > 0 || !state.is_empty() {
+            tracing::info!(
+                dir = %inner.dir.display(),
+                producers = state.len(),
+                snapshot = ?from_snapshot.map(|o| o.0),
+                batches_replayed = replayed,
+                millis = started.elapsed().as_millis() as u64,
+                "rebuilt idempotent producer state"
+            );
+        }
+        *inner.producers.borrow_mut() = state;
+        Ok(())
     }
 
     /// Appends one or more concatenated v2 batches and returns the offsets
@@ -908,6 +1089,17 @@ impl PartitionLog {
             log_start_offset: start,
             ..Default::default()
         };
+        if !victims.is_empty() {
+            snapshot::prune(
+                &inner.disk,
+                &inner.dir,
+                PRODUCER_SNAPSHOTS_KEPT,
+                start,
+                inner.next_offset.get(),
+            )
+            .await
+            .map_err(|e| inner.fail(e))?;
+        }
         for (segment, reason) in victims {
             segment
                 .delete(&inner.disk)
@@ -974,6 +1166,8 @@ impl PartitionLog {
         if result.is_ok() {
             inner.advance_durable(inner.next_offset.get());
             crash::point("close.after_sync");
+            let end = inner.next_offset.get();
+            inner.save_producers(end, inner.producer_snapshot()).await;
             let marker = CloseMarker {
                 segment: active.base(),
                 bytes: active.size(),

@@ -7,6 +7,8 @@
 //! * [`appender`](self::appender): write-behind chunks, aligned writes.
 //! * [`index`]: sparse offset and time indexes.
 //! * [`segment`]: one `.log` with its indexes; recovery scan; reads.
+//! * [`producers`]: idempotent producers' sequence state; `snapshot`: its
+//!   files.
 //! * [`PartitionLog`]: offsets, durability policies, tail cache,
 //!   rolling, retention.
 //!
@@ -20,7 +22,9 @@ mod error;
 pub mod index;
 pub mod io;
 mod log;
+pub mod producers;
 pub mod segment;
+mod snapshot;
 
 pub use config::{FsyncPolicy, LogConfig};
 pub use error::{Result, StorageError};

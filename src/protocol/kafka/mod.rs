@@ -29,6 +29,7 @@ mod frame;
 mod metadata;
 mod offsets;
 mod produce;
+mod producer_id;
 pub mod walk;
 
 pub use apis::SUPPORTED;
@@ -160,6 +161,7 @@ enum Answer {
     CreateTopics(kafka_protocol::messages::CreateTopicsResponse),
     DeleteTopics(kafka_protocol::messages::DeleteTopicsResponse),
     CreatePartitions(kafka_protocol::messages::CreatePartitionsResponse),
+    InitProducerId(kafka_protocol::messages::InitProducerIdResponse),
 }
 
 async fn handle(shard: &Rc<Shard>, header: Header, request: RequestKind) -> Answer {
@@ -178,6 +180,9 @@ async fn handle(shard: &Rc<Shard>, header: Header, request: RequestKind) -> Answ
         RequestKind::CreatePartitions(r) => {
             Answer::CreatePartitions(admin::create_partitions(shard, r).await)
         }
+        RequestKind::InitProducerId(r) => {
+            Answer::InitProducerId(producer_id::handle(shard, v, r).await)
+        }
         other => unreachable!(
             "route() only decodes supported APIs, got {:?}",
             std::mem::discriminant(&other)
@@ -194,6 +199,7 @@ fn answer(header: Header, answer: Answer) -> Option<Outgoing> {
         Answer::CreateTopics(r) => encode_or_log(header, r),
         Answer::DeleteTopics(r) => encode_or_log(header, r),
         Answer::CreatePartitions(r) => encode_or_log(header, r),
+        Answer::InitProducerId(r) => encode_or_log(header, r),
     }
 }
 

@@ -93,6 +93,8 @@ pub fn error_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::UnsupportedCompression => ErrorCode::UNSUPPORTED_COMPRESSION,
         ErrorKind::UnsupportedBatchAttributes => ErrorCode::UNSUPPORTED_BATCH_ATTRIBUTES,
         ErrorKind::EmptyProduce => ErrorCode::EMPTY_PRODUCE,
+        ErrorKind::OutOfOrderSequence => ErrorCode::OUT_OF_ORDER_SEQUENCE,
+        ErrorKind::ProducerFenced => ErrorCode::PRODUCER_FENCED,
         ErrorKind::OffsetOutOfRange => ErrorCode::OFFSET_OUT_OF_RANGE,
         ErrorKind::CorruptStoredData => ErrorCode::CORRUPT_STORED_DATA,
         ErrorKind::StorageFailed => ErrorCode::STORAGE_FAILED,
