@@ -1218,3 +1218,193 @@ fn a_clean_close_marker_is_taken_by_the_next_open() {
     let (end, _) = reopen_and_read(&dir, LogConfig::default());
     assert_eq!(end, 31);
 }
+
+/// An idempotent batch of `records` records from producer `pid`/`epoch`
+/// starting at sequence `seq`; keys as in [`batch`].
+fn idempotent(pid: i64, epoch: i16, seq: i32, first_key: u64, records: u64) -> BytesMut {
+    let mut builder = BatchBuilder::with_capacity(records as usize * 96);
+    builder.set_producer(pid, epoch, seq);
+    for i in 0..records {
+        let key = format!("k{:08}", first_key + i);
+        builder.push(Timestamp::now(), Some(key.as_bytes()), Some(b"v"), &[]);
+    }
+    BytesMut::from(&builder.finish()[..])
+}
+
+fn producer_error(result: corelog::storage::Result<corelog::storage::AppendInfo>) -> String {
+    match result {
+        Err(StorageError::Producer(e)) => format!("{e:?}"),
+        other => panic!("expected a producer error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_retried_idempotent_batch_gets_its_original_offsets_and_is_not_written_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        let dir = log_dir(&tmp);
+        let log = open(&dir, small_segments()).await;
+        log.append(batch(0, 3, 10, 1)).await.unwrap();
+        let first = log.append(idempotent(7, 0, 0, 3, 5)).await.unwrap();
+        let second = log.append(idempotent(7, 0, 5, 8, 2)).await.unwrap();
+        assert_eq!(
+            (first.base_offset, first.last_offset),
+            (Offset(3), Offset(7))
+        );
+        // Both retried (the answers were lost): the original offsets, once.
+        let again = log.append(idempotent(7, 0, 0, 3, 5)).await.unwrap();
+        assert_eq!(
+            (again.base_offset, again.last_offset),
+            (Offset(3), Offset(7))
+        );
+        let again = log.append(idempotent(7, 0, 5, 8, 2)).await.unwrap();
+        assert_eq!(
+            (again.base_offset, again.last_offset),
+            (second.base_offset, second.last_offset)
+        );
+        assert_eq!(log.end_offset(), Offset(10));
+        // A gap, a stale epoch and a batch without a sequence: refused, nothing stored.
+        assert!(
+            producer_error(log.append(idempotent(7, 0, 9, 100, 1)).await).contains("OutOfOrder")
+        );
+        assert!(
+            producer_error(log.append(idempotent(7, 0, 6, 100, 1)).await).contains("OutOfOrder")
+        );
+        // A new epoch starts at 0; the old epoch is then fenced.
+        log.append(idempotent(7, 1, 0, 10, 1)).await.unwrap();
+        assert!(producer_error(log.append(idempotent(7, 0, 7, 100, 1)).await).contains("Fenced"));
+        assert!(
+            producer_error(log.append(idempotent(7, 2, 3, 100, 1)).await).contains("OutOfOrder")
+        );
+        // Another producer is independent.
+        log.append(idempotent(8, 0, 0, 11, 1)).await.unwrap();
+        assert_eq!(log.end_offset(), Offset(12));
+        let records = read_all(&log, Offset(0), 1 << 20).await;
+        expect_keys(&records, 0, 12);
+        // Only the last five batches are remembered: the sixth-oldest is now
+        // an out-of-order sequence, not a duplicate.
+        for n in 0..5 {
+            log.append(idempotent(8, 0, 1 + n, 12 + n as u64, 1))
+                .await
+                .unwrap();
+        }
+        assert!(producer_error(log.append(idempotent(8, 0, 0, 0, 1)).await).contains("OutOfOrder"));
+        let again = log.append(idempotent(8, 0, 1, 0, 1)).await.unwrap();
+        assert_eq!(again.base_offset, Offset(12));
+        log.close().await.unwrap();
+    });
+}
+
+/// Appends idempotent batches of 20 records from producer 5 until the log
+/// has `segments` segments; returns the next sequence and key.
+async fn fill_idempotent(log: &PartitionLog, segments: usize, mut seq: i32) -> i32 {
+    while log.segments().len() < segments {
+        log.append(idempotent(5, 3, seq, seq as u64, 200))
+            .await
+            .unwrap();
+        seq += 200;
+    }
+    seq
+}
+
+fn snapshots(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".snapshot"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn producer_state_survives_a_clean_restart_a_crash_and_retention() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = LogConfig { ..small_segments() };
+    let dir = log_dir(&tmp);
+    // 1. A clean close writes a snapshot at the log end.
+    let seq = run(async {
+        let log = open(&dir, config.clone()).await;
+        let seq = fill_idempotent(&log, 4, 0).await;
+        log.close().await.unwrap();
+        seq
+    });
+    let names = snapshots(&dir);
+    assert!(
+        !names.is_empty() && names.len() <= 2,
+        "snapshots kept: {names:?}"
+    );
+    let end = run(async {
+        let log = open(&dir, config.clone()).await;
+        // The last batch, retried: deduplicated from the snapshot alone.
+        let again = log
+            .append(idempotent(5, 3, seq - 200, 0, 200))
+            .await
+            .unwrap();
+        assert_eq!(again.last_offset.0 + 1, log.end_offset().0);
+        assert!(
+            producer_error(log.append(idempotent(5, 3, seq + 1, 0, 1)).await)
+                .contains("OutOfOrder")
+        );
+        assert!(producer_error(log.append(idempotent(5, 2, seq, 0, 1)).await).contains("Fenced"));
+        let seq = fill_idempotent(&log, 6, seq).await;
+        // 2. A crash: no clean close, snapshots only at rolls; the batches
+        //    after the newest one are replayed from the log.
+        std::mem::forget(log);
+        seq
+    });
+    let start = run(async {
+        let log = open(&dir, config.clone()).await;
+        let again = log
+            .append(idempotent(5, 3, end - 200, 0, 200))
+            .await
+            .unwrap();
+        assert_eq!(
+            again.last_offset.0 + 1,
+            log.end_offset().0,
+            "replayed after a crash"
+        );
+        // 3. Retention removes every segment holding the producer's batches:
+        //    its state is kept (in memory, and in the newest snapshot).
+        let start = log.end_offset();
+        for n in 0..40 {
+            log.append(batch(n, 20, 500, 1)).await.unwrap();
+        }
+        log.close().await.unwrap();
+        start
+    });
+    let retained = LogConfig {
+        retention_bytes: Some(1),
+        ..config.clone()
+    };
+    run(async {
+        let log = open(&dir, retained).await;
+        log.enforce_retention(Timestamp::now()).await.unwrap();
+        assert!(
+            log.start_offset() > start,
+            "retention removed the producer's batches"
+        );
+        let again = log
+            .append(idempotent(5, 3, end - 200, 0, 200))
+            .await
+            .unwrap();
+        assert!(
+            again.last_offset < start,
+            "still a duplicate after retention"
+        );
+        log.close().await.unwrap();
+    });
+    run(async {
+        let log = open(&dir, config.clone()).await;
+        let again = log
+            .append(idempotent(5, 3, end - 200, 0, 200))
+            .await
+            .unwrap();
+        assert!(
+            again.last_offset < log.start_offset(),
+            "and after a restart"
+        );
+        log.append(idempotent(5, 3, end, 0, 1)).await.unwrap();
+        log.close().await.unwrap();
+    });
+}
