@@ -31,6 +31,31 @@ pub const DECOMPRESS_READ_STEP_BYTES_MIN: usize = 64 << 10;
 /// huge batch does not pin [`DECOMPRESSED_BATCH_BYTES_MAX`] per thread.
 pub const DECOMPRESS_SCRATCH_KEPT_BYTES_MAX: usize = 4 << 20;
 
+/// Partitions of `__consumer_offsets` (Kafka's `offsets.topic.num.partitions`
+/// default). Fixed: a group's coordinator is `murmur2(group) % 50`, so the
+/// count cannot change once groups exist.
+pub const OFFSETS_TOPIC_PARTITIONS: u32 = 50;
+/// Segment size of `__consumer_offsets` (Kafka's `offsets.topic.segment.bytes`).
+pub const OFFSETS_TOPIC_SEGMENT_BYTES: u64 = 100 << 20;
+/// Longest group id accepted.
+pub const GROUP_ID_BYTES_MAX: usize = 255;
+/// Members of one group (Kafka's `group.max.size` is unbounded by default;
+/// a bound keeps one client from growing a group without limit).
+pub const GROUP_MEMBERS_MAX: usize = 1000;
+/// Groups one coordinator shard holds.
+pub const GROUPS_PER_SHARD_MAX: usize = 100_000;
+/// Session timeouts accepted (Kafka's `group.min.session.timeout.ms` and
+/// `group.max.session.timeout.ms` defaults).
+pub const GROUP_MIN_SESSION_TIMEOUT_MS: i64 = 6_000;
+pub const GROUP_MAX_SESSION_TIMEOUT_MS: i64 = 1_800_000;
+/// How often coordinators check sessions and rebalance deadlines.
+pub const GROUP_TICK_MS: u64 = 100;
+/// Longest commit metadata string (Kafka's `offset.metadata.max.bytes`).
+pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
+/// Committed offsets of a group that has been empty this long are deleted
+/// (Kafka's `offsets.retention.minutes`, 7 days).
+pub const OFFSETS_RETENTION_MS: u64 = 7 * 24 * 3600 * 1000;
+
 /// Largest segment file. Index entries store positions as `u32`, and Kafka
 /// caps `segment.bytes` at `i32::MAX`; we do the same.
 pub const SEGMENT_BYTES_MAX: u64 = i32::MAX as u64;

@@ -77,6 +77,32 @@ pub enum ErrorKind {
     CorruptStoredData,
     /// The partition's storage failed; it is unavailable until reopened.
     StorageFailed,
+    /// Group ids are 1 to 255 bytes.
+    InvalidGroupId,
+    /// The group's coordinator cannot serve it now (retriable).
+    CoordinatorNotAvailable,
+    /// The member is not (or no longer) in the group: rejoin.
+    UnknownMemberId,
+    /// The member's generation is not the group's current one.
+    IllegalGeneration,
+    /// The group is rebalancing: rejoin.
+    RebalanceInProgress,
+    /// The member's protocol type or protocols do not match the group's.
+    InconsistentGroupProtocol,
+    /// A new member must join again with the member id it was given.
+    MemberIdRequired,
+    /// A newer member with the same `group.instance.id` replaced this one.
+    FencedInstanceId,
+    /// A session timeout outside the broker's accepted range.
+    InvalidSessionTimeout,
+    GroupIdNotFound,
+    /// The group still has members.
+    NonEmptyGroup,
+    GroupMaxSizeReached,
+    /// Commit metadata longer than the broker accepts.
+    OffsetMetadataTooLarge,
+    /// Offsets of a topic a member is subscribed to cannot be deleted.
+    GroupSubscribedToTopic,
 }
 
 impl ErrorKind {
@@ -112,6 +138,20 @@ impl ErrorKind {
             ErrorKind::OffsetOutOfRange => "OFFSET_OUT_OF_RANGE",
             ErrorKind::CorruptStoredData => "CORRUPT_STORED_DATA",
             ErrorKind::StorageFailed => "STORAGE_FAILED",
+            ErrorKind::InvalidGroupId => "INVALID_GROUP_ID",
+            ErrorKind::CoordinatorNotAvailable => "COORDINATOR_NOT_AVAILABLE",
+            ErrorKind::UnknownMemberId => "UNKNOWN_MEMBER_ID",
+            ErrorKind::IllegalGeneration => "ILLEGAL_GENERATION",
+            ErrorKind::RebalanceInProgress => "REBALANCE_IN_PROGRESS",
+            ErrorKind::InconsistentGroupProtocol => "INCONSISTENT_GROUP_PROTOCOL",
+            ErrorKind::MemberIdRequired => "MEMBER_ID_REQUIRED",
+            ErrorKind::FencedInstanceId => "FENCED_INSTANCE_ID",
+            ErrorKind::InvalidSessionTimeout => "INVALID_SESSION_TIMEOUT",
+            ErrorKind::GroupIdNotFound => "GROUP_ID_NOT_FOUND",
+            ErrorKind::NonEmptyGroup => "NON_EMPTY_GROUP",
+            ErrorKind::GroupMaxSizeReached => "GROUP_MAX_SIZE_REACHED",
+            ErrorKind::OffsetMetadataTooLarge => "OFFSET_METADATA_TOO_LARGE",
+            ErrorKind::GroupSubscribedToTopic => "GROUP_SUBSCRIBED_TO_TOPIC",
         }
     }
 }

@@ -36,6 +36,7 @@ pub mod client;
 pub mod config;
 pub mod constants;
 pub mod error;
+pub mod group;
 pub mod meta;
 pub mod protocol;
 pub mod record;

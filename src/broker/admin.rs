@@ -18,7 +18,24 @@ pub async fn create_topic(
     partitions: u32,
     config: TopicConfig,
 ) -> Result<Arc<TopicMeta>, BrokerError> {
+    refuse_internal(&name, "created")?;
     shard.create_topic(name, partitions, config).await
+}
+
+/// Internal topics are the broker's: clients may read them but not create,
+/// delete, grow or write them.
+pub fn refuse_internal(name: &str, what: &str) -> Result<(), BrokerError> {
+    if crate::group::is_internal(name) {
+        return Err(internal_topic(name, what));
+    }
+    Ok(())
+}
+
+pub fn internal_topic(name: &str, what: &str) -> BrokerError {
+    BrokerError::new(
+        ErrorKind::InternalTopic,
+        format!("{name:?} is an internal topic and cannot be {what} by clients"),
+    )
 }
 
 /// Checks that `name` could be created with `partitions` and `config`
@@ -29,6 +46,7 @@ pub fn validate_new_topic(
     partitions: u32,
     config: TopicConfig,
 ) -> Result<(), BrokerError> {
+    refuse_internal(name, "created")?;
     shard
         .snapshot()
         .with_topic(name, partitions, config)
@@ -38,6 +56,7 @@ pub fn validate_new_topic(
 
 /// Checks that `name` could get `total` partitions, changing nothing.
 pub fn validate_new_partitions(shard: &Shard, name: &str, total: u32) -> Result<(), BrokerError> {
+    refuse_internal(name, "changed")?;
     shard
         .snapshot()
         .with_partitions(name, total)
@@ -47,6 +66,7 @@ pub fn validate_new_partitions(shard: &Shard, name: &str, total: u32) -> Result<
 
 /// Deletes a topic and its data.
 pub async fn delete_topic(shard: &Rc<Shard>, name: String) -> Result<(), BrokerError> {
+    refuse_internal(&name, "deleted")?;
     shard.delete_topic(name).await
 }
 
@@ -57,6 +77,7 @@ pub async fn create_partitions(
     name: String,
     total: u32,
 ) -> Result<Arc<TopicMeta>, BrokerError> {
+    refuse_internal(&name, "changed")?;
     shard.create_partitions(name, total).await
 }
 

@@ -25,6 +25,9 @@ pub async fn produce(shard: &Rc<Shard>, request: ProduceRequest) -> ProduceRespo
         for (partition, data) in topic.partitions {
             let result = match &meta {
                 None => Err(BrokerError::unknown_topic(&topic.name)),
+                Some(_) if crate::group::is_internal(&topic.name) => {
+                    Err(super::admin::internal_topic(&topic.name, "written"))
+                }
                 Some(m) if partition >= m.partitions => Err(BrokerError::unknown_partition(
                     &topic.name,
                     partition,

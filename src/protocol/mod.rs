@@ -84,6 +84,12 @@ pub trait Protocol: 'static {
     /// Per-connection state (e.g. what the client said about itself).
     type Session: Default + 'static;
 
+    /// The state of a new connection from `peer`.
+    fn session(peer: Option<std::net::SocketAddr>) -> Self::Session {
+        let _ = peer;
+        Self::Session::default()
+    }
+
     /// Decides what a frame (length prefix included) becomes. Called in
     /// arrival order on the connection's reader task; must not block.
     fn dispatch(shard: &Rc<Shard>, session: &Rc<Self::Session>, frame: BytesMut) -> Dispatch;

@@ -30,7 +30,7 @@ pub async fn serve<P: Protocol>(shard: Rc<Shard>, stream: TcpStream) {
     >(shard.config.max_inflight_per_connection);
     let writer_task = glommio::spawn_local(write_responses(shard.clone(), writer, responses));
     let mut frames = FrameReader::with_prefix(reader, shard.config.max_frame_bytes, P::PREFIX);
-    let session = Rc::new(P::Session::default());
+    let session = Rc::new(P::session(peer));
     loop {
         let next = {
             let frame = frames.next_frame();

@@ -336,6 +336,8 @@ pub struct Shard {
     /// The reserved block of producer ids not yet handed out, `[next, end)`
     /// (shard 0 only).
     producer_ids: Cell<(i64, i64)>,
+    /// The consumer groups this shard coordinates.
+    pub groups: crate::group::Coordinator,
 }
 
 /// A message from one shard to another. Replies travel on `oneshot`
@@ -393,6 +395,16 @@ pub enum ShardMsg {
     /// A new idempotent producer id, sent to shard 0.
     AllocateProducerId {
         reply: futures::channel::oneshot::Sender<Result<i64, BrokerError>>,
+    },
+    /// A group operation, sent to the group's coordinator shard.
+    Group {
+        group: String,
+        call: crate::group::GroupCall,
+        reply: futures::channel::oneshot::Sender<crate::group::GroupReply>,
+    },
+    /// This shard's groups.
+    ListGroups {
+        reply: futures::channel::oneshot::Sender<Vec<crate::group::GroupListing>>,
     },
 }
 
@@ -513,15 +525,18 @@ async fn run_shard(
         shutdown: shutdown.clone(),
         controller_lock: glommio::sync::Semaphore::new(1),
         producer_ids: Cell::new((0, 0)),
+        groups: crate::group::Coordinator::default(),
     });
     // Messages from other shards are served from here on, so peers can
     // make progress while this shard opens its logs.
     let mesh_tasks = spawn_mesh_receivers(shard.clone(), receivers);
     shard.apply_snapshot(snapshot).await?;
+    shard.groups.load(&shard).await?;
     startup.ready.wait().await?;
     tracing::info!(shard = index, shared = %shared_addr.ip(), shared_port, own_port = shard.ports[index], partitions = shard.logs.borrow().len(), "shard ready");
 
     let retention = glommio::spawn_local(shard.clone().retention_loop());
+    let groups = glommio::spawn_local(shard.clone().group_loop());
     serve(shard.clone(), Listeners { shared, own, kafka }).await;
 
     // Phase 1 is over for this shard (no connections left); keep serving
@@ -541,6 +556,7 @@ async fn run_shard(
         );
     }
     drop(retention);
+    drop(groups);
     let closed = shard.close_all_logs().await;
     shard.senders.close();
     drop(mesh_tasks);
@@ -674,6 +690,12 @@ impl Shard {
             }
             ShardMsg::AllocateProducerId { reply } => {
                 let _ = reply.send(self.controller_allocate_producer_id().await);
+            }
+            ShardMsg::Group { group, call, reply } => {
+                let _ = reply.send(self.groups.run(&self, group, call).await);
+            }
+            ShardMsg::ListGroups { reply } => {
+                let _ = reply.send(self.groups.list());
             }
         }
     }
@@ -920,6 +942,20 @@ impl Shard {
     }
 
     /// Applies retention to this shard's logs every check interval.
+    /// Expires group sessions and rebalance deadlines.
+    async fn group_loop(self: Rc<Self>) {
+        loop {
+            let sleep =
+                glommio::timer::sleep(Duration::from_millis(crate::constants::GROUP_TICK_MS));
+            let stop = self.shutdown.wait();
+            futures::pin_mut!(sleep, stop);
+            if let futures::future::Either::Right(_) = futures::future::select(sleep, stop).await {
+                return;
+            }
+            self.groups.tick(&self).await;
+        }
+    }
+
     async fn retention_loop(self: Rc<Self>) {
         loop {
             let sleep = glommio::timer::sleep(self.config.retention_check_interval);

@@ -30,6 +30,20 @@ pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
 pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
 pub const INVALID_RECORD: i16 = 87;
 pub const UNKNOWN_TOPIC_ID: i16 = 100;
+pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+pub const ILLEGAL_GENERATION: i16 = 22;
+pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+pub const INVALID_GROUP_ID: i16 = 24;
+pub const UNKNOWN_MEMBER_ID: i16 = 25;
+pub const INVALID_SESSION_TIMEOUT: i16 = 26;
+pub const REBALANCE_IN_PROGRESS: i16 = 27;
+pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
+pub const GROUP_ID_NOT_FOUND: i16 = 69;
+pub const NON_EMPTY_GROUP: i16 = 68;
+pub const MEMBER_ID_REQUIRED: i16 = 79;
+pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
+pub const FENCED_INSTANCE_ID: i16 = 82;
+pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
 
 /// The Kafka code for an error kind.
 pub fn code(kind: ErrorKind) -> i16 {
@@ -61,5 +75,19 @@ pub fn code(kind: ErrorKind) -> i16 {
         ErrorKind::OutOfOrderSequence => OUT_OF_ORDER_SEQUENCE_NUMBER,
         ErrorKind::ProducerFenced => INVALID_PRODUCER_EPOCH,
         ErrorKind::CorruptStoredData | ErrorKind::StorageFailed => KAFKA_STORAGE_ERROR,
+        ErrorKind::InvalidGroupId => INVALID_GROUP_ID,
+        ErrorKind::CoordinatorNotAvailable => COORDINATOR_NOT_AVAILABLE,
+        ErrorKind::UnknownMemberId => UNKNOWN_MEMBER_ID,
+        ErrorKind::IllegalGeneration => ILLEGAL_GENERATION,
+        ErrorKind::RebalanceInProgress => REBALANCE_IN_PROGRESS,
+        ErrorKind::InconsistentGroupProtocol => INCONSISTENT_GROUP_PROTOCOL,
+        ErrorKind::MemberIdRequired => MEMBER_ID_REQUIRED,
+        ErrorKind::FencedInstanceId => FENCED_INSTANCE_ID,
+        ErrorKind::InvalidSessionTimeout => INVALID_SESSION_TIMEOUT,
+        ErrorKind::GroupIdNotFound => GROUP_ID_NOT_FOUND,
+        ErrorKind::NonEmptyGroup => NON_EMPTY_GROUP,
+        ErrorKind::GroupMaxSizeReached => GROUP_MAX_SIZE_REACHED,
+        ErrorKind::OffsetMetadataTooLarge => OFFSET_METADATA_TOO_LARGE,
+        ErrorKind::GroupSubscribedToTopic => GROUP_SUBSCRIBED_TO_TOPIC,
     }
 }

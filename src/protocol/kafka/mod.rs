@@ -26,6 +26,7 @@ mod apis;
 mod codes;
 mod fetch;
 mod frame;
+mod groups;
 mod metadata;
 mod offsets;
 mod produce;
@@ -44,16 +45,29 @@ use std::rc::Rc;
 /// The Kafka protocol, for the server.
 pub struct Kafka;
 
+/// A Kafka connection's state: where the client connects from (group
+/// members are described with their host).
+#[derive(Default)]
+pub struct Session {
+    host: String,
+}
+
 /// Bytes of the frame's length prefix.
 const PREFIX_BYTES: usize = 4;
 
 impl Protocol for Kafka {
     const NAME: &'static str = "kafka";
     const PREFIX: LengthPrefix = LengthPrefix::I32BigEndian;
-    type Session = ();
+    type Session = Session;
 
-    fn dispatch(shard: &Rc<Shard>, _session: &Rc<()>, frame: BytesMut) -> Dispatch {
-        match route(shard, frame) {
+    fn session(peer: Option<std::net::SocketAddr>) -> Session {
+        Session {
+            host: peer.map(|p| format!("/{}", p.ip())).unwrap_or_default(),
+        }
+    }
+
+    fn dispatch(shard: &Rc<Shard>, session: &Rc<Session>, frame: BytesMut) -> Dispatch {
+        match route(shard, session, frame) {
             Ok(dispatch) => dispatch,
             Err(reason) => {
                 Counters::add(&shard.counters.errors, 1);
@@ -79,7 +93,7 @@ struct Header {
 
 /// Decides what a frame becomes; `Err` closes the connection (with the
 /// reason logged).
-fn route(shard: &Rc<Shard>, frame: BytesMut) -> Result<Dispatch, String> {
+fn route(shard: &Rc<Shard>, session: &Rc<Session>, frame: BytesMut) -> Result<Dispatch, String> {
     let (raw, body_offset) =
         walk::parse_request_header(&frame[PREFIX_BYTES..]).map_err(|e| e.to_string())?;
     let api =
@@ -118,12 +132,18 @@ fn route(shard: &Rc<Shard>, frame: BytesMut) -> Result<Dispatch, String> {
     if api == ApiKey::Produce {
         return route_produce(shard, header, frame, body_at);
     }
+    // Who the client is matters to groups only (members are described
+    // with their client id and host).
+    let client = (api == ApiKey::JoinGroup).then(|| Client {
+        id: raw.client_id.unwrap_or_default().to_string(),
+        host: session.host.clone(),
+    });
     let mut body: Bytes = frame.freeze().slice(body_at..);
     let request = RequestKind::decode(api, &mut body, header.version)
         .map_err(|e| format!("malformed {api:?} v{} request: {e}", header.version))?;
     let shard = shard.clone();
     Ok(Dispatch::Handle(Box::pin(async move {
-        answer(header, handle(&shard, header, request).await)
+        answer(header, handle(&shard, header, request, client).await)
     })))
 }
 
@@ -162,9 +182,31 @@ enum Answer {
     DeleteTopics(kafka_protocol::messages::DeleteTopicsResponse),
     CreatePartitions(kafka_protocol::messages::CreatePartitionsResponse),
     InitProducerId(kafka_protocol::messages::InitProducerIdResponse),
+    FindCoordinator(kafka_protocol::messages::FindCoordinatorResponse),
+    JoinGroup(kafka_protocol::messages::JoinGroupResponse),
+    SyncGroup(kafka_protocol::messages::SyncGroupResponse),
+    Heartbeat(kafka_protocol::messages::HeartbeatResponse),
+    LeaveGroup(kafka_protocol::messages::LeaveGroupResponse),
+    OffsetCommit(kafka_protocol::messages::OffsetCommitResponse),
+    OffsetFetch(kafka_protocol::messages::OffsetFetchResponse),
+    ListGroups(kafka_protocol::messages::ListGroupsResponse),
+    DescribeGroups(kafka_protocol::messages::DescribeGroupsResponse),
+    DeleteGroups(kafka_protocol::messages::DeleteGroupsResponse),
+    OffsetDelete(kafka_protocol::messages::OffsetDeleteResponse),
 }
 
-async fn handle(shard: &Rc<Shard>, header: Header, request: RequestKind) -> Answer {
+/// The client of a request, when its handler needs it.
+struct Client {
+    id: String,
+    host: String,
+}
+
+async fn handle(
+    shard: &Rc<Shard>,
+    header: Header,
+    request: RequestKind,
+    client: Option<Client>,
+) -> Answer {
     let v = header.version;
     match request {
         RequestKind::ApiVersions(_) => Answer::ApiVersions(apis::api_versions(codes::NONE)),
@@ -183,6 +225,29 @@ async fn handle(shard: &Rc<Shard>, header: Header, request: RequestKind) -> Answ
         RequestKind::InitProducerId(r) => {
             Answer::InitProducerId(producer_id::handle(shard, v, r).await)
         }
+        RequestKind::FindCoordinator(r) => {
+            Answer::FindCoordinator(groups::find_coordinator(shard, v, r).await)
+        }
+        RequestKind::JoinGroup(r) => {
+            let client = client.unwrap_or(Client {
+                id: String::new(),
+                host: String::new(),
+            });
+            Answer::JoinGroup(groups::join_group(shard, v, r, client.id, client.host).await)
+        }
+        RequestKind::SyncGroup(r) => Answer::SyncGroup(groups::sync_group(shard, v, r).await),
+        RequestKind::Heartbeat(r) => Answer::Heartbeat(groups::heartbeat(shard, r).await),
+        RequestKind::LeaveGroup(r) => Answer::LeaveGroup(groups::leave_group(shard, v, r).await),
+        RequestKind::OffsetCommit(r) => {
+            Answer::OffsetCommit(groups::offset_commit(shard, v, r).await)
+        }
+        RequestKind::OffsetFetch(r) => Answer::OffsetFetch(groups::offset_fetch(shard, v, r).await),
+        RequestKind::ListGroups(r) => Answer::ListGroups(groups::list_groups(shard, v, r).await),
+        RequestKind::DescribeGroups(r) => {
+            Answer::DescribeGroups(groups::describe_groups(shard, v, r).await)
+        }
+        RequestKind::DeleteGroups(r) => Answer::DeleteGroups(groups::delete_groups(shard, r).await),
+        RequestKind::OffsetDelete(r) => Answer::OffsetDelete(groups::offset_delete(shard, r).await),
         other => unreachable!(
             "route() only decodes supported APIs, got {:?}",
             std::mem::discriminant(&other)
@@ -200,6 +265,17 @@ fn answer(header: Header, answer: Answer) -> Option<Outgoing> {
         Answer::DeleteTopics(r) => encode_or_log(header, r),
         Answer::CreatePartitions(r) => encode_or_log(header, r),
         Answer::InitProducerId(r) => encode_or_log(header, r),
+        Answer::FindCoordinator(r) => encode_or_log(header, r),
+        Answer::JoinGroup(r) => encode_or_log(header, r),
+        Answer::SyncGroup(r) => encode_or_log(header, r),
+        Answer::Heartbeat(r) => encode_or_log(header, r),
+        Answer::LeaveGroup(r) => encode_or_log(header, r),
+        Answer::OffsetCommit(r) => encode_or_log(header, r),
+        Answer::OffsetFetch(r) => encode_or_log(header, r),
+        Answer::ListGroups(r) => encode_or_log(header, r),
+        Answer::DescribeGroups(r) => encode_or_log(header, r),
+        Answer::DeleteGroups(r) => encode_or_log(header, r),
+        Answer::OffsetDelete(r) => encode_or_log(header, r),
     }
 }
 

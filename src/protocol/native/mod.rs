@@ -98,6 +98,22 @@ pub fn error_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::OffsetOutOfRange => ErrorCode::OFFSET_OUT_OF_RANGE,
         ErrorKind::CorruptStoredData => ErrorCode::CORRUPT_STORED_DATA,
         ErrorKind::StorageFailed => ErrorCode::STORAGE_FAILED,
+        // Groups are served on the Kafka port only until the native
+        // protocol gains them; these kinds cannot arise here yet.
+        ErrorKind::InvalidGroupId
+        | ErrorKind::CoordinatorNotAvailable
+        | ErrorKind::UnknownMemberId
+        | ErrorKind::IllegalGeneration
+        | ErrorKind::RebalanceInProgress
+        | ErrorKind::InconsistentGroupProtocol
+        | ErrorKind::MemberIdRequired
+        | ErrorKind::FencedInstanceId
+        | ErrorKind::InvalidSessionTimeout
+        | ErrorKind::GroupIdNotFound
+        | ErrorKind::NonEmptyGroup
+        | ErrorKind::GroupMaxSizeReached
+        | ErrorKind::OffsetMetadataTooLarge
+        | ErrorKind::GroupSubscribedToTopic => ErrorCode::INVALID_ARGUMENT,
     }
 }
 
