@@ -4,8 +4,8 @@
 //! Precedence: command-line flags over the file over the defaults below.
 
 use crate::constants::{
-    CONNECTIONS_MAX_DEFAULT, FRAME_BYTES_MAX, IDLE_TIMEOUT_MS_DEFAULT,
-    INFLIGHT_PER_CONNECTION_DEFAULT, RETENTION_CHECK_MS_DEFAULT,
+    CONNECTIONS_MAX_DEFAULT, CORES_MAX, FRAME_BYTES_MAX, IDLE_TIMEOUT_MS_DEFAULT,
+    INFLIGHT_PER_CONNECTION_DEFAULT, NODE_ID_MAX, RETENTION_CHECK_MS_DEFAULT,
 };
 use crate::meta::TopicConfig;
 use std::net::SocketAddr;
@@ -38,13 +38,23 @@ pub struct BrokerConfig {
     /// What Kafka clients are told to connect to (`host:port`); default: the
     /// bound Kafka address.
     pub kafka_advertise: Option<(String, u16)>,
+    /// The shard-aware Kafka mode: every shard is advertised to Kafka
+    /// clients as a broker of its own, on a Kafka port of its own, leading
+    /// the partitions it owns, so clients send each partition's requests to
+    /// its core (the shared Kafka port keeps working for any partition).
+    pub kafka_shard_brokers: bool,
+    /// Each shard's own Kafka port in the shard-aware mode; `None`: the
+    /// ports after the Kafka port (or ephemeral ports when it is 0).
+    pub kafka_shard_ports: Option<Vec<u16>>,
     /// Create a topic with the broker's defaults when a Kafka client's
     /// metadata request names one that does not exist (Kafka's
     /// `auto.create.topics.enable`; off by default, as in Redpanda).
     pub auto_create_topics: bool,
     /// Partitions of an auto-created topic (Kafka's `num.partitions`).
     pub auto_create_partitions: u32,
-    /// This broker's node id, as Kafka clients see it.
+    /// This broker's node id, as Kafka clients see it (0 to
+    /// [`NODE_ID_MAX`]; shard-brokers get ids above that range, see
+    /// [`crate::meta::shard_broker_id`]).
     pub node_id: i32,
 }
 
@@ -65,6 +75,8 @@ impl BrokerConfig {
             retention_check_interval: Duration::from_millis(RETENTION_CHECK_MS_DEFAULT),
             kafka_listen: None,
             kafka_advertise: None,
+            kafka_shard_brokers: false,
+            kafka_shard_ports: None,
             auto_create_topics: false,
             auto_create_partitions: 1,
             node_id: 0,
@@ -73,9 +85,9 @@ impl BrokerConfig {
 
     /// Checks every value and explains the first bad one.
     pub fn validate(&self) -> Result<(), String> {
-        if self.cores == 0 || self.cores > 256 {
+        if self.cores == 0 || self.cores > CORES_MAX {
             return Err(format!(
-                "cores must be between 1 and 256, got {}",
+                "cores must be between 1 and {CORES_MAX}, got {}",
                 self.cores
             ));
         }
@@ -105,16 +117,64 @@ impl BrokerConfig {
                 self.auto_create_partitions
             ));
         }
-        if self.node_id < 0 {
+        if !(0..=NODE_ID_MAX).contains(&self.node_id) {
             return Err(format!(
-                "node id must not be negative, got {}",
+                "node id must be between 0 and {NODE_ID_MAX} (larger ids are the shard-brokers'), got {}",
                 self.node_id
             ));
         }
+        self.validate_kafka_shard_brokers()?;
         self.topic_defaults
             .log_config()
             .validate()
             .map_err(|e| format!("topic defaults: {e}"))
+    }
+
+    /// The shard-aware Kafka mode needs a Kafka listener, and its ports go
+    /// one per core.
+    fn validate_kafka_shard_brokers(&self) -> Result<(), String> {
+        if self.kafka_shard_brokers && self.kafka_listen.is_none() {
+            return Err(
+                "Kafka shard-brokers need a Kafka listener; remove --kafka-listen none or turn off --kafka-shard-brokers"
+                    .into(),
+            );
+        }
+        match &self.kafka_shard_ports {
+            Some(_) if !self.kafka_shard_brokers => Err(
+                "Kafka shard ports are set but the shard-aware Kafka mode is off; add --kafka-shard-brokers"
+                    .into(),
+            ),
+            Some(ports) if ports.len() != self.cores => Err(format!(
+                "{} Kafka shard ports given for {} cores; give one per core",
+                ports.len(),
+                self.cores
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The port shard `index` binds for its own Kafka listener in the
+    /// shard-aware mode, given the bound Kafka port: the configured one,
+    /// else the `index + 1`-th port after the Kafka port, else (Kafka
+    /// listening on port 0) 0, an ephemeral port.
+    pub fn kafka_shard_port(&self, index: usize, kafka_port: u16) -> Result<u16, String> {
+        if let Some(ports) = &self.kafka_shard_ports {
+            return ports
+                .get(index)
+                .copied()
+                .ok_or_else(|| format!("no Kafka shard port for shard {index}"));
+        }
+        if self.kafka_listen.is_some_and(|l| l.port() == 0) {
+            return Ok(0);
+        }
+        u16::try_from(index + 1)
+            .ok()
+            .and_then(|step| kafka_port.checked_add(step))
+            .ok_or_else(|| {
+                format!(
+                    "Kafka shard port {index} after {kafka_port} overflows; set --kafka-shard-ports"
+                )
+            })
     }
 
     /// Applies a TOML configuration file over these values.
@@ -168,6 +228,12 @@ impl BrokerConfig {
                     .map_err(|e| format!("{}: kafka_advertise: {e}", path.display()))?,
             );
         }
+        if let Some(v) = file.kafka_shard_brokers {
+            self.kafka_shard_brokers = v;
+        }
+        if let Some(v) = file.kafka_shard_ports {
+            self.kafka_shard_ports = Some(v);
+        }
         if let Some(v) = file.auto_create_topics {
             self.auto_create_topics = v;
         }
@@ -198,6 +264,8 @@ struct FileConfig {
     retention_check_interval_ms: Option<u64>,
     kafka_listen: Option<String>,
     kafka_advertise: Option<String>,
+    kafka_shard_brokers: Option<bool>,
+    kafka_shard_ports: Option<Vec<u16>>,
     auto_create_topics: Option<bool>,
     auto_create_partitions: Option<u32>,
     node_id: Option<i32>,
@@ -289,5 +357,71 @@ retention_ms = 3600000
         config.cores = 2;
         config.shard_ports = Some(vec![1]);
         assert!(config.validate().unwrap_err().contains("one per core"));
+
+        let mut config = BrokerConfig::new("/tmp/x");
+        config.node_id = NODE_ID_MAX + 1;
+        assert!(config.validate().unwrap_err().contains("shard-brokers'"));
+    }
+
+    #[test]
+    fn kafka_shard_ports_default_to_the_ports_after_the_kafka_port() {
+        let mut config = BrokerConfig::new("/tmp/x");
+        config.cores = 3;
+        config.kafka_shard_brokers = true;
+        config.kafka_listen = Some("127.0.0.1:9092".parse().unwrap());
+        let ports: Vec<u16> = (0..3)
+            .map(|i| config.kafka_shard_port(i, 9092).unwrap())
+            .collect();
+        assert_eq!(ports, vec![9093, 9094, 9095]);
+        assert!(
+            config.kafka_shard_port(1, u16::MAX - 1).is_err(),
+            "overflow"
+        );
+
+        // Kafka on an ephemeral port: ephemeral shard ports too.
+        config.kafka_listen = Some("127.0.0.1:0".parse().unwrap());
+        assert_eq!(config.kafka_shard_port(2, 40000).unwrap(), 0);
+
+        // Given ports win.
+        config.kafka_shard_ports = Some(vec![7001, 7003, 7002]);
+        assert_eq!(config.kafka_shard_port(1, 40000).unwrap(), 7003);
+        assert!(config.kafka_shard_port(3, 40000).is_err());
+    }
+
+    #[test]
+    fn the_shard_aware_kafka_mode_comes_from_the_file_and_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("corelog.toml");
+        std::fs::write(
+            &path,
+            "cores = 2\nkafka_listen = \"127.0.0.1:0\"\nkafka_shard_brokers = true\nkafka_shard_ports = [9501, 9502]\n",
+        )
+        .unwrap();
+        let mut config = BrokerConfig::new("/tmp/x");
+        config.apply_file(&path).unwrap();
+        assert!(config.kafka_shard_brokers);
+        assert_eq!(config.kafka_shard_ports, Some(vec![9501, 9502]));
+        config.validate().unwrap();
+
+        config.kafka_shard_ports = Some(vec![9501]);
+        assert!(config.validate().unwrap_err().contains("one per core"));
+        config.kafka_shard_ports = None;
+        config.kafka_listen = None;
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .contains("need a Kafka listener")
+        );
+        let mut config = BrokerConfig::new("/tmp/x");
+        config.cores = 1;
+        config.kafka_listen = Some("127.0.0.1:0".parse().unwrap());
+        config.kafka_shard_ports = Some(vec![9501]);
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .contains("add --kafka-shard-brokers")
+        );
     }
 }

@@ -114,6 +114,21 @@ pub const MESH_CHANNEL_CAPACITY: usize = 1024;
 /// Longest shutdown waits for in-flight requests before closing logs.
 pub const SHUTDOWN_DRAIN_MS_MAX: u64 = 10_000;
 
+/// Most shards (cores) one broker runs.
+pub const CORES_MAX: usize = 256;
+
+/// Largest node id a broker may have. Node ids at or above
+/// [`SHARD_BROKER_ID_BASE`] are the shard-brokers' of the shard-aware Kafka
+/// mode (`crate::meta::shard_broker_id`), so a plain broker's id can never
+/// be mistaken for a shard's in a cluster's metadata.
+pub const NODE_ID_MAX: i32 = (1 << 20) - 1;
+/// First node id of the shard-brokers (2^20).
+pub const SHARD_BROKER_ID_BASE: i32 = NODE_ID_MAX + 1;
+/// Node ids reserved for each broker's shards: a block of this many per
+/// broker, so two brokers' shards never share an id. Larger than
+/// [`CORES_MAX`], so the core limit can grow without renumbering.
+pub const SHARD_BROKER_IDS_PER_NODE: i32 = 1024;
+
 /// Most partitions one topic may have.
 pub const PARTITIONS_PER_TOPIC_MAX: u32 = 10_000;
 /// Longest topic name (Kafka's limit).
@@ -161,3 +176,10 @@ const _: () = assert!(SEGMENT_BYTES_MIN >= INDEX_INTERVAL_BYTES);
 const _: () = assert!(WRITE_CHUNK_BYTES_MIN.is_multiple_of(DIRECT_IO_ALIGN_BYTES));
 const _: () = assert!(WRITE_CHUNK_BYTES_DEFAULT.is_multiple_of(DIRECT_IO_ALIGN_BYTES));
 const _: () = assert!(WRITE_CHUNK_BYTES_MAX.is_multiple_of(DIRECT_IO_ALIGN_BYTES));
+// Every shard of every valid node id fits its block, and the last block
+// ends within Kafka's i32 node ids.
+const _: () = assert!(CORES_MAX <= SHARD_BROKER_IDS_PER_NODE as usize);
+const _: () = assert!(
+    SHARD_BROKER_ID_BASE as i64 + (NODE_ID_MAX as i64 + 1) * SHARD_BROKER_IDS_PER_NODE as i64
+        <= i32::MAX as i64 + 1
+);

@@ -3,6 +3,11 @@
 //! a real `corelog serve` on 127.0.0.1 with ports the OS picks. `.ci/run`
 //! installs the clients; without them these tests fail and say how to
 //! install them (CORELOG_SKIP_KAFKA_CLIENTS=1 skips them).
+//!
+//! The last tests cover the shard-aware Kafka mode (`--kafka-shard-brokers`):
+//! one broker per shard in metadata, and zero cross-core hops for clients
+//! that follow it (the same workload in normal mode makes hops, so the zero
+//! is not vacuous).
 
 mod common;
 
@@ -483,4 +488,210 @@ fn corelog_produce_compresses_batches_that_kafka_clients_read() {
             "{codec}: {bytes} bytes stored for {text} bytes of text"
         );
     }
+}
+
+/// The node id of shard `shard` of broker 0 in the shard-aware Kafka mode:
+/// `2^20 + node_id * 1024 + shard` (written out here, not taken from the
+/// crate, so the test checks the documented formula).
+fn shard_broker_id(shard: u32) -> u32 {
+    (1 << 20) + shard
+}
+
+/// Each partition's owning shard, from `corelog topic describe`.
+fn owners(broker: &Broker, topic: &str) -> Vec<u32> {
+    let describe = corelog(broker, &["topic", "describe", topic], None);
+    let mut owners: Vec<(u32, u32)> = describe
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+        })
+        .collect();
+    owners.sort_unstable();
+    owners.into_iter().map(|(_, shard)| shard).collect()
+}
+
+/// Cross-core hops per shard, from `corelog stats`.
+fn hops(broker: &Broker) -> Vec<u64> {
+    let stats = corelog(broker, &["stats"], None);
+    stats
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f[4].parse()
+                .unwrap_or_else(|_| panic!("no hop count in {l:?}:\n{stats}"))
+        })
+        .collect()
+}
+
+#[test]
+fn kcat_lists_one_broker_per_shard_at_its_own_port_leading_the_partitions_it_owns() {
+    if !kafka_clients_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // Two ports the OS picks, freed again for the broker to bind as the
+    // shards' own Kafka ports (given in reverse, so the order is checked).
+    let picked: Vec<u16> = (0..2)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect::<Vec<_>>()
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect();
+    let given = format!("{},{}", picked[1], picked[0]);
+    // The advertised host is honoured; in this mode the advertised port
+    // (the shared Kafka port's) is not listed, only the shards' ports.
+    let broker = start_with_kafka(
+        &data_dir(&tmp),
+        2,
+        &[
+            "--kafka-shard-brokers",
+            "--kafka-shard-ports",
+            &given,
+            "--kafka-advertise",
+            "localhost:1",
+        ],
+    );
+    let kafka = broker.kafka.unwrap();
+    let ports = broker.kafka_shard_ports.clone();
+    assert_eq!(
+        ports,
+        vec![picked[1], picked[0]],
+        "one Kafka port per shard"
+    );
+    assert!(!ports.contains(&kafka.port()));
+    assert!(ports.iter().all(|p| !broker.shard_ports.contains(p)));
+    corelog(
+        &broker,
+        &["topic", "create", "spread", "--partitions", "6"],
+        None,
+    );
+    let owners = owners(&broker, "spread");
+    assert_eq!(owners.len(), 6);
+
+    let listing = kcat(kafka, &["-L"], None);
+    assert!(listing.contains(" 2 brokers:"), "{listing}");
+    for (shard, port) in ports.iter().enumerate() {
+        let id = shard_broker_id(shard as u32);
+        let controller = if shard == 0 { " (controller)" } else { "" };
+        let line = format!("broker {id} at localhost:{port}{controller}\n");
+        assert!(listing.contains(&line), "no {line:?} in\n{listing}");
+    }
+    for (partition, shard) in owners.iter().enumerate() {
+        let id = shard_broker_id(*shard);
+        let line = format!("partition {partition}, leader {id}, replicas: {id}, isrs: {id}\n");
+        assert!(listing.contains(&line), "no {line:?} in\n{listing}");
+    }
+    // Any of the broker's Kafka ports answers metadata the same way.
+    let via_shard_1 = kcat(SocketAddr::new(kafka.ip(), ports[1]), &["-L"], None);
+    assert!(via_shard_1.contains(" 2 brokers:"), "{via_shard_1}");
+}
+
+/// Produces and consumes through kcat and confluent-kafka (every record
+/// checked) on 4-partition topics; returns the hops per shard afterwards.
+fn kafka_workload(broker: &Broker) -> Vec<u64> {
+    let kafka = broker.kafka.unwrap();
+    for topic in ["kc", "cf"] {
+        corelog(
+            broker,
+            &["topic", "create", topic, "--partitions", "4"],
+            None,
+        );
+        let owners = owners(broker, topic);
+        assert!(owners.contains(&0) && owners.contains(&1), "{owners:?}");
+    }
+    let lines: Vec<String> = (0..2000)
+        .map(|i| format!("key-{}:value {i}", i % 61))
+        .collect();
+    kcat(
+        kafka,
+        &["-P", "-t", "kc", "-K:", "-X", "acks=all"],
+        Some((lines.join("\n") + "\n").as_bytes()),
+    );
+    let out = kcat(
+        kafka,
+        &["-C", "-t", "kc", "-o", "beginning", "-e", "-f", "%k:%s\n"],
+        None,
+    );
+    let (mut got, mut want): (Vec<&str>, Vec<&str>) = (
+        out.lines().collect(),
+        lines.iter().map(String::as_str).collect(),
+    );
+    got.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(got, want, "kcat round trip");
+    let out = python(&[
+        &script("confluent_roundtrip.py"),
+        &kafka.to_string(),
+        "cf",
+        "none",
+        "20000",
+    ]);
+    assert!(out.contains("\"acknowledged\": 20000"), "{out}");
+    assert!(out.contains("\"read\": 20000"), "{out}");
+    hops(broker)
+}
+
+#[test]
+fn kafka_clients_make_zero_cross_core_hops_with_shard_brokers_and_hops_without() {
+    if !kafka_clients_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let shard_aware = start_with_kafka(&data_dir(&tmp), 2, &["--kafka-shard-brokers"]);
+    let hops_shard_aware = kafka_workload(&shard_aware);
+    drop(shard_aware);
+    let tmp = tempfile::tempdir().unwrap();
+    let normal = start_with_kafka(&data_dir(&tmp), 2, &[]);
+    assert!(
+        normal.kafka_shard_ports.is_empty(),
+        "no kafka_shard_ports field in normal mode"
+    );
+    let hops_normal = kafka_workload(&normal);
+    assert_eq!(
+        hops_shard_aware,
+        vec![0, 0],
+        "shard-aware mode: hops per shard (normal mode: {hops_normal:?})"
+    );
+    assert!(
+        hops_normal.iter().sum::<u64>() > 0,
+        "normal mode routes the same workload across cores: {hops_normal:?}"
+    );
+}
+
+#[test]
+fn a_partition_asked_at_another_shards_kafka_port_is_routed_to_its_owner() {
+    if !kafka_clients_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = start_with_kafka(&data_dir(&tmp), 2, &["--kafka-shard-brokers"]);
+    let kafka = broker.kafka.unwrap();
+    corelog(
+        &broker,
+        &["topic", "create", "stale", "--partitions", "4"],
+        None,
+    );
+    let lines: String = (0..400).map(|i| format!("record {i}\n")).collect();
+    kcat(
+        kafka,
+        &["-P", "-t", "stale", "-X", "acks=all"],
+        Some(lines.as_bytes()),
+    );
+    assert_eq!(hops(&broker), vec![0, 0], "kcat followed the leaders");
+    // Every partition asked at shard 0's own Kafka port, as a client with
+    // stale metadata would: shard 1's partitions cross to shard 1.
+    let shard_0 = SocketAddr::new(kafka.ip(), broker.kafka_shard_ports[0]).to_string();
+    let out = python(&[&script("list_offsets_at.py"), &shard_0, "stale", "4"]);
+    let answers: HashMap<String, (i16, i64)> = serde_json::from_str(&out).unwrap();
+    let ends: i64 = answers
+        .values()
+        .map(|&(error, offset)| {
+            assert_eq!(error, 0, "{out}");
+            offset
+        })
+        .sum();
+    assert_eq!(ends, 400, "latest offsets of all partitions: {out}");
+    assert!(hops(&broker)[0] > 0, "shard 1's partitions were routed");
 }

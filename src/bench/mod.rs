@@ -143,6 +143,11 @@ pub struct BenchArgs {
     /// Shards of the embedded broker [default: every online CPU].
     #[arg(long)]
     pub cores: Option<usize>,
+    /// With --protocol kafka: start the embedded broker in the shard-aware
+    /// Kafka mode (`corelog serve --kafka-shard-brokers`), so clients
+    /// connect to each partition's shard.
+    #[arg(long)]
+    pub kafka_shard_brokers: bool,
     /// Directory for the report [default: bench-results/<UTC date-time>].
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -297,9 +302,16 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         PathBuf::from("bench-results").join(stamp)
     });
     let kafka = args.protocol == crate::client::Wire::Kafka;
+    if args.kafka_shard_brokers && (!kafka || args.broker.is_some()) {
+        return Err("--kafka-shard-brokers starts the embedded broker in the shard-aware Kafka mode: it needs --protocol kafka and no --broker (start an external broker with `corelog serve --kafka-shard-brokers`)".into());
+    }
     let embedded = match args.broker {
         Some(_) => None,
-        None => Some(Embedded::start(args.cores, kafka)?),
+        None => Some(Embedded::start(
+            args.cores,
+            kafka,
+            args.kafka_shard_brokers,
+        )?),
     };
     let addr = args
         .broker
@@ -316,8 +328,13 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     };
     let broker_text = match &embedded {
         Some(e) => format!(
-            "embedded, {} shards, data in {} (removed after)",
+            "embedded, {} shards{}, data in {} (removed after)",
             e.shards,
+            if args.kafka_shard_brokers {
+                ", Kafka shard-brokers"
+            } else {
+                ""
+            },
             e.dir.display()
         ),
         None => addr.to_string(),
@@ -424,12 +441,13 @@ struct Embedded {
 }
 
 impl Embedded {
-    fn start(cores: Option<usize>, kafka: bool) -> Result<Embedded, String> {
+    fn start(cores: Option<usize>, kafka: bool, shard_brokers: bool) -> Result<Embedded, String> {
         let dir = crate::support::tempfile_dir()?;
         let mut config = BrokerConfig::new(&dir);
         config.listen = "127.0.0.1:0".parse().unwrap();
         if kafka {
             config.kafka_listen = Some("127.0.0.1:0".parse().unwrap());
+            config.kafka_shard_brokers = shard_brokers;
         }
         if let Some(cores) = cores {
             config.cores = cores;

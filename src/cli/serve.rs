@@ -56,6 +56,17 @@ pub struct ServeArgs {
     /// Kafka address).
     #[arg(long, value_parser = crate::config::parse_advertise)]
     kafka_advertise: Option<(String, u16)>,
+    /// Shard-aware Kafka mode: advertise every shard as a Kafka broker of
+    /// its own, on its own Kafka port, leading the partitions it owns, so
+    /// Kafka clients send each partition's requests to the core that owns
+    /// it (off by default). The host of --kafka-advertise is used.
+    #[arg(long)]
+    kafka_shard_brokers: bool,
+    /// Each shard's own Kafka port with --kafka-shard-brokers, comma
+    /// separated (default: the ports after the Kafka port, or ephemeral
+    /// ports when it is 0).
+    #[arg(long, value_delimiter = ',')]
+    kafka_shard_ports: Option<Vec<u16>>,
     /// Create topics Kafka clients name in metadata requests, with the
     /// broker's defaults (off by default).
     #[arg(long)]
@@ -114,6 +125,12 @@ fn config_from(args: &ServeArgs) -> Result<BrokerConfig, String> {
     if let Some(v) = &args.kafka_advertise {
         config.kafka_advertise = Some(v.clone());
     }
+    if args.kafka_shard_brokers {
+        config.kafka_shard_brokers = true;
+    }
+    if let Some(v) = &args.kafka_shard_ports {
+        config.kafka_shard_ports = Some(v.clone());
+    }
     if args.auto_create_topics {
         config.auto_create_topics = true;
     }
@@ -130,14 +147,27 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
     let kafka = broker
         .kafka_addr
         .map_or_else(|| "none".to_string(), |a| a.to_string());
+    // Only in the shard-aware Kafka mode, and last, so readers of the
+    // earlier fields are unaffected.
+    let kafka_shard_ports = if broker.kafka_shard_ports.is_empty() {
+        String::new()
+    } else {
+        let ports: Vec<String> = broker
+            .kafka_shard_ports
+            .iter()
+            .map(u16::to_string)
+            .collect();
+        format!(" kafka_shard_ports={}", ports.join(","))
+    };
     // One line on stdout that scripts and tests can wait for.
     println!(
-        "corelog listening on {} shards={} shard_ports={} data_dir={} kafka={}",
+        "corelog listening on {} shards={} shard_ports={} data_dir={} kafka={}{}",
         broker.addr,
         cores,
         ports.join(","),
         data_dir.display(),
-        kafka
+        kafka,
+        kafka_shard_ports
     );
     use std::io::Write;
     let _ = std::io::stdout().flush();

@@ -1,5 +1,6 @@
 //! Topic metadata: names, configurations, the partition → shard placement,
-//! and the durable metadata file.
+//! the Kafka node ids of shard-brokers ([`shard_broker_id`]), and the durable
+//! metadata file.
 //!
 //! Metadata has one writer, shard 0 (the controller). It applies a change to
 //! a copy of the current [`Snapshot`], writes the result to disk
@@ -12,6 +13,9 @@ use crate::error::{BrokerError, ErrorKind};
 #[rustfmt::skip]
 #[allow(clippy::all, clippy::pedantic, unsafe_op_in_unsafe_fn, mismatched_lifetime_syntaxes, unused_imports, dead_code)]
 mod metadata_generated;
+mod node_ids;
+
+pub use node_ids::shard_broker_id;
 
 use crate::storage::{FsyncPolicy, LogConfig};
 use crate::types::{ShardId, TopicId};

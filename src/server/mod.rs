@@ -1,10 +1,11 @@
 //! Listeners and connections of one shard, for every protocol.
 //!
 //! Each shard accepts on the shared native port and the Kafka port
-//! (SO_REUSEPORT: the kernel spreads connections over shards) and on its own
-//! native port (for shard-aware clients). Connection handling is generic
-//! over the [`Protocol`]: a connection is read by one task and written by
-//! another —
+//! (SO_REUSEPORT: the kernel spreads connections over shards), on its own
+//! native port (for shard-aware clients) and, in the shard-aware Kafka mode,
+//! on its own Kafka port (where Kafka clients reach the partitions it owns).
+//! Connection handling is generic over the [`Protocol`]: a connection is
+//! read by one task and written by another —
 //!
 //! * the reader checks each frame's length before allocating and hands the
 //!   frame to the protocol, which decodes it and returns a handler; handlers
@@ -55,6 +56,9 @@ pub async fn serve(shard: Rc<Shard>, listeners: Listeners) {
     ];
     if let Some(kafka) = listeners.kafka {
         tasks.push(accept::<Kafka>(&shard, &gate, kafka, "kafka"));
+    }
+    if let Some(kafka_own) = listeners.kafka_own {
+        tasks.push(accept::<Kafka>(&shard, &gate, kafka_own, "kafka-own"));
     }
     for task in tasks {
         task.await;

@@ -4,7 +4,8 @@
 //! mesh.
 //!
 //! * [`start`] brings a broker up: every shard opens the data directory,
-//!   binds the shared port (SO_REUSEPORT) and its own port, joins the mesh,
+//!   binds the shared port (SO_REUSEPORT) and its own port (and, in the
+//!   shard-aware Kafka mode, a Kafka port of its own), joins the mesh,
 //!   opens the partition logs it owns, and only then — once every shard is
 //!   ready — starts accepting connections.
 //! * A request for a partition owned elsewhere becomes a [`ShardMsg`] to the
@@ -126,6 +127,8 @@ pub struct Listeners {
     pub own: glommio::net::TcpListener,
     /// The Kafka port (SO_REUSEPORT across shards), if configured.
     pub kafka: Option<glommio::net::TcpListener>,
+    /// This shard's own Kafka port, in the shard-aware Kafka mode.
+    pub kafka_own: Option<glommio::net::TcpListener>,
 }
 
 /// The function each shard runs to serve its listeners (the server's);
@@ -141,6 +144,8 @@ struct Startup {
     /// Raised when any shard fails to start.
     failed: Signal,
     ports: Mutex<Vec<u16>>,
+    /// Each shard's own Kafka port; empty unless in the shard-aware mode.
+    kafka_shard_ports: Mutex<Vec<u16>>,
     peers: Mutex<Vec<usize>>,
     snapshot: Mutex<Option<Arc<Snapshot>>>,
     error: Mutex<Option<String>>,
@@ -157,6 +162,9 @@ pub struct BrokerHandle {
     pub shard_ports: Vec<u16>,
     /// The Kafka listener's bound address, if there is one.
     pub kafka_addr: Option<SocketAddr>,
+    /// Each shard's own Kafka port, by shard, in the shard-aware Kafka mode;
+    /// empty otherwise.
+    pub kafka_shard_ports: Vec<u16>,
     shutdown: Arc<Signal>,
     threads: Vec<glommio::ExecutorJoinHandle<Result<(), String>>>,
 }
@@ -204,6 +212,11 @@ pub fn start(config: BrokerConfig, serve: ServeFn) -> Result<BrokerHandle, Strin
         shared_bound: Signal::default(),
         failed: Signal::default(),
         ports: Mutex::new(vec![0; n]),
+        kafka_shard_ports: Mutex::new(if config.kafka_shard_brokers {
+            vec![0; n]
+        } else {
+            Vec::new()
+        }),
         peers: Mutex::new(vec![usize::MAX; n]),
         snapshot: Mutex::new(None),
         error: Mutex::new(None),
@@ -290,6 +303,7 @@ pub fn start(config: BrokerConfig, serve: ServeFn) -> Result<BrokerHandle, Strin
         addr: SocketAddr::new(config.listen.ip(), shared),
         shard_ports: startup.ports.lock().unwrap().clone(),
         kafka_addr,
+        kafka_shard_ports: startup.kafka_shard_ports.lock().unwrap().clone(),
         shutdown,
         threads,
     })
@@ -325,6 +339,9 @@ pub struct Shard {
     /// Where Kafka clients are told to connect (`--kafka-advertise`, or the
     /// bound Kafka address); `None` without a Kafka listener.
     pub kafka_advertised: Option<(String, u16)>,
+    /// Each shard's own Kafka port, by shard, in the shard-aware Kafka mode
+    /// (advertised at the host of `kafka_advertised`); empty otherwise.
+    pub kafka_shard_ports: Vec<u16>,
     peer_of: Vec<usize>,
     senders: Senders<ShardMsg>,
     snapshot: RefCell<Arc<Snapshot>>,
@@ -477,6 +494,7 @@ async fn run_shard(
     let own = bind_exclusive(own_addr)
         .map_err(|e| format!("binding shard {index}'s port {own_addr}: {e}"))?;
     startup.ports.lock().unwrap()[index] = own.local_addr().map_err(|e| e.to_string())?.port();
+    let kafka_own = bind_kafka_own(index, &config, &startup)?;
 
     // Joining waits for every shard; a shard that failed before joining
     // would leave the others waiting forever, so a start-up failure aborts.
@@ -515,6 +533,7 @@ async fn run_shard(
         shared_port,
         ports: startup.ports.lock().unwrap().clone(),
         kafka_advertised,
+        kafka_shard_ports: startup.kafka_shard_ports.lock().unwrap().clone(),
         peer_of: startup.peers.lock().unwrap().clone(),
         config: config.clone(),
         disk,
@@ -537,7 +556,13 @@ async fn run_shard(
 
     let retention = glommio::spawn_local(shard.clone().retention_loop());
     let groups = glommio::spawn_local(shard.clone().group_loop());
-    serve(shard.clone(), Listeners { shared, own, kafka }).await;
+    let listeners = Listeners {
+        shared,
+        own,
+        kafka,
+        kafka_own,
+    };
+    serve(shard.clone(), listeners).await;
 
     // Phase 1 is over for this shard (no connections left); keep serving
     // other shards' messages until all are drained.
@@ -562,6 +587,27 @@ async fn run_shard(
     drop(mesh_tasks);
     tracing::info!(shard = index, "shard stopped");
     closed
+}
+
+/// Binds this shard's own Kafka port in the shard-aware Kafka mode
+/// (exclusively, as the native shard port) and publishes it; `None` when the
+/// mode is off. Runs after shard 0 published the Kafka port.
+fn bind_kafka_own(
+    index: usize,
+    config: &BrokerConfig,
+    startup: &Startup,
+) -> Result<Option<glommio::net::TcpListener>, String> {
+    let Some(listen) = config.kafka_listen.filter(|_| config.kafka_shard_brokers) else {
+        return Ok(None);
+    };
+    let kafka_port = startup.kafka_port.lock().unwrap().expect("published");
+    let port = config.kafka_shard_port(index, kafka_port)?;
+    let addr = SocketAddr::new(listen.ip(), port);
+    let listener = bind_exclusive(addr)
+        .map_err(|e| format!("binding shard {index}'s Kafka port {addr}: {e}"))?;
+    startup.kafka_shard_ports.lock().unwrap()[index] =
+        listener.local_addr().map_err(|e| e.to_string())?.port();
+    Ok(Some(listener))
 }
 
 /// Binds a port that only this shard listens on (no SO_REUSEPORT, so two

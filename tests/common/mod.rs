@@ -14,6 +14,9 @@ pub struct Broker {
     pub shard_ports: Vec<u16>,
     /// The Kafka listener, when the broker was started with one.
     pub kafka: Option<SocketAddr>,
+    /// Each shard's own Kafka port, in the shard-aware Kafka mode
+    /// (`--kafka-shard-brokers`); empty otherwise.
+    pub kafka_shard_ports: Vec<u16>,
     pub data_dir: PathBuf,
     stderr_path: PathBuf,
 }
@@ -90,11 +93,17 @@ impl Broker {
             .iter()
             .find_map(|f| f.strip_prefix("kafka="))
             .and_then(|a| a.parse().ok());
+        let kafka_shard_ports = fields
+            .iter()
+            .find_map(|f| f.strip_prefix("kafka_shard_ports="))
+            .map(|ports| ports.split(',').map(|p| p.parse().unwrap()).collect())
+            .unwrap_or_default();
         Broker {
             child: Some(child),
             addr,
             shard_ports,
             kafka,
+            kafka_shard_ports,
             data_dir: data_dir.to_path_buf(),
             stderr_path,
         }

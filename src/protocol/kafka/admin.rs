@@ -114,11 +114,12 @@ fn settings(
         ));
     }
     let node = shard.config.node_id;
-    if let Some(a) = topic
-        .assignments
-        .iter()
-        .find(|a| a.broker_ids.iter().any(|b| b.0 != node) || a.broker_ids.len() != 1)
-    {
+    if let Some(a) = topic.assignments.iter().find(|a| {
+        a.broker_ids
+            .iter()
+            .any(|b| !super::metadata::is_this_broker(shard, b.0))
+            || a.broker_ids.len() != 1
+    }) {
         return Err(BrokerError::new(
             ErrorKind::InvalidReplicationFactor,
             format!(
@@ -229,9 +230,11 @@ pub async fn create_partitions(
                 )
             })?;
             if let Some(assignments) = &topic.assignments
-                && assignments
-                    .iter()
-                    .any(|a| a.broker_ids.iter().any(|b| b.0 != shard.config.node_id))
+                && assignments.iter().any(|a| {
+                    a.broker_ids
+                        .iter()
+                        .any(|b| !super::metadata::is_this_broker(shard, b.0))
+                })
             {
                 return Err(BrokerError::new(
                     ErrorKind::InvalidReplicationFactor,

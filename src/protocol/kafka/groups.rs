@@ -37,7 +37,8 @@ fn code(e: &BrokerError) -> i16 {
 }
 
 /// The coordinator of each key: this broker, whose shards route group
-/// requests to the owning core.
+/// requests to the owning core — or, in the shard-aware mode, the shard
+/// that coordinates the group, so group requests make no hop either.
 pub async fn find_coordinator(
     shard: &Rc<Shard>,
     version: i16,
@@ -64,6 +65,11 @@ pub async fn find_coordinator(
             c.error_message = Some(s("transactions are not supported by this broker"));
         } else {
             match group::coordinator_shard(shard, &key).await {
+                Ok(owner) if shard.config.kafka_shard_brokers => {
+                    c.node_id = BrokerId(crate::meta::shard_broker_id(shard.config.node_id, owner));
+                    c.host = s(&host);
+                    c.port = shard.kafka_shard_ports[owner.0 as usize] as i32;
+                }
                 Ok(_) => {
                     c.node_id = BrokerId(shard.config.node_id);
                     c.host = s(&host);

@@ -1,11 +1,19 @@
 //! Metadata: this broker, the cluster id, and each topic's partitions with
 //! this broker as their leader — creating topics on first use when the
 //! broker allows it.
+//!
+//! In the shard-aware Kafka mode (`--kafka-shard-brokers`) the answer lists
+//! one broker per shard instead — node id [`shard_broker_id`], the
+//! advertised host, that shard's own Kafka port — and each partition's
+//! leader, replica and in-sync replica is the shard-broker that owns it, so
+//! clients send every partition's requests straight to its core. Shard 0's
+//! broker is the controller (it is the one that changes metadata).
 
 use super::codes;
 use crate::broker;
-use crate::meta::{Snapshot, TopicMeta, validate_topic_name};
+use crate::meta::{Snapshot, TopicMeta, shard_broker_id, validate_topic_name};
 use crate::shard::Shard;
+use crate::types::ShardId;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
@@ -74,7 +82,7 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: MetadataRequest) -
     if version >= 2 {
         response.cluster_id = Some(StrBytes::from_string(snapshot.cluster_id.clone()));
     }
-    response.controller_id = BrokerId(shard.config.node_id);
+    response.controller_id = controller(shard);
     response.topics = topics;
     if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
         response.cluster_authorized_operations = CLUSTER_OPERATIONS_ALL;
@@ -119,24 +127,73 @@ fn missing_or_found(
     missing
 }
 
-/// This broker, as clients must reach it.
+/// Whether every shard is advertised as a broker of its own.
+fn shard_brokers(shard: &Shard) -> bool {
+    shard.config.kafka_shard_brokers
+}
+
+/// This broker — or, in the shard-aware mode, each shard — as clients must
+/// reach it.
 fn brokers(shard: &Shard) -> Vec<MetadataResponseBroker> {
     let (host, port) = shard
         .kafka_advertised
         .clone()
         .unwrap_or_else(|| (shard.host.clone(), 0));
-    vec![
+    let broker = |id: i32, port: u16| {
         MetadataResponseBroker::default()
-            .with_node_id(BrokerId(shard.config.node_id))
-            .with_host(StrBytes::from_string(host))
-            .with_port(port as i32),
-    ]
+            .with_node_id(BrokerId(id))
+            .with_host(StrBytes::from_string(host.clone()))
+            .with_port(port as i32)
+    };
+    if !shard_brokers(shard) {
+        return vec![broker(shard.config.node_id, port)];
+    }
+    shard
+        .kafka_shard_ports
+        .iter()
+        .enumerate()
+        .map(|(s, &port)| {
+            broker(
+                shard_broker_id(shard.config.node_id, ShardId(s as u32)),
+                port,
+            )
+        })
+        .collect()
+}
+
+/// The broker clients send metadata changes to: this one, or shard 0's.
+fn controller(shard: &Shard) -> BrokerId {
+    if shard_brokers(shard) {
+        BrokerId(shard_broker_id(shard.config.node_id, ShardId(0)))
+    } else {
+        BrokerId(shard.config.node_id)
+    }
+}
+
+/// Whether `id` names this broker as clients see it: its node id, or in the
+/// shard-aware mode also any of its shards' ids (replica assignments in
+/// CreateTopics and CreatePartitions may name either; placement still
+/// decides which shard owns a partition).
+pub(super) fn is_this_broker(shard: &Shard, id: i32) -> bool {
+    id == shard.config.node_id
+        || (shard_brokers(shard)
+            && (0..shard.count).any(|s| shard_broker_id(shard.config.node_id, ShardId(s)) == id))
+}
+
+/// The broker leading a partition: this one, or the shard that owns it.
+fn leader(shard: &Shard, meta: &TopicMeta, partition: u32) -> BrokerId {
+    if shard_brokers(shard) {
+        let owner = shard.owner(meta.id, partition);
+        BrokerId(shard_broker_id(shard.config.node_id, owner))
+    } else {
+        BrokerId(shard.config.node_id)
+    }
 }
 
 fn topic(shard: &Shard, version: i16, ops: bool, meta: &Arc<TopicMeta>) -> MetadataResponseTopic {
-    let node = BrokerId(shard.config.node_id);
     let partitions = (0..meta.partitions)
         .map(|p| {
+            let node = leader(shard, meta, p);
             // Leader epoch -1: clients skip offset validation by epoch,
             // which needs OffsetForLeaderEpoch (comes with replication).
             MetadataResponsePartition::default()
