@@ -4,6 +4,7 @@
 mod client_cmds;
 mod debug;
 mod demo;
+mod group;
 mod serve;
 
 pub use debug::crash_key;
@@ -31,6 +32,9 @@ enum Command {
     Produce(client_cmds::ProduceArgs),
     /// Print a topic's records.
     Consume(client_cmds::ConsumeArgs),
+    /// List, describe or delete consumer groups, or reset their offsets
+    /// (through the Kafka listener).
+    Group(group::GroupArgs),
     /// Show each shard's counters (connections, requests, cross-core hops).
     Stats(client_cmds::BrokerArg),
     /// Run a workload and report throughput and latency (with no --broker,
@@ -75,6 +79,7 @@ pub fn main() -> i32 {
         Command::Topic(args) => client_cmds::topic(args.command, args.broker.broker),
         Command::Produce(args) => client_cmds::produce(args),
         Command::Consume(args) => client_cmds::consume(args),
+        Command::Group(args) => group::run(args),
         Command::Stats(broker) => client_cmds::stats(broker.broker),
         Command::Bench(args) => crate::bench::run(args),
         Command::Demo(args) => demo::run(args),

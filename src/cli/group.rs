@@ -1,0 +1,471 @@
+//! `corelog group`: list, describe, delete consumer groups and reset their
+//! offsets. Groups are served on the Kafka listener, so these commands
+//! speak Kafka (one blocking connection, the requests Kafka's own
+//! `kafka-consumer-groups` tool sends) to `--kafka-broker`.
+
+use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+#[derive(clap::Args, Debug)]
+pub struct GroupArgs {
+    #[command(subcommand)]
+    pub command: GroupCommand,
+    /// The broker's Kafka listener.
+    #[arg(long, default_value = "127.0.0.1:9092", global = true)]
+    pub kafka_broker: SocketAddr,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum GroupCommand {
+    /// Every group: name, protocol type, state.
+    List,
+    /// A group's state, members and their partitions, and per partition the
+    /// committed offset, the log end offset and the lag.
+    Describe { group: String },
+    /// Delete a group with no members and its committed offsets.
+    Delete { group: String },
+    /// Move a group's committed offsets for a topic (the group must have no
+    /// members). Without --execute, prints the plan only.
+    ResetOffsets(ResetArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ResetArgs {
+    pub group: String,
+    #[arg(long)]
+    pub topic: String,
+    #[arg(long, group = "to")]
+    pub to_earliest: bool,
+    #[arg(long, group = "to")]
+    pub to_latest: bool,
+    #[arg(long, group = "to")]
+    pub to_offset: Option<i64>,
+    /// RFC 3339 / ISO 8601 time, e.g. 2026-11-28T10:00:00Z: the first
+    /// offset at or after it.
+    #[arg(long, group = "to")]
+    pub to_datetime: Option<String>,
+    /// Move each committed offset by N (negative: back).
+    #[arg(long, group = "to", allow_hyphen_values = true)]
+    pub shift_by: Option<i64>,
+    /// Commit the new offsets (default: print the plan only).
+    #[arg(long)]
+    pub execute: bool,
+}
+
+/// One blocking Kafka connection.
+struct Conn {
+    stream: TcpStream,
+    correlation: i32,
+}
+
+impl Conn {
+    fn open(addr: SocketAddr) -> Result<Conn, String> {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+            .map_err(|e| format!("connecting to the Kafka listener {addr}: {e}"))?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .map_err(|e| e.to_string())?;
+        let _ = stream.set_nodelay(true);
+        Ok(Conn {
+            stream,
+            correlation: 0,
+        })
+    }
+
+    fn call<Req: Encodable, Resp: Decodable>(
+        &mut self,
+        api: ApiKey,
+        version: i16,
+        body: &Req,
+    ) -> Result<Resp, String> {
+        self.correlation += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(api as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation)
+            .with_client_id(Some(StrBytes::from_static_str("corelog-cli")));
+        let mut buf = BytesMut::new();
+        header
+            .encode(&mut buf, api.request_header_version(version))
+            .and_then(|()| body.encode(&mut buf, version))
+            .map_err(|e| format!("encoding {api:?}: {e}"))?;
+        let mut frame = (buf.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&buf);
+        self.stream
+            .write_all(&frame)
+            .map_err(|e| format!("sending {api:?}: {e}"))?;
+        let mut len = [0u8; 4];
+        self.stream
+            .read_exact(&mut len)
+            .map_err(|e| format!("reading the {api:?} answer: {e}"))?;
+        let n = i32::from_be_bytes(len);
+        if !(4..=64 << 20).contains(&n) {
+            return Err(format!("{api:?} answer of {n} bytes"));
+        }
+        let mut answer = vec![0u8; n as usize];
+        self.stream
+            .read_exact(&mut answer)
+            .map_err(|e| format!("reading the {api:?} answer: {e}"))?;
+        let mut bytes = Bytes::from(answer);
+        ResponseHeader::decode(&mut bytes, api.response_header_version(version))
+            .and_then(|_| Resp::decode(&mut bytes, version))
+            .map_err(|e| format!("decoding the {api:?} answer: {e}"))
+    }
+}
+
+fn s(text: &str) -> StrBytes {
+    StrBytes::from_string(text.to_string())
+}
+
+fn check(code: i16, what: &str) -> Result<(), String> {
+    if code == 0 {
+        return Ok(());
+    }
+    let name = kafka_protocol::error::ResponseError::try_from_code(code)
+        .map(|e| format!("{e:?}"))
+        .unwrap_or_else(|| format!("error {code}"));
+    Err(format!("{what}: {name} ({code})"))
+}
+
+pub fn run(args: GroupArgs) -> Result<(), String> {
+    let mut conn = Conn::open(args.kafka_broker)?;
+    match args.command {
+        GroupCommand::List => list(&mut conn),
+        GroupCommand::Describe { group } => describe(&mut conn, &group),
+        GroupCommand::Delete { group } => {
+            let request =
+                DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s(&group))]);
+            let response: DeleteGroupsResponse = conn.call(ApiKey::DeleteGroups, 2, &request)?;
+            let code = response.results.first().map_or(-1, |r| r.error_code);
+            check(code, &format!("deleting group {group:?}"))?;
+            println!("deleted group {group}");
+            Ok(())
+        }
+        GroupCommand::ResetOffsets(reset) => reset_offsets(&mut conn, reset),
+    }
+}
+
+fn list(conn: &mut Conn) -> Result<(), String> {
+    let response: ListGroupsResponse =
+        conn.call(ApiKey::ListGroups, 4, &ListGroupsRequest::default())?;
+    check(response.error_code, "listing groups")?;
+    println!("{:<40} {:<10} STATE", "GROUP", "PROTOCOL");
+    let mut groups = response.groups;
+    groups.sort_by(|a, b| a.group_id.0.cmp(&b.group_id.0));
+    for g in groups {
+        println!(
+            "{:<40} {:<10} {}",
+            g.group_id.0.as_str(),
+            g.protocol_type.as_str(),
+            g.group_state.as_str()
+        );
+    }
+    Ok(())
+}
+
+/// The partitions in a ConsumerProtocolAssignment, by topic.
+fn assigned_partitions(assignment: &Bytes) -> Vec<(String, Vec<i32>)> {
+    let mut b = assignment.clone();
+    let mut out = Vec::new();
+    if b.remaining() < 6 {
+        return out;
+    }
+    b.advance(2);
+    let topics = b.get_i32();
+    for _ in 0..topics.clamp(0, 100_000) {
+        if b.remaining() < 2 {
+            break;
+        }
+        let n = b.get_i16().max(0) as usize;
+        if b.remaining() < n + 4 {
+            break;
+        }
+        let name = String::from_utf8_lossy(&b.copy_to_bytes(n)).into_owned();
+        let count = b.get_i32().clamp(0, 1_000_000) as usize;
+        let mut parts = Vec::new();
+        for _ in 0..count {
+            if b.remaining() < 4 {
+                break;
+            }
+            parts.push(b.get_i32());
+        }
+        out.push((name, parts));
+    }
+    out
+}
+
+/// Log end offsets (or offsets at a time) of partitions.
+fn list_offsets(
+    conn: &mut Conn,
+    partitions: &[(String, i32)],
+    timestamp: i64,
+) -> Result<BTreeMap<(String, i32), i64>, String> {
+    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (t, p) in partitions {
+        by_topic.entry(t).or_default().push(*p);
+    }
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(
+            by_topic
+                .iter()
+                .map(|(t, ps)| {
+                    ListOffsetsTopic::default()
+                        .with_name(TopicName(s(t)))
+                        .with_partitions(
+                            ps.iter()
+                                .map(|&p| {
+                                    ListOffsetsPartition::default()
+                                        .with_partition_index(p)
+                                        .with_timestamp(timestamp)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        );
+    let response: ListOffsetsResponse = conn.call(ApiKey::ListOffsets, 5, &request)?;
+    let mut out = BTreeMap::new();
+    for t in response.topics {
+        for p in t.partitions {
+            check(
+                p.error_code,
+                &format!("offsets of {}/{}", t.name.0.as_str(), p.partition_index),
+            )?;
+            out.insert((t.name.0.to_string(), p.partition_index), p.offset);
+        }
+    }
+    Ok(out)
+}
+
+fn committed(conn: &mut Conn, group: &str) -> Result<BTreeMap<(String, i32), i64>, String> {
+    let request = OffsetFetchRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_topics(None);
+    let response: OffsetFetchResponse = conn.call(ApiKey::OffsetFetch, 7, &request)?;
+    check(response.error_code, &format!("offsets of group {group:?}"))?;
+    let mut out = BTreeMap::new();
+    for t in response.topics {
+        for p in t.partitions {
+            if p.error_code == 0 && p.committed_offset >= 0 {
+                out.insert(
+                    (t.name.0.to_string(), p.partition_index),
+                    p.committed_offset,
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn describe_group(
+    conn: &mut Conn,
+    group: &str,
+) -> Result<describe_groups_response::DescribedGroup, String> {
+    let request = DescribeGroupsRequest::default().with_groups(vec![GroupId(s(group))]);
+    let response: DescribeGroupsResponse = conn.call(ApiKey::DescribeGroups, 5, &request)?;
+    let g = response
+        .groups
+        .into_iter()
+        .next()
+        .ok_or("the broker described no group")?;
+    check(g.error_code, &format!("describing group {group:?}"))?;
+    Ok(g)
+}
+
+fn describe(conn: &mut Conn, group: &str) -> Result<(), String> {
+    let g = describe_group(conn, group)?;
+    if g.group_state.as_str() == "Dead" {
+        return Err(format!("group {group:?} does not exist"));
+    }
+    println!(
+        "group {group}: state {}, protocol {} {}, {} member(s)",
+        g.group_state.as_str(),
+        g.protocol_type.as_str(),
+        g.protocol_data.as_str(),
+        g.members.len()
+    );
+    let mut owner: BTreeMap<(String, i32), String> = BTreeMap::new();
+    for m in &g.members {
+        let parts = assigned_partitions(&m.member_assignment);
+        let text: Vec<String> = parts.iter().map(|(t, ps)| format!("{t}{ps:?}")).collect();
+        println!(
+            "  member {} client {} host {}{}: {}",
+            m.member_id.as_str(),
+            m.client_id.as_str(),
+            m.client_host.as_str(),
+            m.group_instance_id
+                .as_ref()
+                .map(|i| format!(" instance {}", i.as_str()))
+                .unwrap_or_default(),
+            if text.is_empty() {
+                "no partitions".to_string()
+            } else {
+                text.join(" ")
+            }
+        );
+        for (t, ps) in parts {
+            for p in ps {
+                owner.insert((t.clone(), p), m.member_id.to_string());
+            }
+        }
+    }
+    let committed = committed(conn, group)?;
+    let mut partitions: Vec<(String, i32)> = committed.keys().cloned().collect();
+    for k in owner.keys() {
+        if !committed.contains_key(k) {
+            partitions.push(k.clone());
+        }
+    }
+    partitions.sort();
+    let ends = if partitions.is_empty() {
+        BTreeMap::new()
+    } else {
+        list_offsets(conn, &partitions, -1)?
+    };
+    println!(
+        "{:<30} {:>9} {:>14} {:>14} {:>10}  MEMBER",
+        "TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAG"
+    );
+    for key in &partitions {
+        let end = ends.get(key).copied();
+        let done = committed.get(key).copied();
+        let lag = match (done, end) {
+            (Some(c), Some(e)) => (e - c).max(0).to_string(),
+            (None, Some(e)) => e.to_string(),
+            _ => "-".into(),
+        };
+        println!(
+            "{:<30} {:>9} {:>14} {:>14} {:>10}  {}",
+            key.0,
+            key.1,
+            done.map_or("-".into(), |c| c.to_string()),
+            end.map_or("-".into(), |e| e.to_string()),
+            lag,
+            owner.get(key).map_or("-", |m| m.as_str())
+        );
+    }
+    Ok(())
+}
+
+fn reset_offsets(conn: &mut Conn, args: ResetArgs) -> Result<(), String> {
+    let g = describe_group(conn, &args.group)?;
+    if !g.members.is_empty() {
+        return Err(format!(
+            "group {:?} has {} active member(s) (state {}); stop them before resetting its offsets",
+            args.group,
+            g.members.len(),
+            g.group_state.as_str()
+        ));
+    }
+    let metadata = MetadataRequest::default().with_topics(Some(vec![
+        metadata_request::MetadataRequestTopic::default()
+            .with_name(Some(TopicName(s(&args.topic)))),
+    ]));
+    let response: MetadataResponse = conn.call(ApiKey::Metadata, 9, &metadata)?;
+    let topic = response
+        .topics
+        .first()
+        .ok_or("the broker answered no topic")?;
+    check(topic.error_code, &format!("topic {:?}", args.topic))?;
+    let partitions: Vec<(String, i32)> = topic
+        .partitions
+        .iter()
+        .map(|p| (args.topic.clone(), p.partition_index))
+        .collect();
+    let earliest = list_offsets(conn, &partitions, -2)?;
+    let latest = list_offsets(conn, &partitions, -1)?;
+    let current = committed(conn, &args.group)?;
+    let at_time = match &args.to_datetime {
+        Some(text) => {
+            let t = humantime::parse_rfc3339_weak(text)
+                .map_err(|e| format!("--to-datetime {text:?}: {e}"))?;
+            let ms = t
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_err(|_| "--to-datetime is before 1970")?
+                .as_millis() as i64;
+            Some(list_offsets(conn, &partitions, ms)?)
+        }
+        None => None,
+    };
+    let mut plan = Vec::new();
+    for key in &partitions {
+        let (lo, hi) = (earliest[key], latest[key]);
+        let target = if args.to_earliest {
+            lo
+        } else if args.to_latest {
+            hi
+        } else if let Some(o) = args.to_offset {
+            o
+        } else if let Some(times) = &at_time {
+            // No record at or after the time: the end.
+            times.get(key).copied().filter(|&o| o >= 0).unwrap_or(hi)
+        } else if let Some(n) = args.shift_by {
+            current.get(key).copied().unwrap_or(lo) + n
+        } else {
+            return Err(
+                "say where to: --to-earliest, --to-latest, --to-offset, --to-datetime or --shift-by"
+                    .into(),
+            );
+        };
+        plan.push((key.1, current.get(key).copied(), target.clamp(lo, hi)));
+    }
+    println!(
+        "{:<30} {:>9} {:>14} {:>14}",
+        "TOPIC", "PARTITION", "CURRENT", "NEW"
+    );
+    for (p, cur, new) in &plan {
+        println!(
+            "{:<30} {:>9} {:>14} {:>14}",
+            args.topic,
+            p,
+            cur.map_or("-".into(), |c| c.to_string()),
+            new
+        );
+    }
+    if !args.execute {
+        println!("(plan only: add --execute to commit these offsets)");
+        return Ok(());
+    }
+    let request = OffsetCommitRequest::default()
+        .with_group_id(GroupId(s(&args.group)))
+        .with_generation_id_or_member_epoch(-1)
+        .with_member_id(s(""))
+        .with_topics(vec![
+            OffsetCommitRequestTopic::default()
+                .with_name(TopicName(s(&args.topic)))
+                .with_partitions(
+                    plan.iter()
+                        .map(|&(p, _, new)| {
+                            OffsetCommitRequestPartition::default()
+                                .with_partition_index(p)
+                                .with_committed_offset(new)
+                        })
+                        .collect(),
+                ),
+        ]);
+    let response: OffsetCommitResponse = conn.call(ApiKey::OffsetCommit, 7, &request)?;
+    for t in response.topics {
+        for p in t.partitions {
+            check(
+                p.error_code,
+                &format!("committing {}/{}", args.topic, p.partition_index),
+            )?;
+        }
+    }
+    println!(
+        "committed {} offset(s) for group {}",
+        plan.len(),
+        args.group
+    );
+    Ok(())
+}

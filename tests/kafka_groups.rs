@@ -1,0 +1,628 @@
+//! Consumer groups against a real broker: confluent-kafka, kafka-python and
+//! kcat as members of one group (splitting partitions, rebalancing when a
+//! member joins or dies, committing as they go), committed offsets across a
+//! broker SIGKILL, static membership, and the protocol's error cases sent
+//! as raw requests. Skipped with CORELOG_SKIP_KAFKA_CLIENTS=1.
+
+mod common;
+
+use bytes::{Bytes, BytesMut};
+use common::{Broker, corelog_bin, kafka_clients_available, wait_until};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use std::collections::{BTreeSet, HashSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+fn script(name: &str) -> String {
+    format!("{}/tests/kafka/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn corelog(broker: &Broker, args: &[&str]) -> String {
+    let out = Command::new(corelog_bin())
+        .args(args)
+        .args(["--broker", &broker.addr.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "corelog {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `corelog group …` against the broker's Kafka listener.
+fn group_cmd(broker: &Broker, args: &[&str]) -> std::process::Output {
+    Command::new(corelog_bin())
+        .arg("group")
+        .args(args)
+        .args(["--kafka-broker", &broker.kafka.unwrap().to_string()])
+        .output()
+        .unwrap()
+}
+
+fn group_ok(broker: &Broker, args: &[&str]) -> String {
+    let out = group_cmd(broker, args);
+    assert!(out.status.success(), "corelog group {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Produces records "<prefix>-<i>" for i in 0..n, spread over partitions by
+/// key.
+fn produce(kafka: SocketAddr, topic: &str, prefix: &str, n: usize) -> Vec<String> {
+    let values: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
+    let input: String = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("k{i}:{v}\n"))
+        .collect();
+    let mut child = Command::new("timeout")
+        .args([
+            "60",
+            "kcat",
+            "-b",
+            &kafka.to_string(),
+            "-P",
+            "-t",
+            topic,
+            "-K:",
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    values
+}
+
+/// A group member process and what it reported.
+struct Member {
+    name: String,
+    child: Child,
+    assigned: Arc<Mutex<Option<Vec<u32>>>>,
+    rebalances: Arc<Mutex<u32>>,
+    seen: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Member {
+    fn python(
+        lib: &str,
+        kafka: SocketAddr,
+        topic: &str,
+        group: &str,
+        instance: Option<&str>,
+    ) -> Member {
+        // Started directly (not under `timeout`), so a kill reaches the
+        // client itself; Drop kills it at the end of the test.
+        let mut cmd = Command::new("python3");
+        cmd.args([&script("group_member.py"), lib])
+            .args([&kafka.to_string(), topic, group])
+            .args(instance);
+        Member::spawn(lib, cmd, false)
+    }
+
+    fn kcat(kafka: SocketAddr, topic: &str, group: &str) -> Member {
+        let mut cmd = Command::new("kcat");
+        cmd.args(["-b", &kafka.to_string(), "-G", group, topic])
+            .args(["-f", "rec %s\n", "-u"])
+            .args(["-X", "auto.offset.reset=earliest"])
+            .args([
+                "-X",
+                "session.timeout.ms=6000",
+                "-X",
+                "heartbeat.interval.ms=500",
+            ])
+            .args(["-X", "auto.commit.interval.ms=200"])
+            .args(["-X", "topic.metadata.refresh.interval.ms=2000"]);
+        Member::spawn("kcat", cmd, true)
+    }
+
+    fn spawn(name: &str, mut cmd: Command, kcat: bool) -> Member {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let assigned: Arc<Mutex<Option<Vec<u32>>>> = Arc::default();
+        let rebalances: Arc<Mutex<u32>> = Arc::default();
+        let seen: Arc<Mutex<HashSet<String>>> = Arc::default();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        {
+            let (assigned, rebalances, seen) = (assigned.clone(), rebalances.clone(), seen.clone());
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(v) = line.strip_prefix("rec ") {
+                        seen.lock().unwrap().insert(v.to_string());
+                    } else if let Some(list) = line.strip_prefix("assigned ") {
+                        *assigned.lock().unwrap() = Some(parse_list(list));
+                        *rebalances.lock().unwrap() += 1;
+                    } else if line == "assigned" {
+                        *assigned.lock().unwrap() = Some(Vec::new());
+                        *rebalances.lock().unwrap() += 1;
+                    }
+                }
+            });
+        }
+        {
+            let assigned = assigned.clone();
+            let rebalances = rebalances.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if !kcat {
+                        continue;
+                    }
+                    // "% Group g rebalanced (memberid …): assigned: t [0], t [3]"
+                    if let Some((_, list)) = line.split_once("): assigned: ") {
+                        let parts = list
+                            .split(", ")
+                            .filter_map(|p| p.split_once('[')?.1.strip_suffix(']')?.parse().ok())
+                            .collect();
+                        *assigned.lock().unwrap() = Some(parts);
+                        *rebalances.lock().unwrap() += 1;
+                    } else if line.contains("): revoked: ") {
+                        *assigned.lock().unwrap() = None;
+                    }
+                }
+            });
+        }
+        Member {
+            name: name.to_string(),
+            child,
+            assigned,
+            rebalances,
+            seen,
+        }
+    }
+
+    fn assignment(&self) -> Option<Vec<u32>> {
+        self.assigned.lock().unwrap().clone()
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn parse_list(list: &str) -> Vec<u32> {
+    list.split(',')
+        .filter_map(|p| p.trim().parse().ok())
+        .collect()
+}
+
+/// Waits until the members' assignments are disjoint and cover 0..n.
+fn wait_for_split(members: &[&Member], n: u32, what: &str) {
+    wait_until(Duration::from_secs(90), what, || {
+        let mut all = Vec::new();
+        for m in members {
+            match m.assignment() {
+                Some(a) if !a.is_empty() => all.extend(a),
+                _ => return false,
+            }
+        }
+        let set: BTreeSet<u32> = all.iter().copied().collect();
+        set.len() == all.len() && set == (0..n).collect()
+    });
+    let report: Vec<String> = members
+        .iter()
+        .map(|m| format!("{}: {:?}", m.name, m.assignment()))
+        .collect();
+    eprintln!("{what}: {}", report.join("; "));
+}
+
+fn wait_for_records(members: &[&Member], values: &[String], what: &str) {
+    let missing = || {
+        let seen: HashSet<String> = members
+            .iter()
+            .flat_map(|m| m.seen.lock().unwrap().clone())
+            .collect();
+        values
+            .iter()
+            .filter(|v| !seen.contains(*v))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while !missing().is_empty() {
+        if std::time::Instant::now() > deadline {
+            let m = missing();
+            panic!(
+                "{what}: {} of {} records never read, e.g. {:?}",
+                m.len(),
+                values.len(),
+                &m[..m.len().min(5)]
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn members_of_three_clients_split_rebalance_and_take_over_a_dead_members_partitions() {
+    if !kafka_clients_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = Broker::start(
+        &tmp.path().join("data"),
+        2,
+        &["--kafka-listen", "127.0.0.1:0"],
+    );
+    let kafka = broker.kafka.unwrap();
+    corelog(&broker, &["topic", "create", "orders", "--partitions", "8"]);
+    let mut all = produce(kafka, "orders", "a", 400);
+
+    // Two members split the 8 partitions with no overlap and read it all.
+    let mut first = Member::python("confluent", kafka, "orders", "billing", None);
+    let second = Member::python("kafka-python", kafka, "orders", "billing", None);
+    wait_for_split(&[&first, &second], 8, "two members split 8 partitions");
+    wait_for_records(&[&first, &second], &all, "the first 400 records read");
+
+    // A third (kcat) joins: the group rebalances over three.
+    let third = Member::kcat(kafka, "orders", "billing");
+    wait_for_split(&[&first, &second, &third], 8, "three members after a join");
+    all.extend(produce(kafka, "orders", "b", 400));
+    wait_for_records(&[&first, &second, &third], &all, "records after the join");
+
+    // The first is killed: after its session times out, the others take
+    // its partitions and, from its committed offsets, read what it missed.
+    first.kill();
+    all.extend(produce(kafka, "orders", "c", 400));
+    wait_for_split(&[&second, &third], 8, "two members after a SIGKILL");
+    wait_for_records(
+        &[&first, &second, &third],
+        &all,
+        "nothing skipped after the SIGKILL",
+    );
+
+    let out = group_ok(&broker, &["describe", "billing"]);
+    assert!(
+        out.contains("state Stable") && out.contains("2 member(s)"),
+        "{out}"
+    );
+    // Every partition is owned, committed, and caught up (lag 0).
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("orders ")).collect();
+    assert_eq!(rows.len(), 8, "{out}");
+    wait_until(Duration::from_secs(30), "lag 0 on every partition", || {
+        let out = group_ok(&broker, &["describe", "billing"]);
+        out.lines()
+            .filter(|l| l.starts_with("orders "))
+            .all(|l| l.split_whitespace().nth(4) == Some("0"))
+    });
+    // A group with members cannot be deleted or reset.
+    assert!(!group_cmd(&broker, &["delete", "billing"]).status.success());
+    assert!(
+        !group_cmd(
+            &broker,
+            &[
+                "reset-offsets",
+                "billing",
+                "--topic",
+                "orders",
+                "--to-earliest"
+            ]
+        )
+        .status
+        .success()
+    );
+}
+
+/// A raw Kafka connection for the protocol's error cases.
+struct Raw {
+    stream: TcpStream,
+    correlation: i32,
+}
+
+impl Raw {
+    fn connect(addr: SocketAddr) -> Raw {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        Raw {
+            stream,
+            correlation: 0,
+        }
+    }
+
+    fn call<Req: Encodable, Resp: Decodable>(
+        &mut self,
+        api: ApiKey,
+        version: i16,
+        body: &Req,
+    ) -> Resp {
+        self.correlation += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(api as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation)
+            .with_client_id(Some(StrBytes::from_static_str("groups-test")));
+        let mut buf = BytesMut::new();
+        header
+            .encode(&mut buf, api.request_header_version(version))
+            .unwrap();
+        body.encode(&mut buf, version).unwrap();
+        let mut frame = (buf.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&buf);
+        self.stream.write_all(&frame).unwrap();
+        let mut len = [0u8; 4];
+        self.stream.read_exact(&mut len).unwrap();
+        let mut answer = vec![0u8; i32::from_be_bytes(len) as usize];
+        self.stream.read_exact(&mut answer).unwrap();
+        let mut bytes = Bytes::from(answer);
+        let header =
+            ResponseHeader::decode(&mut bytes, api.response_header_version(version)).unwrap();
+        assert_eq!(header.correlation_id, self.correlation);
+        Resp::decode(&mut bytes, version).unwrap()
+    }
+
+    fn join(&mut self, group: &str, member: &str, protocol_type: &str) -> JoinGroupResponse {
+        let request = JoinGroupRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.into())))
+            .with_session_timeout_ms(10_000)
+            .with_rebalance_timeout_ms(10_000)
+            .with_member_id(StrBytes::from_string(member.into()))
+            .with_protocol_type(StrBytes::from_string(protocol_type.into()))
+            .with_protocols(vec![
+                join_group_request::JoinGroupRequestProtocol::default()
+                    .with_name(StrBytes::from_static_str("range"))
+                    .with_metadata(Bytes::from_static(&[0, 0, 0, 0, 0, 0, 255, 255, 255, 255])),
+            ]);
+        self.call(ApiKey::JoinGroup, 5, &request)
+    }
+
+    fn commit(
+        &mut self,
+        group: &str,
+        generation: i32,
+        member: &str,
+        topic: &str,
+        offset: i64,
+    ) -> i16 {
+        let request = OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.into())))
+            .with_generation_id_or_member_epoch(generation)
+            .with_member_id(StrBytes::from_string(member.into()))
+            .with_topics(vec![
+                offset_commit_request::OffsetCommitRequestTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.into())))
+                    .with_partitions(vec![
+                        offset_commit_request::OffsetCommitRequestPartition::default()
+                            .with_partition_index(0)
+                            .with_committed_offset(offset),
+                    ]),
+            ]);
+        let response: OffsetCommitResponse = self.call(ApiKey::OffsetCommit, 7, &request);
+        response.topics[0].partitions[0].error_code
+    }
+
+    fn fetch(&mut self, group: &str, topic: &str) -> (i64, i16) {
+        let request = OffsetFetchRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.into())))
+            .with_topics(Some(vec![
+                offset_fetch_request::OffsetFetchRequestTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.into())))
+                    .with_partition_indexes(vec![0]),
+            ]));
+        let response: OffsetFetchResponse = self.call(ApiKey::OffsetFetch, 5, &request);
+        let p = &response.topics[0].partitions[0];
+        (p.committed_offset, p.error_code)
+    }
+
+    fn sync(&mut self, group: &str, generation: i32, member: &str) -> SyncGroupResponse {
+        let request = SyncGroupRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.into())))
+            .with_generation_id(generation)
+            .with_member_id(StrBytes::from_string(member.into()));
+        self.call(ApiKey::SyncGroup, 3, &request)
+    }
+}
+
+#[test]
+fn generations_fence_stale_members_and_offsets_survive_a_broker_sigkill() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut broker = Broker::start(&data, 2, &["--kafka-listen", "127.0.0.1:0"]);
+    corelog(&broker, &["topic", "create", "t", "--partitions", "2"]);
+    let mut raw = Raw::connect(broker.kafka.unwrap());
+
+    // v4+: a new member is first told its id.
+    let first = raw.join("g", "", "consumer");
+    assert_eq!(first.error_code, 79, "MEMBER_ID_REQUIRED");
+    let member = first.member_id.to_string();
+    assert!(member.starts_with("groups-test-"), "{member}");
+    let joined = raw.join("g", &member, "consumer");
+    assert_eq!(joined.error_code, 0);
+    assert_eq!(joined.leader.to_string(), member, "the only member leads");
+    assert_eq!(joined.members.len(), 1);
+    let generation = joined.generation_id;
+    // The leader gives itself nothing: it still gets a parsable assignment.
+    let synced = raw.sync("g", generation, &member);
+    assert_eq!(synced.error_code, 0);
+    assert_eq!(synced.assignment.len(), 10, "an encoded empty assignment");
+
+    assert_eq!(raw.commit("g", generation, &member, "t", 42), 0);
+    assert_eq!(raw.fetch("g", "t"), (42, 0));
+    // A stale generation, a stranger and a commit outside the group.
+    assert_eq!(
+        raw.commit("g", generation - 1, &member, "t", 7),
+        22,
+        "ILLEGAL_GENERATION"
+    );
+    assert_eq!(
+        raw.commit("g", generation, "intruder", "t", 7),
+        25,
+        "UNKNOWN_MEMBER_ID"
+    );
+    assert_eq!(raw.commit("g", -1, "", "t", 7), 25, "the group has members");
+    assert_eq!(raw.commit("g", generation, &member, "no-such-topic", 7), 3);
+    assert_eq!(raw.fetch("g", "t"), (42, 0), "nothing refused was stored");
+    // A member of another protocol type cannot join.
+    assert_eq!(
+        raw.join("g", "", "connect").error_code,
+        23,
+        "INCONSISTENT_GROUP_PROTOCOL"
+    );
+    // Group ids are bounded.
+    assert_eq!(
+        raw.join(&"x".repeat(300), "", "consumer").error_code,
+        24,
+        "INVALID_GROUP_ID"
+    );
+    // Users cannot write the offsets topic.
+    let out = Command::new("kcat")
+        .args([
+            "-b",
+            &broker.kafka.unwrap().to_string(),
+            "-P",
+            "-t",
+            "__consumer_offsets",
+        ])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(b"x\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(
+        !out.status.success() || String::from_utf8_lossy(&out.stderr).contains("rror"),
+        "a write to __consumer_offsets must fail: {out:?}"
+    );
+
+    // A simple (assign()) commit to another group, then SIGKILL.
+    assert_eq!(raw.commit("standalone", -1, "", "t", 1234), 0);
+    drop(raw);
+    broker.kill();
+    let broker = Broker::start(&data, 2, &["--kafka-listen", "127.0.0.1:0"]);
+    let mut raw = Raw::connect(broker.kafka.unwrap());
+    assert_eq!(
+        raw.fetch("g", "t"),
+        (42, 0),
+        "committed offsets survive SIGKILL"
+    );
+    assert_eq!(raw.fetch("standalone", "t"), (1234, 0));
+    // The member is gone with the coordinator's memory; its generation
+    // survived, so a stale commit is still refused.
+    assert_eq!(raw.commit("g", generation, &member, "t", 7), 25);
+    let out = group_ok(&broker, &["list"]);
+    assert!(out.contains("standalone") && out.contains("\ng "), "{out}");
+    // Offsets of an empty group are reset: a plan, then executed.
+    let plan = group_ok(
+        &broker,
+        &[
+            "reset-offsets",
+            "standalone",
+            "--topic",
+            "t",
+            "--shift-by",
+            "-5",
+        ],
+    );
+    assert!(plan.contains("plan only"), "{plan}");
+    assert_eq!(
+        raw.fetch("standalone", "t"),
+        (1234, 0),
+        "a plan changes nothing"
+    );
+    // The log is empty: every target is clamped into [0, 0].
+    group_ok(
+        &broker,
+        &[
+            "reset-offsets",
+            "standalone",
+            "--topic",
+            "t",
+            "--to-latest",
+            "--execute",
+        ],
+    );
+    assert_eq!(raw.fetch("standalone", "t"), (0, 0));
+    group_ok(&broker, &["delete", "standalone"]);
+    assert!(!group_ok(&broker, &["list"]).contains("standalone"));
+}
+
+#[test]
+fn ten_thousand_groups_from_one_client_stay_bounded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = Broker::start(
+        &tmp.path().join("data"),
+        2,
+        &["--kafka-listen", "127.0.0.1:0"],
+    );
+    corelog(&broker, &["topic", "create", "t", "--partitions", "1"]);
+    let mut raw = Raw::connect(broker.kafka.unwrap());
+    let before = broker.peak_rss_kib();
+    let started = std::time::Instant::now();
+    for i in 0..10_000 {
+        assert_eq!(raw.commit(&format!("group-{i}"), -1, "", "t", i), 0);
+    }
+    let elapsed = started.elapsed();
+    let after = broker.peak_rss_kib();
+    eprintln!(
+        "10,000 groups with one commit each: {:.1} s ({:.0} commits/s over one connection, fsync always), peak RSS {} -> {} MiB",
+        elapsed.as_secs_f64(),
+        10_000.0 / elapsed.as_secs_f64(),
+        before / 1024,
+        after / 1024
+    );
+    assert!(
+        after - before < 256 * 1024,
+        "10,000 groups took {} KiB",
+        after - before
+    );
+    assert_eq!(raw.fetch("group-9999", "t"), (9999, 0));
+}
+
+#[test]
+fn a_static_member_restarting_within_its_session_causes_no_rebalance() {
+    if !kafka_clients_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = Broker::start(
+        &tmp.path().join("data"),
+        2,
+        &["--kafka-listen", "127.0.0.1:0"],
+    );
+    let kafka = broker.kafka.unwrap();
+    corelog(&broker, &["topic", "create", "s", "--partitions", "4"]);
+    let mut fixed = Member::python("confluent", kafka, "s", "static", Some("worker-1"));
+    let other = Member::python("confluent", kafka, "s", "static", Some("worker-2"));
+    wait_for_split(&[&fixed, &other], 4, "two static members");
+    let rebalances = *other.rebalances.lock().unwrap();
+    let before = fixed.assignment().unwrap();
+    // Killed (no LeaveGroup: static members do not send one) and back.
+    fixed.kill();
+    let fixed = Member::python("confluent", kafka, "s", "static", Some("worker-1"));
+    wait_until(
+        Duration::from_secs(60),
+        "the static member's assignment",
+        || fixed.assignment().is_some(),
+    );
+    assert_eq!(
+        fixed.assignment().unwrap(),
+        before,
+        "the same partitions again"
+    );
+    assert_eq!(
+        *other.rebalances.lock().unwrap(),
+        rebalances,
+        "the other member saw no rebalance"
+    );
+}
