@@ -122,6 +122,18 @@ impl Member {
         Member::spawn("kcat", cmd, true)
     }
 
+    fn corelog(kafka: SocketAddr, topic: &str, group: &str) -> Member {
+        let mut cmd = Command::new(corelog_bin());
+        cmd.args(["consume", topic, "--group", group, "--from-beginning"])
+            .args([
+                "--format",
+                "rec {value}",
+                "--kafka-broker",
+                &kafka.to_string(),
+            ]);
+        Member::spawn("corelog", cmd, false)
+    }
+
     fn spawn(name: &str, mut cmd: Command, kcat: bool) -> Member {
         let mut child = cmd
             .stdout(Stdio::piped())
@@ -156,6 +168,15 @@ impl Member {
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines() {
                     let Ok(line) = line else { break };
+                    // corelog: "% group G generation N: member M assigned T[0, 1]"
+                    if line.starts_with("% group ") && line.contains(" assigned ") {
+                        let list = line
+                            .rsplit_once('[')
+                            .map_or("", |(_, l)| l.trim_end_matches(']'));
+                        *assigned.lock().unwrap() = Some(parse_list(list));
+                        *rebalances.lock().unwrap() += 1;
+                        continue;
+                    }
                     if !kcat {
                         continue;
                     }
@@ -184,6 +205,13 @@ impl Member {
 
     fn assignment(&self) -> Option<Vec<u32>> {
         self.assigned.lock().unwrap().clone()
+    }
+
+    /// SIGTERM: a clean stop (commit, LeaveGroup).
+    fn terminate(&mut self) {
+        // SAFETY: kill(2) on a child we spawned.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
     }
 
     fn kill(&mut self) {
@@ -625,4 +653,40 @@ fn a_static_member_restarting_within_its_session_causes_no_rebalance() {
         rebalances,
         "the other member saw no rebalance"
     );
+}
+
+#[test]
+fn corelog_consume_group_members_split_partitions_with_a_kafka_member_and_resume() {
+    if !kafka_clients_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = Broker::start(
+        &tmp.path().join("data"),
+        2,
+        &["--kafka-listen", "127.0.0.1:0"],
+    );
+    let kafka = broker.kafka.unwrap();
+    corelog(&broker, &["topic", "create", "cli", "--partitions", "6"]);
+    let mut all = produce(kafka, "cli", "a", 300);
+    let mut one = Member::corelog(kafka, "cli", "cli-group");
+    let two = Member::python("kafka-python", kafka, "cli", "cli-group", None);
+    wait_for_split(
+        &[&one, &two],
+        6,
+        "corelog and kafka-python split 6 partitions",
+    );
+    wait_for_records(
+        &[&one, &two],
+        &all,
+        "every record read once the group is stable",
+    );
+    // A clean stop leaves the group; the other member takes everything
+    // and resumes from the committed offsets.
+    one.terminate();
+    wait_for_split(&[&two], 6, "kafka-python alone after corelog left");
+    all.extend(produce(kafka, "cli", "b", 300));
+    wait_for_records(&[&one, &two], &all, "records after the leave");
+    let three = Member::corelog(kafka, "cli", "cli-group");
+    wait_for_split(&[&two, &three], 6, "a new corelog member joins");
 }

@@ -329,9 +329,28 @@ pub struct ConsumeArgs {
     /// Read through the shared port instead of straight from each partition's shard.
     #[arg(long)]
     shared: bool,
+    /// Read as a member of this consumer group (through the Kafka listener):
+    /// the group's members split the partitions, each resumes from the
+    /// group's committed offsets and commits after every batch it prints.
+    /// Runs until interrupted or --max-messages.
+    #[arg(long, conflicts_with_all = ["offset", "partition", "shared", "follow"])]
+    group: Option<String>,
+    /// The Kafka listener, for --group.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    kafka_broker: std::net::SocketAddr,
 }
 
 pub fn consume(args: ConsumeArgs) -> Result<(), String> {
+    if let Some(group) = args.group {
+        return super::group::consume(super::group::GroupConsume {
+            kafka_broker: args.kafka_broker,
+            topic: args.topic,
+            group,
+            from_beginning: args.from_beginning,
+            max_messages: args.max_messages,
+            format: args.format,
+        });
+    }
     let broker = args.broker.broker;
     run_client(move || async move {
         let config = ConsumerConfig {
@@ -402,7 +421,7 @@ pub fn consume(args: ConsumeArgs) -> Result<(), String> {
 
 /// Writes one record by `template` and a newline, in one pass: text of the
 /// record itself is never read as a placeholder. Unknown `{…}` stays as is.
-fn render(
+pub(super) fn render(
     template: &str,
     r: &crate::client::ConsumerRecord,
     out: &mut impl Write,

@@ -469,3 +469,375 @@ fn reset_offsets(conn: &mut Conn, args: ResetArgs) -> Result<(), String> {
     );
     Ok(())
 }
+
+/// What `corelog consume TOPIC --group G` needs.
+pub struct GroupConsume {
+    pub kafka_broker: SocketAddr,
+    pub topic: String,
+    pub group: String,
+    /// Where a partition without a committed offset starts.
+    pub from_beginning: bool,
+    pub max_messages: Option<u64>,
+    pub format: String,
+}
+
+const SESSION_TIMEOUT_MS: i32 = 10_000;
+const REBALANCE_TIMEOUT_MS: i32 = 30_000;
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+/// Kafka's codes that send a member back to JoinGroup.
+const REJOIN: [i16; 3] = [22, 25, 27];
+
+/// ConsumerProtocolSubscription v0 for one topic.
+fn subscription(topic: &str) -> Bytes {
+    let mut b = BytesMut::new();
+    b.extend_from_slice(&0i16.to_be_bytes());
+    b.extend_from_slice(&1i32.to_be_bytes());
+    b.extend_from_slice(&(topic.len() as i16).to_be_bytes());
+    b.extend_from_slice(topic.as_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b.freeze()
+}
+
+/// ConsumerProtocolAssignment v0 of `partitions` of one topic.
+fn assignment(topic: &str, partitions: &[i32]) -> Bytes {
+    let mut b = BytesMut::new();
+    b.extend_from_slice(&0i16.to_be_bytes());
+    b.extend_from_slice(&1i32.to_be_bytes());
+    b.extend_from_slice(&(topic.len() as i16).to_be_bytes());
+    b.extend_from_slice(topic.as_bytes());
+    b.extend_from_slice(&(partitions.len() as i32).to_be_bytes());
+    for p in partitions {
+        b.extend_from_slice(&p.to_be_bytes());
+    }
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b.freeze()
+}
+
+/// The range assignor: members sorted by id, each gets a contiguous run.
+fn range_assign(members: &[String], partitions: i32) -> Vec<(String, Vec<i32>)> {
+    let mut ids = members.to_vec();
+    ids.sort();
+    let n = ids.len() as i32;
+    let (per, extra) = (partitions / n, partitions % n);
+    let mut next = 0;
+    ids.into_iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let count = per + i32::from((i as i32) < extra);
+            let run: Vec<i32> = (next..next + count).collect();
+            next += count;
+            (id, run)
+        })
+        .collect()
+}
+
+struct Member {
+    id: String,
+    generation: i32,
+    partitions: Vec<i32>,
+}
+
+fn join_and_sync(
+    conn: &mut Conn,
+    args: &GroupConsume,
+    member_id: &mut String,
+) -> Result<Member, String> {
+    for _ in 0..100 {
+        let request = JoinGroupRequest::default()
+            .with_group_id(GroupId(s(&args.group)))
+            .with_session_timeout_ms(SESSION_TIMEOUT_MS)
+            .with_rebalance_timeout_ms(REBALANCE_TIMEOUT_MS)
+            .with_member_id(s(member_id))
+            .with_protocol_type(s("consumer"))
+            .with_protocols(vec![
+                join_group_request::JoinGroupRequestProtocol::default()
+                    .with_name(s("range"))
+                    .with_metadata(subscription(&args.topic)),
+            ]);
+        let joined: JoinGroupResponse = conn.call(ApiKey::JoinGroup, 5, &request)?;
+        match joined.error_code {
+            0 => {}
+            79 => {
+                *member_id = joined.member_id.to_string();
+                continue;
+            }
+            25 => {
+                member_id.clear();
+                continue;
+            }
+            27 => continue,
+            code => check(code, &format!("joining group {:?}", args.group))?,
+        }
+        *member_id = joined.member_id.to_string();
+        let mut assignments = Vec::new();
+        if joined.leader == joined.member_id {
+            let ids: Vec<String> = joined
+                .members
+                .iter()
+                .map(|m| m.member_id.to_string())
+                .collect();
+            let count = partition_count(conn, &args.topic)?;
+            assignments = range_assign(&ids, count)
+                .into_iter()
+                .map(|(id, parts)| {
+                    sync_group_request::SyncGroupRequestAssignment::default()
+                        .with_member_id(s(&id))
+                        .with_assignment(assignment(&args.topic, &parts))
+                })
+                .collect();
+        }
+        let request = SyncGroupRequest::default()
+            .with_group_id(GroupId(s(&args.group)))
+            .with_generation_id(joined.generation_id)
+            .with_member_id(s(member_id))
+            .with_assignments(assignments);
+        let synced: SyncGroupResponse = conn.call(ApiKey::SyncGroup, 3, &request)?;
+        if REJOIN.contains(&synced.error_code) {
+            continue;
+        }
+        check(
+            synced.error_code,
+            &format!("syncing group {:?}", args.group),
+        )?;
+        let partitions = assigned_partitions(&synced.assignment)
+            .into_iter()
+            .filter(|(t, _)| *t == args.topic)
+            .flat_map(|(_, ps)| ps)
+            .collect();
+        return Ok(Member {
+            id: member_id.clone(),
+            generation: joined.generation_id,
+            partitions,
+        });
+    }
+    Err(format!(
+        "group {:?} kept rebalancing; gave up after 100 tries",
+        args.group
+    ))
+}
+
+fn partition_count(conn: &mut Conn, topic: &str) -> Result<i32, String> {
+    let request = MetadataRequest::default().with_topics(Some(vec![
+        metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(s(topic)))),
+    ]));
+    let response: MetadataResponse = conn.call(ApiKey::Metadata, 9, &request)?;
+    let t = response
+        .topics
+        .first()
+        .ok_or("the broker answered no topic")?;
+    check(t.error_code, &format!("topic {topic:?}"))?;
+    Ok(t.partitions.len() as i32)
+}
+
+/// Commits `positions`; `Ok(false)` when the group moved on (rejoin).
+fn commit(
+    conn: &mut Conn,
+    args: &GroupConsume,
+    m: &Member,
+    positions: &BTreeMap<i32, i64>,
+) -> Result<bool, String> {
+    if positions.is_empty() {
+        return Ok(true);
+    }
+    let request = OffsetCommitRequest::default()
+        .with_group_id(GroupId(s(&args.group)))
+        .with_generation_id_or_member_epoch(m.generation)
+        .with_member_id(s(&m.id))
+        .with_topics(vec![
+            OffsetCommitRequestTopic::default()
+                .with_name(TopicName(s(&args.topic)))
+                .with_partitions(
+                    positions
+                        .iter()
+                        .map(|(&p, &o)| {
+                            OffsetCommitRequestPartition::default()
+                                .with_partition_index(p)
+                                .with_committed_offset(o)
+                        })
+                        .collect(),
+                ),
+        ]);
+    let response: OffsetCommitResponse = conn.call(ApiKey::OffsetCommit, 7, &request)?;
+    for t in response.topics {
+        for p in t.partitions {
+            if REJOIN.contains(&p.error_code) {
+                return Ok(false);
+            }
+            check(
+                p.error_code,
+                &format!("committing {}/{}", args.topic, p.partition_index),
+            )?;
+        }
+    }
+    Ok(true)
+}
+
+/// Reads `args.topic` as a member of `args.group` until SIGINT/SIGTERM or
+/// `--max-messages`, committing after each batch it printed, then leaves
+/// the group.
+pub fn consume(args: GroupConsume) -> Result<(), String> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).map_err(|e| e.to_string())?;
+    }
+    let stopping = || stop.load(std::sync::atomic::Ordering::Relaxed);
+    let mut conn = Conn::open(args.kafka_broker)?;
+    let mut member_id = String::new();
+    let topic_name: std::sync::Arc<str> = std::sync::Arc::from(args.topic.as_str());
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut count = 0u64;
+    'rejoin: while !stopping() {
+        let m = join_and_sync(&mut conn, &args, &mut member_id)?;
+        eprintln!(
+            "% group {} generation {}: member {} assigned {}{:?}",
+            args.group, m.generation, m.id, args.topic, m.partitions
+        );
+        // Positions: the committed offsets, else the start or the end.
+        let committed = committed(&mut conn, &args.group)?;
+        let keys: Vec<(String, i32)> = m
+            .partitions
+            .iter()
+            .map(|&p| (args.topic.clone(), p))
+            .collect();
+        let fallback = if keys.is_empty() {
+            BTreeMap::new()
+        } else {
+            list_offsets(&mut conn, &keys, if args.from_beginning { -2 } else { -1 })?
+        };
+        let mut positions: BTreeMap<i32, i64> = keys
+            .iter()
+            .map(|k| {
+                (
+                    k.1,
+                    committed.get(k).or(fallback.get(k)).copied().unwrap_or(0),
+                )
+            })
+            .collect();
+        let mut beat = std::time::Instant::now();
+        loop {
+            if stopping() || args.max_messages.is_some_and(|max| count >= max) {
+                commit(&mut conn, &args, &m, &positions)?;
+                let request = LeaveGroupRequest::default()
+                    .with_group_id(GroupId(s(&args.group)))
+                    .with_members(vec![
+                        leave_group_request::MemberIdentity::default().with_member_id(s(&m.id)),
+                    ]);
+                let _: LeaveGroupResponse = conn.call(ApiKey::LeaveGroup, 3, &request)?;
+                return Ok(());
+            }
+            if beat.elapsed() >= HEARTBEAT_EVERY {
+                beat = std::time::Instant::now();
+                let request = HeartbeatRequest::default()
+                    .with_group_id(GroupId(s(&args.group)))
+                    .with_generation_id(m.generation)
+                    .with_member_id(s(&m.id));
+                let response: HeartbeatResponse = conn.call(ApiKey::Heartbeat, 3, &request)?;
+                if REJOIN.contains(&response.error_code) {
+                    // Commit what was printed, then rejoin.
+                    let _ = commit(&mut conn, &args, &m, &positions);
+                    continue 'rejoin;
+                }
+                check(response.error_code, "heartbeat")?;
+            }
+            if positions.is_empty() {
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
+            }
+            let printed = fetch_and_print(
+                &mut conn,
+                &args,
+                &topic_name,
+                &mut positions,
+                &mut count,
+                &mut out,
+            )?;
+            out.flush().map_err(|e| e.to_string())?;
+            if printed > 0 && !commit(&mut conn, &args, &m, &positions)? {
+                continue 'rejoin;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn fetch_and_print(
+    conn: &mut Conn,
+    args: &GroupConsume,
+    topic: &std::sync::Arc<str>,
+    positions: &mut BTreeMap<i32, i64>,
+    count: &mut u64,
+    out: &mut impl Write,
+) -> Result<u64, String> {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(500)
+        .with_min_bytes(1)
+        .with_max_bytes(8 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(TopicName(s(&args.topic)))
+                .with_partitions(
+                    positions
+                        .iter()
+                        .map(|(&p, &o)| {
+                            FetchPartition::default()
+                                .with_partition(p)
+                                .with_current_leader_epoch(-1)
+                                .with_fetch_offset(o)
+                                .with_log_start_offset(-1)
+                                .with_partition_max_bytes(1 << 20)
+                        })
+                        .collect(),
+                ),
+        ]);
+    let response: FetchResponse = conn.call(ApiKey::Fetch, 11, &request)?;
+    let mut printed = 0;
+    for t in response.responses {
+        for p in t.partitions {
+            check(
+                p.error_code,
+                &format!("fetching {}/{}", args.topic, p.partition_index),
+            )?;
+            let Some(mut records) = p.records else {
+                continue;
+            };
+            let position = positions.entry(p.partition_index).or_insert(0);
+            while let Some(framing) = crate::record::read_framing(&records) {
+                let len = framing.total_bytes as usize;
+                if len > records.len() {
+                    break;
+                }
+                let bytes = records.split_to(len);
+                let batch = crate::record::RecordBatch::parse(bytes, usize::MAX)
+                    .map_err(|e| format!("a batch of {}/{}: {e}", args.topic, p.partition_index))?;
+                for r in batch.records() {
+                    let offset = batch.base_offset().0 as i64 + r.offset_delta as i64;
+                    if offset < *position {
+                        continue;
+                    }
+                    if args.max_messages.is_some_and(|max| *count >= max) {
+                        return Ok(printed);
+                    }
+                    let record = crate::client::ConsumerRecord {
+                        topic: topic.clone(),
+                        partition: p.partition_index as u32,
+                        offset: offset as u64,
+                        timestamp: batch.base_timestamp().0 + r.timestamp_delta,
+                        key: r.key.map(Bytes::copy_from_slice),
+                        value: r.value.map(Bytes::copy_from_slice),
+                        headers: Vec::new(),
+                    };
+                    super::client_cmds::render(&args.format, &record, out)
+                        .map_err(|e| e.to_string())?;
+                    *position = offset + 1;
+                    *count += 1;
+                    printed += 1;
+                }
+            }
+        }
+    }
+    Ok(printed)
+}
