@@ -942,3 +942,60 @@ fn a_data_directory_written_by_a4dde11_keeps_its_records_ids_and_settings() {
         assert_eq!(now.config.segment_bytes, topic.config.segment_bytes);
     }
 }
+
+/// Runs `corelog serve` expecting it to refuse to start: its exit code and
+/// what it printed.
+fn serve_refused(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(common::corelog_bin())
+        .arg("serve")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_second_broker_on_the_same_data_directory_or_port_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut first = Broker::start(&data, 2, &[]);
+    // The same directory: refused at once, naming the directory and the
+    // holder, and nothing in the directory is touched.
+    let other_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let free = other_port.local_addr().unwrap().to_string();
+    drop(other_port);
+    let (code, err) = serve_refused(&[
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--listen",
+        &free,
+        "--kafka-listen",
+        "none",
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("is in use by another corelog broker")
+            && err.contains(&format!("pid {}", first.pid()))
+            && err.contains(data.to_str().unwrap()),
+        "{err}"
+    );
+    // Another directory on the first broker's (SO_REUSEPORT) port: refused
+    // instead of silently taking a share of its connections.
+    let (code, err) = serve_refused(&[
+        "--data-dir",
+        tmp.path().join("other").to_str().unwrap(),
+        "--listen",
+        &first.addr.to_string(),
+        "--kafka-listen",
+        "none",
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("already in use by another process"), "{err}");
+    // Once the first broker is gone (even by SIGKILL), the directory is free.
+    first.kill();
+    let again = Broker::start(&data, 2, &[]);
+    drop(again);
+}

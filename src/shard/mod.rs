@@ -19,6 +19,7 @@
 //!   connections (still serving other shards' messages), then all close
 //!   their logs.
 
+mod lock;
 mod ops;
 
 pub use ops::{
@@ -167,6 +168,8 @@ pub struct BrokerHandle {
     pub kafka_shard_ports: Vec<u16>,
     shutdown: Arc<Signal>,
     threads: Vec<glommio::ExecutorJoinHandle<Result<(), String>>>,
+    /// Held until the shards have stopped.
+    _lock: lock::DataDirLock,
 }
 
 impl BrokerHandle {
@@ -204,6 +207,11 @@ pub fn start(config: BrokerConfig, serve: ServeFn) -> Result<BrokerHandle, Strin
     config.validate()?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("creating data directory {}: {e}", config.data_dir.display()))?;
+    let lock = lock::lock_data_dir(&config.data_dir)?;
+    lock::check_port_free(config.listen, "the native port")?;
+    if let Some(kafka) = config.kafka_listen {
+        lock::check_port_free(kafka, "the Kafka port")?;
+    }
     let n = config.cores;
     let config = Arc::new(config);
     let startup = Arc::new(Startup {
@@ -306,6 +314,7 @@ pub fn start(config: BrokerConfig, serve: ServeFn) -> Result<BrokerHandle, Strin
         kafka_shard_ports: startup.kafka_shard_ports.lock().unwrap().clone(),
         shutdown,
         threads,
+        _lock: lock,
     })
 }
 
