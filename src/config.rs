@@ -4,8 +4,9 @@
 //! Precedence: command-line flags over the file over the defaults below.
 
 use crate::constants::{
-    CONNECTIONS_MAX_DEFAULT, CORES_MAX, FRAME_BYTES_MAX, IDLE_TIMEOUT_MS_DEFAULT,
-    INFLIGHT_PER_CONNECTION_DEFAULT, NODE_ID_MAX, RETENTION_CHECK_MS_DEFAULT,
+    CONNECTIONS_MAX_DEFAULT, CORES_MAX, FRAME_BYTES_MAX, FRAME_TIMEOUT_MS_DEFAULT,
+    IDLE_TIMEOUT_MS_DEFAULT, INFLIGHT_PER_CONNECTION_DEFAULT, NODE_ID_MAX,
+    RETENTION_CHECK_MS_DEFAULT,
 };
 use crate::meta::TopicConfig;
 use std::net::SocketAddr;
@@ -30,6 +31,8 @@ pub struct BrokerConfig {
     pub max_connections: usize,
     pub max_inflight_per_connection: usize,
     pub idle_timeout: Duration,
+    /// How long a frame may take once its first byte arrived.
+    pub frame_timeout: Duration,
     pub max_frame_bytes: usize,
     pub retention_check_interval: Duration,
     /// Where the Kafka protocol listener binds (every shard accepts there
@@ -71,6 +74,7 @@ impl BrokerConfig {
             max_connections: CONNECTIONS_MAX_DEFAULT,
             max_inflight_per_connection: INFLIGHT_PER_CONNECTION_DEFAULT,
             idle_timeout: Duration::from_millis(IDLE_TIMEOUT_MS_DEFAULT),
+            frame_timeout: Duration::from_millis(FRAME_TIMEOUT_MS_DEFAULT),
             max_frame_bytes: FRAME_BYTES_MAX,
             retention_check_interval: Duration::from_millis(RETENTION_CHECK_MS_DEFAULT),
             kafka_listen: None,
@@ -212,6 +216,9 @@ impl BrokerConfig {
         if let Some(v) = file.idle_timeout_ms {
             self.idle_timeout = Duration::from_millis(v);
         }
+        if let Some(v) = file.frame_timeout_ms {
+            self.frame_timeout = Duration::from_millis(v);
+        }
         if let Some(v) = file.max_frame_bytes {
             self.max_frame_bytes = v;
         }
@@ -260,6 +267,7 @@ struct FileConfig {
     max_connections: Option<usize>,
     max_inflight_per_connection: Option<usize>,
     idle_timeout_ms: Option<u64>,
+    frame_timeout_ms: Option<u64>,
     max_frame_bytes: Option<usize>,
     retention_check_interval_ms: Option<u64>,
     kafka_listen: Option<String>,

@@ -105,6 +105,10 @@ pub const CONNECTIONS_MAX_DEFAULT: usize = 10_000;
 pub const INFLIGHT_PER_CONNECTION_DEFAULT: usize = 128;
 /// A connection with no request for this long is closed.
 pub const IDLE_TIMEOUT_MS_DEFAULT: u64 = 10 * 60 * 1000;
+/// Longest time a frame may take to arrive once its first byte has: a client
+/// trickling bytes cannot hold a connection (and its buffer) for the idle
+/// timeout.
+pub const FRAME_TIMEOUT_MS_DEFAULT: u64 = 30_000;
 /// How often each shard applies retention (Kafka's default).
 pub const RETENTION_CHECK_MS_DEFAULT: u64 = 5 * 60 * 1000;
 /// Longest a fetch may wait for data, whatever the client asks.

@@ -383,3 +383,64 @@ fn a_compressed_batch_whose_record_count_lies_is_refused() {
     assert_eq!(latest_offsets(kafka, "t", 2), [0, 0], "nothing stored");
     still_serving(kafka);
 }
+
+/// ApiVersions v0: the smallest request every broker answers.
+fn api_versions_frame() -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&18i16.to_be_bytes());
+    body.extend_from_slice(&0i16.to_be_bytes());
+    body.extend_from_slice(&7i32.to_be_bytes());
+    body.extend_from_slice(&1i16.to_be_bytes());
+    body.push(b't');
+    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    frame
+}
+
+#[test]
+fn a_client_trickling_a_frame_is_cut_off_at_the_frame_timeout_not_the_idle_timeout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = start_with_kafka(
+        &tmp.path().join("data"),
+        1,
+        &["--frame-timeout-ms", "800", "--idle-timeout-ms", "600000"],
+    );
+    let kafka = broker.kafka.unwrap();
+    // A quiet connection outlives the frame timeout: the idle timeout
+    // governs the wait for a first byte.
+    let mut quiet = TcpStream::connect(kafka).unwrap();
+    quiet
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // One byte every 100 ms: the frame would take seconds.
+    let mut slow = TcpStream::connect(kafka).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let frame = api_versions_frame();
+    let started = std::time::Instant::now();
+    let mut cut = None;
+    for byte in &frame {
+        if slow.write_all(&[*byte]).is_err() {
+            cut = Some(started.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        if started.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+    }
+    // The broker closed it: reading sees the end (or a reset), never an
+    // answer, and well before the idle timeout.
+    let mut buf = [0u8; 64];
+    let read = slow.read(&mut buf);
+    assert!(
+        matches!(read, Ok(0) | Err(_)) || cut.is_some(),
+        "the trickling connection got {read:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // The quiet one still works, 1.5+ s later.
+    quiet.write_all(&frame).unwrap();
+    let mut len = [0u8; 4];
+    quiet.read_exact(&mut len).unwrap();
+    assert!(i32::from_be_bytes(len) > 0);
+}

@@ -42,6 +42,10 @@ pub struct ServeArgs {
     /// Close connections idle this long, in milliseconds.
     #[arg(long)]
     idle_timeout_ms: Option<u64>,
+    /// Close a connection whose frame has not fully arrived this long after
+    /// its first byte, in milliseconds (default 30000).
+    #[arg(long)]
+    frame_timeout_ms: Option<u64>,
     /// Most connections at once.
     #[arg(long)]
     max_connections: Option<usize>,
@@ -111,6 +115,9 @@ fn config_from(args: &ServeArgs) -> Result<BrokerConfig, String> {
     }
     if let Some(v) = args.idle_timeout_ms {
         config.idle_timeout = std::time::Duration::from_millis(v);
+    }
+    if let Some(v) = args.frame_timeout_ms {
+        config.frame_timeout = std::time::Duration::from_millis(v);
     }
     if let Some(v) = args.max_connections {
         config.max_connections = v;

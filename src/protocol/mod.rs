@@ -268,6 +268,19 @@ impl<S: FrameSource> FrameReader<S> {
         self.buf.len()
     }
 
+    /// Waits for the next frame's first bytes (at once if some are
+    /// buffered); `Ok(0)` at the end of the stream. Lets the caller time
+    /// the wait for a frame apart from the time the frame takes to arrive.
+    pub async fn fill(&mut self) -> Result<usize, FrameError> {
+        if !self.buf.is_empty() {
+            return Ok(self.buf.len());
+        }
+        self.source
+            .read_into(&mut self.buf, self.read_bytes)
+            .await
+            .map_err(FrameError::Io)
+    }
+
     /// The next frame, length prefix included (flatbuffers aligns fields
     /// relative to the start of the size-prefixed buffer, so the prefix must
     /// stay for verification), or `None` at a clean end of stream between

@@ -32,18 +32,41 @@ pub async fn serve<P: Protocol>(shard: Rc<Shard>, stream: TcpStream) {
     let mut frames = FrameReader::with_prefix(reader, shard.config.max_frame_bytes, P::PREFIX);
     let session = Rc::new(P::session(peer));
     loop {
-        let next = {
-            let frame = frames.next_frame();
+        // The wait for a frame's first byte is timed by the idle timeout;
+        // the frame itself must then arrive within the frame timeout.
+        let started = {
+            let first = frames.fill();
             let idle = glommio::timer::sleep(shard.config.idle_timeout);
             let stop = shard.shutdown.wait();
-            futures::pin_mut!(frame, idle, stop);
-            match futures::future::select(frame, futures::future::select(idle, stop)).await {
-                Either::Left((frame, _)) => Some(frame),
+            futures::pin_mut!(first, idle, stop);
+            match futures::future::select(first, futures::future::select(idle, stop)).await {
+                Either::Left((Ok(0), _)) => None,
+                Either::Left((Ok(_), _)) => Some(Ok(())),
+                Either::Left((Err(e), _)) => Some(Err(e)),
                 Either::Right((Either::Left(_), _)) => {
                     tracing::info!(shard = %shard.id, ?peer, protocol = P::NAME, idle_ms = shard.config.idle_timeout.as_millis() as u64, "closing idle connection");
                     None
                 }
                 Either::Right((Either::Right(_), _)) => None,
+            }
+        };
+        let next = match started {
+            None => None,
+            Some(Err(e)) => Some(Err(e)),
+            Some(Ok(())) => {
+                let frame = frames.next_frame();
+                let slow = glommio::timer::sleep(shard.config.frame_timeout);
+                let stop = shard.shutdown.wait();
+                futures::pin_mut!(frame, slow, stop);
+                match futures::future::select(frame, futures::future::select(slow, stop)).await {
+                    Either::Left((frame, _)) => Some(frame),
+                    Either::Right((Either::Left(_), _)) => {
+                        Counters::add(&counters.errors, 1);
+                        tracing::info!(shard = %shard.id, ?peer, protocol = P::NAME, frame_timeout_ms = shard.config.frame_timeout.as_millis() as u64, "closing a connection whose frame did not arrive in time");
+                        None
+                    }
+                    Either::Right((Either::Right(_), _)) => None,
+                }
             }
         };
         let Some(frame) = next else { break };
