@@ -129,7 +129,6 @@ impl BrokerConfig {
         }
         self.validate_kafka_shard_brokers()?;
         self.topic_defaults
-            .log_config()
             .validate()
             .map_err(|e| format!("topic defaults: {e}"))
     }

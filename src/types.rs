@@ -146,6 +146,42 @@ impl FromStr for FsyncPolicy {
     }
 }
 
+/// Which time a topic's records carry (Kafka's `message.timestamp.type`).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TimestampType {
+    /// The time the producer gave each record.
+    #[default]
+    CreateTime,
+    /// The time the broker appended the batch: it stamps it into the
+    /// batch's max timestamp and sets attribute bit 3, and readers take it
+    /// for every record of the batch.
+    LogAppendTime,
+}
+
+impl fmt::Display for TimestampType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TimestampType::CreateTime => "CreateTime",
+            TimestampType::LogAppendTime => "LogAppendTime",
+        })
+    }
+}
+
+impl FromStr for TimestampType {
+    type Err = String;
+
+    /// Kafka's names, exactly as Kafka spells them.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "CreateTime" => Ok(TimestampType::CreateTime),
+            "LogAppendTime" => Ok(TimestampType::LogAppendTime),
+            _ => Err(format!(
+                "timestamp type {s:?} is not one of CreateTime, LogAppendTime"
+            )),
+        }
+    }
+}
+
 /// What a producer waits for before its append is answered.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Acks {

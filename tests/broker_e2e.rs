@@ -4,8 +4,8 @@ mod common;
 
 use common::{Broker, run, wait_until};
 use corelog::client::{
-    Acks, Admin, Consumer, ConsumerConfig, OffsetReset, Producer, ProducerConfig, ProducerRecord,
-    Routing, SeekTo, TopicSettings,
+    Acks, Admin, ConfigSetting, ConfigSource, ConfigUpdate, Consumer, ConsumerConfig, OffsetReset,
+    Producer, ProducerConfig, ProducerRecord, Routing, SeekTo, TopicSettings,
 };
 use corelog::storage::FsyncPolicy;
 use corelog::types::Timestamp;
@@ -761,6 +761,241 @@ fn concurrent_first_sends_to_a_topic_are_all_acknowledged() {
     });
 }
 
+/// Every setting of `topic` (native protocol), by name: (value, source).
+fn settings(addr: SocketAddr, topic: &str) -> BTreeMap<String, (String, ConfigSource)> {
+    let topic = topic.to_string();
+    run(async move {
+        Admin::connect(addr)
+            .await
+            .unwrap()
+            .describe_configs(&topic, &[])
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s: ConfigSetting| (s.name, (s.value, s.source)))
+            .collect()
+    })
+}
+
+fn alter(
+    addr: SocketAddr,
+    topic: &str,
+    updates: Vec<ConfigUpdate>,
+    validate_only: bool,
+) -> Result<Vec<ConfigSetting>, String> {
+    let topic = topic.to_string();
+    run(async move {
+        Admin::connect(addr)
+            .await
+            .unwrap()
+            .alter_configs(&topic, &updates, validate_only)
+            .await
+            .map_err(|e| e.to_string())
+    })
+}
+
+fn set(name: &str, value: &str) -> ConfigUpdate {
+    ConfigUpdate::Set {
+        name: name.into(),
+        value: value.into(),
+    }
+}
+
+fn is(value: &str, source: ConfigSource) -> (String, ConfigSource) {
+    (value.to_string(), source)
+}
+
+#[test]
+fn topic_settings_change_on_running_partitions_and_survive_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let flags = ["--retention-check-ms", "100", "--retention-ms", "86400000"];
+    let mut broker = Broker::start(&data, 2, &flags);
+    let addr = broker.addr;
+    create_topic(addr, "tuned", 2, TopicSettings::default());
+    let before = settings(addr, "tuned");
+    assert_eq!(before.len(), 10);
+    assert_eq!(before["retention.ms"], is("86400000", ConfigSource::Broker));
+    assert_eq!(
+        before["segment.bytes"],
+        is("1073741824", ConfigSource::Default)
+    );
+    assert_eq!(
+        before["cleanup.policy"],
+        is("delete", ConfigSource::Default)
+    );
+
+    // Bad values: INVALID_CONFIG with the reason, and nothing changes, not
+    // even the good change beside the bad one.
+    for (updates, reason) in [
+        (
+            vec![set("retention.ms", "1000"), set("segment.bytes", "10")],
+            "segment.bytes 10 is outside",
+        ),
+        (
+            vec![set("cleanup.policy", "compact")],
+            "compaction is not supported yet",
+        ),
+        (vec![set("max.message.bytes", "-1")], "must not be negative"),
+        (vec![set("log.flush.scheduler", "1")], "not supported"),
+    ] {
+        let err = alter(addr, "tuned", updates, false).unwrap_err();
+        assert!(
+            err.contains("INVALID_CONFIG") && err.contains(reason),
+            "{err}"
+        );
+    }
+    assert_eq!(settings(addr, "tuned"), before);
+    let err = alter(addr, "missing", vec![set("retention.ms", "1")], false).unwrap_err();
+    assert!(err.contains("UNKNOWN_TOPIC"), "{err}");
+    // validate_only answers with the result and changes nothing.
+    let would = alter(addr, "tuned", vec![set("retention.ms", "1000")], true).unwrap();
+    assert!(
+        would
+            .iter()
+            .any(|s| s.name == "retention.ms" && s.value == "1000")
+    );
+    assert_eq!(settings(addr, "tuned"), before);
+
+    // About 200 KiB per partition in one segment each.
+    let big = vec![7u8; 1000];
+    let produce = |n: usize| {
+        let big = big.clone();
+        run(async move {
+            let p = Producer::connect(
+                addr,
+                ProducerConfig {
+                    acks: Acks::All,
+                    ..ProducerConfig::default()
+                },
+            )
+            .await
+            .unwrap();
+            for i in 0..n {
+                let record = ProducerRecord {
+                    topic: "tuned",
+                    partition: Some((i % 2) as u32),
+                    value: Some(&big),
+                    ..Default::default()
+                };
+                p.send_record(record).await.unwrap();
+            }
+            p.close().await.unwrap();
+        })
+    };
+    produce(400);
+    let segments = |addr| {
+        run(async move {
+            Admin::connect(addr)
+                .await
+                .unwrap()
+                .describe_topic("tuned")
+                .await
+                .unwrap()
+                .partitions
+        })
+    };
+    assert!(segments(addr).iter().all(|p| p.segments == 1));
+
+    // Smaller segments and size retention on the running partitions.
+    alter(
+        addr,
+        "tuned",
+        vec![
+            set("segment.bytes", "65536"),
+            set("retention.bytes", "131072"),
+            set("flush.messages", "1"),
+        ],
+        false,
+    )
+    .unwrap();
+    produce(400);
+    wait_until(
+        Duration::from_secs(20),
+        "smaller segments and retention on both partitions",
+        || {
+            segments(addr)
+                .iter()
+                .all(|p| p.start_offset > 0 && p.size_bytes <= (128 << 10) + 2 * (64 << 10))
+        },
+    );
+    let now = settings(addr, "tuned");
+    assert_eq!(now["segment.bytes"], is("65536", ConfigSource::Topic));
+    assert_eq!(now["retention.bytes"], is("131072", ConfigSource::Topic));
+    assert_eq!(now["flush.messages"], is("1", ConfigSource::Topic));
+    assert_eq!(now["retention.ms"], is("86400000", ConfigSource::Broker));
+
+    // LogAppendTime on the running partitions: the broker's time replaces
+    // the producer's.
+    alter(
+        addr,
+        "tuned",
+        vec![
+            set("message.timestamp.type", "LogAppendTime"),
+            ConfigUpdate::Delete {
+                name: "flush.messages".into(),
+            },
+        ],
+        false,
+    )
+    .unwrap();
+    let (start, end) = (Timestamp::now().0, end_offsets(addr, "tuned"));
+    run(async move {
+        let p = Producer::connect(addr, ProducerConfig::default())
+            .await
+            .unwrap();
+        for i in 0..10 {
+            let record = ProducerRecord {
+                topic: "tuned",
+                partition: Some(0),
+                value: Some(b"stamped"),
+                timestamp: Some(Timestamp(1_000_000 + i)),
+                ..Default::default()
+            };
+            p.send_record(record).await.unwrap();
+        }
+        p.close().await.unwrap();
+        let mut c = Consumer::connect(addr, ConsumerConfig::default())
+            .await
+            .unwrap();
+        c.assign("tuned", Some(&[0]), SeekTo::Offset(end[0].1))
+            .await
+            .unwrap();
+        let (mut stamped, deadline) = (Vec::new(), Instant::now() + Duration::from_secs(30));
+        while stamped.len() < 10 {
+            assert!(Instant::now() < deadline, "read {} of 10", stamped.len());
+            stamped.extend(c.poll().await.unwrap());
+        }
+        let finish = Timestamp::now().0;
+        for r in stamped {
+            assert!(
+                (start..=finish).contains(&r.timestamp),
+                "offset {}: timestamp {} is not the append time",
+                r.offset,
+                r.timestamp
+            );
+        }
+    });
+
+    // Everything survives a restart.
+    let expected = settings(addr, "tuned");
+    assert_eq!(
+        expected["message.timestamp.type"],
+        is("LogAppendTime", ConfigSource::Topic)
+    );
+    assert_eq!(expected["flush.messages"].1, ConfigSource::Default);
+    assert_eq!(broker.terminate(Duration::from_secs(30)), 0);
+    let mut broker = Broker::start(&data, 2, &flags);
+    assert_eq!(settings(broker.addr, "tuned"), expected);
+    // A topic setting stays; what follows the broker follows its new
+    // configuration.
+    assert_eq!(broker.terminate(Duration::from_secs(30)), 0);
+    let broker = Broker::start(&data, 2, &["--retention-ms", "3600000"]);
+    let later = settings(broker.addr, "tuned");
+    assert_eq!(later["retention.ms"], is("3600000", ConfigSource::Broker));
+    assert_eq!(later["segment.bytes"], is("65536", ConfigSource::Topic));
+}
+
 /// Copies a directory tree (a fixture) to `to`.
 fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -808,6 +1043,18 @@ fn a_data_directory_written_by_version_0_1_0_starts_and_serves_everything() {
     };
     let mut broker = Broker::start(&data, 2, &[]);
     check(broker.addr, 0);
+    // The topics' settings as that version stored them, with sources.
+    let events = settings(broker.addr, "events");
+    assert_eq!(events["segment.bytes"], is("65536", ConfigSource::Topic));
+    assert_eq!(events["flush.messages"], is("1", ConfigSource::Topic));
+    assert_eq!(events["retention.ms"], is("-1", ConfigSource::Default));
+    let orders = settings(broker.addr, "orders");
+    assert!(
+        orders
+            .values()
+            .all(|(_, source)| *source == ConfigSource::Default),
+        "{orders:?}"
+    );
     assert_eq!(
         std::fs::metadata(&padded).unwrap().len(),
         63818,
@@ -922,11 +1169,24 @@ fn a_data_directory_written_by_a4dde11_keeps_its_records_ids_and_settings() {
         assert_eq!(orders, want);
         assert_eq!(end_offsets(addr, "orders").len(), 3);
     };
+    let shows_settings = |addr| {
+        let events = settings(addr, "events");
+        assert_eq!(events["segment.bytes"], is("65536", ConfigSource::Topic));
+        assert_eq!(events["flush.messages"], is("1", ConfigSource::Topic));
+        let orders = settings(addr, "orders");
+        assert_eq!(orders["retention.ms"], is("86400000", ConfigSource::Topic));
+        assert_eq!(
+            orders["segment.bytes"],
+            is("1073741824", ConfigSource::Default)
+        );
+    };
     let mut broker = Broker::start(&data, 2, &[]);
     check(broker.addr);
+    shows_settings(broker.addr);
     assert_eq!(broker.terminate(Duration::from_secs(30)), 0);
     let broker = Broker::start(&data, 2, &[]);
     check(broker.addr);
+    shows_settings(broker.addr);
     let after =
         corelog::meta::Snapshot::decode(&std::fs::read(data.join(".corelog-metadata")).unwrap())
             .unwrap();

@@ -82,10 +82,9 @@ fn the_five_minute_tour_works_through_the_cli() {
     assert!(String::from_utf8_lossy(&produced.stderr).contains("produced 300 records"));
 
     let described = ok(corelog(&broker, &["topic", "describe", "tour"], None));
-    assert!(
-        described.contains("fsync always") && described.contains("retention.ms 86400000"),
-        "{described}"
-    );
+    assert!(described.contains("fsync always"), "{described}");
+    assert_eq!(setting(&described, "retention.ms"), ["86400000", "topic"]);
+    assert_eq!(setting(&described, "flush.messages"), ["1", "topic"]);
     let ends: u64 = described
         .lines()
         .filter(|l| l.trim_end().ends_with("ok"))
@@ -155,6 +154,134 @@ fn the_five_minute_tour_works_through_the_cli() {
         ok(corelog(&broker, &["topic", "delete", "tour"], None)).contains("deleted topic tour")
     );
     assert!(!ok(corelog(&broker, &["topic", "list"], None)).contains("tour"));
+}
+
+/// The value and source `topic describe` or `topic alter` prints for
+/// `name`.
+fn setting(out: &str, name: &str) -> Vec<String> {
+    let line = out
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .unwrap_or_else(|| panic!("{name} missing from\n{out}"));
+    line.split_whitespace()
+        .skip(1)
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn topic_alter_changes_settings_and_describe_shows_each_source() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let broker = Broker::start(&data, 2, &["--segment-bytes", "8388608"]);
+    ok(corelog(
+        &broker,
+        &["topic", "create", "knobs", "--partitions", "2"],
+        None,
+    ));
+    let described = ok(corelog(&broker, &["topic", "describe", "knobs"], None));
+    for (name, value, source) in [
+        ("cleanup.policy", "delete", "default"),
+        ("retention.ms", "-1", "default"),
+        ("retention.bytes", "-1", "default"),
+        ("segment.bytes", "8388608", "broker"),
+        ("segment.ms", "604800000", "default"),
+        ("max.message.bytes", "16777216", "default"),
+        ("message.timestamp.type", "CreateTime", "default"),
+        ("min.insync.replicas", "1", "default"),
+        ("flush.messages", "9223372036854775807", "default"),
+        ("flush.ms", "9223372036854775807", "default"),
+    ] {
+        assert_eq!(setting(&described, name), [value, source], "{described}");
+    }
+
+    let altered = ok(corelog(
+        &broker,
+        &[
+            "topic",
+            "alter",
+            "knobs",
+            "--set",
+            "retention.ms=3600000,segment.bytes=1048576",
+            "--set",
+            "flush.ms=250",
+            "--set",
+            "message.timestamp.type=LogAppendTime",
+        ],
+        None,
+    ));
+    assert!(altered.contains("altered topic knobs"), "{altered}");
+    assert_eq!(setting(&altered, "retention.ms"), ["3600000", "topic"]);
+    let described = ok(corelog(&broker, &["topic", "describe", "knobs"], None));
+    assert!(described.contains("fsync interval:250"), "{described}");
+    assert_eq!(setting(&described, "segment.bytes"), ["1048576", "topic"]);
+    assert_eq!(setting(&described, "flush.ms"), ["250", "topic"]);
+    assert_eq!(
+        setting(&described, "message.timestamp.type"),
+        ["LogAppendTime", "topic"]
+    );
+
+    // --delete returns a setting to the broker's value.
+    let altered = ok(corelog(
+        &broker,
+        &[
+            "topic",
+            "alter",
+            "knobs",
+            "--delete",
+            "segment.bytes,flush.ms",
+        ],
+        None,
+    ));
+    assert_eq!(setting(&altered, "segment.bytes"), ["8388608", "broker"]);
+    assert_eq!(
+        setting(&altered, "flush.ms"),
+        ["9223372036854775807", "default"]
+    );
+
+    // Bad values: the reason and INVALID_CONFIG, a non-zero exit, and
+    // nothing changed.
+    let before = ok(corelog(&broker, &["topic", "describe", "knobs"], None));
+    for (args, reason) in [
+        (
+            &["--set", "retention.ms=10,segment.bytes=10"][..],
+            "segment.bytes 10 is outside",
+        ),
+        (
+            &["--set", "cleanup.policy=compact"][..],
+            "compaction is not supported yet",
+        ),
+        (&["--set", "retention.ms=soon"][..], "whole number"),
+        (&["--set", "retention.ms"][..], "not key=value"),
+        (&[][..], "nothing to change"),
+    ] {
+        let out = corelog(
+            &broker,
+            &[&["topic", "alter", "knobs"][..], args].concat(),
+            None,
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(reason),
+            "{args:?}: {stderr}"
+        );
+    }
+    let out = corelog(
+        &broker,
+        &["topic", "alter", "knobs", "--set", "segment.ms=0"],
+        None,
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("INVALID_CONFIG"));
+    assert_eq!(
+        ok(corelog(&broker, &["topic", "describe", "knobs"], None)),
+        before
+    );
+    let out = corelog(
+        &broker,
+        &["topic", "alter", "missing", "--set", "retention.ms=1"],
+        None,
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("UNKNOWN_TOPIC"));
 }
 
 #[test]

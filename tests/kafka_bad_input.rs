@@ -7,11 +7,17 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use common::{Broker, start_with_kafka};
 use corelog::record::{BatchBuilder, Compression};
 use corelog::types::Timestamp;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, ListOffsetsRequest, ListOffsetsResponse,
-    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, RequestHeader, TopicName,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, DescribeConfigsRequest,
+    DescribeConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest,
+    ProduceResponse, RequestHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use std::io::{Read, Write};
@@ -443,4 +449,116 @@ fn a_client_trickling_a_frame_is_cut_off_at_the_frame_timeout_not_the_idle_timeo
     let mut len = [0u8; 4];
     quiet.read_exact(&mut len).unwrap();
     assert!(i32::from_be_bytes(len) > 0);
+}
+
+fn describe_resource(kind: i8, name: &str) -> DescribeConfigsResource {
+    DescribeConfigsResource::default()
+        .with_resource_type(kind)
+        .with_resource_name(StrBytes::from_string(name.into()))
+}
+
+fn alter_resource(
+    kind: i8,
+    name: &str,
+    configs: &[(&str, i8, Option<&str>)],
+) -> AlterConfigsResource {
+    AlterConfigsResource::default()
+        .with_resource_type(kind)
+        .with_resource_name(StrBytes::from_string(name.into()))
+        .with_configs(
+            configs
+                .iter()
+                .map(|&(n, op, v)| {
+                    AlterableConfig::default()
+                        .with_name(StrBytes::from_string(n.into()))
+                        .with_config_operation(op)
+                        .with_value(v.map(|v| StrBytes::from_string(v.into())))
+                })
+                .collect(),
+        )
+}
+
+fn retention_ms(kafka: SocketAddr) -> String {
+    let mut c = Conn::open(kafka);
+    let request = DescribeConfigsRequest::default().with_resources(vec![describe_resource(2, "t")]);
+    let r: DescribeConfigsResponse = c.call(ApiKey::DescribeConfigs, 4, &request);
+    let retention = r.results[0]
+        .configs
+        .iter()
+        .find(|c| &*c.name == "retention.ms")
+        .unwrap();
+    retention.value.as_ref().unwrap().to_string()
+}
+
+#[test]
+fn config_requests_answer_each_bad_resource_on_its_own_and_change_nothing() {
+    let (_tmp, broker) = setup();
+    let kafka = broker.kafka.unwrap();
+    let mut c = Conn::open(kafka);
+    // Describe: a topic, a missing topic, an unknown resource type, this
+    // broker and another broker, in every version.
+    for version in 1..=4 {
+        let request = DescribeConfigsRequest::default().with_resources(vec![
+            describe_resource(2, "t"),
+            describe_resource(2, "missing"),
+            describe_resource(99, "x"),
+            describe_resource(4, "0"),
+            describe_resource(4, "7"),
+        ]);
+        let r: DescribeConfigsResponse = c.call(ApiKey::DescribeConfigs, version, &request);
+        let codes: Vec<i16> = r.results.iter().map(|r| r.error_code).collect();
+        assert_eq!(codes, [0, 3, 42, 0, 42], "v{version}");
+        assert_eq!(r.results[0].configs.len(), 10);
+        assert!(
+            r.results[3]
+                .configs
+                .iter()
+                .any(|c| &*c.name == "log.retention.ms"),
+            "the broker describes its topic defaults"
+        );
+    }
+    // The same resource twice: both refused.
+    let request = DescribeConfigsRequest::default()
+        .with_resources(vec![describe_resource(2, "t"), describe_resource(2, "t")]);
+    let r: DescribeConfigsResponse = c.call(ApiKey::DescribeConfigs, 4, &request);
+    assert!(r.results.iter().all(|r| r.error_code == 42));
+    // Many resources are answered at once, not in quadratic time.
+    let many: Vec<_> = (0..40_000)
+        .map(|i| describe_resource(2, &format!("m{i}")))
+        .collect();
+    let request = DescribeConfigsRequest::default().with_resources(many);
+    let r: DescribeConfigsResponse = c.call(ApiKey::DescribeConfigs, 4, &request);
+    assert_eq!(r.results.len(), 40_000);
+    assert!(r.results.iter().all(|r| r.error_code == 3));
+
+    // Alter: an unknown operation, a null SET, a duplicate key, a bad
+    // value next to a good one, the broker, a missing topic.
+    let before = retention_ms(kafka);
+    for version in 0..=1 {
+        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            alter_resource(2, "t", &[("retention.ms", 9, Some("1"))]),
+            alter_resource(4, "0", &[("log.retention.ms", 0, Some("1"))]),
+            alter_resource(2, "missing", &[("retention.ms", 0, Some("1"))]),
+            alter_resource(77, "x", &[]),
+        ]);
+        let r: IncrementalAlterConfigsResponse =
+            c.call(ApiKey::IncrementalAlterConfigs, version, &request);
+        let codes: Vec<i16> = r.responses.iter().map(|r| r.error_code).collect();
+        assert_eq!(codes, [42, 42, 3, 42], "v{version}");
+        for configs in [
+            &[("retention.ms", 0, None)][..],
+            &[("retention.ms", 0, Some("1")), ("retention.ms", 1, None)][..],
+            &[("retention.ms", 0, Some("1")), ("segment.ms", 0, Some("0"))][..],
+            &[("retention.ms", 2, Some("1"))][..],
+        ] {
+            let request = IncrementalAlterConfigsRequest::default()
+                .with_resources(vec![alter_resource(2, "t", configs)]);
+            let r: IncrementalAlterConfigsResponse =
+                c.call(ApiKey::IncrementalAlterConfigs, version, &request);
+            assert_eq!(r.responses[0].error_code, 40, "{configs:?}");
+            assert!(r.responses[0].error_message.is_some());
+        }
+    }
+    assert_eq!(retention_ms(kafka), before, "nothing changed");
+    still_serving(kafka);
 }

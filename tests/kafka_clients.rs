@@ -695,3 +695,102 @@ fn a_partition_asked_at_another_shards_kafka_port_is_routed_to_its_owner() {
     assert_eq!(ends, 400, "latest offsets of all partitions: {out}");
     assert!(hops(&broker)[0] > 0, "shard 1's partitions were routed");
 }
+
+/// The value and source `topic describe` prints for `setting`.
+fn setting_of(describe: &str, setting: &str) -> (String, String) {
+    let line = describe
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(setting))
+        .unwrap_or_else(|| panic!("{setting} missing from\n{describe}"));
+    let f: Vec<&str> = line.split_whitespace().collect();
+    (f[1].to_string(), f[2].to_string())
+}
+
+#[test]
+fn kafka_admin_clients_read_and_change_topic_settings_and_log_append_time_stamps() {
+    if !kafka_clients_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_dir(&tmp);
+    let flags = ["--segment-bytes", "8388608"];
+    let mut broker = start_with_kafka(&data, 2, &flags);
+    let kafka = broker.kafka.unwrap();
+    let out = python(&[
+        &script("kafka_python_configs.py"),
+        &kafka.to_string(),
+        "kp-configs",
+    ]);
+    assert!(out.contains("\"stamped\": 20"), "{out}");
+    let out = python(&[
+        &script("confluent_configs.py"),
+        &kafka.to_string(),
+        "cf-configs",
+    ]);
+    assert!(out.contains("\"consumed\": 10"), "{out}");
+
+    // kcat reads the broker's time, not the producer's (2001) timestamps.
+    let stamps = kcat(
+        kafka,
+        &[
+            "-C",
+            "-t",
+            "cf-configs",
+            "-o",
+            "beginning",
+            "-e",
+            "-f",
+            "%T\n",
+        ],
+        None,
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let stamps: Vec<i64> = stamps.lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(stamps.len(), 10);
+    for ts in stamps {
+        assert!(
+            (now - 600_000..=now).contains(&ts),
+            "timestamp {ts} is not the broker's recent time ({now})"
+        );
+    }
+
+    // The native protocol sees what the Kafka clients set, with sources;
+    // and so does the next start of the broker.
+    let check = |broker: &Broker| {
+        let d = corelog(broker, &["topic", "describe", "kp-configs"], None);
+        assert_eq!(
+            setting_of(&d, "retention.ms"),
+            ("7200000".into(), "topic".into())
+        );
+        assert_eq!(
+            setting_of(&d, "message.timestamp.type"),
+            ("LogAppendTime".into(), "topic".into())
+        );
+        assert_eq!(setting_of(&d, "flush.ms"), ("1000".into(), "topic".into()));
+        assert_eq!(
+            setting_of(&d, "min.insync.replicas"),
+            ("2".into(), "topic".into())
+        );
+        assert_eq!(
+            setting_of(&d, "segment.bytes"),
+            ("8388608".into(), "broker".into())
+        );
+        assert_eq!(
+            setting_of(&d, "segment.ms"),
+            ("604800000".into(), "default".into())
+        );
+        let d = corelog(broker, &["topic", "describe", "cf-configs"], None);
+        assert_eq!(
+            setting_of(&d, "flush.messages"),
+            ("1".into(), "topic".into())
+        );
+        assert!(d.contains("fsync always"), "{d}");
+    };
+    check(&broker);
+    assert_eq!(broker.terminate(Duration::from_secs(30)), 0);
+    let broker = start_with_kafka(&data, 2, &flags);
+    check(&broker);
+}

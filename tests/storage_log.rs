@@ -418,7 +418,7 @@ fn retention_deletes_whole_sealed_segments_and_advances_the_start() {
             retention_ms: Some(3_600_000),
             ..small_segments()
         };
-        let log = open(&dir, config.clone()).await;
+        let log = open(&dir, config).await;
         let mut next = 0;
         // Two hours old, then fresh.
         while log.segments().len() < 3 {
@@ -668,7 +668,7 @@ fn recovery_survives_a_damaged_or_missing_active_index() {
         index_interval_bytes: 1000,
         ..LogConfig::default()
     };
-    let paths = write_log(&dir, 50, config.clone());
+    let paths = write_log(&dir, 50, config);
     let index = paths[0].with_extension("index");
     assert!(std::fs::metadata(&index).unwrap().len() > 16);
     // Garbage in the middle of the index, and an entry pointing past the log.
@@ -676,7 +676,7 @@ fn recovery_survives_a_damaged_or_missing_active_index() {
     bytes[9] ^= 0xff;
     bytes.extend_from_slice(&[0, 0, 1, 0, 0x7f, 0, 0, 0]);
     std::fs::write(&index, &bytes).unwrap();
-    let (end, records) = reopen_and_read(&dir, config.clone());
+    let (end, records) = reopen_and_read(&dir, config);
     assert_eq!(end, 150);
     expect_keys(&records, 0, 150);
     std::fs::remove_file(&index).unwrap();
@@ -770,7 +770,7 @@ fn a_failed_write_fails_the_log_and_reopening_recovers_a_consistent_prefix() {
                 write_chunk_bytes: 8192,
                 ..LogConfig::default()
             };
-            let log = PartitionLog::open(&disk.with_faults(faults.clone()), &dir, config.clone())
+            let log = PartitionLog::open(&disk.with_faults(faults.clone()), &dir, config)
                 .await
                 .unwrap();
             let mut acked = 0;
@@ -997,7 +997,7 @@ fn appends_abandoned_by_their_caller_still_complete_whole() {
         ..LogConfig::default()
     };
     run(async {
-        let log = Rc::new(open(&dir, config.clone()).await);
+        let log = Rc::new(open(&dir, config).await);
         let mut acked = 0u64;
         for i in 0..200u64 {
             // Every batch spans several 4 KiB chunks, so appends wait for
@@ -1037,7 +1037,7 @@ fn with_background_seals_always_still_acknowledges_only_durable_records() {
             fsync: FsyncPolicy::Always,
             ..small_segments()
         };
-        let log = Rc::new(open(&dir, config.clone()).await);
+        let log = Rc::new(open(&dir, config).await);
         let mut tasks = Vec::new();
         for t in 0..8u64 {
             let log = log.clone();
@@ -1182,7 +1182,7 @@ fn after_a_crash_the_active_segment_is_validated_from_its_start() {
         index_interval_bytes: 1024,
         ..LogConfig::default()
     };
-    let paths = write_log(&dir, 100, config.clone());
+    let paths = write_log(&dir, 100, config);
     std::fs::remove_file(dir.join(".clean-close")).expect("a clean close leaves its marker");
     let hole = 40 * batch_len() + 7;
     let mut bytes = std::fs::read(&paths[0]).unwrap();
@@ -1324,7 +1324,7 @@ fn producer_state_survives_a_clean_restart_a_crash_and_retention() {
     let dir = log_dir(&tmp);
     // 1. A clean close writes a snapshot at the log end.
     let seq = run(async {
-        let log = open(&dir, config.clone()).await;
+        let log = open(&dir, config).await;
         let seq = fill_idempotent(&log, 4, 0).await;
         log.close().await.unwrap();
         seq
@@ -1335,7 +1335,7 @@ fn producer_state_survives_a_clean_restart_a_crash_and_retention() {
         "snapshots kept: {names:?}"
     );
     let end = run(async {
-        let log = open(&dir, config.clone()).await;
+        let log = open(&dir, config).await;
         // The last batch, retried: deduplicated from the snapshot alone.
         let again = log
             .append(idempotent(5, 3, seq - 200, 0, 200))
@@ -1354,7 +1354,7 @@ fn producer_state_survives_a_clean_restart_a_crash_and_retention() {
         seq
     });
     let start = run(async {
-        let log = open(&dir, config.clone()).await;
+        let log = open(&dir, config).await;
         let again = log
             .append(idempotent(5, 3, end - 200, 0, 200))
             .await
@@ -1375,7 +1375,7 @@ fn producer_state_survives_a_clean_restart_a_crash_and_retention() {
     });
     let retained = LogConfig {
         retention_bytes: Some(1),
-        ..config.clone()
+        ..config
     };
     run(async {
         let log = open(&dir, retained).await;
@@ -1395,7 +1395,7 @@ fn producer_state_survives_a_clean_restart_a_crash_and_retention() {
         log.close().await.unwrap();
     });
     run(async {
-        let log = open(&dir, config.clone()).await;
+        let log = open(&dir, config).await;
         let again = log
             .append(idempotent(5, 3, end - 200, 0, 200))
             .await
@@ -1405,6 +1405,241 @@ fn producer_state_survives_a_clean_restart_a_crash_and_retention() {
             "and after a restart"
         );
         log.append(idempotent(5, 3, end, 0, 1)).await.unwrap();
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_changed_configuration_applies_to_the_running_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        let dir = log_dir(&tmp);
+        let config = LogConfig {
+            segment_bytes: 1 << 20,
+            ..small_segments()
+        };
+        let log = open(&dir, config).await;
+        let mut next = 0;
+        // About 200 KiB in one segment.
+        while log.size_bytes() < 200 << 10 {
+            log.append(batch(next, 10, 500, Timestamp::now().0))
+                .await
+                .unwrap();
+            next += 10;
+        }
+        assert_eq!(log.segments().len(), 1);
+        assert_eq!(
+            log.enforce_retention(Timestamp::now())
+                .await
+                .unwrap()
+                .segments_deleted,
+            0,
+            "no retention configured yet"
+        );
+
+        // Smaller segments: the next append rolls, and later ones roll at
+        // the new size.
+        let smaller = LogConfig {
+            segment_bytes: 64 << 10,
+            ..config
+        };
+        log.set_config(smaller).unwrap();
+        assert_eq!(log.config(), smaller);
+        while log.size_bytes() < 400 << 10 {
+            log.append(batch(next, 10, 500, Timestamp::now().0))
+                .await
+                .unwrap();
+            next += 10;
+        }
+        let segments = log.segments();
+        assert!(segments.len() >= 4, "{} segments", segments.len());
+        assert!(
+            segments[0].bytes >= 200 << 10,
+            "the old segment stays whole"
+        );
+        for s in &segments[1..] {
+            assert!(s.bytes <= 64 << 10, "{s:?}");
+        }
+
+        // Retention set on the running log deletes at the next check.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while log.segments().iter().any(|s| s.sealing) {
+            assert!(std::time::Instant::now() < deadline, "seals never finished");
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+        log.set_config(LogConfig {
+            retention_bytes: Some(128 << 10),
+            ..smaller
+        })
+        .unwrap();
+        let outcome = log.enforce_retention(Timestamp::now()).await.unwrap();
+        assert!(outcome.segments_deleted >= 1, "{outcome:?}");
+        assert!(log.start_offset() > Offset(0));
+        assert!(log.size_bytes() - log.segments()[0].bytes < 128 << 10);
+
+        // A lower batch limit refuses larger batches from the next append.
+        log.set_config(LogConfig {
+            batch_bytes_max: 1024,
+            ..smaller
+        })
+        .unwrap();
+        let end = log.end_offset();
+        match log.append(batch(next, 10, 500, Timestamp::now().0)).await {
+            Err(StorageError::InvalidBatch { .. }) => {}
+            other => panic!("expected a refused batch, got {other:?}"),
+        }
+        assert_eq!(log.end_offset(), end, "nothing stored");
+        log.append(batch(next, 1, 100, Timestamp::now().0))
+            .await
+            .unwrap();
+        next += 1;
+
+        // Invalid configurations and layout changes are refused, and the
+        // log keeps its configuration.
+        let before = log.config();
+        for bad in [
+            LogConfig {
+                segment_bytes: 10,
+                ..before
+            },
+            LogConfig {
+                write_chunk_bytes: 32 << 10,
+                ..before
+            },
+        ] {
+            assert!(matches!(log.set_config(bad), Err(StorageError::Config(_))));
+            assert_eq!(log.config(), before);
+        }
+
+        // Everything still reads back, and again after a reopen.
+        let start = log.start_offset().0;
+        expect_keys(
+            &read_all(&log, log.start_offset(), 1 << 16).await,
+            start,
+            next,
+        );
+        log.close().await.unwrap();
+        let log = open(&dir, config).await;
+        expect_keys(
+            &read_all(&log, log.start_offset(), 1 << 16).await,
+            start,
+            next,
+        );
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_policy_change_to_always_never_moves_the_high_watermark_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        let dir = log_dir(&tmp);
+        let config = LogConfig {
+            fsync: FsyncPolicy::Never,
+            ..LogConfig::default()
+        };
+        let log = open(&dir, config).await;
+        for i in 0..5 {
+            log.append(batch(i * 10, 10, 100, 1000)).await.unwrap();
+        }
+        let seen = log.high_watermark();
+        assert_eq!(seen, Offset(50));
+        log.set_config(LogConfig {
+            fsync: FsyncPolicy::Always,
+            ..config
+        })
+        .unwrap();
+        assert!(log.high_watermark() >= seen);
+        // Under always, an append completes once durable and is visible.
+        let info = log.append(batch(50, 10, 100, 1000)).await.unwrap();
+        assert!(log.durable_offset() > info.last_offset);
+        assert_eq!(log.high_watermark(), Offset(60));
+        // And back: interval, then the flusher syncs on its own.
+        log.set_config(LogConfig {
+            fsync: FsyncPolicy::Interval(Duration::from_millis(5)),
+            ..config
+        })
+        .unwrap();
+        log.append(batch(60, 10, 100, 1000)).await.unwrap();
+        assert_eq!(log.high_watermark(), Offset(70));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while log.durable_offset() < Offset(70) {
+            assert!(std::time::Instant::now() < deadline, "never synced");
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+        expect_keys(&read_all(&log, Offset(0), 1 << 20).await, 0, 70);
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn log_append_time_stamps_the_append_time_into_each_batch() {
+    use corelog::types::TimestampType;
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        let dir = log_dir(&tmp);
+        let config = LogConfig::default();
+        let log = open(&dir, config).await;
+        // Create time: the producer's (old) timestamps stay.
+        let info = log.append(batch(0, 3, 10, 1000)).await.unwrap();
+        assert_eq!(info.log_append_time, None);
+
+        log.set_config(LogConfig {
+            timestamp_type: TimestampType::LogAppendTime,
+            ..config
+        })
+        .unwrap();
+        let before = Timestamp::now();
+        let info = log.append(batch(3, 3, 10, 1000)).await.unwrap();
+        let after = Timestamp::now();
+        let stamped = info.log_append_time.expect("an append time");
+        assert!(before <= stamped && stamped <= after, "{stamped:?}");
+        // A batch that claims log-append time under create time is cleared.
+        log.set_config(config).unwrap();
+        let mut claimed = batch(6, 2, 10, 2000);
+        let attributes = u16::from_be_bytes([claimed[21], claimed[22]]) | 0x08;
+        claimed[21..23].copy_from_slice(&attributes.to_be_bytes());
+        let crc = crc32c::crc32c(&claimed[21..]);
+        claimed[17..21].copy_from_slice(&crc.to_be_bytes());
+        log.append(claimed).await.unwrap();
+
+        let check = |read: &corelog::storage::ReadBatches| {
+            let batches: Vec<RecordBatch> = read
+                .batches()
+                .map(|b| RecordBatch::parse(b, 1 << 24).expect("the CRC was recomputed"))
+                .collect();
+            assert_eq!(batches.len(), 3);
+            assert_eq!(batches[0].timestamp_type(), TimestampType::CreateTime);
+            assert_eq!(batches[0].max_timestamp(), Timestamp(1002));
+            let times: Vec<Timestamp> = batches[0]
+                .records()
+                .map(|r| batches[0].record_timestamp(&r))
+                .collect();
+            assert_eq!(times, [Timestamp(1000), Timestamp(1001), Timestamp(1002)]);
+            assert_eq!(batches[1].timestamp_type(), TimestampType::LogAppendTime);
+            assert_eq!(batches[1].max_timestamp(), stamped);
+            assert!(
+                batches[1]
+                    .records()
+                    .all(|r| batches[1].record_timestamp(&r) == stamped),
+                "every record reads as the append time"
+            );
+            assert_eq!(batches[2].timestamp_type(), TimestampType::CreateTime);
+            assert_eq!(batches[2].max_timestamp(), Timestamp(2001));
+        };
+        check(&log.read(Offset(0), 1 << 20).await.unwrap());
+        // Lookups by time see the stamped time.
+        assert_eq!(
+            log.offset_for_timestamp(Timestamp(1500)).await.unwrap(),
+            Some((Offset(3), stamped))
+        );
+        log.close().await.unwrap();
+        let log = open(&dir, config).await;
+        check(&log.read(Offset(0), 1 << 20).await.unwrap());
+        assert_eq!(
+            log.offset_for_timestamp(Timestamp(1500)).await.unwrap(),
+            Some((Offset(3), stamped))
+        );
         log.close().await.unwrap();
     });
 }

@@ -1,29 +1,30 @@
-//! Topic administration: create, delete, add partitions, describe, and the
-//! auto-creation Kafka clients may ask for.
+//! Topic administration: create, delete, add partitions, describe, topic
+//! settings (described with their sources, changed), and the auto-creation
+//! Kafka clients may ask for.
 //!
 //! Every change goes through the controller shard (shard 0), which persists
 //! the new metadata and has every shard apply it before answering.
 
 use crate::error::{BrokerError, ErrorKind};
-use crate::meta::{TopicConfig, TopicMeta};
+use crate::meta::{ConfigChange, ConfigEntry, TopicMeta, TopicOverrides};
 use crate::shard::{PartitionState, Shard};
 use std::rc::Rc;
 use std::sync::Arc;
 
-/// Creates a topic with `config` (the broker's defaults with the request's
-/// settings applied by the adapter, already validated).
+/// Creates a topic that sets `overrides` itself (every other setting
+/// follows the broker's topic defaults).
 pub async fn create_topic(
     shard: &Rc<Shard>,
     name: String,
     partitions: u32,
-    config: TopicConfig,
+    overrides: TopicOverrides,
 ) -> Result<Arc<TopicMeta>, BrokerError> {
     refuse_internal(&name, "created")?;
-    shard.create_topic(name, partitions, config).await
+    shard.create_topic(name, partitions, overrides).await
 }
 
 /// Internal topics are the broker's: clients may read them but not create,
-/// delete, grow or write them.
+/// delete, grow, write or reconfigure them.
 pub fn refuse_internal(name: &str, what: &str) -> Result<(), BrokerError> {
     if crate::group::is_internal(name) {
         return Err(internal_topic(name, what));
@@ -38,20 +39,58 @@ pub fn internal_topic(name: &str, what: &str) -> BrokerError {
     )
 }
 
-/// Checks that `name` could be created with `partitions` and `config`
-/// (Kafka's `validate_only`), changing nothing.
+/// Checks that `name` could be created with `partitions` and `overrides`
+/// (Kafka's `validate_only`), changing nothing; returns the topic as it
+/// would be.
 pub fn validate_new_topic(
     shard: &Shard,
     name: &str,
     partitions: u32,
-    config: TopicConfig,
-) -> Result<(), BrokerError> {
+    overrides: TopicOverrides,
+) -> Result<Arc<TopicMeta>, BrokerError> {
     refuse_internal(name, "created")?;
     shard
         .snapshot()
-        .with_topic(name, partitions, config)
-        .map(|_| ())
+        .with_topic(name, partitions, overrides)
+        .map(|(_, meta)| meta)
         .map_err(BrokerError::from)
+}
+
+/// Every setting of a topic, with its source (default, broker, topic).
+pub fn describe_configs(shard: &Shard, name: &str) -> Result<Vec<ConfigEntry>, BrokerError> {
+    let snapshot = shard.snapshot();
+    let meta = snapshot
+        .topic(name)
+        .ok_or_else(|| BrokerError::unknown_topic(name))?;
+    Ok(snapshot.config_entries(meta))
+}
+
+/// Changes a topic's settings (Kafka's names and operations), all or
+/// nothing: persisted, then applied to every running partition (retention,
+/// segment size and age, the largest batch, the fsync policy and the
+/// timestamp type take effect without a restart). With `validate_only`
+/// nothing changes. Returns the topic's settings as they are (or would
+/// be) afterwards. An invalid change is `INVALID_CONFIG` with the reason.
+pub async fn alter_configs(
+    shard: &Rc<Shard>,
+    name: String,
+    changes: Vec<ConfigChange>,
+    validate_only: bool,
+) -> Result<Vec<ConfigEntry>, BrokerError> {
+    // The offsets topic's settings keep group offsets durable and whole.
+    refuse_internal(&name, "reconfigured")?;
+    if validate_only {
+        let snapshot = shard.snapshot();
+        return match snapshot
+            .with_config_changes(&name, &changes)
+            .map_err(BrokerError::from)?
+        {
+            Some((next, meta)) => Ok(next.config_entries(&meta)),
+            None => describe_configs(shard, &name),
+        };
+    }
+    let meta = shard.alter_configs(name, changes).await?;
+    Ok(shard.snapshot().config_entries(&meta))
 }
 
 /// Checks that `name` could get `total` partitions, changing nothing.
@@ -111,10 +150,9 @@ pub async fn auto_create(shard: &Rc<Shard>, name: &str) -> Result<(), BrokerErro
     if !shard.config.auto_create_topics {
         return Err(BrokerError::unknown_topic(name));
     }
-    let config = shard.config.topic_defaults.clone();
     let partitions = shard.config.auto_create_partitions;
     match shard
-        .create_topic(name.to_string(), partitions, config)
+        .create_topic(name.to_string(), partitions, TopicOverrides::default())
         .await
     {
         Ok(meta) => {

@@ -23,8 +23,9 @@ mod offsets;
 mod produce;
 
 pub use admin::{
-    TopicDescription, auto_create, create_partitions, create_topic, delete_topic, describe_topic,
-    init_producer_id, validate_new_partitions, validate_new_topic,
+    TopicDescription, alter_configs, auto_create, create_partitions, create_topic, delete_topic,
+    describe_configs, describe_topic, init_producer_id, validate_new_partitions,
+    validate_new_topic,
 };
 pub use fetch::fetch;
 pub use offsets::list_offsets;
@@ -74,6 +75,9 @@ pub struct ProduceRequest {
 pub struct Appended {
     pub base_offset: Offset,
     pub log_start_offset: Offset,
+    /// The time stamped into the batches under `LogAppendTime` (`None`
+    /// under `CreateTime`).
+    pub log_append_time: Option<Timestamp>,
 }
 
 /// Per topic and partition: where the records went, or why not. Empty

@@ -71,6 +71,7 @@ pub async fn produce(shard: &Rc<Shard>, request: ProduceRequest) -> ProduceRespo
             response[t].partitions[p].result = o.result.map(|info| Appended {
                 base_offset: info.base_offset,
                 log_start_offset: info.log_start_offset,
+                log_append_time: info.log_append_time,
             });
         }
     }

@@ -2,8 +2,8 @@
 //! Rust client on one (unpinned) glommio executor.
 
 use crate::client::{
-    Acks, Admin, ClientError, Consumer, ConsumerConfig, OffsetReset, Producer, ProducerConfig,
-    ProducerRecord, Routing, SeekTo, TopicSettings,
+    Acks, Admin, ClientError, ConfigSetting, ConfigUpdate, Consumer, ConsumerConfig, OffsetReset,
+    Producer, ProducerConfig, ProducerRecord, Routing, SeekTo, TopicSettings,
 };
 use crate::protocol::error_name;
 use crate::support::run_client;
@@ -56,9 +56,28 @@ pub enum TopicCommand {
     },
     /// List topics.
     List,
-    /// Show a topic's configuration and, per partition, its shard, offsets
-    /// and size.
+    /// Show a topic's settings (each with its source: default, broker or
+    /// topic) and, per partition, its shard, offsets and size.
     Describe { name: String },
+    /// Change a topic's settings (Kafka's names: retention.ms,
+    /// retention.bytes, segment.bytes, segment.ms, cleanup.policy,
+    /// max.message.bytes, message.timestamp.type, min.insync.replicas,
+    /// flush.messages, flush.ms). They apply to the running partitions at
+    /// once and survive restarts; an invalid value changes nothing.
+    Alter {
+        name: String,
+        /// Give the topic its own value: key=value, several separated by
+        /// commas (a list value in brackets: cleanup.policy=[delete]).
+        #[arg(long, value_name = "KEY=VALUE[,...]")]
+        set: Vec<String>,
+        /// Return a setting to the broker's default (several separated by
+        /// commas).
+        #[arg(long, value_name = "KEY[,...]")]
+        delete: Vec<String>,
+        /// Check the changes and show the result, changing nothing.
+        #[arg(long)]
+        validate_only: bool,
+    },
     /// Delete a topic and its data.
     Delete { name: String },
     /// Raise a topic's partition count (partitions are never removed;
@@ -109,19 +128,33 @@ pub fn topic(command: TopicCommand, broker: SocketAddr) -> Result<(), String> {
                     println!("{:<40} {:>10} {:>6}", t.name, t.partitions, t.topic_id);
                 }
             }
+            TopicCommand::Alter {
+                name,
+                set,
+                delete,
+                validate_only,
+            } => {
+                let updates = parse_updates(&set, &delete)?;
+                let after = admin
+                    .alter_configs(&name, &updates, validate_only)
+                    .await
+                    .map_err(show)?;
+                if validate_only {
+                    println!("topic {name} would be changed (nothing was changed):");
+                } else {
+                    println!("altered topic {name}:");
+                }
+                print_settings(&after);
+            }
             TopicCommand::Describe { name } => {
                 let d = admin.describe_topic(&name).await.map_err(show)?;
-                let c = &d.config;
-                let opt = |v: Option<u64>| v.map_or("none".to_string(), |v| v.to_string());
-                println!("topic {} (id {})", d.name, d.topic_id);
-                println!(
-                    "  fsync {}  retention.ms {}  retention.bytes {}  segment.bytes {}  segment.ms {}",
-                    c.fsync.map_or("default".to_string(), |f| f.to_string()),
-                    opt(c.retention_ms),
-                    opt(c.retention_bytes),
-                    opt(c.segment_bytes),
-                    opt(c.segment_ms)
-                );
+                let settings = admin.describe_configs(&name, &[]).await.map_err(show)?;
+                let fsync = d
+                    .config
+                    .fsync
+                    .map_or("default".to_string(), |f| f.to_string());
+                println!("topic {} (id {}), fsync {fsync}", d.name, d.topic_id);
+                print_settings(&settings);
                 println!(
                     "{:>9} {:>5} {:>12} {:>12} {:>12} {:>14} {:>8}  STATUS",
                     "PARTITION", "SHARD", "START", "END", "HW", "BYTES", "SEGMENTS"
@@ -151,6 +184,67 @@ pub fn topic(command: TopicCommand, broker: SocketAddr) -> Result<(), String> {
         }
         Ok(())
     })
+}
+
+/// Prints settings as a table: name, value, source.
+fn print_settings(settings: &[ConfigSetting]) {
+    println!("  {:<24} {:<22} SOURCE", "SETTING", "VALUE");
+    for s in settings {
+        println!("  {:<24} {:<22} {}", s.name, s.value, s.source);
+    }
+}
+
+/// Splits comma-separated items, keeping commas inside brackets
+/// (`a=1,b=[x,y]` is `a=1` and `b=[x,y]`).
+fn split_items(text: &str) -> Vec<&str> {
+    let (mut items, mut depth, mut start) = (Vec::new(), 0i32, 0);
+    for (i, c) in text.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth -= 1,
+            ',' if depth <= 0 => {
+                items.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push(&text[start..]);
+    items
+        .into_iter()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// The changes `topic alter` asks for.
+fn parse_updates(set: &[String], delete: &[String]) -> Result<Vec<ConfigUpdate>, String> {
+    let mut updates = Vec::new();
+    for item in set.iter().flat_map(|s| split_items(s)) {
+        let (name, value) = item
+            .split_once('=')
+            .ok_or_else(|| format!("--set {item:?} is not key=value"))?;
+        let value = value.trim();
+        // Kafka tools write list values in brackets; the broker takes the
+        // list itself.
+        let value = value
+            .strip_prefix('[')
+            .and_then(|v| v.strip_suffix(']'))
+            .unwrap_or(value);
+        updates.push(ConfigUpdate::Set {
+            name: name.trim().to_string(),
+            value: value.to_string(),
+        });
+    }
+    for name in delete.iter().flat_map(|s| split_items(s)) {
+        updates.push(ConfigUpdate::Delete {
+            name: name.to_string(),
+        });
+    }
+    if updates.is_empty() {
+        return Err("nothing to change: give --set KEY=VALUE and/or --delete KEY".into());
+    }
+    Ok(updates)
 }
 
 pub fn stats(broker: SocketAddr) -> Result<(), String> {
@@ -485,6 +579,31 @@ mod tests {
             value: Some(bytes::Bytes::copy_from_slice(value.as_bytes())),
             headers: vec![],
         }
+    }
+
+    #[test]
+    fn alter_arguments_split_at_commas_outside_brackets() {
+        let updates = parse_updates(
+            &["retention.ms=1000, cleanup.policy=[delete]".into()],
+            &["segment.ms,flush.ms".into()],
+        )
+        .unwrap();
+        let set = |n: &str, v: &str| ConfigUpdate::Set {
+            name: n.into(),
+            value: v.into(),
+        };
+        let delete = |n: &str| ConfigUpdate::Delete { name: n.into() };
+        assert_eq!(
+            updates,
+            vec![
+                set("retention.ms", "1000"),
+                set("cleanup.policy", "delete"),
+                delete("segment.ms"),
+                delete("flush.ms"),
+            ]
+        );
+        assert!(parse_updates(&["retention.ms".into()], &[]).is_err());
+        assert!(parse_updates(&[], &[]).is_err());
     }
 
     #[test]

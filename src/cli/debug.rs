@@ -65,7 +65,7 @@ async fn append_loop(args: AppendLoop) -> Result<(), String> {
     let mut next_seq = vec![0u64; args.writers as usize];
     loop {
         let log = Rc::new(
-            PartitionLog::open(&disk, &dir, config.clone())
+            PartitionLog::open(&disk, &dir, config)
                 .await
                 .map_err(|e| e.to_string())?,
         );

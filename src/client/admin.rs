@@ -73,6 +73,67 @@ impl TopicSettings {
     }
 }
 
+/// Where a topic setting's value comes from.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// corelog's built-in default.
+    Default,
+    /// The broker's configuration (its topic defaults).
+    Broker,
+    /// Set on the topic itself.
+    Topic,
+    /// A source newer than this client.
+    Other(u8),
+}
+
+impl std::fmt::Display for ConfigSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigSource::Default => f.write_str("default"),
+            ConfigSource::Broker => f.write_str("broker"),
+            ConfigSource::Topic => f.write_str("topic"),
+            ConfigSource::Other(n) => write!(f, "source-{n}"),
+        }
+    }
+}
+
+/// One topic setting, by its Kafka name (`retention.ms`, `flush.ms`, …).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigSetting {
+    pub name: String,
+    /// The effective value, as Kafka tools show it.
+    pub value: String,
+    pub source: ConfigSource,
+}
+
+/// A change to one topic setting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigUpdate {
+    /// Give the topic its own value.
+    Set { name: String, value: String },
+    /// Return the setting to the broker's default.
+    Delete { name: String },
+}
+
+fn settings_from_wire<'a>(
+    entries: Option<flatbuffers::Vector<'a, flatbuffers::ForwardsUOffset<wire::ConfigEntry<'a>>>>,
+) -> Vec<ConfigSetting> {
+    entries
+        .iter()
+        .flatten()
+        .map(|e| ConfigSetting {
+            name: e.name().unwrap_or("").to_string(),
+            value: e.value().unwrap_or("").to_string(),
+            source: match e.source() {
+                wire::ConfigSource::DEFAULT => ConfigSource::Default,
+                wire::ConfigSource::BROKER => ConfigSource::Broker,
+                wire::ConfigSource::TOPIC => ConfigSource::Topic,
+                other => ConfigSource::Other(other.0),
+            },
+        })
+        .collect()
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopicSummary {
     pub name: String,
@@ -310,6 +371,97 @@ impl Admin {
                 })
                 .collect(),
         })
+    }
+
+    /// A topic's settings (those named, or all when `names` is empty),
+    /// each with its value and source.
+    pub async fn describe_configs(
+        &self,
+        topic: &str,
+        names: &[&str],
+    ) -> Result<Vec<ConfigSetting>> {
+        let response = self
+            .conn
+            .call_timeout(ADMIN_TIMEOUT, 256, |fbb| {
+                let topic = fbb.create_string(topic);
+                let names: Vec<_> = names.iter().map(|n| fbb.create_string(n)).collect();
+                let names = fbb.create_vector(&names);
+                let body = wire::DescribeConfigsRequest::create(
+                    fbb,
+                    &wire::DescribeConfigsRequestArgs {
+                        topic: Some(topic),
+                        names: Some(names),
+                    },
+                );
+                (wire::Request::DescribeConfigsRequest, body.as_union_value())
+            })
+            .await?;
+        let body = response
+            .check()?
+            .envelope()
+            .response_as_describe_configs_response()
+            .ok_or_else(|| {
+                ClientError::Protocol("describe configs response without a body".into())
+            })?;
+        Ok(settings_from_wire(body.configs()))
+    }
+
+    /// Changes a topic's settings, all or nothing (an invalid value is
+    /// `INVALID_CONFIG`, with the reason, and changes nothing); they apply
+    /// to the running partitions at once and survive restarts. With
+    /// `validate_only` nothing changes. Returns every setting as it is (or
+    /// would be) afterwards.
+    pub async fn alter_configs(
+        &self,
+        topic: &str,
+        updates: &[ConfigUpdate],
+        validate_only: bool,
+    ) -> Result<Vec<ConfigSetting>> {
+        let response = self
+            .conn
+            .call_timeout(ADMIN_TIMEOUT, 512, |fbb| {
+                let topic = fbb.create_string(topic);
+                let changes: Vec<_> = updates
+                    .iter()
+                    .map(|u| {
+                        let (name, operation, value) = match u {
+                            ConfigUpdate::Set { name, value } => {
+                                (name, wire::ConfigOperation::SET, Some(value))
+                            }
+                            ConfigUpdate::Delete { name } => {
+                                (name, wire::ConfigOperation::DELETE, None)
+                            }
+                        };
+                        let name = fbb.create_string(name);
+                        let value = value.map(|v| fbb.create_string(v));
+                        wire::ConfigChange::create(
+                            fbb,
+                            &wire::ConfigChangeArgs {
+                                name: Some(name),
+                                operation,
+                                value,
+                            },
+                        )
+                    })
+                    .collect();
+                let changes = fbb.create_vector(&changes);
+                let body = wire::AlterConfigsRequest::create(
+                    fbb,
+                    &wire::AlterConfigsRequestArgs {
+                        topic: Some(topic),
+                        changes: Some(changes),
+                        validate_only,
+                    },
+                );
+                (wire::Request::AlterConfigsRequest, body.as_union_value())
+            })
+            .await?;
+        let body = response
+            .check()?
+            .envelope()
+            .response_as_alter_configs_response()
+            .ok_or_else(|| ClientError::Protocol("alter configs response without a body".into()))?;
+        Ok(settings_from_wire(body.configs()))
     }
 
     /// Metadata for `topics` (all when empty). Unknown topics are left out;

@@ -290,7 +290,6 @@ impl Consumer {
         let mut out = Vec::new();
         for polled in self.poll_batches().await? {
             let batch = &polled.batch;
-            let base_ts = batch.base_timestamp().0;
             for r in batch.records() {
                 let offset = batch.base_offset().0 + r.offset_delta as u64;
                 if offset < polled.from {
@@ -300,7 +299,9 @@ impl Consumer {
                     topic: polled.topic.clone(),
                     partition: polled.partition,
                     offset,
-                    timestamp: base_ts + r.timestamp_delta,
+                    // A log-append-time batch gives every record the
+                    // broker's append time.
+                    timestamp: batch.record_timestamp(&r).0,
                     key: r.key.map(|k| batch.slice_of(k)),
                     value: r.value.map(|v| batch.slice_of(v)),
                     headers: r

@@ -36,8 +36,8 @@ pub mod partitioner;
 mod producer;
 
 pub use admin::{
-    Admin, ClusterMetadata, PartitionDescription, ShardStats, TopicDescription, TopicInfo,
-    TopicSettings, TopicSummary,
+    Admin, ClusterMetadata, ConfigSetting, ConfigSource, ConfigUpdate, PartitionDescription,
+    ShardStats, TopicDescription, TopicInfo, TopicSettings, TopicSummary,
 };
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, PolledBatch, SeekTo};
 pub use producer::{Acks, Delivery, Producer, ProducerConfig, ProducerRecord, RecordMetadata};

@@ -27,7 +27,7 @@ pub use coordinator::Coordinator;
 
 use crate::constants::{GROUP_ID_BYTES_MAX, OFFSETS_TOPIC_PARTITIONS, OFFSETS_TOPIC_SEGMENT_BYTES};
 use crate::error::{BrokerError, ErrorKind};
-use crate::meta::TopicConfig;
+use crate::meta::TopicOverrides;
 use crate::shard::{Shard, ShardMsg};
 use crate::storage::FsyncPolicy;
 use bytes::Bytes;
@@ -222,14 +222,15 @@ fn check_group_id(group: &str) -> Result<(), BrokerError> {
     Ok(())
 }
 
-/// The settings of the offsets topic.
-fn offsets_topic_config() -> TopicConfig {
-    TopicConfig {
-        fsync: FsyncPolicy::Always,
-        segment_bytes: OFFSETS_TOPIC_SEGMENT_BYTES,
-        retention_ms: None,
-        retention_bytes: None,
-        ..TopicConfig::default()
+/// The settings of the offsets topic, set on the topic itself so the
+/// broker's topic defaults never change them.
+fn offsets_topic_config() -> TopicOverrides {
+    TopicOverrides {
+        fsync: Some(FsyncPolicy::Always),
+        segment_bytes: Some(OFFSETS_TOPIC_SEGMENT_BYTES),
+        retention_ms: Some(None),
+        retention_bytes: Some(None),
+        ..TopicOverrides::default()
     }
 }
 

@@ -102,6 +102,95 @@ impl<'a> ::flatbuffers::Verifiable for FsyncPolicy {
 }
 
 impl ::flatbuffers::SimpleToVerifyInSlice for FsyncPolicy {}
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MIN_TIMESTAMP_TYPE: u8 = 0;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MAX_TIMESTAMP_TYPE: u8 = 255;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+#[allow(non_camel_case_types)]
+pub const ENUM_VALUES_TIMESTAMP_TYPE: [TimestampType; 3] = [
+  TimestampType::CREATE_TIME,
+  TimestampType::LOG_APPEND_TIME,
+  TimestampType::DEFAULT,
+];
+
+/// Kafka's message.timestamp.type. Added after 4a2ed44.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct TimestampType(pub u8);
+#[allow(non_upper_case_globals)]
+impl TimestampType {
+  pub const CREATE_TIME: Self = Self(0);
+  pub const LOG_APPEND_TIME: Self = Self(1);
+  pub const DEFAULT: Self = Self(255);
+
+  pub const ENUM_MIN: u8 = 0;
+  pub const ENUM_MAX: u8 = 255;
+  pub const ENUM_VALUES: &'static [Self] = &[
+    Self::CREATE_TIME,
+    Self::LOG_APPEND_TIME,
+    Self::DEFAULT,
+  ];
+  /// Returns the variant's name or "" if unknown.
+  pub fn variant_name(self) -> Option<&'static str> {
+    match self {
+      Self::CREATE_TIME => Some("CREATE_TIME"),
+      Self::LOG_APPEND_TIME => Some("LOG_APPEND_TIME"),
+      Self::DEFAULT => Some("DEFAULT"),
+      _ => None,
+    }
+  }
+}
+impl ::core::fmt::Debug for TimestampType {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    if let Some(name) = self.variant_name() {
+      f.write_str(name)
+    } else {
+      f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+    }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for TimestampType {
+  type Inner = Self;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    let b = unsafe { ::flatbuffers::read_scalar_at::<u8>(buf, loc) };
+    Self(b)
+  }
+}
+
+impl ::flatbuffers::Push for TimestampType {
+    type Output = TimestampType;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        unsafe { ::flatbuffers::emplace_scalar::<u8>(dst, self.0) };
+    }
+}
+
+impl ::flatbuffers::EndianScalar for TimestampType {
+  type Scalar = u8;
+  #[inline]
+  fn to_little_endian(self) -> u8 {
+    self.0.to_le()
+  }
+  #[inline]
+  #[allow(clippy::wrong_self_convention)]
+  fn from_little_endian(v: u8) -> Self {
+    let b = u8::from_le(v);
+    Self(b)
+  }
+}
+
+impl<'a> ::flatbuffers::Verifiable for TimestampType {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    u8::run_verifier(v, pos)
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for TimestampType {}
 /// A 128-bit UUID (Kafka's topic id), most significant half first.
 // struct Uuid, aligned to 8
 #[repr(transparent)]
@@ -254,6 +343,8 @@ impl<'a> TopicConfig<'a> {
   pub const VT_FSYNC: ::flatbuffers::VOffsetT = 12;
   pub const VT_FSYNC_INTERVAL_MS: ::flatbuffers::VOffsetT = 14;
   pub const VT_MAX_BATCH_BYTES: ::flatbuffers::VOffsetT = 16;
+  pub const VT_TIMESTAMP_TYPE: ::flatbuffers::VOffsetT = 18;
+  pub const VT_MIN_INSYNC_REPLICAS: ::flatbuffers::VOffsetT = 20;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -270,7 +361,9 @@ impl<'a> TopicConfig<'a> {
     builder.add_segment_bytes(args.segment_bytes);
     builder.add_retention_bytes(args.retention_bytes);
     builder.add_retention_ms(args.retention_ms);
+    builder.add_min_insync_replicas(args.min_insync_replicas);
     builder.add_fsync_interval_ms(args.fsync_interval_ms);
+    builder.add_timestamp_type(args.timestamp_type);
     builder.add_fsync(args.fsync);
     builder.finish()
   }
@@ -325,6 +418,23 @@ impl<'a> TopicConfig<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<i64>(TopicConfig::VT_MAX_BATCH_BYTES, Some(-1)).unwrap()}
   }
+  /// Added after 4a2ed44: which time appended batches carry.
+  #[inline]
+  pub fn timestamp_type(&self) -> TimestampType {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<TimestampType>(TopicConfig::VT_TIMESTAMP_TYPE, Some(TimestampType::DEFAULT)).unwrap()}
+  }
+  /// Added after 4a2ed44: Kafka's min.insync.replicas, stored for when
+  /// replication exists.
+  #[inline]
+  pub fn min_insync_replicas(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(TopicConfig::VT_MIN_INSYNC_REPLICAS, Some(-1)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for TopicConfig<'_> {
@@ -340,6 +450,8 @@ impl ::flatbuffers::Verifiable for TopicConfig<'_> {
      .visit_field::<FsyncPolicy>("fsync", Self::VT_FSYNC, false)?
      .visit_field::<u32>("fsync_interval_ms", Self::VT_FSYNC_INTERVAL_MS, false)?
      .visit_field::<i64>("max_batch_bytes", Self::VT_MAX_BATCH_BYTES, false)?
+     .visit_field::<TimestampType>("timestamp_type", Self::VT_TIMESTAMP_TYPE, false)?
+     .visit_field::<i32>("min_insync_replicas", Self::VT_MIN_INSYNC_REPLICAS, false)?
      .finish();
     Ok(())
   }
@@ -352,6 +464,8 @@ pub struct TopicConfigArgs {
     pub fsync: FsyncPolicy,
     pub fsync_interval_ms: u32,
     pub max_batch_bytes: i64,
+    pub timestamp_type: TimestampType,
+    pub min_insync_replicas: i32,
 }
 impl<'a> Default for TopicConfigArgs {
   #[inline]
@@ -364,6 +478,8 @@ impl<'a> Default for TopicConfigArgs {
       fsync: FsyncPolicy::DEFAULT,
       fsync_interval_ms: 0,
       max_batch_bytes: -1,
+      timestamp_type: TimestampType::DEFAULT,
+      min_insync_replicas: -1,
     }
   }
 }
@@ -402,6 +518,14 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> TopicConfigBuilder<'a, 'b, A>
     self.fbb_.push_slot::<i64>(TopicConfig::VT_MAX_BATCH_BYTES, max_batch_bytes, -1);
   }
   #[inline]
+  pub fn add_timestamp_type(&mut self, timestamp_type: TimestampType) {
+    self.fbb_.push_slot::<TimestampType>(TopicConfig::VT_TIMESTAMP_TYPE, timestamp_type, TimestampType::DEFAULT);
+  }
+  #[inline]
+  pub fn add_min_insync_replicas(&mut self, min_insync_replicas: i32) {
+    self.fbb_.push_slot::<i32>(TopicConfig::VT_MIN_INSYNC_REPLICAS, min_insync_replicas, -1);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> TopicConfigBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     TopicConfigBuilder {
@@ -426,6 +550,8 @@ impl ::core::fmt::Debug for TopicConfig<'_> {
       ds.field("fsync", &self.fsync());
       ds.field("fsync_interval_ms", &self.fsync_interval_ms());
       ds.field("max_batch_bytes", &self.max_batch_bytes());
+      ds.field("timestamp_type", &self.timestamp_type());
+      ds.field("min_insync_replicas", &self.min_insync_replicas());
       ds.finish()
   }
 }
@@ -450,6 +576,7 @@ impl<'a> TopicRecord<'a> {
   pub const VT_PARTITIONS: ::flatbuffers::VOffsetT = 8;
   pub const VT_CONFIG: ::flatbuffers::VOffsetT = 10;
   pub const VT_UUID: ::flatbuffers::VOffsetT = 12;
+  pub const VT_TOPIC_SETTINGS: ::flatbuffers::VOffsetT = 14;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -461,6 +588,7 @@ impl<'a> TopicRecord<'a> {
     args: &'args TopicRecordArgs<'args>
   ) -> ::flatbuffers::WIPOffset<TopicRecord<'bldr>> {
     let mut builder = TopicRecordBuilder::new(_fbb);
+    if let Some(x) = args.topic_settings { builder.add_topic_settings(x); }
     if let Some(x) = args.uuid { builder.add_uuid(x); }
     if let Some(x) = args.config { builder.add_config(x); }
     builder.add_partitions(args.partitions);
@@ -507,6 +635,19 @@ impl<'a> TopicRecord<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<Uuid>(TopicRecord::VT_UUID, None)}
   }
+  /// Added after 4a2ed44: the settings set on the topic itself, by their
+  /// TopicConfig field names ("cleanup_policy" has no field: its only
+  /// value is delete); every other value follows the broker's defaults.
+  /// Files without it: the values that differ from the broker's defaults
+  /// at the first start count as set on the topic, and the file is saved
+  /// with the list at once.
+  #[inline]
+  pub fn topic_settings(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>>>(TopicRecord::VT_TOPIC_SETTINGS, None)}
+  }
 }
 
 impl ::flatbuffers::Verifiable for TopicRecord<'_> {
@@ -520,6 +661,7 @@ impl ::flatbuffers::Verifiable for TopicRecord<'_> {
      .visit_field::<u32>("partitions", Self::VT_PARTITIONS, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<TopicConfig>>("config", Self::VT_CONFIG, false)?
      .visit_field::<Uuid>("uuid", Self::VT_UUID, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<&'_ str>>>>("topic_settings", Self::VT_TOPIC_SETTINGS, false)?
      .finish();
     Ok(())
   }
@@ -530,6 +672,7 @@ pub struct TopicRecordArgs<'a> {
     pub partitions: u32,
     pub config: Option<::flatbuffers::WIPOffset<TopicConfig<'a>>>,
     pub uuid: Option<&'a Uuid>,
+    pub topic_settings: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>>>,
 }
 impl<'a> Default for TopicRecordArgs<'a> {
   #[inline]
@@ -540,6 +683,7 @@ impl<'a> Default for TopicRecordArgs<'a> {
       partitions: 0,
       config: None,
       uuid: None,
+      topic_settings: None,
     }
   }
 }
@@ -570,6 +714,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> TopicRecordBuilder<'a, 'b, A>
     self.fbb_.push_slot_always::<&Uuid>(TopicRecord::VT_UUID, uuid);
   }
   #[inline]
+  pub fn add_topic_settings(&mut self, topic_settings: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<&'b  str>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(TopicRecord::VT_TOPIC_SETTINGS, topic_settings);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> TopicRecordBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     TopicRecordBuilder {
@@ -592,6 +740,7 @@ impl ::core::fmt::Debug for TopicRecord<'_> {
       ds.field("partitions", &self.partitions());
       ds.field("config", &self.config());
       ds.field("uuid", &self.uuid());
+      ds.field("topic_settings", &self.topic_settings());
       ds.finish()
   }
 }

@@ -14,11 +14,17 @@ use crate::error::{BrokerError, ErrorKind};
 #[allow(clippy::all, clippy::pedantic, unsafe_op_in_unsafe_fn, mismatched_lifetime_syntaxes, unused_imports, dead_code)]
 mod metadata_generated;
 mod node_ids;
+mod settings;
 
 pub use node_ids::shard_broker_id;
 
-use crate::storage::{FsyncPolicy, LogConfig};
-use crate::types::{ShardId, TopicId};
+pub use settings::{
+    CleanupPolicy, ConfigChange, ConfigEntry, ConfigOp, ConfigSource, FLUSH_NEVER, SETTINGS,
+    Setting, SettingInfo, SettingType, TopicConfig, TopicOverrides, flush_settings,
+};
+
+use crate::storage::FsyncPolicy;
+use crate::types::{ShardId, TimestampType, TopicId};
 use metadata_generated::corelog::metadata as file;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -84,195 +90,17 @@ pub fn validate_topic_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The effective configuration of a topic (every value set).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TopicConfig {
-    /// Delete sealed segments whose newest record is older (ms); none = keep.
-    pub retention_ms: Option<u64>,
-    /// Delete the oldest sealed segments while a partition stays this big.
-    pub retention_bytes: Option<u64>,
-    pub segment_bytes: u64,
-    pub segment_ms: u64,
-    #[serde(with = "fsync_text")]
-    pub fsync: FsyncPolicy,
-    pub max_batch_bytes: usize,
-}
-
-mod fsync_text {
-    use crate::storage::FsyncPolicy;
-
-    pub fn serialize<S: serde::Serializer>(p: &FsyncPolicy, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&p.to_string())
-    }
-
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<FsyncPolicy, D::Error> {
-        let text: String = serde::Deserialize::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-impl Default for TopicConfig {
-    fn default() -> Self {
-        let log = LogConfig::default();
-        TopicConfig {
-            retention_ms: None,
-            retention_bytes: None,
-            segment_bytes: log.segment_bytes,
-            segment_ms: log.segment_ms,
-            fsync: log.fsync,
-            max_batch_bytes: log.batch_bytes_max,
-        }
-    }
-}
-
-/// Settings a request gives a new topic; what it leaves unset keeps the
-/// broker's defaults. `retention_*: Some(None)` means "keep forever".
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TopicOverrides {
-    pub retention_ms: Option<Option<u64>>,
-    pub retention_bytes: Option<Option<u64>>,
-    pub segment_bytes: Option<u64>,
-    pub segment_ms: Option<u64>,
-    pub fsync: Option<FsyncPolicy>,
-    pub max_batch_bytes: Option<usize>,
-}
-
-impl TopicOverrides {
-    /// Sets one value by its Kafka name (what Kafka's admin clients send
-    /// with CreateTopics). Unknown names and values are errors that say
-    /// what is accepted.
-    pub fn set_kafka(&mut self, key: &str, value: Option<&str>) -> Result<(), String> {
-        let value = value.ok_or_else(|| format!("{key} has no value"))?;
-        let number = |what: &str| -> Result<i64, String> {
-            value
-                .trim()
-                .parse::<i64>()
-                .map_err(|_| format!("{what} must be a whole number, got {value:?}"))
-        };
-        let non_negative = |what: &str| -> Result<u64, String> {
-            let n = number(what)?;
-            u64::try_from(n).map_err(|_| format!("{what} must not be negative, got {n}"))
-        };
-        let forever_or = |what: &str| -> Result<Option<u64>, String> {
-            match number(what)? {
-                -1 => Ok(None),
-                n if n < 0 => Err(format!(
-                    "{what} must be -1 (forever) or at least 0, got {n}"
-                )),
-                n => Ok(Some(n as u64)),
-            }
-        };
-        match key {
-            "retention.ms" => self.retention_ms = Some(forever_or(key)?),
-            "retention.bytes" => self.retention_bytes = Some(forever_or(key)?),
-            "segment.bytes" => self.segment_bytes = Some(non_negative(key)?),
-            "segment.ms" => self.segment_ms = Some(non_negative(key)?),
-            "max.message.bytes" => self.max_batch_bytes = Some(non_negative(key)? as usize),
-            // corelog's fsync policy, in Kafka's terms: a sync after every
-            // message is `always`; a sync every N ms is `interval:N`.
-            "flush.messages" => match non_negative(key)? {
-                1 => self.fsync = Some(FsyncPolicy::Always),
-                n if n >= i64::MAX as u64 => self.fsync = Some(FsyncPolicy::Never),
-                n => {
-                    return Err(format!(
-                        "flush.messages {n} is not supported: 1 (sync every append, corelog's fsync always) or {} (never)",
-                        i64::MAX
-                    ));
-                }
-            },
-            "flush.ms" => match non_negative(key)? {
-                0 => self.fsync = Some(FsyncPolicy::Always),
-                n if n >= i64::MAX as u64 => self.fsync = Some(FsyncPolicy::Never),
-                n => self.fsync = Some(FsyncPolicy::Interval(Duration::from_millis(n))),
-            },
-            "cleanup.policy" if value == "delete" => {}
-            "cleanup.policy" => {
-                return Err(format!(
-                    "cleanup.policy {value:?} is not supported yet; only \"delete\""
-                ));
-            }
-            "message.timestamp.type" if value == "CreateTime" => {}
-            _ => {
-                return Err(format!(
-                    "topic config {key:?} is not supported; supported: retention.ms, retention.bytes, segment.bytes, segment.ms, max.message.bytes, flush.messages, flush.ms, cleanup.policy=delete"
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-impl TopicConfig {
-    /// This configuration with `overrides` applied, validated.
-    pub fn with_overrides(&self, overrides: &TopicOverrides) -> Result<TopicConfig, String> {
-        let mut c = self.clone();
-        if let Some(v) = overrides.retention_ms {
-            c.retention_ms = v;
-        }
-        if let Some(v) = overrides.retention_bytes {
-            c.retention_bytes = v;
-        }
-        if let Some(v) = overrides.segment_bytes {
-            c.segment_bytes = v;
-        }
-        if let Some(v) = overrides.segment_ms {
-            c.segment_ms = v;
-        }
-        if let Some(v) = overrides.fsync {
-            c.fsync = v;
-        }
-        if let Some(v) = overrides.max_batch_bytes {
-            c.max_batch_bytes = v;
-        }
-        c.log_config().validate()?;
-        Ok(c)
-    }
-
-    /// The configuration in Kafka's names and text values, as admin tools
-    /// show it (`retention.ms` -1 is "forever"; the fsync policy appears as
-    /// `flush.messages` / `flush.ms`).
-    pub fn kafka_entries(&self) -> Vec<(&'static str, String)> {
-        let forever = |v: Option<u64>| v.map_or("-1".to_string(), |v| v.to_string());
-        let (flush_messages, flush_ms) = match self.fsync {
-            FsyncPolicy::Always => ("1".to_string(), "0".to_string()),
-            FsyncPolicy::Interval(d) => (i64::MAX.to_string(), d.as_millis().to_string()),
-            FsyncPolicy::Never => (i64::MAX.to_string(), i64::MAX.to_string()),
-        };
-        vec![
-            ("cleanup.policy", "delete".to_string()),
-            ("retention.ms", forever(self.retention_ms)),
-            ("retention.bytes", forever(self.retention_bytes)),
-            ("segment.bytes", self.segment_bytes.to_string()),
-            ("segment.ms", self.segment_ms.to_string()),
-            ("max.message.bytes", self.max_batch_bytes.to_string()),
-            ("message.timestamp.type", "CreateTime".to_string()),
-            ("flush.messages", flush_messages),
-            ("flush.ms", flush_ms),
-        ]
-    }
-
-    /// The storage configuration of each partition log of the topic.
-    pub fn log_config(&self) -> LogConfig {
-        LogConfig {
-            fsync: self.fsync,
-            segment_bytes: self.segment_bytes,
-            segment_ms: self.segment_ms,
-            retention_ms: self.retention_ms,
-            retention_bytes: self.retention_bytes,
-            batch_bytes_max: self.max_batch_bytes,
-            ..LogConfig::default()
-        }
-    }
-}
-
 /// One topic.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopicMeta {
     pub id: TopicId,
     pub name: Arc<str>,
     pub partitions: u32,
+    /// The effective configuration: `overrides` over the broker's topic
+    /// defaults.
     pub config: TopicConfig,
+    /// What is set on the topic itself.
+    pub overrides: TopicOverrides,
     /// The topic's UUID (Kafka's topic id): random, never reused, stable
     /// for the topic's life.
     pub uuid: [u8; 16],
@@ -292,6 +120,10 @@ pub struct Snapshot {
     /// Idempotent producer ids below this were handed out; the controller
     /// reserves them in blocks, so a restart never hands one out twice.
     pub next_producer_id: i64,
+    /// The broker's topic defaults, which every setting a topic does not
+    /// set follows. Not stored in the metadata file: they come from the
+    /// broker's configuration at each start.
+    pub topic_defaults: TopicConfig,
 }
 
 /// A random (version 4) UUID.
@@ -322,12 +154,12 @@ impl Snapshot {
         self.topics.values().find(|t| t.id == id)
     }
 
-    /// A new snapshot with `name` added.
+    /// A new snapshot with `name` added, setting `overrides` itself.
     pub fn with_topic(
         &self,
         name: &str,
         partitions: u32,
-        config: TopicConfig,
+        overrides: TopicOverrides,
     ) -> Result<(Snapshot, Arc<TopicMeta>), MetaError> {
         validate_topic_name(name).map_err(MetaError::InvalidName)?;
         if self.topics.contains_key(name) {
@@ -336,11 +168,16 @@ impl Snapshot {
         if partitions == 0 || partitions > PARTITIONS_PER_TOPIC_MAX {
             return Err(MetaError::InvalidPartitions(partitions));
         }
+        let config = self
+            .topic_defaults
+            .with_overrides(&overrides)
+            .map_err(MetaError::InvalidConfig)?;
         let meta = Arc::new(TopicMeta {
             id: TopicId(self.next_topic_id),
             name: Arc::from(name),
             partitions,
             config,
+            overrides,
             uuid: random_uuid(),
         });
         let mut next = self.clone();
@@ -378,6 +215,45 @@ impl Snapshot {
         Ok((next, meta))
     }
 
+    /// A new snapshot in which `name`'s settings have `changes` applied
+    /// (Kafka's names and operations), all or nothing; `None` when the
+    /// changes leave the topic as it is.
+    pub fn with_config_changes(
+        &self,
+        name: &str,
+        changes: &[ConfigChange],
+    ) -> Result<Option<(Snapshot, Arc<TopicMeta>)>, MetaError> {
+        let current = self
+            .topics
+            .get(name)
+            .ok_or_else(|| MetaError::Unknown(name.to_string()))?;
+        let overrides = current
+            .overrides
+            .apply(changes, &self.topic_defaults)
+            .map_err(MetaError::InvalidConfig)?;
+        let config = self
+            .topic_defaults
+            .with_overrides(&overrides)
+            .map_err(MetaError::InvalidConfig)?;
+        if overrides == current.overrides {
+            return Ok(None);
+        }
+        let meta = Arc::new(TopicMeta {
+            config,
+            overrides,
+            ..(**current).clone()
+        });
+        let mut next = self.clone();
+        next.version += 1;
+        next.topics.insert(meta.name.clone(), meta.clone());
+        Ok(Some((next, meta)))
+    }
+
+    /// Every setting of a topic, with its source.
+    pub fn config_entries(&self, topic: &TopicMeta) -> Vec<ConfigEntry> {
+        topic.config.entries(&topic.overrides, &self.topic_defaults)
+    }
+
     /// A new snapshot that reserves the next `count` producer ids; returns
     /// it and the first id of the block.
     pub fn with_producer_block(&self, count: u64) -> (Snapshot, i64) {
@@ -408,6 +284,11 @@ impl Snapshot {
             .map(|t| {
                 let name = fbb.create_string(&t.name);
                 let config = config_to_file(&t.config, &mut fbb);
+                let set: Vec<_> = overridden_fields(&t.overrides)
+                    .into_iter()
+                    .map(|f| fbb.create_string(f))
+                    .collect();
+                let set = fbb.create_vector(&set);
                 let uuid = file::Uuid::new(
                     u64::from_be_bytes(t.uuid[..8].try_into().expect("8 bytes")),
                     u64::from_be_bytes(t.uuid[8..].try_into().expect("8 bytes")),
@@ -420,6 +301,7 @@ impl Snapshot {
                         partitions: t.partitions,
                         config: Some(config),
                         uuid: Some(&uuid),
+                        topic_settings: Some(set),
                     },
                 )
             })
@@ -440,10 +322,21 @@ impl Snapshot {
         fbb.finished_data().to_vec()
     }
 
-    /// Decodes (and verifies) a metadata file. Values a file written by an
-    /// older version lacks (topic UUIDs, the cluster id) are left unset
-    /// (all-zero UUID, empty id): [`Snapshot::load`] assigns them.
+    /// Decodes (and verifies) a metadata file, with corelog's built-in
+    /// topic defaults (see [`Snapshot::decode_with`]).
     pub fn decode(bytes: &[u8]) -> Result<Snapshot, String> {
+        Snapshot::decode_with(bytes, &TopicConfig::default()).map(|(s, _)| s)
+    }
+
+    /// Decodes (and verifies) a metadata file; each topic's settings are
+    /// those it sets itself over the broker's `defaults`. Values a file
+    /// written by an older version lacks (topic UUIDs, the cluster id) are
+    /// left unset (all-zero UUID, empty id): [`Snapshot::load`] assigns
+    /// them. Also returns whether a topic lacked the list of the settings
+    /// it sets (files written before that list existed): its stored values
+    /// that differ from `defaults` then count as set on the topic, and the
+    /// file should be saved so that stays so.
+    pub fn decode_with(bytes: &[u8], defaults: &TopicConfig) -> Result<(Snapshot, bool), String> {
         if !flatbuffers::buffer_has_identifier(bytes, METADATA_FILE_IDENTIFIER, false) {
             return Err("not a corelog metadata file (identifier missing)".into());
         }
@@ -455,10 +348,24 @@ impl Snapshot {
             topics: BTreeMap::new(),
             cluster_id: root.cluster_id().unwrap_or("").to_string(),
             next_producer_id: root.next_producer_id(),
+            topic_defaults: defaults.clone(),
         };
+        let mut migrated = false;
         for t in root.topics().iter().flatten() {
             let name = t.name().ok_or("topic record without a name")?;
-            let config = config_from_file(t.config()).map_err(|e| format!("topic {name}: {e}"))?;
+            let stored =
+                config_from_file(t.config(), defaults).map_err(|e| format!("topic {name}: {e}"))?;
+            let overrides = match t.topic_settings() {
+                Some(set) => overrides_named(&stored, set.iter())
+                    .map_err(|e| format!("topic {name}: {e}"))?,
+                None => {
+                    migrated = true;
+                    overrides_differing(&stored, defaults)
+                }
+            };
+            let config = defaults.with_overrides(&overrides).map_err(|e| {
+                format!("topic {name}: its settings do not fit the broker's topic defaults: {e}")
+            })?;
             let mut uuid = [0u8; 16];
             if let Some(u) = t.uuid() {
                 uuid[..8].copy_from_slice(&u.hi().to_be_bytes());
@@ -469,11 +376,12 @@ impl Snapshot {
                 name: Arc::from(name),
                 partitions: t.partitions(),
                 config,
+                overrides,
                 uuid,
             };
             snapshot.topics.insert(meta.name.clone(), Arc::new(meta));
         }
-        Ok(snapshot)
+        Ok((snapshot, migrated))
     }
 
     /// Gives topics without a UUID a new one and the snapshot a cluster id
@@ -495,24 +403,30 @@ impl Snapshot {
     }
 
     /// Loads the metadata file of `data_dir` (an empty snapshot if there
-    /// is none). Ids an older version did not write — topic UUIDs, the
-    /// cluster id — are assigned and the file is saved at once, so they
-    /// never change afterwards. Blocking: run at start-up or off the
+    /// is none), with the broker's topic `defaults`. What an older version
+    /// did not write — topic UUIDs, the cluster id, which settings a topic
+    /// sets itself — is filled in and the file is saved at once, so it
+    /// never changes afterwards. Blocking: run at start-up or off the
     /// executor.
-    pub fn load(data_dir: &Path) -> Result<Snapshot, String> {
+    pub fn load(data_dir: &Path, defaults: &TopicConfig) -> Result<Snapshot, String> {
         let path = data_dir.join(METADATA_FILE_NAME);
-        let mut snapshot = match std::fs::read(&path) {
-            Ok(bytes) => {
-                Snapshot::decode(&bytes).map_err(|e| format!("{}: {e}", path.display()))?
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Snapshot::default(),
+        let (mut snapshot, migrated) = match std::fs::read(&path) {
+            Ok(bytes) => Snapshot::decode_with(&bytes, defaults)
+                .map_err(|e| format!("{}: {e}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
+                Snapshot {
+                    topic_defaults: defaults.clone(),
+                    ..Snapshot::default()
+                },
+                false,
+            ),
             Err(e) => return Err(format!("reading {}: {e}", path.display())),
         };
-        if snapshot.assign_missing_ids() {
+        if snapshot.assign_missing_ids() || migrated {
             snapshot
                 .save(data_dir)
                 .map_err(|e| format!("saving {}: {e}", path.display()))?;
-            tracing::info!(cluster_id = %snapshot.cluster_id, file = %path.display(), "metadata file written with the cluster id and topic UUIDs");
+            tracing::info!(cluster_id = %snapshot.cluster_id, file = %path.display(), "metadata file written with what an older version left out (cluster id, topic UUIDs, the settings each topic sets)");
         }
         Ok(snapshot)
     }
@@ -533,7 +447,8 @@ impl Snapshot {
     }
 }
 
-/// A topic configuration as the metadata file stores it (every value set).
+/// A topic configuration as the metadata file stores it (every value set,
+/// the effective one).
 fn config_to_file<'a>(
     c: &TopicConfig,
     fbb: &mut flatbuffers::FlatBufferBuilder<'a>,
@@ -557,14 +472,22 @@ fn config_to_file<'a>(
             fsync,
             fsync_interval_ms: interval,
             max_batch_bytes: c.max_batch_bytes as i64,
+            timestamp_type: match c.timestamp_type {
+                TimestampType::CreateTime => file::TimestampType::CREATE_TIME,
+                TimestampType::LogAppendTime => file::TimestampType::LOG_APPEND_TIME,
+            },
+            min_insync_replicas: c.min_insync_replicas.min(i32::MAX as u32) as i32,
         },
     )
 }
 
-/// A stored topic configuration (-1: no limit for retention, the default
-/// for the rest), validated.
-fn config_from_file(f: Option<file::TopicConfig<'_>>) -> Result<TopicConfig, String> {
-    let mut c = TopicConfig::default();
+/// A stored topic configuration (-1: no limit for retention; absent or
+/// DEFAULT: `defaults`' value for the rest), validated.
+fn config_from_file(
+    f: Option<file::TopicConfig<'_>>,
+    defaults: &TopicConfig,
+) -> Result<TopicConfig, String> {
+    let mut c = defaults.clone();
     let Some(f) = f else { return Ok(c) };
     let opt = |v: i64, what: &str| -> Result<Option<u64>, String> {
         match v {
@@ -596,8 +519,91 @@ fn config_from_file(f: Option<file::TopicConfig<'_>>) -> Result<TopicConfig, Str
         }
         other => return Err(format!("unknown fsync policy {}", other.0)),
     };
-    c.log_config().validate()?;
+    c.timestamp_type = match f.timestamp_type() {
+        file::TimestampType::DEFAULT => c.timestamp_type,
+        file::TimestampType::CREATE_TIME => TimestampType::CreateTime,
+        file::TimestampType::LOG_APPEND_TIME => TimestampType::LogAppendTime,
+        other => return Err(format!("unknown timestamp type {}", other.0)),
+    };
+    match f.min_insync_replicas() {
+        -1 => {}
+        n if n >= 1 => c.min_insync_replicas = n as u32,
+        n => return Err(format!("min insync replicas {n} is below 1")),
+    }
+    c.validate()?;
     Ok(c)
+}
+
+/// The TopicConfig field names a topic sets itself, as the metadata file
+/// lists them (`cleanup_policy` has no field: delete is its only value).
+fn overridden_fields(o: &TopicOverrides) -> Vec<&'static str> {
+    [
+        ("retention_ms", o.retention_ms.is_some()),
+        ("retention_bytes", o.retention_bytes.is_some()),
+        ("segment_bytes", o.segment_bytes.is_some()),
+        ("segment_ms", o.segment_ms.is_some()),
+        ("fsync", o.fsync.is_some()),
+        ("max_batch_bytes", o.max_batch_bytes.is_some()),
+        ("timestamp_type", o.timestamp_type.is_some()),
+        ("min_insync_replicas", o.min_insync_replicas.is_some()),
+        ("cleanup_policy", o.cleanup_policy.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, set)| set.then_some(name))
+    .collect()
+}
+
+/// The overrides a file lists, with their stored values. A name this
+/// version does not know (written by a newer one) is an error: its value
+/// would be silently lost at the next save.
+fn overrides_named<'a>(
+    stored: &TopicConfig,
+    names: impl Iterator<Item = &'a str>,
+) -> Result<TopicOverrides, String> {
+    let mut o = TopicOverrides::default();
+    for name in names {
+        match name {
+            "retention_ms" => o.retention_ms = Some(stored.retention_ms),
+            "retention_bytes" => o.retention_bytes = Some(stored.retention_bytes),
+            "segment_bytes" => o.segment_bytes = Some(stored.segment_bytes),
+            "segment_ms" => o.segment_ms = Some(stored.segment_ms),
+            "fsync" => o.fsync = Some(stored.fsync),
+            "max_batch_bytes" => o.max_batch_bytes = Some(stored.max_batch_bytes),
+            "timestamp_type" => o.timestamp_type = Some(stored.timestamp_type),
+            "min_insync_replicas" => o.min_insync_replicas = Some(stored.min_insync_replicas),
+            "cleanup_policy" => o.cleanup_policy = Some(CleanupPolicy::Delete),
+            other => {
+                return Err(format!(
+                    "the topic sets {other:?}, a setting this version does not know"
+                ));
+            }
+        }
+    }
+    Ok(o)
+}
+
+/// For a file written before topics listed their own settings: every
+/// stored value that differs from the broker's `defaults` counts as set on
+/// the topic, so the topic's effective configuration stays what it was.
+fn overrides_differing(stored: &TopicConfig, defaults: &TopicConfig) -> TopicOverrides {
+    let differs = |a, b| a != b;
+    TopicOverrides {
+        retention_ms: differs(stored.retention_ms, defaults.retention_ms)
+            .then_some(stored.retention_ms),
+        retention_bytes: differs(stored.retention_bytes, defaults.retention_bytes)
+            .then_some(stored.retention_bytes),
+        segment_bytes: (stored.segment_bytes != defaults.segment_bytes)
+            .then_some(stored.segment_bytes),
+        segment_ms: (stored.segment_ms != defaults.segment_ms).then_some(stored.segment_ms),
+        fsync: (stored.fsync != defaults.fsync).then_some(stored.fsync),
+        max_batch_bytes: (stored.max_batch_bytes != defaults.max_batch_bytes)
+            .then_some(stored.max_batch_bytes),
+        timestamp_type: (stored.timestamp_type != defaults.timestamp_type)
+            .then_some(stored.timestamp_type),
+        min_insync_replicas: (stored.min_insync_replicas != defaults.min_insync_replicas)
+            .then_some(stored.min_insync_replicas),
+        cleanup_policy: None,
+    }
 }
 
 /// Four-byte identifier at the start of the metadata file.
@@ -725,44 +731,137 @@ mod tests {
 
     #[test]
     fn snapshots_round_trip_through_the_metadata_file() {
-        let config = TopicConfig {
-            retention_ms: Some(1000),
-            fsync: FsyncPolicy::Interval(Duration::from_millis(7)),
-            ..TopicConfig::default()
+        let overrides = TopicOverrides {
+            retention_ms: Some(Some(1000)),
+            fsync: Some(FsyncPolicy::Interval(Duration::from_millis(7))),
+            timestamp_type: Some(TimestampType::LogAppendTime),
+            min_insync_replicas: Some(2),
+            cleanup_policy: Some(CleanupPolicy::Delete),
+            ..TopicOverrides::default()
         };
+        let none = TopicOverrides::default();
         let (s1, t1) = Snapshot::default()
-            .with_topic("a", 3, config.clone())
+            .with_topic("a", 3, overrides.clone())
             .unwrap();
-        let (s2, _) = s1.with_topic("b", 1, TopicConfig::default()).unwrap();
+        assert_eq!(t1.config.timestamp_type, TimestampType::LogAppendTime);
+        let (s2, _) = s1.with_topic("b", 1, none.clone()).unwrap();
         let (s3, removed) = s2.without_topic("a").unwrap();
         assert_eq!(removed, t1);
-        let (s4, t3) = s3.with_topic("a", 5, config).unwrap();
+        let (s4, t3) = s3.with_topic("a", 5, overrides).unwrap();
         assert_ne!(t3.id, t1.id, "topic ids are never reused");
         assert_eq!(Snapshot::decode(&s4.encode()).unwrap(), s4);
         assert_eq!(s4.version, 4);
         assert!(matches!(
-            s4.with_topic("b", 1, TopicConfig::default()),
+            s4.with_topic("b", 1, none.clone()),
             Err(MetaError::Exists(_))
         ));
         assert!(matches!(
-            s4.with_topic("c", 0, TopicConfig::default()),
+            s4.with_topic("c", 0, none),
             Err(MetaError::InvalidPartitions(0))
         ));
         assert!(Snapshot::decode(b"garbage!").is_err());
     }
 
     #[test]
+    fn settings_not_set_on_a_topic_follow_the_broker_defaults() {
+        let defaults = TopicConfig {
+            retention_ms: Some(60_000),
+            ..TopicConfig::default()
+        };
+        let base = Snapshot {
+            topic_defaults: defaults.clone(),
+            ..Snapshot::default()
+        };
+        let own = TopicOverrides {
+            segment_bytes: Some(1 << 20),
+            ..TopicOverrides::default()
+        };
+        let (s, _) = base.with_topic("t", 1, own).unwrap();
+        let bytes = s.encode();
+        // Read back under other defaults: the topic's own value stays, the
+        // rest follows.
+        let later = TopicConfig {
+            retention_ms: Some(120_000),
+            segment_bytes: 2 << 20,
+            ..TopicConfig::default()
+        };
+        let (read, migrated) = Snapshot::decode_with(&bytes, &later).unwrap();
+        assert!(!migrated);
+        let t = read.topic("t").unwrap();
+        assert_eq!(t.config.segment_bytes, 1 << 20);
+        assert_eq!(t.config.retention_ms, Some(120_000));
+    }
+
+    #[test]
+    fn config_changes_apply_all_or_nothing() {
+        let (s, _) = Snapshot::default()
+            .with_topic("t", 1, TopicOverrides::default())
+            .unwrap();
+        let (s2, t) = s
+            .with_config_changes(
+                "t",
+                &[
+                    ConfigChange::set("retention.ms", "5000"),
+                    ConfigChange::set("message.timestamp.type", "LogAppendTime"),
+                ],
+            )
+            .unwrap()
+            .expect("a change");
+        assert_eq!(t.config.retention_ms, Some(5000));
+        assert_eq!(t.config.timestamp_type, TimestampType::LogAppendTime);
+        assert_eq!(s2.version, s.version + 1);
+        let entries = s2.config_entries(&t);
+        let retention = entries
+            .iter()
+            .find(|e| e.info.name == "retention.ms")
+            .unwrap();
+        assert_eq!(
+            (retention.value.as_str(), retention.source),
+            ("5000", ConfigSource::Topic)
+        );
+        // A bad value anywhere refuses the whole request.
+        let err = s2
+            .with_config_changes(
+                "t",
+                &[
+                    ConfigChange::set("retention.ms", "1"),
+                    ConfigChange::set("segment.bytes", "10"),
+                ],
+            )
+            .unwrap_err();
+        assert!(matches!(err, MetaError::InvalidConfig(_)), "{err}");
+        // Setting what is already set changes nothing.
+        assert!(
+            s2.with_config_changes("t", &[ConfigChange::set("retention.ms", "5000")])
+                .unwrap()
+                .is_none()
+        );
+        // Deleting returns to the default.
+        let (_, t) = s2
+            .with_config_changes("t", &[ConfigChange::delete("retention.ms")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.config.retention_ms, None);
+        assert!(!t.overrides.sets(Setting::RetentionMs));
+        assert!(matches!(
+            s2.with_config_changes("nope", &[]),
+            Err(MetaError::Unknown(_))
+        ));
+    }
+
+    #[test]
     fn metadata_file_is_written_durably_and_read_back() {
         let dir = tempfile::tempdir().unwrap();
+        let defaults = TopicConfig::default();
         // A new data directory gets a cluster id at once, saved.
-        let first = Snapshot::load(dir.path()).unwrap();
+        let first = Snapshot::load(dir.path(), &defaults).unwrap();
         assert!(first.topics.is_empty());
         assert_eq!(first.cluster_id.len(), 22);
-        assert_eq!(Snapshot::load(dir.path()).unwrap(), first);
-        let (s, t) = first.with_topic("t", 2, TopicConfig::default()).unwrap();
+        assert_eq!(Snapshot::load(dir.path(), &defaults).unwrap(), first);
+        let (s, t) = first.with_topic("t", 2, TopicOverrides::default()).unwrap();
         assert_ne!(t.uuid, [0; 16]);
         s.save(dir.path()).unwrap();
-        assert_eq!(Snapshot::load(dir.path()).unwrap(), s);
+        assert_eq!(Snapshot::load(dir.path(), &defaults).unwrap(), s);
         assert!(
             !dir.path()
                 .join(format!("{METADATA_FILE_NAME}.tmp"))
@@ -773,16 +872,19 @@ mod tests {
     #[test]
     fn a_metadata_file_from_0_1_0_gets_ids_once_and_keeps_them() {
         // Written by 0.1.0 (tests/fixtures/README.md): no topic UUIDs, no
-        // cluster id.
+        // cluster id, no list of the settings each topic sets.
         let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/data-v0.1.0")
             .join(METADATA_FILE_NAME);
         let dir = tempfile::tempdir().unwrap();
         std::fs::copy(&fixture, dir.path().join(METADATA_FILE_NAME)).unwrap();
-        let old = Snapshot::decode(&std::fs::read(&fixture).unwrap()).unwrap();
+        let (old, migrated) =
+            Snapshot::decode_with(&std::fs::read(&fixture).unwrap(), &TopicConfig::default())
+                .unwrap();
+        assert!(migrated);
         assert_eq!(old.topics.len(), 2);
         assert!(old.cluster_id.is_empty());
-        let loaded = Snapshot::load(dir.path()).unwrap();
+        let loaded = Snapshot::load(dir.path(), &TopicConfig::default()).unwrap();
         assert_eq!(loaded.cluster_id.len(), 22);
         for (name, topic) in &loaded.topics {
             let before = &old.topics[name];
@@ -791,44 +893,23 @@ mod tests {
             assert_ne!(topic.uuid, [0; 16]);
         }
         assert_eq!(
-            Snapshot::load(dir.path()).unwrap(),
+            Snapshot::load(dir.path(), &TopicConfig::default()).unwrap(),
             loaded,
             "ids assigned once are saved and never change"
         );
-    }
-
-    #[test]
-    fn kafka_topic_settings_map_onto_the_topic_config() {
-        let mut o = TopicOverrides::default();
-        o.set_kafka("retention.ms", Some("-1")).unwrap();
-        o.set_kafka("segment.bytes", Some("1048576")).unwrap();
-        o.set_kafka("flush.messages", Some("1")).unwrap();
-        o.set_kafka("max.message.bytes", Some("2000000")).unwrap();
-        let c = TopicConfig::default().with_overrides(&o).unwrap();
-        assert_eq!(c.retention_ms, None);
-        assert_eq!(c.segment_bytes, 1 << 20);
-        assert_eq!(c.fsync, FsyncPolicy::Always);
-        assert_eq!(c.max_batch_bytes, 2_000_000);
-        let mut o = TopicOverrides::default();
-        o.set_kafka("flush.ms", Some("250")).unwrap();
-        assert_eq!(
-            o.fsync,
-            Some(FsyncPolicy::Interval(Duration::from_millis(250)))
-        );
-        for (key, value) in [
-            ("retention.ms", "soon"),
-            ("segment.bytes", "-5"),
-            ("cleanup.policy", "compact"),
-            ("unclean.leader.election.enable", "true"),
-        ] {
-            let err = TopicOverrides::default()
-                .set_kafka(key, Some(value))
-                .unwrap_err();
-            assert!(err.contains(key), "{err}");
+        // What the topics set is pinned at that first start: other broker
+        // defaults later do not change their stored values.
+        let other = TopicConfig {
+            segment_ms: 1234,
+            ..TopicConfig::default()
+        };
+        let again = Snapshot::load(dir.path(), &other).unwrap();
+        for (name, topic) in &again.topics {
+            let before = &loaded.topics[name];
+            assert_eq!(topic.overrides, before.overrides, "{name}");
+            if !topic.overrides.sets(Setting::SegmentMs) {
+                assert_eq!(topic.config.segment_ms, 1234);
+            }
         }
-        // Values the log cannot take are refused when applied.
-        let mut o = TopicOverrides::default();
-        o.set_kafka("segment.bytes", Some("10")).unwrap();
-        assert!(TopicConfig::default().with_overrides(&o).is_err());
     }
 }

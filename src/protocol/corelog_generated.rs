@@ -501,12 +501,188 @@ impl<'a> ::flatbuffers::Verifiable for OffsetSpec {
 
 impl ::flatbuffers::SimpleToVerifyInSlice for OffsetSpec {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MIN_REQUEST: u8 = 0;
+pub const ENUM_MIN_CONFIG_SOURCE: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_REQUEST: u8 = 11;
+pub const ENUM_MAX_CONFIG_SOURCE: u8 = 2;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_REQUEST: [Request; 12] = [
+pub const ENUM_VALUES_CONFIG_SOURCE: [ConfigSource; 3] = [
+  ConfigSource::DEFAULT,
+  ConfigSource::BROKER,
+  ConfigSource::TOPIC,
+];
+
+/// Where a topic setting's value comes from: corelog's built-in default,
+/// the broker's configuration (its topic defaults), or the topic itself.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct ConfigSource(pub u8);
+#[allow(non_upper_case_globals)]
+impl ConfigSource {
+  pub const DEFAULT: Self = Self(0);
+  pub const BROKER: Self = Self(1);
+  pub const TOPIC: Self = Self(2);
+
+  pub const ENUM_MIN: u8 = 0;
+  pub const ENUM_MAX: u8 = 2;
+  pub const ENUM_VALUES: &'static [Self] = &[
+    Self::DEFAULT,
+    Self::BROKER,
+    Self::TOPIC,
+  ];
+  /// Returns the variant's name or "" if unknown.
+  pub fn variant_name(self) -> Option<&'static str> {
+    match self {
+      Self::DEFAULT => Some("DEFAULT"),
+      Self::BROKER => Some("BROKER"),
+      Self::TOPIC => Some("TOPIC"),
+      _ => None,
+    }
+  }
+}
+impl ::core::fmt::Debug for ConfigSource {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    if let Some(name) = self.variant_name() {
+      f.write_str(name)
+    } else {
+      f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+    }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for ConfigSource {
+  type Inner = Self;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    let b = unsafe { ::flatbuffers::read_scalar_at::<u8>(buf, loc) };
+    Self(b)
+  }
+}
+
+impl ::flatbuffers::Push for ConfigSource {
+    type Output = ConfigSource;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        unsafe { ::flatbuffers::emplace_scalar::<u8>(dst, self.0) };
+    }
+}
+
+impl ::flatbuffers::EndianScalar for ConfigSource {
+  type Scalar = u8;
+  #[inline]
+  fn to_little_endian(self) -> u8 {
+    self.0.to_le()
+  }
+  #[inline]
+  #[allow(clippy::wrong_self_convention)]
+  fn from_little_endian(v: u8) -> Self {
+    let b = u8::from_le(v);
+    Self(b)
+  }
+}
+
+impl<'a> ::flatbuffers::Verifiable for ConfigSource {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    u8::run_verifier(v, pos)
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for ConfigSource {}
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MIN_CONFIG_OPERATION: u8 = 0;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MAX_CONFIG_OPERATION: u8 = 1;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+#[allow(non_camel_case_types)]
+pub const ENUM_VALUES_CONFIG_OPERATION: [ConfigOperation; 2] = [
+  ConfigOperation::SET,
+  ConfigOperation::DELETE,
+];
+
+/// SET gives the topic its own value; DELETE returns the setting to the
+/// broker's default (Kafka's IncrementalAlterConfigs operations 0 and 1).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct ConfigOperation(pub u8);
+#[allow(non_upper_case_globals)]
+impl ConfigOperation {
+  pub const SET: Self = Self(0);
+  pub const DELETE: Self = Self(1);
+
+  pub const ENUM_MIN: u8 = 0;
+  pub const ENUM_MAX: u8 = 1;
+  pub const ENUM_VALUES: &'static [Self] = &[
+    Self::SET,
+    Self::DELETE,
+  ];
+  /// Returns the variant's name or "" if unknown.
+  pub fn variant_name(self) -> Option<&'static str> {
+    match self {
+      Self::SET => Some("SET"),
+      Self::DELETE => Some("DELETE"),
+      _ => None,
+    }
+  }
+}
+impl ::core::fmt::Debug for ConfigOperation {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    if let Some(name) = self.variant_name() {
+      f.write_str(name)
+    } else {
+      f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+    }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for ConfigOperation {
+  type Inner = Self;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    let b = unsafe { ::flatbuffers::read_scalar_at::<u8>(buf, loc) };
+    Self(b)
+  }
+}
+
+impl ::flatbuffers::Push for ConfigOperation {
+    type Output = ConfigOperation;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        unsafe { ::flatbuffers::emplace_scalar::<u8>(dst, self.0) };
+    }
+}
+
+impl ::flatbuffers::EndianScalar for ConfigOperation {
+  type Scalar = u8;
+  #[inline]
+  fn to_little_endian(self) -> u8 {
+    self.0.to_le()
+  }
+  #[inline]
+  #[allow(clippy::wrong_self_convention)]
+  fn from_little_endian(v: u8) -> Self {
+    let b = u8::from_le(v);
+    Self(b)
+  }
+}
+
+impl<'a> ::flatbuffers::Verifiable for ConfigOperation {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    u8::run_verifier(v, pos)
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for ConfigOperation {}
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MIN_REQUEST: u8 = 0;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MAX_REQUEST: u8 = 13;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+#[allow(non_camel_case_types)]
+pub const ENUM_VALUES_REQUEST: [Request; 14] = [
   Request::NONE,
   Request::Handshake,
   Request::MetadataRequest,
@@ -519,6 +695,8 @@ pub const ENUM_VALUES_REQUEST: [Request; 12] = [
   Request::ListOffsetsRequest,
   Request::StatsRequest,
   Request::CreatePartitionsRequest,
+  Request::DescribeConfigsRequest,
+  Request::AlterConfigsRequest,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -538,9 +716,11 @@ impl Request {
   pub const ListOffsetsRequest: Self = Self(9);
   pub const StatsRequest: Self = Self(10);
   pub const CreatePartitionsRequest: Self = Self(11);
+  pub const DescribeConfigsRequest: Self = Self(12);
+  pub const AlterConfigsRequest: Self = Self(13);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 11;
+  pub const ENUM_MAX: u8 = 13;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::Handshake,
@@ -554,6 +734,8 @@ impl Request {
     Self::ListOffsetsRequest,
     Self::StatsRequest,
     Self::CreatePartitionsRequest,
+    Self::DescribeConfigsRequest,
+    Self::AlterConfigsRequest,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -570,6 +752,8 @@ impl Request {
       Self::ListOffsetsRequest => Some("ListOffsetsRequest"),
       Self::StatsRequest => Some("StatsRequest"),
       Self::CreatePartitionsRequest => Some("CreatePartitionsRequest"),
+      Self::DescribeConfigsRequest => Some("DescribeConfigsRequest"),
+      Self::AlterConfigsRequest => Some("AlterConfigsRequest"),
       _ => None,
     }
   }
@@ -629,10 +813,10 @@ pub struct RequestUnionTableOffset {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_RESPONSE: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_RESPONSE: u8 = 11;
+pub const ENUM_MAX_RESPONSE: u8 = 13;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_RESPONSE: [Response; 12] = [
+pub const ENUM_VALUES_RESPONSE: [Response; 14] = [
   Response::NONE,
   Response::HandshakeResponse,
   Response::MetadataResponse,
@@ -645,6 +829,8 @@ pub const ENUM_VALUES_RESPONSE: [Response; 12] = [
   Response::ListOffsetsResponse,
   Response::StatsResponse,
   Response::CreatePartitionsResponse,
+  Response::DescribeConfigsResponse,
+  Response::AlterConfigsResponse,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -664,9 +850,11 @@ impl Response {
   pub const ListOffsetsResponse: Self = Self(9);
   pub const StatsResponse: Self = Self(10);
   pub const CreatePartitionsResponse: Self = Self(11);
+  pub const DescribeConfigsResponse: Self = Self(12);
+  pub const AlterConfigsResponse: Self = Self(13);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 11;
+  pub const ENUM_MAX: u8 = 13;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::HandshakeResponse,
@@ -680,6 +868,8 @@ impl Response {
     Self::ListOffsetsResponse,
     Self::StatsResponse,
     Self::CreatePartitionsResponse,
+    Self::DescribeConfigsResponse,
+    Self::AlterConfigsResponse,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -696,6 +886,8 @@ impl Response {
       Self::ListOffsetsResponse => Some("ListOffsetsResponse"),
       Self::StatsResponse => Some("StatsResponse"),
       Self::CreatePartitionsResponse => Some("CreatePartitionsResponse"),
+      Self::DescribeConfigsResponse => Some("DescribeConfigsResponse"),
+      Self::AlterConfigsResponse => Some("AlterConfigsResponse"),
       _ => None,
     }
   }
@@ -3426,6 +3618,7 @@ impl<'a> ProducePartitionResult<'a> {
   pub const VT_ERROR_MESSAGE: ::flatbuffers::VOffsetT = 8;
   pub const VT_BASE_OFFSET: ::flatbuffers::VOffsetT = 10;
   pub const VT_LOG_START_OFFSET: ::flatbuffers::VOffsetT = 12;
+  pub const VT_LOG_APPEND_TIME: ::flatbuffers::VOffsetT = 14;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -3437,6 +3630,7 @@ impl<'a> ProducePartitionResult<'a> {
     args: &'args ProducePartitionResultArgs<'args>
   ) -> ::flatbuffers::WIPOffset<ProducePartitionResult<'bldr>> {
     let mut builder = ProducePartitionResultBuilder::new(_fbb);
+    builder.add_log_append_time(args.log_append_time);
     builder.add_log_start_offset(args.log_start_offset);
     builder.add_base_offset(args.base_offset);
     if let Some(x) = args.error_message { builder.add_error_message(x); }
@@ -3481,6 +3675,15 @@ impl<'a> ProducePartitionResult<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<i64>(ProducePartitionResult::VT_LOG_START_OFFSET, Some(-1)).unwrap()}
   }
+  /// The time the broker stamped into the batches when the topic's
+  /// message.timestamp.type is LogAppendTime; -1 under CreateTime.
+  #[inline]
+  pub fn log_append_time(&self) -> i64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i64>(ProducePartitionResult::VT_LOG_APPEND_TIME, Some(-1)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for ProducePartitionResult<'_> {
@@ -3494,6 +3697,7 @@ impl ::flatbuffers::Verifiable for ProducePartitionResult<'_> {
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("error_message", Self::VT_ERROR_MESSAGE, false)?
      .visit_field::<i64>("base_offset", Self::VT_BASE_OFFSET, false)?
      .visit_field::<i64>("log_start_offset", Self::VT_LOG_START_OFFSET, false)?
+     .visit_field::<i64>("log_append_time", Self::VT_LOG_APPEND_TIME, false)?
      .finish();
     Ok(())
   }
@@ -3504,6 +3708,7 @@ pub struct ProducePartitionResultArgs<'a> {
     pub error_message: Option<::flatbuffers::WIPOffset<&'a str>>,
     pub base_offset: i64,
     pub log_start_offset: i64,
+    pub log_append_time: i64,
 }
 impl<'a> Default for ProducePartitionResultArgs<'a> {
   #[inline]
@@ -3514,6 +3719,7 @@ impl<'a> Default for ProducePartitionResultArgs<'a> {
       error_message: None,
       base_offset: -1,
       log_start_offset: -1,
+      log_append_time: -1,
     }
   }
 }
@@ -3544,6 +3750,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ProducePartitionResultBuilder
     self.fbb_.push_slot::<i64>(ProducePartitionResult::VT_LOG_START_OFFSET, log_start_offset, -1);
   }
   #[inline]
+  pub fn add_log_append_time(&mut self, log_append_time: i64) {
+    self.fbb_.push_slot::<i64>(ProducePartitionResult::VT_LOG_APPEND_TIME, log_append_time, -1);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ProducePartitionResultBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     ProducePartitionResultBuilder {
@@ -3566,6 +3776,7 @@ impl ::core::fmt::Debug for ProducePartitionResult<'_> {
       ds.field("error_message", &self.error_message());
       ds.field("base_offset", &self.base_offset());
       ds.field("log_start_offset", &self.log_start_offset());
+      ds.field("log_append_time", &self.log_append_time());
       ds.finish()
   }
 }
@@ -5949,6 +6160,728 @@ impl ::core::fmt::Debug for CreatePartitionsResponse<'_> {
       ds.finish()
   }
 }
+pub enum ConfigEntryOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// One topic setting, by its Kafka name (retention.ms, flush.ms, …).
+pub struct ConfigEntry<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for ConfigEntry<'a> {
+  type Inner = ConfigEntry<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> ConfigEntry<'a> {
+  pub const VT_NAME: ::flatbuffers::VOffsetT = 4;
+  pub const VT_VALUE: ::flatbuffers::VOffsetT = 6;
+  pub const VT_SOURCE: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    ConfigEntry { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args ConfigEntryArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<ConfigEntry<'bldr>> {
+    let mut builder = ConfigEntryBuilder::new(_fbb);
+    if let Some(x) = args.value { builder.add_value(x); }
+    if let Some(x) = args.name { builder.add_name(x); }
+    builder.add_source(args.source);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn name(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(ConfigEntry::VT_NAME, None)}
+  }
+  /// The effective value, as Kafka tools show it.
+  #[inline]
+  pub fn value(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(ConfigEntry::VT_VALUE, None)}
+  }
+  #[inline]
+  pub fn source(&self) -> ConfigSource {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<ConfigSource>(ConfigEntry::VT_SOURCE, Some(ConfigSource::DEFAULT)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for ConfigEntry<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("value", Self::VT_VALUE, false)?
+     .visit_field::<ConfigSource>("source", Self::VT_SOURCE, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct ConfigEntryArgs<'a> {
+    pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub value: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub source: ConfigSource,
+}
+impl<'a> Default for ConfigEntryArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    ConfigEntryArgs {
+      name: None,
+      value: None,
+      source: ConfigSource::DEFAULT,
+    }
+  }
+}
+
+pub struct ConfigEntryBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ConfigEntryBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ConfigEntry::VT_NAME, name);
+  }
+  #[inline]
+  pub fn add_value(&mut self, value: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ConfigEntry::VT_VALUE, value);
+  }
+  #[inline]
+  pub fn add_source(&mut self, source: ConfigSource) {
+    self.fbb_.push_slot::<ConfigSource>(ConfigEntry::VT_SOURCE, source, ConfigSource::DEFAULT);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ConfigEntryBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    ConfigEntryBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<ConfigEntry<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for ConfigEntry<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("ConfigEntry");
+      ds.field("name", &self.name());
+      ds.field("value", &self.value());
+      ds.field("source", &self.source());
+      ds.finish()
+  }
+}
+pub enum DescribeConfigsRequestOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// A topic's settings with their sources.
+pub struct DescribeConfigsRequest<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for DescribeConfigsRequest<'a> {
+  type Inner = DescribeConfigsRequest<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> DescribeConfigsRequest<'a> {
+  pub const VT_TOPIC: ::flatbuffers::VOffsetT = 4;
+  pub const VT_NAMES: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    DescribeConfigsRequest { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args DescribeConfigsRequestArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<DescribeConfigsRequest<'bldr>> {
+    let mut builder = DescribeConfigsRequestBuilder::new(_fbb);
+    if let Some(x) = args.names { builder.add_names(x); }
+    if let Some(x) = args.topic { builder.add_topic(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn topic(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(DescribeConfigsRequest::VT_TOPIC, None)}
+  }
+  /// Settings to describe, by Kafka name; absent or empty: all.
+  #[inline]
+  pub fn names(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>>>(DescribeConfigsRequest::VT_NAMES, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for DescribeConfigsRequest<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("topic", Self::VT_TOPIC, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<&'_ str>>>>("names", Self::VT_NAMES, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct DescribeConfigsRequestArgs<'a> {
+    pub topic: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub names: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>>>,
+}
+impl<'a> Default for DescribeConfigsRequestArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    DescribeConfigsRequestArgs {
+      topic: None,
+      names: None,
+    }
+  }
+}
+
+pub struct DescribeConfigsRequestBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> DescribeConfigsRequestBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_topic(&mut self, topic: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(DescribeConfigsRequest::VT_TOPIC, topic);
+  }
+  #[inline]
+  pub fn add_names(&mut self, names: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<&'b  str>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(DescribeConfigsRequest::VT_NAMES, names);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> DescribeConfigsRequestBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    DescribeConfigsRequestBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<DescribeConfigsRequest<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for DescribeConfigsRequest<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("DescribeConfigsRequest");
+      ds.field("topic", &self.topic());
+      ds.field("names", &self.names());
+      ds.finish()
+  }
+}
+pub enum DescribeConfigsResponseOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct DescribeConfigsResponse<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for DescribeConfigsResponse<'a> {
+  type Inner = DescribeConfigsResponse<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> DescribeConfigsResponse<'a> {
+  pub const VT_TOPIC: ::flatbuffers::VOffsetT = 4;
+  pub const VT_CONFIGS: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    DescribeConfigsResponse { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args DescribeConfigsResponseArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<DescribeConfigsResponse<'bldr>> {
+    let mut builder = DescribeConfigsResponseBuilder::new(_fbb);
+    if let Some(x) = args.configs { builder.add_configs(x); }
+    if let Some(x) = args.topic { builder.add_topic(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn topic(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(DescribeConfigsResponse::VT_TOPIC, None)}
+  }
+  #[inline]
+  pub fn configs(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<ConfigEntry<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<ConfigEntry>>>>(DescribeConfigsResponse::VT_CONFIGS, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for DescribeConfigsResponse<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("topic", Self::VT_TOPIC, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<ConfigEntry>>>>("configs", Self::VT_CONFIGS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct DescribeConfigsResponseArgs<'a> {
+    pub topic: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub configs: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<ConfigEntry<'a>>>>>,
+}
+impl<'a> Default for DescribeConfigsResponseArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    DescribeConfigsResponseArgs {
+      topic: None,
+      configs: None,
+    }
+  }
+}
+
+pub struct DescribeConfigsResponseBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> DescribeConfigsResponseBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_topic(&mut self, topic: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(DescribeConfigsResponse::VT_TOPIC, topic);
+  }
+  #[inline]
+  pub fn add_configs(&mut self, configs: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<ConfigEntry<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(DescribeConfigsResponse::VT_CONFIGS, configs);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> DescribeConfigsResponseBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    DescribeConfigsResponseBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<DescribeConfigsResponse<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for DescribeConfigsResponse<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("DescribeConfigsResponse");
+      ds.field("topic", &self.topic());
+      ds.field("configs", &self.configs());
+      ds.finish()
+  }
+}
+pub enum ConfigChangeOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct ConfigChange<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for ConfigChange<'a> {
+  type Inner = ConfigChange<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> ConfigChange<'a> {
+  pub const VT_NAME: ::flatbuffers::VOffsetT = 4;
+  pub const VT_OPERATION: ::flatbuffers::VOffsetT = 6;
+  pub const VT_VALUE: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    ConfigChange { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args ConfigChangeArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<ConfigChange<'bldr>> {
+    let mut builder = ConfigChangeBuilder::new(_fbb);
+    if let Some(x) = args.value { builder.add_value(x); }
+    if let Some(x) = args.name { builder.add_name(x); }
+    builder.add_operation(args.operation);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn name(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(ConfigChange::VT_NAME, None)}
+  }
+  #[inline]
+  pub fn operation(&self) -> ConfigOperation {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<ConfigOperation>(ConfigChange::VT_OPERATION, Some(ConfigOperation::SET)).unwrap()}
+  }
+  /// For SET: the value, as Kafka tools write it.
+  #[inline]
+  pub fn value(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(ConfigChange::VT_VALUE, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for ConfigChange<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, false)?
+     .visit_field::<ConfigOperation>("operation", Self::VT_OPERATION, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("value", Self::VT_VALUE, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct ConfigChangeArgs<'a> {
+    pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub operation: ConfigOperation,
+    pub value: Option<::flatbuffers::WIPOffset<&'a str>>,
+}
+impl<'a> Default for ConfigChangeArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    ConfigChangeArgs {
+      name: None,
+      operation: ConfigOperation::SET,
+      value: None,
+    }
+  }
+}
+
+pub struct ConfigChangeBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ConfigChangeBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ConfigChange::VT_NAME, name);
+  }
+  #[inline]
+  pub fn add_operation(&mut self, operation: ConfigOperation) {
+    self.fbb_.push_slot::<ConfigOperation>(ConfigChange::VT_OPERATION, operation, ConfigOperation::SET);
+  }
+  #[inline]
+  pub fn add_value(&mut self, value: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ConfigChange::VT_VALUE, value);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ConfigChangeBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    ConfigChangeBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<ConfigChange<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for ConfigChange<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("ConfigChange");
+      ds.field("name", &self.name());
+      ds.field("operation", &self.operation());
+      ds.field("value", &self.value());
+      ds.finish()
+  }
+}
+pub enum AlterConfigsRequestOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Changes a topic's settings; they apply to the running partitions and
+/// are persisted. All or nothing: an invalid change (INVALID_CONFIG, the
+/// message says why) changes nothing.
+pub struct AlterConfigsRequest<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for AlterConfigsRequest<'a> {
+  type Inner = AlterConfigsRequest<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> AlterConfigsRequest<'a> {
+  pub const VT_TOPIC: ::flatbuffers::VOffsetT = 4;
+  pub const VT_CHANGES: ::flatbuffers::VOffsetT = 6;
+  pub const VT_VALIDATE_ONLY: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    AlterConfigsRequest { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args AlterConfigsRequestArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<AlterConfigsRequest<'bldr>> {
+    let mut builder = AlterConfigsRequestBuilder::new(_fbb);
+    if let Some(x) = args.changes { builder.add_changes(x); }
+    if let Some(x) = args.topic { builder.add_topic(x); }
+    builder.add_validate_only(args.validate_only);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn topic(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(AlterConfigsRequest::VT_TOPIC, None)}
+  }
+  #[inline]
+  pub fn changes(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<ConfigChange<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<ConfigChange>>>>(AlterConfigsRequest::VT_CHANGES, None)}
+  }
+  /// Check the changes and answer as if they were made; change nothing.
+  #[inline]
+  pub fn validate_only(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(AlterConfigsRequest::VT_VALIDATE_ONLY, Some(false)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for AlterConfigsRequest<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("topic", Self::VT_TOPIC, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<ConfigChange>>>>("changes", Self::VT_CHANGES, false)?
+     .visit_field::<bool>("validate_only", Self::VT_VALIDATE_ONLY, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct AlterConfigsRequestArgs<'a> {
+    pub topic: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub changes: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<ConfigChange<'a>>>>>,
+    pub validate_only: bool,
+}
+impl<'a> Default for AlterConfigsRequestArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    AlterConfigsRequestArgs {
+      topic: None,
+      changes: None,
+      validate_only: false,
+    }
+  }
+}
+
+pub struct AlterConfigsRequestBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> AlterConfigsRequestBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_topic(&mut self, topic: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(AlterConfigsRequest::VT_TOPIC, topic);
+  }
+  #[inline]
+  pub fn add_changes(&mut self, changes: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<ConfigChange<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(AlterConfigsRequest::VT_CHANGES, changes);
+  }
+  #[inline]
+  pub fn add_validate_only(&mut self, validate_only: bool) {
+    self.fbb_.push_slot::<bool>(AlterConfigsRequest::VT_VALIDATE_ONLY, validate_only, false);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> AlterConfigsRequestBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    AlterConfigsRequestBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<AlterConfigsRequest<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for AlterConfigsRequest<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("AlterConfigsRequest");
+      ds.field("topic", &self.topic());
+      ds.field("changes", &self.changes());
+      ds.field("validate_only", &self.validate_only());
+      ds.finish()
+  }
+}
+pub enum AlterConfigsResponseOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct AlterConfigsResponse<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for AlterConfigsResponse<'a> {
+  type Inner = AlterConfigsResponse<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> AlterConfigsResponse<'a> {
+  pub const VT_CONFIGS: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    AlterConfigsResponse { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args AlterConfigsResponseArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<AlterConfigsResponse<'bldr>> {
+    let mut builder = AlterConfigsResponseBuilder::new(_fbb);
+    if let Some(x) = args.configs { builder.add_configs(x); }
+    builder.finish()
+  }
+
+
+  /// Every setting of the topic after the change.
+  #[inline]
+  pub fn configs(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<ConfigEntry<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<ConfigEntry>>>>(AlterConfigsResponse::VT_CONFIGS, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for AlterConfigsResponse<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<ConfigEntry>>>>("configs", Self::VT_CONFIGS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct AlterConfigsResponseArgs<'a> {
+    pub configs: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<ConfigEntry<'a>>>>>,
+}
+impl<'a> Default for AlterConfigsResponseArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    AlterConfigsResponseArgs {
+      configs: None,
+    }
+  }
+}
+
+pub struct AlterConfigsResponseBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> AlterConfigsResponseBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_configs(&mut self, configs: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<ConfigEntry<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(AlterConfigsResponse::VT_CONFIGS, configs);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> AlterConfigsResponseBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    AlterConfigsResponseBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<AlterConfigsResponse<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for AlterConfigsResponse<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("AlterConfigsResponse");
+      ds.field("configs", &self.configs());
+      ds.finish()
+  }
+}
 pub enum RequestEnvelopeOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -6172,6 +7105,36 @@ impl<'a> RequestEnvelope<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn request_as_describe_configs_request(&self) -> Option<DescribeConfigsRequest<'a>> {
+    if self.request_type() == Request::DescribeConfigsRequest {
+      self.request().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { DescribeConfigsRequest::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn request_as_alter_configs_request(&self) -> Option<AlterConfigsRequest<'a>> {
+    if self.request_type() == Request::AlterConfigsRequest {
+      self.request().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { AlterConfigsRequest::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for RequestEnvelope<'_> {
@@ -6194,6 +7157,8 @@ impl ::flatbuffers::Verifiable for RequestEnvelope<'_> {
           Request::ListOffsetsRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<ListOffsetsRequest>>("Request::ListOffsetsRequest", pos),
           Request::StatsRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<StatsRequest>>("Request::StatsRequest", pos),
           Request::CreatePartitionsRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<CreatePartitionsRequest>>("Request::CreatePartitionsRequest", pos),
+          Request::DescribeConfigsRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<DescribeConfigsRequest>>("Request::DescribeConfigsRequest", pos),
+          Request::AlterConfigsRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<AlterConfigsRequest>>("Request::AlterConfigsRequest", pos),
           _ => Ok(()),
         }
      })?
@@ -6327,6 +7292,20 @@ impl ::core::fmt::Debug for RequestEnvelope<'_> {
         },
         Request::CreatePartitionsRequest => {
           if let Some(x) = self.request_as_create_partitions_request() {
+            ds.field("request", &x)
+          } else {
+            ds.field("request", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Request::DescribeConfigsRequest => {
+          if let Some(x) = self.request_as_describe_configs_request() {
+            ds.field("request", &x)
+          } else {
+            ds.field("request", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Request::AlterConfigsRequest => {
+          if let Some(x) = self.request_as_alter_configs_request() {
             ds.field("request", &x)
           } else {
             ds.field("request", &"InvalidFlatbuffer: Union discriminant does not match value.")
@@ -6584,6 +7563,36 @@ impl<'a> ResponseEnvelope<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn response_as_describe_configs_response(&self) -> Option<DescribeConfigsResponse<'a>> {
+    if self.response_type() == Response::DescribeConfigsResponse {
+      self.response().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { DescribeConfigsResponse::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn response_as_alter_configs_response(&self) -> Option<AlterConfigsResponse<'a>> {
+    if self.response_type() == Response::AlterConfigsResponse {
+      self.response().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { AlterConfigsResponse::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for ResponseEnvelope<'_> {
@@ -6608,6 +7617,8 @@ impl ::flatbuffers::Verifiable for ResponseEnvelope<'_> {
           Response::ListOffsetsResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<ListOffsetsResponse>>("Response::ListOffsetsResponse", pos),
           Response::StatsResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<StatsResponse>>("Response::StatsResponse", pos),
           Response::CreatePartitionsResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<CreatePartitionsResponse>>("Response::CreatePartitionsResponse", pos),
+          Response::DescribeConfigsResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<DescribeConfigsResponse>>("Response::DescribeConfigsResponse", pos),
+          Response::AlterConfigsResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<AlterConfigsResponse>>("Response::AlterConfigsResponse", pos),
           _ => Ok(()),
         }
      })?
@@ -6755,6 +7766,20 @@ impl ::core::fmt::Debug for ResponseEnvelope<'_> {
         },
         Response::CreatePartitionsResponse => {
           if let Some(x) = self.response_as_create_partitions_response() {
+            ds.field("response", &x)
+          } else {
+            ds.field("response", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Response::DescribeConfigsResponse => {
+          if let Some(x) = self.response_as_describe_configs_response() {
+            ds.field("response", &x)
+          } else {
+            ds.field("response", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Response::AlterConfigsResponse => {
+          if let Some(x) = self.response_as_alter_configs_response() {
             ds.field("response", &x)
           } else {
             ds.field("response", &"InvalidFlatbuffer: Union discriminant does not match value.")

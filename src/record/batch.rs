@@ -51,7 +51,7 @@
 use super::compression::{Compression, DecompressError, decompress};
 use super::varint::{VarintError, read_varint, read_varlong};
 use crate::constants::{DECOMPRESS_SCRATCH_KEPT_BYTES_MAX, DECOMPRESSED_BATCH_BYTES_MAX};
-use crate::types::{Offset, Timestamp};
+use crate::types::{Offset, Timestamp, TimestampType};
 use bytes::Bytes;
 use std::cell::RefCell;
 use std::fmt;
@@ -233,6 +233,13 @@ pub struct BatchInfo {
     /// (or the header's value for log-append-time batches). Indexes use this
     /// rather than trusting the header field.
     pub max_timestamp: Timestamp,
+    /// Attribute bit 3: the batch carries a log-append time (its header's
+    /// max timestamp, which readers take for every record).
+    pub log_append_time: bool,
+    /// The largest create time the records carry (base timestamp plus the
+    /// largest delta), whatever bit 3 says: what a create-time log stores
+    /// as the max timestamp.
+    pub create_max_timestamp: Timestamp,
     /// The codec of the records area.
     pub compression: Compression,
 }
@@ -433,16 +440,20 @@ pub fn validate_with(
     };
     let max_delta = check_records(records, declared)?;
     let base_timestamp = be_i64(batch, BASE_TIMESTAMP_AT);
-    let max_timestamp = if attributes & ATTR_LOG_APPEND_TIME != 0 {
+    let create_max = base_timestamp.saturating_add(max_delta);
+    let log_append_time = attributes & ATTR_LOG_APPEND_TIME != 0;
+    let max_timestamp = if log_append_time {
         be_i64(batch, MAX_TIMESTAMP_AT)
     } else {
-        base_timestamp.saturating_add(max_delta)
+        create_max
     };
     Ok(BatchInfo {
         bytes: batch.len(),
         records: declared as u32,
         base_timestamp: Timestamp(base_timestamp),
         max_timestamp: Timestamp(max_timestamp),
+        log_append_time,
+        create_max_timestamp: Timestamp(create_max),
         compression,
     })
 }
@@ -640,6 +651,28 @@ pub fn producer_fields(batch: &[u8]) -> ProducerFields {
     }
 }
 
+/// Makes the header say `log_append_time` in attribute bit 3 and `max` as
+/// its max timestamp, recomputing the CRC if either changes (both are
+/// covered by it). A log-append-time log stamps the append time this way,
+/// as Kafka does: the records keep their own deltas, and readers take the
+/// max timestamp for every record. A create-time log clears the bit a
+/// producer may have set and stores the records' own max.
+pub fn set_timestamps(batch: &mut [u8], log_append_time: bool, max: Timestamp) {
+    let attributes = be_u16(batch, ATTRIBUTES_AT);
+    let wanted = if log_append_time {
+        attributes | ATTR_LOG_APPEND_TIME
+    } else {
+        attributes & !ATTR_LOG_APPEND_TIME
+    };
+    if wanted == attributes && be_i64(batch, MAX_TIMESTAMP_AT) == max.0 {
+        return;
+    }
+    batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&wanted.to_be_bytes());
+    batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&max.0.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[ATTRIBUTES_AT..]);
+    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Writes `base` into the batch's base-offset field. The CRC does not cover
 /// it, so the batch stays valid.
 pub fn stamp_base_offset(batch: &mut [u8], base: Offset) {
@@ -735,9 +768,35 @@ impl RecordBatch {
         self.info.base_timestamp
     }
 
-    /// The largest record timestamp (computed, not the header field).
+    /// The largest record timestamp: computed from the records for a
+    /// create-time batch, the header's stamped time for a log-append-time
+    /// one.
     pub fn max_timestamp(&self) -> Timestamp {
         self.info.max_timestamp
+    }
+
+    /// Which time the batch's records carry (attribute bit 3).
+    pub fn timestamp_type(&self) -> TimestampType {
+        if self.info.log_append_time {
+            TimestampType::LogAppendTime
+        } else {
+            TimestampType::CreateTime
+        }
+    }
+
+    /// A record's timestamp as Kafka readers see it: its own create time,
+    /// or for a log-append-time batch the batch's append time.
+    pub fn record_timestamp(&self, record: &Record<'_>) -> Timestamp {
+        if self.info.log_append_time {
+            self.info.max_timestamp
+        } else {
+            Timestamp(
+                self.info
+                    .base_timestamp
+                    .0
+                    .saturating_add(record.timestamp_delta),
+            )
+        }
     }
 
     pub fn producer_id(&self) -> i64 {

@@ -21,7 +21,7 @@ pub use batch::{
     ATTR_COMPRESSION_MASK, ATTR_CONTROL, ATTR_LOG_APPEND_TIME, ATTR_TRANSACTIONAL, BatchError,
     BatchInfo, BatchWalk, Framing, HEADER_BYTES, Header, HeaderIter, LOG_OVERHEAD_BYTES, MAGIC_V2,
     ProducerFields, Record, RecordBatch, RecordIter, StoredInfo, producer_fields, read_framing,
-    set_max_timestamp, stamp_base_offset, validate, validate_with, verify_stored,
+    set_max_timestamp, set_timestamps, stamp_base_offset, validate, validate_with, verify_stored,
 };
 pub use builder::BatchBuilder;
 pub use compression::{

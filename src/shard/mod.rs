@@ -406,7 +406,13 @@ pub enum ShardMsg {
     CreateTopic {
         name: String,
         partitions: u32,
-        config: crate::meta::TopicConfig,
+        overrides: crate::meta::TopicOverrides,
+        reply: futures::channel::oneshot::Sender<Result<Arc<TopicMeta>, BrokerError>>,
+    },
+    /// Changes a topic's settings, sent to shard 0.
+    AlterConfigs {
+        name: String,
+        changes: Vec<crate::meta::ConfigChange>,
         reply: futures::channel::oneshot::Sender<Result<Arc<TopicMeta>, BrokerError>>,
     },
     DeleteTopic {
@@ -449,7 +455,7 @@ async fn run_shard(
     // Shard 0 binds the shared port first (it may be 0: ephemeral), then
     // the others join it with SO_REUSEPORT.
     if index == 0 {
-        let snapshot = Snapshot::load(&config.data_dir)?;
+        let snapshot = Snapshot::load(&config.data_dir, &config.topic_defaults)?;
         *startup.snapshot.lock().unwrap() = Some(Arc::new(snapshot));
     } else {
         startup.shared_bound.wait().await;
@@ -732,10 +738,17 @@ impl Shard {
             ShardMsg::CreateTopic {
                 name,
                 partitions,
-                config,
+                overrides,
                 reply,
             } => {
-                let _ = reply.send(self.controller_create(name, partitions, config).await);
+                let _ = reply.send(self.controller_create(name, partitions, overrides).await);
+            }
+            ShardMsg::AlterConfigs {
+                name,
+                changes,
+                reply,
+            } => {
+                let _ = reply.send(self.controller_alter_configs(name, changes).await);
             }
             ShardMsg::DeleteTopic { name, reply } => {
                 let _ = reply.send(self.controller_delete(name).await);
@@ -783,6 +796,26 @@ impl Shard {
             }
         }
         for topic in next.topics.values() {
+            // A changed configuration applies to the open logs at once.
+            if previous
+                .topic_by_id(topic.id)
+                .is_some_and(|p| p.config != topic.config)
+            {
+                let log_config = topic.config.log_config();
+                let open: Vec<(u32, Rc<PartitionLog>)> = self
+                    .logs
+                    .borrow()
+                    .iter()
+                    .filter(|((id, _), _)| *id == topic.id)
+                    .map(|((_, p), log)| (*p, log.clone()))
+                    .collect();
+                for (p, log) in open {
+                    if let Err(e) = log.set_config(log_config) {
+                        tracing::error!(topic = %topic.name, partition = p, error = %e, "changing a partition log's configuration failed");
+                        failures.push(format!("{}/{p}: {e}", topic.name));
+                    }
+                }
+            }
             // Unchanged topics are already open; a topic that gained
             // partitions opens the new ones.
             if previous
@@ -855,12 +888,50 @@ impl Shard {
         }
     }
 
+    /// Changes a topic's settings (controller only): persisted, then every
+    /// shard applies them to the partitions it runs.
+    async fn controller_alter_configs(
+        &self,
+        name: String,
+        changes: Vec<crate::meta::ConfigChange>,
+    ) -> Result<Arc<TopicMeta>, BrokerError> {
+        assert_eq!(self.id, ShardId(0), "only the controller changes metadata");
+        let _lock = self
+            .controller_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| BrokerError::shutting_down())?;
+        let snapshot = self.snapshot();
+        let Some((next, meta)) = snapshot
+            .with_config_changes(&name, &changes)
+            .map_err(BrokerError::from)?
+        else {
+            let meta = snapshot
+                .topic(&name)
+                .cloned()
+                .ok_or_else(|| BrokerError::unknown_topic(&name))?;
+            return Ok(meta);
+        };
+        let next = Arc::new(next);
+        self.persist(next.clone()).await?;
+        tracing::info!(
+            topic = %name,
+            changes = ?changes.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            config = ?meta.config,
+            "changed topic configuration"
+        );
+        self.broadcast(next)
+            .await
+            .map_err(|e| BrokerError::new(ErrorKind::StorageFailed, e))?;
+        Ok(meta)
+    }
+
     /// Creates a topic (controller only).
     async fn controller_create(
         &self,
         name: String,
         partitions: u32,
-        config: crate::meta::TopicConfig,
+        overrides: crate::meta::TopicOverrides,
     ) -> Result<Arc<TopicMeta>, BrokerError> {
         assert_eq!(self.id, ShardId(0), "only the controller changes metadata");
         let _lock = self
@@ -870,7 +941,7 @@ impl Shard {
             .map_err(|_| BrokerError::shutting_down())?;
         let (next, meta) = self
             .snapshot()
-            .with_topic(&name, partitions, config)
+            .with_topic(&name, partitions, overrides)
             .map_err(BrokerError::from)?;
         let next = Arc::new(next);
         let (data_dir, saved, topic) = (self.config.data_dir.clone(), next.clone(), name.clone());

@@ -495,10 +495,10 @@ impl Shard {
         self: &Rc<Self>,
         name: String,
         partitions: u32,
-        config: crate::meta::TopicConfig,
+        overrides: crate::meta::TopicOverrides,
     ) -> Result<std::sync::Arc<crate::meta::TopicMeta>, BrokerError> {
         if self.id == ShardId(0) {
-            return self.controller_create(name, partitions, config).await;
+            return self.controller_create(name, partitions, overrides).await;
         }
         let (tx, rx) = oneshot::channel();
         self.send_to(
@@ -506,7 +506,30 @@ impl Shard {
             ShardMsg::CreateTopic {
                 name,
                 partitions,
-                config,
+                overrides,
+                reply: tx,
+            },
+        )
+        .await?;
+        rx.await.map_err(|_| BrokerError::shutting_down())?
+    }
+
+    /// Changes a topic's settings through the controller; answers once
+    /// every shard applies them.
+    pub async fn alter_configs(
+        self: &Rc<Self>,
+        name: String,
+        changes: Vec<crate::meta::ConfigChange>,
+    ) -> Result<std::sync::Arc<crate::meta::TopicMeta>, BrokerError> {
+        if self.id == ShardId(0) {
+            return self.controller_alter_configs(name, changes).await;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.send_to(
+            ShardId(0),
+            ShardMsg::AlterConfigs {
+                name,
+                changes,
                 reply: tx,
             },
         )

@@ -1,4 +1,10 @@
-//! Per-log configuration: durability policy, segment rolling, retention.
+//! Per-log configuration: durability policy, segment rolling, retention,
+//! the largest batch an append takes and which timestamps batches carry.
+//!
+//! A log's configuration can change while it is open
+//! ([`PartitionLog::set_config`](super::PartitionLog::set_config)), except
+//! for the layout settings fixed when its segments were opened
+//! ([`LogConfig::same_layout`]).
 
 use crate::constants::{
     BATCH_BYTES_MAX, INDEX_INTERVAL_BYTES, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX,
@@ -6,10 +12,11 @@ use crate::constants::{
     WRITE_CHUNK_BYTES_MAX, WRITE_CHUNK_BYTES_MIN,
 };
 
-pub use crate::types::FsyncPolicy;
+pub use crate::types::{FsyncPolicy, TimestampType};
 
-/// Configuration of one partition log.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Configuration of one partition log. `Copy`, so a log keeps it in a
+/// `Cell` and reads it whole without a borrow.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct LogConfig {
     pub fsync: FsyncPolicy,
     /// Roll the active segment before it would exceed this size.
@@ -30,6 +37,9 @@ pub struct LogConfig {
     /// must fit in a segment). Stored data is always read with the absolute
     /// limit, so lowering this never makes old batches unreadable.
     pub batch_bytes_max: usize,
+    /// Which time appended batches carry: the producer's (kept as sent) or
+    /// the append's (stamped by the log).
+    pub timestamp_type: TimestampType,
 }
 
 impl Default for LogConfig {
@@ -44,6 +54,7 @@ impl Default for LogConfig {
             write_chunk_bytes: WRITE_CHUNK_BYTES_DEFAULT,
             tail_cache_bytes: TAIL_CACHE_BYTES_DEFAULT,
             batch_bytes_max: BATCH_BYTES_MAX,
+            timestamp_type: TimestampType::CreateTime,
         }
     }
 }
@@ -52,6 +63,14 @@ impl LogConfig {
     /// The largest batch an append accepts under this configuration.
     pub fn append_batch_bytes_max(&self) -> usize {
         self.batch_bytes_max.min(self.segment_bytes as usize)
+    }
+
+    /// Whether `other` lays out segments, indexes and write chunks as this
+    /// configuration does: those settings are fixed while a log is open.
+    pub fn same_layout(&self, other: &LogConfig) -> bool {
+        self.index_interval_bytes == other.index_interval_bytes
+            && self.write_chunk_bytes == other.write_chunk_bytes
+            && self.tail_cache_bytes == other.tail_cache_bytes
     }
 
     /// Checks every bound and explains the first one broken.

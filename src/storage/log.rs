@@ -20,11 +20,20 @@
 //!   otherwise the end offset.
 //! * After an I/O error the log is *failed*: every call returns
 //!   [`StorageError::Failed`] until the log is reopened and recovered.
+//! * The configuration may change while the log is open
+//!   ([`PartitionLog::set_config`]); every reader of it takes a copy from a
+//!   `Cell`, so a change applies from the next decision on (the next roll,
+//!   flusher pass, append or retention check) and no borrow is held across
+//!   an `.await`. The high watermark never moves backwards, even when the
+//!   policy becomes `always`.
+//! * A log-append-time log stamps each appended batch with the append's
+//!   time (attribute bit 3 and the max timestamp, CRC recomputed); the time
+//!   index then holds stamped times, so lookups by time find them.
 //!
 //! Owned by one glommio executor, `!Send`. No `RefCell` borrow is held
 //! across an `.await`.
 
-use super::config::{FsyncPolicy, LogConfig};
+use super::config::{FsyncPolicy, LogConfig, TimestampType};
 use super::crash;
 use super::error::{Result, StorageError};
 use super::io::Disk;
@@ -37,7 +46,7 @@ use super::snapshot;
 use crate::constants::{BATCH_BYTES_MAX, READ_BYTES_MAX, WRITE_BEHIND_MS};
 use crate::constants::{PRODUCER_EXPIRY_MS, PRODUCER_SNAPSHOTS_KEPT};
 use crate::record::{
-    BatchInfo, BatchWalk, RecordBatch, producer_fields, read_framing, set_max_timestamp,
+    BatchInfo, BatchWalk, RecordBatch, producer_fields, read_framing, set_timestamps,
     stamp_base_offset,
 };
 use crate::types::{Offset, Timestamp};
@@ -59,6 +68,9 @@ pub struct AppendInfo {
     pub last_offset: Offset,
     /// The log start offset when the append completed.
     pub log_start_offset: Offset,
+    /// The time stamped into the batches, for a log-append-time log
+    /// (`None` under create time: the batches keep the producer's).
+    pub log_append_time: Option<Timestamp>,
 }
 
 /// Whole batches returned by [`PartitionLog::read`].
@@ -196,7 +208,8 @@ impl TailCache {
 struct Inner {
     dir: PathBuf,
     disk: Disk,
-    config: LogConfig,
+    /// Read whole with `get()`; replaced by `set_config`.
+    config: Cell<LogConfig>,
     settings: SegmentSettings,
     segments: RefCell<Vec<Rc<Segment>>>,
     append_lock: Semaphore,
@@ -210,12 +223,19 @@ struct Inner {
     pending_seals: RefCell<Vec<(Offset, Offset)>>,
     /// Everything below was handed to the flusher's last pass.
     flushed: Cell<Offset>,
+    /// Readers may have seen everything below this before the policy
+    /// became `always`; under `always` the high watermark stays at or above
+    /// it, so it never moves backwards.
+    seen_before_always: Cell<Offset>,
     last_sync: Cell<Instant>,
     cache: RefCell<TailCache>,
     failed: RefCell<Option<String>>,
     closed: Cell<bool>,
     /// Wakes the flusher when data arrives.
     dirty: Event,
+    /// Cuts the flusher's wait short: the configuration changed, or someone
+    /// waits in `make_durable`.
+    wake_flusher: Event,
     /// Wakes appenders waiting for durability.
     progress: Event,
     /// Wakes readers waiting for the high watermark to move.
@@ -273,8 +293,8 @@ impl Inner {
     }
 
     fn high_watermark(&self) -> Offset {
-        match self.config.fsync {
-            FsyncPolicy::Always => self.durable.get(),
+        match self.config.get().fsync {
+            FsyncPolicy::Always => self.durable.get().max(self.seen_before_always.get()),
             _ => self.next_offset.get(),
         }
     }
@@ -300,7 +320,7 @@ impl Inner {
         if durable > self.durable.get() {
             self.durable.set(durable);
             self.progress.notify(usize::MAX);
-            if self.config.fsync == FsyncPolicy::Always {
+            if self.config.get().fsync == FsyncPolicy::Always {
                 self.data.notify(usize::MAX);
             }
         }
@@ -345,9 +365,10 @@ impl Inner {
             return Ok(());
         }
         let next = self.next_offset.get();
-        let reason = if size + incoming > self.config.segment_bytes {
+        let config = self.config.get();
+        let reason = if size + incoming > config.segment_bytes {
             "size"
-        } else if active.age() >= Duration::from_millis(self.config.segment_ms) {
+        } else if active.age() >= Duration::from_millis(config.segment_ms) {
             "age"
         } else if next.distance_from(active.base()) + records as u64 > u32::MAX as u64 {
             "offset range"
@@ -406,16 +427,42 @@ impl Inner {
     }
 }
 
+/// Stamps offsets from `base` and the timestamps `timestamp_type` asks for
+/// into validated batches, and records in `found` the max timestamp each
+/// now carries (what the time index gets). Returns the stamped append time
+/// under log-append time.
+fn stamp_batches(
+    batches: &mut BytesMut,
+    found: &mut [(usize, BatchInfo)],
+    base: Offset,
+    timestamp_type: TimestampType,
+) -> Option<Timestamp> {
+    let append_time = (timestamp_type == TimestampType::LogAppendTime).then(Timestamp::now);
+    let mut offset = base;
+    for (at, info) in found.iter_mut() {
+        let batch = &mut batches[*at..*at + info.bytes];
+        stamp_base_offset(batch, offset);
+        info.max_timestamp = append_time.unwrap_or(info.create_max_timestamp);
+        info.log_append_time = append_time.is_some();
+        set_timestamps(batch, info.log_append_time, info.max_timestamp);
+        offset = offset.plus(info.records as u64);
+    }
+    append_time
+}
+
+/// What [`Inner::append_locked`] assigned: the first offset, the offset
+/// after the last record, and the stamped append time if any.
+type Assigned = (Offset, Offset, Option<Timestamp>);
+
 impl Inner {
     /// Assigns offsets to validated batches, stamps them and copies them
-    /// into the active segment (rolling as needed). Returns the first offset
-    /// and the offset after the last record. Must run to completion (see
-    /// `PartitionLog::append`).
+    /// into the active segment (rolling as needed). Must run to completion
+    /// (see `PartitionLog::append`).
     async fn append_locked(
         inner: Rc<Inner>,
         mut batches: BytesMut,
-        found: Vec<(usize, BatchInfo)>,
-    ) -> Result<(Offset, Offset)> {
+        mut found: Vec<(usize, BatchInfo)>,
+    ) -> Result<Assigned> {
         let permit = inner
             .append_lock
             .acquire_permit(1)
@@ -424,15 +471,13 @@ impl Inner {
         inner.check()?;
         if let Some(original) = inner.check_producers(&batches, &found)? {
             // A retry of batches already in the log: their offsets, again.
-            return Ok((original.base, original.last.plus(1)));
+            // The append time it was stamped with is not kept: none is
+            // reported (Kafka clients then read the batches' own times).
+            return Ok((original.base, original.last.plus(1), None));
         }
         let base = inner.next_offset.get();
-        let mut offset = base;
-        for &(at, info) in &found {
-            stamp_base_offset(&mut batches[at..], offset);
-            set_max_timestamp(&mut batches[at..at + info.bytes], info.max_timestamp);
-            offset = offset.plus(info.records as u64);
-        }
+        let timestamp_type = inner.config.get().timestamp_type;
+        let append_time = stamp_batches(&mut batches, &mut found, base, timestamp_type);
         let data = batches.freeze();
         let mut offset = base;
         for &(at, info) in &found {
@@ -463,7 +508,7 @@ impl Inner {
             inner.record_producer(&data[at..], offset, info.records);
             offset = next;
         }
-        if inner.config.fsync != FsyncPolicy::Always {
+        if inner.config.get().fsync != FsyncPolicy::Always {
             inner.data.notify(usize::MAX);
         }
         {
@@ -480,7 +525,7 @@ impl Inner {
         });
         drop(permit);
         inner.dirty.notify(1);
-        Ok((base, offset))
+        Ok((base, offset, append_time))
     }
 }
 
@@ -612,11 +657,14 @@ async fn flusher(weak: Weak<Inner>) {
         if let Some(listener) = listener {
             listener.await;
         }
-        let (policy, last_sync, sync_wanted) = match weak.upgrade() {
+        // Listening before the policy is read: a change (or a durability
+        // wait) after this point cuts the wait below short.
+        let (policy, last_sync, sync_wanted, woken) = match weak.upgrade() {
             Some(inner) if !inner.closed.get() => (
-                inner.config.fsync,
+                inner.config.get().fsync,
                 inner.last_sync.get(),
                 inner.sync_wanted.get(),
+                inner.wake_flusher.listen(),
             ),
             _ => return,
         };
@@ -628,7 +676,11 @@ async fn flusher(weak: Weak<Inner>) {
             FsyncPolicy::Never => Duration::from_millis(WRITE_BEHIND_MS),
         };
         if !delay.is_zero() {
-            glommio::timer::sleep(delay).await;
+            let nap = std::pin::pin!(glommio::timer::sleep(delay));
+            if let futures::future::Either::Right(_) = futures::future::select(nap, woken).await {
+                // Decide again under the policy now in force.
+                continue;
+            }
         }
         let Some(inner) = weak.upgrade() else { return };
         if inner.closed.get() {
@@ -734,7 +786,7 @@ impl PartitionLog {
             }),
             dir,
             disk: disk.clone(),
-            config,
+            config: Cell::new(config),
             settings,
             segments: RefCell::new(segments),
             append_lock: Semaphore::new(1),
@@ -743,10 +795,12 @@ impl PartitionLog {
             synced: Cell::new(end),
             pending_seals: RefCell::new(Vec::new()),
             flushed: Cell::new(end),
+            seen_before_always: Cell::new(end),
             last_sync: Cell::new(Instant::now()),
             failed: RefCell::new(None),
             closed: Cell::new(false),
             dirty: Event::new(),
+            wake_flusher: Event::new(),
             progress: Event::new(),
             data: Event::new(),
             sync_wanted: Cell::new(false),
@@ -842,7 +896,7 @@ impl PartitionLog {
         }
         let mut found: Vec<(usize, BatchInfo)> = Vec::new();
         for (index, result) in
-            BatchWalk::new(&batches, inner.config.append_batch_bytes_max()).enumerate()
+            BatchWalk::new(&batches, inner.config.get().append_batch_bytes_max()).enumerate()
         {
             match result {
                 Ok(batch) => found.push(batch),
@@ -855,14 +909,15 @@ impl PartitionLog {
         // that never reached its write chunk.
         let task =
             glommio::spawn_local(Inner::append_locked(self.inner.clone(), batches, found)).detach();
-        let (base, offset) = task.await.ok_or(StorageError::Closed)??;
-        if inner.config.fsync == FsyncPolicy::Always {
+        let (base, offset, log_append_time) = task.await.ok_or(StorageError::Closed)??;
+        if inner.config.get().fsync == FsyncPolicy::Always {
             self.wait_durable(offset).await?;
         }
         Ok(AppendInfo {
             base_offset: base,
             last_offset: Offset(offset.0 - 1),
             log_start_offset: self.start_offset(),
+            log_append_time,
         })
     }
 
@@ -876,6 +931,7 @@ impl PartitionLog {
         self.inner.check()?;
         self.inner.sync_wanted.set(true);
         self.inner.dirty.notify(1);
+        self.inner.wake_flusher.notify(1);
         self.wait_durable(offset).await
     }
 
@@ -1017,10 +1073,9 @@ impl PartitionLog {
                 if batch.max_timestamp() < target {
                     continue;
                 }
-                let base_ts = batch.base_timestamp().0;
                 for record in batch.records() {
                     let offset = batch.base_offset().plus(record.offset_delta as u64);
-                    let ts = Timestamp(base_ts + record.timestamp_delta);
+                    let ts = batch.record_timestamp(&record);
                     if offset >= pos && ts >= target {
                         return Ok(Some((offset, ts)));
                     }
@@ -1059,17 +1114,16 @@ impl PartitionLog {
             let mut segments = inner.segments.borrow_mut();
             let mut remaining: u64 = segments.iter().map(|s| s.size()).sum();
             let mut victims = Vec::new();
+            let config = inner.config.get();
             for segment in &segments[..segments.len() - 1] {
                 if segment.is_active() {
                     // Still sealing in the background: not deletable yet.
                     break;
                 }
-                let by_time = inner
-                    .config
+                let by_time = config
                     .retention_ms
                     .is_some_and(|ms| segment.max_timestamp().0 < now.0.saturating_sub(ms as i64));
-                let by_size = inner
-                    .config
+                let by_size = config
                     .retention_bytes
                     .is_some_and(|max| remaining - segment.size() >= max);
                 let reason = match (by_time, by_size) {
@@ -1238,8 +1292,54 @@ impl PartitionLog {
         self.inner.stats.get()
     }
 
-    pub fn config(&self) -> &LogConfig {
-        &self.inner.config
+    /// The configuration in force (a copy: it may change).
+    pub fn config(&self) -> LogConfig {
+        self.inner.config.get()
+    }
+
+    /// Changes the configuration of the open log. Retention, segment size
+    /// and age, the largest batch, the fsync policy and the timestamp type
+    /// apply from the next decision that reads them (the next append, roll,
+    /// flusher pass or retention check); appends already assigned keep what
+    /// they were stamped with. The layout settings (index interval, write
+    /// chunk and tail cache sizes) are fixed while the log is open: a
+    /// change to them is refused, as is an invalid configuration, and the
+    /// log keeps its old one.
+    pub fn set_config(&self, config: LogConfig) -> Result<()> {
+        let inner = &self.inner;
+        config.validate().map_err(StorageError::Config)?;
+        let old = inner.config.get();
+        if !old.same_layout(&config) {
+            return Err(StorageError::Config(
+                "the index interval, write chunk and tail cache sizes cannot change while a log is open".into(),
+            ));
+        }
+        if old == config {
+            return Ok(());
+        }
+        if config.fsync == FsyncPolicy::Always && old.fsync != FsyncPolicy::Always {
+            // Readers may already have seen records not yet durable; the
+            // high watermark must not move back below them.
+            inner.seen_before_always.set(inner.next_offset.get());
+        }
+        inner.config.set(config);
+        tracing::info!(
+            dir = %inner.dir.display(),
+            fsync = %config.fsync,
+            segment_bytes = config.segment_bytes,
+            segment_ms = config.segment_ms,
+            retention_ms = ?config.retention_ms,
+            retention_bytes = ?config.retention_bytes,
+            batch_bytes_max = config.batch_bytes_max,
+            timestamp_type = %config.timestamp_type,
+            "log configuration changed"
+        );
+        // The flusher re-reads the policy; readers re-read the high
+        // watermark (it moves up when the policy leaves `always`).
+        inner.wake_flusher.notify(usize::MAX);
+        inner.dirty.notify(1);
+        inner.data.notify(usize::MAX);
+        Ok(())
     }
 
     pub fn dir(&self) -> &Path {

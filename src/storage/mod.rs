@@ -26,7 +26,7 @@ pub mod producers;
 pub mod segment;
 mod snapshot;
 
-pub use config::{FsyncPolicy, LogConfig};
+pub use config::{FsyncPolicy, LogConfig, TimestampType};
 pub use error::{Result, StorageError};
 pub use io::{Disk, Faults};
 pub use log::{

@@ -3,10 +3,11 @@
 //! not fail the others.
 
 use super::codes;
+use super::configs::source_code;
 use super::metadata::to_uuid;
 use crate::broker;
 use crate::error::{BrokerError, ErrorKind};
-use crate::meta::{TopicConfig, TopicOverrides};
+use crate::meta::{ConfigChange, ConfigEntry, ConfigOp, TopicOverrides};
 use crate::shard::Shard;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
@@ -20,10 +21,6 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use std::rc::Rc;
-
-/// Kafka's `config_source` values used here.
-const SOURCE_TOPIC: i8 = 1;
-const SOURCE_DEFAULT: i8 = 5;
 
 fn message(e: &BrokerError) -> Option<StrBytes> {
     Some(StrBytes::from_string(e.message.clone()))
@@ -51,17 +48,18 @@ async fn create_one(
     let name = topic.name.0.to_string();
     let mut result = CreatableTopicResult::default().with_name(topic.name.clone());
     let outcome = async {
-        let (partitions, config, set) = settings(shard, &topic)?;
+        let (partitions, overrides) = settings(shard, &topic)?;
         if validate_only {
-            broker::validate_new_topic(shard, &name, partitions, config.clone())?;
-            return Ok((None, partitions, config, set));
+            let meta = broker::validate_new_topic(shard, &name, partitions, overrides)?;
+            return Ok((None, partitions, shard.snapshot().config_entries(&meta)));
         }
-        let meta = broker::create_topic(shard, name.clone(), partitions, config.clone()).await?;
-        Ok::<_, BrokerError>((Some(meta.uuid), partitions, config, set))
+        let meta = broker::create_topic(shard, name.clone(), partitions, overrides).await?;
+        let entries = shard.snapshot().config_entries(&meta);
+        Ok::<_, BrokerError>((Some(meta.uuid), partitions, entries))
     }
     .await;
     match outcome {
-        Ok((uuid, partitions, config, set)) => {
+        Ok((uuid, partitions, entries)) => {
             if version >= 7
                 && let Some(uuid) = uuid
             {
@@ -70,7 +68,7 @@ async fn create_one(
             if version >= 5 {
                 result.num_partitions = partitions as i32;
                 result.replication_factor = 1;
-                result.configs = Some(configs(&config, &set));
+                result.configs = Some(configs(&entries));
             }
         }
         Err(e) => {
@@ -85,12 +83,8 @@ async fn create_one(
     result
 }
 
-/// The partition count and configuration a create asks for, checked; and
-/// the config keys it set (reported with their source).
-fn settings(
-    shard: &Shard,
-    topic: &CreatableTopic,
-) -> Result<(u32, TopicConfig, Vec<String>), BrokerError> {
+/// The partition count and the settings a create asks for, checked.
+fn settings(shard: &Shard, topic: &CreatableTopic) -> Result<(u32, TopicOverrides), BrokerError> {
     // -1: the broker's default (CreateTopics v4+).
     let partitions = match topic.num_partitions {
         -1 => shard.config.auto_create_partitions,
@@ -129,35 +123,28 @@ fn settings(
             ),
         ));
     }
-    let mut overrides = TopicOverrides::default();
-    let mut set = Vec::new();
-    for c in &topic.configs {
-        overrides
-            .set_kafka(&c.name, c.value.as_deref())
-            .map_err(|e| BrokerError::new(ErrorKind::InvalidConfig, e))?;
-        set.push(c.name.to_string());
-    }
-    let config = shard
-        .config
-        .topic_defaults
-        .with_overrides(&overrides)
+    let changes: Vec<ConfigChange> = topic
+        .configs
+        .iter()
+        .map(|c| ConfigChange {
+            name: c.name.to_string(),
+            op: ConfigOp::Set(c.value.as_ref().map(|v| v.to_string())),
+        })
+        .collect();
+    let overrides = TopicOverrides::default()
+        .apply(&changes, &shard.snapshot().topic_defaults)
         .map_err(|e| BrokerError::new(ErrorKind::InvalidConfig, e))?;
-    Ok((partitions, config, set))
+    Ok((partitions, overrides))
 }
 
-fn configs(config: &TopicConfig, set: &[String]) -> Vec<CreatableTopicConfigs> {
-    config
-        .kafka_entries()
-        .into_iter()
-        .map(|(name, value)| {
+fn configs(entries: &[ConfigEntry]) -> Vec<CreatableTopicConfigs> {
+    entries
+        .iter()
+        .map(|e| {
             CreatableTopicConfigs::default()
-                .with_name(StrBytes::from_static_str(name))
-                .with_value(Some(StrBytes::from_string(value)))
-                .with_config_source(if set.iter().any(|s| s == name) {
-                    SOURCE_TOPIC
-                } else {
-                    SOURCE_DEFAULT
-                })
+                .with_name(StrBytes::from_static_str(e.info.name))
+                .with_value(Some(StrBytes::from_string(e.value.clone())))
+                .with_config_source(source_code(e.source))
         })
         .collect()
 }

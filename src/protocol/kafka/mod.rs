@@ -24,6 +24,7 @@
 mod admin;
 mod apis;
 mod codes;
+mod configs;
 mod fetch;
 mod frame;
 mod groups;
@@ -193,6 +194,8 @@ enum Answer {
     DescribeGroups(kafka_protocol::messages::DescribeGroupsResponse),
     DeleteGroups(kafka_protocol::messages::DeleteGroupsResponse),
     OffsetDelete(kafka_protocol::messages::OffsetDeleteResponse),
+    DescribeConfigs(kafka_protocol::messages::DescribeConfigsResponse),
+    IncrementalAlterConfigs(kafka_protocol::messages::IncrementalAlterConfigsResponse),
 }
 
 /// The client of a request, when its handler needs it.
@@ -248,6 +251,10 @@ async fn handle(
         }
         RequestKind::DeleteGroups(r) => Answer::DeleteGroups(groups::delete_groups(shard, r).await),
         RequestKind::OffsetDelete(r) => Answer::OffsetDelete(groups::offset_delete(shard, r).await),
+        RequestKind::DescribeConfigs(r) => Answer::DescribeConfigs(configs::describe(shard, v, r)),
+        RequestKind::IncrementalAlterConfigs(r) => {
+            Answer::IncrementalAlterConfigs(configs::incremental_alter(shard, r).await)
+        }
         other => unreachable!(
             "route() only decodes supported APIs, got {:?}",
             std::mem::discriminant(&other)
@@ -276,6 +283,8 @@ fn answer(header: Header, answer: Answer) -> Option<Outgoing> {
         Answer::DescribeGroups(r) => encode_or_log(header, r),
         Answer::DeleteGroups(r) => encode_or_log(header, r),
         Answer::OffsetDelete(r) => encode_or_log(header, r),
+        Answer::DescribeConfigs(r) => encode_or_log(header, r),
+        Answer::IncrementalAlterConfigs(r) => encode_or_log(header, r),
     }
 }
 

@@ -101,6 +101,7 @@ fn encode(version: i16, response: &ProduceResponse) -> KafkaProduceResponse {
                     match &p.result {
                         Ok(appended) => {
                             r.base_offset = appended.base_offset.0 as i64;
+                            r.log_append_time_ms = appended.log_append_time.map_or(-1, |t| t.0);
                             if version >= 5 {
                                 r.log_start_offset = appended.log_start_offset.0 as i64;
                             }

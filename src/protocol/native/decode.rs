@@ -8,7 +8,7 @@ use crate::broker::{
     FetchPartition, FetchRequest, FetchTopic, ListOffsetsTopic, ProduceRequest, ProduceTopic,
 };
 use crate::error::{BrokerError, ErrorKind};
-use crate::meta::{TopicConfig, TopicOverrides};
+use crate::meta::{ConfigChange, ConfigOp, TopicOverrides};
 use crate::protocol::wire;
 use crate::types::FsyncPolicy;
 use crate::types::{Acks, OffsetSpec, Timestamp};
@@ -26,7 +26,8 @@ pub enum Request {
     CreateTopic {
         name: String,
         partitions: u32,
-        config: Result<TopicConfig, String>,
+        /// What the request sets, or why its configuration is invalid.
+        overrides: Result<TopicOverrides, String>,
     },
     DeleteTopic {
         name: String,
@@ -43,6 +44,16 @@ pub enum Request {
     Fetch(FetchRequest),
     ListOffsets(Vec<ListOffsetsTopic>),
     Stats,
+    DescribeConfigs {
+        topic: String,
+        /// Kafka names to describe; empty: all.
+        names: Vec<String>,
+    },
+    AlterConfigs {
+        topic: String,
+        changes: Vec<ConfigChange>,
+        validate_only: bool,
+    },
     /// A union member this broker does not know.
     Unknown(u8),
 }
@@ -57,10 +68,7 @@ fn required<'a>(name: Option<&'a str>, what: &str) -> Result<&'a str, BrokerErro
 
 /// Verifies `frame` and decodes it. On failure returns the correlation id
 /// (0 if the frame did not verify) and the error to answer with.
-pub fn decode(
-    frame: BytesMut,
-    defaults: &TopicConfig,
-) -> Result<(u64, Request), (u64, BrokerError)> {
+pub fn decode(frame: BytesMut) -> Result<(u64, Request), (u64, BrokerError)> {
     let envelope = parse_request(&frame)
         .map_err(|e| (0, invalid(format!("frame is not a valid request: {e}"))))?;
     let corr = envelope.correlation_id();
@@ -93,7 +101,7 @@ pub fn decode(
             Request::CreateTopic {
                 name: required(c.name(), "topic name").map_err(fail)?.to_string(),
                 partitions: c.partitions(),
-                config: overrides(c.config()).and_then(|o| defaults.with_overrides(&o)),
+                overrides: overrides(c.config()),
             }
         }
         R::DeleteTopicRequest => {
@@ -226,6 +234,46 @@ pub fn decode(
             Request::CreatePartitions {
                 name: required(c.name(), "topic name").map_err(fail)?.to_string(),
                 total: c.total(),
+            }
+        }
+        R::DescribeConfigsRequest => {
+            let d = envelope
+                .request_as_describe_configs_request()
+                .ok_or_else(|| fail(invalid("describe configs body missing")))?;
+            Request::DescribeConfigs {
+                topic: required(d.topic(), "topic name").map_err(fail)?.to_string(),
+                names: d
+                    .names()
+                    .map(|n| n.iter().map(str::to_string).collect())
+                    .unwrap_or_default(),
+            }
+        }
+        R::AlterConfigsRequest => {
+            let a = envelope
+                .request_as_alter_configs_request()
+                .ok_or_else(|| fail(invalid("alter configs body missing")))?;
+            let mut changes = Vec::new();
+            for c in a.changes().iter().flatten() {
+                let name = required(c.name(), "config name").map_err(fail)?;
+                let op = match c.operation() {
+                    wire::ConfigOperation::SET => ConfigOp::Set(c.value().map(str::to_string)),
+                    wire::ConfigOperation::DELETE => ConfigOp::Delete,
+                    other => {
+                        return Err(fail(BrokerError::new(
+                            ErrorKind::InvalidArgument,
+                            format!("config operation {} on {name} is unknown", other.0),
+                        )));
+                    }
+                };
+                changes.push(ConfigChange {
+                    name: name.to_string(),
+                    op,
+                });
+            }
+            Request::AlterConfigs {
+                topic: required(a.topic(), "topic name").map_err(fail)?.to_string(),
+                changes,
+                validate_only: a.validate_only(),
             }
         }
         other => Request::Unknown(other.0),

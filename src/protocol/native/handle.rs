@@ -5,6 +5,7 @@ use super::decode::Request;
 use super::{PROTOCOL_VERSION, error_code};
 use crate::broker::{self, FetchResponse, ListOffsetsResponse, ProduceResponse};
 use crate::error::{BrokerError, ErrorKind};
+use crate::meta::{ConfigEntry, ConfigSource};
 use crate::protocol::wire;
 use crate::shard::Shard;
 use crate::types::Acks;
@@ -89,8 +90,8 @@ pub async fn handle(shard: &Rc<Shard>, corr: u64, request: Request) -> Option<Re
         Request::CreateTopic {
             name,
             partitions,
-            config,
-        } => create_topic(shard, corr, name, partitions, config).await,
+            overrides,
+        } => create_topic(shard, corr, name, partitions, overrides).await,
         Request::DeleteTopic { name } => match broker::delete_topic(shard, name).await {
             Ok(()) => {
                 let mut fbb = FlatBufferBuilder::new();
@@ -142,6 +143,58 @@ pub async fn handle(shard: &Rc<Shard>, corr: u64, request: Request) -> Option<Re
             list_offsets_response(corr, &broker::list_offsets(shard, topics).await)
         }
         Request::Stats => stats(shard, corr).await,
+        Request::DescribeConfigs { topic, names } => {
+            match broker::describe_configs(shard, &topic) {
+                Ok(entries) => {
+                    let mut fbb = FlatBufferBuilder::new();
+                    let wanted: Vec<&ConfigEntry> = entries
+                        .iter()
+                        .filter(|e| names.is_empty() || names.iter().any(|n| n == e.info.name))
+                        .collect();
+                    let configs = config_entries(&mut fbb, wanted);
+                    let topic = fbb.create_string(&topic);
+                    let body = wire::DescribeConfigsResponse::create(
+                        &mut fbb,
+                        &wire::DescribeConfigsResponseArgs {
+                            topic: Some(topic),
+                            configs: Some(configs),
+                        },
+                    );
+                    finish(
+                        fbb,
+                        corr,
+                        None,
+                        wire::Response::DescribeConfigsResponse,
+                        Some(body.as_union_value()),
+                    )
+                }
+                Err(e) => error_response(corr, &e),
+            }
+        }
+        Request::AlterConfigs {
+            topic,
+            changes,
+            validate_only,
+        } => match broker::alter_configs(shard, topic, changes, validate_only).await {
+            Ok(entries) => {
+                let mut fbb = FlatBufferBuilder::new();
+                let configs = config_entries(&mut fbb, entries.iter().collect());
+                let body = wire::AlterConfigsResponse::create(
+                    &mut fbb,
+                    &wire::AlterConfigsResponseArgs {
+                        configs: Some(configs),
+                    },
+                );
+                finish(
+                    fbb,
+                    corr,
+                    None,
+                    wire::Response::AlterConfigsResponse,
+                    Some(body.as_union_value()),
+                )
+            }
+            Err(e) => error_response(corr, &e),
+        },
         Request::Unknown(k) => error_response(
             corr,
             &BrokerError::new(
@@ -261,18 +314,45 @@ fn metadata(shard: &Shard, corr: u64, names: Option<Vec<String>>) -> ResponseFra
     )
 }
 
+/// Settings with their sources, as a wire vector.
+fn config_entries<'a>(
+    fbb: &mut FlatBufferBuilder<'a>,
+    entries: Vec<&ConfigEntry>,
+) -> WIPOffset<flatbuffers::Vector<'a, flatbuffers::ForwardsUOffset<wire::ConfigEntry<'a>>>> {
+    let entries: Vec<_> = entries
+        .into_iter()
+        .map(|e| {
+            let name = fbb.create_string(e.info.name);
+            let value = fbb.create_string(&e.value);
+            wire::ConfigEntry::create(
+                fbb,
+                &wire::ConfigEntryArgs {
+                    name: Some(name),
+                    value: Some(value),
+                    source: match e.source {
+                        ConfigSource::Default => wire::ConfigSource::DEFAULT,
+                        ConfigSource::Broker => wire::ConfigSource::BROKER,
+                        ConfigSource::Topic => wire::ConfigSource::TOPIC,
+                    },
+                },
+            )
+        })
+        .collect();
+    fbb.create_vector(&entries)
+}
+
 async fn create_topic(
     shard: &Rc<Shard>,
     corr: u64,
     name: String,
     partitions: u32,
-    config: Result<crate::meta::TopicConfig, String>,
+    overrides: Result<crate::meta::TopicOverrides, String>,
 ) -> ResponseFrame {
-    let config = match config {
-        Ok(c) => c,
+    let overrides = match overrides {
+        Ok(o) => o,
         Err(e) => return error_response(corr, &BrokerError::new(ErrorKind::InvalidConfig, e)),
     };
-    match broker::create_topic(shard, name, partitions, config).await {
+    match broker::create_topic(shard, name, partitions, overrides).await {
         Ok(meta) => {
             let mut fbb = FlatBufferBuilder::new();
             let config = config_to_wire(&meta.config, &mut fbb);
@@ -416,8 +496,12 @@ fn produce_response(corr: u64, response: &ProduceResponse) -> ResponseFrame {
                     .as_ref()
                     .err()
                     .map(|e| fbb.create_string(&e.message));
-                let (base, start) = p.result.as_ref().map_or((-1, -1), |a| {
-                    (a.base_offset.0 as i64, a.log_start_offset.0 as i64)
+                let (base, start, append_time) = p.result.as_ref().map_or((-1, -1, -1), |a| {
+                    (
+                        a.base_offset.0 as i64,
+                        a.log_start_offset.0 as i64,
+                        a.log_append_time.map_or(-1, |t| t.0),
+                    )
                 });
                 wire::ProducePartitionResult::create(
                     &mut fbb,
@@ -427,6 +511,7 @@ fn produce_response(corr: u64, response: &ProduceResponse) -> ResponseFrame {
                         error_message: message,
                         base_offset: base,
                         log_start_offset: start,
+                        log_append_time: append_time,
                     },
                 )
             })

@@ -35,7 +35,7 @@ impl Protocol for Native {
     type Session = ();
 
     fn dispatch(shard: &Rc<Shard>, _session: &Rc<()>, frame: BytesMut) -> Dispatch {
-        match decode::decode(frame, &shard.config.topic_defaults) {
+        match decode::decode(frame) {
             Ok((corr, request)) => {
                 let shard = shard.clone();
                 Dispatch::Handle(Box::pin(async move {
