@@ -690,3 +690,64 @@ fn corelog_consume_group_members_split_partitions_with_a_kafka_member_and_resume
     let three = Member::corelog(kafka, "cli", "cli-group");
     wait_for_split(&[&two, &three], 6, "a new corelog member joins");
 }
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_data_directory_written_by_096b07a_keeps_groups_producer_ids_and_settings() {
+    // tests/fixtures/README.md says how the fixture was made: idempotent
+    // batches with producer snapshots, a LogAppendTime topic, a group with
+    // committed offsets in __consumer_offsets.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/data-096b07a");
+    copy_tree(&fixture, &data);
+    for round in 0..2 {
+        let mut broker = Broker::start(&data, 2, &["--kafka-listen", "127.0.0.1:0"]);
+        let events = corelog(
+            &broker,
+            &[
+                "consume",
+                "events",
+                "--from-beginning",
+                "--format",
+                "{offset} {key} {value}",
+            ],
+        );
+        let lines: Vec<&str> = events.lines().collect();
+        assert_eq!(lines.len(), 400, "round {round}");
+        for (i, line) in lines.iter().enumerate() {
+            assert_eq!(
+                *line,
+                format!("{i} ev-{i:04} event {i:04} {}", "e".repeat(200))
+            );
+        }
+        let stamped = corelog(&broker, &["topic", "describe", "stamped"]);
+        assert!(
+            stamped.contains("LogAppendTime") && stamped.contains("86400000"),
+            "{stamped}"
+        );
+        let mut raw = Raw::connect(broker.kafka.unwrap());
+        assert_eq!(raw.fetch("billing", "events"), (400, 0), "round {round}");
+        // Producer ids handed out by that broker are never handed out again.
+        let request = InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60_000);
+        let answer: InitProducerIdResponse = raw.call(ApiKey::InitProducerId, 2, &request);
+        assert_eq!(answer.error_code, 0);
+        assert!(answer.producer_id.0 >= 1000, "{:?}", answer.producer_id);
+        assert_eq!(broker.terminate(Duration::from_secs(30)), 0);
+    }
+}
