@@ -1259,3 +1259,42 @@ fn a_second_broker_on_the_same_data_directory_or_port_is_refused() {
     let again = Broker::start(&data, 2, &[]);
     drop(again);
 }
+
+#[test]
+fn the_broker_raises_its_open_file_limit_to_the_hard_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A soft limit below the hard one, as shells commonly set it.
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit with a valid pointer.
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+        0
+    );
+    if limit.rlim_max <= 1024 {
+        eprintln!("skipping: the hard limit is only {}", limit.rlim_max);
+        return;
+    }
+    // The broker inherits this process's soft limit: make it lower than
+    // the hard one, as login shells commonly set it. (Harmless for the
+    // other tests here: they need a few descriptors each.)
+    if limit.rlim_cur > 1024 {
+        let lower = libc::rlimit {
+            rlim_cur: 1024,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit with a valid pointer.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lower) }, 0);
+    }
+    let broker = Broker::start(&tmp.path().join("data"), 1, &[]);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", broker.pid())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap()
+        .to_string();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields[3], fields[4], "soft = hard: {line}");
+}

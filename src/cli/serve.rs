@@ -145,7 +145,35 @@ fn config_from(args: &ServeArgs) -> Result<BrokerConfig, String> {
     Ok(config)
 }
 
+/// Raises the open-file soft limit to the hard limit: every connection and
+/// every open segment costs descriptors, and the default soft limit (often
+/// 1,024) is far below what the hard limit allows. Returns (soft, hard).
+fn raise_fd_limit() -> Option<(u64, u64)> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return None;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let before = limit.rlim_cur;
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                limit.rlim_cur = before;
+            }
+        }
+    }
+    Some((limit.rlim_cur as u64, limit.rlim_max as u64))
+}
+
 pub fn run(args: ServeArgs) -> Result<(), String> {
+    match raise_fd_limit() {
+        Some((soft, hard)) => tracing::info!(soft, hard, "open file limit"),
+        None => tracing::warn!("could not read the open file limit"),
+    }
     let config = config_from(&args)?;
     let cores = config.cores;
     let data_dir = config.data_dir.clone();

@@ -6,9 +6,8 @@
 //!
 //! Ports: listeners use SO_REUSEPORT so a broker's shards can share one
 //! port; another process could join that group and take a share of the
-//! connections. Before binding a fixed port the broker binds it once
-//! without SO_REUSEPORT ([`check_port_free`]), which fails while anyone
-//! listens on it.
+//! connections. Before binding a fixed port the broker checks that nobody
+//! accepts connections on it ([`check_port_free`]).
 
 use std::fs::File;
 use std::io::{Read, Seek, Write};
@@ -68,19 +67,27 @@ pub fn lock_data_dir(data_dir: &Path) -> Result<DataDirLock, String> {
 }
 
 /// Fails if something already listens on `addr` (port 0: always free).
+///
+/// Probed by connecting, not by binding: after a broker is killed, its
+/// accepted connections linger (FIN_WAIT) on the port until their peers
+/// close them, which makes a plain bind fail although nobody listens.
 pub fn check_port_free(addr: SocketAddr, what: &str) -> Result<(), String> {
     if addr.port() == 0 {
         return Ok(());
     }
-    match std::net::TcpListener::bind(addr) {
-        Ok(probe) => {
-            drop(probe);
-            Ok(())
+    let target = if addr.ip().is_unspecified() {
+        match addr {
+            SocketAddr::V4(_) => SocketAddr::from(([127, 0, 0, 1], addr.port())),
+            SocketAddr::V6(_) => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port())),
         }
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(format!(
+    } else {
+        addr
+    };
+    match std::net::TcpStream::connect_timeout(&target, std::time::Duration::from_millis(500)) {
+        Ok(_) => Err(format!(
             "{what} {addr} is already in use by another process; pick another port (or stop that process)"
         )),
-        Err(e) => Err(format!("binding {what} {addr}: {e}")),
+        Err(_) => Ok(()),
     }
 }
 
