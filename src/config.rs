@@ -5,7 +5,9 @@
 
 use crate::constants::{
     CONNECTIONS_MAX_DEFAULT, CORES_MAX, FRAME_BYTES_MAX, IDLE_TIMEOUT_MS_DEFAULT,
-    INFLIGHT_PER_CONNECTION_DEFAULT, NODE_ID_MAX, RETENTION_CHECK_MS_DEFAULT,
+    INFLIGHT_PER_CONNECTION_DEFAULT, LOG_CLEANER_BYTES_PER_SEC_DEFAULT,
+    LOG_CLEANER_INTERVAL_MS_DEFAULT, LOG_CLEANER_MAP_BYTES_DEFAULT, NODE_ID_MAX,
+    RETENTION_CHECK_MS_DEFAULT,
 };
 use crate::meta::TopicConfig;
 use std::net::SocketAddr;
@@ -32,6 +34,12 @@ pub struct BrokerConfig {
     pub idle_timeout: Duration,
     pub max_frame_bytes: usize,
     pub retention_check_interval: Duration,
+    /// How often each shard's log cleaner compacts its `compact` logs.
+    pub log_cleaner_interval: Duration,
+    /// Bytes per second a cleaner pass may read and write (0: no limit).
+    pub log_cleaner_bytes_per_sec: u64,
+    /// Memory for a cleaner pass's key map.
+    pub log_cleaner_map_bytes: usize,
     /// Where the Kafka protocol listener binds (every shard accepts there
     /// with SO_REUSEPORT); `None`: no Kafka listener.
     pub kafka_listen: Option<SocketAddr>,
@@ -73,6 +81,9 @@ impl BrokerConfig {
             idle_timeout: Duration::from_millis(IDLE_TIMEOUT_MS_DEFAULT),
             max_frame_bytes: FRAME_BYTES_MAX,
             retention_check_interval: Duration::from_millis(RETENTION_CHECK_MS_DEFAULT),
+            log_cleaner_interval: Duration::from_millis(LOG_CLEANER_INTERVAL_MS_DEFAULT),
+            log_cleaner_bytes_per_sec: LOG_CLEANER_BYTES_PER_SEC_DEFAULT,
+            log_cleaner_map_bytes: LOG_CLEANER_MAP_BYTES_DEFAULT,
             kafka_listen: None,
             kafka_advertise: None,
             kafka_shard_brokers: false,
@@ -217,6 +228,15 @@ impl BrokerConfig {
         if let Some(v) = file.retention_check_interval_ms {
             self.retention_check_interval = Duration::from_millis(v);
         }
+        if let Some(v) = file.log_cleaner_interval_ms {
+            self.log_cleaner_interval = Duration::from_millis(v);
+        }
+        if let Some(v) = file.log_cleaner_bytes_per_sec {
+            self.log_cleaner_bytes_per_sec = v;
+        }
+        if let Some(v) = file.log_cleaner_map_bytes {
+            self.log_cleaner_map_bytes = v;
+        }
         if let Some(v) = file.kafka_listen {
             self.kafka_listen =
                 parse_listen(&v).map_err(|e| format!("{}: kafka_listen: {e}", path.display()))?;
@@ -261,6 +281,9 @@ struct FileConfig {
     idle_timeout_ms: Option<u64>,
     max_frame_bytes: Option<usize>,
     retention_check_interval_ms: Option<u64>,
+    log_cleaner_interval_ms: Option<u64>,
+    log_cleaner_bytes_per_sec: Option<u64>,
+    log_cleaner_map_bytes: Option<usize>,
     kafka_listen: Option<String>,
     kafka_advertise: Option<String>,
     kafka_shard_brokers: Option<bool>,

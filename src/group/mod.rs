@@ -230,6 +230,9 @@ fn offsets_topic_config() -> TopicOverrides {
         segment_bytes: Some(OFFSETS_TOPIC_SEGMENT_BYTES),
         retention_ms: Some(None),
         retention_bytes: Some(None),
+        // Kafka's: the latest commit of each group and partition is kept,
+        // and tombstones (deleted groups and offsets) go in time.
+        cleanup_policy: Some(crate::meta::CleanupPolicy::Compact),
         ..TopicOverrides::default()
     }
 }

@@ -477,6 +477,12 @@ fn config_to_file<'a>(
                 TimestampType::LogAppendTime => file::TimestampType::LOG_APPEND_TIME,
             },
             min_insync_replicas: c.min_insync_replicas.min(i32::MAX as u32) as i32,
+            cleanup_policy: match c.cleanup_policy {
+                CleanupPolicy::Delete => 1,
+                CleanupPolicy::Compact => 2,
+                CleanupPolicy::CompactDelete => 3,
+            },
+            delete_retention_ms: c.delete_retention_ms.min(i64::MAX as u64) as i64,
         },
     )
 }
@@ -530,12 +536,22 @@ fn config_from_file(
         n if n >= 1 => c.min_insync_replicas = n as u32,
         n => return Err(format!("min insync replicas {n} is below 1")),
     }
+    c.cleanup_policy = match f.cleanup_policy() {
+        0 => c.cleanup_policy,
+        1 => CleanupPolicy::Delete,
+        2 => CleanupPolicy::Compact,
+        3 => CleanupPolicy::CompactDelete,
+        other => return Err(format!("unknown cleanup policy {other}")),
+    };
+    if let Some(v) = opt(f.delete_retention_ms(), "delete retention ms")? {
+        c.delete_retention_ms = v;
+    }
     c.validate()?;
     Ok(c)
 }
 
 /// The TopicConfig field names a topic sets itself, as the metadata file
-/// lists them (`cleanup_policy` has no field: delete is its only value).
+/// lists them.
 fn overridden_fields(o: &TopicOverrides) -> Vec<&'static str> {
     [
         ("retention_ms", o.retention_ms.is_some()),
@@ -547,6 +563,7 @@ fn overridden_fields(o: &TopicOverrides) -> Vec<&'static str> {
         ("timestamp_type", o.timestamp_type.is_some()),
         ("min_insync_replicas", o.min_insync_replicas.is_some()),
         ("cleanup_policy", o.cleanup_policy.is_some()),
+        ("delete_retention_ms", o.delete_retention_ms.is_some()),
     ]
     .into_iter()
     .filter_map(|(name, set)| set.then_some(name))
@@ -571,7 +588,8 @@ fn overrides_named<'a>(
             "max_batch_bytes" => o.max_batch_bytes = Some(stored.max_batch_bytes),
             "timestamp_type" => o.timestamp_type = Some(stored.timestamp_type),
             "min_insync_replicas" => o.min_insync_replicas = Some(stored.min_insync_replicas),
-            "cleanup_policy" => o.cleanup_policy = Some(CleanupPolicy::Delete),
+            "cleanup_policy" => o.cleanup_policy = Some(stored.cleanup_policy),
+            "delete_retention_ms" => o.delete_retention_ms = Some(stored.delete_retention_ms),
             other => {
                 return Err(format!(
                     "the topic sets {other:?}, a setting this version does not know"
@@ -602,7 +620,10 @@ fn overrides_differing(stored: &TopicConfig, defaults: &TopicConfig) -> TopicOve
             .then_some(stored.timestamp_type),
         min_insync_replicas: (stored.min_insync_replicas != defaults.min_insync_replicas)
             .then_some(stored.min_insync_replicas),
-        cleanup_policy: None,
+        cleanup_policy: (stored.cleanup_policy != defaults.cleanup_policy)
+            .then_some(stored.cleanup_policy),
+        delete_retention_ms: (stored.delete_retention_ms != defaults.delete_retention_ms)
+            .then_some(stored.delete_retention_ms),
     }
 }
 

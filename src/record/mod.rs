@@ -21,9 +21,10 @@ pub use batch::{
     ATTR_COMPRESSION_MASK, ATTR_CONTROL, ATTR_LOG_APPEND_TIME, ATTR_TRANSACTIONAL, BatchError,
     BatchInfo, BatchWalk, Framing, HEADER_BYTES, Header, HeaderIter, LOG_OVERHEAD_BYTES, MAGIC_V2,
     ProducerFields, Record, RecordBatch, RecordIter, StoredInfo, producer_fields, read_framing,
-    set_max_timestamp, set_timestamps, stamp_base_offset, validate, validate_with, verify_stored,
+    set_max_timestamp, set_timestamps, stamp_base_offset, validate, validate_stored_with,
+    validate_with, verify_stored,
 };
-pub use builder::BatchBuilder;
+pub use builder::{BatchBuilder, filler_batch, rewrite_batch};
 pub use compression::{
     Compression, DecompressError, GZIP_LEVEL, ParseCompressionError, ZSTD_LEVEL, compress,
     decompress,

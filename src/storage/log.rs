@@ -33,6 +33,10 @@
 //! Owned by one glommio executor, `!Send`. No `RefCell` borrow is held
 //! across an `.await`.
 
+mod cleaner;
+
+pub use cleaner::{CleanOptions, CleanOutcome};
+
 use super::config::{FsyncPolicy, LogConfig, TimestampType};
 use super::crash;
 use super::error::{Result, StorageError};
@@ -246,6 +250,18 @@ struct Inner {
     stats: Cell<LogStats>,
     /// Idempotent producers' sequences (see `producers`).
     producers: RefCell<Producers>,
+    /// Held by retention and by a compaction pass: each replaces or
+    /// removes sealed segments, one at a time.
+    maintenance: Semaphore,
+    /// Compaction passes of this process cleaned everything below this
+    /// with a map that covered it (the log start after an open).
+    cleaned_to: Cell<Offset>,
+    /// The offset of each idempotent producer's last batch below
+    /// `cleaned_to` (compaction keeps that batch, emptied if need be);
+    /// `None` once too many producers were seen: every such batch is kept.
+    producer_last: RefCell<Option<std::collections::HashMap<i64, Offset>>>,
+    /// When a tombstone kept by the last pass may be removed (ms).
+    tombstone_due: Cell<Option<i64>>,
 }
 
 /// A partition's append-only log (see the module docs).
@@ -714,6 +730,7 @@ impl PartitionLog {
         config.validate().map_err(StorageError::Config)?;
         let dir = dir.into();
         std::fs::create_dir_all(&dir).map_err(|e| StorageError::io("creating", &dir, e))?;
+        cleaner::recover_interrupted_clean(disk, &dir).await?;
         let bases = list_segments(disk, &dir).await?;
         let settings = SegmentSettings {
             index_interval_bytes: config.index_interval_bytes,
@@ -806,6 +823,10 @@ impl PartitionLog {
             sync_wanted: Cell::new(false),
             stats: Cell::new(LogStats::default()),
             producers: RefCell::new(Producers::default()),
+            maintenance: Semaphore::new(1),
+            cleaned_to: Cell::new(Offset::ZERO),
+            producer_last: RefCell::new(Some(Default::default())),
+            tombstone_due: Cell::new(None),
         });
         let log = PartitionLog { inner };
         log.rebuild_producers().await?;
@@ -1110,12 +1131,23 @@ impl PartitionLog {
     pub async fn enforce_retention(&self, now: Timestamp) -> Result<RetentionOutcome> {
         let inner = &self.inner;
         inner.check()?;
+        let _permit = inner
+            .maintenance
+            .acquire_permit(1)
+            .await
+            .map_err(|_| StorageError::Closed)?;
+        inner.check()?;
         let victims: Vec<(Rc<Segment>, &'static str)> = {
             let mut segments = inner.segments.borrow_mut();
             let mut remaining: u64 = segments.iter().map(|s| s.size()).sum();
             let mut victims = Vec::new();
             let config = inner.config.get();
-            for segment in &segments[..segments.len() - 1] {
+            let deletable = if config.cleanup_delete {
+                segments.len() - 1
+            } else {
+                0
+            };
+            for segment in &segments[..deletable] {
                 if segment.is_active() {
                     // Still sealing in the background: not deletable yet.
                     break;
