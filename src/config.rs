@@ -343,9 +343,14 @@ mod tests {
 listen = "127.0.0.1:9500"
 cores = 2
 idle_timeout_ms = 1000
+log_cleaner_interval_ms = 250
+log_cleaner_bytes_per_sec = 1000000
+log_cleaner_map_bytes = 65536
 [topic_defaults]
 fsync = "interval:50"
 retention_ms = 3600000
+cleanup_policy = "compact,delete"
+delete_retention_ms = 1000
 "#,
         )
         .unwrap();
@@ -359,6 +364,12 @@ retention_ms = 3600000
             FsyncPolicy::Interval(Duration::from_millis(50))
         );
         assert_eq!(config.topic_defaults.retention_ms, Some(3_600_000));
+        assert_eq!(config.log_cleaner_interval, Duration::from_millis(250));
+        assert_eq!(config.log_cleaner_bytes_per_sec, 1_000_000);
+        assert_eq!(config.log_cleaner_map_bytes, 65536);
+        let log = config.topic_defaults.log_config();
+        assert!(log.compact && log.cleanup_delete);
+        assert_eq!(log.delete_retention_ms, 1000);
         config.validate().unwrap();
 
         std::fs::write(&path, "colors = 3\n").unwrap();
