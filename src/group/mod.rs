@@ -237,6 +237,28 @@ fn offsets_topic_config() -> TopicOverrides {
     }
 }
 
+/// Makes an offsets topic created before compaction existed compacted, as
+/// new ones are (run once by the controller shard at start). A failure is
+/// logged: the topic then keeps its old policy until the next start.
+pub async fn compact_offsets_topic(shard: Rc<Shard>) {
+    let Some(topic) = shard.snapshot().topic(OFFSETS_TOPIC).cloned() else {
+        return;
+    };
+    if topic.config.cleanup_policy.compacts() {
+        return;
+    }
+    let change = crate::meta::ConfigChange::set("cleanup.policy", "compact");
+    match shard
+        .alter_configs(OFFSETS_TOPIC.to_string(), vec![change])
+        .await
+    {
+        Ok(_) => tracing::info!("the consumer offsets topic is compacted from now on"),
+        Err(e) => {
+            tracing::warn!(error = %e, "making the consumer offsets topic compacted failed")
+        }
+    }
+}
+
 /// Creates the offsets topic if it does not exist yet (the first group
 /// request does, as in Kafka); returns its id.
 pub async fn ensure_offsets_topic(shard: &Rc<Shard>) -> Result<crate::types::TopicId, BrokerError> {

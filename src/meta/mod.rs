@@ -757,7 +757,8 @@ mod tests {
             fsync: Some(FsyncPolicy::Interval(Duration::from_millis(7))),
             timestamp_type: Some(TimestampType::LogAppendTime),
             min_insync_replicas: Some(2),
-            cleanup_policy: Some(CleanupPolicy::Delete),
+            cleanup_policy: Some(CleanupPolicy::CompactDelete),
+            delete_retention_ms: Some(5000),
             ..TopicOverrides::default()
         };
         let none = TopicOverrides::default();
@@ -771,6 +772,11 @@ mod tests {
         let (s4, t3) = s3.with_topic("a", 5, overrides).unwrap();
         assert_ne!(t3.id, t1.id, "topic ids are never reused");
         assert_eq!(Snapshot::decode(&s4.encode()).unwrap(), s4);
+        let decoded = Snapshot::decode(&s4.encode()).unwrap();
+        let a = decoded.topic("a").unwrap();
+        assert_eq!(a.config.cleanup_policy, CleanupPolicy::CompactDelete);
+        assert_eq!(a.config.delete_retention_ms, 5000);
+        assert_eq!(decoded.topic("b").unwrap().overrides.cleanup_policy, None);
         assert_eq!(s4.version, 4);
         assert!(matches!(
             s4.with_topic("b", 1, none.clone()),

@@ -562,6 +562,9 @@ async fn run_shard(
 
     let retention = glommio::spawn_local(shard.clone().retention_loop());
     let cleaner = glommio::spawn_local(shard.clone().cleaner_loop());
+    if shard.id == ShardId(0) {
+        glommio::spawn_local(crate::group::compact_offsets_topic(shard.clone())).detach();
+    }
     let groups = glommio::spawn_local(shard.clone().group_loop());
     let listeners = Listeners {
         shared,
