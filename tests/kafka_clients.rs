@@ -856,6 +856,10 @@ fn kafka_clients_read_exactly_the_latest_value_per_key_of_a_compacted_topic() {
             // A batch must fit in a 64 KiB segment.
             "-X",
             "batch.size=16384",
+            // In order even if a request is retried (offsets are checked),
+            // and the compacted batches are an idempotent producer's.
+            "-X",
+            "enable.idempotence=true",
         ],
         Some(input.as_bytes()),
     );
@@ -874,6 +878,10 @@ fn kafka_clients_read_exactly_the_latest_value_per_key_of_a_compacted_topic() {
             // A batch must fit in a 64 KiB segment.
             "-X",
             "batch.size=16384",
+            // In order even if a request is retried (offsets are checked),
+            // and the compacted batches are an idempotent producer's.
+            "-X",
+            "enable.idempotence=true",
         ],
         Some(filler.as_bytes()),
     );
@@ -900,10 +908,21 @@ fn kafka_clients_read_exactly_the_latest_value_per_key_of_a_compacted_topic() {
         keyed_records(&out).len() == KEYS
     });
     let check = |records: Vec<(u64, String, String)>, client: &str| {
-        assert_eq!(records.len(), KEYS, "{client}: one record per key");
+        let brief: Vec<String> = records
+            .iter()
+            .map(|(o, k, v)| format!("{o}:{k}={}", &v[..v.len().min(8)]))
+            .collect();
+        assert_eq!(
+            records.len(),
+            KEYS,
+            "{client}: one record per key: {brief:?}"
+        );
         for (offset, key, got) in records {
             let k: usize = key["key".len()..].parse().unwrap();
-            assert_eq!(got, value(ROUNDS - 1, k), "{client}: latest value of {key}");
+            assert!(
+                got == value(ROUNDS - 1, k),
+                "{client}: latest value of {key}: {brief:?}"
+            );
             assert_eq!(
                 offset,
                 ((ROUNDS - 1) * KEYS + k) as u64,

@@ -1844,9 +1844,20 @@ fn compaction_keeps_the_latest_value_per_key_and_every_offset() {
         log.close().await.unwrap();
 
         // Reopened (indexes rebuilt or loaded), the log reads the same, and
-        // a pass over it (a fresh process) removes nothing more.
+        // the cleaner's checkpoint says nothing is left to clean.
         let log = open(&dir, compacted(small_segments())).await;
         assert_eq!(read_records(&log).await, expected);
+        assert!(
+            log.clean(Timestamp::now(), &CleanOptions::default(), &|| false)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        log.close().await.unwrap();
+        // Without the checkpoint a pass reads everything again and
+        // rewrites nothing.
+        std::fs::remove_file(dir.join(".cleaner-checkpoint")).unwrap();
+        let log = open(&dir, compacted(small_segments())).await;
         let again = log
             .clean(Timestamp::now(), &CleanOptions::default(), &|| false)
             .await
@@ -1854,6 +1865,20 @@ fn compaction_keeps_the_latest_value_per_key_and_every_offset() {
             .unwrap();
         assert_eq!(again.records_removed, 0);
         assert_eq!(again.segments_rewritten, 0);
+        // A checkpoint past the recovered log is not believed.
+        std::fs::write(
+            dir.join(".cleaner-checkpoint"),
+            "corelog cleaner v1 cleaned_to=999999999 tombstone_due=none\n",
+        )
+        .unwrap();
+        log.close().await.unwrap();
+        let log = open(&dir, compacted(small_segments())).await;
+        assert!(
+            log.clean(Timestamp::now(), &CleanOptions::default(), &|| false)
+                .await
+                .unwrap()
+                .is_some()
+        );
         // Appends continue at the same end offset.
         let info = log
             .append(keyed(
@@ -1955,7 +1980,10 @@ fn tombstones_stay_until_delete_retention_ms_then_go() {
                 .unwrap()
                 .is_none()
         );
-        // Past delete.retention.ms the tombstones go, the values stay.
+        // Past delete.retention.ms the tombstones go, the values stay — after
+        // a restart too (the checkpoint remembers when they fall due).
+        log.close().await.unwrap();
+        let log = open(&dir, config).await;
         let later = Timestamp(now.0 + 61_000);
         let second = log
             .clean(later, &CleanOptions::default(), &|| false)
@@ -2136,5 +2164,79 @@ fn cleanup_policies_decide_between_retention_and_compaction() {
         );
         log.close().await.unwrap();
         drop(all);
+    });
+}
+
+#[test]
+fn a_throttled_pass_keeps_to_its_rate_and_appends_go_on_meanwhile() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = log_dir(&tmp);
+    run(async {
+        let log = Rc::new(open(&dir, compacted(small_segments())).await);
+        let all = fill_keyed(&log, 6, 40, Compression::None).await;
+        wait_sealed(&log).await;
+        let active = log.segments().last().unwrap().base_offset;
+        let sealed_bytes: u64 = log
+            .segments()
+            .iter()
+            .filter(|s| !s.active)
+            .map(|s| s.bytes)
+            .sum();
+        let rate = 2u64 << 20;
+        let options = CleanOptions {
+            map_bytes_max: 1 << 20,
+            bytes_per_sec: rate,
+        };
+        let done = Rc::new(std::cell::Cell::new(false));
+        let pass = {
+            let (log, done) = (log.clone(), done.clone());
+            glommio::spawn_local(async move {
+                let started = std::time::Instant::now();
+                let outcome = log.clean(Timestamp::now(), &options, &|| false).await;
+                done.set(true);
+                (outcome, started.elapsed())
+            })
+        };
+        // Appends while the pass runs: none waits for it.
+        let mut during = 0;
+        let mut slowest = Duration::ZERO;
+        while !done.get() {
+            let started = std::time::Instant::now();
+            log.append(keyed(
+                &[("live".into(), Some(vec![1; 100]))],
+                7,
+                Compression::None,
+            ))
+            .await
+            .unwrap();
+            slowest = slowest.max(started.elapsed());
+            during += 1;
+            glommio::timer::sleep(Duration::from_millis(2)).await;
+        }
+        let (outcome, took) = pass.await;
+        let outcome = outcome.unwrap().unwrap();
+        // The pass reads every sealed byte twice (map, rewrite) and writes
+        // what it keeps: at 2 MiB/s that takes a while.
+        let least = Duration::from_secs_f64(2.0 * sealed_bytes as f64 / rate as f64 * 0.9);
+        assert!(
+            took >= least,
+            "a pass over {sealed_bytes} bytes took {took:?}"
+        );
+        assert!(during >= 20, "only {during} appends during a {took:?} pass");
+        assert!(
+            slowest < Duration::from_millis(500),
+            "an append took {slowest:?}"
+        );
+        assert!(outcome.records_removed > 0);
+        // What the pass compacted is exact.
+        let records = read_records(&log).await;
+        let expected = expected_after_compaction(&all, active.0);
+        let below: BTreeMap<_, _> = records.into_iter().filter(|(o, _)| *o < active.0).collect();
+        let want: BTreeMap<_, _> = expected
+            .into_iter()
+            .filter(|(o, _)| *o < active.0)
+            .collect();
+        assert!(below == want);
+        Rc::try_unwrap(log).ok().unwrap().close().await.unwrap();
     });
 }

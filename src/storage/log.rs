@@ -144,7 +144,8 @@ pub struct SegmentInfo {
     pub max_timestamp: Timestamp,
     /// The segment that takes appends (the last one).
     pub active: bool,
-    /// Rolled, and still being sealed (synced, trimmed) in the background.
+    /// Rolled, and still being sealed (synced, trimmed, its producer
+    /// snapshot written) in the background.
     pub sealing: bool,
     pub path: PathBuf,
 }
@@ -253,8 +254,8 @@ struct Inner {
     /// Held by retention and by a compaction pass: each replaces or
     /// removes sealed segments, one at a time.
     maintenance: Semaphore,
-    /// Compaction passes of this process cleaned everything below this
-    /// with a map that covered it (the log start after an open).
+    /// Compaction passes cleaned everything below this with a map that
+    /// covered it (from the cleaner's checkpoint at open).
     cleaned_to: Cell<Offset>,
     /// The offset of each idempotent producer's last batch below
     /// `cleaned_to` (compaction keeps that batch, emptied if need be);
@@ -784,6 +785,7 @@ impl PartitionLog {
             );
         }
         let active = segments.last().unwrap().clone();
+        let checkpoint = cleaner::load_checkpoint(disk, &dir, active.base()).await?;
         // What recovery kept is what the file holds; make sure it is also on
         // stable media before calling it durable.
         active.sync_log().await?;
@@ -824,9 +826,9 @@ impl PartitionLog {
             stats: Cell::new(LogStats::default()),
             producers: RefCell::new(Producers::default()),
             maintenance: Semaphore::new(1),
-            cleaned_to: Cell::new(Offset::ZERO),
+            cleaned_to: Cell::new(checkpoint.cleaned_to),
             producer_last: RefCell::new(Some(Default::default())),
-            tombstone_due: Cell::new(None),
+            tombstone_due: Cell::new(checkpoint.tombstone_due),
         });
         let log = PartitionLog { inner };
         log.rebuild_producers().await?;
@@ -1307,7 +1309,14 @@ impl PartitionLog {
                 bytes: s.size(),
                 max_timestamp: s.max_timestamp(),
                 active: i + 1 == self.inner.segments.borrow().len(),
-                sealing: s.is_active() && i + 1 < self.inner.segments.borrow().len(),
+                sealing: i + 1 < self.inner.segments.borrow().len()
+                    && (s.is_active()
+                        || self
+                            .inner
+                            .pending_seals
+                            .borrow()
+                            .iter()
+                            .any(|&(base, _)| base == s.base())),
                 path: s.log_path().to_path_buf(),
             })
             .collect()

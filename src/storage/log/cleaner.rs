@@ -45,6 +45,13 @@
 //! segment or the new one, each readable with the same offsets and the
 //! latest value of every key.
 //!
+//! Checkpoint: after a pass, the cleaned offset and the time the earliest
+//! kept tombstone falls due are written to `.cleaner-checkpoint`, so a
+//! restart does not read every sealed segment again. Open takes it only if
+//! it lies at or below the active segment's base after recovery (sealed
+//! segments below it are exactly what the passes left); a missing or
+//! unreadable one means the log start, which is always safe.
+//!
 //! Throttle: the pass counts the bytes it reads and writes and sleeps to
 //! stay under [`CleanOptions::bytes_per_sec`], and yields to other tasks
 //! between batches, so produce and fetch are not starved.
@@ -156,6 +163,63 @@ async fn remove_if_present(disk: &Disk, path: &Path) -> Result<()> {
     }
 }
 
+/// File of the cleaner's checkpoint in a log's directory.
+const CHECKPOINT_NAME: &str = ".cleaner-checkpoint";
+
+/// What the checkpoint records.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct Checkpoint {
+    pub cleaned_to: Offset,
+    pub tombstone_due: Option<i64>,
+}
+
+impl Checkpoint {
+    fn encode(&self) -> String {
+        let due = self
+            .tombstone_due
+            .map_or_else(|| "none".to_string(), |t| t.to_string());
+        format!(
+            "corelog cleaner v1 cleaned_to={} tombstone_due={due}\n",
+            self.cleaned_to.0
+        )
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Checkpoint> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let rest = text.strip_prefix("corelog cleaner v1 ")?.trim_end();
+        let (cleaned, due) = rest.split_once(' ')?;
+        let cleaned_to = Offset(cleaned.strip_prefix("cleaned_to=")?.parse().ok()?);
+        let tombstone_due = match due.strip_prefix("tombstone_due=")? {
+            "none" => None,
+            t => Some(t.parse().ok()?),
+        };
+        Some(Checkpoint {
+            cleaned_to,
+            tombstone_due,
+        })
+    }
+}
+
+/// The checkpoint of the log in `dir`, if it is readable and does not
+/// reach past `active_base` (the active segment's base after recovery).
+pub(super) async fn load_checkpoint(
+    disk: &Disk,
+    dir: &Path,
+    active_base: Offset,
+) -> Result<Checkpoint> {
+    let path = dir.join(CHECKPOINT_NAME);
+    let Some(bytes) = crate::storage::segment::read_whole(disk, &path).await? else {
+        return Ok(Checkpoint::default());
+    };
+    match Checkpoint::decode(&bytes) {
+        Some(c) if c.cleaned_to <= active_base => Ok(c),
+        other => {
+            tracing::warn!(file = %path.display(), checkpoint = ?other, active_base = %active_base, "ignoring a cleaner checkpoint that is unreadable or past the recovered log; the next pass reads every sealed segment");
+            Ok(Checkpoint::default())
+        }
+    }
+}
+
 /// Finishes or rolls back a swap a crash interrupted (see the module
 /// docs). Runs before the segments are listed at open.
 pub(super) async fn recover_interrupted_clean(disk: &Disk, dir: &Path) -> Result<()> {
@@ -252,11 +316,19 @@ impl PartitionLog {
             .await
             .map_err(|_| StorageError::Closed)?;
         inner.check()?;
+        // Sealed segments whose seal finished (its writers are gone and the
+        // durable offset moved past it) and that readers may read whole.
         let sealed: Vec<Rc<Segment>> = {
             let segments = inner.segments.borrow();
+            let pending = inner.pending_seals.borrow();
+            let hw = inner.high_watermark();
             segments[..segments.len() - 1]
                 .iter()
-                .take_while(|s| !s.is_active())
+                .take_while(|s| {
+                    !s.is_active()
+                        && s.next_offset() <= hw
+                        && pending.iter().all(|&(base, _)| base != s.base())
+                })
                 .cloned()
                 .collect()
         };
@@ -382,6 +454,20 @@ impl PartitionLog {
         if !outcome.stopped {
             inner.cleaned_to.set(clean_end);
             inner.tombstone_due.set(tombstone_due);
+            let checkpoint = Checkpoint {
+                cleaned_to: clean_end,
+                tombstone_due,
+            };
+            // Losing it costs a re-read at the next start, nothing more.
+            if let Err(e) = crate::storage::segment::write_whole(
+                &inner.disk,
+                &inner.dir.join(CHECKPOINT_NAME),
+                checkpoint.encode().as_bytes(),
+            )
+            .await
+            {
+                tracing::warn!(dir = %inner.dir.display(), error = %e, "writing the cleaner checkpoint failed");
+            }
         }
         outcome.cleaned_to = inner.cleaned_to.get();
         tracing::info!(
