@@ -7,8 +7,13 @@
 //! durable according to the log's [`FsyncPolicy`].
 //!
 //! Invariants:
-//! * Offsets are dense: segment `k+1` starts at the offset after segment
-//!   `k`'s last record; the log's end offset is the active segment's.
+//! * Offsets are dense across batches: each batch starts at the offset
+//!   after the last one its predecessor spans, and segment `k+1` starts
+//!   where segment `k`'s last batch ends; the log's end offset is the
+//!   active segment's. Compaction (`PartitionLog::clean`, see
+//!   `log/cleaner.rs`) removes records inside batches and turns runs of
+//!   emptied batches into one empty batch spanning their offsets, so gaps
+//!   exist only inside batches.
 //! * Appends are serialized by the append lock (FIFO), so offsets follow
 //!   arrival order; the lock is held while bytes are copied into write
 //!   chunks, never while waiting for durability.
@@ -1373,6 +1378,9 @@ impl PartitionLog {
             retention_bytes = ?config.retention_bytes,
             batch_bytes_max = config.batch_bytes_max,
             timestamp_type = %config.timestamp_type,
+            cleanup_delete = config.cleanup_delete,
+            compact = config.compact,
+            delete_retention_ms = config.delete_retention_ms,
             "log configuration changed"
         );
         // The flusher re-reads the policy; readers re-read the high
