@@ -395,7 +395,7 @@ impl PartitionLog {
                         }
                     }
                 }
-                if batch.producer_id() >= 0 {
+                if batch.producer_id() >= 0 && producers_seen.len() <= PRODUCERS_TRACKED_MAX {
                     producers_seen.insert(batch.producer_id(), batch.base_offset());
                 }
                 map_end = batch.last_offset().plus(1);
@@ -406,6 +406,8 @@ impl PartitionLog {
         outcome.map_keys = map.len();
         {
             let mut tracked = inner.producer_last.borrow_mut();
+            // Past the limit (here or in the pass's own map, which stops
+            // growing there) every emptied idempotent batch is kept.
             if let Some(t) = tracked.as_mut() {
                 t.extend(producers_seen);
                 if t.len() > PRODUCERS_TRACKED_MAX {
