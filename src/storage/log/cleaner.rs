@@ -616,6 +616,7 @@ impl PartitionLog {
                 }
                 let batch_base = batch.base_offset().0;
                 let mut kept: Vec<&[u8]> = Vec::new();
+                let mut tombstones_here = 0u64;
                 for (record, raw) in batch.raw_records() {
                     let offset = batch_base + record.offset_delta as u64;
                     let superseded = record
@@ -624,10 +625,9 @@ impl PartitionLog {
                         .is_some_and(|&latest| latest > offset);
                     let tombstone = record.key.is_some() && record.value.is_none();
                     if superseded {
-                        result.removed += 1;
+                        continue;
                     } else if tombstone && offset < map_end.0 && remove_tombstones {
-                        result.removed += 1;
-                        result.tombstones_removed += 1;
+                        tombstones_here += 1;
                     } else {
                         if tombstone {
                             let due = segment
@@ -638,11 +638,11 @@ impl PartitionLog {
                             result.tombstone_due =
                                 Some(result.tombstone_due.map_or(due, |d| d.min(due)));
                         }
-                        result.kept += 1;
                         kept.push(raw);
                     }
                 }
                 let count = batch.record_count() as usize;
+                let mut removed_here = (count - kept.len()) as u64;
                 let producer = batch.producer_id();
                 let keep_empty =
                     producer >= 0
@@ -658,15 +658,25 @@ impl PartitionLog {
                         Some(bytes)
                     }
                 } else if !kept.is_empty() || keep_empty {
-                    result.changed = true;
-                    Some(
-                        rewrite_batch(&batch, &kept)
-                            .map_err(|e| StorageError::io("compressing", segment.log_path(), e))?,
-                    )
+                    let rewritten = rewrite_batch(&batch, &kept)
+                        .map_err(|e| StorageError::io("compressing", segment.log_path(), e))?;
+                    if rewritten.len() < len {
+                        result.changed = true;
+                        Some(rewritten)
+                    } else {
+                        // Fewer records that compress worse: the batch stays
+                        // as appended (a rewrite is never larger).
+                        removed_here = 0;
+                        tombstones_here = 0;
+                        Some(bytes)
+                    }
                 } else {
                     result.changed = true;
                     None
                 };
+                result.removed += removed_here;
+                result.tombstones_removed += tombstones_here;
+                result.kept += count as u64 - removed_here;
                 match rewritten {
                     None => {
                         let ts = batch.max_timestamp();
