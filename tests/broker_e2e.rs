@@ -814,7 +814,7 @@ fn topic_settings_change_on_running_partitions_and_survive_a_restart() {
     let addr = broker.addr;
     create_topic(addr, "tuned", 2, TopicSettings::default());
     let before = settings(addr, "tuned");
-    assert_eq!(before.len(), 11);
+    assert_eq!(before.len(), 12);
     assert_eq!(before["retention.ms"], is("86400000", ConfigSource::Broker));
     assert_eq!(
         before["segment.bytes"],

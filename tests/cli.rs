@@ -183,6 +183,7 @@ fn topic_alter_changes_settings_and_describe_shows_each_source() {
     for (name, value, source) in [
         ("cleanup.policy", "delete", "default"),
         ("delete.retention.ms", "86400000", "default"),
+        ("min.compaction.lag.ms", "0", "default"),
         ("retention.ms", "-1", "default"),
         ("retention.bytes", "-1", "default"),
         ("segment.bytes", "8388608", "broker"),

@@ -2151,6 +2151,32 @@ fn cleanup_policies_decide_between_retention_and_compaction() {
         read_records(&log).await;
         log.close().await.unwrap();
 
+        // min.compaction.lag.ms: segments younger than the lag wait.
+        let dir = tmp.path().join("lag").join("0");
+        let config = LogConfig {
+            min_compaction_lag_ms: 60_000,
+            ..compacted(small_segments())
+        };
+        let log = open(&dir, config).await;
+        let _ = fill_keyed(&log, 4, 20, Compression::None).await;
+        wait_sealed(&log).await;
+        // The records carry times around 1 s after the epoch.
+        let young = Timestamp(30_000);
+        assert!(
+            log.clean(young, &CleanOptions::default(), &|| false)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let old_enough = Timestamp(120_000);
+        let outcome = log
+            .clean(old_enough, &CleanOptions::default(), &|| false)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(outcome.segments_cleaned, 3);
+        log.close().await.unwrap();
+
         // delete only: the cleaner does nothing.
         let dir = tmp.path().join("delete").join("0");
         let log = open(&dir, small_segments()).await;

@@ -347,6 +347,7 @@ impl<'a> TopicConfig<'a> {
   pub const VT_MIN_INSYNC_REPLICAS: ::flatbuffers::VOffsetT = 20;
   pub const VT_CLEANUP_POLICY: ::flatbuffers::VOffsetT = 22;
   pub const VT_DELETE_RETENTION_MS: ::flatbuffers::VOffsetT = 24;
+  pub const VT_MIN_COMPACTION_LAG_MS: ::flatbuffers::VOffsetT = 26;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -358,6 +359,7 @@ impl<'a> TopicConfig<'a> {
     args: &'args TopicConfigArgs
   ) -> ::flatbuffers::WIPOffset<TopicConfig<'bldr>> {
     let mut builder = TopicConfigBuilder::new(_fbb);
+    builder.add_min_compaction_lag_ms(args.min_compaction_lag_ms);
     builder.add_delete_retention_ms(args.delete_retention_ms);
     builder.add_max_batch_bytes(args.max_batch_bytes);
     builder.add_segment_ms(args.segment_ms);
@@ -457,6 +459,15 @@ impl<'a> TopicConfig<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<i64>(TopicConfig::VT_DELETE_RETENTION_MS, Some(-1)).unwrap()}
   }
+  /// Added after eb2cb63: Kafka's min.compaction.lag.ms (-1: absent, the
+  /// broker's default).
+  #[inline]
+  pub fn min_compaction_lag_ms(&self) -> i64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i64>(TopicConfig::VT_MIN_COMPACTION_LAG_MS, Some(-1)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for TopicConfig<'_> {
@@ -476,6 +487,7 @@ impl ::flatbuffers::Verifiable for TopicConfig<'_> {
      .visit_field::<i32>("min_insync_replicas", Self::VT_MIN_INSYNC_REPLICAS, false)?
      .visit_field::<u8>("cleanup_policy", Self::VT_CLEANUP_POLICY, false)?
      .visit_field::<i64>("delete_retention_ms", Self::VT_DELETE_RETENTION_MS, false)?
+     .visit_field::<i64>("min_compaction_lag_ms", Self::VT_MIN_COMPACTION_LAG_MS, false)?
      .finish();
     Ok(())
   }
@@ -492,6 +504,7 @@ pub struct TopicConfigArgs {
     pub min_insync_replicas: i32,
     pub cleanup_policy: u8,
     pub delete_retention_ms: i64,
+    pub min_compaction_lag_ms: i64,
 }
 impl<'a> Default for TopicConfigArgs {
   #[inline]
@@ -508,6 +521,7 @@ impl<'a> Default for TopicConfigArgs {
       min_insync_replicas: -1,
       cleanup_policy: 0,
       delete_retention_ms: -1,
+      min_compaction_lag_ms: -1,
     }
   }
 }
@@ -562,6 +576,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> TopicConfigBuilder<'a, 'b, A>
     self.fbb_.push_slot::<i64>(TopicConfig::VT_DELETE_RETENTION_MS, delete_retention_ms, -1);
   }
   #[inline]
+  pub fn add_min_compaction_lag_ms(&mut self, min_compaction_lag_ms: i64) {
+    self.fbb_.push_slot::<i64>(TopicConfig::VT_MIN_COMPACTION_LAG_MS, min_compaction_lag_ms, -1);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> TopicConfigBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     TopicConfigBuilder {
@@ -590,6 +608,7 @@ impl ::core::fmt::Debug for TopicConfig<'_> {
       ds.field("min_insync_replicas", &self.min_insync_replicas());
       ds.field("cleanup_policy", &self.cleanup_policy());
       ds.field("delete_retention_ms", &self.delete_retention_ms());
+      ds.field("min_compaction_lag_ms", &self.min_compaction_lag_ms());
       ds.finish()
   }
 }

@@ -483,6 +483,7 @@ fn config_to_file<'a>(
                 CleanupPolicy::CompactDelete => 3,
             },
             delete_retention_ms: c.delete_retention_ms.min(i64::MAX as u64) as i64,
+            min_compaction_lag_ms: c.min_compaction_lag_ms.min(i64::MAX as u64) as i64,
         },
     )
 }
@@ -546,6 +547,9 @@ fn config_from_file(
     if let Some(v) = opt(f.delete_retention_ms(), "delete retention ms")? {
         c.delete_retention_ms = v;
     }
+    if let Some(v) = opt(f.min_compaction_lag_ms(), "min compaction lag ms")? {
+        c.min_compaction_lag_ms = v;
+    }
     c.validate()?;
     Ok(c)
 }
@@ -564,6 +568,7 @@ fn overridden_fields(o: &TopicOverrides) -> Vec<&'static str> {
         ("min_insync_replicas", o.min_insync_replicas.is_some()),
         ("cleanup_policy", o.cleanup_policy.is_some()),
         ("delete_retention_ms", o.delete_retention_ms.is_some()),
+        ("min_compaction_lag_ms", o.min_compaction_lag_ms.is_some()),
     ]
     .into_iter()
     .filter_map(|(name, set)| set.then_some(name))
@@ -590,6 +595,7 @@ fn overrides_named<'a>(
             "min_insync_replicas" => o.min_insync_replicas = Some(stored.min_insync_replicas),
             "cleanup_policy" => o.cleanup_policy = Some(stored.cleanup_policy),
             "delete_retention_ms" => o.delete_retention_ms = Some(stored.delete_retention_ms),
+            "min_compaction_lag_ms" => o.min_compaction_lag_ms = Some(stored.min_compaction_lag_ms),
             other => {
                 return Err(format!(
                     "the topic sets {other:?}, a setting this version does not know"
@@ -624,6 +630,8 @@ fn overrides_differing(stored: &TopicConfig, defaults: &TopicConfig) -> TopicOve
             .then_some(stored.cleanup_policy),
         delete_retention_ms: (stored.delete_retention_ms != defaults.delete_retention_ms)
             .then_some(stored.delete_retention_ms),
+        min_compaction_lag_ms: (stored.min_compaction_lag_ms != defaults.min_compaction_lag_ms)
+            .then_some(stored.min_compaction_lag_ms),
     }
 }
 
@@ -759,6 +767,7 @@ mod tests {
             min_insync_replicas: Some(2),
             cleanup_policy: Some(CleanupPolicy::CompactDelete),
             delete_retention_ms: Some(5000),
+            min_compaction_lag_ms: Some(250),
             ..TopicOverrides::default()
         };
         let none = TopicOverrides::default();
@@ -776,6 +785,7 @@ mod tests {
         let a = decoded.topic("a").unwrap();
         assert_eq!(a.config.cleanup_policy, CleanupPolicy::CompactDelete);
         assert_eq!(a.config.delete_retention_ms, 5000);
+        assert_eq!(a.config.min_compaction_lag_ms, 250);
         assert_eq!(decoded.topic("b").unwrap().overrides.cleanup_policy, None);
         assert_eq!(s4.version, 4);
         assert!(matches!(

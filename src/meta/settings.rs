@@ -46,6 +46,9 @@ pub struct TopicConfig {
     /// Kafka's `delete.retention.ms`: how long a compacted topic keeps a
     /// tombstone.
     pub delete_retention_ms: u64,
+    /// Kafka's `min.compaction.lag.ms`: how long a record stays as appended
+    /// before compaction may remove it.
+    pub min_compaction_lag_ms: u64,
 }
 
 /// Values written as their `Display` text and read with `FromStr`.
@@ -82,6 +85,7 @@ impl Default for TopicConfig {
             min_insync_replicas: 1,
             cleanup_policy: CleanupPolicy::Delete,
             delete_retention_ms: log.delete_retention_ms,
+            min_compaction_lag_ms: log.min_compaction_lag_ms,
         }
     }
 }
@@ -148,6 +152,7 @@ pub struct TopicOverrides {
     pub min_insync_replicas: Option<u32>,
     pub cleanup_policy: Option<CleanupPolicy>,
     pub delete_retention_ms: Option<u64>,
+    pub min_compaction_lag_ms: Option<u64>,
 }
 
 /// One setting, by what it controls.
@@ -155,6 +160,7 @@ pub struct TopicOverrides {
 pub enum Setting {
     CleanupPolicy,
     DeleteRetentionMs,
+    MinCompactionLagMs,
     RetentionMs,
     RetentionBytes,
     SegmentBytes,
@@ -203,6 +209,13 @@ pub static SETTINGS: &[SettingInfo] = &[
         broker_name: "log.cleaner.delete.retention.ms",
         kind: SettingType::Long,
         doc: "How long a compacted topic keeps a tombstone (a key with no value) after its segment's newest record (ms).",
+    },
+    SettingInfo {
+        setting: Setting::MinCompactionLagMs,
+        name: "min.compaction.lag.ms",
+        broker_name: "log.cleaner.min.compaction.lag.ms",
+        kind: SettingType::Long,
+        doc: "How long a record of a compacted topic stays as appended before the cleaner may remove it (ms).",
     },
     SettingInfo {
         setting: Setting::RetentionMs,
@@ -449,6 +462,7 @@ impl TopicOverrides {
         match setting {
             Setting::CleanupPolicy => self.cleanup_policy.is_some(),
             Setting::DeleteRetentionMs => self.delete_retention_ms.is_some(),
+            Setting::MinCompactionLagMs => self.min_compaction_lag_ms.is_some(),
             Setting::RetentionMs => self.retention_ms.is_some(),
             Setting::RetentionBytes => self.retention_bytes.is_some(),
             Setting::SegmentBytes => self.segment_bytes.is_some(),
@@ -527,6 +541,9 @@ impl TopicOverrides {
                 Setting::DeleteRetentionMs => {
                     next.delete_retention_ms = Some(non_negative(key, value)?);
                 }
+                Setting::MinCompactionLagMs => {
+                    next.min_compaction_lag_ms = Some(non_negative(key, value)?);
+                }
                 Setting::RetentionMs => next.retention_ms = Some(forever_or(key, value)?),
                 Setting::RetentionBytes => next.retention_bytes = Some(forever_or(key, value)?),
                 Setting::SegmentBytes => next.segment_bytes = Some(non_negative(key, value)?),
@@ -583,6 +600,7 @@ impl TopicOverrides {
         match setting {
             Setting::CleanupPolicy => self.cleanup_policy = None,
             Setting::DeleteRetentionMs => self.delete_retention_ms = None,
+            Setting::MinCompactionLagMs => self.min_compaction_lag_ms = None,
             Setting::RetentionMs => self.retention_ms = None,
             Setting::RetentionBytes => self.retention_bytes = None,
             Setting::SegmentBytes => self.segment_bytes = None,
@@ -629,6 +647,9 @@ impl TopicConfig {
         if let Some(v) = overrides.delete_retention_ms {
             c.delete_retention_ms = v;
         }
+        if let Some(v) = overrides.min_compaction_lag_ms {
+            c.min_compaction_lag_ms = v;
+        }
         c.validate()?;
         Ok(c)
     }
@@ -666,6 +687,7 @@ impl TopicConfig {
         match setting {
             Setting::CleanupPolicy => self.cleanup_policy.to_string(),
             Setting::DeleteRetentionMs => self.delete_retention_ms.to_string(),
+            Setting::MinCompactionLagMs => self.min_compaction_lag_ms.to_string(),
             Setting::RetentionMs => forever(self.retention_ms),
             Setting::RetentionBytes => forever(self.retention_bytes),
             Setting::SegmentBytes => self.segment_bytes.to_string(),
@@ -724,6 +746,7 @@ impl TopicConfig {
             cleanup_delete: self.cleanup_policy.deletes(),
             compact: self.cleanup_policy.compacts(),
             delete_retention_ms: self.delete_retention_ms,
+            min_compaction_lag_ms: self.min_compaction_lag_ms,
             ..LogConfig::default()
         }
     }
@@ -793,6 +816,14 @@ mod tests {
         let dr = apply(&none, &[ConfigChange::set("delete.retention.ms", "1000")]).unwrap();
         let c = TopicConfig::default().with_overrides(&dr).unwrap();
         assert_eq!(c.log_config().delete_retention_ms, 1000);
+        let lag = apply(
+            &none,
+            &[ConfigChange::set("min.compaction.lag.ms", "60000")],
+        )
+        .unwrap();
+        let c = TopicConfig::default().with_overrides(&lag).unwrap();
+        assert_eq!(c.log_config().min_compaction_lag_ms, 60_000);
+        assert_eq!(c.kafka_value(Setting::MinCompactionLagMs), "60000");
         assert_eq!(TopicConfig::default().delete_retention_ms, 86_400_000);
         for text in ["delete", "compact", "compact,delete"] {
             assert_eq!(text.parse::<CleanupPolicy>().unwrap().to_string(), text);

@@ -52,6 +52,11 @@ pub struct LogConfig {
     /// value) after its segment's newest record (Kafka's
     /// `delete.retention.ms`).
     pub delete_retention_ms: u64,
+    /// The cleaner leaves a sealed segment (and every later one) alone
+    /// while its newest record is younger than this (Kafka's
+    /// `min.compaction.lag.ms`): consumers get that long to read every
+    /// record as appended.
+    pub min_compaction_lag_ms: u64,
 }
 
 impl Default for LogConfig {
@@ -70,6 +75,7 @@ impl Default for LogConfig {
             cleanup_delete: true,
             compact: false,
             delete_retention_ms: DELETE_RETENTION_MS_DEFAULT,
+            min_compaction_lag_ms: 0,
         }
     }
 }

@@ -51,7 +51,7 @@ def alter(changes, validate_only=False):
 
 
 configs = describe()
-names = {"cleanup.policy", "delete.retention.ms", "retention.ms", "retention.bytes", "segment.bytes", "segment.ms",
+names = {"cleanup.policy", "delete.retention.ms", "min.compaction.lag.ms", "retention.ms", "retention.bytes", "segment.bytes", "segment.ms",
          "max.message.bytes", "message.timestamp.type", "min.insync.replicas",
          "flush.messages", "flush.ms"}
 if set(configs) != names:

@@ -28,7 +28,9 @@
 //!    its offsets, so a segment still covers every offset from its base to
 //!    the next segment's base: offsets stay where they were, readers skip
 //!    the gaps (Kafka clients do), and recovery's continuity checks hold.
-//!    A segment in which nothing would be removed is left as it is.
+//!    A segment in which nothing would be removed is left as it is. With
+//!    `min.compaction.lag.ms`, a pass stops before the first sealed segment
+//!    whose newest record is younger than that.
 //! 3. **Swap**, per segment (crash points `clean.*`):
 //!    `<base>.log.cleaned` is written and fsynced; renamed to
 //!    `<base>.log.swap` and the directory synced (from here on the new
@@ -322,12 +324,14 @@ impl PartitionLog {
             let segments = inner.segments.borrow();
             let pending = inner.pending_seals.borrow();
             let hw = inner.high_watermark();
+            let young = now.0.saturating_sub(config.min_compaction_lag_ms as i64);
             segments[..segments.len() - 1]
                 .iter()
                 .take_while(|s| {
                     !s.is_active()
                         && s.next_offset() <= hw
                         && pending.iter().all(|&(base, _)| base != s.base())
+                        && (config.min_compaction_lag_ms == 0 || s.max_timestamp().0 <= young)
                 })
                 .cloned()
                 .collect()
