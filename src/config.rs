@@ -5,7 +5,8 @@
 
 use crate::constants::{
     CONNECTIONS_MAX_DEFAULT, CORES_MAX, FRAME_BYTES_MAX, FRAME_TIMEOUT_MS_DEFAULT,
-    IDLE_TIMEOUT_MS_DEFAULT, INFLIGHT_PER_CONNECTION_DEFAULT, NODE_ID_MAX,
+    IDLE_TIMEOUT_MS_DEFAULT, INFLIGHT_PER_CONNECTION_DEFAULT, LOG_CLEANER_BYTES_PER_SEC_DEFAULT,
+    LOG_CLEANER_INTERVAL_MS_DEFAULT, LOG_CLEANER_MAP_BYTES_DEFAULT, NODE_ID_MAX,
     RETENTION_CHECK_MS_DEFAULT,
 };
 use crate::meta::TopicConfig;
@@ -35,6 +36,12 @@ pub struct BrokerConfig {
     pub frame_timeout: Duration,
     pub max_frame_bytes: usize,
     pub retention_check_interval: Duration,
+    /// How often each shard's log cleaner compacts its `compact` logs.
+    pub log_cleaner_interval: Duration,
+    /// Bytes per second a cleaner pass may read and write (0: no limit).
+    pub log_cleaner_bytes_per_sec: u64,
+    /// Memory for a cleaner pass's key map.
+    pub log_cleaner_map_bytes: usize,
     /// Where the Kafka protocol listener binds (every shard accepts there
     /// with SO_REUSEPORT); `None`: no Kafka listener.
     pub kafka_listen: Option<SocketAddr>,
@@ -77,6 +84,9 @@ impl BrokerConfig {
             frame_timeout: Duration::from_millis(FRAME_TIMEOUT_MS_DEFAULT),
             max_frame_bytes: FRAME_BYTES_MAX,
             retention_check_interval: Duration::from_millis(RETENTION_CHECK_MS_DEFAULT),
+            log_cleaner_interval: Duration::from_millis(LOG_CLEANER_INTERVAL_MS_DEFAULT),
+            log_cleaner_bytes_per_sec: LOG_CLEANER_BYTES_PER_SEC_DEFAULT,
+            log_cleaner_map_bytes: LOG_CLEANER_MAP_BYTES_DEFAULT,
             kafka_listen: None,
             kafka_advertise: None,
             kafka_shard_brokers: false,
@@ -224,6 +234,15 @@ impl BrokerConfig {
         if let Some(v) = file.retention_check_interval_ms {
             self.retention_check_interval = Duration::from_millis(v);
         }
+        if let Some(v) = file.log_cleaner_interval_ms {
+            self.log_cleaner_interval = Duration::from_millis(v);
+        }
+        if let Some(v) = file.log_cleaner_bytes_per_sec {
+            self.log_cleaner_bytes_per_sec = v;
+        }
+        if let Some(v) = file.log_cleaner_map_bytes {
+            self.log_cleaner_map_bytes = v;
+        }
         if let Some(v) = file.kafka_listen {
             self.kafka_listen =
                 parse_listen(&v).map_err(|e| format!("{}: kafka_listen: {e}", path.display()))?;
@@ -269,6 +288,9 @@ struct FileConfig {
     frame_timeout_ms: Option<u64>,
     max_frame_bytes: Option<usize>,
     retention_check_interval_ms: Option<u64>,
+    log_cleaner_interval_ms: Option<u64>,
+    log_cleaner_bytes_per_sec: Option<u64>,
+    log_cleaner_map_bytes: Option<usize>,
     kafka_listen: Option<String>,
     kafka_advertise: Option<String>,
     kafka_shard_brokers: Option<bool>,
@@ -328,9 +350,14 @@ mod tests {
 listen = "127.0.0.1:9500"
 cores = 2
 idle_timeout_ms = 1000
+log_cleaner_interval_ms = 250
+log_cleaner_bytes_per_sec = 1000000
+log_cleaner_map_bytes = 65536
 [topic_defaults]
 fsync = "interval:50"
 retention_ms = 3600000
+cleanup_policy = "compact,delete"
+delete_retention_ms = 1000
 "#,
         )
         .unwrap();
@@ -344,6 +371,12 @@ retention_ms = 3600000
             FsyncPolicy::Interval(Duration::from_millis(50))
         );
         assert_eq!(config.topic_defaults.retention_ms, Some(3_600_000));
+        assert_eq!(config.log_cleaner_interval, Duration::from_millis(250));
+        assert_eq!(config.log_cleaner_bytes_per_sec, 1_000_000);
+        assert_eq!(config.log_cleaner_map_bytes, 65536);
+        let log = config.topic_defaults.log_config();
+        assert!(log.compact && log.cleanup_delete);
+        assert_eq!(log.delete_retention_ms, 1000);
         config.validate().unwrap();
 
         std::fs::write(&path, "colors = 3\n").unwrap();

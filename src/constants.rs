@@ -111,6 +111,12 @@ pub const IDLE_TIMEOUT_MS_DEFAULT: u64 = 10 * 60 * 1000;
 pub const FRAME_TIMEOUT_MS_DEFAULT: u64 = 30_000;
 /// How often each shard applies retention (Kafka's default).
 pub const RETENTION_CHECK_MS_DEFAULT: u64 = 5 * 60 * 1000;
+/// How often each shard's log cleaner looks for compactable segments.
+pub const LOG_CLEANER_INTERVAL_MS_DEFAULT: u64 = 15_000;
+/// Bytes per second a cleaner pass reads and writes at most.
+pub const LOG_CLEANER_BYTES_PER_SEC_DEFAULT: u64 = 64 << 20;
+/// Memory of a cleaner pass's key → latest offset map.
+pub const LOG_CLEANER_MAP_BYTES_DEFAULT: usize = 32 << 20;
 /// Longest a fetch may wait for data, whatever the client asks.
 pub const FETCH_WAIT_MS_MAX: u64 = 30_000;
 /// Messages queued on each cross-core channel before senders wait.

@@ -814,7 +814,7 @@ fn topic_settings_change_on_running_partitions_and_survive_a_restart() {
     let addr = broker.addr;
     create_topic(addr, "tuned", 2, TopicSettings::default());
     let before = settings(addr, "tuned");
-    assert_eq!(before.len(), 10);
+    assert_eq!(before.len(), 12);
     assert_eq!(before["retention.ms"], is("86400000", ConfigSource::Broker));
     assert_eq!(
         before["segment.bytes"],
@@ -833,8 +833,8 @@ fn topic_settings_change_on_running_partitions_and_survive_a_restart() {
             "segment.bytes 10 is outside",
         ),
         (
-            vec![set("cleanup.policy", "compact")],
-            "compaction is not supported yet",
+            vec![set("cleanup.policy", "shred")],
+            "not one of delete, compact",
         ),
         (vec![set("max.message.bytes", "-1")], "must not be negative"),
         (vec![set("log.flush.scheduler", "1")], "not supported"),

@@ -182,6 +182,8 @@ fn topic_alter_changes_settings_and_describe_shows_each_source() {
     let described = ok(corelog(&broker, &["topic", "describe", "knobs"], None));
     for (name, value, source) in [
         ("cleanup.policy", "delete", "default"),
+        ("delete.retention.ms", "86400000", "default"),
+        ("min.compaction.lag.ms", "0", "default"),
         ("retention.ms", "-1", "default"),
         ("retention.bytes", "-1", "default"),
         ("segment.bytes", "8388608", "broker"),
@@ -248,8 +250,8 @@ fn topic_alter_changes_settings_and_describe_shows_each_source() {
             "segment.bytes 10 is outside",
         ),
         (
-            &["--set", "cleanup.policy=compact"][..],
-            "compaction is not supported yet",
+            &["--set", "cleanup.policy=shred"][..],
+            "not one of delete, compact",
         ),
         (&["--set", "retention.ms=soon"][..], "whole number"),
         (&["--set", "retention.ms"][..], "not key=value"),

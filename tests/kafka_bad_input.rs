@@ -508,7 +508,7 @@ fn config_requests_answer_each_bad_resource_on_its_own_and_change_nothing() {
         let r: DescribeConfigsResponse = c.call(ApiKey::DescribeConfigs, version, &request);
         let codes: Vec<i16> = r.results.iter().map(|r| r.error_code).collect();
         assert_eq!(codes, [0, 3, 42, 0, 42], "v{version}");
-        assert_eq!(r.results[0].configs.len(), 10);
+        assert_eq!(r.results[0].configs.len(), 12);
         assert!(
             r.results[3]
                 .configs

@@ -794,3 +794,173 @@ fn kafka_admin_clients_read_and_change_topic_settings_and_log_append_time_stamps
     let broker = start_with_kafka(&data, 2, &flags);
     check(&broker);
 }
+
+/// The `key*` records of `offset key value` lines: (offset, key, value).
+fn keyed_records(out: &str) -> Vec<(u64, String, String)> {
+    out.lines()
+        .filter_map(|line| {
+            let mut f = line.splitn(3, ' ');
+            let offset = f.next()?.parse().ok()?;
+            let (key, value) = (f.next()?, f.next().unwrap_or(""));
+            key.starts_with("key")
+                .then(|| (offset, key.to_string(), value.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn kafka_clients_read_exactly_the_latest_value_per_key_of_a_compacted_topic() {
+    if !kafka_clients_available() {
+        return;
+    }
+    const KEYS: usize = 50;
+    const ROUNDS: usize = 10;
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = start_with_kafka(&data_dir(&tmp), 1, &["--log-cleaner-interval-ms", "200"]);
+    let kafka = broker.kafka.unwrap();
+    corelog(
+        &broker,
+        &["topic", "create", "compacted", "--partitions", "1"],
+        None,
+    );
+    corelog(
+        &broker,
+        &[
+            "topic",
+            "alter",
+            "compacted",
+            "--set",
+            "cleanup.policy=compact,segment.bytes=65536",
+        ],
+        None,
+    );
+    // Ten values for each of 50 keys (about 8 segments of 64 KiB), in one
+    // producer's order: record `round * KEYS + k` gets that offset.
+    let pad = "x".repeat(900);
+    let value = |round: usize, k: usize| format!("r{round}-k{k}-{pad}");
+    let mut input = String::new();
+    for round in 0..ROUNDS {
+        for k in 0..KEYS {
+            input.push_str(&format!("key{k}:{}\n", value(round, k)));
+        }
+    }
+    kcat(
+        kafka,
+        &[
+            "-P",
+            "-t",
+            "compacted",
+            "-K:",
+            "-X",
+            "acks=all",
+            // A batch must fit in a 64 KiB segment.
+            "-X",
+            "batch.size=16384",
+            // In order even if a request is retried (offsets are checked),
+            // and the compacted batches are an idempotent producer's.
+            "-X",
+            "enable.idempotence=true",
+        ],
+        Some(input.as_bytes()),
+    );
+    // Then 150 KiB of records under keys of their own, so every `key*`
+    // record is in a sealed segment (the active one is never compacted).
+    let filler: String = (0..150).map(|i| format!("pad{i}:{pad}\n")).collect();
+    kcat(
+        kafka,
+        &[
+            "-P",
+            "-t",
+            "compacted",
+            "-K:",
+            "-X",
+            "acks=all",
+            // A batch must fit in a 64 KiB segment.
+            "-X",
+            "batch.size=16384",
+            // In order even if a request is retried (offsets are checked),
+            // and the compacted batches are an idempotent producer's.
+            "-X",
+            "enable.idempotence=true",
+        ],
+        Some(filler.as_bytes()),
+    );
+    let read_with_kcat = || {
+        kcat(
+            kafka,
+            &[
+                "-C",
+                "-t",
+                "compacted",
+                "-o",
+                "beginning",
+                "-e",
+                "-f",
+                "%o %k %s\n",
+            ],
+            None,
+        )
+    };
+    // The cleaner runs every 200 ms; wait for it to have compacted.
+    let mut out = String::new();
+    wait_until(Duration::from_secs(60), "the topic to be compacted", || {
+        out = read_with_kcat();
+        keyed_records(&out).len() == KEYS
+    });
+    let check = |records: Vec<(u64, String, String)>, client: &str| {
+        let brief: Vec<String> = records
+            .iter()
+            .map(|(o, k, v)| format!("{o}:{k}={}", &v[..v.len().min(8)]))
+            .collect();
+        assert_eq!(
+            records.len(),
+            KEYS,
+            "{client}: one record per key: {brief:?}"
+        );
+        for (offset, key, got) in records {
+            let k: usize = key["key".len()..].parse().unwrap();
+            assert!(
+                got == value(ROUNDS - 1, k),
+                "{client}: latest value of {key}: {brief:?}"
+            );
+            assert_eq!(
+                offset,
+                ((ROUNDS - 1) * KEYS + k) as u64,
+                "{client}: {key} keeps its offset"
+            );
+        }
+    };
+    check(keyed_records(&out), "kcat");
+    // Every pad record is still there, at its own offset.
+    let pads: Vec<u64> = out
+        .lines()
+        .filter(|l| l.split(' ').nth(1).is_some_and(|k| k.starts_with("pad")))
+        .map(|l| l.split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    let first_pad = (ROUNDS * KEYS) as u64;
+    assert_eq!(pads, (first_pad..first_pad + 150).collect::<Vec<_>>());
+    let via_confluent = python(&[
+        &script("confluent_read_partition.py"),
+        &kafka.to_string(),
+        "compacted",
+    ]);
+    check(keyed_records(&via_confluent), "confluent-kafka");
+    // A consumer starting inside a compacted gap reads on from the next
+    // record.
+    let from_gap = kcat(
+        kafka,
+        &[
+            "-C",
+            "-t",
+            "compacted",
+            "-o",
+            "5",
+            "-c",
+            "1",
+            "-f",
+            "%o %k\n",
+        ],
+        None,
+    );
+    assert_eq!(from_gap.trim(), format!("{} key0", (ROUNDS - 1) * KEYS));
+}

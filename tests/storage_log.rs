@@ -1643,3 +1643,626 @@ fn log_append_time_stamps_the_append_time_into_each_batch() {
         log.close().await.unwrap();
     });
 }
+
+// ---------------------------------------------------------------------------
+// Log compaction.
+
+use corelog::record::Compression;
+use corelog::storage::CleanOptions;
+use std::collections::BTreeMap;
+
+fn compacted(config: LogConfig) -> LogConfig {
+    LogConfig {
+        compact: true,
+        cleanup_delete: false,
+        ..config
+    }
+}
+
+/// A batch of keyed records: `(key, value)`; `None` values are tombstones.
+/// Timestamps `ts`.
+fn keyed(records: &[(String, Option<Vec<u8>>)], ts: i64, codec: Compression) -> BytesMut {
+    let mut builder = BatchBuilder::with_capacity(4096);
+    for (key, value) in records {
+        builder.push(Timestamp(ts), Some(key.as_bytes()), value.as_deref(), &[]);
+    }
+    BytesMut::from(&builder.finish_compressed(codec).unwrap()[..])
+}
+
+/// Waits (bounded) until no segment is still sealing in the background.
+async fn wait_sealed(log: &PartitionLog) {
+    for _ in 0..2000 {
+        if log.segments().iter().all(|s| !s.sealing) {
+            return;
+        }
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("segments still sealing after 10 s");
+}
+
+/// Every record readable from the start: offset → (key, value).
+async fn read_records(log: &PartitionLog) -> BTreeMap<u64, (Vec<u8>, Option<Vec<u8>>)> {
+    let mut out = BTreeMap::new();
+    let mut pos = log.start_offset();
+    for _ in 0..1_000_000 {
+        let read = log.read(pos, 64 << 10).await.expect("read");
+        if read.chunks.is_empty() {
+            assert_eq!(pos, read.high_watermark);
+            break;
+        }
+        for bytes in read.batches() {
+            let batch = RecordBatch::parse(bytes, 1 << 24).expect("whole, valid batches");
+            for record in batch.records() {
+                let offset = batch.base_offset().0 + record.offset_delta as u64;
+                assert!(offset <= batch.last_offset().0);
+                if offset >= pos.0 {
+                    let previous = out.insert(
+                        offset,
+                        (
+                            record.key.unwrap().to_vec(),
+                            record.value.map(<[u8]>::to_vec),
+                        ),
+                    );
+                    assert!(previous.is_none(), "offset {offset} read twice");
+                }
+            }
+        }
+        assert!(read.next_offset > pos);
+        pos = read.next_offset;
+    }
+    out
+}
+
+async fn clean_until_done(log: &PartitionLog, now: Timestamp, options: &CleanOptions) -> usize {
+    let mut passes = 0;
+    while let Some(outcome) = log.clean(now, options, &|| false).await.unwrap() {
+        passes += 1;
+        assert!(!outcome.stopped);
+        assert!(passes < 1000, "compaction does not converge");
+    }
+    passes
+}
+
+/// Appends keyed batches (keys `key0..key{keys}`, values naming their offset)
+/// until the log has `segments` segments; returns every record appended.
+async fn fill_keyed(
+    log: &PartitionLog,
+    segments: usize,
+    keys: u64,
+    codec: Compression,
+) -> BTreeMap<u64, (Vec<u8>, Option<Vec<u8>>)> {
+    let mut all = BTreeMap::new();
+    let mut n = 0u64;
+    while log.segments().len() < segments {
+        let base = log.end_offset().0;
+        let records: Vec<(String, Option<Vec<u8>>)> = (0..10)
+            .map(|i| {
+                n += 1;
+                let key = format!("key{}", (n * 7919) % keys);
+                (key, Some(format!("v{:0100}", base + i).into_bytes()))
+            })
+            .collect();
+        let info = log
+            .append(keyed(&records, 1_000 + n as i64, codec))
+            .await
+            .unwrap();
+        assert_eq!(info.base_offset.0, base);
+        for (i, (k, v)) in records.into_iter().enumerate() {
+            all.insert(base + i as u64, (k.into_bytes(), v));
+        }
+    }
+    all
+}
+
+/// What a compacted log must hold: below `cleaned_to` the latest record of
+/// each key (among those below it), and everything at or above it.
+fn expected_after_compaction(
+    all: &BTreeMap<u64, (Vec<u8>, Option<Vec<u8>>)>,
+    cleaned_to: u64,
+) -> BTreeMap<u64, (Vec<u8>, Option<Vec<u8>>)> {
+    let mut latest: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+    for (&offset, (key, _)) in all.range(..cleaned_to) {
+        latest.insert(key.clone(), offset);
+    }
+    all.iter()
+        .filter(|&(&offset, (key, _))| offset >= cleaned_to || latest[key] == offset)
+        .map(|(&o, r)| (o, r.clone()))
+        .collect()
+}
+
+#[test]
+fn compaction_keeps_the_latest_value_per_key_and_every_offset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = log_dir(&tmp);
+    run(async {
+        let log = open(&dir, compacted(small_segments())).await;
+        let all = fill_keyed(&log, 6, 40, Compression::None).await;
+        wait_sealed(&log).await;
+        log.flush().await.unwrap();
+        let segments_before = log.segments();
+        let active = segments_before.last().unwrap().clone();
+        let active_bytes = std::fs::read(&active.path).unwrap();
+        let (start, end) = (log.start_offset(), log.end_offset());
+        let size_before = log.size_bytes();
+
+        let outcome = log
+            .clean(Timestamp::now(), &CleanOptions::default(), &|| false)
+            .await
+            .unwrap()
+            .expect("a pass runs");
+        assert_eq!(outcome.segments_cleaned, segments_before.len() - 1);
+        assert_eq!(outcome.cleaned_to, active.base_offset);
+        assert!(outcome.records_removed > 0 && outcome.bytes_after < outcome.bytes_before);
+        assert!(log.size_bytes() < size_before);
+        assert_eq!((log.start_offset(), log.end_offset()), (start, end));
+        // The active segment is not touched; segment boundaries stay.
+        assert!(std::fs::read(&active.path).unwrap() == active_bytes);
+        let bases = |s: &[corelog::storage::SegmentInfo]| {
+            s.iter()
+                .map(|s| (s.base_offset, s.next_offset))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(bases(&log.segments()), bases(&segments_before));
+
+        let expected = expected_after_compaction(&all, active.base_offset.0);
+        assert_eq!(read_records(&log).await, expected);
+        // Every key's latest value is readable.
+        let mut latest: BTreeMap<Vec<u8>, (u64, Option<Vec<u8>>)> = BTreeMap::new();
+        for (&o, (k, v)) in &all {
+            latest.insert(k.clone(), (o, v.clone()));
+        }
+        let now = read_records(&log).await;
+        for (key, (offset, value)) in &latest {
+            assert_eq!(now.get(offset), Some(&(key.clone(), value.clone())));
+        }
+        // Reads from every offset (through the sparse index, inside gaps)
+        // start at the first record at or after it.
+        for from in (start.0..end.0).step_by(3) {
+            let read = log.read(Offset(from), 1).await.unwrap();
+            let first = read
+                .batches()
+                .flat_map(|b| {
+                    let b = RecordBatch::parse(b, 1 << 24).unwrap();
+                    b.records()
+                        .map(|r| b.base_offset().0 + r.offset_delta as u64)
+                        .collect::<Vec<_>>()
+                })
+                .find(|&o| o >= from);
+            let want = expected.range(from..).next().map(|(&o, _)| o);
+            if let (Some(first), Some(want)) = (first, want) {
+                assert_eq!(first, want, "read from {from}");
+            }
+            assert!(read.next_offset > Offset(from));
+        }
+        // Nothing left to do until new segments seal.
+        assert!(
+            log.clean(Timestamp::now(), &CleanOptions::default(), &|| false)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        log.close().await.unwrap();
+
+        // Reopened (indexes rebuilt or loaded), the log reads the same, and
+        // the cleaner's checkpoint says nothing is left to clean.
+        let log = open(&dir, compacted(small_segments())).await;
+        assert_eq!(read_records(&log).await, expected);
+        assert!(
+            log.clean(Timestamp::now(), &CleanOptions::default(), &|| false)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        log.close().await.unwrap();
+        // Without the checkpoint a pass reads everything again and
+        // rewrites nothing.
+        std::fs::remove_file(dir.join(".cleaner-checkpoint")).unwrap();
+        let log = open(&dir, compacted(small_segments())).await;
+        let again = log
+            .clean(Timestamp::now(), &CleanOptions::default(), &|| false)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.records_removed, 0);
+        assert_eq!(again.segments_rewritten, 0);
+        // A checkpoint past the recovered log is not believed.
+        std::fs::write(
+            dir.join(".cleaner-checkpoint"),
+            "corelog cleaner v1 cleaned_to=999999999 tombstone_due=none\n",
+        )
+        .unwrap();
+        log.close().await.unwrap();
+        let log = open(&dir, compacted(small_segments())).await;
+        assert!(
+            log.clean(Timestamp::now(), &CleanOptions::default(), &|| false)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        // Appends continue at the same end offset.
+        let info = log
+            .append(keyed(
+                &[("key1".into(), Some(b"x".to_vec()))],
+                5,
+                Compression::None,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(info.base_offset, end);
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_small_key_map_compacts_over_several_passes_to_the_same_result() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = log_dir(&tmp);
+    run(async {
+        let log = open(&dir, compacted(small_segments())).await;
+        let all = fill_keyed(&log, 5, 300, Compression::None).await;
+        wait_sealed(&log).await;
+        let active = log.segments().last().unwrap().base_offset;
+        let options = CleanOptions {
+            map_bytes_max: 4 << 10,
+            bytes_per_sec: 0,
+        };
+        let passes = clean_until_done(&log, Timestamp::now(), &options).await;
+        assert!(passes > 1, "a 4 KiB map cannot hold 300 keys at once");
+        // Several partial maps converge on what one full map gives.
+        let expected = expected_after_compaction(&all, active.0);
+        assert_eq!(read_records(&log).await, expected);
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn tombstones_stay_until_delete_retention_ms_then_go() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = log_dir(&tmp);
+    run(async {
+        let config = LogConfig {
+            delete_retention_ms: 60_000,
+            ..compacted(small_segments())
+        };
+        let log = open(&dir, config).await;
+        let now = Timestamp::now();
+        let value = |i: u64| Some(format!("value-{i:0200}").into_bytes());
+        for round in 0..3u64 {
+            let records: Vec<_> = (0..20).map(|k| (format!("t{k}"), value(round))).collect();
+            log.append(keyed(&records, now.0, Compression::None))
+                .await
+                .unwrap();
+        }
+        // Tombstones for the even keys.
+        let tombstones: Vec<_> = (0..20)
+            .step_by(2)
+            .map(|k| (format!("t{k}"), None))
+            .collect();
+        log.append(keyed(&tombstones, now.0, Compression::None))
+            .await
+            .unwrap();
+        // Roll past them.
+        let mut n = 0;
+        while log.segments().len() < 3 {
+            log.append(keyed(
+                &[(format!("other{n}"), value(n))],
+                now.0,
+                Compression::None,
+            ))
+            .await
+            .unwrap();
+            n += 1;
+        }
+        wait_sealed(&log).await;
+        let keys_with_value = |records: &BTreeMap<u64, (Vec<u8>, Option<Vec<u8>>)>| {
+            records
+                .values()
+                .filter(|(k, _)| k.starts_with(b"t"))
+                .map(|(k, v)| (String::from_utf8(k.clone()).unwrap(), v.is_some()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let first = log
+            .clean(now, &CleanOptions::default(), &|| false)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.tombstones_removed, 0);
+        let t = keys_with_value(&read_records(&log).await);
+        assert_eq!(t.len(), 20, "one record per key: {t:?}");
+        for k in 0..20 {
+            assert_eq!(t[&format!("t{k}")], k % 2 == 1, "t{k}: tombstone or value");
+        }
+        // Not yet due: nothing to do.
+        let soon = Timestamp(now.0 + 30_000);
+        assert!(
+            log.clean(soon, &CleanOptions::default(), &|| false)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // Past delete.retention.ms the tombstones go, the values stay — after
+        // a restart too (the checkpoint remembers when they fall due).
+        log.close().await.unwrap();
+        let log = open(&dir, config).await;
+        let later = Timestamp(now.0 + 61_000);
+        let second = log
+            .clean(later, &CleanOptions::default(), &|| false)
+            .await
+            .unwrap()
+            .expect("a pass for the due tombstones");
+        assert_eq!(second.tombstones_removed, 10);
+        let t = keys_with_value(&read_records(&log).await);
+        assert_eq!(t.len(), 10);
+        assert!(t.values().all(|&has_value| has_value));
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn compressed_batches_are_recompressed_and_idempotent_producers_still_deduplicate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = log_dir(&tmp);
+    run(async {
+        let config = compacted(small_segments());
+        let log = open(&dir, config).await;
+        let mut all = BTreeMap::new();
+        let codecs = [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ];
+        let mut seq = 0i32;
+        let mut last_batch = BytesMut::new();
+        let mut last_offsets = (Offset(0), Offset(0));
+        for i in 0..400u64 {
+            let codec = codecs[i as usize % codecs.len()];
+            let records: Vec<_> = (0..5)
+                .map(|j| {
+                    (
+                        format!("c{}", (i * 5 + j) % 30),
+                        Some(format!("{i}-{j}-{:0200}", 0).into_bytes()),
+                    )
+                })
+                .collect();
+            let mut builder = BatchBuilder::with_capacity(4096);
+            builder.set_producer(9, 1, seq);
+            for (k, v) in &records {
+                builder.push(Timestamp(1_000), Some(k.as_bytes()), v.as_deref(), &[]);
+            }
+            let bytes = BytesMut::from(&builder.finish_compressed(codec).unwrap()[..]);
+            last_batch = bytes.clone();
+            let info = log.append(bytes).await.unwrap();
+            last_offsets = (info.base_offset, info.last_offset);
+            for (j, (k, v)) in records.into_iter().enumerate() {
+                all.insert(info.base_offset.0 + j as u64, (k.into_bytes(), v));
+            }
+            seq += 5;
+        }
+        // Seal the producer's last batch too.
+        let mut n = 0;
+        while log.segments().last().unwrap().base_offset <= last_offsets.1 {
+            log.append(keyed(
+                &[(format!("z{n}"), Some(vec![0; 500]))],
+                2_000,
+                Compression::None,
+            ))
+            .await
+            .unwrap();
+            n += 1;
+        }
+        wait_sealed(&log).await;
+        let active = log.segments().last().unwrap().base_offset;
+        let outcome = log
+            .clean(Timestamp::now(), &CleanOptions::default(), &|| false)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(outcome.records_removed > 0);
+        let records = read_records(&log).await;
+        let expected: BTreeMap<_, _> = expected_after_compaction(&all, active.0)
+            .into_iter()
+            .filter(|(o, _)| *o < last_offsets.1.0 + 1)
+            .collect();
+        let got: BTreeMap<_, _> = records
+            .into_iter()
+            .filter(|(o, _)| *o <= last_offsets.1.0)
+            .collect();
+        assert_eq!(got, expected);
+        // The rewritten batches keep their codecs and producer fields.
+        let read = log.read(Offset(0), 1 << 20).await.unwrap();
+        let mut codecs_seen = std::collections::BTreeSet::new();
+        for b in read.batches() {
+            let b = RecordBatch::parse(b, 1 << 24).unwrap();
+            if b.record_count() > 0 {
+                codecs_seen.insert(b.compression() as u8);
+                if b.base_offset() <= last_offsets.1 {
+                    assert_eq!((b.producer_id(), b.producer_epoch()), (9, 1));
+                }
+            }
+        }
+        assert!(codecs_seen.len() >= 2, "codecs kept: {codecs_seen:?}");
+        // A retry of the producer's last batch is still recognised.
+        let retry = log.append(last_batch.clone()).await.unwrap();
+        assert_eq!((retry.base_offset, retry.last_offset), last_offsets);
+        log.close().await.unwrap();
+
+        // Rebuilt from the compacted log alone (no snapshot), the producer
+        // state still knows the last sequence.
+        for name in snapshots(&dir) {
+            std::fs::remove_file(dir.join(name)).unwrap();
+        }
+        let log = open(&dir, config).await;
+        let retry = log.append(last_batch).await.unwrap();
+        assert_eq!((retry.base_offset, retry.last_offset), last_offsets);
+        let mut builder = BatchBuilder::with_capacity(256);
+        builder.set_producer(9, 1, seq);
+        builder.push(Timestamp(3_000), Some(b"c1"), Some(b"next"), &[]);
+        let end = log.end_offset();
+        let next = log
+            .append(BytesMut::from(&builder.finish()[..]))
+            .await
+            .unwrap();
+        assert_eq!(next.base_offset, end, "the next sequence is taken as new");
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn cleanup_policies_decide_between_retention_and_compaction() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        // compact only: retention settings do not delete anything.
+        let dir = tmp.path().join("compact").join("0");
+        let config = LogConfig {
+            retention_bytes: Some(1),
+            ..compacted(small_segments())
+        };
+        let log = open(&dir, config).await;
+        let all = fill_keyed(&log, 4, 20, Compression::None).await;
+        wait_sealed(&log).await;
+        let outcome = log.enforce_retention(Timestamp::now()).await.unwrap();
+        assert_eq!(outcome.segments_deleted, 0);
+        assert_eq!(log.start_offset(), Offset(0));
+        log.close().await.unwrap();
+
+        // compact,delete: both apply.
+        let dir = tmp.path().join("both").join("0");
+        let config = LogConfig {
+            cleanup_delete: true,
+            retention_ms: Some(60_000),
+            ..compacted(small_segments())
+        };
+        let log = open(&dir, config).await;
+        let _ = fill_keyed(&log, 6, 20, Compression::None).await;
+        wait_sealed(&log).await;
+        let active = log.segments().last().unwrap().base_offset;
+        assert!(
+            log.clean(Timestamp::now(), &CleanOptions::default(), &|| false)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        // The records carry timestamps from 1970: every sealed segment is
+        // past retention.ms.
+        let retention = log.enforce_retention(Timestamp::now()).await.unwrap();
+        assert!(retention.segments_deleted > 0);
+        assert_eq!(log.start_offset(), active);
+        read_records(&log).await;
+        log.close().await.unwrap();
+
+        // min.compaction.lag.ms: segments younger than the lag wait.
+        let dir = tmp.path().join("lag").join("0");
+        let config = LogConfig {
+            min_compaction_lag_ms: 60_000,
+            ..compacted(small_segments())
+        };
+        let log = open(&dir, config).await;
+        let _ = fill_keyed(&log, 4, 20, Compression::None).await;
+        wait_sealed(&log).await;
+        // The records carry times around 1 s after the epoch.
+        let young = Timestamp(30_000);
+        assert!(
+            log.clean(young, &CleanOptions::default(), &|| false)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let old_enough = Timestamp(120_000);
+        let outcome = log
+            .clean(old_enough, &CleanOptions::default(), &|| false)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(outcome.segments_cleaned, 3);
+        log.close().await.unwrap();
+
+        // delete only: the cleaner does nothing.
+        let dir = tmp.path().join("delete").join("0");
+        let log = open(&dir, small_segments()).await;
+        let _ = fill_keyed(&log, 3, 20, Compression::None).await;
+        wait_sealed(&log).await;
+        assert!(
+            log.clean(Timestamp::now(), &CleanOptions::default(), &|| false)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        log.close().await.unwrap();
+        drop(all);
+    });
+}
+
+#[test]
+fn a_throttled_pass_keeps_to_its_rate_and_appends_go_on_meanwhile() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = log_dir(&tmp);
+    run(async {
+        let log = Rc::new(open(&dir, compacted(small_segments())).await);
+        let all = fill_keyed(&log, 6, 40, Compression::None).await;
+        wait_sealed(&log).await;
+        let active = log.segments().last().unwrap().base_offset;
+        let sealed_bytes: u64 = log
+            .segments()
+            .iter()
+            .filter(|s| !s.active)
+            .map(|s| s.bytes)
+            .sum();
+        let rate = 2u64 << 20;
+        let options = CleanOptions {
+            map_bytes_max: 1 << 20,
+            bytes_per_sec: rate,
+        };
+        let done = Rc::new(std::cell::Cell::new(false));
+        let pass = {
+            let (log, done) = (log.clone(), done.clone());
+            glommio::spawn_local(async move {
+                let started = std::time::Instant::now();
+                let outcome = log.clean(Timestamp::now(), &options, &|| false).await;
+                done.set(true);
+                (outcome, started.elapsed())
+            })
+        };
+        // Appends while the pass runs: none waits for it.
+        let mut during = 0;
+        let mut slowest = Duration::ZERO;
+        while !done.get() {
+            let started = std::time::Instant::now();
+            log.append(keyed(
+                &[("live".into(), Some(vec![1; 100]))],
+                7,
+                Compression::None,
+            ))
+            .await
+            .unwrap();
+            slowest = slowest.max(started.elapsed());
+            during += 1;
+            glommio::timer::sleep(Duration::from_millis(2)).await;
+        }
+        let (outcome, took) = pass.await;
+        let outcome = outcome.unwrap().unwrap();
+        // The pass reads every sealed byte twice (map, rewrite) and writes
+        // what it keeps: at 2 MiB/s that takes a while.
+        let least = Duration::from_secs_f64(2.0 * sealed_bytes as f64 / rate as f64 * 0.9);
+        assert!(
+            took >= least,
+            "a pass over {sealed_bytes} bytes took {took:?}"
+        );
+        assert!(during >= 20, "only {during} appends during a {took:?} pass");
+        assert!(
+            slowest < Duration::from_millis(500),
+            "an append took {slowest:?}"
+        );
+        assert!(outcome.records_removed > 0);
+        // What the pass compacted is exact.
+        let records = read_records(&log).await;
+        let expected = expected_after_compaction(&all, active.0);
+        let below: BTreeMap<_, _> = records.into_iter().filter(|(o, _)| *o < active.0).collect();
+        let want: BTreeMap<_, _> = expected
+            .into_iter()
+            .filter(|(o, _)| *o < active.0)
+            .collect();
+        assert!(below == want);
+        Rc::try_unwrap(log).ok().unwrap().close().await.unwrap();
+    });
+}

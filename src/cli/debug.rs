@@ -16,6 +16,38 @@ pub enum DebugCommand {
     /// has completed. With `CORELOG_TEST_CRASH_AT` set it dies at that
     /// crash point (see `storage::crash`).
     AppendLoop(AppendLoop),
+    /// Append one keyed record per append (keys repeat) with several
+    /// concurrent writers while a compaction pass runs every few
+    /// milliseconds, until killed, printing `ack <offset> 1 <writer>
+    /// <sequence>` once each append has completed (see `compact_key`).
+    CompactLoop(CompactLoop),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CompactLoop {
+    #[arg(long)]
+    dir: PathBuf,
+    #[arg(long, default_value_t = 4)]
+    writers: u32,
+    /// Distinct keys the records take.
+    #[arg(long, default_value_t = 50)]
+    keys: u64,
+    #[arg(long, default_value_t = 64 << 10)]
+    segment_bytes: u64,
+    /// Milliseconds between compaction passes.
+    #[arg(long, default_value_t = 5)]
+    clean_every_ms: u64,
+}
+
+/// The key of record `seq` of writer `w` in `compact-loop`, over `keys`
+/// distinct keys.
+pub fn compact_key(writer: u32, seq: u64, keys: u64) -> String {
+    format!("key{}", (writer as u64 * 7 + seq * 13) % keys)
+}
+
+/// The value of record `seq` of writer `w` in `compact-loop`.
+pub fn compact_value(writer: u32, seq: u64) -> String {
+    format!("w{writer}-s{seq}-{:0200}", 0)
 }
 
 #[derive(clap::Args, Debug)]
@@ -44,7 +76,82 @@ pub fn run(command: DebugCommand) -> Result<(), String> {
             .map_err(|e| e.to_string())?
             .join()
             .map_err(|e| e.to_string())?,
+        DebugCommand::CompactLoop(args) => glommio::LocalExecutorBuilder::default()
+            .spawn(move || async move { compact_loop(args).await })
+            .map_err(|e| e.to_string())?
+            .join()
+            .map_err(|e| e.to_string())?,
     }
+}
+
+async fn compact_loop(args: CompactLoop) -> Result<(), String> {
+    let disk = Disk::open(&args.dir).await.map_err(|e| e.to_string())?;
+    let config = LogConfig {
+        fsync: FsyncPolicy::Always,
+        segment_bytes: args.segment_bytes,
+        compact: true,
+        cleanup_delete: false,
+        delete_retention_ms: 0,
+        ..LogConfig::default()
+    };
+    let dir = args.dir.join("crash").join("0");
+    let log = Rc::new(
+        PartitionLog::open(&disk, &dir, config)
+            .await
+            .map_err(|e| e.to_string())?,
+    );
+    // Each writer resumes after the sequences an earlier run may have used.
+    let first = Timestamp::now().0 as u64 * 1000;
+    let cleaner = {
+        let log = log.clone();
+        let every = Duration::from_millis(args.clean_every_ms);
+        glommio::spawn_local(async move {
+            let options = crate::storage::CleanOptions {
+                map_bytes_max: 64 << 10,
+                bytes_per_sec: 0,
+            };
+            loop {
+                glommio::timer::sleep(every).await;
+                if let Err(e) = log.clean(Timestamp::now(), &options, &|| false).await {
+                    eprintln!("compaction failed: {e}");
+                    std::process::exit(2);
+                }
+            }
+        })
+    };
+    let mut tasks = Vec::new();
+    for writer in 0..args.writers {
+        let log = log.clone();
+        let keys = args.keys;
+        tasks.push(glommio::spawn_local(async move {
+            let mut builder = BatchBuilder::default();
+            for seq in first.. {
+                let key = compact_key(writer, seq, keys);
+                let value = compact_value(writer, seq);
+                builder.push(
+                    Timestamp::now(),
+                    Some(key.as_bytes()),
+                    Some(value.as_bytes()),
+                    &[],
+                );
+                let batch = builder.finish();
+                let info = log
+                    .append(BytesMut::from(&batch[..]))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "ack {} 1 {writer} {seq}", info.base_offset)
+                    .map_err(|e| e.to_string())?;
+                out.flush().map_err(|e| e.to_string())?;
+            }
+            Ok::<(), String>(())
+        }));
+    }
+    for task in tasks {
+        task.await?;
+    }
+    cleaner.cancel().await;
+    Ok(())
 }
 
 /// The key of record `i` of batch `seq` of writer `w`: what the crash test

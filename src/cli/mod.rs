@@ -7,7 +7,7 @@ mod demo;
 mod group;
 mod serve;
 
-pub use debug::crash_key;
+pub use debug::{compact_key, compact_value, crash_key};
 
 use clap::{Parser, Subcommand};
 

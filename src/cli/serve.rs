@@ -39,6 +39,10 @@ pub struct ServeArgs {
     /// How often retention runs, in milliseconds.
     #[arg(long)]
     retention_check_ms: Option<u64>,
+    /// How often the log cleaner compacts topics with cleanup.policy
+    /// compact, in milliseconds.
+    #[arg(long)]
+    log_cleaner_interval_ms: Option<u64>,
     /// Close connections idle this long, in milliseconds.
     #[arg(long)]
     idle_timeout_ms: Option<u64>,
@@ -113,6 +117,9 @@ fn config_from(args: &ServeArgs) -> Result<BrokerConfig, String> {
     if let Some(v) = args.retention_check_ms {
         config.retention_check_interval = std::time::Duration::from_millis(v);
     }
+    if let Some(v) = args.log_cleaner_interval_ms {
+        config.log_cleaner_interval = std::time::Duration::from_millis(v);
+    }
     if let Some(v) = args.idle_timeout_ms {
         config.idle_timeout = std::time::Duration::from_millis(v);
     }
@@ -166,7 +173,7 @@ fn raise_fd_limit() -> Option<(u64, u64)> {
             }
         }
     }
-    Some((limit.rlim_cur as u64, limit.rlim_max as u64))
+    Some((limit.rlim_cur, limit.rlim_max))
 }
 
 pub fn run(args: ServeArgs) -> Result<(), String> {

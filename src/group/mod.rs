@@ -230,7 +230,32 @@ fn offsets_topic_config() -> TopicOverrides {
         segment_bytes: Some(OFFSETS_TOPIC_SEGMENT_BYTES),
         retention_ms: Some(None),
         retention_bytes: Some(None),
+        // Kafka's: the latest commit of each group and partition is kept,
+        // and tombstones (deleted groups and offsets) go in time.
+        cleanup_policy: Some(crate::meta::CleanupPolicy::Compact),
         ..TopicOverrides::default()
+    }
+}
+
+/// Makes an offsets topic created before compaction existed compacted, as
+/// new ones are (run once by the controller shard at start). A failure is
+/// logged: the topic then keeps its old policy until the next start.
+pub async fn compact_offsets_topic(shard: Rc<Shard>) {
+    let Some(topic) = shard.snapshot().topic(OFFSETS_TOPIC).cloned() else {
+        return;
+    };
+    if topic.config.cleanup_policy.compacts() {
+        return;
+    }
+    let change = crate::meta::ConfigChange::set("cleanup.policy", "compact");
+    match shard
+        .alter_configs(OFFSETS_TOPIC.to_string(), vec![change])
+        .await
+    {
+        Ok(_) => tracing::info!("the consumer offsets topic is compacted from now on"),
+        Err(e) => {
+            tracing::warn!(error = %e, "making the consumer offsets topic compacted failed")
+        }
     }
 }
 

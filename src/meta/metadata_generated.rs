@@ -345,6 +345,9 @@ impl<'a> TopicConfig<'a> {
   pub const VT_MAX_BATCH_BYTES: ::flatbuffers::VOffsetT = 16;
   pub const VT_TIMESTAMP_TYPE: ::flatbuffers::VOffsetT = 18;
   pub const VT_MIN_INSYNC_REPLICAS: ::flatbuffers::VOffsetT = 20;
+  pub const VT_CLEANUP_POLICY: ::flatbuffers::VOffsetT = 22;
+  pub const VT_DELETE_RETENTION_MS: ::flatbuffers::VOffsetT = 24;
+  pub const VT_MIN_COMPACTION_LAG_MS: ::flatbuffers::VOffsetT = 26;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -356,6 +359,8 @@ impl<'a> TopicConfig<'a> {
     args: &'args TopicConfigArgs
   ) -> ::flatbuffers::WIPOffset<TopicConfig<'bldr>> {
     let mut builder = TopicConfigBuilder::new(_fbb);
+    builder.add_min_compaction_lag_ms(args.min_compaction_lag_ms);
+    builder.add_delete_retention_ms(args.delete_retention_ms);
     builder.add_max_batch_bytes(args.max_batch_bytes);
     builder.add_segment_ms(args.segment_ms);
     builder.add_segment_bytes(args.segment_bytes);
@@ -363,6 +368,7 @@ impl<'a> TopicConfig<'a> {
     builder.add_retention_ms(args.retention_ms);
     builder.add_min_insync_replicas(args.min_insync_replicas);
     builder.add_fsync_interval_ms(args.fsync_interval_ms);
+    builder.add_cleanup_policy(args.cleanup_policy);
     builder.add_timestamp_type(args.timestamp_type);
     builder.add_fsync(args.fsync);
     builder.finish()
@@ -435,6 +441,33 @@ impl<'a> TopicConfig<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<i32>(TopicConfig::VT_MIN_INSYNC_REPLICAS, Some(-1)).unwrap()}
   }
+  /// Added after eb2cb63: Kafka's cleanup.policy (0: absent, the broker's
+  /// default; 1 delete, 2 compact, 3 compact,delete).
+  #[inline]
+  pub fn cleanup_policy(&self) -> u8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u8>(TopicConfig::VT_CLEANUP_POLICY, Some(0)).unwrap()}
+  }
+  /// Added after eb2cb63: Kafka's delete.retention.ms (-1: absent, the
+  /// broker's default).
+  #[inline]
+  pub fn delete_retention_ms(&self) -> i64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i64>(TopicConfig::VT_DELETE_RETENTION_MS, Some(-1)).unwrap()}
+  }
+  /// Added after eb2cb63: Kafka's min.compaction.lag.ms (-1: absent, the
+  /// broker's default).
+  #[inline]
+  pub fn min_compaction_lag_ms(&self) -> i64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i64>(TopicConfig::VT_MIN_COMPACTION_LAG_MS, Some(-1)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for TopicConfig<'_> {
@@ -452,6 +485,9 @@ impl ::flatbuffers::Verifiable for TopicConfig<'_> {
      .visit_field::<i64>("max_batch_bytes", Self::VT_MAX_BATCH_BYTES, false)?
      .visit_field::<TimestampType>("timestamp_type", Self::VT_TIMESTAMP_TYPE, false)?
      .visit_field::<i32>("min_insync_replicas", Self::VT_MIN_INSYNC_REPLICAS, false)?
+     .visit_field::<u8>("cleanup_policy", Self::VT_CLEANUP_POLICY, false)?
+     .visit_field::<i64>("delete_retention_ms", Self::VT_DELETE_RETENTION_MS, false)?
+     .visit_field::<i64>("min_compaction_lag_ms", Self::VT_MIN_COMPACTION_LAG_MS, false)?
      .finish();
     Ok(())
   }
@@ -466,6 +502,9 @@ pub struct TopicConfigArgs {
     pub max_batch_bytes: i64,
     pub timestamp_type: TimestampType,
     pub min_insync_replicas: i32,
+    pub cleanup_policy: u8,
+    pub delete_retention_ms: i64,
+    pub min_compaction_lag_ms: i64,
 }
 impl<'a> Default for TopicConfigArgs {
   #[inline]
@@ -480,6 +519,9 @@ impl<'a> Default for TopicConfigArgs {
       max_batch_bytes: -1,
       timestamp_type: TimestampType::DEFAULT,
       min_insync_replicas: -1,
+      cleanup_policy: 0,
+      delete_retention_ms: -1,
+      min_compaction_lag_ms: -1,
     }
   }
 }
@@ -526,6 +568,18 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> TopicConfigBuilder<'a, 'b, A>
     self.fbb_.push_slot::<i32>(TopicConfig::VT_MIN_INSYNC_REPLICAS, min_insync_replicas, -1);
   }
   #[inline]
+  pub fn add_cleanup_policy(&mut self, cleanup_policy: u8) {
+    self.fbb_.push_slot::<u8>(TopicConfig::VT_CLEANUP_POLICY, cleanup_policy, 0);
+  }
+  #[inline]
+  pub fn add_delete_retention_ms(&mut self, delete_retention_ms: i64) {
+    self.fbb_.push_slot::<i64>(TopicConfig::VT_DELETE_RETENTION_MS, delete_retention_ms, -1);
+  }
+  #[inline]
+  pub fn add_min_compaction_lag_ms(&mut self, min_compaction_lag_ms: i64) {
+    self.fbb_.push_slot::<i64>(TopicConfig::VT_MIN_COMPACTION_LAG_MS, min_compaction_lag_ms, -1);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> TopicConfigBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     TopicConfigBuilder {
@@ -552,6 +606,9 @@ impl ::core::fmt::Debug for TopicConfig<'_> {
       ds.field("max_batch_bytes", &self.max_batch_bytes());
       ds.field("timestamp_type", &self.timestamp_type());
       ds.field("min_insync_replicas", &self.min_insync_replicas());
+      ds.field("cleanup_policy", &self.cleanup_policy());
+      ds.field("delete_retention_ms", &self.delete_retention_ms());
+      ds.field("min_compaction_lag_ms", &self.min_compaction_lag_ms());
       ds.finish()
   }
 }
@@ -636,8 +693,7 @@ impl<'a> TopicRecord<'a> {
     unsafe { self._tab.get::<Uuid>(TopicRecord::VT_UUID, None)}
   }
   /// Added after 4a2ed44: the settings set on the topic itself, by their
-  /// TopicConfig field names ("cleanup_policy" has no field: its only
-  /// value is delete); every other value follows the broker's defaults.
+  /// TopicConfig field names; every other value follows the broker's defaults.
   /// Files without it: the values that differ from the broker's defaults
   /// at the first start count as set on the topic, and the file is saved
   /// with the list at once.

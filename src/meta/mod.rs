@@ -477,6 +477,13 @@ fn config_to_file<'a>(
                 TimestampType::LogAppendTime => file::TimestampType::LOG_APPEND_TIME,
             },
             min_insync_replicas: c.min_insync_replicas.min(i32::MAX as u32) as i32,
+            cleanup_policy: match c.cleanup_policy {
+                CleanupPolicy::Delete => 1,
+                CleanupPolicy::Compact => 2,
+                CleanupPolicy::CompactDelete => 3,
+            },
+            delete_retention_ms: c.delete_retention_ms.min(i64::MAX as u64) as i64,
+            min_compaction_lag_ms: c.min_compaction_lag_ms.min(i64::MAX as u64) as i64,
         },
     )
 }
@@ -530,12 +537,25 @@ fn config_from_file(
         n if n >= 1 => c.min_insync_replicas = n as u32,
         n => return Err(format!("min insync replicas {n} is below 1")),
     }
+    c.cleanup_policy = match f.cleanup_policy() {
+        0 => c.cleanup_policy,
+        1 => CleanupPolicy::Delete,
+        2 => CleanupPolicy::Compact,
+        3 => CleanupPolicy::CompactDelete,
+        other => return Err(format!("unknown cleanup policy {other}")),
+    };
+    if let Some(v) = opt(f.delete_retention_ms(), "delete retention ms")? {
+        c.delete_retention_ms = v;
+    }
+    if let Some(v) = opt(f.min_compaction_lag_ms(), "min compaction lag ms")? {
+        c.min_compaction_lag_ms = v;
+    }
     c.validate()?;
     Ok(c)
 }
 
 /// The TopicConfig field names a topic sets itself, as the metadata file
-/// lists them (`cleanup_policy` has no field: delete is its only value).
+/// lists them.
 fn overridden_fields(o: &TopicOverrides) -> Vec<&'static str> {
     [
         ("retention_ms", o.retention_ms.is_some()),
@@ -547,6 +567,8 @@ fn overridden_fields(o: &TopicOverrides) -> Vec<&'static str> {
         ("timestamp_type", o.timestamp_type.is_some()),
         ("min_insync_replicas", o.min_insync_replicas.is_some()),
         ("cleanup_policy", o.cleanup_policy.is_some()),
+        ("delete_retention_ms", o.delete_retention_ms.is_some()),
+        ("min_compaction_lag_ms", o.min_compaction_lag_ms.is_some()),
     ]
     .into_iter()
     .filter_map(|(name, set)| set.then_some(name))
@@ -571,7 +593,9 @@ fn overrides_named<'a>(
             "max_batch_bytes" => o.max_batch_bytes = Some(stored.max_batch_bytes),
             "timestamp_type" => o.timestamp_type = Some(stored.timestamp_type),
             "min_insync_replicas" => o.min_insync_replicas = Some(stored.min_insync_replicas),
-            "cleanup_policy" => o.cleanup_policy = Some(CleanupPolicy::Delete),
+            "cleanup_policy" => o.cleanup_policy = Some(stored.cleanup_policy),
+            "delete_retention_ms" => o.delete_retention_ms = Some(stored.delete_retention_ms),
+            "min_compaction_lag_ms" => o.min_compaction_lag_ms = Some(stored.min_compaction_lag_ms),
             other => {
                 return Err(format!(
                     "the topic sets {other:?}, a setting this version does not know"
@@ -602,7 +626,12 @@ fn overrides_differing(stored: &TopicConfig, defaults: &TopicConfig) -> TopicOve
             .then_some(stored.timestamp_type),
         min_insync_replicas: (stored.min_insync_replicas != defaults.min_insync_replicas)
             .then_some(stored.min_insync_replicas),
-        cleanup_policy: None,
+        cleanup_policy: (stored.cleanup_policy != defaults.cleanup_policy)
+            .then_some(stored.cleanup_policy),
+        delete_retention_ms: (stored.delete_retention_ms != defaults.delete_retention_ms)
+            .then_some(stored.delete_retention_ms),
+        min_compaction_lag_ms: (stored.min_compaction_lag_ms != defaults.min_compaction_lag_ms)
+            .then_some(stored.min_compaction_lag_ms),
     }
 }
 
@@ -736,7 +765,9 @@ mod tests {
             fsync: Some(FsyncPolicy::Interval(Duration::from_millis(7))),
             timestamp_type: Some(TimestampType::LogAppendTime),
             min_insync_replicas: Some(2),
-            cleanup_policy: Some(CleanupPolicy::Delete),
+            cleanup_policy: Some(CleanupPolicy::CompactDelete),
+            delete_retention_ms: Some(5000),
+            min_compaction_lag_ms: Some(250),
             ..TopicOverrides::default()
         };
         let none = TopicOverrides::default();
@@ -750,6 +781,12 @@ mod tests {
         let (s4, t3) = s3.with_topic("a", 5, overrides).unwrap();
         assert_ne!(t3.id, t1.id, "topic ids are never reused");
         assert_eq!(Snapshot::decode(&s4.encode()).unwrap(), s4);
+        let decoded = Snapshot::decode(&s4.encode()).unwrap();
+        let a = decoded.topic("a").unwrap();
+        assert_eq!(a.config.cleanup_policy, CleanupPolicy::CompactDelete);
+        assert_eq!(a.config.delete_retention_ms, 5000);
+        assert_eq!(a.config.min_compaction_lag_ms, 250);
+        assert_eq!(decoded.topic("b").unwrap().overrides.cleanup_policy, None);
         assert_eq!(s4.version, 4);
         assert!(matches!(
             s4.with_topic("b", 1, none.clone()),

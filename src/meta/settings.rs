@@ -40,6 +40,15 @@ pub struct TopicConfig {
     /// Kafka's `min.insync.replicas`: stored, and used once replication
     /// exists (a single broker is its own only in-sync replica).
     pub min_insync_replicas: u32,
+    /// Kafka's `cleanup.policy`: delete old segments, compact, or both.
+    #[serde(with = "text")]
+    pub cleanup_policy: CleanupPolicy,
+    /// Kafka's `delete.retention.ms`: how long a compacted topic keeps a
+    /// tombstone.
+    pub delete_retention_ms: u64,
+    /// Kafka's `min.compaction.lag.ms`: how long a record stays as appended
+    /// before compaction may remove it.
+    pub min_compaction_lag_ms: u64,
 }
 
 /// Values written as their `Display` text and read with `FromStr`.
@@ -74,14 +83,59 @@ impl Default for TopicConfig {
             max_batch_bytes: log.batch_bytes_max,
             timestamp_type: log.timestamp_type,
             min_insync_replicas: 1,
+            cleanup_policy: CleanupPolicy::Delete,
+            delete_retention_ms: log.delete_retention_ms,
+            min_compaction_lag_ms: log.min_compaction_lag_ms,
         }
     }
 }
 
-/// Kafka's `cleanup.policy`. Only `delete` exists until compaction does.
+/// Kafka's `cleanup.policy`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum CleanupPolicy {
+    /// Retention deletes old segments.
     Delete,
+    /// The cleaner keeps the latest record of each key; nothing is deleted
+    /// by age or size.
+    Compact,
+    /// Both: compacted, and old segments deleted by retention.
+    CompactDelete,
+}
+
+impl CleanupPolicy {
+    pub fn deletes(self) -> bool {
+        self != CleanupPolicy::Compact
+    }
+
+    pub fn compacts(self) -> bool {
+        self != CleanupPolicy::Delete
+    }
+
+    /// The policies as Kafka lists them.
+    fn list(self) -> Vec<String> {
+        let mut list = Vec::new();
+        if self.compacts() {
+            list.push("compact".to_string());
+        }
+        if self.deletes() {
+            list.push("delete".to_string());
+        }
+        list
+    }
+}
+
+impl fmt::Display for CleanupPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.list().join(","))
+    }
+}
+
+impl std::str::FromStr for CleanupPolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        cleanup_of(&cleanup_list(s)?)
+    }
 }
 
 /// What is set on a topic itself; `None` follows the broker's default.
@@ -97,12 +151,16 @@ pub struct TopicOverrides {
     pub timestamp_type: Option<TimestampType>,
     pub min_insync_replicas: Option<u32>,
     pub cleanup_policy: Option<CleanupPolicy>,
+    pub delete_retention_ms: Option<u64>,
+    pub min_compaction_lag_ms: Option<u64>,
 }
 
 /// One setting, by what it controls.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Setting {
     CleanupPolicy,
+    DeleteRetentionMs,
+    MinCompactionLagMs,
     RetentionMs,
     RetentionBytes,
     SegmentBytes,
@@ -143,7 +201,21 @@ pub static SETTINGS: &[SettingInfo] = &[
         name: "cleanup.policy",
         broker_name: "log.cleanup.policy",
         kind: SettingType::List,
-        doc: "What happens to old segments: delete (compaction is not supported yet).",
+        doc: "What happens to old segments: delete (by retention.ms and retention.bytes), compact (keep the latest record of each key), or compact,delete (both).",
+    },
+    SettingInfo {
+        setting: Setting::DeleteRetentionMs,
+        name: "delete.retention.ms",
+        broker_name: "log.cleaner.delete.retention.ms",
+        kind: SettingType::Long,
+        doc: "How long a compacted topic keeps a tombstone (a key with no value) after its segment's newest record (ms).",
+    },
+    SettingInfo {
+        setting: Setting::MinCompactionLagMs,
+        name: "min.compaction.lag.ms",
+        broker_name: "log.cleaner.min.compaction.lag.ms",
+        kind: SettingType::Long,
+        doc: "How long a record of a compacted topic stays as appended before the cleaner may remove it (ms).",
     },
     SettingInfo {
         setting: Setting::RetentionMs,
@@ -372,13 +444,16 @@ fn cleanup_list(value: &str) -> Result<Vec<String>, String> {
 
 /// The cleanup policy a list asks for.
 fn cleanup_of(list: &[String]) -> Result<CleanupPolicy, String> {
-    if list.iter().any(|p| p == "compact") {
-        return Err("cleanup.policy compact: compaction is not supported yet".into());
+    let compact = list.iter().any(|p| p == "compact");
+    let delete = list.iter().any(|p| p == "delete");
+    match (compact, delete) {
+        (true, true) => Ok(CleanupPolicy::CompactDelete),
+        (true, false) => Ok(CleanupPolicy::Compact),
+        (false, true) => Ok(CleanupPolicy::Delete),
+        (false, false) => {
+            Err("cleanup.policy must not be empty: delete, compact or compact,delete".into())
+        }
     }
-    if list.is_empty() {
-        return Err("cleanup.policy must not be empty: it can only be delete".into());
-    }
-    Ok(CleanupPolicy::Delete)
 }
 
 impl TopicOverrides {
@@ -386,6 +461,8 @@ impl TopicOverrides {
     pub fn sets(&self, setting: Setting) -> bool {
         match setting {
             Setting::CleanupPolicy => self.cleanup_policy.is_some(),
+            Setting::DeleteRetentionMs => self.delete_retention_ms.is_some(),
+            Setting::MinCompactionLagMs => self.min_compaction_lag_ms.is_some(),
             Setting::RetentionMs => self.retention_ms.is_some(),
             Setting::RetentionBytes => self.retention_bytes.is_some(),
             Setting::SegmentBytes => self.segment_bytes.is_some(),
@@ -446,19 +523,26 @@ impl TopicOverrides {
             match info.setting {
                 Setting::CleanupPolicy => {
                     let given = cleanup_list(value)?;
+                    let current = next
+                        .cleanup_policy
+                        .unwrap_or(defaults.cleanup_policy)
+                        .list();
                     let list = match &change.op {
                         ConfigOp::Set(_) => given,
                         ConfigOp::Append(_) => {
-                            let mut list = vec!["delete".to_string()];
-                            list.extend(given.into_iter().filter(|g| g != "delete"));
+                            let mut list = current;
+                            list.extend(given);
                             list
                         }
-                        _ => ["delete".to_string()]
-                            .into_iter()
-                            .filter(|p| !given.contains(p))
-                            .collect(),
+                        _ => current.into_iter().filter(|p| !given.contains(p)).collect(),
                     };
                     next.cleanup_policy = Some(cleanup_of(&list)?);
+                }
+                Setting::DeleteRetentionMs => {
+                    next.delete_retention_ms = Some(non_negative(key, value)?);
+                }
+                Setting::MinCompactionLagMs => {
+                    next.min_compaction_lag_ms = Some(non_negative(key, value)?);
                 }
                 Setting::RetentionMs => next.retention_ms = Some(forever_or(key, value)?),
                 Setting::RetentionBytes => next.retention_bytes = Some(forever_or(key, value)?),
@@ -515,6 +599,8 @@ impl TopicOverrides {
     fn clear(&mut self, setting: Setting) {
         match setting {
             Setting::CleanupPolicy => self.cleanup_policy = None,
+            Setting::DeleteRetentionMs => self.delete_retention_ms = None,
+            Setting::MinCompactionLagMs => self.min_compaction_lag_ms = None,
             Setting::RetentionMs => self.retention_ms = None,
             Setting::RetentionBytes => self.retention_bytes = None,
             Setting::SegmentBytes => self.segment_bytes = None,
@@ -555,6 +641,15 @@ impl TopicConfig {
         if let Some(v) = overrides.min_insync_replicas {
             c.min_insync_replicas = v;
         }
+        if let Some(v) = overrides.cleanup_policy {
+            c.cleanup_policy = v;
+        }
+        if let Some(v) = overrides.delete_retention_ms {
+            c.delete_retention_ms = v;
+        }
+        if let Some(v) = overrides.min_compaction_lag_ms {
+            c.min_compaction_lag_ms = v;
+        }
         c.validate()?;
         Ok(c)
     }
@@ -590,7 +685,9 @@ impl TopicConfig {
     pub fn kafka_value(&self, setting: Setting) -> String {
         let forever = |v: Option<u64>| v.map_or("-1".to_string(), |v| v.to_string());
         match setting {
-            Setting::CleanupPolicy => "delete".to_string(),
+            Setting::CleanupPolicy => self.cleanup_policy.to_string(),
+            Setting::DeleteRetentionMs => self.delete_retention_ms.to_string(),
+            Setting::MinCompactionLagMs => self.min_compaction_lag_ms.to_string(),
             Setting::RetentionMs => forever(self.retention_ms),
             Setting::RetentionBytes => forever(self.retention_bytes),
             Setting::SegmentBytes => self.segment_bytes.to_string(),
@@ -646,6 +743,10 @@ impl TopicConfig {
             retention_bytes: self.retention_bytes,
             batch_bytes_max: self.max_batch_bytes,
             timestamp_type: self.timestamp_type,
+            cleanup_delete: self.cleanup_policy.deletes(),
+            compact: self.cleanup_policy.compacts(),
+            delete_retention_ms: self.delete_retention_ms,
+            min_compaction_lag_ms: self.min_compaction_lag_ms,
             ..LogConfig::default()
         }
     }
@@ -684,6 +785,49 @@ mod tests {
         assert_eq!(c.min_insync_replicas, 2);
         assert_eq!(c.log_config().timestamp_type, TimestampType::LogAppendTime);
         assert_eq!(o.cleanup_policy, Some(CleanupPolicy::Delete));
+    }
+
+    #[test]
+    fn compaction_policies_parse_append_and_reach_the_log() {
+        let none = TopicOverrides::default();
+        let compact = apply(&none, &[ConfigChange::set("cleanup.policy", "compact")]).unwrap();
+        let c = TopicConfig::default().with_overrides(&compact).unwrap();
+        assert_eq!(c.cleanup_policy, CleanupPolicy::Compact);
+        assert!(c.log_config().compact && !c.log_config().cleanup_delete);
+        assert_eq!(c.kafka_value(Setting::CleanupPolicy), "compact");
+        let both = apply(
+            &none,
+            &[ConfigChange::set("cleanup.policy", "[delete, compact]")],
+        )
+        .unwrap();
+        assert_eq!(both.cleanup_policy, Some(CleanupPolicy::CompactDelete));
+        let append = ConfigChange {
+            name: "cleanup.policy".into(),
+            op: ConfigOp::Append(Some("compact".into())),
+        };
+        let appended = apply(&none, &[append]).unwrap();
+        assert_eq!(appended.cleanup_policy, Some(CleanupPolicy::CompactDelete));
+        let subtract = ConfigChange {
+            name: "cleanup.policy".into(),
+            op: ConfigOp::Subtract(Some("delete".into())),
+        };
+        let subtracted = apply(&appended, &[subtract]).unwrap();
+        assert_eq!(subtracted.cleanup_policy, Some(CleanupPolicy::Compact));
+        let dr = apply(&none, &[ConfigChange::set("delete.retention.ms", "1000")]).unwrap();
+        let c = TopicConfig::default().with_overrides(&dr).unwrap();
+        assert_eq!(c.log_config().delete_retention_ms, 1000);
+        let lag = apply(
+            &none,
+            &[ConfigChange::set("min.compaction.lag.ms", "60000")],
+        )
+        .unwrap();
+        let c = TopicConfig::default().with_overrides(&lag).unwrap();
+        assert_eq!(c.log_config().min_compaction_lag_ms, 60_000);
+        assert_eq!(c.kafka_value(Setting::MinCompactionLagMs), "60000");
+        assert_eq!(TopicConfig::default().delete_retention_ms, 86_400_000);
+        for text in ["delete", "compact", "compact,delete"] {
+            assert_eq!(text.parse::<CleanupPolicy>().unwrap().to_string(), text);
+        }
     }
 
     #[test]
@@ -751,16 +895,8 @@ mod tests {
         for (key, value, reason) in [
             ("retention.ms", "soon", "whole number"),
             ("segment.bytes", "-5", "negative"),
-            (
-                "cleanup.policy",
-                "compact",
-                "compaction is not supported yet",
-            ),
-            (
-                "cleanup.policy",
-                "delete,compact",
-                "compaction is not supported yet",
-            ),
+            ("cleanup.policy", "", "must not be empty"),
+            ("delete.retention.ms", "-1", "negative"),
             ("cleanup.policy", "shred", "not one of delete, compact"),
             (
                 "message.timestamp.type",

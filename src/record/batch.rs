@@ -225,8 +225,13 @@ pub fn read_framing(buf: &[u8]) -> Option<Framing> {
 pub struct BatchInfo {
     /// Total bytes, overhead included: the batch is `buf[..bytes]`.
     pub bytes: usize,
-    /// Number of records (at least one).
+    /// Number of records (at least one for a produced batch; a stored
+    /// batch that compaction rewrote may hold fewer than it spans, or none).
     pub records: u32,
+    /// Offsets the batch covers: its last offset delta plus one. Equal to
+    /// `records` except in a compacted batch, whose records keep their
+    /// offset deltas (gaps where records were removed) as Kafka's do.
+    pub offset_span: u32,
     /// The header's base timestamp.
     pub base_timestamp: Timestamp,
     /// The largest record timestamp, computed from the records themselves
@@ -415,6 +420,27 @@ pub fn validate_with(
     max_bytes: usize,
     scratch: &mut Vec<u8>,
 ) -> Result<BatchInfo, BatchError> {
+    validate_inner(buf, max_bytes, scratch, false)
+}
+
+/// [`validate_with`] for a batch read back from a log, which compaction
+/// may have rewritten: its count may be below its offset span (zero
+/// included), and record offset deltas must increase strictly and stay
+/// within the span instead of running 0, 1, 2, ….
+pub fn validate_stored_with(
+    buf: &[u8],
+    max_bytes: usize,
+    scratch: &mut Vec<u8>,
+) -> Result<BatchInfo, BatchError> {
+    validate_inner(buf, max_bytes, scratch, true)
+}
+
+fn validate_inner(
+    buf: &[u8],
+    max_bytes: usize,
+    scratch: &mut Vec<u8>,
+    compacted: bool,
+) -> Result<BatchInfo, BatchError> {
     let batch = check_frame(buf, max_bytes)?;
     let attributes = be_u16(batch, ATTRIBUTES_AT);
     let compression =
@@ -424,7 +450,12 @@ pub fn validate_with(
     if attributes & (ATTR_TRANSACTIONAL | ATTR_CONTROL) != 0 {
         return Err(BatchError::UnsupportedAttributes { attributes });
     }
-    let declared = check_counts(batch)?;
+    let (declared, span) = if compacted {
+        check_stored_counts(batch)?
+    } else {
+        let declared = check_counts(batch)?;
+        (declared, declared)
+    };
     let records = match compression {
         Compression::None => &batch[HEADER_BYTES..],
         codec => {
@@ -438,9 +469,14 @@ pub fn validate_with(
             scratch.as_slice()
         }
     };
-    let max_delta = check_records(records, declared)?;
+    let max_delta = check_records(records, declared, compacted.then_some(span))?;
     let base_timestamp = be_i64(batch, BASE_TIMESTAMP_AT);
-    let create_max = base_timestamp.saturating_add(max_delta);
+    // An empty (compacted) batch keeps the header's max timestamp.
+    let create_max = if declared == 0 {
+        be_i64(batch, MAX_TIMESTAMP_AT)
+    } else {
+        base_timestamp.saturating_add(max_delta)
+    };
     let log_append_time = attributes & ATTR_LOG_APPEND_TIME != 0;
     let max_timestamp = if log_append_time {
         be_i64(batch, MAX_TIMESTAMP_AT)
@@ -450,6 +486,7 @@ pub fn validate_with(
     Ok(BatchInfo {
         bytes: batch.len(),
         records: declared as u32,
+        offset_span: span as u32,
         base_timestamp: Timestamp(base_timestamp),
         max_timestamp: Timestamp(max_timestamp),
         log_append_time,
@@ -520,6 +557,27 @@ fn check_counts(batch: &[u8]) -> Result<i32, BatchError> {
     Ok(declared)
 }
 
+/// The header's record count and offset span of a stored batch: a count
+/// from zero up to the span (last offset delta + 1, at least 1).
+fn check_stored_counts(batch: &[u8]) -> Result<(i32, i32), BatchError> {
+    let declared = be_i32(batch, RECORDS_COUNT_AT);
+    let last_offset_delta = be_i32(batch, LAST_OFFSET_DELTA_AT);
+    if last_offset_delta < 0 || last_offset_delta == i32::MAX {
+        return Err(BatchError::LastOffsetDeltaMismatch {
+            declared: last_offset_delta,
+            expected: declared.saturating_sub(1),
+        });
+    }
+    let span = last_offset_delta + 1;
+    if declared < 0 || declared > span {
+        return Err(BatchError::RecordCountMismatch {
+            declared,
+            detail: "the count must be between 0 and the offsets the batch spans",
+        });
+    }
+    Ok((declared, span))
+}
+
 fn decompress_error(codec: Compression, error: DecompressError) -> BatchError {
     match error {
         DecompressError::TooLarge { max } => BatchError::DecompressedTooLarge { codec, max },
@@ -530,9 +588,13 @@ fn decompress_error(codec: Compression, error: DecompressError) -> BatchError {
 /// Parses every record of a (decompressed) records area: exactly `declared`
 /// records, offset deltas 0, 1, 2, …, no bytes left over. Returns the
 /// largest timestamp delta.
-fn check_records(records: &[u8], declared: i32) -> Result<i64, BatchError> {
+///
+/// With `span` (a stored batch, possibly compacted), offset deltas need
+/// only increase strictly and stay below `span`.
+fn check_records(records: &[u8], declared: i32, span: Option<i32>) -> Result<i64, BatchError> {
     let mut max_delta = i64::MIN;
     let mut pos = 0;
+    let mut previous = -1i32;
     for index in 0..declared {
         if pos == records.len() {
             return Err(BatchError::RecordCountMismatch {
@@ -544,12 +606,22 @@ fn check_records(records: &[u8], declared: i32) -> Result<i64, BatchError> {
             index: index as u32,
             reason,
         })?;
-        if record.offset_delta != index {
-            return Err(BatchError::BadRecord {
-                index: index as u32,
-                reason: "offset deltas must run 0, 1, 2, … within a batch",
-            });
+        match span {
+            None if record.offset_delta != index => {
+                return Err(BatchError::BadRecord {
+                    index: index as u32,
+                    reason: "offset deltas must run 0, 1, 2, … within a batch",
+                });
+            }
+            Some(span) if record.offset_delta <= previous || record.offset_delta >= span => {
+                return Err(BatchError::BadRecord {
+                    index: index as u32,
+                    reason: "offset deltas must increase within the batch's offset span",
+                });
+            }
+            _ => {}
         }
+        previous = record.offset_delta;
         max_delta = max_delta.max(record.timestamp_delta);
     }
     if pos != records.len() {
@@ -566,6 +638,8 @@ fn check_records(records: &[u8], declared: i32) -> Result<i64, BatchError> {
 pub struct StoredInfo {
     /// Total bytes, overhead included.
     pub bytes: usize,
+    /// Offsets the batch spans (its last offset delta + 1): the record
+    /// count, except in a batch compaction rewrote.
     pub records: u32,
     /// The header's max timestamp (made exact when the batch was appended).
     pub max_timestamp: Timestamp,
@@ -597,16 +671,10 @@ pub fn verify_stored(buf: &[u8], max_bytes: usize) -> Result<StoredInfo, BatchEr
     if stored != computed {
         return Err(BatchError::CrcMismatch { stored, computed });
     }
-    let records = be_i32(batch, RECORDS_COUNT_AT);
-    if records <= 0 || be_i32(batch, LAST_OFFSET_DELTA_AT) != records - 1 {
-        return Err(BatchError::RecordCountMismatch {
-            declared: records,
-            detail: "the header's count and last offset delta disagree",
-        });
-    }
+    let (_, span) = check_stored_counts(batch)?;
     Ok(StoredInfo {
         bytes: total as usize,
-        records: records as u32,
+        records: span as u32,
         max_timestamp: Timestamp(be_i64(batch, MAX_TIMESTAMP_AT)),
     })
 }
@@ -697,7 +765,7 @@ impl RecordBatch {
         // Stays unallocated for an uncompressed batch; for a compressed one
         // it becomes the batch's records area without a copy.
         let mut decompressed = Vec::new();
-        let info = validate_with(&bytes, max_bytes, &mut decompressed)?;
+        let info = validate_stored_with(&bytes, max_bytes, &mut decompressed)?;
         if info.bytes != bytes.len() {
             return Err(BatchError::LengthMismatch {
                 declared: info.bytes as u64,
@@ -732,9 +800,32 @@ impl RecordBatch {
         Offset(be_i64(&self.bytes, BASE_OFFSET_AT) as u64)
     }
 
-    /// Offset of the last record.
+    /// The last offset the batch spans (its last record's, unless
+    /// compaction removed that record).
     pub fn last_offset(&self) -> Offset {
-        self.base_offset().plus(self.info.records as u64 - 1)
+        self.base_offset().plus(self.info.offset_span as u64 - 1)
+    }
+
+    /// Offsets the batch spans (see [`BatchInfo::offset_span`]).
+    pub fn offset_span(&self) -> u32 {
+        self.info.offset_span
+    }
+
+    /// The records with the exact bytes each occupies in the
+    /// (uncompressed) records area, for rewriting a batch without them.
+    pub fn raw_records(&self) -> impl Iterator<Item = (Record<'_>, &[u8])> + '_ {
+        let buf: &[u8] = &self.records;
+        let mut pos = 0usize;
+        let mut left = self.info.records;
+        std::iter::from_fn(move || {
+            if left == 0 {
+                return None;
+            }
+            left -= 1;
+            let start = pos;
+            let record = parse_record(buf, &mut pos).expect("a validated batch failed to parse");
+            Some((record, &buf[start..pos]))
+        })
     }
 
     pub fn record_count(&self) -> u32 {

@@ -258,3 +258,71 @@ impl BatchBuilder {
         batch
     }
 }
+
+/// Rewrites `original` keeping only `kept`: raw records (as
+/// [`RecordBatch::raw_records`](super::RecordBatch::raw_records) yields
+/// them) of that batch, in order. What log compaction writes, as Kafka
+/// does: the header keeps its base offset, last offset delta, timestamps,
+/// attributes (codec, timestamp type) and producer fields, and the records
+/// keep their offset and timestamp deltas, so every kept record keeps its
+/// offset and time; only the count, length and CRC change. A compressed
+/// batch is compressed again with its own codec. `kept` may be empty: the
+/// batch then spans its offsets with no record (Kafka keeps such a batch for
+/// an idempotent producer's last sequence).
+pub fn rewrite_batch(original: &super::RecordBatch, kept: &[&[u8]]) -> io::Result<Bytes> {
+    let header = &original.as_bytes()[..HEADER_BYTES];
+    let mut area: Vec<u8> = Vec::with_capacity(kept.iter().map(|r| r.len()).sum());
+    for record in kept {
+        area.extend_from_slice(record);
+    }
+    let codec = original.compression();
+    let mut out = BytesMut::with_capacity(HEADER_BYTES + area.len());
+    out.extend_from_slice(header);
+    if codec == Compression::None || kept.is_empty() {
+        out.extend_from_slice(&area);
+    } else {
+        let mut compressed = Vec::new();
+        compress(codec, &area, &mut compressed)?;
+        out.extend_from_slice(&compressed);
+    }
+    let mut attributes = u16::from_be_bytes([header[ATTRIBUTES_AT], header[ATTRIBUTES_AT + 1]]);
+    if kept.is_empty() {
+        // No records area to decompress: say so, as Kafka's empty batches do.
+        attributes &= !super::batch::ATTR_COMPRESSION_MASK;
+    }
+    let count = kept.len() as i32;
+    finish_header(&mut out, attributes, count);
+    Ok(out.freeze())
+}
+
+/// An empty batch (no record, no producer) spanning `span` offsets from
+/// `base`, with `max_timestamp` as both timestamps: compaction writes one
+/// where it removed every record of a run of batches, so a segment still
+/// covers each offset up to the next segment's base.
+pub fn filler_batch(base: crate::types::Offset, span: u32, max_timestamp: Timestamp) -> Bytes {
+    let mut out = BytesMut::zeroed(HEADER_BYTES);
+    let b = &mut out[..];
+    b[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&(base.0 as i64).to_be_bytes());
+    b[MAGIC_AT] = MAGIC_V2;
+    b[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4]
+        .copy_from_slice(&(span.max(1) as i32 - 1).to_be_bytes());
+    b[BASE_TIMESTAMP_AT..BASE_TIMESTAMP_AT + 8].copy_from_slice(&max_timestamp.0.to_be_bytes());
+    b[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&max_timestamp.0.to_be_bytes());
+    b[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&(-1i64).to_be_bytes());
+    b[PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2].copy_from_slice(&(-1i16).to_be_bytes());
+    b[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&(-1i32).to_be_bytes());
+    finish_header(&mut out, 0, 0);
+    out.freeze()
+}
+
+/// Sets attributes, count, length and CRC of a batch whose other header
+/// fields and records area are in place.
+fn finish_header(out: &mut BytesMut, attributes: u16, count: i32) {
+    let length = i32::try_from(out.len() - LOG_OVERHEAD_BYTES).expect("batch exceeds i32::MAX");
+    let b = &mut out[..];
+    b[LENGTH_AT..LENGTH_AT + 4].copy_from_slice(&length.to_be_bytes());
+    b[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    b[RECORDS_COUNT_AT..RECORDS_COUNT_AT + 4].copy_from_slice(&count.to_be_bytes());
+    let crc = crc32c::crc32c(&b[ATTRIBUTES_AT..]);
+    b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+}

@@ -21,9 +21,10 @@ pub use batch::{
     ATTR_COMPRESSION_MASK, ATTR_CONTROL, ATTR_LOG_APPEND_TIME, ATTR_TRANSACTIONAL, BatchError,
     BatchInfo, BatchWalk, Framing, HEADER_BYTES, Header, HeaderIter, LOG_OVERHEAD_BYTES, MAGIC_V2,
     ProducerFields, Record, RecordBatch, RecordIter, StoredInfo, producer_fields, read_framing,
-    set_max_timestamp, set_timestamps, stamp_base_offset, validate, validate_with, verify_stored,
+    set_max_timestamp, set_timestamps, stamp_base_offset, validate, validate_stored_with,
+    validate_with, verify_stored,
 };
-pub use builder::BatchBuilder;
+pub use builder::{BatchBuilder, filler_batch, rewrite_batch};
 pub use compression::{
     Compression, DecompressError, GZIP_LEVEL, ParseCompressionError, ZSTD_LEVEL, compress,
     decompress,
@@ -37,7 +38,7 @@ mod tests {
     use super::*;
     use crate::constants::{BATCH_BYTES_MAX, DECOMPRESSED_BATCH_BYTES_MAX};
     use crate::types::{Offset, Timestamp};
-    use bytes::Bytes;
+    use bytes::{Bytes, BytesMut};
     use proptest::prelude::*;
 
     type OwnedRecord = (
@@ -648,5 +649,93 @@ mod tests {
             assert_eq!(header(ours.as_bytes()), header(&theirs), "{codec} header");
             assert_eq!(ours.records_area(), batch.records_area(), "{codec} records");
         }
+    }
+
+    #[test]
+    fn compacted_batches_keep_offsets_and_codecs_and_only_stored_reads_accept_them() {
+        let records = sample_records();
+        for codec in Compression::ALL {
+            let mut builder = BatchBuilder::default();
+            builder.set_producer(42, 3, 100);
+            fill(&mut builder, &records);
+            let mut original = BytesMut::from(&builder.finish_compressed(codec).unwrap()[..]);
+            stamp_base_offset(&mut original, Offset(1000));
+            let original = RecordBatch::parse(original.freeze(), BATCH_BYTES_MAX).unwrap();
+            // Keep every third record.
+            let kept: Vec<&[u8]> = original
+                .raw_records()
+                .filter(|(r, _)| r.offset_delta % 3 == 0)
+                .map(|(_, raw)| raw)
+                .collect();
+            let rewritten = rewrite_batch(&original, &kept).unwrap();
+            // A producer may not send such a batch …
+            assert!(validate(&rewritten, BATCH_BYTES_MAX).is_err(), "{codec}");
+            // … but a log stores and reads it.
+            let stored = verify_stored(&rewritten, BATCH_BYTES_MAX).unwrap();
+            assert_eq!(stored.records, records.len() as u32, "{codec}: the span");
+            let batch = RecordBatch::parse(rewritten, BATCH_BYTES_MAX).unwrap();
+            assert_eq!(batch.compression(), codec);
+            assert_eq!(batch.base_offset(), Offset(1000));
+            assert_eq!(batch.last_offset(), original.last_offset());
+            assert_eq!(batch.record_count() as usize, kept.len());
+            assert_eq!(
+                (
+                    batch.producer_id(),
+                    batch.producer_epoch(),
+                    batch.base_sequence()
+                ),
+                (42, 3, 100)
+            );
+            let want: Vec<OwnedRecord> = read_back(&original)
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| i % 3 == 0)
+                .map(|(_, r)| r)
+                .collect();
+            assert_eq!(read_back(&batch), want, "{codec}: kept records unchanged");
+            let deltas: Vec<i32> = batch.records().map(|r| r.offset_delta).collect();
+            assert_eq!(deltas, (0..50).step_by(3).collect::<Vec<_>>());
+            // Emptied: the batch still spans its offsets.
+            let empty = RecordBatch::parse(rewrite_batch(&original, &[]).unwrap(), BATCH_BYTES_MAX)
+                .unwrap();
+            assert_eq!(empty.record_count(), 0);
+            assert_eq!(empty.last_offset(), original.last_offset());
+            assert_eq!(empty.compression(), Compression::None);
+        }
+        let filler = filler_batch(Offset(7), 5, Timestamp(123));
+        assert!(matches!(
+            validate(&filler, BATCH_BYTES_MAX),
+            Err(BatchError::NoRecords)
+        ));
+        let filler = RecordBatch::parse(filler, BATCH_BYTES_MAX).unwrap();
+        assert_eq!(
+            (filler.base_offset(), filler.last_offset()),
+            (Offset(7), Offset(11))
+        );
+        assert_eq!(filler.max_timestamp(), Timestamp(123));
+        assert_eq!(filler.producer_id(), -1);
+    }
+
+    #[test]
+    fn stored_batches_with_impossible_counts_or_deltas_are_rejected() {
+        let records = sample_records();
+        let plain = build(&records);
+        // More records than the span.
+        let mut b = plain.to_vec();
+        b[23..27].copy_from_slice(&10i32.to_be_bytes());
+        recrc(&mut b);
+        assert!(RecordBatch::parse(Bytes::from(b.clone()), BATCH_BYTES_MAX).is_err());
+        assert!(verify_stored(&b, BATCH_BYTES_MAX).is_err());
+        // A negative last offset delta.
+        let mut b = plain.to_vec();
+        b[23..27].copy_from_slice(&(-1i32).to_be_bytes());
+        recrc(&mut b);
+        assert!(verify_stored(&b, BATCH_BYTES_MAX).is_err());
+        assert!(RecordBatch::parse(Bytes::from(b), BATCH_BYTES_MAX).is_err());
+        // Deltas that do not increase: two records swapped.
+        let original = RecordBatch::parse(plain.clone(), BATCH_BYTES_MAX).unwrap();
+        let raws: Vec<&[u8]> = original.raw_records().map(|(_, raw)| raw).collect();
+        let swapped = rewrite_batch(&original, &[raws[1], raws[0]]).unwrap();
+        assert!(RecordBatch::parse(swapped, BATCH_BYTES_MAX).is_err());
     }
 }

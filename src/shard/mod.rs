@@ -570,6 +570,10 @@ async fn run_shard(
     tracing::info!(shard = index, shared = %shared_addr.ip(), shared_port, own_port = shard.ports[index], partitions = shard.logs.borrow().len(), "shard ready");
 
     let retention = glommio::spawn_local(shard.clone().retention_loop());
+    let cleaner = glommio::spawn_local(shard.clone().cleaner_loop());
+    if shard.id == ShardId(0) {
+        glommio::spawn_local(crate::group::compact_offsets_topic(shard.clone())).detach();
+    }
     let groups = glommio::spawn_local(shard.clone().group_loop());
     let listeners = Listeners {
         shared,
@@ -597,6 +601,9 @@ async fn run_shard(
     }
     drop(retention);
     drop(groups);
+    // A cleaner pass checks the shutdown signal between batches and ends
+    // with every segment whole; wait for it rather than cut it short.
+    cleaner.await;
     let closed = shard.close_all_logs().await;
     shard.senders.close();
     drop(mesh_tasks);
@@ -1094,6 +1101,41 @@ impl Shard {
             for log in logs {
                 if let Err(e) = log.enforce_retention(Timestamp::now()).await {
                     tracing::warn!(dir = %log.dir().display(), error = %e, "retention failed");
+                }
+                glommio::yield_if_needed().await;
+            }
+        }
+    }
+
+    /// Compacts this shard's `compact` logs every cleaner interval, one at
+    /// a time, each pass throttled (see `PartitionLog::clean`).
+    async fn cleaner_loop(self: Rc<Self>) {
+        let options = crate::storage::CleanOptions {
+            map_bytes_max: self.config.log_cleaner_map_bytes.max(1 << 10),
+            bytes_per_sec: self.config.log_cleaner_bytes_per_sec,
+        };
+        loop {
+            let sleep = glommio::timer::sleep(self.config.log_cleaner_interval);
+            let stop = self.shutdown.wait();
+            futures::pin_mut!(sleep, stop);
+            if let futures::future::Either::Right(_) = futures::future::select(sleep, stop).await {
+                return;
+            }
+            let logs: Vec<_> = self
+                .logs
+                .borrow()
+                .values()
+                .filter(|log| log.config().compact)
+                .cloned()
+                .collect();
+            let shutdown = self.shutdown.clone();
+            let stopping = move || shutdown.is_raised();
+            for log in logs {
+                if stopping() {
+                    return;
+                }
+                if let Err(e) = log.clean(Timestamp::now(), &options, &stopping).await {
+                    tracing::warn!(dir = %log.dir().display(), error = %e, "log compaction failed");
                 }
                 glommio::yield_if_needed().await;
             }

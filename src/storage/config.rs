@@ -14,6 +14,9 @@ use crate::constants::{
 
 pub use crate::types::{FsyncPolicy, TimestampType};
 
+/// Kafka's default `delete.retention.ms`: one day.
+pub const DELETE_RETENTION_MS_DEFAULT: u64 = 86_400_000;
+
 /// Configuration of one partition log. `Copy`, so a log keeps it in a
 /// `Cell` and reads it whole without a borrow.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -40,6 +43,20 @@ pub struct LogConfig {
     /// Which time appended batches carry: the producer's (kept as sent) or
     /// the append's (stamped by the log).
     pub timestamp_type: TimestampType,
+    /// Retention deletes old segments (`cleanup.policy` has `delete`).
+    pub cleanup_delete: bool,
+    /// The cleaner compacts sealed segments (`cleanup.policy` has
+    /// `compact`): see `PartitionLog::clean`.
+    pub compact: bool,
+    /// How long a compacted log keeps a tombstone (a keyed record with no
+    /// value) after its segment's newest record (Kafka's
+    /// `delete.retention.ms`).
+    pub delete_retention_ms: u64,
+    /// The cleaner leaves a sealed segment (and every later one) alone
+    /// while its newest record is younger than this (Kafka's
+    /// `min.compaction.lag.ms`): consumers get that long to read every
+    /// record as appended.
+    pub min_compaction_lag_ms: u64,
 }
 
 impl Default for LogConfig {
@@ -55,6 +72,10 @@ impl Default for LogConfig {
             tail_cache_bytes: TAIL_CACHE_BYTES_DEFAULT,
             batch_bytes_max: BATCH_BYTES_MAX,
             timestamp_type: TimestampType::CreateTime,
+            cleanup_delete: true,
+            compact: false,
+            delete_retention_ms: DELETE_RETENTION_MS_DEFAULT,
+            min_compaction_lag_ms: 0,
         }
     }
 }

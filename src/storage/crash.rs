@@ -18,7 +18,7 @@
 //!   `sync.<kind>.before|after`, `truncate.<kind>.before|after`;
 //! * steps of the engine: `roll.*` (a segment rolls), `seal.*` (the
 //!   background seal of the rolled segment), `close.*`, `recover.*`,
-//!   `retention.*`.
+//!   `retention.*`, `clean.*` (a compaction pass swapping a segment in).
 //!
 //! The process announces the kill on stderr (`crash point ... reached`), so a
 //! test can tell a planned death from a real one.
@@ -54,6 +54,13 @@ pub const POINTS: &[&str] = &[
     "recover.after_trim_sealed",
     // Retention removes a segment's files one by one.
     "retention.after_log_remove",
+    // A compaction pass swaps a cleaned segment in (see log/cleaner.rs).
+    "clean.after_cleaned_synced",
+    "clean.after_swap_renamed",
+    "clean.after_indexes_removed",
+    "clean.after_log_replaced",
+    "clean.segment_done",
+    "recover.after_clean_swap",
 ];
 
 struct Plan {

@@ -7,8 +7,13 @@
 //! durable according to the log's [`FsyncPolicy`].
 //!
 //! Invariants:
-//! * Offsets are dense: segment `k+1` starts at the offset after segment
-//!   `k`'s last record; the log's end offset is the active segment's.
+//! * Offsets are dense across batches: each batch starts at the offset
+//!   after the last one its predecessor spans, and segment `k+1` starts
+//!   where segment `k`'s last batch ends; the log's end offset is the
+//!   active segment's. Compaction (`PartitionLog::clean`, see
+//!   `log/cleaner.rs`) removes records inside batches and turns runs of
+//!   emptied batches into one empty batch spanning their offsets, so gaps
+//!   exist only inside batches.
 //! * Appends are serialized by the append lock (FIFO), so offsets follow
 //!   arrival order; the lock is held while bytes are copied into write
 //!   chunks, never while waiting for durability.
@@ -32,6 +37,10 @@
 //!
 //! Owned by one glommio executor, `!Send`. No `RefCell` borrow is held
 //! across an `.await`.
+
+mod cleaner;
+
+pub use cleaner::{CleanOptions, CleanOutcome};
 
 use super::config::{FsyncPolicy, LogConfig, TimestampType};
 use super::crash;
@@ -140,7 +149,8 @@ pub struct SegmentInfo {
     pub max_timestamp: Timestamp,
     /// The segment that takes appends (the last one).
     pub active: bool,
-    /// Rolled, and still being sealed (synced, trimmed) in the background.
+    /// Rolled, and still being sealed (synced, trimmed, its producer
+    /// snapshot written) in the background.
     pub sealing: bool,
     pub path: PathBuf,
 }
@@ -246,6 +256,18 @@ struct Inner {
     stats: Cell<LogStats>,
     /// Idempotent producers' sequences (see `producers`).
     producers: RefCell<Producers>,
+    /// Held by retention and by a compaction pass: each replaces or
+    /// removes sealed segments, one at a time.
+    maintenance: Semaphore,
+    /// Compaction passes cleaned everything below this with a map that
+    /// covered it (from the cleaner's checkpoint at open).
+    cleaned_to: Cell<Offset>,
+    /// The offset of each idempotent producer's last batch below
+    /// `cleaned_to` (compaction keeps that batch, emptied if need be);
+    /// `None` once too many producers were seen: every such batch is kept.
+    producer_last: RefCell<Option<std::collections::HashMap<i64, Offset>>>,
+    /// When a tombstone kept by the last pass may be removed (ms).
+    tombstone_due: Cell<Option<i64>>,
 }
 
 /// A partition's append-only log (see the module docs).
@@ -714,6 +736,7 @@ impl PartitionLog {
         config.validate().map_err(StorageError::Config)?;
         let dir = dir.into();
         std::fs::create_dir_all(&dir).map_err(|e| StorageError::io("creating", &dir, e))?;
+        cleaner::recover_interrupted_clean(disk, &dir).await?;
         let bases = list_segments(disk, &dir).await?;
         let settings = SegmentSettings {
             index_interval_bytes: config.index_interval_bytes,
@@ -767,6 +790,7 @@ impl PartitionLog {
             );
         }
         let active = segments.last().unwrap().clone();
+        let checkpoint = cleaner::load_checkpoint(disk, &dir, active.base()).await?;
         // What recovery kept is what the file holds; make sure it is also on
         // stable media before calling it durable.
         active.sync_log().await?;
@@ -806,6 +830,10 @@ impl PartitionLog {
             sync_wanted: Cell::new(false),
             stats: Cell::new(LogStats::default()),
             producers: RefCell::new(Producers::default()),
+            maintenance: Semaphore::new(1),
+            cleaned_to: Cell::new(checkpoint.cleaned_to),
+            producer_last: RefCell::new(Some(Default::default())),
+            tombstone_due: Cell::new(checkpoint.tombstone_due),
         });
         let log = PartitionLog { inner };
         log.rebuild_producers().await?;
@@ -1110,12 +1138,23 @@ impl PartitionLog {
     pub async fn enforce_retention(&self, now: Timestamp) -> Result<RetentionOutcome> {
         let inner = &self.inner;
         inner.check()?;
+        let _permit = inner
+            .maintenance
+            .acquire_permit(1)
+            .await
+            .map_err(|_| StorageError::Closed)?;
+        inner.check()?;
         let victims: Vec<(Rc<Segment>, &'static str)> = {
             let mut segments = inner.segments.borrow_mut();
             let mut remaining: u64 = segments.iter().map(|s| s.size()).sum();
             let mut victims = Vec::new();
             let config = inner.config.get();
-            for segment in &segments[..segments.len() - 1] {
+            let deletable = if config.cleanup_delete {
+                segments.len() - 1
+            } else {
+                0
+            };
+            for segment in &segments[..deletable] {
                 if segment.is_active() {
                     // Still sealing in the background: not deletable yet.
                     break;
@@ -1275,7 +1314,14 @@ impl PartitionLog {
                 bytes: s.size(),
                 max_timestamp: s.max_timestamp(),
                 active: i + 1 == self.inner.segments.borrow().len(),
-                sealing: s.is_active() && i + 1 < self.inner.segments.borrow().len(),
+                sealing: i + 1 < self.inner.segments.borrow().len()
+                    && (s.is_active()
+                        || self
+                            .inner
+                            .pending_seals
+                            .borrow()
+                            .iter()
+                            .any(|&(base, _)| base == s.base())),
                 path: s.log_path().to_path_buf(),
             })
             .collect()
@@ -1332,6 +1378,9 @@ impl PartitionLog {
             retention_bytes = ?config.retention_bytes,
             batch_bytes_max = config.batch_bytes_max,
             timestamp_type = %config.timestamp_type,
+            cleanup_delete = config.cleanup_delete,
+            compact = config.compact,
+            delete_retention_ms = config.delete_retention_ms,
             "log configuration changed"
         );
         // The flusher re-reads the policy; readers re-read the high

@@ -10,7 +10,9 @@
 //! * [`producers`]: idempotent producers' sequence state; `snapshot`: its
 //!   files.
 //! * [`PartitionLog`]: offsets, durability policies, tail cache,
-//!   rolling, retention.
+//!   rolling, retention, compaction (`PartitionLog::clean`; the pass, its
+//!   file swap and how open recovers an interrupted one are described in
+//!   `log/cleaner.rs`).
 //!
 //! No sockets here, and nothing `Send`: a log lives on the executor that
 //! opened it.
@@ -26,9 +28,10 @@ pub mod producers;
 pub mod segment;
 mod snapshot;
 
-pub use config::{FsyncPolicy, LogConfig, TimestampType};
+pub use config::{DELETE_RETENTION_MS_DEFAULT, FsyncPolicy, LogConfig, TimestampType};
 pub use error::{Result, StorageError};
 pub use io::{Disk, Faults};
 pub use log::{
-    AppendInfo, LogStats, PartitionLog, ReadBatches, RetentionOutcome, SegmentIndexes, SegmentInfo,
+    AppendInfo, CleanOptions, CleanOutcome, LogStats, PartitionLog, ReadBatches, RetentionOutcome,
+    SegmentIndexes, SegmentInfo,
 };

@@ -1169,8 +1169,10 @@ impl Segment {
                     break;
                 }
                 let total = total as usize;
-                let records = i32::from_be_bytes(rest[57..61].try_into().unwrap());
-                let after = expected.plus(records.max(1) as u64);
+                // The offsets the batch spans: its last offset delta + 1
+                // (the record count, except in a batch compaction rewrote).
+                let last_delta = i32::from_be_bytes(rest[23..27].try_into().unwrap());
+                let after = expected.plus(last_delta.max(0) as u64 + 1);
                 if after > from {
                     match taken {
                         None => taken = Some((p, p + total)),

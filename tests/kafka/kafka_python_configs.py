@@ -51,7 +51,7 @@ def alter(changes, validate_only=False):
 
 
 configs = describe()
-names = {"cleanup.policy", "retention.ms", "retention.bytes", "segment.bytes", "segment.ms",
+names = {"cleanup.policy", "delete.retention.ms", "min.compaction.lag.ms", "retention.ms", "retention.bytes", "segment.bytes", "segment.ms",
          "max.message.bytes", "message.timestamp.type", "min.insync.replicas",
          "flush.messages", "flush.ms"}
 if set(configs) != names:
@@ -93,7 +93,7 @@ expect(describe(), "segment.bytes", "8388608", "STATIC_BROKER_CONFIG")
 before = describe()
 for changes, reason in [
     ({"retention.ms": "soon"}, "whole number"),
-    ({"cleanup.policy": "compact"}, "compaction is not supported yet"),
+    ({"cleanup.policy": "shred"}, "not one of delete, compact"),
     ({"retention.ms": "1000", "segment.bytes": "10"}, "segment.bytes 10 is outside"),
     ({"message.timestamp.type": "BrokerTime"}, "CreateTime, LogAppendTime"),
     ({"flush.messages": "100"}, "flush.messages 100 is not supported"),
