@@ -739,6 +739,15 @@ fn a_data_directory_written_by_096b07a_keeps_groups_producer_ids_and_settings() 
             stamped.contains("LogAppendTime") && stamped.contains("86400000"),
             "{stamped}"
         );
+        // That version made the offsets topic with cleanup.policy delete;
+        // it is switched to compact at start.
+        let offsets = corelog(&broker, &["topic", "describe", "__consumer_offsets"]);
+        let policy = offsets
+            .lines()
+            .find(|l| l.trim_start().starts_with("cleanup.policy"))
+            .unwrap_or_default()
+            .to_string();
+        assert!(policy.contains("compact"), "{offsets}");
         let mut raw = Raw::connect(broker.kafka.unwrap());
         assert_eq!(raw.fetch("billing", "events"), (400, 0), "round {round}");
         // Producer ids handed out by that broker are never handed out again.
