@@ -428,107 +428,14 @@ impl Coordinator {
             let now = Instant::now();
             g.pending.retain(|_, deadline| *deadline > now);
             let session = Duration::from_millis(args.session_timeout_ms as u64);
-            let rebalance = Duration::from_millis(args.rebalance_timeout_ms.max(0) as u64);
-            let static_pos = args.instance_id.as_deref().and_then(|i| g.by_instance(i));
-            let member_id = if args.member_id.is_empty() {
-                if let Some(pos) = static_pos {
-                    // A static member back under a new id: it replaces its
-                    // old self, keeping the assignment.
-                    let new_id = new_member_id(&args.client_id);
-                    let same = g.members[pos].protocols == args.protocols;
-                    let old_id = std::mem::replace(&mut g.members[pos].id, new_id.clone());
-                    if let Some(tx) = g.members[pos].join.take() {
-                        let _ = tx.send(Err((fenced(&old_id), String::new())));
-                    }
-                    if let Some(tx) = g.members[pos].sync.take() {
-                        let _ = tx.send(Err(fenced(&old_id)));
-                    }
-                    let was_leader = g.leader.as_deref() == Some(old_id.as_str());
-                    if was_leader {
-                        g.leader = Some(new_id.clone());
-                    }
-                    g.members[pos].deadline = now + session;
-                    g.members[pos].session_timeout = session;
-                    if g.state == GroupState::Stable && same {
-                        tracing::info!(group, member = %new_id, instance = ?args.instance_id, "static member rejoined without a rebalance");
-                        return Ok(JoinResult {
-                            generation: g.generation,
-                            protocol_type: g.protocol_type.clone(),
-                            protocol: g.protocol.clone(),
-                            leader: g.leader.clone().unwrap_or_default(),
-                            member_id: new_id,
-                            members: if was_leader {
-                                member_list(g)
-                            } else {
-                                Vec::new()
-                            },
-                            skip_assignment: was_leader,
-                        });
-                    }
-                    g.members[pos].protocols = args.protocols.clone();
-                    new_id
-                } else if args.require_known_member && args.instance_id.is_none() {
-                    let id = new_member_id(&args.client_id);
-                    if g.pending.len() >= GROUP_MEMBERS_MAX {
-                        return Err(plain(group_full()));
-                    }
-                    g.pending.insert(id.clone(), now + session);
-                    return Err((
-                        BrokerError::new(
-                            ErrorKind::MemberIdRequired,
-                            "join again with the member id in this answer",
-                        ),
-                        id,
-                    ));
-                } else {
-                    let id = new_member_id(&args.client_id);
-                    add_member(g, &args, id.clone(), now).map_err(plain)?;
-                    id
-                }
-            } else if g.pending.remove(&args.member_id).is_some() {
-                add_member(g, &args, args.member_id.clone(), now).map_err(plain)?;
-                args.member_id.clone()
+            let admitted = if args.member_id.is_empty() {
+                admit_new(g, group, &args, now)
             } else {
-                let Some(m) = g.member(&args.member_id) else {
-                    return Err(plain(match static_pos {
-                        Some(_) => fenced(&args.member_id),
-                        None => unknown_member(&args.member_id),
-                    }));
-                };
-                if args.instance_id.is_some() && m.instance_id != args.instance_id {
-                    return Err(plain(fenced(&args.member_id)));
-                }
-                let same = m.protocols == args.protocols;
-                let is_leader = g.leader.as_deref() == Some(args.member_id.as_str());
-                let settled = matches!(
-                    g.state,
-                    GroupState::Stable | GroupState::CompletingRebalance
-                );
-                if settled && same && (!is_leader || g.state == GroupState::CompletingRebalance) {
-                    // Nothing changed: the current generation again.
-                    let m = g.member_mut(&args.member_id).expect("found above");
-                    m.deadline = now + session;
-                    return Ok(JoinResult {
-                        generation: g.generation,
-                        protocol_type: g.protocol_type.clone(),
-                        protocol: g.protocol.clone(),
-                        leader: g.leader.clone().unwrap_or_default(),
-                        member_id: args.member_id.clone(),
-                        members: if is_leader {
-                            member_list(g)
-                        } else {
-                            Vec::new()
-                        },
-                        skip_assignment: false,
-                    });
-                }
-                let m = g.member_mut(&args.member_id).expect("found above");
-                m.protocols = args.protocols.clone();
-                m.session_timeout = session;
-                m.rebalance_timeout = rebalance;
-                m.client_id = args.client_id.clone();
-                m.client_host = args.client_host.clone();
-                args.member_id.clone()
+                admit_known(g, &args, now)
+            };
+            let member_id = match admitted {
+                Admit::Wait(id) => id,
+                Admit::Answer(answer) => return answer,
             };
             let (tx, rx) = oneshot::channel();
             let m = g.member_mut(&member_id).expect("added or found above");
@@ -1107,6 +1014,119 @@ impl Coordinator {
             },
         }
     }
+}
+
+/// What a JoinGroup gets without waiting for a rebalance.
+type JoinAnswer = Result<JoinResult, (BrokerError, String)>;
+
+/// Whether a joining member waits for the rebalance or is answered now.
+enum Admit {
+    Wait(String),
+    Answer(JoinAnswer),
+}
+
+/// The group's current generation, as answered to `member_id` (with every
+/// member's metadata when it leads).
+fn current_generation(g: &Group, member_id: &str, skip_assignment: bool) -> JoinResult {
+    let leads = g.leader.as_deref() == Some(member_id);
+    JoinResult {
+        generation: g.generation,
+        protocol_type: g.protocol_type.clone(),
+        protocol: g.protocol.clone(),
+        leader: g.leader.clone().unwrap_or_default(),
+        member_id: member_id.to_string(),
+        members: if leads { member_list(g) } else { Vec::new() },
+        skip_assignment,
+    }
+}
+
+/// A JoinGroup without a member id: a static member back under a new id, a
+/// new member told its id first (v4+), or a new member. `Ok`: the member
+/// to wait for the rebalance; `Err`: the answer now.
+fn admit_new(g: &mut Group, group: &str, args: &JoinArgs, now: Instant) -> Admit {
+    let refuse = |e: BrokerError| Admit::Answer(Err((e, String::new())));
+    let session = Duration::from_millis(args.session_timeout_ms as u64);
+    let id = new_member_id(&args.client_id);
+    if let Some(pos) = args.instance_id.as_deref().and_then(|i| g.by_instance(i)) {
+        // It replaces its old self, keeping the assignment.
+        let same = g.members[pos].protocols == args.protocols;
+        let old_id = std::mem::replace(&mut g.members[pos].id, id.clone());
+        if let Some(tx) = g.members[pos].join.take() {
+            let _ = tx.send(Err((fenced(&old_id), String::new())));
+        }
+        if let Some(tx) = g.members[pos].sync.take() {
+            let _ = tx.send(Err(fenced(&old_id)));
+        }
+        let was_leader = g.leader.as_deref() == Some(old_id.as_str());
+        if was_leader {
+            g.leader = Some(id.clone());
+        }
+        g.members[pos].deadline = now + session;
+        g.members[pos].session_timeout = session;
+        if g.state == GroupState::Stable && same {
+            tracing::info!(group, member = %id, instance = ?args.instance_id, "static member rejoined without a rebalance");
+            return Admit::Answer(Ok(current_generation(g, &id, was_leader)));
+        }
+        g.members[pos].protocols = args.protocols.clone();
+        return Admit::Wait(id);
+    }
+    if args.require_known_member && args.instance_id.is_none() {
+        if g.pending.len() >= GROUP_MEMBERS_MAX {
+            return refuse(group_full());
+        }
+        g.pending.insert(id.clone(), now + session);
+        let e = BrokerError::new(
+            ErrorKind::MemberIdRequired,
+            "join again with the member id in this answer",
+        );
+        return Admit::Answer(Err((e, id)));
+    }
+    match add_member(g, args, id.clone(), now) {
+        Ok(()) => Admit::Wait(id),
+        Err(e) => refuse(e),
+    }
+}
+
+/// A JoinGroup with a member id: one handed out by MEMBER_ID_REQUIRED, or
+/// a member rejoining (answered at once when nothing changed).
+fn admit_known(g: &mut Group, args: &JoinArgs, now: Instant) -> Admit {
+    let refuse = |e: BrokerError| Admit::Answer(Err((e, String::new())));
+    let id = &args.member_id;
+    if g.pending.remove(id).is_some() {
+        return match add_member(g, args, id.clone(), now) {
+            Ok(()) => Admit::Wait(id.clone()),
+            Err(e) => refuse(e),
+        };
+    }
+    let Some(m) = g.member(id) else {
+        let replaced = args.instance_id.as_deref().and_then(|i| g.by_instance(i));
+        return refuse(match replaced {
+            Some(_) => fenced(id),
+            None => unknown_member(id),
+        });
+    };
+    if args.instance_id.is_some() && m.instance_id != args.instance_id {
+        return refuse(fenced(id));
+    }
+    let same = m.protocols == args.protocols;
+    let is_leader = g.leader.as_deref() == Some(id.as_str());
+    let settled = matches!(
+        g.state,
+        GroupState::Stable | GroupState::CompletingRebalance
+    );
+    let unchanged = settled && same && (!is_leader || g.state == GroupState::CompletingRebalance);
+    let m = g.member_mut(id).expect("found above");
+    m.deadline = now + Duration::from_millis(args.session_timeout_ms as u64);
+    if unchanged {
+        // Nothing changed: the current generation again.
+        return Admit::Answer(Ok(current_generation(g, id, false)));
+    }
+    m.protocols = args.protocols.clone();
+    m.session_timeout = Duration::from_millis(args.session_timeout_ms as u64);
+    m.rebalance_timeout = Duration::from_millis(args.rebalance_timeout_ms.max(0) as u64);
+    m.client_id = args.client_id.clone();
+    m.client_host = args.client_host.clone();
+    Admit::Wait(id.clone())
 }
 
 fn fenced(id: &str) -> BrokerError {

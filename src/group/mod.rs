@@ -44,7 +44,7 @@ pub fn is_internal(topic: &str) -> bool {
 
 /// The offsets-topic partition that holds group `group`.
 pub fn partition_for(group: &str) -> u32 {
-    (crate::client::partitioner::murmur2(group.as_bytes()) & 0x7fff_ffff) % OFFSETS_TOPIC_PARTITIONS
+    (crate::record::murmur2(group.as_bytes()) & 0x7fff_ffff) % OFFSETS_TOPIC_PARTITIONS
 }
 
 /// The group states, named as Kafka names them.
@@ -318,19 +318,15 @@ pub async fn call(shard: &Rc<Shard>, group: String, call: GroupCall) -> GroupRep
         return shard.groups.run(shard, group, call).await;
     }
     let (tx, rx) = oneshot::channel();
+    // The mesh fails only when the broker is shutting down.
     let failed = GroupReply::failed(&call, BrokerError::shutting_down());
-    if let Err(e) = shard
-        .send_to(
-            owner,
-            ShardMsg::Group {
-                group,
-                call,
-                reply: tx,
-            },
-        )
-        .await
-    {
-        return GroupReply::with_error(failed, e);
+    let msg = ShardMsg::Group {
+        group,
+        call,
+        reply: tx,
+    };
+    if shard.send_to(owner, msg).await.is_err() {
+        return failed;
     }
     rx.await.unwrap_or(failed)
 }
@@ -372,20 +368,6 @@ impl GroupReply {
             GroupCall::Describe => GroupReply::Describe(Err(e)),
             GroupCall::Delete => GroupReply::Delete(Err(e)),
             GroupCall::DeleteOffsets(_) => GroupReply::DeleteOffsets(Err(e)),
-        }
-    }
-
-    fn with_error(self, e: BrokerError) -> GroupReply {
-        match self {
-            GroupReply::Join(_) => GroupReply::Join(Err((e, String::new()))),
-            GroupReply::Sync(_) => GroupReply::Sync(Err(e)),
-            GroupReply::Heartbeat(_) => GroupReply::Heartbeat(Err(e)),
-            GroupReply::Leave(v) => GroupReply::Leave(v.iter().map(|_| Err(e.clone())).collect()),
-            GroupReply::Commit(_) => GroupReply::Commit(Err(e)),
-            GroupReply::FetchOffsets(_) => GroupReply::FetchOffsets(Err(e)),
-            GroupReply::Describe(_) => GroupReply::Describe(Err(e)),
-            GroupReply::Delete(_) => GroupReply::Delete(Err(e)),
-            GroupReply::DeleteOffsets(_) => GroupReply::DeleteOffsets(Err(e)),
         }
     }
 }

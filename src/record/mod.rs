@@ -15,6 +15,7 @@
 mod batch;
 mod builder;
 mod compression;
+mod murmur2;
 pub mod varint;
 
 pub use batch::{
@@ -29,6 +30,7 @@ pub use compression::{
     Compression, DecompressError, GZIP_LEVEL, ParseCompressionError, ZSTD_LEVEL, compress,
     decompress,
 };
+pub use murmur2::murmur2;
 
 #[cfg(test)]
 pub(crate) use batch::CRC_AT;

@@ -338,33 +338,60 @@ fn count(request: &OffsetCommitRequest) -> usize {
     request.topics.iter().map(|t| t.partitions.len()).sum()
 }
 
-/// One group's committed offsets, as (topic, partition, offset, epoch,
-/// metadata, error).
-type Fetched = Vec<(String, i32, i64, i32, Option<String>, i16)>;
+/// A committed offset as OffsetFetch answers it (-1 when none).
+struct Fetched {
+    partition: i32,
+    offset: i64,
+    leader_epoch: i32,
+    metadata: String,
+}
 
+/// The partitions asked for, or all (`None`).
+fn wanted(topics: Option<Vec<(TopicName, Vec<i32>)>>) -> Option<Vec<(String, i32)>> {
+    topics.map(|topics| {
+        topics
+            .into_iter()
+            .flat_map(|(name, partitions)| {
+                let name = name.0.to_string();
+                partitions.into_iter().map(move |p| (name.clone(), p))
+            })
+            .collect()
+    })
+}
+
+/// One group's committed offsets, by topic in the order first seen.
 async fn fetch_one(
     shard: &Rc<Shard>,
     group: String,
     wanted: Option<Vec<(String, i32)>>,
-) -> Result<Fetched, i16> {
-    match group::call(shard, group, GroupCall::FetchOffsets(wanted)).await {
-        GroupReply::FetchOffsets(Ok(list)) => Ok(list
-            .into_iter()
-            .map(|(t, p, c)| match c {
-                Some(c) => (
-                    t,
-                    p,
-                    c.offset,
-                    c.leader_epoch,
-                    Some(c.metadata),
-                    codes::NONE,
-                ),
-                None => (t, p, -1, -1, Some(String::new()), codes::NONE),
-            })
-            .collect()),
-        GroupReply::FetchOffsets(Err(e)) => Err(code(&e)),
-        _ => Err(codes::UNKNOWN_SERVER_ERROR),
+) -> Result<Vec<(String, Vec<Fetched>)>, i16> {
+    let list = match group::call(shard, group, GroupCall::FetchOffsets(wanted)).await {
+        GroupReply::FetchOffsets(Ok(list)) => list,
+        GroupReply::FetchOffsets(Err(e)) => return Err(code(&e)),
+        _ => return Err(codes::UNKNOWN_SERVER_ERROR),
+    };
+    let mut topics: Vec<(String, Vec<Fetched>)> = Vec::new();
+    for (topic, partition, committed) in list {
+        let f = match committed {
+            Some(c) => Fetched {
+                partition,
+                offset: c.offset,
+                leader_epoch: c.leader_epoch,
+                metadata: c.metadata,
+            },
+            None => Fetched {
+                partition,
+                offset: -1,
+                leader_epoch: -1,
+                metadata: String::new(),
+            },
+        };
+        match topics.iter_mut().find(|(t, _)| *t == topic) {
+            Some((_, partitions)) => partitions.push(f),
+            None => topics.push((topic, vec![f])),
+        }
     }
+    Ok(topics)
 }
 
 pub async fn offset_fetch(
@@ -375,38 +402,33 @@ pub async fn offset_fetch(
     let mut out = OffsetFetchResponse::default();
     if version >= 8 {
         for g in request.groups {
-            let wanted = g.topics.map(|topics| {
-                topics
-                    .into_iter()
-                    .flat_map(|t| {
-                        let name = t.name.0.to_string();
-                        t.partition_indexes
-                            .into_iter()
-                            .map(move |p| (name.clone(), p))
-                    })
+            let asked = g.topics.map(|ts| {
+                ts.into_iter()
+                    .map(|t| (t.name, t.partition_indexes))
                     .collect()
             });
             let mut entry = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-            match fetch_one(shard, g.group_id.0.to_string(), wanted).await {
-                Ok(list) => {
-                    let mut topics: Vec<OffsetFetchResponseTopics> = Vec::new();
-                    for (t, p, offset, epoch, metadata, error) in list {
-                        let part = OffsetFetchResponsePartitions::default()
-                            .with_partition_index(p)
-                            .with_committed_offset(offset)
-                            .with_committed_leader_epoch(epoch)
-                            .with_metadata(metadata.as_deref().map(s))
-                            .with_error_code(error);
-                        match topics.iter_mut().find(|x| x.name.0.as_str() == t) {
-                            Some(x) => x.partitions.push(part),
-                            None => topics.push(
-                                OffsetFetchResponseTopics::default()
-                                    .with_name(TopicName(s(&t)))
-                                    .with_partitions(vec![part]),
-                            ),
-                        }
-                    }
-                    entry.topics = topics;
+            match fetch_one(shard, g.group_id.0.to_string(), wanted(asked)).await {
+                Ok(topics) => {
+                    entry.topics = topics
+                        .into_iter()
+                        .map(|(t, parts)| {
+                            OffsetFetchResponseTopics::default()
+                                .with_name(TopicName(s(&t)))
+                                .with_partitions(
+                                    parts
+                                        .into_iter()
+                                        .map(|f| {
+                                            OffsetFetchResponsePartitions::default()
+                                                .with_partition_index(f.partition)
+                                                .with_committed_offset(f.offset)
+                                                .with_committed_leader_epoch(f.leader_epoch)
+                                                .with_metadata(Some(s(&f.metadata)))
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect();
                 }
                 Err(error) => entry.error_code = error,
             }
@@ -414,37 +436,36 @@ pub async fn offset_fetch(
         }
         return out;
     }
-    let wanted = request.topics.map(|topics| {
-        topics
-            .into_iter()
-            .flat_map(|t| {
-                let name = t.name.0.to_string();
-                t.partition_indexes
-                    .into_iter()
-                    .map(move |p| (name.clone(), p))
-            })
+    let asked = request.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.name, t.partition_indexes))
             .collect()
     });
-    match fetch_one(shard, request.group_id.0.to_string(), wanted).await {
-        Ok(list) => {
-            let mut topics: Vec<OffsetFetchResponseTopic> = Vec::new();
-            for (t, p, offset, epoch, metadata, error) in list {
-                let part = OffsetFetchResponsePartition::default()
-                    .with_partition_index(p)
-                    .with_committed_offset(offset)
-                    .with_committed_leader_epoch(if version >= 5 { epoch } else { -1 })
-                    .with_metadata(metadata.as_deref().map(s))
-                    .with_error_code(error);
-                match topics.iter_mut().find(|x| x.name.0.as_str() == t) {
-                    Some(x) => x.partitions.push(part),
-                    None => topics.push(
-                        OffsetFetchResponseTopic::default()
-                            .with_name(TopicName(s(&t)))
-                            .with_partitions(vec![part]),
-                    ),
-                }
-            }
-            out.topics = topics;
+    match fetch_one(shard, request.group_id.0.to_string(), wanted(asked)).await {
+        Ok(topics) => {
+            out.topics = topics
+                .into_iter()
+                .map(|(t, parts)| {
+                    OffsetFetchResponseTopic::default()
+                        .with_name(TopicName(s(&t)))
+                        .with_partitions(
+                            parts
+                                .into_iter()
+                                .map(|f| {
+                                    OffsetFetchResponsePartition::default()
+                                        .with_partition_index(f.partition)
+                                        .with_committed_offset(f.offset)
+                                        .with_committed_leader_epoch(if version >= 5 {
+                                            f.leader_epoch
+                                        } else {
+                                            -1
+                                        })
+                                        .with_metadata(Some(s(&f.metadata)))
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
         }
         Err(error) => {
             if version >= 2 {
