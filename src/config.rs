@@ -7,7 +7,7 @@ use crate::constants::{
     CONNECTIONS_MAX_DEFAULT, CORES_MAX, FRAME_BYTES_MAX, FRAME_TIMEOUT_MS_DEFAULT,
     IDLE_TIMEOUT_MS_DEFAULT, INFLIGHT_PER_CONNECTION_DEFAULT, LOG_CLEANER_BYTES_PER_SEC_DEFAULT,
     LOG_CLEANER_INTERVAL_MS_DEFAULT, LOG_CLEANER_MAP_BYTES_DEFAULT, NODE_ID_MAX,
-    RETENTION_CHECK_MS_DEFAULT,
+    REQUEST_MEMORY_BYTES_DEFAULT, RETENTION_CHECK_MS_DEFAULT,
 };
 use crate::meta::TopicConfig;
 use std::net::SocketAddr;
@@ -35,6 +35,9 @@ pub struct BrokerConfig {
     /// How long a frame may take once its first byte arrived.
     pub frame_timeout: Duration,
     pub max_frame_bytes: usize,
+    /// Bytes of requests in flight for the whole broker (split over
+    /// shards, each share at least one largest frame).
+    pub request_memory_bytes: usize,
     pub retention_check_interval: Duration,
     /// How often each shard's log cleaner compacts its `compact` logs.
     pub log_cleaner_interval: Duration,
@@ -83,6 +86,7 @@ impl BrokerConfig {
             idle_timeout: Duration::from_millis(IDLE_TIMEOUT_MS_DEFAULT),
             frame_timeout: Duration::from_millis(FRAME_TIMEOUT_MS_DEFAULT),
             max_frame_bytes: FRAME_BYTES_MAX,
+            request_memory_bytes: REQUEST_MEMORY_BYTES_DEFAULT,
             retention_check_interval: Duration::from_millis(RETENTION_CHECK_MS_DEFAULT),
             log_cleaner_interval: Duration::from_millis(LOG_CLEANER_INTERVAL_MS_DEFAULT),
             log_cleaner_bytes_per_sec: LOG_CLEANER_BYTES_PER_SEC_DEFAULT,
@@ -95,6 +99,22 @@ impl BrokerConfig {
             auto_create_partitions: 1,
             node_id: 0,
         }
+    }
+
+    /// Bytes of request memory each shard has: its share of
+    /// `request_memory_bytes`, at least one largest frame (so any frame the
+    /// broker accepts can be read).
+    pub fn request_memory_per_shard(&self) -> usize {
+        (self.request_memory_bytes / self.cores.max(1))
+            .max(self.max_frame_bytes + crate::protocol::FRAME_HEADER_BYTES)
+    }
+
+    /// Connections shard `shard` of `shards` accepts for any request: its
+    /// share of `max_connections` (the shares add up to it exactly).
+    pub fn connection_share(&self, shard: usize, shards: usize) -> u32 {
+        let base = self.max_connections / shards;
+        let extra = usize::from(shard < self.max_connections % shards);
+        (base + extra) as u32
     }
 
     /// Checks every value and explains the first bad one.
@@ -116,6 +136,12 @@ impl BrokerConfig {
         }
         if self.max_connections == 0 || self.max_inflight_per_connection == 0 {
             return Err("max connections and max in-flight requests must be at least 1".into());
+        }
+        if self.request_memory_bytes < 1 << 20 {
+            return Err(format!(
+                "request memory must be at least 1 MiB (1048576 bytes), got {}; each shard's share is raised to one largest frame anyway",
+                self.request_memory_bytes
+            ));
         }
         if self.max_frame_bytes < 64 << 10 || self.max_frame_bytes > FRAME_BYTES_MAX {
             return Err(format!(
@@ -225,6 +251,9 @@ impl BrokerConfig {
         if let Some(v) = file.idle_timeout_ms {
             self.idle_timeout = Duration::from_millis(v);
         }
+        if let Some(v) = file.request_memory_bytes {
+            self.request_memory_bytes = v;
+        }
         if let Some(v) = file.frame_timeout_ms {
             self.frame_timeout = Duration::from_millis(v);
         }
@@ -286,6 +315,7 @@ struct FileConfig {
     max_inflight_per_connection: Option<usize>,
     idle_timeout_ms: Option<u64>,
     frame_timeout_ms: Option<u64>,
+    request_memory_bytes: Option<usize>,
     max_frame_bytes: Option<usize>,
     retention_check_interval_ms: Option<u64>,
     log_cleaner_interval_ms: Option<u64>,

@@ -100,6 +100,22 @@ pub const FRAME_BYTES_MAX: usize = 64 << 20;
 
 /// Connections the broker accepts at once (split evenly over shards).
 pub const CONNECTIONS_MAX_DEFAULT: usize = 10_000;
+/// Connections each shard accepts beyond its share of the limit, for
+/// metadata, stats and administration only: an operator can always look.
+pub const ADMIN_CONNECTIONS_PER_SHARD: u32 = 4;
+/// Connections over the limit a shard answers at once (reads the first
+/// request, answers it with the limit error, closes); more are closed
+/// without an answer.
+pub const REFUSALS_ANSWERED_MAX: u32 = 16;
+/// How long a refused connection may take to send its first request.
+pub const REFUSAL_ANSWER_MS_MAX: u64 = 1_000;
+/// At most one log line per shard per this interval about refused
+/// connections (with the count since the last line).
+pub const REFUSAL_LOG_INTERVAL_MS: u64 = 10_000;
+/// Bytes of requests in flight (being received or handled) for the whole
+/// broker, split over shards; each shard's share is at least one
+/// largest frame. Past it a shard stops reading from sockets.
+pub const REQUEST_MEMORY_BYTES_DEFAULT: usize = 256 << 20;
 /// Requests one connection may have in flight before the broker stops
 /// reading from it (backpressure, not an error).
 pub const INFLIGHT_PER_CONNECTION_DEFAULT: usize = 128;

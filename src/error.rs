@@ -35,6 +35,10 @@ pub enum ErrorKind {
     RequestTimedOut,
     /// An argument is outside its valid range (acks, max bytes, …).
     InvalidArgument,
+    /// The broker is at its connection limit: the connection is refused,
+    /// or (on a connection reserved for administration) the request is not
+    /// one of metadata, stats or administration (retriable).
+    ConnectionLimit,
     /// No topic with this name.
     UnknownTopic,
     /// The topic has no partition with this number.
@@ -117,6 +121,7 @@ impl ErrorKind {
             ErrorKind::ShuttingDown => "SHUTTING_DOWN",
             ErrorKind::RequestTimedOut => "REQUEST_TIMED_OUT",
             ErrorKind::InvalidArgument => "INVALID_ARGUMENT",
+            ErrorKind::ConnectionLimit => "CONNECTION_LIMIT",
             ErrorKind::UnknownTopic => "UNKNOWN_TOPIC",
             ErrorKind::UnknownPartition => "UNKNOWN_PARTITION",
             ErrorKind::TopicAlreadyExists => "TOPIC_ALREADY_EXISTS",

@@ -50,9 +50,17 @@ pub struct ServeArgs {
     /// its first byte, in milliseconds (default 30000).
     #[arg(long)]
     frame_timeout_ms: Option<u64>,
-    /// Most connections at once.
+    /// Most connections at once, over all shards and listeners (each
+    /// shard also keeps 4 connections for metadata, stats and admin
+    /// requests only).
     #[arg(long)]
     max_connections: Option<usize>,
+    /// Bytes of requests being received or handled at once, for the whole
+    /// broker (split over shards; each share is at least one largest
+    /// frame); past it the broker stops reading from sockets until memory
+    /// frees [default: 268435456].
+    #[arg(long)]
+    request_memory_bytes: Option<usize>,
     /// Do not pin shards to CPUs.
     #[arg(long)]
     no_pin: bool,
@@ -128,6 +136,9 @@ fn config_from(args: &ServeArgs) -> Result<BrokerConfig, String> {
     }
     if let Some(v) = args.max_connections {
         config.max_connections = v;
+    }
+    if let Some(v) = args.request_memory_bytes {
+        config.request_memory_bytes = v;
     }
     if args.no_pin {
         config.pin = false;

@@ -44,6 +44,7 @@ pub const MEMBER_ID_REQUIRED: i16 = 79;
 pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
 pub const FENCED_INSTANCE_ID: i16 = 82;
 pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
+pub const THROTTLING_QUOTA_EXCEEDED: i16 = 89;
 
 /// The Kafka code for an error kind.
 pub fn code(kind: ErrorKind) -> i16 {
@@ -58,6 +59,9 @@ pub fn code(kind: ErrorKind) -> i16 {
         // is what a rolling restart needs.
         ErrorKind::ShuttingDown => NOT_LEADER_OR_FOLLOWER,
         ErrorKind::RequestTimedOut => REQUEST_TIMED_OUT,
+        // Kafka connections over the limit are closed, not answered; a
+        // retriable code should one ever be needed.
+        ErrorKind::ConnectionLimit => THROTTLING_QUOTA_EXCEEDED,
         ErrorKind::UnknownTopic | ErrorKind::UnknownPartition => UNKNOWN_TOPIC_OR_PARTITION,
         ErrorKind::TopicAlreadyExists => TOPIC_ALREADY_EXISTS,
         ErrorKind::InvalidPartitionCount => INVALID_PARTITIONS,

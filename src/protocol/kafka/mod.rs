@@ -51,6 +51,9 @@ pub struct Kafka;
 #[derive(Default)]
 pub struct Session {
     host: String,
+    /// Only metadata and admin requests are served (a connection over the
+    /// limit, on a reserved slot).
+    admin_only: bool,
 }
 
 /// Bytes of the frame's length prefix.
@@ -61,9 +64,10 @@ impl Protocol for Kafka {
     const PREFIX: LengthPrefix = LengthPrefix::I32BigEndian;
     type Session = Session;
 
-    fn session(peer: Option<std::net::SocketAddr>) -> Session {
+    fn session(peer: Option<std::net::SocketAddr>, admin_only: bool) -> Session {
         Session {
             host: peer.map(|p| format!("/{}", p.ip())).unwrap_or_default(),
+            admin_only,
         }
     }
 
@@ -77,6 +81,8 @@ impl Protocol for Kafka {
             }
         }
     }
+
+    const KIND: crate::shard::ListenerKind = crate::shard::ListenerKind::Kafka;
 
     fn frame_too_large(_declared: u64, _max: usize) -> Option<Outgoing> {
         // Kafka closes the connection without an answer.
@@ -104,6 +110,23 @@ fn route(shard: &Rc<Shard>, session: &Rc<Session>, frame: BytesMut) -> Result<Di
         version: raw.api_version,
         correlation_id: raw.correlation_id,
     };
+    if session.admin_only
+        && matches!(
+            api,
+            ApiKey::Produce
+                | ApiKey::Fetch
+                | ApiKey::JoinGroup
+                | ApiKey::SyncGroup
+                | ApiKey::Heartbeat
+                | ApiKey::InitProducerId
+        )
+    {
+        // Kafka has no error a client would read as "too many connections":
+        // the connection closes, as a Kafka broker's would.
+        return Err(format!(
+            "{api:?} on a connection kept for metadata and admin requests (the broker is at its connection limit)"
+        ));
+    }
     let body_at = PREFIX_BYTES + body_offset;
     let Some((min, max)) = apis::range(api) else {
         return Err(format!("API {api:?} is not supported by this broker"));
