@@ -9,6 +9,9 @@ use crate::constants::{
     LOG_CLEANER_INTERVAL_MS_DEFAULT, LOG_CLEANER_MAP_BYTES_DEFAULT, NODE_ID_MAX,
     REQUEST_MEMORY_BYTES_DEFAULT, RETENTION_CHECK_MS_DEFAULT,
 };
+use crate::constants::{
+    GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS_DEFAULT, GROUP_CONSUMER_SESSION_TIMEOUT_MS_DEFAULT,
+};
 use crate::meta::TopicConfig;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -69,6 +72,10 @@ pub struct BrokerConfig {
     /// [`NODE_ID_MAX`]; shard-brokers get ids above that range, see
     /// [`crate::meta::shard_broker_id`]).
     pub node_id: i32,
+    /// The heartbeat interval consumer-protocol members are told to keep.
+    pub group_consumer_heartbeat_interval: Duration,
+    /// How long a consumer-protocol member may go without a heartbeat.
+    pub group_consumer_session_timeout: Duration,
 }
 
 impl BrokerConfig {
@@ -98,6 +105,12 @@ impl BrokerConfig {
             auto_create_topics: false,
             auto_create_partitions: 1,
             node_id: 0,
+            group_consumer_heartbeat_interval: Duration::from_millis(
+                GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS_DEFAULT,
+            ),
+            group_consumer_session_timeout: Duration::from_millis(
+                GROUP_CONSUMER_SESSION_TIMEOUT_MS_DEFAULT,
+            ),
         }
     }
 
@@ -136,6 +149,15 @@ impl BrokerConfig {
         }
         if self.max_connections == 0 || self.max_inflight_per_connection == 0 {
             return Err("max connections and max in-flight requests must be at least 1".into());
+        }
+        let (beat, session) = (
+            self.group_consumer_heartbeat_interval.as_millis(),
+            self.group_consumer_session_timeout.as_millis(),
+        );
+        if beat == 0 || beat > i32::MAX as u128 || session <= beat {
+            return Err(format!(
+                "the consumer group heartbeat interval ({beat} ms) must be at least 1 ms and below the session timeout ({session} ms)"
+            ));
         }
         if self.request_memory_bytes < 1 << 20 {
             return Err(format!(
@@ -251,6 +273,12 @@ impl BrokerConfig {
         if let Some(v) = file.idle_timeout_ms {
             self.idle_timeout = Duration::from_millis(v);
         }
+        if let Some(v) = file.group_consumer_heartbeat_interval_ms {
+            self.group_consumer_heartbeat_interval = Duration::from_millis(v);
+        }
+        if let Some(v) = file.group_consumer_session_timeout_ms {
+            self.group_consumer_session_timeout = Duration::from_millis(v);
+        }
         if let Some(v) = file.request_memory_bytes {
             self.request_memory_bytes = v;
         }
@@ -316,6 +344,8 @@ struct FileConfig {
     idle_timeout_ms: Option<u64>,
     frame_timeout_ms: Option<u64>,
     request_memory_bytes: Option<usize>,
+    group_consumer_heartbeat_interval_ms: Option<u64>,
+    group_consumer_session_timeout_ms: Option<u64>,
     max_frame_bytes: Option<usize>,
     retention_check_interval_ms: Option<u64>,
     log_cleaner_interval_ms: Option<u64>,

@@ -50,6 +50,12 @@ pub const GROUP_MIN_SESSION_TIMEOUT_MS: i64 = 6_000;
 pub const GROUP_MAX_SESSION_TIMEOUT_MS: i64 = 1_800_000;
 /// How often coordinators check sessions and rebalance deadlines.
 pub const GROUP_TICK_MS: u64 = 100;
+/// How often a consumer-protocol (KIP-848) member heartbeats (Kafka's
+/// `group.consumer.heartbeat.interval.ms`).
+pub const GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS_DEFAULT: u64 = 5_000;
+/// A consumer-protocol member silent this long is removed (Kafka's
+/// `group.consumer.session.timeout.ms`).
+pub const GROUP_CONSUMER_SESSION_TIMEOUT_MS_DEFAULT: u64 = 45_000;
 /// Longest commit metadata string (Kafka's `offset.metadata.max.bytes`).
 pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
 /// Committed offsets of a group that has been empty this long are deleted

@@ -107,6 +107,18 @@ pub enum ErrorKind {
     OffsetMetadataTooLarge,
     /// Offsets of a topic a member is subscribed to cannot be deleted.
     GroupSubscribedToTopic,
+    /// A consumer-protocol member's epoch is not one the group gave it:
+    /// it must give up its partitions and rejoin.
+    FencedMemberEpoch,
+    /// A commit or offset fetch from an older member epoch (retriable once
+    /// the member has its current epoch).
+    StaleMemberEpoch,
+    /// A static member's instance id is held by a member still in the group.
+    UnreleasedInstanceId,
+    /// A server-side assignor the broker does not have.
+    UnsupportedAssignor,
+    /// A subscription's regular expression does not compile.
+    InvalidRegularExpression,
 }
 
 impl ErrorKind {
@@ -153,6 +165,11 @@ impl ErrorKind {
             ErrorKind::FencedInstanceId => "FENCED_INSTANCE_ID",
             ErrorKind::InvalidSessionTimeout => "INVALID_SESSION_TIMEOUT",
             ErrorKind::GroupIdNotFound => "GROUP_ID_NOT_FOUND",
+            ErrorKind::FencedMemberEpoch => "FENCED_MEMBER_EPOCH",
+            ErrorKind::StaleMemberEpoch => "STALE_MEMBER_EPOCH",
+            ErrorKind::UnreleasedInstanceId => "UNRELEASED_INSTANCE_ID",
+            ErrorKind::UnsupportedAssignor => "UNSUPPORTED_ASSIGNOR",
+            ErrorKind::InvalidRegularExpression => "INVALID_REGULAR_EXPRESSION",
             ErrorKind::NonEmptyGroup => "NON_EMPTY_GROUP",
             ErrorKind::GroupMaxSizeReached => "GROUP_MAX_SIZE_REACHED",
             ErrorKind::OffsetMetadataTooLarge => "OFFSET_METADATA_TOO_LARGE",

@@ -45,6 +45,11 @@ pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
 pub const FENCED_INSTANCE_ID: i16 = 82;
 pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
 pub const THROTTLING_QUOTA_EXCEEDED: i16 = 89;
+pub const FENCED_MEMBER_EPOCH: i16 = 110;
+pub const UNRELEASED_INSTANCE_ID: i16 = 111;
+pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
+pub const STALE_MEMBER_EPOCH: i16 = 113;
+pub const INVALID_REGULAR_EXPRESSION: i16 = 128;
 
 /// The Kafka code for an error kind.
 pub fn code(kind: ErrorKind) -> i16 {
@@ -80,6 +85,11 @@ pub fn code(kind: ErrorKind) -> i16 {
         ErrorKind::ProducerFenced => INVALID_PRODUCER_EPOCH,
         ErrorKind::CorruptStoredData | ErrorKind::StorageFailed => KAFKA_STORAGE_ERROR,
         ErrorKind::InvalidGroupId => INVALID_GROUP_ID,
+        ErrorKind::FencedMemberEpoch => FENCED_MEMBER_EPOCH,
+        ErrorKind::StaleMemberEpoch => STALE_MEMBER_EPOCH,
+        ErrorKind::UnreleasedInstanceId => UNRELEASED_INSTANCE_ID,
+        ErrorKind::UnsupportedAssignor => UNSUPPORTED_ASSIGNOR,
+        ErrorKind::InvalidRegularExpression => INVALID_REGULAR_EXPRESSION,
         ErrorKind::CoordinatorNotAvailable => COORDINATOR_NOT_AVAILABLE,
         ErrorKind::UnknownMemberId => UNKNOWN_MEMBER_ID,
         ErrorKind::IllegalGeneration => ILLEGAL_GENERATION,

@@ -25,6 +25,7 @@ mod admin;
 mod apis;
 mod codes;
 mod configs;
+mod consumer_groups;
 mod fetch;
 mod frame;
 mod groups;
@@ -118,6 +119,7 @@ fn route(shard: &Rc<Shard>, session: &Rc<Session>, frame: BytesMut) -> Result<Di
                 | ApiKey::JoinGroup
                 | ApiKey::SyncGroup
                 | ApiKey::Heartbeat
+                | ApiKey::ConsumerGroupHeartbeat
                 | ApiKey::InitProducerId
         )
     {
@@ -158,10 +160,11 @@ fn route(shard: &Rc<Shard>, session: &Rc<Session>, frame: BytesMut) -> Result<Di
     }
     // Who the client is matters to groups only (members are described
     // with their client id and host).
-    let client = (api == ApiKey::JoinGroup).then(|| Client {
-        id: raw.client_id.unwrap_or_default().to_string(),
-        host: session.host.clone(),
-    });
+    let client =
+        matches!(api, ApiKey::JoinGroup | ApiKey::ConsumerGroupHeartbeat).then(|| Client {
+            id: raw.client_id.unwrap_or_default().to_string(),
+            host: session.host.clone(),
+        });
     let mut body: Bytes = frame.freeze().slice(body_at..);
     let request = RequestKind::decode(api, &mut body, header.version)
         .map_err(|e| format!("malformed {api:?} v{} request: {e}", header.version))?;
@@ -219,6 +222,8 @@ enum Answer {
     OffsetDelete(kafka_protocol::messages::OffsetDeleteResponse),
     DescribeConfigs(kafka_protocol::messages::DescribeConfigsResponse),
     IncrementalAlterConfigs(kafka_protocol::messages::IncrementalAlterConfigsResponse),
+    ConsumerGroupHeartbeat(kafka_protocol::messages::ConsumerGroupHeartbeatResponse),
+    ConsumerGroupDescribe(kafka_protocol::messages::ConsumerGroupDescribeResponse),
 }
 
 /// The client of a request, when its handler needs it.
@@ -278,6 +283,18 @@ async fn handle(
         RequestKind::IncrementalAlterConfigs(r) => {
             Answer::IncrementalAlterConfigs(configs::incremental_alter(shard, r).await)
         }
+        RequestKind::ConsumerGroupHeartbeat(r) => {
+            let client = client.unwrap_or(Client {
+                id: String::new(),
+                host: String::new(),
+            });
+            Answer::ConsumerGroupHeartbeat(
+                consumer_groups::heartbeat(shard, v, r, client.id, client.host).await,
+            )
+        }
+        RequestKind::ConsumerGroupDescribe(r) => {
+            Answer::ConsumerGroupDescribe(consumer_groups::describe(shard, v, r).await)
+        }
         other => unreachable!(
             "route() only decodes supported APIs, got {:?}",
             std::mem::discriminant(&other)
@@ -308,6 +325,8 @@ fn answer(header: Header, answer: Answer) -> Option<Outgoing> {
         Answer::OffsetDelete(r) => encode_or_log(header, r),
         Answer::DescribeConfigs(r) => encode_or_log(header, r),
         Answer::IncrementalAlterConfigs(r) => encode_or_log(header, r),
+        Answer::ConsumerGroupHeartbeat(r) => encode_or_log(header, r),
+        Answer::ConsumerGroupDescribe(r) => encode_or_log(header, r),
     }
 }
 

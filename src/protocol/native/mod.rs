@@ -154,7 +154,12 @@ pub fn error_code(kind: ErrorKind) -> ErrorCode {
         | ErrorKind::NonEmptyGroup
         | ErrorKind::GroupMaxSizeReached
         | ErrorKind::OffsetMetadataTooLarge
-        | ErrorKind::GroupSubscribedToTopic => ErrorCode::INVALID_ARGUMENT,
+        | ErrorKind::GroupSubscribedToTopic
+        | ErrorKind::FencedMemberEpoch
+        | ErrorKind::StaleMemberEpoch
+        | ErrorKind::UnreleasedInstanceId
+        | ErrorKind::UnsupportedAssignor
+        | ErrorKind::InvalidRegularExpression => ErrorCode::INVALID_ARGUMENT,
     }
 }
 
