@@ -772,18 +772,17 @@ fn uniform(
     if subscriptions.is_empty() {
         return out;
     }
-    let subscribed = |id: &str, t: &TopicUuid| {
-        subscriptions
-            .iter()
-            .find(|(m, _)| m == id)
-            .is_some_and(|(_, ts)| ts.iter().any(|x| x.id == *t))
-    };
-    let exists = |t: &TopicUuid, p: i32| {
-        subscriptions
-            .iter()
-            .flat_map(|(_, ts)| ts.iter())
-            .any(|x| x.id == *t && p >= 0 && (p as u32) < x.partitions)
-    };
+    // Looked up per partition below: hashed once here.
+    let by_member: HashMap<&str, BTreeSet<TopicUuid>> = subscriptions
+        .iter()
+        .map(|(id, ts)| (id.as_str(), ts.iter().map(|t| t.id).collect()))
+        .collect();
+    let sizes: HashMap<TopicUuid, u32> = subscriptions
+        .iter()
+        .flat_map(|(_, ts)| ts.iter().map(|t| (t.id, t.partitions)))
+        .collect();
+    let subscribed = |id: &str, t: &TopicUuid| by_member.get(id).is_some_and(|ts| ts.contains(t));
+    let exists = |t: &TopicUuid, p: i32| sizes.get(t).is_some_and(|&n| p >= 0 && (p as u32) < n);
     let mut all: Vec<(TopicUuid, i32)> = Vec::new();
     let mut seen: BTreeSet<TopicUuid> = BTreeSet::new();
     for (_, ts) in subscriptions {

@@ -1113,15 +1113,22 @@ impl Coordinator {
     pub async fn tick(&self, shard: &Rc<Shard>) {
         let now = Instant::now();
         let mut expired_groups = Vec::new();
-        let topics = topic_infos(shard);
+        // The topic list is built only when a consumer-protocol member
+        // expired (its partitions are then reassigned), not on every tick.
+        let mut topics: Option<Vec<TopicInfo>> = None;
         {
             let mut groups = self.groups.borrow_mut();
             let wall = Timestamp::now().0;
             for (name, g) in groups.iter_mut() {
                 if let Some(cg) = &mut g.consumer {
-                    for (id, why) in cg.expired(now) {
+                    let expired = cg.expired(now);
+                    if !expired.is_empty() && topics.is_none() {
+                        topics = Some(topic_infos(shard));
+                    }
+                    let topics = topics.as_deref().unwrap_or_default();
+                    for (id, why) in expired {
                         tracing::info!(group = %name, member = %id, reason = why, "removing a consumer group member");
-                        cg.remove(&id, why, &topics);
+                        cg.remove(&id, why, topics);
                     }
                     g.consumer_changed();
                 }
