@@ -444,6 +444,80 @@ fn consumer_protocol_members_hand_over_only_the_partitions_that_move() {
     assert_eq!(r.error_code, 23, "INCONSISTENT_GROUP_PROTOCOL");
 }
 
+#[test]
+fn a_native_member_and_a_kafka_member_share_one_consumer_group() {
+    if !kafka_clients_available() {
+        return;
+    }
+    use corelog::client::{ConsumerConfig, GroupConfig, GroupConsumer, OffsetReset};
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = Broker::start(
+        &tmp.path().join("data"),
+        2,
+        &[
+            "--kafka-listen",
+            "127.0.0.1:0",
+            "--group-consumer-heartbeat-interval-ms",
+            "200",
+            "--group-consumer-session-timeout-ms",
+            "3000",
+        ],
+    );
+    let kafka = broker.kafka.unwrap();
+    corelog(&broker, &["topic", "create", "orders", "--partitions", "8"]);
+    let all = produce(kafka, "orders", "m", 400);
+    let python = Member::python("confluent-consumer", kafka, "orders", "mixed", None);
+    let native = broker.addr;
+    let (python_seen, python_assigned) = (python.seen.clone(), python.assigned.clone());
+    common::run(async move {
+        let config = ConsumerConfig {
+            max_wait: std::time::Duration::from_millis(20),
+            reset: OffsetReset::Earliest,
+            ..ConsumerConfig::default()
+        };
+        let mut member =
+            GroupConsumer::subscribe(native, config, GroupConfig::new("mixed", &["orders"]))
+                .await
+                .unwrap();
+        let mut seen: HashSet<String> = HashSet::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            for r in member.poll().await.unwrap() {
+                seen.insert(String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into());
+            }
+            let mine: BTreeSet<u32> = member.assignment().into_iter().map(|(_, p)| p).collect();
+            let theirs: BTreeSet<u32> = python_assigned
+                .lock()
+                .unwrap()
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
+            let everything = seen
+                .iter()
+                .chain(python_seen.lock().unwrap().iter())
+                .cloned()
+                .collect::<HashSet<String>>();
+            if !mine.is_empty()
+                && !theirs.is_empty()
+                && mine.is_disjoint(&theirs)
+                && mine.len() + theirs.len() == 8
+                && all.iter().all(|v| everything.contains(v))
+            {
+                eprintln!("native {mine:?}, confluent-kafka {theirs:?}");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no split: native {mine:?}, kafka {theirs:?}"
+            );
+        }
+        member.close().await.unwrap();
+    });
+    let out = group_ok(&broker, &["describe", "mixed"]);
+    assert!(out.contains("protocol consumer (KIP-848)"), "{out}");
+}
+
 /// A raw Kafka connection for the protocol's error cases.
 struct Raw {
     stream: TcpStream,

@@ -169,6 +169,20 @@ impl Consumer {
         Ok(())
     }
 
+    /// Stops reading a partition.
+    pub fn unassign(&mut self, topic: &str, partition: u32) {
+        self.assignments
+            .retain(|a| !(&*a.topic == topic && a.partition == partition));
+    }
+
+    /// A connection from this consumer's pool.
+    pub(crate) async fn connection(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<std::rc::Rc<super::Connection>> {
+        self.pool.get(addr, CONNECT_TIMEOUT).await
+    }
+
     /// Moves a partition's position.
     pub async fn seek(&mut self, topic: &str, partition: u32, to: SeekTo) -> Result<()> {
         let i = self

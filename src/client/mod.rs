@@ -31,6 +31,7 @@
 
 mod admin;
 mod consumer;
+mod group;
 mod kafka;
 pub mod partitioner;
 mod producer;
@@ -40,6 +41,7 @@ pub use admin::{
     ShardStats, TopicDescription, TopicInfo, TopicSettings, TopicSummary,
 };
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, PolledBatch, SeekTo};
+pub use group::{GroupConfig, GroupConsumer, RebalanceEvent};
 pub use producer::{Acks, Delivery, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 
 use crate::constants::FRAME_BYTES_MAX;

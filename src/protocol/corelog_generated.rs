@@ -94,10 +94,10 @@ impl ::flatbuffers::SimpleToVerifyInSlice for ProtocolVersion {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_ERROR_CODE: u16 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_ERROR_CODE: u16 = 62;
+pub const ENUM_MAX_ERROR_CODE: u16 = 92;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 29] = [
+pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 42] = [
   ErrorCode::NONE,
   ErrorCode::UNKNOWN_SERVER_ERROR,
   ErrorCode::INVALID_REQUEST,
@@ -127,6 +127,19 @@ pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 29] = [
   ErrorCode::OFFSET_OUT_OF_RANGE,
   ErrorCode::CORRUPT_STORED_DATA,
   ErrorCode::STORAGE_FAILED,
+  ErrorCode::INVALID_GROUP_ID,
+  ErrorCode::COORDINATOR_NOT_AVAILABLE,
+  ErrorCode::UNKNOWN_MEMBER_ID,
+  ErrorCode::FENCED_MEMBER_EPOCH,
+  ErrorCode::STALE_MEMBER_EPOCH,
+  ErrorCode::UNRELEASED_INSTANCE_ID,
+  ErrorCode::UNSUPPORTED_ASSIGNOR,
+  ErrorCode::INVALID_REGULAR_EXPRESSION,
+  ErrorCode::GROUP_MAX_SIZE_REACHED,
+  ErrorCode::INCONSISTENT_GROUP_PROTOCOL,
+  ErrorCode::OFFSET_METADATA_TOO_LARGE,
+  ErrorCode::GROUP_ID_NOT_FOUND,
+  ErrorCode::NON_EMPTY_GROUP,
 ];
 
 /// Stable error codes. Ranges: 1-19 request and connection, 20-39 topics
@@ -201,9 +214,36 @@ impl ErrorCode {
   /// The partition's storage failed (I/O error); it is unavailable until
   /// the broker restarts.
   pub const STORAGE_FAILED: Self = Self(62);
+  /// Group ids are 1 to 255 bytes.
+  pub const INVALID_GROUP_ID: Self = Self(80);
+  /// The group's coordinator cannot serve it now (retriable).
+  pub const COORDINATOR_NOT_AVAILABLE: Self = Self(81);
+  /// The member is not (or no longer) in the group: join again with epoch 0.
+  pub const UNKNOWN_MEMBER_ID: Self = Self(82);
+  /// The member's epoch is not one the group gave it: give up every
+  /// partition and join again with epoch 0.
+  pub const FENCED_MEMBER_EPOCH: Self = Self(83);
+  /// A commit or offset fetch from an older member epoch (retry with the
+  /// current one).
+  pub const STALE_MEMBER_EPOCH: Self = Self(84);
+  /// A static member's instance id is held by a member still in the group.
+  pub const UNRELEASED_INSTANCE_ID: Self = Self(85);
+  /// An assignor other than "uniform" or "range".
+  pub const UNSUPPORTED_ASSIGNOR: Self = Self(86);
+  /// A subscription's regular expression does not compile.
+  pub const INVALID_REGULAR_EXPRESSION: Self = Self(87);
+  /// The group has the most members it may have.
+  pub const GROUP_MAX_SIZE_REACHED: Self = Self(88);
+  /// The group's members use Kafka's classic group protocol.
+  pub const INCONSISTENT_GROUP_PROTOCOL: Self = Self(89);
+  /// Commit metadata longer than the broker accepts.
+  pub const OFFSET_METADATA_TOO_LARGE: Self = Self(90);
+  pub const GROUP_ID_NOT_FOUND: Self = Self(91);
+  /// The group still has members.
+  pub const NON_EMPTY_GROUP: Self = Self(92);
 
   pub const ENUM_MIN: u16 = 0;
-  pub const ENUM_MAX: u16 = 62;
+  pub const ENUM_MAX: u16 = 92;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::UNKNOWN_SERVER_ERROR,
@@ -234,6 +274,19 @@ impl ErrorCode {
     Self::OFFSET_OUT_OF_RANGE,
     Self::CORRUPT_STORED_DATA,
     Self::STORAGE_FAILED,
+    Self::INVALID_GROUP_ID,
+    Self::COORDINATOR_NOT_AVAILABLE,
+    Self::UNKNOWN_MEMBER_ID,
+    Self::FENCED_MEMBER_EPOCH,
+    Self::STALE_MEMBER_EPOCH,
+    Self::UNRELEASED_INSTANCE_ID,
+    Self::UNSUPPORTED_ASSIGNOR,
+    Self::INVALID_REGULAR_EXPRESSION,
+    Self::GROUP_MAX_SIZE_REACHED,
+    Self::INCONSISTENT_GROUP_PROTOCOL,
+    Self::OFFSET_METADATA_TOO_LARGE,
+    Self::GROUP_ID_NOT_FOUND,
+    Self::NON_EMPTY_GROUP,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -267,6 +320,19 @@ impl ErrorCode {
       Self::OFFSET_OUT_OF_RANGE => Some("OFFSET_OUT_OF_RANGE"),
       Self::CORRUPT_STORED_DATA => Some("CORRUPT_STORED_DATA"),
       Self::STORAGE_FAILED => Some("STORAGE_FAILED"),
+      Self::INVALID_GROUP_ID => Some("INVALID_GROUP_ID"),
+      Self::COORDINATOR_NOT_AVAILABLE => Some("COORDINATOR_NOT_AVAILABLE"),
+      Self::UNKNOWN_MEMBER_ID => Some("UNKNOWN_MEMBER_ID"),
+      Self::FENCED_MEMBER_EPOCH => Some("FENCED_MEMBER_EPOCH"),
+      Self::STALE_MEMBER_EPOCH => Some("STALE_MEMBER_EPOCH"),
+      Self::UNRELEASED_INSTANCE_ID => Some("UNRELEASED_INSTANCE_ID"),
+      Self::UNSUPPORTED_ASSIGNOR => Some("UNSUPPORTED_ASSIGNOR"),
+      Self::INVALID_REGULAR_EXPRESSION => Some("INVALID_REGULAR_EXPRESSION"),
+      Self::GROUP_MAX_SIZE_REACHED => Some("GROUP_MAX_SIZE_REACHED"),
+      Self::INCONSISTENT_GROUP_PROTOCOL => Some("INCONSISTENT_GROUP_PROTOCOL"),
+      Self::OFFSET_METADATA_TOO_LARGE => Some("OFFSET_METADATA_TOO_LARGE"),
+      Self::GROUP_ID_NOT_FOUND => Some("GROUP_ID_NOT_FOUND"),
+      Self::NON_EMPTY_GROUP => Some("NON_EMPTY_GROUP"),
       _ => None,
     }
   }
@@ -687,10 +753,10 @@ impl ::flatbuffers::SimpleToVerifyInSlice for ConfigOperation {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_REQUEST: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_REQUEST: u8 = 13;
+pub const ENUM_MAX_REQUEST: u8 = 16;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_REQUEST: [Request; 14] = [
+pub const ENUM_VALUES_REQUEST: [Request; 17] = [
   Request::NONE,
   Request::Handshake,
   Request::MetadataRequest,
@@ -705,6 +771,9 @@ pub const ENUM_VALUES_REQUEST: [Request; 14] = [
   Request::CreatePartitionsRequest,
   Request::DescribeConfigsRequest,
   Request::AlterConfigsRequest,
+  Request::GroupHeartbeatRequest,
+  Request::OffsetCommitRequest,
+  Request::OffsetFetchRequest,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -726,9 +795,12 @@ impl Request {
   pub const CreatePartitionsRequest: Self = Self(11);
   pub const DescribeConfigsRequest: Self = Self(12);
   pub const AlterConfigsRequest: Self = Self(13);
+  pub const GroupHeartbeatRequest: Self = Self(14);
+  pub const OffsetCommitRequest: Self = Self(15);
+  pub const OffsetFetchRequest: Self = Self(16);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 13;
+  pub const ENUM_MAX: u8 = 16;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::Handshake,
@@ -744,6 +816,9 @@ impl Request {
     Self::CreatePartitionsRequest,
     Self::DescribeConfigsRequest,
     Self::AlterConfigsRequest,
+    Self::GroupHeartbeatRequest,
+    Self::OffsetCommitRequest,
+    Self::OffsetFetchRequest,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -762,6 +837,9 @@ impl Request {
       Self::CreatePartitionsRequest => Some("CreatePartitionsRequest"),
       Self::DescribeConfigsRequest => Some("DescribeConfigsRequest"),
       Self::AlterConfigsRequest => Some("AlterConfigsRequest"),
+      Self::GroupHeartbeatRequest => Some("GroupHeartbeatRequest"),
+      Self::OffsetCommitRequest => Some("OffsetCommitRequest"),
+      Self::OffsetFetchRequest => Some("OffsetFetchRequest"),
       _ => None,
     }
   }
@@ -821,10 +899,10 @@ pub struct RequestUnionTableOffset {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_RESPONSE: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_RESPONSE: u8 = 13;
+pub const ENUM_MAX_RESPONSE: u8 = 16;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_RESPONSE: [Response; 14] = [
+pub const ENUM_VALUES_RESPONSE: [Response; 17] = [
   Response::NONE,
   Response::HandshakeResponse,
   Response::MetadataResponse,
@@ -839,6 +917,9 @@ pub const ENUM_VALUES_RESPONSE: [Response; 14] = [
   Response::CreatePartitionsResponse,
   Response::DescribeConfigsResponse,
   Response::AlterConfigsResponse,
+  Response::GroupHeartbeatResponse,
+  Response::OffsetCommitResponse,
+  Response::OffsetFetchResponse,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -860,9 +941,12 @@ impl Response {
   pub const CreatePartitionsResponse: Self = Self(11);
   pub const DescribeConfigsResponse: Self = Self(12);
   pub const AlterConfigsResponse: Self = Self(13);
+  pub const GroupHeartbeatResponse: Self = Self(14);
+  pub const OffsetCommitResponse: Self = Self(15);
+  pub const OffsetFetchResponse: Self = Self(16);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 13;
+  pub const ENUM_MAX: u8 = 16;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::HandshakeResponse,
@@ -878,6 +962,9 @@ impl Response {
     Self::CreatePartitionsResponse,
     Self::DescribeConfigsResponse,
     Self::AlterConfigsResponse,
+    Self::GroupHeartbeatResponse,
+    Self::OffsetCommitResponse,
+    Self::OffsetFetchResponse,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -896,6 +983,9 @@ impl Response {
       Self::CreatePartitionsResponse => Some("CreatePartitionsResponse"),
       Self::DescribeConfigsResponse => Some("DescribeConfigsResponse"),
       Self::AlterConfigsResponse => Some("AlterConfigsResponse"),
+      Self::GroupHeartbeatResponse => Some("GroupHeartbeatResponse"),
+      Self::OffsetCommitResponse => Some("OffsetCommitResponse"),
+      Self::OffsetFetchResponse => Some("OffsetFetchResponse"),
       _ => None,
     }
   }
@@ -6890,6 +6980,1184 @@ impl ::core::fmt::Debug for AlterConfigsResponse<'_> {
       ds.finish()
   }
 }
+pub enum GroupTopicPartitionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Partitions of one topic (groups).
+pub struct GroupTopicPartitions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for GroupTopicPartitions<'a> {
+  type Inner = GroupTopicPartitions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> GroupTopicPartitions<'a> {
+  pub const VT_TOPIC: ::flatbuffers::VOffsetT = 4;
+  pub const VT_PARTITIONS: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    GroupTopicPartitions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args GroupTopicPartitionsArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<GroupTopicPartitions<'bldr>> {
+    let mut builder = GroupTopicPartitionsBuilder::new(_fbb);
+    if let Some(x) = args.partitions { builder.add_partitions(x); }
+    if let Some(x) = args.topic { builder.add_topic(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn topic(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(GroupTopicPartitions::VT_TOPIC, None)}
+  }
+  #[inline]
+  pub fn partitions(&self) -> Option<::flatbuffers::Vector<'a, u32>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u32>>>(GroupTopicPartitions::VT_PARTITIONS, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for GroupTopicPartitions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("topic", Self::VT_TOPIC, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u32>>>("partitions", Self::VT_PARTITIONS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct GroupTopicPartitionsArgs<'a> {
+    pub topic: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub partitions: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u32>>>,
+}
+impl<'a> Default for GroupTopicPartitionsArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    GroupTopicPartitionsArgs {
+      topic: None,
+      partitions: None,
+    }
+  }
+}
+
+pub struct GroupTopicPartitionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> GroupTopicPartitionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_topic(&mut self, topic: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(GroupTopicPartitions::VT_TOPIC, topic);
+  }
+  #[inline]
+  pub fn add_partitions(&mut self, partitions: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u32>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(GroupTopicPartitions::VT_PARTITIONS, partitions);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> GroupTopicPartitionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    GroupTopicPartitionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<GroupTopicPartitions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for GroupTopicPartitions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("GroupTopicPartitions");
+      ds.field("topic", &self.topic());
+      ds.field("partitions", &self.partitions());
+      ds.finish()
+  }
+}
+pub enum GroupHeartbeatRequestOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Join (member_epoch 0), stay in, or leave (-1; -2 for a static member
+/// that will be back) a consumer group. The broker assigns partitions (the
+/// same groups, epochs and assignors as Kafka's consumer protocol, KIP-848,
+/// shared with Kafka members of the group).
+pub struct GroupHeartbeatRequest<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for GroupHeartbeatRequest<'a> {
+  type Inner = GroupHeartbeatRequest<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> GroupHeartbeatRequest<'a> {
+  pub const VT_GROUP: ::flatbuffers::VOffsetT = 4;
+  pub const VT_MEMBER_ID: ::flatbuffers::VOffsetT = 6;
+  pub const VT_MEMBER_EPOCH: ::flatbuffers::VOffsetT = 8;
+  pub const VT_INSTANCE_ID: ::flatbuffers::VOffsetT = 10;
+  pub const VT_REBALANCE_TIMEOUT_MS: ::flatbuffers::VOffsetT = 12;
+  pub const VT_TOPICS: ::flatbuffers::VOffsetT = 14;
+  pub const VT_TOPIC_REGEX: ::flatbuffers::VOffsetT = 16;
+  pub const VT_ASSIGNOR: ::flatbuffers::VOffsetT = 18;
+  pub const VT_OWNED: ::flatbuffers::VOffsetT = 20;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    GroupHeartbeatRequest { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args GroupHeartbeatRequestArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<GroupHeartbeatRequest<'bldr>> {
+    let mut builder = GroupHeartbeatRequestBuilder::new(_fbb);
+    if let Some(x) = args.owned { builder.add_owned(x); }
+    if let Some(x) = args.assignor { builder.add_assignor(x); }
+    if let Some(x) = args.topic_regex { builder.add_topic_regex(x); }
+    if let Some(x) = args.topics { builder.add_topics(x); }
+    builder.add_rebalance_timeout_ms(args.rebalance_timeout_ms);
+    if let Some(x) = args.instance_id { builder.add_instance_id(x); }
+    builder.add_member_epoch(args.member_epoch);
+    if let Some(x) = args.member_id { builder.add_member_id(x); }
+    if let Some(x) = args.group { builder.add_group(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn group(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(GroupHeartbeatRequest::VT_GROUP, None)}
+  }
+  /// Empty on the first join: the broker names the member.
+  #[inline]
+  pub fn member_id(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(GroupHeartbeatRequest::VT_MEMBER_ID, None)}
+  }
+  #[inline]
+  pub fn member_epoch(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(GroupHeartbeatRequest::VT_MEMBER_EPOCH, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn instance_id(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(GroupHeartbeatRequest::VT_INSTANCE_ID, None)}
+  }
+  /// -1: unchanged (required when joining).
+  #[inline]
+  pub fn rebalance_timeout_ms(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(GroupHeartbeatRequest::VT_REBALANCE_TIMEOUT_MS, Some(-1)).unwrap()}
+  }
+  /// Absent: unchanged.
+  #[inline]
+  pub fn topics(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>>>(GroupHeartbeatRequest::VT_TOPICS, None)}
+  }
+  /// Absent: unchanged; empty: none.
+  #[inline]
+  pub fn topic_regex(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(GroupHeartbeatRequest::VT_TOPIC_REGEX, None)}
+  }
+  /// "uniform" or "range"; absent: unchanged or the group's.
+  #[inline]
+  pub fn assignor(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(GroupHeartbeatRequest::VT_ASSIGNOR, None)}
+  }
+  /// The partitions the member owns now; absent: unchanged.
+  #[inline]
+  pub fn owned(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<GroupTopicPartitions<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<GroupTopicPartitions>>>>(GroupHeartbeatRequest::VT_OWNED, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for GroupHeartbeatRequest<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("group", Self::VT_GROUP, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("member_id", Self::VT_MEMBER_ID, false)?
+     .visit_field::<i32>("member_epoch", Self::VT_MEMBER_EPOCH, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("instance_id", Self::VT_INSTANCE_ID, false)?
+     .visit_field::<i32>("rebalance_timeout_ms", Self::VT_REBALANCE_TIMEOUT_MS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<&'_ str>>>>("topics", Self::VT_TOPICS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("topic_regex", Self::VT_TOPIC_REGEX, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("assignor", Self::VT_ASSIGNOR, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<GroupTopicPartitions>>>>("owned", Self::VT_OWNED, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct GroupHeartbeatRequestArgs<'a> {
+    pub group: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub member_id: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub member_epoch: i32,
+    pub instance_id: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub rebalance_timeout_ms: i32,
+    pub topics: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>>>,
+    pub topic_regex: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub assignor: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub owned: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<GroupTopicPartitions<'a>>>>>,
+}
+impl<'a> Default for GroupHeartbeatRequestArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    GroupHeartbeatRequestArgs {
+      group: None,
+      member_id: None,
+      member_epoch: 0,
+      instance_id: None,
+      rebalance_timeout_ms: -1,
+      topics: None,
+      topic_regex: None,
+      assignor: None,
+      owned: None,
+    }
+  }
+}
+
+pub struct GroupHeartbeatRequestBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> GroupHeartbeatRequestBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_group(&mut self, group: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(GroupHeartbeatRequest::VT_GROUP, group);
+  }
+  #[inline]
+  pub fn add_member_id(&mut self, member_id: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(GroupHeartbeatRequest::VT_MEMBER_ID, member_id);
+  }
+  #[inline]
+  pub fn add_member_epoch(&mut self, member_epoch: i32) {
+    self.fbb_.push_slot::<i32>(GroupHeartbeatRequest::VT_MEMBER_EPOCH, member_epoch, 0);
+  }
+  #[inline]
+  pub fn add_instance_id(&mut self, instance_id: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(GroupHeartbeatRequest::VT_INSTANCE_ID, instance_id);
+  }
+  #[inline]
+  pub fn add_rebalance_timeout_ms(&mut self, rebalance_timeout_ms: i32) {
+    self.fbb_.push_slot::<i32>(GroupHeartbeatRequest::VT_REBALANCE_TIMEOUT_MS, rebalance_timeout_ms, -1);
+  }
+  #[inline]
+  pub fn add_topics(&mut self, topics: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<&'b  str>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(GroupHeartbeatRequest::VT_TOPICS, topics);
+  }
+  #[inline]
+  pub fn add_topic_regex(&mut self, topic_regex: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(GroupHeartbeatRequest::VT_TOPIC_REGEX, topic_regex);
+  }
+  #[inline]
+  pub fn add_assignor(&mut self, assignor: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(GroupHeartbeatRequest::VT_ASSIGNOR, assignor);
+  }
+  #[inline]
+  pub fn add_owned(&mut self, owned: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<GroupTopicPartitions<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(GroupHeartbeatRequest::VT_OWNED, owned);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> GroupHeartbeatRequestBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    GroupHeartbeatRequestBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<GroupHeartbeatRequest<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for GroupHeartbeatRequest<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("GroupHeartbeatRequest");
+      ds.field("group", &self.group());
+      ds.field("member_id", &self.member_id());
+      ds.field("member_epoch", &self.member_epoch());
+      ds.field("instance_id", &self.instance_id());
+      ds.field("rebalance_timeout_ms", &self.rebalance_timeout_ms());
+      ds.field("topics", &self.topics());
+      ds.field("topic_regex", &self.topic_regex());
+      ds.field("assignor", &self.assignor());
+      ds.field("owned", &self.owned());
+      ds.finish()
+  }
+}
+pub enum GroupHeartbeatResponseOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct GroupHeartbeatResponse<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for GroupHeartbeatResponse<'a> {
+  type Inner = GroupHeartbeatResponse<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> GroupHeartbeatResponse<'a> {
+  pub const VT_MEMBER_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_MEMBER_EPOCH: ::flatbuffers::VOffsetT = 6;
+  pub const VT_HEARTBEAT_INTERVAL_MS: ::flatbuffers::VOffsetT = 8;
+  pub const VT_ASSIGNMENT: ::flatbuffers::VOffsetT = 10;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    GroupHeartbeatResponse { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args GroupHeartbeatResponseArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<GroupHeartbeatResponse<'bldr>> {
+    let mut builder = GroupHeartbeatResponseBuilder::new(_fbb);
+    if let Some(x) = args.assignment { builder.add_assignment(x); }
+    builder.add_heartbeat_interval_ms(args.heartbeat_interval_ms);
+    builder.add_member_epoch(args.member_epoch);
+    if let Some(x) = args.member_id { builder.add_member_id(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn member_id(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(GroupHeartbeatResponse::VT_MEMBER_ID, None)}
+  }
+  #[inline]
+  pub fn member_epoch(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(GroupHeartbeatResponse::VT_MEMBER_EPOCH, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn heartbeat_interval_ms(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(GroupHeartbeatResponse::VT_HEARTBEAT_INTERVAL_MS, Some(0)).unwrap()}
+  }
+  /// The member's whole assignment when it changed; absent: unchanged.
+  #[inline]
+  pub fn assignment(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<GroupTopicPartitions<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<GroupTopicPartitions>>>>(GroupHeartbeatResponse::VT_ASSIGNMENT, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for GroupHeartbeatResponse<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("member_id", Self::VT_MEMBER_ID, false)?
+     .visit_field::<i32>("member_epoch", Self::VT_MEMBER_EPOCH, false)?
+     .visit_field::<i32>("heartbeat_interval_ms", Self::VT_HEARTBEAT_INTERVAL_MS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<GroupTopicPartitions>>>>("assignment", Self::VT_ASSIGNMENT, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct GroupHeartbeatResponseArgs<'a> {
+    pub member_id: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub member_epoch: i32,
+    pub heartbeat_interval_ms: i32,
+    pub assignment: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<GroupTopicPartitions<'a>>>>>,
+}
+impl<'a> Default for GroupHeartbeatResponseArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    GroupHeartbeatResponseArgs {
+      member_id: None,
+      member_epoch: 0,
+      heartbeat_interval_ms: 0,
+      assignment: None,
+    }
+  }
+}
+
+pub struct GroupHeartbeatResponseBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> GroupHeartbeatResponseBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_member_id(&mut self, member_id: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(GroupHeartbeatResponse::VT_MEMBER_ID, member_id);
+  }
+  #[inline]
+  pub fn add_member_epoch(&mut self, member_epoch: i32) {
+    self.fbb_.push_slot::<i32>(GroupHeartbeatResponse::VT_MEMBER_EPOCH, member_epoch, 0);
+  }
+  #[inline]
+  pub fn add_heartbeat_interval_ms(&mut self, heartbeat_interval_ms: i32) {
+    self.fbb_.push_slot::<i32>(GroupHeartbeatResponse::VT_HEARTBEAT_INTERVAL_MS, heartbeat_interval_ms, 0);
+  }
+  #[inline]
+  pub fn add_assignment(&mut self, assignment: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<GroupTopicPartitions<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(GroupHeartbeatResponse::VT_ASSIGNMENT, assignment);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> GroupHeartbeatResponseBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    GroupHeartbeatResponseBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<GroupHeartbeatResponse<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for GroupHeartbeatResponse<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("GroupHeartbeatResponse");
+      ds.field("member_id", &self.member_id());
+      ds.field("member_epoch", &self.member_epoch());
+      ds.field("heartbeat_interval_ms", &self.heartbeat_interval_ms());
+      ds.field("assignment", &self.assignment());
+      ds.finish()
+  }
+}
+pub enum GroupOffsetOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct GroupOffset<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for GroupOffset<'a> {
+  type Inner = GroupOffset<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> GroupOffset<'a> {
+  pub const VT_TOPIC: ::flatbuffers::VOffsetT = 4;
+  pub const VT_PARTITION: ::flatbuffers::VOffsetT = 6;
+  pub const VT_OFFSET: ::flatbuffers::VOffsetT = 8;
+  pub const VT_METADATA: ::flatbuffers::VOffsetT = 10;
+  pub const VT_ERROR: ::flatbuffers::VOffsetT = 12;
+  pub const VT_ERROR_MESSAGE: ::flatbuffers::VOffsetT = 14;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    GroupOffset { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args GroupOffsetArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<GroupOffset<'bldr>> {
+    let mut builder = GroupOffsetBuilder::new(_fbb);
+    builder.add_offset(args.offset);
+    if let Some(x) = args.error_message { builder.add_error_message(x); }
+    if let Some(x) = args.metadata { builder.add_metadata(x); }
+    builder.add_partition(args.partition);
+    if let Some(x) = args.topic { builder.add_topic(x); }
+    builder.add_error(args.error);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn topic(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(GroupOffset::VT_TOPIC, None)}
+  }
+  #[inline]
+  pub fn partition(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(GroupOffset::VT_PARTITION, Some(0)).unwrap()}
+  }
+  /// The next offset to read; -1 in a fetch answer: none committed.
+  #[inline]
+  pub fn offset(&self) -> i64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i64>(GroupOffset::VT_OFFSET, Some(-1)).unwrap()}
+  }
+  #[inline]
+  pub fn metadata(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(GroupOffset::VT_METADATA, None)}
+  }
+  /// In answers: this partition's outcome.
+  #[inline]
+  pub fn error(&self) -> ErrorCode {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<ErrorCode>(GroupOffset::VT_ERROR, Some(ErrorCode::NONE)).unwrap()}
+  }
+  #[inline]
+  pub fn error_message(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(GroupOffset::VT_ERROR_MESSAGE, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for GroupOffset<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("topic", Self::VT_TOPIC, false)?
+     .visit_field::<u32>("partition", Self::VT_PARTITION, false)?
+     .visit_field::<i64>("offset", Self::VT_OFFSET, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("metadata", Self::VT_METADATA, false)?
+     .visit_field::<ErrorCode>("error", Self::VT_ERROR, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("error_message", Self::VT_ERROR_MESSAGE, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct GroupOffsetArgs<'a> {
+    pub topic: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub partition: u32,
+    pub offset: i64,
+    pub metadata: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub error: ErrorCode,
+    pub error_message: Option<::flatbuffers::WIPOffset<&'a str>>,
+}
+impl<'a> Default for GroupOffsetArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    GroupOffsetArgs {
+      topic: None,
+      partition: 0,
+      offset: -1,
+      metadata: None,
+      error: ErrorCode::NONE,
+      error_message: None,
+    }
+  }
+}
+
+pub struct GroupOffsetBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> GroupOffsetBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_topic(&mut self, topic: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(GroupOffset::VT_TOPIC, topic);
+  }
+  #[inline]
+  pub fn add_partition(&mut self, partition: u32) {
+    self.fbb_.push_slot::<u32>(GroupOffset::VT_PARTITION, partition, 0);
+  }
+  #[inline]
+  pub fn add_offset(&mut self, offset: i64) {
+    self.fbb_.push_slot::<i64>(GroupOffset::VT_OFFSET, offset, -1);
+  }
+  #[inline]
+  pub fn add_metadata(&mut self, metadata: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(GroupOffset::VT_METADATA, metadata);
+  }
+  #[inline]
+  pub fn add_error(&mut self, error: ErrorCode) {
+    self.fbb_.push_slot::<ErrorCode>(GroupOffset::VT_ERROR, error, ErrorCode::NONE);
+  }
+  #[inline]
+  pub fn add_error_message(&mut self, error_message: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(GroupOffset::VT_ERROR_MESSAGE, error_message);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> GroupOffsetBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    GroupOffsetBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<GroupOffset<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for GroupOffset<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("GroupOffset");
+      ds.field("topic", &self.topic());
+      ds.field("partition", &self.partition());
+      ds.field("offset", &self.offset());
+      ds.field("metadata", &self.metadata());
+      ds.field("error", &self.error());
+      ds.field("error_message", &self.error_message());
+      ds.finish()
+  }
+}
+pub enum OffsetCommitRequestOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Commits offsets for a group's member (member_id and member_epoch as the
+/// last heartbeat answered), or for no member (empty id, epoch -1) while
+/// the group has none.
+pub struct OffsetCommitRequest<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for OffsetCommitRequest<'a> {
+  type Inner = OffsetCommitRequest<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> OffsetCommitRequest<'a> {
+  pub const VT_GROUP: ::flatbuffers::VOffsetT = 4;
+  pub const VT_MEMBER_ID: ::flatbuffers::VOffsetT = 6;
+  pub const VT_MEMBER_EPOCH: ::flatbuffers::VOffsetT = 8;
+  pub const VT_OFFSETS: ::flatbuffers::VOffsetT = 10;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    OffsetCommitRequest { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args OffsetCommitRequestArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<OffsetCommitRequest<'bldr>> {
+    let mut builder = OffsetCommitRequestBuilder::new(_fbb);
+    if let Some(x) = args.offsets { builder.add_offsets(x); }
+    builder.add_member_epoch(args.member_epoch);
+    if let Some(x) = args.member_id { builder.add_member_id(x); }
+    if let Some(x) = args.group { builder.add_group(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn group(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(OffsetCommitRequest::VT_GROUP, None)}
+  }
+  #[inline]
+  pub fn member_id(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(OffsetCommitRequest::VT_MEMBER_ID, None)}
+  }
+  #[inline]
+  pub fn member_epoch(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(OffsetCommitRequest::VT_MEMBER_EPOCH, Some(-1)).unwrap()}
+  }
+  #[inline]
+  pub fn offsets(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<GroupOffset<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<GroupOffset>>>>(OffsetCommitRequest::VT_OFFSETS, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for OffsetCommitRequest<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("group", Self::VT_GROUP, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("member_id", Self::VT_MEMBER_ID, false)?
+     .visit_field::<i32>("member_epoch", Self::VT_MEMBER_EPOCH, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<GroupOffset>>>>("offsets", Self::VT_OFFSETS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct OffsetCommitRequestArgs<'a> {
+    pub group: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub member_id: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub member_epoch: i32,
+    pub offsets: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<GroupOffset<'a>>>>>,
+}
+impl<'a> Default for OffsetCommitRequestArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    OffsetCommitRequestArgs {
+      group: None,
+      member_id: None,
+      member_epoch: -1,
+      offsets: None,
+    }
+  }
+}
+
+pub struct OffsetCommitRequestBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> OffsetCommitRequestBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_group(&mut self, group: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(OffsetCommitRequest::VT_GROUP, group);
+  }
+  #[inline]
+  pub fn add_member_id(&mut self, member_id: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(OffsetCommitRequest::VT_MEMBER_ID, member_id);
+  }
+  #[inline]
+  pub fn add_member_epoch(&mut self, member_epoch: i32) {
+    self.fbb_.push_slot::<i32>(OffsetCommitRequest::VT_MEMBER_EPOCH, member_epoch, -1);
+  }
+  #[inline]
+  pub fn add_offsets(&mut self, offsets: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<GroupOffset<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(OffsetCommitRequest::VT_OFFSETS, offsets);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> OffsetCommitRequestBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    OffsetCommitRequestBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<OffsetCommitRequest<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for OffsetCommitRequest<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("OffsetCommitRequest");
+      ds.field("group", &self.group());
+      ds.field("member_id", &self.member_id());
+      ds.field("member_epoch", &self.member_epoch());
+      ds.field("offsets", &self.offsets());
+      ds.finish()
+  }
+}
+pub enum OffsetCommitResponseOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct OffsetCommitResponse<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for OffsetCommitResponse<'a> {
+  type Inner = OffsetCommitResponse<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> OffsetCommitResponse<'a> {
+  pub const VT_OFFSETS: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    OffsetCommitResponse { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args OffsetCommitResponseArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<OffsetCommitResponse<'bldr>> {
+    let mut builder = OffsetCommitResponseBuilder::new(_fbb);
+    if let Some(x) = args.offsets { builder.add_offsets(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn offsets(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<GroupOffset<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<GroupOffset>>>>(OffsetCommitResponse::VT_OFFSETS, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for OffsetCommitResponse<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<GroupOffset>>>>("offsets", Self::VT_OFFSETS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct OffsetCommitResponseArgs<'a> {
+    pub offsets: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<GroupOffset<'a>>>>>,
+}
+impl<'a> Default for OffsetCommitResponseArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    OffsetCommitResponseArgs {
+      offsets: None,
+    }
+  }
+}
+
+pub struct OffsetCommitResponseBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> OffsetCommitResponseBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_offsets(&mut self, offsets: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<GroupOffset<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(OffsetCommitResponse::VT_OFFSETS, offsets);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> OffsetCommitResponseBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    OffsetCommitResponseBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<OffsetCommitResponse<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for OffsetCommitResponse<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("OffsetCommitResponse");
+      ds.field("offsets", &self.offsets());
+      ds.finish()
+  }
+}
+pub enum OffsetFetchRequestOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Committed offsets of the given partitions (absent: all of the group's).
+pub struct OffsetFetchRequest<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for OffsetFetchRequest<'a> {
+  type Inner = OffsetFetchRequest<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> OffsetFetchRequest<'a> {
+  pub const VT_GROUP: ::flatbuffers::VOffsetT = 4;
+  pub const VT_MEMBER_ID: ::flatbuffers::VOffsetT = 6;
+  pub const VT_MEMBER_EPOCH: ::flatbuffers::VOffsetT = 8;
+  pub const VT_PARTITIONS: ::flatbuffers::VOffsetT = 10;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    OffsetFetchRequest { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args OffsetFetchRequestArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<OffsetFetchRequest<'bldr>> {
+    let mut builder = OffsetFetchRequestBuilder::new(_fbb);
+    if let Some(x) = args.partitions { builder.add_partitions(x); }
+    builder.add_member_epoch(args.member_epoch);
+    if let Some(x) = args.member_id { builder.add_member_id(x); }
+    if let Some(x) = args.group { builder.add_group(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn group(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(OffsetFetchRequest::VT_GROUP, None)}
+  }
+  /// When given, checked to be a member at this epoch.
+  #[inline]
+  pub fn member_id(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(OffsetFetchRequest::VT_MEMBER_ID, None)}
+  }
+  #[inline]
+  pub fn member_epoch(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(OffsetFetchRequest::VT_MEMBER_EPOCH, Some(-1)).unwrap()}
+  }
+  #[inline]
+  pub fn partitions(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<GroupTopicPartitions<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<GroupTopicPartitions>>>>(OffsetFetchRequest::VT_PARTITIONS, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for OffsetFetchRequest<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("group", Self::VT_GROUP, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("member_id", Self::VT_MEMBER_ID, false)?
+     .visit_field::<i32>("member_epoch", Self::VT_MEMBER_EPOCH, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<GroupTopicPartitions>>>>("partitions", Self::VT_PARTITIONS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct OffsetFetchRequestArgs<'a> {
+    pub group: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub member_id: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub member_epoch: i32,
+    pub partitions: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<GroupTopicPartitions<'a>>>>>,
+}
+impl<'a> Default for OffsetFetchRequestArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    OffsetFetchRequestArgs {
+      group: None,
+      member_id: None,
+      member_epoch: -1,
+      partitions: None,
+    }
+  }
+}
+
+pub struct OffsetFetchRequestBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> OffsetFetchRequestBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_group(&mut self, group: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(OffsetFetchRequest::VT_GROUP, group);
+  }
+  #[inline]
+  pub fn add_member_id(&mut self, member_id: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(OffsetFetchRequest::VT_MEMBER_ID, member_id);
+  }
+  #[inline]
+  pub fn add_member_epoch(&mut self, member_epoch: i32) {
+    self.fbb_.push_slot::<i32>(OffsetFetchRequest::VT_MEMBER_EPOCH, member_epoch, -1);
+  }
+  #[inline]
+  pub fn add_partitions(&mut self, partitions: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<GroupTopicPartitions<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(OffsetFetchRequest::VT_PARTITIONS, partitions);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> OffsetFetchRequestBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    OffsetFetchRequestBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<OffsetFetchRequest<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for OffsetFetchRequest<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("OffsetFetchRequest");
+      ds.field("group", &self.group());
+      ds.field("member_id", &self.member_id());
+      ds.field("member_epoch", &self.member_epoch());
+      ds.field("partitions", &self.partitions());
+      ds.finish()
+  }
+}
+pub enum OffsetFetchResponseOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct OffsetFetchResponse<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for OffsetFetchResponse<'a> {
+  type Inner = OffsetFetchResponse<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> OffsetFetchResponse<'a> {
+  pub const VT_OFFSETS: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    OffsetFetchResponse { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args OffsetFetchResponseArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<OffsetFetchResponse<'bldr>> {
+    let mut builder = OffsetFetchResponseBuilder::new(_fbb);
+    if let Some(x) = args.offsets { builder.add_offsets(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn offsets(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<GroupOffset<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<GroupOffset>>>>(OffsetFetchResponse::VT_OFFSETS, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for OffsetFetchResponse<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<GroupOffset>>>>("offsets", Self::VT_OFFSETS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct OffsetFetchResponseArgs<'a> {
+    pub offsets: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<GroupOffset<'a>>>>>,
+}
+impl<'a> Default for OffsetFetchResponseArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    OffsetFetchResponseArgs {
+      offsets: None,
+    }
+  }
+}
+
+pub struct OffsetFetchResponseBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> OffsetFetchResponseBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_offsets(&mut self, offsets: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<GroupOffset<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(OffsetFetchResponse::VT_OFFSETS, offsets);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> OffsetFetchResponseBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    OffsetFetchResponseBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<OffsetFetchResponse<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for OffsetFetchResponse<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("OffsetFetchResponse");
+      ds.field("offsets", &self.offsets());
+      ds.finish()
+  }
+}
 pub enum RequestEnvelopeOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -7143,6 +8411,51 @@ impl<'a> RequestEnvelope<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn request_as_group_heartbeat_request(&self) -> Option<GroupHeartbeatRequest<'a>> {
+    if self.request_type() == Request::GroupHeartbeatRequest {
+      self.request().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { GroupHeartbeatRequest::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn request_as_offset_commit_request(&self) -> Option<OffsetCommitRequest<'a>> {
+    if self.request_type() == Request::OffsetCommitRequest {
+      self.request().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { OffsetCommitRequest::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn request_as_offset_fetch_request(&self) -> Option<OffsetFetchRequest<'a>> {
+    if self.request_type() == Request::OffsetFetchRequest {
+      self.request().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { OffsetFetchRequest::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for RequestEnvelope<'_> {
@@ -7167,6 +8480,9 @@ impl ::flatbuffers::Verifiable for RequestEnvelope<'_> {
           Request::CreatePartitionsRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<CreatePartitionsRequest>>("Request::CreatePartitionsRequest", pos),
           Request::DescribeConfigsRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<DescribeConfigsRequest>>("Request::DescribeConfigsRequest", pos),
           Request::AlterConfigsRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<AlterConfigsRequest>>("Request::AlterConfigsRequest", pos),
+          Request::GroupHeartbeatRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<GroupHeartbeatRequest>>("Request::GroupHeartbeatRequest", pos),
+          Request::OffsetCommitRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<OffsetCommitRequest>>("Request::OffsetCommitRequest", pos),
+          Request::OffsetFetchRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<OffsetFetchRequest>>("Request::OffsetFetchRequest", pos),
           _ => Ok(()),
         }
      })?
@@ -7314,6 +8630,27 @@ impl ::core::fmt::Debug for RequestEnvelope<'_> {
         },
         Request::AlterConfigsRequest => {
           if let Some(x) = self.request_as_alter_configs_request() {
+            ds.field("request", &x)
+          } else {
+            ds.field("request", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Request::GroupHeartbeatRequest => {
+          if let Some(x) = self.request_as_group_heartbeat_request() {
+            ds.field("request", &x)
+          } else {
+            ds.field("request", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Request::OffsetCommitRequest => {
+          if let Some(x) = self.request_as_offset_commit_request() {
+            ds.field("request", &x)
+          } else {
+            ds.field("request", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Request::OffsetFetchRequest => {
+          if let Some(x) = self.request_as_offset_fetch_request() {
             ds.field("request", &x)
           } else {
             ds.field("request", &"InvalidFlatbuffer: Union discriminant does not match value.")
@@ -7601,6 +8938,51 @@ impl<'a> ResponseEnvelope<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn response_as_group_heartbeat_response(&self) -> Option<GroupHeartbeatResponse<'a>> {
+    if self.response_type() == Response::GroupHeartbeatResponse {
+      self.response().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { GroupHeartbeatResponse::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn response_as_offset_commit_response(&self) -> Option<OffsetCommitResponse<'a>> {
+    if self.response_type() == Response::OffsetCommitResponse {
+      self.response().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { OffsetCommitResponse::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn response_as_offset_fetch_response(&self) -> Option<OffsetFetchResponse<'a>> {
+    if self.response_type() == Response::OffsetFetchResponse {
+      self.response().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { OffsetFetchResponse::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for ResponseEnvelope<'_> {
@@ -7627,6 +9009,9 @@ impl ::flatbuffers::Verifiable for ResponseEnvelope<'_> {
           Response::CreatePartitionsResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<CreatePartitionsResponse>>("Response::CreatePartitionsResponse", pos),
           Response::DescribeConfigsResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<DescribeConfigsResponse>>("Response::DescribeConfigsResponse", pos),
           Response::AlterConfigsResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<AlterConfigsResponse>>("Response::AlterConfigsResponse", pos),
+          Response::GroupHeartbeatResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<GroupHeartbeatResponse>>("Response::GroupHeartbeatResponse", pos),
+          Response::OffsetCommitResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<OffsetCommitResponse>>("Response::OffsetCommitResponse", pos),
+          Response::OffsetFetchResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<OffsetFetchResponse>>("Response::OffsetFetchResponse", pos),
           _ => Ok(()),
         }
      })?
@@ -7788,6 +9173,27 @@ impl ::core::fmt::Debug for ResponseEnvelope<'_> {
         },
         Response::AlterConfigsResponse => {
           if let Some(x) = self.response_as_alter_configs_response() {
+            ds.field("response", &x)
+          } else {
+            ds.field("response", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Response::GroupHeartbeatResponse => {
+          if let Some(x) = self.response_as_group_heartbeat_response() {
+            ds.field("response", &x)
+          } else {
+            ds.field("response", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Response::OffsetCommitResponse => {
+          if let Some(x) = self.response_as_offset_commit_response() {
+            ds.field("response", &x)
+          } else {
+            ds.field("response", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Response::OffsetFetchResponse => {
+          if let Some(x) = self.response_as_offset_fetch_response() {
             ds.field("response", &x)
           } else {
             ds.field("response", &"InvalidFlatbuffer: Union discriminant does not match value.")

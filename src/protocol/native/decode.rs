@@ -54,15 +54,61 @@ pub enum Request {
         changes: Vec<ConfigChange>,
         validate_only: bool,
     },
+    GroupHeartbeat(GroupHeartbeat),
+    OffsetCommit {
+        group: String,
+        member_id: String,
+        member_epoch: i32,
+        /// Topic, partition, offset, metadata.
+        offsets: Vec<(String, u32, i64, Option<String>)>,
+    },
+    OffsetFetch {
+        group: String,
+        member: Option<(String, i32)>,
+        /// `None`: every partition the group committed.
+        partitions: Option<Vec<(String, Vec<u32>)>>,
+    },
     /// A union member this broker does not know.
     Unknown(u8),
 }
 
+/// A consumer-group heartbeat, with topics by name (the broker maps them to
+/// topic ids).
+pub struct GroupHeartbeat {
+    pub group: String,
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub instance_id: Option<String>,
+    pub rebalance_timeout_ms: i32,
+    pub topics: Option<Vec<String>>,
+    pub topic_regex: Option<String>,
+    pub assignor: Option<String>,
+    pub owned: Option<Vec<(String, Vec<u32>)>>,
+}
+
+fn topic_partitions(
+    list: flatbuffers::Vector<'_, flatbuffers::ForwardsUOffset<wire::GroupTopicPartitions<'_>>>,
+) -> Result<Vec<(String, Vec<u32>)>, BrokerError> {
+    list.iter()
+        .map(|tp| {
+            Ok((
+                required(tp.topic(), "topic name")?.to_string(),
+                tp.partitions()
+                    .map(|ps| ps.iter().collect())
+                    .unwrap_or_default(),
+            ))
+        })
+        .collect()
+}
+
 impl Request {
-    /// Produce and fetch: what a connection kept for administration may not
-    /// send.
+    /// Produce, fetch and group membership: what a connection kept for
+    /// administration may not send.
     pub fn moves_data(&self) -> bool {
-        matches!(self, Request::Produce(_) | Request::Fetch(_))
+        matches!(
+            self,
+            Request::Produce(_) | Request::Fetch(_) | Request::GroupHeartbeat(_)
+        )
     }
 }
 
@@ -282,6 +328,62 @@ pub fn decode(frame: BytesMut) -> Result<(u64, Request), (u64, BrokerError)> {
                 topic: required(a.topic(), "topic name").map_err(fail)?.to_string(),
                 changes,
                 validate_only: a.validate_only(),
+            }
+        }
+        R::GroupHeartbeatRequest => {
+            let h = envelope
+                .request_as_group_heartbeat_request()
+                .ok_or_else(|| fail(invalid("group heartbeat body missing")))?;
+            Request::GroupHeartbeat(GroupHeartbeat {
+                group: required(h.group(), "group").map_err(fail)?.to_string(),
+                member_id: h.member_id().unwrap_or("").to_string(),
+                member_epoch: h.member_epoch(),
+                instance_id: h
+                    .instance_id()
+                    .filter(|i| !i.is_empty())
+                    .map(str::to_string),
+                rebalance_timeout_ms: h.rebalance_timeout_ms(),
+                topics: h.topics().map(|ts| ts.iter().map(str::to_string).collect()),
+                topic_regex: h.topic_regex().map(str::to_string),
+                assignor: h.assignor().map(str::to_string),
+                owned: h.owned().map(topic_partitions).transpose().map_err(fail)?,
+            })
+        }
+        R::OffsetCommitRequest => {
+            let c = envelope
+                .request_as_offset_commit_request()
+                .ok_or_else(|| fail(invalid("offset commit body missing")))?;
+            let mut offsets = Vec::new();
+            for o in c.offsets().iter().flatten() {
+                offsets.push((
+                    required(o.topic(), "topic name").map_err(fail)?.to_string(),
+                    o.partition(),
+                    o.offset(),
+                    o.metadata().map(str::to_string),
+                ));
+            }
+            Request::OffsetCommit {
+                group: required(c.group(), "group").map_err(fail)?.to_string(),
+                member_id: c.member_id().unwrap_or("").to_string(),
+                member_epoch: c.member_epoch(),
+                offsets,
+            }
+        }
+        R::OffsetFetchRequest => {
+            let f = envelope
+                .request_as_offset_fetch_request()
+                .ok_or_else(|| fail(invalid("offset fetch body missing")))?;
+            Request::OffsetFetch {
+                group: required(f.group(), "group").map_err(fail)?.to_string(),
+                member: f
+                    .member_id()
+                    .filter(|m| !m.is_empty())
+                    .map(|m| (m.to_string(), f.member_epoch())),
+                partitions: f
+                    .partitions()
+                    .map(topic_partitions)
+                    .transpose()
+                    .map_err(fail)?,
             }
         }
         other => Request::Unknown(other.0),

@@ -35,7 +35,7 @@ thread_local! {
     static JOIN_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-fn finish(
+pub(super) fn finish(
     mut fbb: FlatBufferBuilder<'static>,
     corr: u64,
     error: Option<&BrokerError>,
@@ -195,6 +195,18 @@ pub async fn handle(shard: &Rc<Shard>, corr: u64, request: Request) -> Option<Re
             }
             Err(e) => error_response(corr, &e),
         },
+        Request::GroupHeartbeat(h) => super::groups::heartbeat(shard, corr, h).await,
+        Request::OffsetCommit {
+            group,
+            member_id,
+            member_epoch,
+            offsets,
+        } => super::groups::commit(shard, corr, group, member_id, member_epoch, offsets).await,
+        Request::OffsetFetch {
+            group,
+            member,
+            partitions,
+        } => super::groups::fetch(shard, corr, group, member, partitions).await,
         Request::Unknown(k) => error_response(
             corr,
             &BrokerError::new(

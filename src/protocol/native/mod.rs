@@ -13,6 +13,7 @@
 //! frame that fails gets `INVALID_REQUEST` and the connection goes on.
 
 mod decode;
+mod groups;
 mod handle;
 
 use super::{Dispatch, LengthPrefix, Outgoing, Protocol, wire};
@@ -139,27 +140,27 @@ pub fn error_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::OffsetOutOfRange => ErrorCode::OFFSET_OUT_OF_RANGE,
         ErrorKind::CorruptStoredData => ErrorCode::CORRUPT_STORED_DATA,
         ErrorKind::StorageFailed => ErrorCode::STORAGE_FAILED,
-        // Groups are served on the Kafka port only until the native
-        // protocol gains them; these kinds cannot arise here yet.
-        ErrorKind::InvalidGroupId
-        | ErrorKind::CoordinatorNotAvailable
-        | ErrorKind::UnknownMemberId
-        | ErrorKind::IllegalGeneration
+        ErrorKind::InvalidGroupId => ErrorCode::INVALID_GROUP_ID,
+        ErrorKind::CoordinatorNotAvailable => ErrorCode::COORDINATOR_NOT_AVAILABLE,
+        ErrorKind::UnknownMemberId => ErrorCode::UNKNOWN_MEMBER_ID,
+        ErrorKind::FencedMemberEpoch => ErrorCode::FENCED_MEMBER_EPOCH,
+        ErrorKind::StaleMemberEpoch => ErrorCode::STALE_MEMBER_EPOCH,
+        ErrorKind::UnreleasedInstanceId => ErrorCode::UNRELEASED_INSTANCE_ID,
+        ErrorKind::UnsupportedAssignor => ErrorCode::UNSUPPORTED_ASSIGNOR,
+        ErrorKind::InvalidRegularExpression => ErrorCode::INVALID_REGULAR_EXPRESSION,
+        ErrorKind::GroupMaxSizeReached => ErrorCode::GROUP_MAX_SIZE_REACHED,
+        ErrorKind::InconsistentGroupProtocol => ErrorCode::INCONSISTENT_GROUP_PROTOCOL,
+        ErrorKind::OffsetMetadataTooLarge => ErrorCode::OFFSET_METADATA_TOO_LARGE,
+        ErrorKind::GroupIdNotFound => ErrorCode::GROUP_ID_NOT_FOUND,
+        ErrorKind::NonEmptyGroup => ErrorCode::NON_EMPTY_GROUP,
+        // Kafka's classic protocol only: native members use the consumer
+        // protocol, so these cannot arise here.
+        ErrorKind::IllegalGeneration
         | ErrorKind::RebalanceInProgress
-        | ErrorKind::InconsistentGroupProtocol
         | ErrorKind::MemberIdRequired
         | ErrorKind::FencedInstanceId
         | ErrorKind::InvalidSessionTimeout
-        | ErrorKind::GroupIdNotFound
-        | ErrorKind::NonEmptyGroup
-        | ErrorKind::GroupMaxSizeReached
-        | ErrorKind::OffsetMetadataTooLarge
-        | ErrorKind::GroupSubscribedToTopic
-        | ErrorKind::FencedMemberEpoch
-        | ErrorKind::StaleMemberEpoch
-        | ErrorKind::UnreleasedInstanceId
-        | ErrorKind::UnsupportedAssignor
-        | ErrorKind::InvalidRegularExpression => ErrorCode::INVALID_ARGUMENT,
+        | ErrorKind::GroupSubscribedToTopic => ErrorCode::INVALID_ARGUMENT,
     }
 }
 
