@@ -329,3 +329,51 @@ fn a_kafka_protocol_run_with_compression_drives_the_kafka_listener() {
     );
     assert!(text(&o).contains("--kafka-broker"), "{}", text(&o));
 }
+
+#[test]
+fn a_group_run_reports_the_settle_time_and_each_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("run");
+    let (o, _) = bench(
+        &[
+            "--cores",
+            "2",
+            "--duration",
+            "2",
+            "--warmup",
+            "1",
+            "--partitions",
+            "4",
+            "--consumers",
+            "2",
+            "--group",
+            "bench-group",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        Duration::from_secs(120),
+    );
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("group bench-group: settled in"), "{out}");
+    let s = summary(&out_dir);
+    let g = &s["group"];
+    assert_eq!(g["group"], "bench-group");
+    assert!(g["settle_ms"].as_f64().unwrap() > 0.0, "{g}");
+    let members = g["members"].as_array().unwrap();
+    assert_eq!(members.len(), 2);
+    for m in members {
+        assert!(
+            m["messages"].as_u64().unwrap() > 0,
+            "every member reads: {g}"
+        );
+    }
+    assert!(s["e2e_latency_us"]["p99"].as_u64().unwrap() > 0);
+    // Groups need the native protocol.
+    let (o, _) = bench(
+        &["--group", "g", "--protocol", "kafka", "--duration", "1"],
+        Duration::from_secs(30),
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).contains("--group"), "{}", text(&o));
+}

@@ -23,8 +23,8 @@ pub mod svg;
 pub mod workload;
 
 use crate::client::{
-    Acks, Admin, ClientError, Consumer, ConsumerConfig, OffsetReset, Producer, ProducerConfig,
-    ProducerRecord, Routing, SeekTo, TopicSettings,
+    Acks, Admin, ClientError, Consumer, ConsumerConfig, GroupConfig, GroupConsumer, OffsetReset,
+    PolledBatch, Producer, ProducerConfig, ProducerRecord, Routing, SeekTo, TopicSettings,
 };
 use crate::config::BrokerConfig;
 use crate::types::FsyncPolicy;
@@ -132,6 +132,12 @@ pub struct BenchArgs {
     /// [default: one batch per partition, at least 4 MiB].
     #[arg(long)]
     pub max_lag_bytes: Option<u64>,
+    /// Consumers join this consumer group (native protocol; the broker
+    /// assigns partitions) instead of being dealt partitions round robin;
+    /// the report adds the time the group took to settle and each
+    /// member's throughput.
+    #[arg(long)]
+    pub group: Option<String>,
     /// An external broker (default: start one inside this process on a
     /// temporary directory).
     #[arg(long)]
@@ -268,6 +274,7 @@ impl BenchArgs {
                 RoutingArg::Shared => "shared",
             }
             .into(),
+            group: self.group.clone(),
             max_lag_bytes: if self.mode == Mode::E2e && self.rate.is_none() {
                 self.max_lag_bytes.unwrap_or_else(|| {
                     let partitions = self.topics as u64 * self.partitions as u64;
@@ -302,6 +309,9 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         PathBuf::from("bench-results").join(stamp)
     });
     let kafka = args.protocol == crate::client::Wire::Kafka;
+    if args.group.is_some() && (kafka || args.mode == Mode::Produce) {
+        return Err("--group makes the consumers members of a consumer group over the native protocol: it needs --protocol native and --mode consume or e2e".into());
+    }
     if args.kafka_shard_brokers && (!kafka || args.broker.is_some()) {
         return Err("--kafka-shard-brokers starts the embedded broker in the shard-aware Kafka mode: it needs --protocol kafka and no --broker (start an external broker with `corelog serve --kafka-shard-brokers`)".into());
     }
@@ -383,6 +393,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         baseline: None,
         errors: outcome.errors,
         first_error: outcome.first_error.clone(),
+        group: outcome.group.clone(),
     };
     if args.baseline && !outcome.interrupted {
         let bytes = summary
@@ -445,6 +456,9 @@ impl Embedded {
         let dir = crate::support::tempfile_dir()?;
         let mut config = BrokerConfig::new(&dir);
         config.listen = "127.0.0.1:0".parse().unwrap();
+        // Consumer-group rebalances take a few heartbeat rounds: a short
+        // interval lets a --group run settle in well under a second.
+        config.group_consumer_heartbeat_interval = Duration::from_millis(100);
         if kafka {
             config.kafka_listen = Some("127.0.0.1:0".parse().unwrap());
             config.kafka_shard_brokers = shard_brokers;
@@ -573,6 +587,9 @@ impl Hists {
 }
 
 /// What every producer and consumer thread shares.
+/// Each consumer's (messages, bytes) read so far.
+type MemberCounts = Vec<(u64, u64)>;
+
 struct Ctx {
     addr: SocketAddr,
     workload: Workload,
@@ -592,6 +609,17 @@ struct Ctx {
     consumed_msgs: AtomicU64,
     consumed_bytes: AtomicU64,
     consumers_ready: AtomicU32,
+    /// With a group: partitions each member owns now.
+    member_owned: Vec<AtomicU32>,
+    /// Messages and bytes each consumer read.
+    member_msgs: Vec<AtomicU64>,
+    member_bytes: Vec<AtomicU64>,
+    /// Each consumer's (messages, bytes) at the start and the end of the
+    /// measured phase.
+    member_window: Mutex<(MemberCounts, MemberCounts)>,
+    /// With a group: how long after a member's subscribe it settled (every
+    /// partition owned, every member with some); `None`: not yet.
+    group_settled: Mutex<Option<Duration>>,
     producers_done: AtomicU32,
     errors: AtomicU64,
     first_error: Mutex<Option<String>>,
@@ -599,6 +627,7 @@ struct Ctx {
 
 impl Ctx {
     fn new(addr: SocketAddr, workload: Workload, base: Instant) -> Ctx {
+        let members = workload.consumers;
         Ctx {
             addr,
             topics: workload.topic_names(),
@@ -614,10 +643,23 @@ impl Ctx {
             consumed_msgs: AtomicU64::new(0),
             consumed_bytes: AtomicU64::new(0),
             consumers_ready: AtomicU32::new(0),
+            member_owned: (0..members).map(|_| AtomicU32::new(0)).collect(),
+            member_msgs: (0..members).map(|_| AtomicU64::new(0)).collect(),
+            member_bytes: (0..members).map(|_| AtomicU64::new(0)).collect(),
+            member_window: Mutex::new((Vec::new(), Vec::new())),
+            group_settled: Mutex::new(None),
             producers_done: AtomicU32::new(0),
             errors: AtomicU64::new(0),
             first_error: Mutex::new(None),
         }
+    }
+
+    fn member_counts(&self) -> Vec<(u64, u64)> {
+        self.member_msgs
+            .iter()
+            .zip(&self.member_bytes)
+            .map(|(m, b)| (m.load(Ordering::Relaxed), b.load(Ordering::Relaxed)))
+            .collect()
     }
 
     fn ns(&self, t: Instant) -> u64 {
@@ -639,6 +681,7 @@ impl Ctx {
 
 /// What a run measured.
 struct Outcome {
+    group: Option<report::GroupFigures>,
     interrupted: bool,
     measured_secs: f64,
     produced: (u64, u64),
@@ -708,7 +751,27 @@ fn execute(
     let outcome = monitor(&ctx, &interrupted, quiet, producers.len(), consumers);
     let produce_latency = join_all(&ctx, producers, "producer");
     let (measured_secs, produced, consumed, per_second, e2e_latency) = outcome?;
+    let group = workload.group.as_ref().map(|name| {
+        let window = ctx.member_window.lock().unwrap();
+        report::GroupFigures {
+            group: name.clone(),
+            settle_ms: ctx
+                .group_settled
+                .lock()
+                .unwrap()
+                .map(|d| d.as_secs_f64() * 1000.0),
+            members: window
+                .0
+                .iter()
+                .zip(&window.1)
+                .map(|(start, end)| {
+                    Throughput::new(end.0 - start.0, end.1 - start.1, measured_secs)
+                })
+                .collect(),
+        }
+    });
     Ok(Outcome {
+        group,
         interrupted: interrupted.load(Ordering::SeqCst),
         measured_secs,
         produced,
@@ -770,6 +833,7 @@ fn monitor(
     let mut series = Vec::new();
     let mut last = snapshot();
     let mut at_warmup = if w.warmup_secs == 0 {
+        ctx.member_window.lock().unwrap().0 = ctx.member_counts();
         Some((snapshot(), Instant::now()))
     } else {
         None
@@ -838,6 +902,7 @@ fn monitor(
         series.push(sample);
         if at_warmup.is_none() && second as u64 >= w.warmup_secs {
             at_warmup = Some((now, Instant::now()));
+            ctx.member_window.lock().unwrap().0 = ctx.member_counts();
         }
         if let Some(d) = done {
             finished_at = d;
@@ -852,6 +917,7 @@ fn monitor(
     }
     // End of the measured phase: later messages are not measured.
     ctx.end_ns.store(ctx.ns(finished_at.0), Ordering::SeqCst);
+    ctx.member_window.lock().unwrap().1 = ctx.member_counts();
     ctx.stop_producers.store(true, Ordering::SeqCst);
     let Some((start_counts, start_at)) = at_warmup else {
         if let Some(e) = ctx.first_error.lock().unwrap().clone() {
@@ -1119,20 +1185,18 @@ fn spawn_consumers(ctx: &Arc<Ctx>, from: SeekTo) -> Result<Vec<Joined>, String> 
                     glommio::LocalExecutorBuilder::default()
                         .make()
                         .map_err(|e| e.to_string())
-                        .and_then(|ex| ex.run(consumer_task(ctx, share, from)))
+                        .and_then(|ex| match ctx.workload.group.clone() {
+                            Some(group) => ex.run(group_consumer_task(ctx, j, group)),
+                            None => ex.run(consumer_task(ctx, j, share, from)),
+                        })
                 })
                 .map_err(|e| e.to_string())
         })
         .collect()
 }
 
-async fn consumer_task(
-    ctx: Arc<Ctx>,
-    share: Vec<(String, u32)>,
-    from: SeekTo,
-) -> Result<Hists, String> {
-    let w = &ctx.workload;
-    let config = ConsumerConfig {
+fn consumer_config(w: &Workload) -> ConsumerConfig {
+    ConsumerConfig {
         max_wait: Duration::from_millis(100),
         routing: if w.routing == "shared" {
             Routing::Shared
@@ -1142,7 +1206,109 @@ async fn consumer_task(
         reset: OffsetReset::Earliest,
         wire: w.protocol.parse().unwrap_or_default(),
         ..ConsumerConfig::default()
-    };
+    }
+}
+
+/// Counts what one poll read (and, in e2e mode, each record's latency).
+fn account(ctx: &Ctx, member: usize, batches: &[PolledBatch], hists: &mut Hists) {
+    let w = &ctx.workload;
+    let now = Instant::now();
+    let now_ns = ctx.ns(now);
+    let second = ctx.second(now);
+    let (mut msgs, mut bytes) = (0u64, 0u64);
+    for polled in batches {
+        let base = polled.batch.base_offset().0;
+        for r in polled.batch.records() {
+            if base + (r.offset_delta as u64) < polled.from {
+                continue;
+            }
+            let Some(value) = r.value else { continue };
+            msgs += 1;
+            bytes += value.len() as u64;
+            if w.mode == Mode::E2e && value.len() >= 8 {
+                let sent_ns = u64::from_be_bytes(value[..8].try_into().unwrap());
+                hists.record(ctx, sent_ns, second, now_ns.saturating_sub(sent_ns) / 1000);
+            }
+        }
+    }
+    ctx.consumed_msgs.fetch_add(msgs, Ordering::Relaxed);
+    ctx.consumed_bytes.fetch_add(bytes, Ordering::Relaxed);
+    ctx.member_msgs[member].fetch_add(msgs, Ordering::Relaxed);
+    ctx.member_bytes[member].fetch_add(bytes, Ordering::Relaxed);
+}
+
+/// A consumer that is a member of the run's group: it counts as ready once
+/// the whole group has settled (every partition owned, every member with
+/// some when there are enough partitions), and the time that took is
+/// reported.
+async fn group_consumer_task(ctx: Arc<Ctx>, member: usize, group: String) -> Result<Hists, String> {
+    let w = &ctx.workload;
+    let mut hists = Hists::new();
+    let started = Instant::now();
+    let result: Result<(), String> = async {
+        let topics: Vec<&str> = ctx.topics.iter().map(String::as_str).collect();
+        let mut config = GroupConfig::new(&group, &topics);
+        config.auto_commit_interval = Some(Duration::from_secs(1));
+        let mut consumer = GroupConsumer::subscribe(ctx.addr, consumer_config(w), config)
+            .await
+            .map_err(|e| describe(e, ctx.addr))?;
+        let total = w.topics * w.partitions;
+        let mut ready = false;
+        let replay = w.mode == Mode::Consume && w.messages.is_none();
+        while !ctx.stop_consumers.load(Ordering::Relaxed) {
+            let batches = consumer
+                .poll_batches()
+                .await
+                .map_err(|e| describe(e, ctx.addr))?;
+            account(&ctx, member, &batches, &mut hists);
+            let owned = consumer.assignment();
+            ctx.member_owned[member].store(owned.len() as u32, Ordering::Relaxed);
+            if !ready {
+                let counts: Vec<u32> = ctx
+                    .member_owned
+                    .iter()
+                    .map(|o| o.load(Ordering::Relaxed))
+                    .collect();
+                let every_member = counts.iter().all(|&c| c > 0) || total < w.consumers;
+                if every_member && counts.iter().sum::<u32>() == total {
+                    ready = true;
+                    let mut settled = ctx.group_settled.lock().unwrap();
+                    if settled.is_none() {
+                        *settled = Some(started.elapsed());
+                    }
+                    ctx.consumers_ready.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            if replay {
+                for (topic, p) in &owned {
+                    let hw = consumer.high_watermark(topic, *p).unwrap_or(0);
+                    if hw > 0 && consumer.position(topic, *p).unwrap_or(0) >= hw {
+                        consumer
+                            .seek(topic, *p, SeekTo::Earliest)
+                            .await
+                            .map_err(|e| describe(e, ctx.addr))?;
+                    }
+                }
+            }
+        }
+        consumer.close().await.map_err(|e| describe(e, ctx.addr))
+    }
+    .await;
+    if let Err(e) = result {
+        ctx.error(&e);
+        return Err(e);
+    }
+    Ok(hists)
+}
+
+async fn consumer_task(
+    ctx: Arc<Ctx>,
+    member: usize,
+    share: Vec<(String, u32)>,
+    from: SeekTo,
+) -> Result<Hists, String> {
+    let w = &ctx.workload;
+    let config = consumer_config(w);
     let mut hists = Hists::new();
     let result: Result<(), String> = async {
         let mut consumer = Consumer::connect(ctx.addr, config)
@@ -1161,27 +1327,7 @@ async fn consumer_task(
                 .poll_batches()
                 .await
                 .map_err(|e| describe(e, ctx.addr))?;
-            let now = Instant::now();
-            let now_ns = ctx.ns(now);
-            let second = ctx.second(now);
-            let (mut msgs, mut bytes) = (0u64, 0u64);
-            for polled in &batches {
-                let base = polled.batch.base_offset().0;
-                for r in polled.batch.records() {
-                    if base + (r.offset_delta as u64) < polled.from {
-                        continue;
-                    }
-                    let Some(value) = r.value else { continue };
-                    msgs += 1;
-                    bytes += value.len() as u64;
-                    if w.mode == Mode::E2e && value.len() >= 8 {
-                        let sent_ns = u64::from_be_bytes(value[..8].try_into().unwrap());
-                        hists.record(&ctx, sent_ns, second, now_ns.saturating_sub(sent_ns) / 1000);
-                    }
-                }
-            }
-            ctx.consumed_msgs.fetch_add(msgs, Ordering::Relaxed);
-            ctx.consumed_bytes.fetch_add(bytes, Ordering::Relaxed);
+            account(&ctx, member, &batches, &mut hists);
             if replay {
                 // A timed consume run reads the backlog again from the
                 // start each time it reaches the end.

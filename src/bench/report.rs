@@ -173,6 +173,21 @@ pub struct Summary {
     pub baseline: Option<Baseline>,
     pub errors: u64,
     pub first_error: Option<String>,
+    /// With `--group`: how the consumer group settled and what each member
+    /// read.
+    pub group: Option<GroupFigures>,
+}
+
+/// A consumer group's part of a run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GroupFigures {
+    pub group: String,
+    /// From the members' first subscribe until every partition was owned
+    /// (and every member owned some), in milliseconds.
+    pub settle_ms: Option<f64>,
+    /// Each member's reads in the measured phase.
+    pub members: Vec<Throughput>,
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` for a time since the Unix epoch.
@@ -267,6 +282,26 @@ impl Summary {
                     out,
                     "{:<22} {:>14} {:>12.1} {:>14.0}",
                     name, t.messages, t.mb_per_s, t.msgs_per_s
+                );
+            }
+        }
+        if let Some(g) = &self.group {
+            let _ = writeln!(
+                out,
+                "group {}: settled in {} over {} member(s)",
+                g.group,
+                g.settle_ms
+                    .map_or("-".to_string(), |ms| format!("{ms:.0} ms")),
+                g.members.len()
+            );
+            for (i, m) in g.members.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "{:<22} {:>14} {:>12.1} {:>14.0}",
+                    format!("  member {i}"),
+                    m.messages,
+                    m.mb_per_s,
+                    m.msgs_per_s
                 );
             }
         }

@@ -125,6 +125,10 @@ pub struct Workload {
     /// than this many bytes behind, so the run measures the rate the whole
     /// pipeline sustains instead of a growing backlog. 0: no limit.
     pub max_lag_bytes: u64,
+    /// Consumers join this consumer group and the broker assigns them the
+    /// partitions; `None`: partitions are dealt round robin (manual
+    /// assignment).
+    pub group: Option<String>,
 }
 
 impl Default for Workload {
@@ -150,6 +154,7 @@ impl Default for Workload {
             rate: None,
             routing: "direct".into(),
             max_lag_bytes: 4 << 20,
+            group: None,
         }
     }
 }

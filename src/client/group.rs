@@ -175,6 +175,37 @@ impl GroupConsumer {
     /// Heartbeats and auto-commits when due, applies assignment changes,
     /// then polls the owned partitions once.
     pub async fn poll(&mut self) -> Result<Vec<ConsumerRecord>> {
+        if !self.maintain().await? {
+            return Ok(Vec::new());
+        }
+        self.consumer.poll().await
+    }
+
+    /// Like [`GroupConsumer::poll`], with whole batches (see
+    /// [`Consumer::poll_batches`]).
+    pub async fn poll_batches(&mut self) -> Result<Vec<super::PolledBatch>> {
+        if !self.maintain().await? {
+            return Ok(Vec::new());
+        }
+        self.consumer.poll_batches().await
+    }
+
+    /// Moves an owned partition's position (committed by the next commit).
+    pub async fn seek(&mut self, topic: &str, partition: u32, to: SeekTo) -> Result<()> {
+        self.consumer.seek(topic, partition, to).await
+    }
+
+    pub fn position(&self, topic: &str, partition: u32) -> Option<u64> {
+        self.consumer.position(topic, partition)
+    }
+
+    pub fn high_watermark(&self, topic: &str, partition: u32) -> Option<u64> {
+        self.consumer.high_watermark(topic, partition)
+    }
+
+    /// Heartbeat and auto-commit when due; `false` (after a short wait)
+    /// when the member owns nothing to poll.
+    async fn maintain(&mut self) -> Result<bool> {
         if Instant::now() >= self.next_heartbeat {
             self.heartbeat().await?;
         }
@@ -191,9 +222,9 @@ impl GroupConsumer {
                 .saturating_duration_since(Instant::now())
                 .min(Duration::from_millis(100));
             glommio::timer::sleep(wait).await;
-            return Ok(Vec::new());
+            return Ok(false);
         }
-        self.consumer.poll().await
+        Ok(true)
     }
 
     /// Commits every owned partition's position and waits until it is
