@@ -94,10 +94,10 @@ impl ::flatbuffers::SimpleToVerifyInSlice for ProtocolVersion {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_ERROR_CODE: u16 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_ERROR_CODE: u16 = 62;
+pub const ENUM_MAX_ERROR_CODE: u16 = 63;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 28] = [
+pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 29] = [
   ErrorCode::NONE,
   ErrorCode::UNKNOWN_SERVER_ERROR,
   ErrorCode::INVALID_REQUEST,
@@ -126,6 +126,7 @@ pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 28] = [
   ErrorCode::OFFSET_OUT_OF_RANGE,
   ErrorCode::CORRUPT_STORED_DATA,
   ErrorCode::STORAGE_FAILED,
+  ErrorCode::DISK_FULL,
 ];
 
 /// Stable error codes. Ranges: 1-19 request and connection, 20-39 topics
@@ -195,9 +196,13 @@ impl ErrorCode {
   /// The partition's storage failed (I/O error); it is unavailable until
   /// the broker restarts.
   pub const STORAGE_FAILED: Self = Self(62);
+  /// The disk is full, or its free space is below the broker's watermark
+  /// (--disk-free-min-bytes); nothing of the write was acknowledged. Retry:
+  /// writes are taken again once space is freed, without a restart.
+  pub const DISK_FULL: Self = Self(63);
 
   pub const ENUM_MIN: u16 = 0;
-  pub const ENUM_MAX: u16 = 62;
+  pub const ENUM_MAX: u16 = 63;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::UNKNOWN_SERVER_ERROR,
@@ -227,6 +232,7 @@ impl ErrorCode {
     Self::OFFSET_OUT_OF_RANGE,
     Self::CORRUPT_STORED_DATA,
     Self::STORAGE_FAILED,
+    Self::DISK_FULL,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -259,6 +265,7 @@ impl ErrorCode {
       Self::OFFSET_OUT_OF_RANGE => Some("OFFSET_OUT_OF_RANGE"),
       Self::CORRUPT_STORED_DATA => Some("CORRUPT_STORED_DATA"),
       Self::STORAGE_FAILED => Some("STORAGE_FAILED"),
+      Self::DISK_FULL => Some("DISK_FULL"),
       _ => None,
     }
   }

@@ -431,9 +431,14 @@ impl Shard {
                 Some(log) => PartitionState {
                     partition: p,
                     shard: self.id,
-                    error: log
-                        .failure()
-                        .map(|reason| BrokerError::new(ErrorKind::StorageFailed, reason)),
+                    error: log.failure().map(|reason| {
+                        let kind = if log.is_disk_full() {
+                            ErrorKind::DiskFull
+                        } else {
+                            ErrorKind::StorageFailed
+                        };
+                        BrokerError::new(kind, reason)
+                    }),
                     start: log.start_offset(),
                     end: log.end_offset(),
                     high_watermark: log.high_watermark(),

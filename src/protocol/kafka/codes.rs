@@ -74,7 +74,11 @@ pub fn code(kind: ErrorKind) -> i16 {
         ErrorKind::OffsetOutOfRange => OFFSET_OUT_OF_RANGE,
         ErrorKind::OutOfOrderSequence => OUT_OF_ORDER_SEQUENCE_NUMBER,
         ErrorKind::ProducerFenced => INVALID_PRODUCER_EPOCH,
-        ErrorKind::CorruptStoredData | ErrorKind::StorageFailed => KAFKA_STORAGE_ERROR,
+        // Retriable for Kafka clients (librdkafka and the Java client retry
+        // it after a metadata refresh): a full disk is, once space is freed.
+        ErrorKind::CorruptStoredData | ErrorKind::StorageFailed | ErrorKind::DiskFull => {
+            KAFKA_STORAGE_ERROR
+        }
         ErrorKind::InvalidGroupId => INVALID_GROUP_ID,
         ErrorKind::CoordinatorNotAvailable => COORDINATOR_NOT_AVAILABLE,
         ErrorKind::UnknownMemberId => UNKNOWN_MEMBER_ID,

@@ -98,6 +98,7 @@ pub fn error_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::OffsetOutOfRange => ErrorCode::OFFSET_OUT_OF_RANGE,
         ErrorKind::CorruptStoredData => ErrorCode::CORRUPT_STORED_DATA,
         ErrorKind::StorageFailed => ErrorCode::STORAGE_FAILED,
+        ErrorKind::DiskFull => ErrorCode::DISK_FULL,
         // Groups are served on the Kafka port only until the native
         // protocol gains them; these kinds cannot arise here yet.
         ErrorKind::InvalidGroupId
