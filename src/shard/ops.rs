@@ -168,9 +168,11 @@ impl Shard {
         items: Vec<ProduceItem>,
         acks: Acks,
     ) -> Vec<ProduceOutcome> {
+        let refusal = &self.disk_refusal();
         let appends = items.into_iter().map(|item| async move {
             let result = match self.log(item.topic, item.partition) {
                 None => Err(not_here(item.topic, item.partition, self.id)),
+                Some(_) if refusal.is_some() => Err(refusal.clone().expect("checked above")),
                 Some(log) => match log.append(item.data).await {
                     Ok(info) => match acks {
                         Acks::All => log
