@@ -948,7 +948,8 @@ impl Inner {
 async fn flusher(weak: Weak<Inner>) {
     loop {
         let full = match weak.upgrade() {
-            Some(inner) if !inner.closed.get() && inner.failed.borrow().is_some() => {
+            Some(inner) if inner.closed.get() => return,
+            Some(inner) if inner.failed.borrow().is_some() => {
                 if !inner.disk_full.get() {
                     return;
                 }
@@ -971,7 +972,11 @@ async fn flusher(weak: Weak<Inner>) {
         }
         let listener = {
             let Some(inner) = weak.upgrade() else { return };
-            if inner.closed.get() || inner.failed.borrow().is_some() {
+            if inner.closed.get() {
+                return;
+            }
+            if inner.failed.borrow().is_some() {
+                // Not closed and failed: the top of the loop waits.
                 continue;
             }
             let listener = inner.dirty.listen();

@@ -95,3 +95,19 @@ pub fn code(kind: ErrorKind) -> i16 {
         ErrorKind::GroupSubscribedToTopic => GROUP_SUBSCRIBED_TO_TOPIC,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_a_storage_error_kafka_clients_retry() {
+        // KAFKA_STORAGE_ERROR is retriable for librdkafka and the Java
+        // client (a KafkaStorageException is an InvalidMetadataException).
+        assert_eq!(code(ErrorKind::DiskFull), KAFKA_STORAGE_ERROR);
+        assert_eq!(
+            crate::protocol::native::error_code(ErrorKind::DiskFull),
+            crate::protocol::wire::ErrorCode::DISK_FULL
+        );
+    }
+}
