@@ -25,3 +25,13 @@ pub fn tune() {
     // preconditions beyond a valid option index.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS as _) };
 }
+
+/// Returns memory freed on this thread longer than [`PURGE_DELAY_MS`] ago
+/// to the OS. mimalloc purges lazily, when the thread allocates again, so a
+/// shard that goes quiet after a burst (say, many large frames whose
+/// connections then closed) would keep it; each shard calls this about once
+/// per purge delay. Harmless where mimalloc is not the allocator.
+pub fn collect() {
+    // SAFETY: mi_collect only walks this thread's heap; no preconditions.
+    unsafe { libmimalloc_sys::mi_collect(false) };
+}

@@ -8,7 +8,10 @@ use crate::constants::{
     FRAME_BYTES_MAX, FRAME_TIMEOUT_MS_DEFAULT, IDLE_TIMEOUT_MS_DEFAULT,
     INFLIGHT_PER_CONNECTION_DEFAULT, LOG_CLEANER_BYTES_PER_SEC_DEFAULT,
     LOG_CLEANER_INTERVAL_MS_DEFAULT, LOG_CLEANER_MAP_BYTES_DEFAULT, NODE_ID_MAX,
-    RETENTION_CHECK_MS_DEFAULT,
+    REQUEST_MEMORY_BYTES_DEFAULT, RETENTION_CHECK_MS_DEFAULT,
+};
+use crate::constants::{
+    GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS_DEFAULT, GROUP_CONSUMER_SESSION_TIMEOUT_MS_DEFAULT,
 };
 use crate::meta::TopicConfig;
 use std::net::SocketAddr;
@@ -36,6 +39,9 @@ pub struct BrokerConfig {
     /// How long a frame may take once its first byte arrived.
     pub frame_timeout: Duration,
     pub max_frame_bytes: usize,
+    /// Bytes of requests in flight for the whole broker (split over
+    /// shards, each share at least one largest frame).
+    pub request_memory_bytes: usize,
     pub retention_check_interval: Duration,
     /// How often each shard's log cleaner compacts its `compact` logs.
     pub log_cleaner_interval: Duration,
@@ -72,6 +78,10 @@ pub struct BrokerConfig {
     /// (`--disk-free-min-bytes`; 0 turns the check off). `None`: the
     /// smaller of 1 GiB and 5% of the file system's size.
     pub disk_free_min_bytes: Option<u64>,
+    /// The heartbeat interval consumer-protocol members are told to keep.
+    pub group_consumer_heartbeat_interval: Duration,
+    /// How long a consumer-protocol member may go without a heartbeat.
+    pub group_consumer_session_timeout: Duration,
 }
 
 impl BrokerConfig {
@@ -89,6 +99,7 @@ impl BrokerConfig {
             idle_timeout: Duration::from_millis(IDLE_TIMEOUT_MS_DEFAULT),
             frame_timeout: Duration::from_millis(FRAME_TIMEOUT_MS_DEFAULT),
             max_frame_bytes: FRAME_BYTES_MAX,
+            request_memory_bytes: REQUEST_MEMORY_BYTES_DEFAULT,
             retention_check_interval: Duration::from_millis(RETENTION_CHECK_MS_DEFAULT),
             log_cleaner_interval: Duration::from_millis(LOG_CLEANER_INTERVAL_MS_DEFAULT),
             log_cleaner_bytes_per_sec: LOG_CLEANER_BYTES_PER_SEC_DEFAULT,
@@ -101,6 +112,12 @@ impl BrokerConfig {
             auto_create_partitions: 1,
             node_id: 0,
             disk_free_min_bytes: None,
+            group_consumer_heartbeat_interval: Duration::from_millis(
+                GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS_DEFAULT,
+            ),
+            group_consumer_session_timeout: Duration::from_millis(
+                GROUP_CONSUMER_SESSION_TIMEOUT_MS_DEFAULT,
+            ),
         }
     }
 
@@ -110,6 +127,22 @@ impl BrokerConfig {
         self.disk_free_min_bytes.unwrap_or_else(|| {
             DISK_FREE_MIN_BYTES_DEFAULT.min(total_bytes / 100 * DISK_FREE_MIN_PERCENT_DEFAULT)
         })
+    }
+
+    /// Bytes of request memory each shard has: its share of
+    /// `request_memory_bytes`, at least one largest frame (so any frame the
+    /// broker accepts can be read).
+    pub fn request_memory_per_shard(&self) -> usize {
+        (self.request_memory_bytes / self.cores.max(1))
+            .max(self.max_frame_bytes + crate::protocol::FRAME_HEADER_BYTES)
+    }
+
+    /// Connections shard `shard` of `shards` accepts for any request: its
+    /// share of `max_connections` (the shares add up to it exactly).
+    pub fn connection_share(&self, shard: usize, shards: usize) -> u32 {
+        let base = self.max_connections / shards;
+        let extra = usize::from(shard < self.max_connections % shards);
+        (base + extra) as u32
     }
 
     /// Checks every value and explains the first bad one.
@@ -131,6 +164,21 @@ impl BrokerConfig {
         }
         if self.max_connections == 0 || self.max_inflight_per_connection == 0 {
             return Err("max connections and max in-flight requests must be at least 1".into());
+        }
+        let (beat, session) = (
+            self.group_consumer_heartbeat_interval.as_millis(),
+            self.group_consumer_session_timeout.as_millis(),
+        );
+        if beat == 0 || beat > i32::MAX as u128 || session <= beat {
+            return Err(format!(
+                "the consumer group heartbeat interval ({beat} ms) must be at least 1 ms and below the session timeout ({session} ms)"
+            ));
+        }
+        if self.request_memory_bytes < 1 << 20 {
+            return Err(format!(
+                "request memory must be at least 1 MiB (1048576 bytes), got {}; each shard's share is raised to one largest frame anyway",
+                self.request_memory_bytes
+            ));
         }
         if self.max_frame_bytes < 64 << 10 || self.max_frame_bytes > FRAME_BYTES_MAX {
             return Err(format!(
@@ -240,6 +288,15 @@ impl BrokerConfig {
         if let Some(v) = file.idle_timeout_ms {
             self.idle_timeout = Duration::from_millis(v);
         }
+        if let Some(v) = file.group_consumer_heartbeat_interval_ms {
+            self.group_consumer_heartbeat_interval = Duration::from_millis(v);
+        }
+        if let Some(v) = file.group_consumer_session_timeout_ms {
+            self.group_consumer_session_timeout = Duration::from_millis(v);
+        }
+        if let Some(v) = file.request_memory_bytes {
+            self.request_memory_bytes = v;
+        }
         if let Some(v) = file.frame_timeout_ms {
             self.frame_timeout = Duration::from_millis(v);
         }
@@ -304,6 +361,9 @@ struct FileConfig {
     max_inflight_per_connection: Option<usize>,
     idle_timeout_ms: Option<u64>,
     frame_timeout_ms: Option<u64>,
+    request_memory_bytes: Option<usize>,
+    group_consumer_heartbeat_interval_ms: Option<u64>,
+    group_consumer_session_timeout_ms: Option<u64>,
     max_frame_bytes: Option<usize>,
     retention_check_interval_ms: Option<u64>,
     log_cleaner_interval_ms: Option<u64>,

@@ -50,6 +50,12 @@ pub const GROUP_MIN_SESSION_TIMEOUT_MS: i64 = 6_000;
 pub const GROUP_MAX_SESSION_TIMEOUT_MS: i64 = 1_800_000;
 /// How often coordinators check sessions and rebalance deadlines.
 pub const GROUP_TICK_MS: u64 = 100;
+/// How often a consumer-protocol (KIP-848) member heartbeats (Kafka's
+/// `group.consumer.heartbeat.interval.ms`).
+pub const GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS_DEFAULT: u64 = 5_000;
+/// A consumer-protocol member silent this long is removed (Kafka's
+/// `group.consumer.session.timeout.ms`).
+pub const GROUP_CONSUMER_SESSION_TIMEOUT_MS_DEFAULT: u64 = 45_000;
 /// Longest commit metadata string (Kafka's `offset.metadata.max.bytes`).
 pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
 /// Committed offsets of a group that has been empty this long are deleted
@@ -119,6 +125,22 @@ pub const FRAME_BYTES_MAX: usize = 64 << 20;
 
 /// Connections the broker accepts at once (split evenly over shards).
 pub const CONNECTIONS_MAX_DEFAULT: usize = 10_000;
+/// Connections each shard accepts beyond its share of the limit, for
+/// metadata, stats and administration only: an operator can always look.
+pub const ADMIN_CONNECTIONS_PER_SHARD: u32 = 4;
+/// Connections over the limit a shard answers at once (reads the first
+/// request, answers it with the limit error, closes); more are closed
+/// without an answer.
+pub const REFUSALS_ANSWERED_MAX: u32 = 16;
+/// How long a refused connection may take to send its first request.
+pub const REFUSAL_ANSWER_MS_MAX: u64 = 1_000;
+/// At most one log line per shard per this interval about refused
+/// connections (with the count since the last line).
+pub const REFUSAL_LOG_INTERVAL_MS: u64 = 10_000;
+/// Bytes of requests in flight (being received or handled) for the whole
+/// broker, split over shards; each shard's share is at least one
+/// largest frame. Past it a shard stops reading from sockets.
+pub const REQUEST_MEMORY_BYTES_DEFAULT: usize = 256 << 20;
 /// Requests one connection may have in flight before the broker stops
 /// reading from it (backpressure, not an error).
 pub const INFLIGHT_PER_CONNECTION_DEFAULT: usize = 128;

@@ -35,6 +35,10 @@ pub enum ErrorKind {
     RequestTimedOut,
     /// An argument is outside its valid range (acks, max bytes, …).
     InvalidArgument,
+    /// The broker is at its connection limit: the connection is refused,
+    /// or (on a connection reserved for administration) the request is not
+    /// one of metadata, stats or administration (retriable).
+    ConnectionLimit,
     /// No topic with this name.
     UnknownTopic,
     /// The topic has no partition with this number.
@@ -108,6 +112,18 @@ pub enum ErrorKind {
     /// of it was acknowledged (retriable: writes are taken again once
     /// space is freed, without a restart).
     DiskFull,
+    /// A consumer-protocol member's epoch is not one the group gave it:
+    /// it must give up its partitions and rejoin.
+    FencedMemberEpoch,
+    /// A commit or offset fetch from an older member epoch (retriable once
+    /// the member has its current epoch).
+    StaleMemberEpoch,
+    /// A static member's instance id is held by a member still in the group.
+    UnreleasedInstanceId,
+    /// A server-side assignor the broker does not have.
+    UnsupportedAssignor,
+    /// A subscription's regular expression does not compile.
+    InvalidRegularExpression,
 }
 
 impl ErrorKind {
@@ -122,6 +138,7 @@ impl ErrorKind {
             ErrorKind::ShuttingDown => "SHUTTING_DOWN",
             ErrorKind::RequestTimedOut => "REQUEST_TIMED_OUT",
             ErrorKind::InvalidArgument => "INVALID_ARGUMENT",
+            ErrorKind::ConnectionLimit => "CONNECTION_LIMIT",
             ErrorKind::UnknownTopic => "UNKNOWN_TOPIC",
             ErrorKind::UnknownPartition => "UNKNOWN_PARTITION",
             ErrorKind::TopicAlreadyExists => "TOPIC_ALREADY_EXISTS",
@@ -153,6 +170,11 @@ impl ErrorKind {
             ErrorKind::FencedInstanceId => "FENCED_INSTANCE_ID",
             ErrorKind::InvalidSessionTimeout => "INVALID_SESSION_TIMEOUT",
             ErrorKind::GroupIdNotFound => "GROUP_ID_NOT_FOUND",
+            ErrorKind::FencedMemberEpoch => "FENCED_MEMBER_EPOCH",
+            ErrorKind::StaleMemberEpoch => "STALE_MEMBER_EPOCH",
+            ErrorKind::UnreleasedInstanceId => "UNRELEASED_INSTANCE_ID",
+            ErrorKind::UnsupportedAssignor => "UNSUPPORTED_ASSIGNOR",
+            ErrorKind::InvalidRegularExpression => "INVALID_REGULAR_EXPRESSION",
             ErrorKind::NonEmptyGroup => "NON_EMPTY_GROUP",
             ErrorKind::GroupMaxSizeReached => "GROUP_MAX_SIZE_REACHED",
             ErrorKind::OffsetMetadataTooLarge => "OFFSET_METADATA_TOO_LARGE",

@@ -441,7 +441,7 @@ fn pipelined_requests_are_answered_in_order_beyond_the_in_flight_limit() {
 }
 
 #[test]
-fn idle_connections_are_closed_and_the_connection_limit_holds() {
+fn idle_connections_are_closed_and_a_full_shard_keeps_slots_for_operators() {
     let tmp = tempfile::tempdir().unwrap();
     let broker = Broker::start(
         &tmp.path().join("data"),
@@ -449,21 +449,173 @@ fn idle_connections_are_closed_and_the_connection_limit_holds() {
         &["--idle-timeout-ms", "300", "--max-connections", "2"],
     );
     let mut a = connect(&broker);
+    let (_, error, message) = call(&mut a, &create_frame(1, "t", 1));
+    assert_eq!(error, ErrorCode::NONE, "{message}");
     let mut b = connect(&broker);
-    let (_, error, _) = call(&mut b, &stats_frame(1));
+    let (_, error, _) = call(&mut b, &produce_frame(2, "t", 0, &good_batch()));
     assert_eq!(error, ErrorCode::NONE);
-    // A third connection is closed at once.
-    let mut c = connect(&broker);
-    let _ = c.write_all(&stats_frame(2));
+    // Over the limit: four connections that may look but not write.
+    let mut admin: Vec<TcpStream> = (0..4).map(|_| connect(&broker)).collect();
+    for (i, s) in admin.iter_mut().enumerate() {
+        let (corr, error, _) = call(s, &stats_frame(10 + i as u64));
+        assert_eq!((corr, error), (10 + i as u64, ErrorCode::NONE));
+        let (corr, error, message) = call(s, &produce_frame(20 + i as u64, "t", 0, &good_batch()));
+        assert_eq!((corr, error), (20 + i as u64, ErrorCode::CONNECTION_LIMIT));
+        assert!(message.contains("connection limit"), "{message}");
+    }
+    // Beyond those: the first request is answered with the limit error
+    // (same correlation id), then the connection closes.
+    let mut refused = connect(&broker);
+    let (corr, error, message) = call(&mut refused, &stats_frame(30));
+    assert_eq!(
+        (corr, error),
+        (30, ErrorCode::CONNECTION_LIMIT),
+        "{message}"
+    );
     assert!(
-        read_frame(&mut c).is_none(),
-        "over the limit: closed without an answer"
+        read_frame(&mut refused).is_none(),
+        "closed after the answer"
     );
     // The idle ones are closed by the broker within a bounded time.
     let started = std::time::Instant::now();
     assert!(read_frame(&mut a).is_none());
     assert!(started.elapsed() < Duration::from_secs(9));
     assert!(read_frame(&mut b).is_none());
+    for s in &mut admin {
+        assert!(read_frame(s).is_none());
+    }
     assert!(broker.log().contains("closing idle connection"));
     still_serving(&broker);
+}
+
+/// What a connection over the limit turned out to be.
+#[derive(Debug, PartialEq)]
+enum Place {
+    /// Produce works.
+    Regular,
+    /// Produce refused with CONNECTION_LIMIT, stats answered.
+    AdminOnly,
+    /// The first request got CONNECTION_LIMIT, then the connection closed.
+    Refused,
+}
+
+fn place_of(s: &mut TcpStream, corr: u64) -> Place {
+    let (got, error, message) = call(s, &produce_frame(corr, "t", 0, &good_batch()));
+    assert_eq!(got, corr);
+    match error {
+        ErrorCode::NONE => Place::Regular,
+        ErrorCode::CONNECTION_LIMIT => match read_frame_or_eof(s, &stats_frame(corr + 1)) {
+            Some(ErrorCode::NONE) => Place::AdminOnly,
+            None => Place::Refused,
+            Some(other) => panic!("stats on a connection over the limit: {other:?}"),
+        },
+        other => panic!("produce: {other:?} {message}"),
+    }
+}
+
+/// Sends `frame`; the envelope error of the answer, or `None` when the
+/// connection closed instead.
+fn read_frame_or_eof(s: &mut TcpStream, frame: &[u8]) -> Option<ErrorCode> {
+    if s.write_all(frame).is_err() {
+        return None;
+    }
+    read_frame(s).map(|f| parse_response(&f).unwrap().error())
+}
+
+#[test]
+fn the_connection_limit_is_exact_across_shards_and_refusals_are_logged_sparingly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&tmp.path().join("data"), 2, &["--max-connections", "10"]);
+    let mut first = connect(&broker);
+    let (_, error, message) = call(&mut first, &create_frame(1, "t", 1));
+    assert_eq!(error, ErrorCode::NONE, "{message}");
+    let mut conns = vec![first];
+    let mut places = vec![Place::Regular];
+    // Opened one at a time, each asked before the next opens: the kernel
+    // spreads them over both shards; a shard at its share hands them on.
+    for i in 1..40u64 {
+        let mut s = connect(&broker);
+        places.push(place_of(&mut s, 100 + 10 * i));
+        conns.push(s);
+    }
+    let count = |p: Place| places.iter().filter(|&q| *q == p).count();
+    assert_eq!(count(Place::Regular), 10, "exactly the limit: {places:?}");
+    assert!(
+        places[..10].iter().all(|p| *p == Place::Regular),
+        "the first ten are served: {places:?}"
+    );
+    let admin = count(Place::AdminOnly);
+    assert!(
+        (4..=8).contains(&admin),
+        "4 reserved slots per shard: {places:?}"
+    );
+    assert_eq!(count(Place::Refused), 30 - admin);
+    let lines = broker.log().matches("at the connection limit").count();
+    // One line per shard per 10 s interval (two intervals at most on a
+    // slow machine), not one per refusal.
+    assert!((1..=4).contains(&lines), "{lines} log lines");
+    // Closing connections frees their places.
+    conns.truncate(5);
+    common::wait_until(Duration::from_secs(10), "a freed place", || {
+        let mut s = connect(&broker);
+        place_of(&mut s, 9000) == Place::Regular
+    });
+}
+
+#[test]
+fn half_received_frames_are_bounded_by_the_request_memory_budget() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 128 MiB over 2 shards: each shard holds one 64 MiB frame at a time.
+    let broker = Broker::start(
+        &tmp.path().join("data"),
+        2,
+        &["--request-memory-bytes", "134217728"],
+    );
+    still_serving(&broker);
+    let rss_before = broker.rss_kib();
+    let declared = (64u32 << 20) - 64;
+    let sent = 48usize << 20;
+    let senders: Vec<_> = (0..20)
+        .map(|_| {
+            let mut s = connect(&broker);
+            s.set_write_timeout(Some(Duration::from_millis(1500)))
+                .unwrap();
+            std::thread::spawn(move || {
+                let chunk = vec![0x5au8; 1 << 20];
+                let mut out = declared.to_le_bytes().to_vec();
+                out.extend_from_slice(&chunk[..(1 << 20) - 4]);
+                let mut ok = s.write_all(&out).is_ok();
+                let mut written = 1usize << 20;
+                while ok && written < sent {
+                    ok = s.write_all(&chunk).is_ok();
+                    written += chunk.len();
+                }
+                // Keep the connection (and its half frame) open.
+                s
+            })
+        })
+        .collect();
+    let held: Vec<TcpStream> = senders.into_iter().map(|t| t.join().unwrap()).collect();
+    let peak = broker.peak_rss_kib();
+    eprintln!(
+        "20 connections x 48 MiB of a 64 MiB frame: RSS before {} MiB, peak {} MiB",
+        rss_before / 1024,
+        peak / 1024
+    );
+    // Without the budget every half frame is held: ~960 MiB more.
+    assert!(
+        peak < rss_before + 400 * 1024,
+        "RSS grew from {rss_before} KiB to {peak} KiB"
+    );
+    drop(held);
+    // The half frames are dropped with their connections; memory returns
+    // and the broker serves.
+    common::wait_until(Duration::from_secs(20), "RSS back near its start", || {
+        broker.rss_kib() < rss_before + 40 * 1024
+    });
+    still_serving(&broker);
+    eprintln!(
+        "RSS after the connections closed: {} MiB",
+        broker.rss_kib() / 1024
+    );
 }

@@ -562,3 +562,56 @@ fn config_requests_answer_each_bad_resource_on_its_own_and_change_nothing() {
     assert_eq!(retention_ms(kafka), before, "nothing changed");
     still_serving(kafka);
 }
+
+#[test]
+fn over_the_connection_limit_kafka_clients_may_look_but_not_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = start_with_kafka(&tmp.path().join("data"), 1, &["--max-connections", "1"]);
+    let kafka = broker.kafka.unwrap();
+    let out = std::process::Command::new(common::corelog_bin())
+        .args([
+            "topic",
+            "create",
+            "t",
+            "--partitions",
+            "1",
+            "--broker",
+            &broker.addr.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // The CLI's connection frees its place once the broker sees it close.
+    let produce = produce_request("t", 0, batch(1, 10));
+    let frame = Conn::frame(ApiKey::Produce, 9, 7, &produce);
+    let mut writer = None;
+    common::wait_until(Duration::from_secs(10), "the one regular place", || {
+        let mut c = Conn::open(kafka);
+        c.send_raw(&frame);
+        let mut len = [0u8; 4];
+        if c.0.read_exact(&mut len).is_err() {
+            return false;
+        }
+        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+        c.0.read_exact(&mut body).unwrap();
+        writer = Some(c);
+        true
+    });
+    // Four more: metadata is answered, a produce closes the connection.
+    let mut lookers: Vec<Conn> = (0..4).map(|_| Conn::open(kafka)).collect();
+    for c in &mut lookers {
+        let r: MetadataResponse = c.call(ApiKey::Metadata, 9, &MetadataRequest::default());
+        assert_eq!(r.brokers.len(), 1);
+    }
+    // The sixth connection is closed without an answer.
+    let mut refused = Conn::open(kafka);
+    refused.send_raw(&api_versions_frame());
+    assert!(refused.is_closed());
+    lookers[0].send_raw(&frame);
+    assert!(lookers[0].is_closed(), "a produce on a reserved place");
+    // The writer still writes.
+    let mut writer = writer.unwrap();
+    let r: ProduceResponse = writer.call(ApiKey::Produce, 9, &produce);
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    assert!(broker.log().contains("at the connection limit"));
+}

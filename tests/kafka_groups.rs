@@ -87,6 +87,8 @@ struct Member {
     assigned: Arc<Mutex<Option<Vec<u32>>>>,
     rebalances: Arc<Mutex<u32>>,
     seen: Arc<Mutex<HashSet<String>>>,
+    /// Every partition the member gave up ("revoked" lines).
+    revoked: Arc<Mutex<Vec<u32>>>,
 }
 
 impl Member {
@@ -143,15 +145,19 @@ impl Member {
         let assigned: Arc<Mutex<Option<Vec<u32>>>> = Arc::default();
         let rebalances: Arc<Mutex<u32>> = Arc::default();
         let seen: Arc<Mutex<HashSet<String>>> = Arc::default();
+        let revoked: Arc<Mutex<Vec<u32>>> = Arc::default();
         let stdout = child.stdout.take().unwrap();
         let stderr = child.stderr.take().unwrap();
         {
             let (assigned, rebalances, seen) = (assigned.clone(), rebalances.clone(), seen.clone());
+            let revoked = revoked.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stdout).lines() {
                     let Ok(line) = line else { break };
                     if let Some(v) = line.strip_prefix("rec ") {
                         seen.lock().unwrap().insert(v.to_string());
+                    } else if let Some(list) = line.strip_prefix("revoked ") {
+                        revoked.lock().unwrap().extend(parse_list(list));
                     } else if let Some(list) = line.strip_prefix("assigned ") {
                         *assigned.lock().unwrap() = Some(parse_list(list));
                         *rebalances.lock().unwrap() += 1;
@@ -200,6 +206,7 @@ impl Member {
             assigned,
             rebalances,
             seen,
+            revoked,
         }
     }
 
@@ -347,6 +354,94 @@ fn members_of_three_clients_split_rebalance_and_take_over_a_dead_members_partiti
         .status
         .success()
     );
+}
+
+#[test]
+fn consumer_protocol_members_hand_over_only_the_partitions_that_move() {
+    if !kafka_clients_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = Broker::start(
+        &tmp.path().join("data"),
+        2,
+        &[
+            "--kafka-listen",
+            "127.0.0.1:0",
+            "--group-consumer-heartbeat-interval-ms",
+            "200",
+            "--group-consumer-session-timeout-ms",
+            "3000",
+        ],
+    );
+    let kafka = broker.kafka.unwrap();
+    corelog(&broker, &["topic", "create", "orders", "--partitions", "8"]);
+    let mut all = produce(kafka, "orders", "a", 400);
+
+    let mut first = Member::python("confluent-consumer", kafka, "orders", "kip848", None);
+    let second = Member::python("confluent-consumer", kafka, "orders", "kip848", None);
+    wait_for_split(
+        &[&first, &second],
+        8,
+        "two KIP-848 members split 8 partitions",
+    );
+    wait_for_records(&[&first, &second], &all, "the first 400 records read");
+
+    // A third joins: the others give up only what moves to it, and keep
+    // consuming the rest throughout (never revoked, never re-assigned).
+    let before = [first.assignment().unwrap(), second.assignment().unwrap()];
+    first.revoked.lock().unwrap().clear();
+    second.revoked.lock().unwrap().clear();
+    let third = Member::python("confluent-consumer", kafka, "orders", "kip848", None);
+    wait_for_split(&[&first, &second, &third], 8, "three members after a join");
+    for (m, before) in [&first, &second].into_iter().zip(&before) {
+        let after: BTreeSet<u32> = m.assignment().unwrap().into_iter().collect();
+        let revoked: BTreeSet<u32> = m.revoked.lock().unwrap().iter().copied().collect();
+        let before: BTreeSet<u32> = before.iter().copied().collect();
+        assert!(
+            after.is_subset(&before),
+            "{}: kept {after:?} of {before:?}",
+            m.name
+        );
+        assert_eq!(
+            revoked,
+            before.difference(&after).copied().collect(),
+            "{}: only the partitions that moved were revoked",
+            m.name
+        );
+    }
+    all.extend(produce(kafka, "orders", "b", 400));
+    wait_for_records(&[&first, &second, &third], &all, "records after the join");
+
+    // SIGKILL: after the broker-side session timeout its partitions move,
+    // and the others resume from its committed offsets.
+    first.kill();
+    all.extend(produce(kafka, "orders", "c", 400));
+    wait_for_split(&[&second, &third], 8, "two members after a SIGKILL");
+    wait_for_records(
+        &[&first, &second, &third],
+        &all,
+        "nothing skipped after the SIGKILL",
+    );
+
+    let out = group_ok(&broker, &["describe", "kip848"]);
+    assert!(
+        out.contains("protocol consumer (KIP-848), assignor uniform")
+            && out.contains("2 member(s)"),
+        "{out}"
+    );
+    wait_until(Duration::from_secs(30), "lag 0 on every partition", || {
+        let out = group_ok(&broker, &["describe", "kip848"]);
+        let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("orders ")).collect();
+        rows.len() == 8
+            && rows
+                .iter()
+                .all(|l| l.split_whitespace().nth(4) == Some("0"))
+    });
+    // A classic member is refused with a clear error, not mixed in.
+    let mut raw = Raw::connect(kafka);
+    let r = raw.join("kip848", "", "consumer");
+    assert_eq!(r.error_code, 23, "INCONSISTENT_GROUP_PROTOCOL");
 }
 
 /// A raw Kafka connection for the protocol's error cases.

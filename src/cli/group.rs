@@ -282,7 +282,82 @@ fn describe_group(
     Ok(g)
 }
 
+/// A consumer-protocol (KIP-848) group, or `None` for a classic one.
+fn describe_consumer_group(
+    conn: &mut Conn,
+    group: &str,
+) -> Result<Option<consumer_group_describe_response::DescribedGroup>, String> {
+    let request = ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(s(group))]);
+    let response: ConsumerGroupDescribeResponse =
+        conn.call(ApiKey::ConsumerGroupDescribe, 0, &request)?;
+    let g = response
+        .groups
+        .into_iter()
+        .next()
+        .ok_or("the broker described no group")?;
+    // GROUP_ID_NOT_FOUND: no such group, or a classic one.
+    if g.error_code == 69 {
+        return Ok(None);
+    }
+    check(g.error_code, &format!("describing group {group:?}"))?;
+    Ok(Some(g))
+}
+
 fn describe(conn: &mut Conn, group: &str) -> Result<(), String> {
+    if let Some(g) = describe_consumer_group(conn, group)? {
+        println!(
+            "group {group}: state {}, protocol consumer (KIP-848), assignor {}, group epoch {}, assignment epoch {}, {} member(s)",
+            g.group_state.as_str(),
+            g.assignor_name.as_str(),
+            g.group_epoch,
+            g.assignment_epoch,
+            g.members.len()
+        );
+        let text = |a: &consumer_group_describe_response::Assignment| {
+            let parts: Vec<String> = a
+                .topic_partitions
+                .iter()
+                .map(|tp| format!("{}{:?}", tp.topic_name.0.as_str(), tp.partitions))
+                .collect();
+            if parts.is_empty() {
+                "none".to_string()
+            } else {
+                parts.join(" ")
+            }
+        };
+        let mut owner: BTreeMap<(String, i32), String> = BTreeMap::new();
+        for m in &g.members {
+            let subscribed: Vec<&str> = m
+                .subscribed_topic_names
+                .iter()
+                .map(|t| t.0.as_str())
+                .collect();
+            println!(
+                "  member {} epoch {} client {} host {}{}: subscribed {:?}{}; assigned {}; target {}",
+                m.member_id.as_str(),
+                m.member_epoch,
+                m.client_id.as_str(),
+                m.client_host.as_str(),
+                m.instance_id
+                    .as_ref()
+                    .map(|i| format!(" instance {}", i.as_str()))
+                    .unwrap_or_default(),
+                subscribed,
+                m.subscribed_topic_regex
+                    .as_ref()
+                    .map(|r| format!(" regex {:?}", r.as_str()))
+                    .unwrap_or_default(),
+                text(&m.assignment),
+                text(&m.target_assignment),
+            );
+            for tp in &m.assignment.topic_partitions {
+                for p in &tp.partitions {
+                    owner.insert((tp.topic_name.0.to_string(), *p), m.member_id.to_string());
+                }
+            }
+        }
+        return lag_table(conn, group, owner);
+    }
     let g = describe_group(conn, group)?;
     if g.group_state.as_str() == "Dead" {
         return Err(format!("group {group:?} does not exist"));
@@ -319,6 +394,16 @@ fn describe(conn: &mut Conn, group: &str) -> Result<(), String> {
             }
         }
     }
+    lag_table(conn, group, owner)
+}
+
+/// Each partition the group committed or owns: committed offset, log end,
+/// lag and owner.
+fn lag_table(
+    conn: &mut Conn,
+    group: &str,
+    owner: BTreeMap<(String, i32), String>,
+) -> Result<(), String> {
     let committed = committed(conn, group)?;
     let mut partitions: Vec<(String, i32)> = committed.keys().cloned().collect();
     for k in owner.keys() {

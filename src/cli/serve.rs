@@ -50,9 +50,25 @@ pub struct ServeArgs {
     /// its first byte, in milliseconds (default 30000).
     #[arg(long)]
     frame_timeout_ms: Option<u64>,
-    /// Most connections at once.
+    /// Most connections at once, over all shards and listeners (each
+    /// shard also keeps 4 connections for metadata, stats and admin
+    /// requests only).
     #[arg(long)]
     max_connections: Option<usize>,
+    /// Bytes of requests being received or handled at once, for the whole
+    /// broker (split over shards; each share is at least one largest
+    /// frame); past it the broker stops reading from sockets until memory
+    /// frees [default: 268435456].
+    #[arg(long)]
+    request_memory_bytes: Option<usize>,
+    /// Heartbeat interval of consumer-protocol (KIP-848) group members, in
+    /// milliseconds [default: 5000].
+    #[arg(long)]
+    group_consumer_heartbeat_interval_ms: Option<u64>,
+    /// A consumer-protocol group member silent this long is removed and
+    /// its partitions move, in milliseconds [default: 45000].
+    #[arg(long)]
+    group_consumer_session_timeout_ms: Option<u64>,
     /// Do not pin shards to CPUs.
     #[arg(long)]
     no_pin: bool,
@@ -134,6 +150,15 @@ fn config_from(args: &ServeArgs) -> Result<BrokerConfig, String> {
     }
     if let Some(v) = args.max_connections {
         config.max_connections = v;
+    }
+    if let Some(v) = args.request_memory_bytes {
+        config.request_memory_bytes = v;
+    }
+    if let Some(v) = args.group_consumer_heartbeat_interval_ms {
+        config.group_consumer_heartbeat_interval = std::time::Duration::from_millis(v);
+    }
+    if let Some(v) = args.group_consumer_session_timeout_ms {
+        config.group_consumer_session_timeout = std::time::Duration::from_millis(v);
     }
     if args.no_pin {
         config.pin = false;

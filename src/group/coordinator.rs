@@ -5,10 +5,12 @@
 //! the leader's) are `oneshot` channels completed by the state machine, and
 //! no `RefCell` borrow is held across an await.
 
+use super::consumer::{self, ConsumerGroup, TopicInfo};
 use super::store::{self, Entry, GroupValue, OffsetValue};
 use super::{
-    CommitArgs, Committed, GroupCall, GroupDescription, GroupListing, GroupReply, GroupState,
-    JoinArgs, JoinResult, MemberDescription, OFFSETS_TOPIC, SyncArgs, SyncResult, partition_for,
+    CommitArgs, Committed, ConsumerGroupDescription, ConsumerMemberDescription, GroupCall,
+    GroupDescription, GroupListing, GroupReply, GroupState, JoinArgs, JoinResult,
+    MemberDescription, OFFSETS_TOPIC, SyncArgs, SyncResult, partition_for,
 };
 use crate::constants::{
     GROUP_MAX_SESSION_TIMEOUT_MS, GROUP_MEMBERS_MAX, GROUP_MIN_SESSION_TIMEOUT_MS,
@@ -62,6 +64,10 @@ struct Group {
     /// Ids handed out with MEMBER_ID_REQUIRED, until they join or expire.
     pending: HashMap<String, Instant>,
     offsets: HashMap<(String, i32), Committed>,
+    /// Set while the group is a consumer-protocol (KIP-848) group; the
+    /// classic fields above then stay unused (`state` only tells Empty
+    /// from not, for the offsets' retention).
+    consumer: Option<ConsumerGroup>,
     rebalance_deadline: Option<Instant>,
     /// When the group entered its state (ms since the epoch).
     state_since_ms: i64,
@@ -78,6 +84,7 @@ impl Group {
             members: Vec::new(),
             pending: HashMap::new(),
             offsets: HashMap::new(),
+            consumer: None,
             rebalance_deadline: None,
             state_since_ms: Timestamp::now().0,
         }
@@ -86,6 +93,22 @@ impl Group {
     fn set_state(&mut self, state: GroupState) {
         self.state = state;
         self.state_since_ms = Timestamp::now().0;
+    }
+
+    /// Whether any member, classic or consumer-protocol, is in the group.
+    fn has_members(&self) -> bool {
+        !self.members.is_empty() || self.consumer.as_ref().is_some_and(|c| !c.is_empty())
+    }
+
+    /// Keeps `state` (and with it the time the group became empty, for
+    /// the offsets' retention) in step with a consumer group's membership.
+    fn consumer_changed(&mut self) {
+        let empty = self.consumer.as_ref().is_none_or(ConsumerGroup::is_empty);
+        if empty && self.state != GroupState::Empty {
+            self.set_state(GroupState::Empty);
+        } else if !empty && self.state == GroupState::Empty {
+            self.set_state(GroupState::Stable);
+        }
     }
 
     fn member(&self, id: &str) -> Option<&Member> {
@@ -283,7 +306,10 @@ impl Group {
                     self.maybe_complete_join(false, group);
                 }
             }
-            GroupState::Empty | GroupState::Dead => {}
+            GroupState::Empty
+            | GroupState::Dead
+            | GroupState::Assigning
+            | GroupState::Reconciling => {}
         }
     }
 
@@ -369,8 +395,15 @@ impl Coordinator {
             )),
             GroupCall::Leave(members) => GroupReply::Leave(self.leave(shard, &group, members)),
             GroupCall::Commit(args) => GroupReply::Commit(self.commit(shard, &group, args).await),
-            GroupCall::FetchOffsets(partitions) => {
-                GroupReply::FetchOffsets(Ok(self.fetch_offsets(&group, partitions)))
+            GroupCall::FetchOffsets { partitions, member } => GroupReply::FetchOffsets(
+                self.check_consumer_member(&group, member.as_ref())
+                    .map(|()| self.fetch_offsets(&group, partitions)),
+            ),
+            GroupCall::ConsumerHeartbeat(args) => {
+                GroupReply::ConsumerHeartbeat(self.consumer_heartbeat(shard, &group, args))
+            }
+            GroupCall::ConsumerDescribe => {
+                GroupReply::ConsumerDescribe(self.consumer_describe(shard, &group))
             }
             GroupCall::Describe => GroupReply::Describe(Ok(self.describe(&group))),
             GroupCall::Delete => GroupReply::Delete(self.delete(shard, &group).await),
@@ -413,6 +446,17 @@ impl Coordinator {
                 )));
             }
             let g = groups.entry(group.to_string()).or_insert_with(Group::new);
+            if let Some(cg) = &g.consumer {
+                if !cg.is_empty() {
+                    return Err(plain(BrokerError::new(
+                        ErrorKind::InconsistentGroupProtocol,
+                        format!(
+                            "group {group:?} is a consumer-protocol (KIP-848) group with members; a classic member cannot join it (this broker does not migrate groups between protocols: use group.protocol=consumer, or another group id)"
+                        ),
+                    )));
+                }
+                g.consumer = None;
+            }
             if !g.accepts(&args.protocol_type, &args.protocols) {
                 return Err(plain(BrokerError::new(
                     ErrorKind::InconsistentGroupProtocol,
@@ -492,7 +536,10 @@ impl Coordinator {
                 assignment: relayed(g, assignment),
             };
             match g.state {
-                GroupState::Empty | GroupState::Dead => {
+                GroupState::Empty
+                | GroupState::Dead
+                | GroupState::Assigning
+                | GroupState::Reconciling => {
                     return Err(unknown_member(&args.member_id));
                 }
                 GroupState::PreparingRebalance => return Err(rebalancing()),
@@ -619,9 +666,13 @@ impl Coordinator {
             let simple = args.generation < 0 && args.member_id.is_empty();
             match groups.get_mut(group) {
                 Some(g) if simple => {
-                    if !g.members.is_empty() {
+                    if g.has_members() {
                         return Err(unknown_member(""));
                     }
+                }
+                Some(g) if g.consumer.is_some() => {
+                    let cg = g.consumer.as_ref().expect("checked");
+                    cg.check_member_epoch(&args.member_id, args.generation)?;
                 }
                 None if simple => {
                     if groups.len() >= GROUPS_PER_SHARD_MAX {
@@ -745,6 +796,29 @@ impl Coordinator {
                 members: Vec::new(),
             };
         };
+        if let Some(cg) = &g.consumer {
+            // DescribeGroups shows a consumer group's members with neither
+            // metadata nor assignment (ConsumerGroupDescribe has those).
+            return GroupDescription {
+                group: group.to_string(),
+                state: cg.state(),
+                protocol_type: "consumer".into(),
+                protocol: cg.assignor().name().into(),
+                generation: cg.epoch,
+                members: cg
+                    .members
+                    .values()
+                    .map(|m| MemberDescription {
+                        member_id: m.id.clone(),
+                        instance_id: m.instance_id.clone(),
+                        client_id: m.client_id.clone(),
+                        client_host: m.client_host.clone(),
+                        metadata: Bytes::new(),
+                        assignment: Bytes::new(),
+                    })
+                    .collect(),
+            };
+        }
         let stable = g.state == GroupState::Stable;
         GroupDescription {
             group: group.to_string(),
@@ -789,10 +863,10 @@ impl Coordinator {
                     format!("group {group:?} does not exist"),
                 )
             })?;
-            if !g.members.is_empty() {
+            if g.has_members() {
                 return Err(BrokerError::new(
                     ErrorKind::NonEmptyGroup,
-                    format!("group {group:?} has {} members", g.members.len()),
+                    format!("group {group:?} has members"),
                 ));
             }
             let mut records: Vec<(Bytes, Option<Bytes>)> = g
@@ -823,6 +897,15 @@ impl Coordinator {
                     format!("group {group:?} does not exist"),
                 )
             })?;
+            let consumer_subscribed: Vec<String> = partitions
+                .iter()
+                .map(|(t, _)| t.clone())
+                .filter(|t| {
+                    g.consumer
+                        .as_ref()
+                        .is_some_and(|c| c.members.values().any(|m| m.subscribes_to(t)))
+                })
+                .collect();
             let subscribed: Vec<String> = g
                 .members
                 .iter()
@@ -834,6 +917,7 @@ impl Coordinator {
                         .map(|(_, md)| topics_of_subscription(md))
                         .unwrap_or_default()
                 })
+                .chain(consumer_subscribed)
                 .collect();
             if !g.members.is_empty() && g.protocol_type.as_deref() != Some("consumer") {
                 return Err(BrokerError::new(
@@ -871,15 +955,155 @@ impl Coordinator {
         Ok(results)
     }
 
+    fn consumer_heartbeat(
+        &self,
+        shard: &Rc<Shard>,
+        group: &str,
+        args: consumer::HeartbeatArgs,
+    ) -> Result<consumer::HeartbeatResult, BrokerError> {
+        let topics = topic_infos(shard);
+        let settings = consumer::Settings {
+            heartbeat_interval: shard.config.group_consumer_heartbeat_interval,
+            session_timeout: shard.config.group_consumer_session_timeout,
+            max_members: GROUP_MEMBERS_MAX,
+        };
+        let mut groups = self.groups.borrow_mut();
+        if !groups.contains_key(group) {
+            if args.member_epoch != 0 {
+                return Err(BrokerError::new(
+                    ErrorKind::UnknownMemberId,
+                    format!(
+                        "group {group:?} has no member {:?}; rejoin with epoch 0",
+                        args.member_id
+                    ),
+                ));
+            }
+            if groups.len() >= GROUPS_PER_SHARD_MAX {
+                return Err(BrokerError::new(
+                    ErrorKind::CoordinatorNotAvailable,
+                    format!("this coordinator already holds {GROUPS_PER_SHARD_MAX} groups"),
+                ));
+            }
+        }
+        let g = groups.entry(group.to_string()).or_insert_with(Group::new);
+        if g.consumer.is_none() {
+            if !g.members.is_empty() {
+                return Err(BrokerError::new(
+                    ErrorKind::InconsistentGroupProtocol,
+                    format!(
+                        "group {group:?} is a classic group with members; a consumer-protocol (KIP-848) member cannot join it (this broker does not migrate groups between protocols: use group.protocol=classic, or another group id)"
+                    ),
+                ));
+            }
+            g.consumer = Some(ConsumerGroup::new());
+        }
+        let cg = g.consumer.as_mut().expect("set above");
+        let before = (cg.epoch, cg.members.len());
+        let result = cg.heartbeat(args, &topics, &settings, Instant::now());
+        if (cg.epoch, cg.members.len()) != before {
+            tracing::info!(
+                group,
+                epoch = cg.epoch,
+                members = cg.members.len(),
+                assignor = cg.assignor().name(),
+                "consumer group has a new epoch"
+            );
+        }
+        g.consumer_changed();
+        result
+    }
+
+    fn consumer_describe(
+        &self,
+        shard: &Rc<Shard>,
+        group: &str,
+    ) -> Result<ConsumerGroupDescription, BrokerError> {
+        let groups = self.groups.borrow();
+        let cg = match groups.get(group) {
+            None => {
+                return Err(BrokerError::new(
+                    ErrorKind::GroupIdNotFound,
+                    format!("group {group:?} does not exist"),
+                ));
+            }
+            Some(g) => g.consumer.as_ref().ok_or_else(|| {
+                BrokerError::new(
+                    ErrorKind::GroupIdNotFound,
+                    format!("group {group:?} is not a consumer-protocol group (describe it with DescribeGroups)"),
+                )
+            })?,
+        };
+        let _ = shard;
+        let wire = |a: &consumer::Assignment| -> Vec<(consumer::TopicUuid, Vec<i32>)> {
+            a.iter()
+                .map(|(t, ps)| (*t, ps.iter().copied().collect()))
+                .collect()
+        };
+        Ok(ConsumerGroupDescription {
+            group: group.to_string(),
+            state: cg.state(),
+            group_epoch: cg.epoch,
+            assignment_epoch: cg.assignment_epoch,
+            assignor: cg.assignor().name(),
+            members: cg
+                .members
+                .values()
+                .map(|m| ConsumerMemberDescription {
+                    member_id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    rack_id: m.rack_id.clone(),
+                    member_epoch: m.epoch,
+                    state: m.state.name(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    subscribed_topic_names: m.subscribed_names.clone(),
+                    subscribed_topic_regex: m.subscribed_regex.clone(),
+                    assignment: wire(&m.assigned),
+                    target_assignment: cg.target.get(&m.id).map(wire).unwrap_or_default(),
+                })
+                .collect(),
+        })
+    }
+
+    /// OffsetFetch v9 names the consumer-protocol member asking: it must be
+    /// in the group at that epoch. Classic groups and anonymous fetches
+    /// (no member, or epoch -1) are not checked.
+    fn check_consumer_member(
+        &self,
+        group: &str,
+        member: Option<&(String, i32)>,
+    ) -> Result<(), BrokerError> {
+        let Some((id, epoch)) = member else {
+            return Ok(());
+        };
+        if *epoch < 0 {
+            return Ok(());
+        }
+        let groups = self.groups.borrow();
+        match groups.get(group).and_then(|g| g.consumer.as_ref()) {
+            Some(cg) => cg.check_member_epoch(id, *epoch),
+            None => Ok(()),
+        }
+    }
+
     /// Every group of this shard.
     pub fn list(&self) -> Vec<GroupListing> {
         self.groups
             .borrow()
             .iter()
-            .map(|(name, g)| GroupListing {
-                group: name.clone(),
-                protocol_type: g.protocol_type.clone().unwrap_or_default(),
-                state: g.state,
+            .map(|(name, g)| match &g.consumer {
+                Some(cg) => GroupListing {
+                    group: name.clone(),
+                    protocol_type: "consumer".into(),
+                    state: cg.state(),
+                    group_type: "consumer",
+                },
+                None => GroupListing {
+                    group: name.clone(),
+                    protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                    state: g.state,
+                    group_type: "classic",
+                },
             })
             .collect()
     }
@@ -889,10 +1113,25 @@ impl Coordinator {
     pub async fn tick(&self, shard: &Rc<Shard>) {
         let now = Instant::now();
         let mut expired_groups = Vec::new();
+        // The topic list is built only when a consumer-protocol member
+        // expired (its partitions are then reassigned), not on every tick.
+        let mut topics: Option<Vec<TopicInfo>> = None;
         {
             let mut groups = self.groups.borrow_mut();
             let wall = Timestamp::now().0;
             for (name, g) in groups.iter_mut() {
+                if let Some(cg) = &mut g.consumer {
+                    let expired = cg.expired(now);
+                    if !expired.is_empty() && topics.is_none() {
+                        topics = Some(topic_infos(shard));
+                    }
+                    let topics = topics.as_deref().unwrap_or_default();
+                    for (id, why) in expired {
+                        tracing::info!(group = %name, member = %id, reason = why, "removing a consumer group member");
+                        cg.remove(&id, why, topics);
+                    }
+                    g.consumer_changed();
+                }
                 g.pending.retain(|_, d| *d > now);
                 let timed_out: Vec<String> = g
                     .members
@@ -911,7 +1150,7 @@ impl Coordinator {
                     persist_soon(shard, name, g);
                 }
                 if g.state == GroupState::Empty
-                    && g.members.is_empty()
+                    && !g.has_members()
                     && wall.saturating_sub(g.state_since_ms) > OFFSETS_RETENTION_MS as i64
                 {
                     expired_groups.push(name.clone());
@@ -1254,4 +1493,20 @@ fn persist_soon(shard: &Rc<Shard>, group: &str, g: &Group) {
         }
     })
     .detach();
+}
+
+/// The topics a consumer-protocol subscription may name (internal topics
+/// never match).
+fn topic_infos(shard: &Shard) -> Vec<TopicInfo> {
+    shard
+        .snapshot()
+        .topics
+        .values()
+        .filter(|t| !super::is_internal(&t.name))
+        .map(|t| TopicInfo {
+            name: t.name.to_string(),
+            id: t.uuid,
+            partitions: t.partitions,
+        })
+        .collect()
 }

@@ -20,6 +20,7 @@
 //!   UNKNOWN_MEMBER_ID at their next heartbeat and rejoin, keeping their
 //!   committed offsets.
 
+pub mod consumer;
 mod coordinator;
 pub mod store;
 
@@ -55,6 +56,10 @@ pub enum GroupState {
     CompletingRebalance,
     Stable,
     Dead,
+    /// Consumer-protocol groups: a new target assignment is being computed.
+    Assigning,
+    /// Consumer-protocol groups: members are moving to the target.
+    Reconciling,
 }
 
 impl GroupState {
@@ -65,6 +70,8 @@ impl GroupState {
             GroupState::CompletingRebalance => "CompletingRebalance",
             GroupState::Stable => "Stable",
             GroupState::Dead => "Dead",
+            GroupState::Assigning => "Assigning",
+            GroupState::Reconciling => "Reconciling",
         }
     }
 }
@@ -173,6 +180,35 @@ pub struct GroupListing {
     pub group: String,
     pub protocol_type: String,
     pub state: GroupState,
+    /// `classic` or `consumer` (Kafka's group types).
+    pub group_type: &'static str,
+}
+
+/// A consumer-protocol member, as ConsumerGroupDescribe shows it.
+#[derive(Clone, Debug)]
+pub struct ConsumerMemberDescription {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub member_epoch: i32,
+    pub state: &'static str,
+    pub client_id: String,
+    pub client_host: String,
+    pub subscribed_topic_names: Vec<String>,
+    pub subscribed_topic_regex: Option<String>,
+    pub assignment: Vec<(consumer::TopicUuid, Vec<i32>)>,
+    pub target_assignment: Vec<(consumer::TopicUuid, Vec<i32>)>,
+}
+
+/// A consumer-protocol group, as ConsumerGroupDescribe shows it.
+#[derive(Clone, Debug)]
+pub struct ConsumerGroupDescription {
+    pub group: String,
+    pub state: GroupState,
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub assignor: &'static str,
+    pub members: Vec<ConsumerMemberDescription>,
 }
 
 /// One group operation, run on the group's coordinator shard.
@@ -188,8 +224,16 @@ pub enum GroupCall {
     /// Members leaving: (member id, instance id).
     Leave(Vec<(String, Option<String>)>),
     Commit(CommitArgs),
-    /// Committed offsets of the given partitions, or all (`None`).
-    FetchOffsets(Option<Vec<(String, i32)>>),
+    /// Committed offsets of the given partitions, or all (`None`); with a
+    /// consumer-protocol member's id and epoch, checked first (OffsetFetch
+    /// v9).
+    FetchOffsets {
+        partitions: Option<Vec<(String, i32)>>,
+        member: Option<(String, i32)>,
+    },
+    /// A consumer-protocol (KIP-848) heartbeat: join, stay, leave.
+    ConsumerHeartbeat(consumer::HeartbeatArgs),
+    ConsumerDescribe,
     Describe,
     Delete,
     DeleteOffsets(Vec<(String, i32)>),
@@ -205,6 +249,8 @@ pub enum GroupReply {
     Commit(Result<Vec<Result<(), BrokerError>>, BrokerError>),
     FetchOffsets(Result<Vec<(String, i32, Option<Committed>)>, BrokerError>),
     Describe(Result<GroupDescription, BrokerError>),
+    ConsumerHeartbeat(Result<consumer::HeartbeatResult, BrokerError>),
+    ConsumerDescribe(Result<ConsumerGroupDescription, BrokerError>),
     Delete(Result<(), BrokerError>),
     DeleteOffsets(Result<Vec<Result<(), BrokerError>>, BrokerError>),
 }
@@ -364,7 +410,9 @@ impl GroupReply {
                 GroupReply::Leave(members.iter().map(|_| Err(e.clone())).collect())
             }
             GroupCall::Commit(_) => GroupReply::Commit(Err(e)),
-            GroupCall::FetchOffsets(_) => GroupReply::FetchOffsets(Err(e)),
+            GroupCall::FetchOffsets { .. } => GroupReply::FetchOffsets(Err(e)),
+            GroupCall::ConsumerHeartbeat(_) => GroupReply::ConsumerHeartbeat(Err(e)),
+            GroupCall::ConsumerDescribe => GroupReply::ConsumerDescribe(Err(e)),
             GroupCall::Describe => GroupReply::Describe(Err(e)),
             GroupCall::Delete => GroupReply::Delete(Err(e)),
             GroupCall::DeleteOffsets(_) => GroupReply::DeleteOffsets(Err(e)),

@@ -97,7 +97,7 @@ pub const ENUM_MIN_ERROR_CODE: u16 = 0;
 pub const ENUM_MAX_ERROR_CODE: u16 = 63;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 29] = [
+pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 30] = [
   ErrorCode::NONE,
   ErrorCode::UNKNOWN_SERVER_ERROR,
   ErrorCode::INVALID_REQUEST,
@@ -107,6 +107,7 @@ pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 29] = [
   ErrorCode::SHUTTING_DOWN,
   ErrorCode::REQUEST_TIMED_OUT,
   ErrorCode::INVALID_ARGUMENT,
+  ErrorCode::CONNECTION_LIMIT,
   ErrorCode::UNKNOWN_TOPIC,
   ErrorCode::UNKNOWN_PARTITION,
   ErrorCode::TOPIC_ALREADY_EXISTS,
@@ -154,6 +155,11 @@ impl ErrorCode {
   pub const REQUEST_TIMED_OUT: Self = Self(7);
   /// An argument is outside its valid range (acks, max bytes, …).
   pub const INVALID_ARGUMENT: Self = Self(8);
+  /// The broker is at its connection limit: this connection is refused
+  /// (it closes after the answer), or it is one of the few kept for
+  /// metadata, stats and administration and the request is none of those.
+  /// Retriable.
+  pub const CONNECTION_LIMIT: Self = Self(9);
   /// No topic with this name.
   pub const UNKNOWN_TOPIC: Self = Self(20);
   /// The topic has no partition with this number.
@@ -213,6 +219,7 @@ impl ErrorCode {
     Self::SHUTTING_DOWN,
     Self::REQUEST_TIMED_OUT,
     Self::INVALID_ARGUMENT,
+    Self::CONNECTION_LIMIT,
     Self::UNKNOWN_TOPIC,
     Self::UNKNOWN_PARTITION,
     Self::TOPIC_ALREADY_EXISTS,
@@ -246,6 +253,7 @@ impl ErrorCode {
       Self::SHUTTING_DOWN => Some("SHUTTING_DOWN"),
       Self::REQUEST_TIMED_OUT => Some("REQUEST_TIMED_OUT"),
       Self::INVALID_ARGUMENT => Some("INVALID_ARGUMENT"),
+      Self::CONNECTION_LIMIT => Some("CONNECTION_LIMIT"),
       Self::UNKNOWN_TOPIC => Some("UNKNOWN_TOPIC"),
       Self::UNKNOWN_PARTITION => Some("UNKNOWN_PARTITION"),
       Self::TOPIC_ALREADY_EXISTS => Some("TOPIC_ALREADY_EXISTS"),

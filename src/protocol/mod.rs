@@ -61,6 +61,14 @@ impl Outgoing {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The pieces to write, in order.
+    pub fn parts(&self) -> &[Bytes] {
+        match self {
+            Outgoing::One(b) => std::slice::from_ref(b),
+            Outgoing::Parts(parts) => parts,
+        }
+    }
 }
 
 /// What the server does with one frame.
@@ -84,11 +92,11 @@ pub trait Protocol: 'static {
     /// Per-connection state (e.g. what the client said about itself).
     type Session: Default + 'static;
 
-    /// The state of a new connection from `peer`.
-    fn session(peer: Option<std::net::SocketAddr>) -> Self::Session {
-        let _ = peer;
-        Self::Session::default()
-    }
+    /// The state of a new connection from `peer`. `admin_only`: the
+    /// connection holds one of the slots a shard keeps beyond its
+    /// connection limit, and may only send metadata, stats and admin
+    /// requests (an operator can always look).
+    fn session(peer: Option<std::net::SocketAddr>, admin_only: bool) -> Self::Session;
 
     /// Decides what a frame (length prefix included) becomes. Called in
     /// arrival order on the connection's reader task; must not block.
@@ -97,6 +105,19 @@ pub trait Protocol: 'static {
     /// The answer (if any) to a frame longer than the limit; the
     /// connection closes after it.
     fn frame_too_large(declared: u64, max: usize) -> Option<Outgoing>;
+
+    /// Which listener kind this is (for connections handed between shards).
+    const KIND: crate::shard::ListenerKind;
+
+    /// The answer to the first request of a connection refused at the
+    /// connection limit (`None`: the protocol has none; the connection just
+    /// closes). The server reads that request only when this is
+    /// implemented, bounded in size and time.
+    const ANSWERS_REFUSALS: bool = false;
+    fn refusal(frame: &[u8]) -> Option<Outgoing> {
+        let _ = frame;
+        None
+    }
 }
 
 /// Splits `frame` into the pieces at `spans` (`(start, len)` into the
@@ -172,6 +193,12 @@ pub trait FrameSource {
     /// Appends up to `max` bytes to `buf` (reserving room as needed);
     /// returns how many, 0 at end of stream.
     async fn read_into(&mut self, buf: &mut BytesMut, max: usize) -> io::Result<usize>;
+}
+
+impl<T: FrameSource> FrameSource for &mut T {
+    async fn read_into(&mut self, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
+        (**self).read_into(buf, max).await
+    }
 }
 
 /// A glommio socket receives straight into the buffer's spare capacity:
@@ -286,6 +313,17 @@ impl<S: FrameSource> FrameReader<S> {
     /// stay for verification), or `None` at a clean end of stream between
     /// frames.
     pub async fn next_frame(&mut self) -> Result<Option<BytesMut>, FrameError> {
+        match self.next_header().await? {
+            Some(total) => self.frame_body(total).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads the next frame's length prefix and returns the frame's whole
+    /// size (prefix included), or `None` at a clean end of stream between
+    /// frames. Nothing is allocated for the frame yet: the caller may
+    /// reserve memory for it before [`FrameReader::frame_body`] reads it.
+    pub async fn next_header(&mut self) -> Result<Option<usize>, FrameError> {
         while self.buf.len() < FRAME_HEADER_BYTES {
             let n = self
                 .source
@@ -313,8 +351,15 @@ impl<S: FrameSource> FrameReader<S> {
                 max: self.max_bytes,
             });
         }
-        let len = declared as usize;
-        let total = FRAME_HEADER_BYTES + len;
+        Ok(Some(FRAME_HEADER_BYTES + declared as usize))
+    }
+
+    /// Reads the rest of the frame whose header [`FrameReader::next_header`]
+    /// returned (`total` bytes, prefix included).
+    pub async fn frame_body(&mut self, total: usize) -> Result<BytesMut, FrameError> {
+        debug_assert!(
+            self.buf.len() >= FRAME_HEADER_BYTES && total <= FRAME_HEADER_BYTES + self.max_bytes
+        );
         if self.buf.len() < total && self.buf.capacity() < total {
             // Big frame: read the rest straight into a buffer of its size.
             let mut own = BytesMut::with_capacity(total);
@@ -332,7 +377,7 @@ impl<S: FrameSource> FrameReader<S> {
                     return Err(FrameError::Truncated { missing });
                 }
             }
-            return Ok(Some(own));
+            return Ok(own);
         }
         while self.buf.len() < total {
             let missing = total - self.buf.len();
@@ -346,7 +391,7 @@ impl<S: FrameSource> FrameReader<S> {
                 return Err(FrameError::Truncated { missing });
             }
         }
-        Ok(Some(self.buf.split_to(total)))
+        Ok(self.buf.split_to(total))
     }
 }
 

@@ -1,22 +1,33 @@
 //! One connection, for any [`Protocol`]: frames in, responses out in
 //! request order (see the module docs of `server`).
 
-use crate::protocol::{Dispatch, FrameError, FrameReader, Outgoing, Protocol};
+use super::admission::{RequestMemory, Slot};
+use crate::protocol::{Dispatch, FrameError, FrameReader, FrameSource, Outgoing, Protocol};
 use crate::shard::{Counters, Shard};
+use bytes::BytesMut;
 use futures::future::Either;
 use futures::io::AsyncWriteExt;
 use glommio::net::TcpStream;
+use glommio::sync::StaticPermit;
 use glommio::task::JoinHandle;
 use std::rc::Rc;
+use std::time::Instant;
 
 /// Serves a connection until the client closes it, it idles out, a frame
-/// ends it, or the broker shuts down.
-pub async fn serve<P: Protocol>(shard: Rc<Shard>, stream: TcpStream) {
+/// ends it, or the broker shuts down. `slot` is the connection's place under
+/// the connection limit (freed when this returns); `memory` the shard's
+/// budget of request bytes.
+pub async fn serve<P: Protocol>(
+    shard: Rc<Shard>,
+    stream: TcpStream,
+    slot: Slot,
+    memory: RequestMemory,
+) {
     let peer = stream.peer_addr().ok();
     let _ = stream.set_nodelay(true);
     let counters = &shard.counters;
     counters.connections.set(counters.connections.get() + 1);
-    tracing::debug!(shard = %shard.id, ?peer, protocol = P::NAME, "connection opened");
+    tracing::debug!(shard = %shard.id, ?peer, protocol = P::NAME, admin_only = slot.admin_only(), "connection opened");
     let (reader, writer) = match crate::protocol::split_stream(stream) {
         Ok(halves) => halves,
         Err(e) => {
@@ -30,7 +41,7 @@ pub async fn serve<P: Protocol>(shard: Rc<Shard>, stream: TcpStream) {
     >(shard.config.max_inflight_per_connection);
     let writer_task = glommio::spawn_local(write_responses(shard.clone(), writer, responses));
     let mut frames = FrameReader::with_prefix(reader, shard.config.max_frame_bytes, P::PREFIX);
-    let session = Rc::new(P::session(peer));
+    let session = Rc::new(P::session(peer, slot.admin_only()));
     loop {
         // The wait for a frame's first byte is timed by the idle timeout;
         // the frame itself must then arrive within the frame timeout.
@@ -53,29 +64,33 @@ pub async fn serve<P: Protocol>(shard: Rc<Shard>, stream: TcpStream) {
         let next = match started {
             None => None,
             Some(Err(e)) => Some(Err(e)),
-            Some(Ok(())) => {
-                let frame = frames.next_frame();
-                let slow = glommio::timer::sleep(shard.config.frame_timeout);
-                let stop = shard.shutdown.wait();
-                futures::pin_mut!(frame, slow, stop);
-                match futures::future::select(frame, futures::future::select(slow, stop)).await {
-                    Either::Left((frame, _)) => Some(frame),
-                    Either::Right((Either::Left(_), _)) => {
-                        Counters::add(&counters.errors, 1);
-                        tracing::info!(shard = %shard.id, ?peer, protocol = P::NAME, frame_timeout_ms = shard.config.frame_timeout.as_millis() as u64, "closing a connection whose frame did not arrive in time");
-                        None
-                    }
-                    Either::Right((Either::Right(_), _)) => None,
+            Some(Ok(())) => match receive(&shard, &mut frames, &memory).await {
+                Ok(received) => Some(received),
+                Err(Stop::TimedOut) => {
+                    Counters::add(&counters.errors, 1);
+                    tracing::info!(shard = %shard.id, ?peer, protocol = P::NAME, frame_timeout_ms = shard.config.frame_timeout.as_millis() as u64, "closing a connection whose frame did not arrive in time");
+                    None
                 }
-            }
+                Err(Stop::Shutdown) => None,
+            },
         };
         let Some(frame) = next else { break };
         let (handle, close) = match frame {
-            Ok(Some(frame)) => {
+            Ok(Some((frame, permit))) => {
                 Counters::add(&counters.requests, 1);
                 Counters::add(&counters.bytes_in, frame.len() as u64);
                 match P::dispatch(&shard, &session, frame) {
-                    Dispatch::Handle(work) => (glommio::spawn_local(work).detach(), false),
+                    // The frame's memory stays reserved until its handler
+                    // has answered.
+                    Dispatch::Handle(work) => (
+                        glommio::spawn_local(async move {
+                            let out = work.await;
+                            drop(permit);
+                            out
+                        })
+                        .detach(),
+                        false,
+                    ),
                     Dispatch::Reply(out) => (ready(Some(out)), false),
                     Dispatch::Close(out) => (ready(out), true),
                 }
@@ -98,7 +113,70 @@ pub async fn serve<P: Protocol>(shard: Rc<Shard>, stream: TcpStream) {
     drop(queue);
     writer_task.await;
     counters.connections.set(counters.connections.get() - 1);
+    drop(slot);
     tracing::debug!(shard = %shard.id, ?peer, protocol = P::NAME, "connection closed");
+}
+
+/// Why receiving a frame stopped early.
+enum Stop {
+    /// The frame did not arrive within the frame timeout.
+    TimedOut,
+    Shutdown,
+}
+
+/// Receives the frame whose first bytes are buffered: reads its length,
+/// reserves its size from the shard's request memory (waiting, not reading,
+/// while the budget is spent), then reads the rest. The frame timeout runs
+/// from the first byte; time spent waiting for memory does not count
+/// against the client.
+async fn receive<S: FrameSource>(
+    shard: &Shard,
+    frames: &mut FrameReader<S>,
+    memory: &RequestMemory,
+) -> Result<Result<Option<(BytesMut, StaticPermit)>, FrameError>, Stop> {
+    let mut deadline = Instant::now() + shard.config.frame_timeout;
+    let total = match bounded(shard, Some(deadline), frames.next_header()).await? {
+        Ok(Some(total)) => total,
+        Ok(None) => return Ok(Ok(None)),
+        Err(e) => return Ok(Err(e)),
+    };
+    let asked = Instant::now();
+    let permit = match memory.try_acquire_static_permit(total as u64) {
+        Ok(permit) => permit,
+        Err(_) => {
+            tracing::debug!(shard = %shard.id, bytes = total, available = memory.available(), "request memory spent; waiting before reading a frame");
+            bounded(shard, None, memory.acquire_static_permit(total as u64))
+                .await?
+                .map_err(|_| Stop::Shutdown)?
+        }
+    };
+    deadline += asked.elapsed();
+    match bounded(shard, Some(deadline), frames.frame_body(total)).await? {
+        Ok(frame) => Ok(Ok(Some((frame, permit)))),
+        Err(e) => Ok(Err(e)),
+    }
+}
+
+/// Runs `work` until it completes, the deadline passes, or the broker shuts
+/// down.
+async fn bounded<T>(
+    shard: &Shard,
+    deadline: Option<Instant>,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T, Stop> {
+    let slow = async {
+        match deadline {
+            Some(at) => glommio::timer::sleep(at.saturating_duration_since(Instant::now())).await,
+            None => futures::future::pending().await,
+        }
+    };
+    let stop = shard.shutdown.wait();
+    futures::pin_mut!(work, slow, stop);
+    match futures::future::select(work, futures::future::select(slow, stop)).await {
+        Either::Left((done, _)) => Ok(done),
+        Either::Right((Either::Left(_), _)) => Err(Stop::TimedOut),
+        Either::Right((Either::Right(_), _)) => Err(Stop::Shutdown),
+    }
 }
 
 /// Writes each handler's response as it completes, in request order.
@@ -111,19 +189,13 @@ async fn write_responses(
         let Some(Some(out)) = handle.await else {
             continue;
         };
-        let written = match &out {
-            Outgoing::One(bytes) => writer.write_all(bytes).await,
-            Outgoing::Parts(parts) => {
-                let mut result = Ok(());
-                for part in parts {
-                    result = writer.write_all(part).await;
-                    if result.is_err() {
-                        break;
-                    }
-                }
-                result
+        let mut written = Ok(());
+        for part in out.parts() {
+            written = writer.write_all(part).await;
+            if written.is_err() {
+                break;
             }
-        };
+        }
         if let Err(e) = written {
             tracing::debug!(shard = %shard.id, error = %e, "writing a response failed; closing");
             break;

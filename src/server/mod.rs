@@ -22,17 +22,23 @@
 //! error response where the protocol has one). Nothing a client sends can
 //! panic the shard.
 
+mod admission;
 mod connection;
 
 use crate::config::BrokerConfig;
-use crate::constants::SHUTDOWN_DRAIN_MS_MAX;
-use crate::protocol::Protocol;
+use crate::constants::{REFUSAL_ANSWER_MS_MAX, REFUSALS_ANSWERED_MAX, SHUTDOWN_DRAIN_MS_MAX};
 use crate::protocol::kafka::Kafka;
 use crate::protocol::native::Native;
+use crate::protocol::{FrameReader, Protocol};
 pub use crate::shard::BrokerHandle;
-use crate::shard::{Listeners, Shard};
+use crate::shard::{Counters, ListenerKind, Listeners, Shard, ShardMsg};
+use crate::types::ShardId;
+use admission::{Admission, RequestMemory, Slots};
+use futures::AsyncWriteExt;
 use futures::future::Either;
-use glommio::net::TcpListener;
+use glommio::net::{TcpListener, TcpStream};
+use std::cell::Cell;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,22 +55,37 @@ pub fn start(config: BrokerConfig) -> Result<BrokerHandle, String> {
 /// Accepts and serves connections until shutdown, then waits (bounded) for
 /// open connections to finish their in-flight requests.
 pub async fn serve(shard: Rc<Shard>, listeners: Listeners) {
-    let gate = Rc::new(glommio::sync::Gate::new());
+    let server = Rc::new(Server {
+        shard: shard.clone(),
+        gate: glommio::sync::Gate::new(),
+        slots: Slots::new(&shard),
+        memory: admission::request_memory(shard.config.request_memory_per_shard()),
+        answering: Cell::new(0),
+    });
+    {
+        let server = server.clone();
+        shard.set_adopt(Some(Rc::new(move |socket, kind| {
+            server.adopt(socket, kind)
+        })));
+    }
     let mut tasks = vec![
-        accept::<Native>(&shard, &gate, listeners.shared, "shared"),
-        accept::<Native>(&shard, &gate, listeners.own, "own"),
+        accept::<Native>(&server, listeners.shared, "shared"),
+        accept::<Native>(&server, listeners.own, "own"),
     ];
     if let Some(kafka) = listeners.kafka {
-        tasks.push(accept::<Kafka>(&shard, &gate, kafka, "kafka"));
+        tasks.push(accept::<Kafka>(&server, kafka, "kafka"));
     }
     if let Some(kafka_own) = listeners.kafka_own {
-        tasks.push(accept::<Kafka>(&shard, &gate, kafka_own, "kafka-own"));
+        tasks.push(accept::<Kafka>(&server, kafka_own, "kafka-own"));
     }
     for task in tasks {
         task.await;
     }
+    shard.set_adopt(None);
     let drained = glommio::timer::timeout(Duration::from_millis(SHUTDOWN_DRAIN_MS_MAX), async {
-        gate.close()
+        server
+            .gate
+            .close()
             .await
             .map_err(|_| glommio::GlommioError::<()>::IoError(std::io::Error::other("gate")))
     })
@@ -74,21 +95,120 @@ pub async fn serve(shard: Rc<Shard>, listeners: Listeners) {
     }
 }
 
-/// The accept loop of one listener: each connection runs in the gate, so
-/// shutdown can wait for it.
+/// One shard's server: its connections run in the gate (so shutdown can
+/// wait for them), admitted by its slots, reading frames within its request
+/// memory.
+struct Server {
+    shard: Rc<Shard>,
+    gate: glommio::sync::Gate,
+    slots: Rc<Slots>,
+    memory: RequestMemory,
+    /// Refused connections being answered (bounded).
+    answering: Cell<u32>,
+}
+
+impl Server {
+    /// Admits, hands over or refuses a connection. `handed`: another shard
+    /// already handed it here.
+    fn admit<P: Protocol>(self: &Rc<Self>, stream: TcpStream, handed: bool) {
+        match self.slots.admit(!handed) {
+            Admission::Serve(slot) => {
+                let (shard, memory) = (self.shard.clone(), self.memory.clone());
+                // Detach: dropping a glommio Task cancels it.
+                if let Ok(task) = self
+                    .gate
+                    .spawn(async move { connection::serve::<P>(shard, stream, slot, memory).await })
+                {
+                    task.detach();
+                }
+            }
+            Admission::HandOff(to) => self.hand_off(stream, P::KIND, to),
+            Admission::Refuse => self.refuse::<P>(stream),
+        }
+    }
+
+    /// A connection another shard handed over.
+    fn adopt(self: &Rc<Self>, socket: OwnedFd, kind: ListenerKind) {
+        // SAFETY: the descriptor is a connected TCP socket this process owns
+        // (dup'ed by the shard that accepted it); ownership moves here.
+        let stream = unsafe { TcpStream::from_raw_fd(socket.into_raw_fd()) };
+        match kind {
+            ListenerKind::Native => self.admit::<Native>(stream, true),
+            ListenerKind::Kafka => self.admit::<Kafka>(stream, true),
+        }
+    }
+
+    /// Sends the connection to shard `to`, which has room in its share.
+    fn hand_off(self: &Rc<Self>, stream: TcpStream, kind: ListenerKind, to: usize) {
+        // SAFETY: dup(2) of a descriptor we own; the result is checked and
+        // then owned by the OwnedFd.
+        let fd = unsafe { libc::dup(stream.as_raw_fd()) };
+        drop(stream);
+        if fd < 0 {
+            tracing::warn!(shard = %self.shard.id, error = %std::io::Error::last_os_error(), "cannot hand a connection to another shard; closing it");
+            return;
+        }
+        // SAFETY: `fd` is a fresh descriptor nobody else owns.
+        let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+        let shard = self.shard.clone();
+        glommio::spawn_local(async move {
+            let msg = ShardMsg::Adopt { socket, kind };
+            // A failed send (shutdown) drops the message and closes the
+            // socket.
+            let _ = shard.send_to(ShardId(to as u32), msg).await;
+        })
+        .detach();
+    }
+
+    /// Over the limit with no reserved slot free: answer the first request
+    /// with the limit error where the protocol has one (a bounded number at
+    /// a time, each bounded in size and time), then close.
+    fn refuse<P: Protocol>(self: &Rc<Self>, stream: TcpStream) {
+        Counters::add(&self.shard.counters.errors, 1);
+        if !P::ANSWERS_REFUSALS || self.answering.get() >= REFUSALS_ANSWERED_MAX {
+            return;
+        }
+        self.answering.set(self.answering.get() + 1);
+        let server = self.clone();
+        glommio::spawn_local(async move {
+            let answer = async {
+                let mut stream = stream;
+                let mut frames =
+                    FrameReader::with_prefix(&mut stream, REFUSAL_FRAME_BYTES_MAX, P::PREFIX);
+                let frame = frames.next_frame().await.ok().flatten();
+                drop(frames);
+                if let Some(out) = frame.and_then(|f| P::refusal(&f)) {
+                    for part in out.parts() {
+                        if stream.write_all(part).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                let _ = stream.close().await;
+            };
+            let _ = glommio::timer::timeout(Duration::from_millis(REFUSAL_ANSWER_MS_MAX), async {
+                answer.await;
+                Ok(())
+            })
+            .await;
+            server.answering.set(server.answering.get() - 1);
+        })
+        .detach();
+    }
+}
+
+/// Largest first request read from a refused connection.
+const REFUSAL_FRAME_BYTES_MAX: usize = 64 << 10;
+
+/// The accept loop of one listener.
 fn accept<P: Protocol>(
-    shard: &Rc<Shard>,
-    gate: &Rc<glommio::sync::Gate>,
+    server: &Rc<Server>,
     listener: TcpListener,
     which: &'static str,
 ) -> glommio::task::JoinHandle<()> {
-    let per_shard_max = shard
-        .config
-        .max_connections
-        .div_ceil(shard.count as usize)
-        .max(1);
-    let (shard, gate) = (shard.clone(), gate.clone());
+    let server = server.clone();
     glommio::spawn_local(async move {
+        let shard = server.shard.clone();
         loop {
             let accepted = {
                 let accept = listener.accept();
@@ -99,27 +219,13 @@ fn accept<P: Protocol>(
                     Either::Right(_) => return,
                 }
             };
-            let stream = match accepted {
-                Ok(stream) => stream,
+            match accepted {
+                Ok(stream) => server.admit::<P>(stream, false),
                 Err(e) => {
                     // Out of file descriptors and the like: log, back off.
                     tracing::warn!(shard = %shard.id, port = which, error = %e, "accept failed");
                     glommio::timer::sleep(Duration::from_millis(10)).await;
-                    continue;
                 }
-            };
-            if shard.counters.connections.get() as usize >= per_shard_max {
-                tracing::warn!(shard = %shard.id, limit = per_shard_max, peer = ?stream.peer_addr().ok(), "connection refused: shard at its connection limit");
-                drop(stream);
-                continue;
-            }
-            let shard = shard.clone();
-            // Detach: dropping a glommio Task cancels it.
-            match gate.spawn(async move { connection::serve::<P>(shard, stream).await }) {
-                Ok(task) => {
-                    task.detach();
-                }
-                Err(_) => return,
             }
         }
     })

@@ -148,6 +148,8 @@ struct Startup {
     /// Each shard's own Kafka port; empty unless in the shard-aware mode.
     kafka_shard_ports: Mutex<Vec<u16>>,
     peers: Mutex<Vec<usize>>,
+    /// Each shard's connections within its share, for connection handoff.
+    connection_load: Arc<[std::sync::atomic::AtomicU32]>,
     snapshot: Mutex<Option<Arc<Snapshot>>>,
     error: Mutex<Option<String>>,
     bound: Barrier,
@@ -226,6 +228,7 @@ pub fn start(config: BrokerConfig, serve: ServeFn) -> Result<BrokerHandle, Strin
             Vec::new()
         }),
         peers: Mutex::new(vec![usize::MAX; n]),
+        connection_load: (0..n).map(|_| Default::default()).collect(),
         snapshot: Mutex::new(None),
         error: Mutex::new(None),
         bound: Barrier::new(n),
@@ -352,6 +355,12 @@ pub struct Shard {
     /// (advertised at the host of `kafka_advertised`); empty otherwise.
     pub kafka_shard_ports: Vec<u16>,
     peer_of: Vec<usize>,
+    /// Connections each shard serves within its share of the limit,
+    /// published by the owning shard (the only writer of its slot) and read
+    /// by a shard at its share looking for one with room.
+    pub connection_load: Arc<[std::sync::atomic::AtomicU32]>,
+    /// What the server does with a connection another shard hands over.
+    adopt: RefCell<Option<AdoptFn>>,
     senders: Senders<ShardMsg>,
     snapshot: RefCell<Arc<Snapshot>>,
     logs: RefCell<HashMap<(TopicId, u32), Rc<PartitionLog>>>,
@@ -408,6 +417,16 @@ fn disk_space(dir: &std::path::Path) -> std::io::Result<(u64, u64)> {
     Ok((available, total))
 }
 
+/// Which protocol a handed-over connection speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListenerKind {
+    Native,
+    Kafka,
+}
+
+/// The server's handler of a connection handed over by another shard.
+pub type AdoptFn = Rc<dyn Fn(std::os::fd::OwnedFd, ListenerKind)>;
+
 /// A message from one shard to another. Replies travel on `oneshot`
 /// channels, which wake the waiting task across cores.
 pub enum ShardMsg {
@@ -438,6 +457,12 @@ pub enum ShardMsg {
     },
     Stats {
         reply: futures::channel::oneshot::Sender<ShardStatsData>,
+    },
+    /// A connection accepted by a shard at its connection share, for this
+    /// one to serve (or refuse, should it have filled up meanwhile).
+    Adopt {
+        socket: std::os::fd::OwnedFd,
+        kind: ListenerKind,
     },
     /// Swap in a new metadata snapshot (open and close logs to match).
     Apply {
@@ -592,6 +617,8 @@ async fn run_shard(
         kafka_advertised,
         kafka_shard_ports: startup.kafka_shard_ports.lock().unwrap().clone(),
         peer_of: startup.peers.lock().unwrap().clone(),
+        connection_load: startup.connection_load.clone(),
+        adopt: RefCell::new(None),
         config: config.clone(),
         disk,
         senders,
@@ -619,6 +646,7 @@ async fn run_shard(
         glommio::spawn_local(crate::group::compact_offsets_topic(shard.clone())).detach();
     }
     let groups = glommio::spawn_local(shard.clone().group_loop());
+    glommio::spawn_local(shard.clone().allocator_loop()).detach();
     let disk = glommio::spawn_local(shard.clone().disk_loop());
     let listeners = Listeners {
         shared,
@@ -725,6 +753,12 @@ impl Shard {
         self.logs.borrow().get(&(topic, partition)).cloned()
     }
 
+    /// Sets what this shard does with connections other shards hand over
+    /// (the server calls it when it starts accepting).
+    pub fn set_adopt(&self, adopt: Option<AdoptFn>) {
+        *self.adopt.borrow_mut() = adopt;
+    }
+
     pub fn partition_count(&self) -> usize {
         self.logs.borrow().len()
     }
@@ -784,6 +818,14 @@ impl Shard {
             }
             ShardMsg::Stats { reply } => {
                 let _ = reply.send(self.stats_local());
+            }
+            ShardMsg::Adopt { socket, kind } => {
+                let adopt = self.adopt.borrow().clone();
+                match adopt {
+                    Some(adopt) => adopt(socket, kind),
+                    // Not serving (yet, or any more): the socket closes.
+                    None => drop(socket),
+                }
             }
             ShardMsg::Apply { snapshot, reply } => {
                 let _ = reply.send(self.apply_snapshot(snapshot).await);
@@ -1193,6 +1235,21 @@ impl Shard {
                 return;
             }
             self.groups.tick(&self).await;
+        }
+    }
+
+    /// Gives memory freed after a burst back to the OS (see
+    /// [`crate::alloc::collect`]).
+    async fn allocator_loop(self: Rc<Self>) {
+        loop {
+            let sleep =
+                glommio::timer::sleep(Duration::from_millis(crate::alloc::PURGE_DELAY_MS as u64));
+            let stop = self.shutdown.wait();
+            futures::pin_mut!(sleep, stop);
+            if let futures::future::Either::Right(_) = futures::future::select(sleep, stop).await {
+                return;
+            }
+            crate::alloc::collect();
         }
     }
 

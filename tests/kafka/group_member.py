@@ -3,7 +3,11 @@ line by line, "assigned <p,p,...>" after every rebalance and "rec <value>"
 for every record, committing synchronously after each batch it processed.
 SIGTERM closes it cleanly (it leaves the group); SIGKILL does not.
 
-usage: group_member.py confluent|kafka-python BOOTSTRAP TOPIC GROUP [INSTANCE_ID]
+With confluent-consumer the member uses the consumer protocol (KIP-848,
+group.protocol=consumer): assignments arrive incrementally, and it also
+prints "revoked <p,...>" for each partition set it gives up.
+
+usage: group_member.py confluent|confluent-consumer|kafka-python BOOTSTRAP TOPIC GROUP [INSTANCE_ID]
 """
 import signal
 import sys
@@ -53,6 +57,54 @@ if lib == "confluent":
                 say(f"rec {m.value().decode()}")
         if msgs:
             c.commit(asynchronous=False)
+    c.close()
+elif lib == "confluent-consumer":
+    from confluent_kafka import Consumer
+
+    conf = {
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        "group.protocol": "consumer",
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "topic.metadata.refresh.interval.ms": 2000,
+    }
+    if instance:
+        conf["group.instance.id"] = instance
+    c = Consumer(conf)
+    owned = set()
+
+    def show(word, partitions):
+        say(word + " " + ",".join(str(p) for p in sorted(partitions)))
+
+    def on_assign(consumer, partitions):
+        # Incremental: only what is added.
+        owned.update(p.partition for p in partitions)
+        show("assigned", owned)
+
+    def on_revoke(consumer, partitions):
+        gone = {p.partition for p in partitions}
+        if gone:
+            # Commit what was processed before the partitions move on.
+            try:
+                consumer.commit(asynchronous=False)
+            except Exception:
+                pass
+        owned.difference_update(gone)
+        show("revoked", gone)
+        show("assigned", owned)
+
+    c.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_revoke)
+    while not stop:
+        msgs = c.consume(500, 0.2)
+        for m in msgs:
+            if m.error() is None:
+                say(f"rec {m.value().decode()}")
+        if msgs:
+            try:
+                c.commit(asynchronous=False)
+            except Exception as e:
+                say(f"commit failed {e}")
     c.close()
 elif lib == "kafka-python":
     from kafka import ConsumerRebalanceListener, KafkaConsumer

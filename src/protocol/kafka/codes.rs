@@ -44,6 +44,12 @@ pub const MEMBER_ID_REQUIRED: i16 = 79;
 pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
 pub const FENCED_INSTANCE_ID: i16 = 82;
 pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
+pub const THROTTLING_QUOTA_EXCEEDED: i16 = 89;
+pub const FENCED_MEMBER_EPOCH: i16 = 110;
+pub const UNRELEASED_INSTANCE_ID: i16 = 111;
+pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
+pub const STALE_MEMBER_EPOCH: i16 = 113;
+pub const INVALID_REGULAR_EXPRESSION: i16 = 128;
 
 /// The Kafka code for an error kind.
 pub fn code(kind: ErrorKind) -> i16 {
@@ -58,6 +64,9 @@ pub fn code(kind: ErrorKind) -> i16 {
         // is what a rolling restart needs.
         ErrorKind::ShuttingDown => NOT_LEADER_OR_FOLLOWER,
         ErrorKind::RequestTimedOut => REQUEST_TIMED_OUT,
+        // Kafka connections over the limit are closed, not answered; a
+        // retriable code should one ever be needed.
+        ErrorKind::ConnectionLimit => THROTTLING_QUOTA_EXCEEDED,
         ErrorKind::UnknownTopic | ErrorKind::UnknownPartition => UNKNOWN_TOPIC_OR_PARTITION,
         ErrorKind::TopicAlreadyExists => TOPIC_ALREADY_EXISTS,
         ErrorKind::InvalidPartitionCount => INVALID_PARTITIONS,
@@ -80,6 +89,11 @@ pub fn code(kind: ErrorKind) -> i16 {
             KAFKA_STORAGE_ERROR
         }
         ErrorKind::InvalidGroupId => INVALID_GROUP_ID,
+        ErrorKind::FencedMemberEpoch => FENCED_MEMBER_EPOCH,
+        ErrorKind::StaleMemberEpoch => STALE_MEMBER_EPOCH,
+        ErrorKind::UnreleasedInstanceId => UNRELEASED_INSTANCE_ID,
+        ErrorKind::UnsupportedAssignor => UNSUPPORTED_ASSIGNOR,
+        ErrorKind::InvalidRegularExpression => INVALID_REGULAR_EXPRESSION,
         ErrorKind::CoordinatorNotAvailable => COORDINATOR_NOT_AVAILABLE,
         ErrorKind::UnknownMemberId => UNKNOWN_MEMBER_ID,
         ErrorKind::IllegalGeneration => ILLEGAL_GENERATION,

@@ -364,8 +364,13 @@ async fn fetch_one(
     shard: &Rc<Shard>,
     group: String,
     wanted: Option<Vec<(String, i32)>>,
+    member: Option<(String, i32)>,
 ) -> Result<Vec<(String, Vec<Fetched>)>, i16> {
-    let list = match group::call(shard, group, GroupCall::FetchOffsets(wanted)).await {
+    let call = GroupCall::FetchOffsets {
+        partitions: wanted,
+        member,
+    };
+    let list = match group::call(shard, group, call).await {
         GroupReply::FetchOffsets(Ok(list)) => list,
         GroupReply::FetchOffsets(Err(e)) => return Err(code(&e)),
         _ => return Err(codes::UNKNOWN_SERVER_ERROR),
@@ -408,7 +413,13 @@ pub async fn offset_fetch(
                     .collect()
             });
             let mut entry = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-            match fetch_one(shard, g.group_id.0.to_string(), wanted(asked)).await {
+            // v9: a consumer-protocol member names itself and its epoch.
+            let member = g
+                .member_id
+                .as_ref()
+                .filter(|id| !id.is_empty())
+                .map(|id| (id.to_string(), g.member_epoch));
+            match fetch_one(shard, g.group_id.0.to_string(), wanted(asked), member).await {
                 Ok(topics) => {
                     entry.topics = topics
                         .into_iter()
@@ -441,7 +452,7 @@ pub async fn offset_fetch(
             .map(|t| (t.name, t.partition_indexes))
             .collect()
     });
-    match fetch_one(shard, request.group_id.0.to_string(), wanted(asked)).await {
+    match fetch_one(shard, request.group_id.0.to_string(), wanted(asked), None).await {
         Ok(topics) => {
             out.topics = topics
                 .into_iter()
@@ -496,7 +507,7 @@ pub async fn list_groups(
         .await
         .into_iter()
         .filter(|g| states.is_empty() || states.contains(&g.state.name().to_lowercase()))
-        .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
+        .filter(|g| types.is_empty() || types.iter().any(|t| t == g.group_type))
         .map(|g| {
             let mut l = ListedGroup::default()
                 .with_group_id(GroupId(s(&g.group)))
@@ -505,7 +516,7 @@ pub async fn list_groups(
                 l.group_state = s(g.state.name());
             }
             if version >= 5 {
-                l.group_type = s("classic");
+                l.group_type = s(g.group_type);
             }
             l
         })

@@ -25,6 +25,7 @@ mod admin;
 mod apis;
 mod codes;
 mod configs;
+mod consumer_groups;
 mod fetch;
 mod frame;
 mod groups;
@@ -51,6 +52,9 @@ pub struct Kafka;
 #[derive(Default)]
 pub struct Session {
     host: String,
+    /// Only metadata and admin requests are served (a connection over the
+    /// limit, on a reserved slot).
+    admin_only: bool,
 }
 
 /// Bytes of the frame's length prefix.
@@ -61,9 +65,10 @@ impl Protocol for Kafka {
     const PREFIX: LengthPrefix = LengthPrefix::I32BigEndian;
     type Session = Session;
 
-    fn session(peer: Option<std::net::SocketAddr>) -> Session {
+    fn session(peer: Option<std::net::SocketAddr>, admin_only: bool) -> Session {
         Session {
             host: peer.map(|p| format!("/{}", p.ip())).unwrap_or_default(),
+            admin_only,
         }
     }
 
@@ -77,6 +82,8 @@ impl Protocol for Kafka {
             }
         }
     }
+
+    const KIND: crate::shard::ListenerKind = crate::shard::ListenerKind::Kafka;
 
     fn frame_too_large(_declared: u64, _max: usize) -> Option<Outgoing> {
         // Kafka closes the connection without an answer.
@@ -104,6 +111,24 @@ fn route(shard: &Rc<Shard>, session: &Rc<Session>, frame: BytesMut) -> Result<Di
         version: raw.api_version,
         correlation_id: raw.correlation_id,
     };
+    if session.admin_only
+        && matches!(
+            api,
+            ApiKey::Produce
+                | ApiKey::Fetch
+                | ApiKey::JoinGroup
+                | ApiKey::SyncGroup
+                | ApiKey::Heartbeat
+                | ApiKey::ConsumerGroupHeartbeat
+                | ApiKey::InitProducerId
+        )
+    {
+        // Kafka has no error a client would read as "too many connections":
+        // the connection closes, as a Kafka broker's would.
+        return Err(format!(
+            "{api:?} on a connection kept for metadata and admin requests (the broker is at its connection limit)"
+        ));
+    }
     let body_at = PREFIX_BYTES + body_offset;
     let Some((min, max)) = apis::range(api) else {
         return Err(format!("API {api:?} is not supported by this broker"));
@@ -135,10 +160,11 @@ fn route(shard: &Rc<Shard>, session: &Rc<Session>, frame: BytesMut) -> Result<Di
     }
     // Who the client is matters to groups only (members are described
     // with their client id and host).
-    let client = (api == ApiKey::JoinGroup).then(|| Client {
-        id: raw.client_id.unwrap_or_default().to_string(),
-        host: session.host.clone(),
-    });
+    let client =
+        matches!(api, ApiKey::JoinGroup | ApiKey::ConsumerGroupHeartbeat).then(|| Client {
+            id: raw.client_id.unwrap_or_default().to_string(),
+            host: session.host.clone(),
+        });
     let mut body: Bytes = frame.freeze().slice(body_at..);
     let request = RequestKind::decode(api, &mut body, header.version)
         .map_err(|e| format!("malformed {api:?} v{} request: {e}", header.version))?;
@@ -196,6 +222,8 @@ enum Answer {
     OffsetDelete(kafka_protocol::messages::OffsetDeleteResponse),
     DescribeConfigs(kafka_protocol::messages::DescribeConfigsResponse),
     IncrementalAlterConfigs(kafka_protocol::messages::IncrementalAlterConfigsResponse),
+    ConsumerGroupHeartbeat(kafka_protocol::messages::ConsumerGroupHeartbeatResponse),
+    ConsumerGroupDescribe(kafka_protocol::messages::ConsumerGroupDescribeResponse),
 }
 
 /// The client of a request, when its handler needs it.
@@ -255,6 +283,18 @@ async fn handle(
         RequestKind::IncrementalAlterConfigs(r) => {
             Answer::IncrementalAlterConfigs(configs::incremental_alter(shard, r).await)
         }
+        RequestKind::ConsumerGroupHeartbeat(r) => {
+            let client = client.unwrap_or(Client {
+                id: String::new(),
+                host: String::new(),
+            });
+            Answer::ConsumerGroupHeartbeat(
+                consumer_groups::heartbeat(shard, v, r, client.id, client.host).await,
+            )
+        }
+        RequestKind::ConsumerGroupDescribe(r) => {
+            Answer::ConsumerGroupDescribe(consumer_groups::describe(shard, v, r).await)
+        }
         other => unreachable!(
             "route() only decodes supported APIs, got {:?}",
             std::mem::discriminant(&other)
@@ -285,6 +325,8 @@ fn answer(header: Header, answer: Answer) -> Option<Outgoing> {
         Answer::OffsetDelete(r) => encode_or_log(header, r),
         Answer::DescribeConfigs(r) => encode_or_log(header, r),
         Answer::IncrementalAlterConfigs(r) => encode_or_log(header, r),
+        Answer::ConsumerGroupHeartbeat(r) => encode_or_log(header, r),
+        Answer::ConsumerGroupDescribe(r) => encode_or_log(header, r),
     }
 }
 

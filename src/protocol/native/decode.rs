@@ -58,6 +58,14 @@ pub enum Request {
     Unknown(u8),
 }
 
+impl Request {
+    /// Produce and fetch: what a connection kept for administration may not
+    /// send.
+    pub fn moves_data(&self) -> bool {
+        matches!(self, Request::Produce(_) | Request::Fetch(_))
+    }
+}
+
 fn invalid(message: impl Into<String>) -> BrokerError {
     BrokerError::new(ErrorKind::InvalidRequest, message)
 }

@@ -29,13 +29,35 @@ pub const PROTOCOL_VERSION: u16 = wire::ProtocolVersion::V1.0;
 /// The native protocol, for the server.
 pub struct Native;
 
+/// A native connection's state.
+#[derive(Default)]
+pub struct Session {
+    /// Only metadata, stats and admin requests are served (a connection
+    /// over the limit, on a reserved slot).
+    admin_only: bool,
+}
+
 impl Protocol for Native {
     const NAME: &'static str = "native";
     const PREFIX: LengthPrefix = LengthPrefix::U32LittleEndian;
-    type Session = ();
+    type Session = Session;
 
-    fn dispatch(shard: &Rc<Shard>, _session: &Rc<()>, frame: BytesMut) -> Dispatch {
+    fn session(_peer: Option<std::net::SocketAddr>, admin_only: bool) -> Session {
+        Session { admin_only }
+    }
+
+    fn dispatch(shard: &Rc<Shard>, session: &Rc<Session>, frame: BytesMut) -> Dispatch {
         match decode::decode(frame) {
+            Ok((corr, request)) if session.admin_only && request.moves_data() => {
+                Counters::add(&shard.counters.errors, 1);
+                let error = BrokerError::new(
+                    ErrorKind::ConnectionLimit,
+                    "the broker is at its connection limit; this connection is one kept for metadata, stats and admin requests, so it may not produce or fetch (retry on a new connection later)",
+                );
+                Dispatch::Reply(Outgoing::One(
+                    handle::error_response(corr, &error).into_bytes(),
+                ))
+            }
             Ok((corr, request)) => {
                 let shard = shard.clone();
                 Dispatch::Handle(Box::pin(async move {
@@ -52,6 +74,24 @@ impl Protocol for Native {
                 ))
             }
         }
+    }
+
+    const KIND: crate::shard::ListenerKind = crate::shard::ListenerKind::Native;
+    const ANSWERS_REFUSALS: bool = true;
+
+    fn refusal(frame: &[u8]) -> Option<Outgoing> {
+        // Answered with the request's correlation id when it has one, so the
+        // client reads the error as the answer to what it sent.
+        let corr = super::parse_request(frame)
+            .map(|envelope| envelope.correlation_id())
+            .unwrap_or(0);
+        let error = BrokerError::new(
+            ErrorKind::ConnectionLimit,
+            "the broker is at its connection limit (--max-connections) and refused this connection; retry later or ask the operator to raise the limit",
+        );
+        Some(Outgoing::One(
+            handle::error_response(corr, &error).into_bytes(),
+        ))
     }
 
     fn frame_too_large(declared: u64, max: usize) -> Option<Outgoing> {
@@ -76,6 +116,7 @@ pub fn error_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::FrameTooLarge => ErrorCode::FRAME_TOO_LARGE,
         ErrorKind::ShuttingDown => ErrorCode::SHUTTING_DOWN,
         ErrorKind::RequestTimedOut => ErrorCode::REQUEST_TIMED_OUT,
+        ErrorKind::ConnectionLimit => ErrorCode::CONNECTION_LIMIT,
         ErrorKind::InvalidArgument => ErrorCode::INVALID_ARGUMENT,
         ErrorKind::UnknownTopic => ErrorCode::UNKNOWN_TOPIC,
         ErrorKind::UnknownPartition => ErrorCode::UNKNOWN_PARTITION,
@@ -114,7 +155,12 @@ pub fn error_code(kind: ErrorKind) -> ErrorCode {
         | ErrorKind::NonEmptyGroup
         | ErrorKind::GroupMaxSizeReached
         | ErrorKind::OffsetMetadataTooLarge
-        | ErrorKind::GroupSubscribedToTopic => ErrorCode::INVALID_ARGUMENT,
+        | ErrorKind::GroupSubscribedToTopic
+        | ErrorKind::FencedMemberEpoch
+        | ErrorKind::StaleMemberEpoch
+        | ErrorKind::UnreleasedInstanceId
+        | ErrorKind::UnsupportedAssignor
+        | ErrorKind::InvalidRegularExpression => ErrorCode::INVALID_ARGUMENT,
     }
 }
 
