@@ -4,8 +4,9 @@
 //! Precedence: command-line flags over the file over the defaults below.
 
 use crate::constants::{
-    CONNECTIONS_MAX_DEFAULT, CORES_MAX, FRAME_BYTES_MAX, FRAME_TIMEOUT_MS_DEFAULT,
-    IDLE_TIMEOUT_MS_DEFAULT, INFLIGHT_PER_CONNECTION_DEFAULT, LOG_CLEANER_BYTES_PER_SEC_DEFAULT,
+    CONNECTIONS_MAX_DEFAULT, CORES_MAX, DISK_FREE_MIN_BYTES_DEFAULT, DISK_FREE_MIN_PERCENT_DEFAULT,
+    FRAME_BYTES_MAX, FRAME_TIMEOUT_MS_DEFAULT, IDLE_TIMEOUT_MS_DEFAULT,
+    INFLIGHT_PER_CONNECTION_DEFAULT, LOG_CLEANER_BYTES_PER_SEC_DEFAULT,
     LOG_CLEANER_INTERVAL_MS_DEFAULT, LOG_CLEANER_MAP_BYTES_DEFAULT, NODE_ID_MAX,
     REQUEST_MEMORY_BYTES_DEFAULT, RETENTION_CHECK_MS_DEFAULT,
 };
@@ -72,6 +73,11 @@ pub struct BrokerConfig {
     /// [`NODE_ID_MAX`]; shard-brokers get ids above that range, see
     /// [`crate::meta::shard_broker_id`]).
     pub node_id: i32,
+    /// Produce requests are refused with a retriable DISK_FULL error while
+    /// the data directory's file system has less free space than this
+    /// (`--disk-free-min-bytes`; 0 turns the check off). `None`: the
+    /// smaller of 1 GiB and 5% of the file system's size.
+    pub disk_free_min_bytes: Option<u64>,
     /// The heartbeat interval consumer-protocol members are told to keep.
     pub group_consumer_heartbeat_interval: Duration,
     /// How long a consumer-protocol member may go without a heartbeat.
@@ -105,6 +111,7 @@ impl BrokerConfig {
             auto_create_topics: false,
             auto_create_partitions: 1,
             node_id: 0,
+            disk_free_min_bytes: None,
             group_consumer_heartbeat_interval: Duration::from_millis(
                 GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS_DEFAULT,
             ),
@@ -112,6 +119,14 @@ impl BrokerConfig {
                 GROUP_CONSUMER_SESSION_TIMEOUT_MS_DEFAULT,
             ),
         }
+    }
+
+    /// The free-space watermark for a file system of `total_bytes` (see
+    /// [`BrokerConfig::disk_free_min_bytes`]).
+    pub fn disk_free_min(&self, total_bytes: u64) -> u64 {
+        self.disk_free_min_bytes.unwrap_or_else(|| {
+            DISK_FREE_MIN_BYTES_DEFAULT.min(total_bytes / 100 * DISK_FREE_MIN_PERCENT_DEFAULT)
+        })
     }
 
     /// Bytes of request memory each shard has: its share of
@@ -325,6 +340,9 @@ impl BrokerConfig {
         if let Some(v) = file.node_id {
             self.node_id = v;
         }
+        if let Some(v) = file.disk_free_min_bytes {
+            self.disk_free_min_bytes = Some(v);
+        }
         Ok(())
     }
 }
@@ -358,6 +376,7 @@ struct FileConfig {
     auto_create_topics: Option<bool>,
     auto_create_partitions: Option<u32>,
     node_id: Option<i32>,
+    disk_free_min_bytes: Option<u64>,
 }
 
 /// Parses a listener address, or `none` for no listener.
@@ -410,6 +429,7 @@ mod tests {
 listen = "127.0.0.1:9500"
 cores = 2
 idle_timeout_ms = 1000
+disk_free_min_bytes = 123456789
 log_cleaner_interval_ms = 250
 log_cleaner_bytes_per_sec = 1000000
 log_cleaner_map_bytes = 65536
@@ -426,6 +446,12 @@ delete_retention_ms = 1000
         assert_eq!(config.listen.port(), 9500);
         assert_eq!(config.cores, 2);
         assert_eq!(config.idle_timeout, Duration::from_millis(1000));
+        assert_eq!(config.disk_free_min_bytes, Some(123_456_789));
+        assert_eq!(config.disk_free_min(1 << 40), 123_456_789);
+        // The default: 5% of a small file system, 1 GiB of a large one.
+        let default = BrokerConfig::new("/tmp/x");
+        assert_eq!(default.disk_free_min(100 << 20), 5 << 20);
+        assert_eq!(default.disk_free_min(1 << 40), 1 << 30);
         assert_eq!(
             config.topic_defaults.fsync,
             FsyncPolicy::Interval(Duration::from_millis(50))

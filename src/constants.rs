@@ -92,6 +92,25 @@ pub const WRITES_INFLIGHT_MAX: usize = 4;
 /// crash loses at most this much of acknowledged-but-unsynced data.
 pub const WRITE_BEHIND_MS: u64 = 10;
 
+/// A partition log that failed on a full disk tries to recover its tail
+/// (and take writes again) at most this often: from its flusher while idle,
+/// or at the next append.
+pub const DISK_FULL_RETRY_MS: u64 = 100;
+
+/// How often each shard samples the free space of the data directory's file
+/// system (one `statvfs`) for the `--disk-free-min-bytes` watermark.
+pub const DISK_FREE_CHECK_MS: u64 = 250;
+
+/// The default free-space watermark: the smaller of this and
+/// [`DISK_FREE_MIN_PERCENT_DEFAULT`] of the file system's size.
+pub const DISK_FREE_MIN_BYTES_DEFAULT: u64 = 1 << 30;
+pub const DISK_FREE_MIN_PERCENT_DEFAULT: u64 = 5;
+
+/// Bytes kept allocated in `.corelog-reserve` in the data directory and
+/// given up when the disk is full, so a metadata change (deleting a topic to
+/// free space above all) can still be saved.
+pub const METADATA_RESERVE_BYTES: u64 = 4 << 20;
+
 /// Per-log cache of the most recent batches, served to tailing consumers
 /// without touching the disk. Data not yet written to the file is always
 /// kept regardless of this bound (it is bounded by the write chunks).

@@ -107,6 +107,11 @@ pub enum ErrorKind {
     OffsetMetadataTooLarge,
     /// Offsets of a topic a member is subscribed to cannot be deleted.
     GroupSubscribedToTopic,
+    /// The disk is full, or its free space is below the broker's
+    /// `--disk-free-min-bytes`: the write was refused or failed and nothing
+    /// of it was acknowledged (retriable: writes are taken again once
+    /// space is freed, without a restart).
+    DiskFull,
     /// A consumer-protocol member's epoch is not one the group gave it:
     /// it must give up its partitions and rejoin.
     FencedMemberEpoch,
@@ -174,6 +179,7 @@ impl ErrorKind {
             ErrorKind::GroupMaxSizeReached => "GROUP_MAX_SIZE_REACHED",
             ErrorKind::OffsetMetadataTooLarge => "OFFSET_METADATA_TOO_LARGE",
             ErrorKind::GroupSubscribedToTopic => "GROUP_SUBSCRIBED_TO_TOPIC",
+            ErrorKind::DiskFull => "DISK_FULL",
         }
     }
 }
@@ -224,7 +230,9 @@ impl BrokerError {
             StorageError::InvalidBatch { error, .. } => batch_error_kind(error),
             StorageError::EmptyAppend => ErrorKind::EmptyProduce,
             StorageError::Corrupt { .. } => ErrorKind::CorruptStoredData,
+            e if e.is_disk_full() => ErrorKind::DiskFull,
             StorageError::Failed { .. } | StorageError::Io { .. } => ErrorKind::StorageFailed,
+            StorageError::DiskFull { .. } => ErrorKind::DiskFull,
             StorageError::Closed => ErrorKind::ShuttingDown,
             StorageError::Config(_) => ErrorKind::InvalidConfig,
             StorageError::Producer(p) => match p {

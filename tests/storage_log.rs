@@ -808,6 +808,180 @@ fn a_failed_write_fails_the_log_and_reopening_recovers_a_consistent_prefix() {
     }
 }
 
+/// The key `k{n:08}` of record `n` as `batch` writes it.
+fn key_of(n: u64) -> Vec<u8> {
+    format!("k{n:08}").into_bytes()
+}
+
+#[test]
+fn a_full_disk_fails_the_appends_in_flight_and_the_log_takes_appends_again_once_space_returns() {
+    // Regression: a write that failed with ENOSPC failed the log for good;
+    // it took a reopen (a broker restart) to write to the partition again.
+    let interval = FsyncPolicy::Interval(Duration::from_millis(5));
+    let mut cases = vec![
+        (FsyncPolicy::Always, 16 << 20, 30_000),
+        (interval, 16 << 20, 30_000),
+        (FsyncPolicy::Never, 16 << 20, 30_000),
+    ];
+    // Small segments, the disk filling at many points past the first rolls:
+    // in appends, rolls and background seals.
+    for step in 0..6u64 {
+        cases.push((FsyncPolicy::Never, 64 << 10, 70_000 + step * 23_000));
+        cases.push((FsyncPolicy::Always, 64 << 10, 400_000 + step * 150_000));
+    }
+    for (policy, segment_bytes, budget) in cases {
+        // With one segment nothing else can become durable while the disk
+        // is full, so the log must hold exactly the acknowledged records.
+        let exact = segment_bytes > 1 << 20;
+        let case = format!("{policy}, {segment_bytes}-byte segments, full after {budget} bytes");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = log_dir(&tmp);
+        run(async {
+            let disk = Disk::open(tmp.path()).await.unwrap();
+            let faults = Rc::new(Faults::default());
+            let config = LogConfig {
+                fsync: policy,
+                segment_bytes,
+                write_chunk_bytes: 8192,
+                index_interval_bytes: 1024,
+                tail_cache_bytes: 16 << 10,
+                ..LogConfig::default()
+            };
+            let log = Rc::new(
+                PartitionLog::open(&disk.with_faults(faults.clone()), &dir, config)
+                    .await
+                    .unwrap(),
+            );
+            let mut acked: std::collections::BTreeMap<Vec<u8>, u64> = Default::default();
+            for n in 0..20u64 {
+                let info = log.append(batch(n, 1, 300, 0)).await.unwrap();
+                acked.insert(key_of(n), info.base_offset.0);
+            }
+            log.flush().await.unwrap();
+
+            // The disk fills while four producers append concurrently; each
+            // stops at its first error.
+            faults.fill_disk_after(budget);
+            let producers: Vec<_> = (0..4u64)
+                .map(|p| {
+                    let log = log.clone();
+                    glommio::spawn_local(async move {
+                        let mut results = Vec::new();
+                        for i in 0..20_000u64 {
+                            let n = 1_000 + p * 100_000 + i;
+                            let result = log.append(batch(n, 1, 300, 0)).await;
+                            let failed = result.is_err();
+                            results.push((n, result));
+                            if failed {
+                                break;
+                            }
+                        }
+                        results
+                    })
+                })
+                .collect();
+            let mut failed_keys = Vec::new();
+            for producer in producers {
+                let results = producer.await;
+                let (n, last) = results.last().unwrap();
+                assert!(
+                    matches!(last, Err(StorageError::DiskFull { .. })),
+                    "{case}: an append in flight when the disk filled fails with a clear error: {last:?}"
+                );
+                assert!(
+                    last.as_ref()
+                        .unwrap_err()
+                        .to_string()
+                        .contains("no space left"),
+                    "{case}: {last:?}"
+                );
+                failed_keys.push(*n);
+                for (n, result) in &results[..results.len() - 1] {
+                    acked.insert(key_of(*n), result.as_ref().unwrap().base_offset.0);
+                }
+            }
+            assert!(log.is_disk_full(), "{case}");
+            assert!(
+                matches!(
+                    log.append(batch(7, 1, 300, 0)).await,
+                    Err(StorageError::DiskFull { .. })
+                ),
+                "{case}: no space, no append"
+            );
+            // Reads go on while the disk is full.
+            assert!(
+                !log.read(Offset(0), 1 << 20)
+                    .await
+                    .unwrap()
+                    .chunks
+                    .is_empty()
+            );
+
+            // Space returns: the same log takes appends again, no reopen.
+            faults.heal();
+            let healed = std::time::Instant::now();
+            let mut n = 500_000u64;
+            loop {
+                match log.append(batch(n, 1, 300, 0)).await {
+                    Ok(info) => {
+                        acked.insert(key_of(n), info.base_offset.0);
+                        break;
+                    }
+                    Err(StorageError::DiskFull { .. }) => {
+                        assert!(
+                            healed.elapsed() < Duration::from_secs(10),
+                            "{case}: still refused 10 s after space returned"
+                        );
+                        glommio::timer::sleep(Duration::from_millis(5)).await;
+                    }
+                    Err(e) => panic!("{case}: {e}"),
+                }
+                n += 1;
+            }
+            eprintln!(
+                "{case}: appends taken again {:?} after space returned",
+                healed.elapsed()
+            );
+            assert!(log.failure().is_none(), "{case}");
+            // The producers retry what failed; more appends follow.
+            for n in failed_keys.into_iter().chain(600_000..600_200) {
+                let info = log.append(batch(n, 1, 300, 0)).await.unwrap();
+                acked.insert(key_of(n), info.base_offset.0);
+            }
+            log.flush().await.unwrap();
+
+            let check = |records: Vec<(u64, Vec<u8>)>, when: &str| {
+                let mut seen = std::collections::BTreeSet::new();
+                for (i, (offset, key)) in records.iter().enumerate() {
+                    assert_eq!(*offset, i as u64, "{case} {when}: offsets are dense");
+                    assert!(seen.insert(key.clone()), "{case} {when}: {key:?} twice");
+                }
+                for (key, offset) in &acked {
+                    assert_eq!(
+                        records.get(*offset as usize).map(|r| &r.1),
+                        Some(key),
+                        "{case} {when}: acknowledged {key:?} at {offset}"
+                    );
+                }
+                if exact {
+                    assert_eq!(
+                        records.len(),
+                        acked.len(),
+                        "{case} {when}: the log holds the acknowledged records and nothing else"
+                    );
+                }
+            };
+            check(read_all(&log, Offset(0), 1 << 20).await, "live");
+            Rc::try_unwrap(log).ok().unwrap().close().await.unwrap();
+            // Reopened, everything comes from the files: no hole, no torn
+            // batch, nothing recovery would cut.
+            let log = PartitionLog::open(&disk, &dir, config).await.unwrap();
+            check(read_all(&log, Offset(0), 1 << 20).await, "reopened");
+            log.close().await.unwrap();
+        });
+    }
+}
+
 #[test]
 fn tailing_reads_are_served_while_appends_continue() {
     let tmp = tempfile::tempdir().unwrap();

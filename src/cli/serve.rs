@@ -95,6 +95,12 @@ pub struct ServeArgs {
     /// broker's defaults (off by default).
     #[arg(long)]
     auto_create_topics: bool,
+    /// Refuse produce requests with a retriable DISK_FULL error while the
+    /// data directory's file system has less free space than this many
+    /// bytes, before it is actually full; 0 turns the check off [default:
+    /// the smaller of 1 GiB and 5% of the file system].
+    #[arg(long)]
+    disk_free_min_bytes: Option<u64>,
 }
 
 /// The configuration the flags and file describe.
@@ -172,6 +178,9 @@ fn config_from(args: &ServeArgs) -> Result<BrokerConfig, String> {
     }
     if args.auto_create_topics {
         config.auto_create_topics = true;
+    }
+    if let Some(v) = args.disk_free_min_bytes {
+        config.disk_free_min_bytes = Some(v);
     }
     config.validate()?;
     Ok(config)

@@ -7,8 +7,16 @@
 //! (`<data>/.corelog-metadata`, written to a temporary file, synced, renamed,
 //! directory synced) and only then broadcasts the new snapshot. Every shard
 //! swaps its snapshot in whole (`Arc`), so a shard never sees half a change.
+//!
+//! A full disk: a failed save removes its temporary file and leaves the old
+//! metadata file as it was. So that a change can still be saved on a full
+//! disk — deleting a topic is how an operator frees space — the data
+//! directory keeps [`METADATA_RESERVE_BYTES`] allocated in
+//! `.corelog-reserve` ([`ensure_reserve`]); a save that fails for lack of
+//! space gives the reserve up and tries once more, and the reserve is taken
+//! again after a later save when space allows.
 
-use crate::constants::{PARTITIONS_PER_TOPIC_MAX, TOPIC_NAME_BYTES_MAX};
+use crate::constants::{METADATA_RESERVE_BYTES, PARTITIONS_PER_TOPIC_MAX, TOPIC_NAME_BYTES_MAX};
 use crate::error::{BrokerError, ErrorKind};
 #[rustfmt::skip]
 #[allow(clippy::all, clippy::pedantic, unsafe_op_in_unsafe_fn, mismatched_lifetime_syntaxes, unused_imports, dead_code)]
@@ -33,6 +41,41 @@ use std::time::Duration;
 
 /// File name of the metadata file inside the data directory.
 pub const METADATA_FILE_NAME: &str = ".corelog-metadata";
+
+/// File name of the space kept for metadata saves on a full disk.
+pub const RESERVE_FILE_NAME: &str = ".corelog-reserve";
+
+/// Makes sure the data directory holds the metadata reserve: a file of
+/// [`METADATA_RESERVE_BYTES`] with its blocks allocated, given up by a
+/// metadata save that finds the disk full. Returns whether it had to be
+/// (re)created. On a full disk the attempt fails and leaves no partial
+/// file. Blocking.
+pub fn ensure_reserve(data_dir: &Path) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let path = data_dir.join(RESERVE_FILE_NAME);
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() >= METADATA_RESERVE_BYTES) {
+        return Ok(false);
+    }
+    let file = std::fs::File::create(&path)?;
+    // SAFETY: posix_fallocate on a file descriptor we own.
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, METADATA_RESERVE_BYTES as i64) };
+    let result = if rc == 0 {
+        file.sync_all()
+    } else {
+        Err(std::io::Error::from_raw_os_error(rc))
+    };
+    drop(file);
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&path);
+        return Err(e);
+    }
+    Ok(true)
+}
+
+/// Whether an I/O error says the file system is out of space.
+fn is_no_space(e: &std::io::Error) -> bool {
+    crate::storage::io::is_no_space(e)
+}
 
 /// The shard that owns partition `partition` of topic `topic` when the
 /// broker runs `shards` shards.
@@ -432,19 +475,59 @@ impl Snapshot {
     }
 
     /// Writes the metadata file durably: temporary file, fsync, rename,
-    /// fsync of the directory. Blocking: run it off the executor.
+    /// fsync of the directory. On failure the temporary file is removed and
+    /// the old metadata file is untouched; on a full disk the metadata
+    /// reserve is given up for one more try (see the module docs).
+    /// Blocking: run it off the executor.
     pub fn save(&self, data_dir: &Path) -> std::io::Result<()> {
         use std::io::Write;
-        let path = data_dir.join(METADATA_FILE_NAME);
-        let tmp: PathBuf = data_dir.join(format!("{METADATA_FILE_NAME}.tmp"));
-        {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&self.encode())?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, &path)?;
-        std::fs::File::open(data_dir)?.sync_all()
+        save_bytes(data_dir, &self.encode(), &mut |f, bytes| f.write_all(bytes))
     }
+}
+
+/// [`Snapshot::save`] with the write of the temporary file's contents
+/// handed in (a test injects a failing one).
+fn save_bytes(
+    data_dir: &Path,
+    bytes: &[u8],
+    write: &mut dyn FnMut(&mut std::fs::File, &[u8]) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    match write_metadata_file(data_dir, bytes, write) {
+        Err(e) if is_no_space(&e) => {
+            let reserve = data_dir.join(RESERVE_FILE_NAME);
+            match std::fs::remove_file(&reserve) {
+                Ok(()) => {
+                    tracing::warn!(file = %reserve.display(), "the disk is full: gave up the metadata reserve to save the metadata; it is taken again once space allows");
+                    write_metadata_file(data_dir, bytes, write)
+                }
+                Err(_) => Err(e),
+            }
+        }
+        other => other,
+    }
+}
+
+fn write_metadata_file(
+    data_dir: &Path,
+    bytes: &[u8],
+    write: &mut dyn FnMut(&mut std::fs::File, &[u8]) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let path = data_dir.join(METADATA_FILE_NAME);
+    let tmp: PathBuf = data_dir.join(format!("{METADATA_FILE_NAME}.tmp"));
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        write(&mut f, bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, &path)
+    })();
+    if let Err(e) = written {
+        // No stray temporary file: the next save starts clean, and a full
+        // disk gets its blocks back.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::File::open(data_dir)?.sync_all()
 }
 
 /// A topic configuration as the metadata file stores it (every value set,
@@ -904,6 +987,68 @@ mod tests {
                 .join(format!("{METADATA_FILE_NAME}.tmp"))
                 .exists()
         );
+    }
+
+    #[test]
+    fn a_metadata_save_that_fails_leaves_no_temporary_file_and_the_old_metadata_intact() {
+        // Regression: a save on a full disk failed with "No space left on
+        // device" and left an empty `.corelog-metadata.tmp` behind.
+        let dir = tempfile::tempdir().unwrap();
+        let defaults = TopicConfig::default();
+        let old = Snapshot::load(dir.path(), &defaults).unwrap();
+        let (old, _) = old
+            .with_topic("kept", 1, TopicOverrides::default())
+            .unwrap();
+        old.save(dir.path()).unwrap();
+        let before = std::fs::read(dir.path().join(METADATA_FILE_NAME)).unwrap();
+        let (new, _) = old.without_topic("kept").unwrap();
+        let tmp = dir.path().join(format!("{METADATA_FILE_NAME}.tmp"));
+        let no_space = || std::io::Error::from_raw_os_error(libc::ENOSPC);
+
+        // Half the file written, then the disk is full; no reserve to give up.
+        let mut half = |f: &mut std::fs::File, bytes: &[u8]| {
+            use std::io::Write;
+            f.write_all(&bytes[..bytes.len() / 2])?;
+            Err(no_space())
+        };
+        let err = save_bytes(dir.path(), &new.encode(), &mut half).unwrap_err();
+        assert!(is_no_space(&err), "{err}");
+        assert!(!tmp.exists(), "a failed save leaves no temporary file");
+        assert_eq!(
+            std::fs::read(dir.path().join(METADATA_FILE_NAME)).unwrap(),
+            before
+        );
+        assert_eq!(Snapshot::load(dir.path(), &defaults).unwrap(), old);
+
+        // Any other failure: the same.
+        let mut broken = |_: &mut std::fs::File, _: &[u8]| Err(std::io::Error::other("EIO"));
+        save_bytes(dir.path(), &new.encode(), &mut broken).unwrap_err();
+        assert!(!tmp.exists());
+        assert_eq!(Snapshot::load(dir.path(), &defaults).unwrap(), old);
+
+        // With the reserve in place, a full disk gives it up and the save
+        // goes through on the second try.
+        assert!(ensure_reserve(dir.path()).unwrap());
+        assert!(!ensure_reserve(dir.path()).unwrap(), "taken once");
+        let reserve = dir.path().join(RESERVE_FILE_NAME);
+        assert_eq!(
+            std::fs::metadata(&reserve).unwrap().len(),
+            METADATA_RESERVE_BYTES
+        );
+        let mut tries = 0;
+        let mut full_while_reserved = |f: &mut std::fs::File, bytes: &[u8]| {
+            use std::io::Write;
+            tries += 1;
+            if reserve.exists() {
+                return Err(no_space());
+            }
+            f.write_all(bytes)
+        };
+        save_bytes(dir.path(), &new.encode(), &mut full_while_reserved).unwrap();
+        assert_eq!(tries, 2);
+        assert!(!reserve.exists(), "the reserve was given up");
+        assert!(!tmp.exists());
+        assert_eq!(Snapshot::load(dir.path(), &defaults).unwrap(), new);
     }
 
     #[test]

@@ -97,7 +97,7 @@ pub const ENUM_MIN_ERROR_CODE: u16 = 0;
 pub const ENUM_MAX_ERROR_CODE: u16 = 92;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 42] = [
+pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 43] = [
   ErrorCode::NONE,
   ErrorCode::UNKNOWN_SERVER_ERROR,
   ErrorCode::INVALID_REQUEST,
@@ -127,6 +127,7 @@ pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 42] = [
   ErrorCode::OFFSET_OUT_OF_RANGE,
   ErrorCode::CORRUPT_STORED_DATA,
   ErrorCode::STORAGE_FAILED,
+  ErrorCode::DISK_FULL,
   ErrorCode::INVALID_GROUP_ID,
   ErrorCode::COORDINATOR_NOT_AVAILABLE,
   ErrorCode::UNKNOWN_MEMBER_ID,
@@ -214,6 +215,10 @@ impl ErrorCode {
   /// The partition's storage failed (I/O error); it is unavailable until
   /// the broker restarts.
   pub const STORAGE_FAILED: Self = Self(62);
+  /// The disk is full, or its free space is below the broker's watermark
+  /// (--disk-free-min-bytes); nothing of the write was acknowledged. Retry:
+  /// writes are taken again once space is freed, without a restart.
+  pub const DISK_FULL: Self = Self(63);
   /// Group ids are 1 to 255 bytes.
   pub const INVALID_GROUP_ID: Self = Self(80);
   /// The group's coordinator cannot serve it now (retriable).
@@ -274,6 +279,7 @@ impl ErrorCode {
     Self::OFFSET_OUT_OF_RANGE,
     Self::CORRUPT_STORED_DATA,
     Self::STORAGE_FAILED,
+    Self::DISK_FULL,
     Self::INVALID_GROUP_ID,
     Self::COORDINATOR_NOT_AVAILABLE,
     Self::UNKNOWN_MEMBER_ID,
@@ -320,6 +326,7 @@ impl ErrorCode {
       Self::OFFSET_OUT_OF_RANGE => Some("OFFSET_OUT_OF_RANGE"),
       Self::CORRUPT_STORED_DATA => Some("CORRUPT_STORED_DATA"),
       Self::STORAGE_FAILED => Some("STORAGE_FAILED"),
+      Self::DISK_FULL => Some("DISK_FULL"),
       Self::INVALID_GROUP_ID => Some("INVALID_GROUP_ID"),
       Self::COORDINATOR_NOT_AVAILABLE => Some("COORDINATOR_NOT_AVAILABLE"),
       Self::UNKNOWN_MEMBER_ID => Some("UNKNOWN_MEMBER_ID"),

@@ -373,6 +373,48 @@ pub struct Shard {
     producer_ids: Cell<(i64, i64)>,
     /// The consumer groups this shard coordinates.
     pub groups: crate::group::Coordinator,
+    /// (free bytes, watermark) while the data directory's file system has
+    /// less free space than `--disk-free-min-bytes`: produce is refused.
+    /// Sampled every [`DISK_FREE_CHECK_MS`](crate::constants::DISK_FREE_CHECK_MS).
+    disk_low: Cell<Option<(u64, u64)>>,
+}
+
+/// What a client is told when the metadata file could not be saved.
+fn metadata_save_error(e: &std::io::Error) -> BrokerError {
+    let kind = if crate::storage::io::is_no_space(e) {
+        ErrorKind::DiskFull
+    } else {
+        ErrorKind::UnknownServerError
+    };
+    BrokerError::new(kind, format!("saving metadata: {e}"))
+}
+
+/// A process-level test hook: when set, the free space of the data
+/// directory's file system is read from the file this names (a number of
+/// bytes) instead of `statvfs`, while the file exists.
+pub const DISK_FREE_FILE_ENV: &str = "CORELOG_TEST_DISK_FREE_FILE";
+
+/// (available bytes, total bytes) of the file system holding `dir`.
+/// Blocking (one `statvfs`).
+fn disk_space(dir: &std::path::Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: statvfs with a NUL-terminated path and a zeroed local struct.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let block = stat.f_frsize as u64;
+    let mut available = stat.f_bavail as u64 * block;
+    let total = stat.f_blocks as u64 * block;
+    if let Some(file) = std::env::var_os(DISK_FREE_FILE_ENV)
+        && let Ok(text) = std::fs::read_to_string(file)
+        && let Ok(bytes) = text.trim().parse()
+    {
+        available = bytes;
+    }
+    Ok((available, total))
 }
 
 /// Which protocol a handed-over connection speaks.
@@ -587,12 +629,14 @@ async fn run_shard(
         controller_lock: glommio::sync::Semaphore::new(1),
         producer_ids: Cell::new((0, 0)),
         groups: crate::group::Coordinator::default(),
+        disk_low: Cell::new(None),
     });
     // Messages from other shards are served from here on, so peers can
     // make progress while this shard opens its logs.
     let mesh_tasks = spawn_mesh_receivers(shard.clone(), receivers);
     shard.apply_snapshot(snapshot).await?;
     shard.groups.load(&shard).await?;
+    shard.check_disk_space().await;
     startup.ready.wait().await?;
     tracing::info!(shard = index, shared = %shared_addr.ip(), shared_port, own_port = shard.ports[index], partitions = shard.logs.borrow().len(), "shard ready");
 
@@ -603,6 +647,7 @@ async fn run_shard(
     }
     let groups = glommio::spawn_local(shard.clone().group_loop());
     glommio::spawn_local(shard.clone().allocator_loop()).detach();
+    let disk = glommio::spawn_local(shard.clone().disk_loop());
     let listeners = Listeners {
         shared,
         own,
@@ -629,6 +674,7 @@ async fn run_shard(
     }
     drop(retention);
     drop(groups);
+    drop(disk);
     // A cleaner pass checks the shutdown signal between batches and ends
     // with every segment whole; wait for it rather than cut it short.
     cleaner.await;
@@ -1005,12 +1051,7 @@ impl Shard {
                 saved.save(&data_dir)
             })
             .await
-            .map_err(|e| {
-                BrokerError::new(
-                    ErrorKind::UnknownServerError,
-                    format!("saving metadata: {e}"),
-                )
-            })?;
+            .map_err(|e| metadata_save_error(&e))?;
         tracing::info!(topic = %name, partitions, id = %meta.id, "created topic");
         self.broadcast(next)
             .await
@@ -1077,12 +1118,7 @@ impl Shard {
         glommio::executor()
             .spawn_blocking(move || next.save(&data_dir))
             .await
-            .map_err(|e| {
-                BrokerError::new(
-                    ErrorKind::UnknownServerError,
-                    format!("saving metadata: {e}"),
-                )
-            })
+            .map_err(|e| metadata_save_error(&e))
     }
 
     /// Deletes a topic (controller only): metadata first, then every owner
@@ -1114,6 +1150,77 @@ impl Shard {
         }
         tracing::info!(topic = %name, "deleted topic");
         Ok(())
+    }
+
+    /// Samples the free space of the data directory's file system every
+    /// [`DISK_FREE_CHECK_MS`](crate::constants::DISK_FREE_CHECK_MS): one
+    /// `statvfs` off the executor, never one per request.
+    async fn disk_loop(self: Rc<Self>) {
+        loop {
+            let sleep =
+                glommio::timer::sleep(Duration::from_millis(crate::constants::DISK_FREE_CHECK_MS));
+            let stop = self.shutdown.wait();
+            futures::pin_mut!(sleep, stop);
+            if let futures::future::Either::Right(_) = futures::future::select(sleep, stop).await {
+                return;
+            }
+            self.check_disk_space().await;
+        }
+    }
+
+    /// Takes one sample of the free space and sets (or clears) the
+    /// watermark refusal of produce requests. On shard 0, with space above
+    /// the watermark, takes the metadata reserve again if a full disk made
+    /// a metadata save give it up.
+    async fn check_disk_space(&self) {
+        let dir = self.config.data_dir.clone();
+        let take_reserve = self.id == ShardId(0);
+        let sample = glommio::executor()
+            .spawn_blocking(move || disk_space(&dir))
+            .await;
+        let (available, total) = match sample {
+            Ok(sample) => sample,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the data directory's free space failed");
+                return;
+            }
+        };
+        let min = self.config.disk_free_min(total);
+        let low = (available < min).then_some((available, min));
+        match (self.disk_low.get(), low) {
+            (None, Some(_)) => {
+                tracing::warn!(shard = %self.id, available, watermark = min, "free disk space is below --disk-free-min-bytes: produce requests are refused (DISK_FULL, retriable) until space is freed");
+            }
+            (Some(_), None) => {
+                tracing::info!(shard = %self.id, available, watermark = min, "free disk space is above --disk-free-min-bytes again: produce requests are taken");
+            }
+            _ => {}
+        }
+        self.disk_low.set(low);
+        if take_reserve && low.is_none() {
+            let dir = self.config.data_dir.clone();
+            let taken = glommio::executor()
+                .spawn_blocking(move || crate::meta::ensure_reserve(&dir))
+                .await;
+            if let Ok(true) = taken {
+                tracing::info!(
+                    "took the metadata reserve (space for metadata saves on a full disk)"
+                );
+            }
+        }
+    }
+
+    /// The refusal of a produce request while free space is below the
+    /// watermark, if it is.
+    pub(crate) fn disk_refusal(&self) -> Option<BrokerError> {
+        self.disk_low.get().map(|(available, min)| {
+            BrokerError::new(
+                ErrorKind::DiskFull,
+                format!(
+                    "the broker's disk has {available} bytes free, below its --disk-free-min-bytes of {min}; retry once space is freed (delete topics, lower retention)"
+                ),
+            )
+        })
     }
 
     /// Applies retention to this shard's logs every check interval.

@@ -168,9 +168,11 @@ impl Shard {
         items: Vec<ProduceItem>,
         acks: Acks,
     ) -> Vec<ProduceOutcome> {
+        let refusal = &self.disk_refusal();
         let appends = items.into_iter().map(|item| async move {
             let result = match self.log(item.topic, item.partition) {
                 None => Err(not_here(item.topic, item.partition, self.id)),
+                Some(_) if refusal.is_some() => Err(refusal.clone().expect("checked above")),
                 Some(log) => match log.append(item.data).await {
                     Ok(info) => match acks {
                         Acks::All => log
@@ -431,9 +433,14 @@ impl Shard {
                 Some(log) => PartitionState {
                     partition: p,
                     shard: self.id,
-                    error: log
-                        .failure()
-                        .map(|reason| BrokerError::new(ErrorKind::StorageFailed, reason)),
+                    error: log.failure().map(|reason| {
+                        let kind = if log.is_disk_full() {
+                            ErrorKind::DiskFull
+                        } else {
+                            ErrorKind::StorageFailed
+                        };
+                        BrokerError::new(kind, reason)
+                    }),
                     start: log.start_offset(),
                     end: log.end_offset(),
                     high_watermark: log.high_watermark(),

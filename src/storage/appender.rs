@@ -17,8 +17,11 @@
 //!   copy of the block can never land last.
 //! * At most [`WRITES_INFLIGHT_MAX`] full chunks are in flight; the append
 //!   that would exceed it waits (backpressure), plus at most one flush.
-//! * After a failed write every call returns the same error: the file's
+//! * After a failed write every call returns the same error (with the same
+//!   [`io::ErrorKind`], so a full disk stays recognisable): the file's
 //!   state on disk is unknown and only recovery may touch it again.
+//!   `written()` stops at the first failed write, even when later writes
+//!   succeed, so everything below it is known to be in the file.
 //!
 //! The owner serializes mutating calls (`append`, `flush`); glommio runs
 //! everything on one thread, so this is about not interleaving across
@@ -45,27 +48,33 @@ fn align_up(v: u64) -> u64 {
 /// State shared with the write tasks.
 #[derive(Default)]
 struct Writes {
-    /// Dispatched writes in file order: (end of their data, done).
-    pending: RefCell<VecDeque<(u64, bool)>>,
+    /// Dispatched writes in file order: (end of their data, written,
+    /// finished).
+    pending: RefCell<VecDeque<(u64, bool, bool)>>,
     /// Sequence number of `pending[0]`.
     first_seq: Cell<u64>,
     written: Cell<u64>,
-    failed: RefCell<Option<String>>,
+    failed: RefCell<Option<(io::ErrorKind, String)>>,
     progress: Event,
 }
 
 impl Writes {
     fn complete(&self, seq: u64, result: io::Result<()>, what: &str) {
-        if let Err(e) = result {
-            let mut failed = self.failed.borrow_mut();
-            if failed.is_none() {
-                *failed = Some(format!("{what}: {e}"));
-            }
-        }
         let mut pending = self.pending.borrow_mut();
         let index = (seq - self.first_seq.get()) as usize;
-        pending[index].1 = true;
-        while let Some(&(end, true)) = pending.front() {
+        // Finished (for `settle`) either way; written only if it succeeded,
+        // so `written` never moves past a failed write.
+        pending[index].2 = true;
+        match result {
+            Ok(()) => pending[index].1 = true,
+            Err(e) => {
+                let mut failed = self.failed.borrow_mut();
+                if failed.is_none() {
+                    *failed = Some((e.kind(), format!("{what}: {e}")));
+                }
+            }
+        }
+        while let Some(&(end, true, _)) = pending.front() {
             pending.pop_front();
             self.first_seq.set(self.first_seq.get() + 1);
             self.written.set(end);
@@ -77,8 +86,16 @@ impl Writes {
     fn check(&self) -> io::Result<()> {
         match &*self.failed.borrow() {
             None => Ok(()),
-            Some(reason) => Err(io::Error::other(reason.clone())),
+            Some((kind, reason)) => Err(io::Error::new(*kind, reason.clone())),
         }
+    }
+
+    /// Whether every dispatched write has finished, failed or not.
+    fn settled(&self) -> bool {
+        self.pending
+            .borrow()
+            .iter()
+            .all(|&(_, _, finished)| finished)
     }
 
     /// Waits until everything below `pos` is written, or a write failed.
@@ -257,6 +274,22 @@ impl Appender {
         self.writes.wait_written(pos).await
     }
 
+    /// Waits until every dispatched write has finished, successfully or
+    /// not: after a failure, nothing of this appender touches the file any
+    /// more, so recovery may.
+    pub async fn settle(&self) {
+        loop {
+            if self.writes.settled() {
+                return;
+            }
+            let listener = self.writes.progress.listen();
+            if self.writes.settled() {
+                return;
+            }
+            listener.await;
+        }
+    }
+
     /// Flushes and waits: on return everything appended is in the file.
     pub async fn write_out(&self) -> io::Result<u64> {
         let end = self.flush()?;
@@ -278,7 +311,7 @@ impl Appender {
         self.writes
             .pending
             .borrow_mut()
-            .push_back((data_end, false));
+            .push_back((data_end, false, false));
         self.dispatched.set(data_end);
         self.dispatched_blocks_end.set(chunk.pos + blocks as u64);
         let file = self.file.clone();

@@ -36,6 +36,11 @@ pub enum StorageError {
     /// A write or sync failed earlier; the log accepts nothing until it is
     /// reopened (and recovered).
     Failed { reason: String },
+    /// The file system is full (`ENOSPC`, or the quota is used up). The
+    /// appends in flight failed; the log cuts its tail back to what was
+    /// acknowledged and takes appends again once space is freed, without a
+    /// reopen.
+    DiskFull { reason: String },
     /// The log was closed.
     Closed,
     /// The configuration is invalid.
@@ -51,6 +56,32 @@ impl StorageError {
             op,
             path: path.into(),
             error,
+        }
+    }
+
+    /// A failed write or sync, described by `what`: [`StorageError::DiskFull`]
+    /// when the file system is out of space, else [`StorageError::Failed`].
+    pub(crate) fn write_failed(what: impl fmt::Display, error: &io::Error) -> Self {
+        let what = what.to_string();
+        let reason = if what.is_empty() {
+            error.to_string()
+        } else {
+            format!("{what}: {error}")
+        };
+        if super::io::is_no_space(error) {
+            StorageError::DiskFull { reason }
+        } else {
+            StorageError::Failed { reason }
+        }
+    }
+
+    /// Whether the error says the disk is full: a condition that ends when
+    /// space is freed.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StorageError::DiskFull { .. } => true,
+            StorageError::Io { error, .. } => super::io::is_no_space(error),
+            _ => false,
         }
     }
 }
@@ -85,6 +116,10 @@ impl fmt::Display for StorageError {
             StorageError::Failed { reason } => write!(
                 f,
                 "log is failed after an I/O error and must be reopened: {reason}"
+            ),
+            StorageError::DiskFull { reason } => write!(
+                f,
+                "no space left on the disk ({reason}); the partition takes writes again once space is freed"
             ),
             StorageError::Closed => write!(f, "log is closed"),
             StorageError::Config(reason) => write!(f, "invalid log configuration: {reason}"),

@@ -47,6 +47,9 @@ pub struct Faults {
     tear: Cell<bool>,
     /// Fail every `fdatasync`.
     fail_sync: Cell<bool>,
+    /// Failed writes (and syncs) report `ENOSPC`, as a full file system
+    /// does, instead of an `EIO`-like error.
+    no_space: Cell<bool>,
 }
 
 impl Faults {
@@ -62,15 +65,60 @@ impl Faults {
         self.fail_sync.set(true);
     }
 
-    /// Stop injecting failures.
+    /// The disk fills: after `bytes` more bytes have been written, every
+    /// write fails with `ENOSPC` (the failing write persists the whole
+    /// blocks that still fit, as a real file system may) until
+    /// [`Faults::heal`] gives the space back.
+    pub fn fill_disk_after(&self, bytes: u64) {
+        self.write_budget_bytes.set(Some(bytes));
+        self.tear.set(true);
+        self.no_space.set(true);
+    }
+
+    /// Stop injecting failures (for a full disk: the space is back).
     pub fn heal(&self) {
         self.write_budget_bytes.set(None);
         self.fail_sync.set(false);
+        self.no_space.set(false);
+    }
+
+    fn error(&self, what: &str) -> io::Error {
+        if self.no_space.get() {
+            io::Error::new(
+                io::ErrorKind::StorageFull,
+                format!("injected fault: {what}: no space left on device"),
+            )
+        } else {
+            injected(what)
+        }
     }
 }
 
 fn injected(what: &str) -> io::Error {
     io::Error::other(format!("injected fault: {what}"))
+}
+
+/// Whether an I/O error says the file system is out of space (or the
+/// user's quota is): a condition that ends when space is freed, unlike a
+/// failing device.
+pub fn is_no_space(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    ) || matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+}
+
+/// A process-level test hook: while the file named by
+/// `CORELOG_TEST_ENOSPC_FILE` exists, every data write of the process fails
+/// with `ENOSPC`, as on a full disk; removing the file gives the space
+/// back. Without the variable, one load of an initialised `OnceLock`.
+pub const ENOSPC_FILE_ENV: &str = "CORELOG_TEST_ENOSPC_FILE";
+
+fn test_disk_full() -> bool {
+    static FILE: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| std::env::var_os(ENOSPC_FILE_ENV).map(PathBuf::from))
+        .as_ref()
+        .is_some_and(|f| f.exists())
 }
 
 /// Makes sure `root` holds the non-empty probe marker and returns its path.
@@ -215,19 +263,24 @@ impl DiskFile {
                     buf.trim_to_size(keep);
                     self.file.write_at(buf, pos).await.map_err(io_err)?;
                 }
-                return Err(injected("write failed"));
+                return Err(faults.error("write failed"));
             }
             faults.write_budget_bytes.set(Some(budget - len as u64));
+        }
+        if test_disk_full() {
+            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
         }
         if crash::armed() {
             self.crash_points_before_write(&mut buf, pos).await;
         }
         let written = self.file.write_at(buf, pos).await.map_err(io_err)?;
         if written != len {
+            // A regular file takes a direct-I/O write whole unless the file
+            // system ran out of blocks part way: report it as a full disk.
             return Err(io::Error::new(
-                io::ErrorKind::WriteZero,
+                io::ErrorKind::StorageFull,
                 format!(
-                    "short write to {}: {written} of {len} bytes at position {pos}",
+                    "short write to {}: {written} of {len} bytes at position {pos} (the file system is probably full)",
                     self.path.display()
                 ),
             ));
@@ -291,7 +344,7 @@ impl DiskFile {
         if let Some(faults) = &self.faults
             && faults.fail_sync.get()
         {
-            return Err(injected("fdatasync failed"));
+            return Err(faults.error("fdatasync failed"));
         }
         self.crash_point("sync", "before");
         self.file.fdatasync().await.map_err(io_err)?;

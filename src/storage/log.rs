@@ -25,6 +25,15 @@
 //!   otherwise the end offset.
 //! * After an I/O error the log is *failed*: every call returns
 //!   [`StorageError::Failed`] until the log is reopened and recovered.
+//! * A full disk (`ENOSPC`, `EDQUOT`) fails the log only until space
+//!   returns: the appends and durability waits in flight fail with
+//!   [`StorageError::DiskFull`], and the next append (or the flusher, every
+//!   [`DISK_FULL_RETRY_MS`]) recovers the tail in place
+//!   (`Inner::recover`): it keeps everything up to the high watermark —
+//!   every acknowledged record and every record a reader may have seen —
+//!   and cuts the rest, rewrites from the tail cache what the file lost,
+//!   finishes seals the full disk interrupted, and takes appends again. No
+//!   reopen, no hole, no torn batch.
 //! * The configuration may change while the log is open
 //!   ([`PartitionLog::set_config`]); every reader of it takes a copy from a
 //!   `Cell`, so a change applies from the next decision on (the next roll,
@@ -52,7 +61,7 @@ use super::segment::{
     write_whole,
 };
 use super::snapshot;
-use crate::constants::{BATCH_BYTES_MAX, READ_BYTES_MAX, WRITE_BEHIND_MS};
+use crate::constants::{BATCH_BYTES_MAX, DISK_FULL_RETRY_MS, READ_BYTES_MAX, WRITE_BEHIND_MS};
 use crate::constants::{PRODUCER_EXPIRY_MS, PRODUCER_SNAPSHOTS_KEPT};
 use crate::record::{
     BatchInfo, BatchWalk, RecordBatch, producer_fields, read_framing, set_timestamps,
@@ -240,6 +249,21 @@ struct Inner {
     last_sync: Cell<Instant>,
     cache: RefCell<TailCache>,
     failed: RefCell<Option<String>>,
+    /// The failure is a full disk: recoverable in place (see the module
+    /// docs).
+    disk_full: Cell<bool>,
+    /// Moves at every failure and every recovery: a durability wait that
+    /// sees it move fails (its records may have been cut and their offsets
+    /// reused), and a flusher pass that sees it move drops its error.
+    epoch: Cell<u64>,
+    /// The last recoveries from a full disk: (epoch after it, kept end).
+    /// A durability wait fails if one cut below its records.
+    cuts: RefCell<VecDeque<(u64, Offset)>>,
+    /// When the last recovery from a full disk was tried.
+    last_recovery_try: Cell<Option<Instant>>,
+    /// Rolled segments whose background seal a full disk failed; recovery
+    /// finishes them (they stay in `pending_seals` until then).
+    unsealed: RefCell<Vec<Rc<Segment>>>,
     closed: Cell<bool>,
     /// Wakes the flusher when data arrives.
     dirty: Event,
@@ -289,29 +313,246 @@ impl Inner {
             return Err(StorageError::Closed);
         }
         if let Some(reason) = &*self.failed.borrow() {
-            return Err(StorageError::Failed {
-                reason: reason.clone(),
-            });
+            return Err(self.failure_error(reason.clone()));
         }
         Ok(())
     }
 
-    /// Marks the log failed and wakes everyone waiting on it.
+    /// Like [`Inner::check`], but a full disk passes: the caller recovers
+    /// from it (or reports it) later.
+    fn check_permanent(&self) -> Result<()> {
+        match self.check() {
+            Err(StorageError::DiskFull { .. }) => Ok(()),
+            other => other,
+        }
+    }
+
+    fn failure_error(&self, reason: String) -> StorageError {
+        if self.disk_full.get() {
+            StorageError::DiskFull { reason }
+        } else {
+            StorageError::Failed { reason }
+        }
+    }
+
+    /// Marks the log failed and wakes everyone waiting on it. A full disk
+    /// is recoverable in place; any other error, even during a full-disk
+    /// episode, needs a reopen.
     fn fail(&self, error: StorageError) -> StorageError {
+        let full = error.is_disk_full();
         let reason = match &error {
-            StorageError::Failed { reason } => reason.clone(),
+            StorageError::Failed { reason } | StorageError::DiskFull { reason } => reason.clone(),
             other => other.to_string(),
         };
-        {
+        let reason = {
             let mut failed = self.failed.borrow_mut();
             if failed.is_none() {
-                tracing::error!(dir = %self.dir.display(), %reason, "partition log failed; it accepts nothing until reopened");
-                *failed = Some(reason.clone());
+                if full {
+                    tracing::error!(dir = %self.dir.display(), %reason, "partition log is out of disk space; appends fail until space is freed, then it recovers its tail and takes appends again");
+                } else {
+                    tracing::error!(dir = %self.dir.display(), %reason, "partition log failed; it accepts nothing until reopened");
+                }
+                *failed = Some(reason);
+                self.disk_full.set(full);
+                self.epoch.set(self.epoch.get() + 1);
+            } else if !full && self.disk_full.get() {
+                tracing::error!(dir = %self.dir.display(), %reason, "partition log failed while out of disk space; it accepts nothing until reopened");
+                *failed = Some(reason);
+                self.disk_full.set(false);
             }
-        }
+            failed.clone().expect("set above")
+        };
         self.progress.notify(usize::MAX);
         self.dirty.notify(usize::MAX);
-        StorageError::Failed { reason }
+        self.failure_error(reason)
+    }
+
+    /// Takes the append lock and recovers from a full disk (see
+    /// [`Inner::recover`]); at once `Ok` if the log is not failed.
+    async fn recover_now(&self, throttled: bool) -> Result<()> {
+        if self.failed.borrow().is_none() {
+            return Ok(());
+        }
+        let _lock = self
+            .append_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| StorageError::Closed)?;
+        self.recover(throttled).await
+    }
+
+    /// Recovers from a full disk in place, with the append lock held:
+    /// `Ok` once the log takes appends again, else the error (still
+    /// [`StorageError::DiskFull`] while there is no space). `throttled`:
+    /// at most one try per [`DISK_FULL_RETRY_MS`].
+    async fn recover(&self, throttled: bool) -> Result<()> {
+        if self.closed.get() {
+            return Err(StorageError::Closed);
+        }
+        let Some(reason) = self.failed.borrow().clone() else {
+            return Ok(());
+        };
+        if !self.disk_full.get() {
+            return Err(StorageError::Failed { reason });
+        }
+        if throttled
+            && self
+                .last_recovery_try
+                .get()
+                .is_some_and(|t| t.elapsed() < Duration::from_millis(DISK_FULL_RETRY_MS))
+        {
+            return Err(StorageError::DiskFull { reason });
+        }
+        self.last_recovery_try.set(Some(Instant::now()));
+        match self.recover_tail().await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// The recovery itself (see the module docs):
+    /// 1. Rolled segments whose seal the full disk failed are sealed (their
+    ///    data is all in their files: a roll writes it out first).
+    /// 2. The active segment's writes are let finish. The log keeps every
+    ///    record below the high watermark (never less than the active
+    ///    segment's base): all that was acknowledged and all that readers
+    ///    may have seen. Under `always` that is the durable end (plus what
+    ///    readers saw before the policy became `always`); otherwise every
+    ///    appended record, since each was acknowledged from memory.
+    /// 3. The file is cut at the first batch not wholly written (or at the
+    ///    kept end, if that comes first) and synced; the segment reopens
+    ///    there with its indexes (as after a clean close), and the kept
+    ///    batches the file lost are appended again from the tail cache —
+    ///    the same bytes at the same positions and offsets.
+    /// 4. What is not kept leaves the tail cache and the producer state;
+    ///    the next appends take its offsets.
+    async fn recover_tail(&self) -> Result<()> {
+        let started = Instant::now();
+        let unsealed: Vec<Rc<Segment>> = self.unsealed.borrow().clone();
+        for segment in unsealed {
+            segment.reseal(&self.disk).await?;
+            self.unsealed
+                .borrow_mut()
+                .retain(|s| s.base() != segment.base());
+            self.pending_seals
+                .borrow_mut()
+                .retain(|&(base, _)| base != segment.base());
+            tracing::info!(dir = %self.dir.display(), sealed = %segment.log_path().display(), "finished sealing a segment whose seal the full disk interrupted");
+            self.advance_durable(segment.next_offset());
+        }
+        let active = self.active();
+        active.settle().await;
+        let end = self.next_offset.get();
+        let keep = self.high_watermark().max(active.base()).min(end);
+        let written = active.written();
+        let (keep_pos, first_unwritten, rewrite) = {
+            let cache = self.cache.borrow();
+            let ours = || cache.entries.iter().filter(|e| e.segment == active.base());
+            let keep_pos = if keep == active.base() {
+                Some(0)
+            } else {
+                ours().find(|e| e.next == keep).map(|e| e.end_pos)
+            };
+            let first = ours()
+                .find(|e| e.end_pos > written)
+                .map(|e| (e.base, e.end_pos - e.bytes.len() as u64));
+            let rewrite: Vec<(Offset, Offset, Bytes)> = match first {
+                Some((from, _)) if from < keep => ours()
+                    .filter(|e| e.base >= from && e.next <= keep)
+                    .map(|e| (e.base, e.next, e.bytes.clone()))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            (keep_pos, first, rewrite)
+        };
+        let (restart, restart_offset) = match first_unwritten {
+            Some((from, pos)) if from < keep => (pos, from),
+            _ => match keep_pos {
+                Some(pos) => (pos, keep),
+                None => (active.position_of(keep).await?, keep),
+            },
+        };
+        let segment = active
+            .reopen_at(&self.disk, &self.dir, restart, self.settings)
+            .await?;
+        if segment.next_offset() != restart_offset {
+            return Err(StorageError::Corrupt {
+                file: active.log_path().to_path_buf(),
+                position: restart,
+                reason: format!(
+                    "recovering from a full disk found offset {} at position {restart}, where {restart_offset} was expected",
+                    segment.next_offset()
+                ),
+            });
+        }
+        let segment = Rc::new(segment);
+        *self
+            .segments
+            .borrow_mut()
+            .last_mut()
+            .expect("a log always has an active segment") = segment.clone();
+        {
+            let mut cache = self.cache.borrow_mut();
+            while cache.entries.back().is_some_and(|e| e.base >= keep) {
+                let e = cache.entries.pop_back().expect("checked");
+                cache.bytes -= e.bytes.len();
+            }
+        }
+        self.next_offset.set(keep);
+        if keep < end {
+            self.producers.borrow_mut().truncate_from(keep);
+        }
+        self.flushed.set(self.flushed.get().min(restart_offset));
+        self.synced.set(self.synced.get().min(keep));
+        self.seen_before_always
+            .set(self.seen_before_always.get().min(keep));
+        let mut rewritten = 0usize;
+        for (base, next, bytes) in &rewrite {
+            let max_timestamp = producer_fields(bytes).max_timestamp;
+            segment
+                .append_batch(
+                    bytes,
+                    *base,
+                    max_timestamp,
+                    next.distance_from(*base) as u32,
+                )
+                .await?;
+            rewritten += bytes.len();
+        }
+        *self.failed.borrow_mut() = None;
+        self.disk_full.set(false);
+        self.epoch.set(self.epoch.get() + 1);
+        {
+            let mut cuts = self.cuts.borrow_mut();
+            if cuts.len() == CUTS_KEPT {
+                cuts.pop_front();
+            }
+            cuts.push_back((self.epoch.get(), keep));
+        }
+        self.last_recovery_try.set(None);
+        tracing::warn!(
+            dir = %self.dir.display(),
+            kept_end = %keep,
+            records_cut = end.distance_from(keep),
+            bytes_rewritten = rewritten,
+            millis = started.elapsed().as_millis() as u64,
+            "partition log recovered from a full disk and takes appends again (records not acknowledged were cut)"
+        );
+        self.dirty.notify(usize::MAX);
+        self.progress.notify(usize::MAX);
+        self.data.notify(usize::MAX);
+        Ok(())
+    }
+
+    /// Whether the records below `offset`, appended at `epoch`, are still
+    /// in the log: no recovery since cut below them.
+    fn survived(&self, epoch: u64, offset: Offset) -> bool {
+        let cuts = self.cuts.borrow();
+        if cuts.len() == CUTS_KEPT && cuts.front().is_some_and(|&(e, _)| e > epoch + 1) {
+            // Older recoveries are forgotten: assume the worst.
+            return false;
+        }
+        cuts.iter().all(|&(e, keep)| e <= epoch || keep >= offset)
     }
 
     fn high_watermark(&self) -> Offset {
@@ -351,6 +592,21 @@ impl Inner {
     /// One flusher pass: hand the partial chunk to a write, wait for it,
     /// sync if the policy asks, then write out the indexes.
     async fn flush_pass(&self, sync: bool) -> Result<()> {
+        let epoch = self.epoch.get();
+        let result = self.flush_pass_inner(sync, epoch).await;
+        if let Err(e) = result {
+            // A recovery since the pass started replaced the segment it
+            // wrote to: its error is stale, and the recovery rewrites the
+            // data.
+            if self.epoch.get() != epoch || self.closed.get() {
+                return Err(e);
+            }
+            return Err(self.fail(e));
+        }
+        Ok(())
+    }
+
+    async fn flush_pass_inner(&self, sync: bool, epoch: u64) -> Result<()> {
         let sync = self.sync_wanted.replace(false) || sync;
         let (target, segment, end) = {
             let _lock = self
@@ -364,11 +620,21 @@ impl Inner {
             (self.next_offset.get(), segment, end)
         };
         segment.wait_written(end).await?;
+        let stale = || StorageError::DiskFull {
+            reason: "the log recovered from a full disk during a flush".into(),
+        };
         if sync {
             segment.sync_log().await?;
+            if self.epoch.get() != epoch {
+                // The tail was cut meanwhile: `target` may be gone.
+                return Err(stale());
+            }
             self.last_sync.set(Instant::now());
             self.bump_stats(|s| s.fsyncs += 1);
             self.advance_durable(target);
+        }
+        if self.epoch.get() != epoch {
+            return Err(stale());
         }
         self.flushed.set(self.flushed.get().max(target));
         if segment.is_active() {
@@ -419,6 +685,15 @@ impl Inner {
             if result.is_ok() {
                 crash::point("seal.done");
                 inner.save_producers(next, producers).await;
+            }
+            if let Err(e) = &result
+                && e.is_disk_full()
+            {
+                // Finished by the recovery once space returns; until then
+                // nothing at or past the segment counts as durable.
+                inner.unsealed.borrow_mut().push(active.clone());
+                inner.fail(result.unwrap_err());
+                return;
             }
             inner
                 .pending_seals
@@ -472,9 +747,13 @@ fn stamp_batches(
     append_time
 }
 
+/// Recoveries from a full disk remembered for durability waits.
+const CUTS_KEPT: usize = 16;
+
 /// What [`Inner::append_locked`] assigned: the first offset, the offset
-/// after the last record, and the stamped append time if any.
-type Assigned = (Offset, Offset, Option<Timestamp>);
+/// after the last record, the stamped append time if any, and the log's
+/// epoch then (see `Inner::epoch`).
+type Assigned = (Offset, Offset, Option<Timestamp>, u64);
 
 impl Inner {
     /// Assigns offsets to validated batches, stamps them and copies them
@@ -490,12 +769,16 @@ impl Inner {
             .acquire_permit(1)
             .await
             .map_err(|_| StorageError::Closed)?;
+        if let Err(StorageError::DiskFull { .. }) = inner.check() {
+            inner.recover(true).await?;
+        }
         inner.check()?;
+        let epoch = inner.epoch.get();
         if let Some(original) = inner.check_producers(&batches, &found)? {
             // A retry of batches already in the log: their offsets, again.
             // The append time it was stamped with is not kept: none is
             // reported (Kafka clients then read the batches' own times).
-            return Ok((original.base, original.last.plus(1), None));
+            return Ok((original.base, original.last.plus(1), None, epoch));
         }
         let base = inner.next_offset.get();
         let timestamp_type = inner.config.get().timestamp_type;
@@ -547,7 +830,7 @@ impl Inner {
         });
         drop(permit);
         inner.dirty.notify(1);
-        Ok((base, offset, append_time))
+        Ok((base, offset, append_time, epoch))
     }
 }
 
@@ -664,10 +947,37 @@ impl Inner {
 /// The background task that writes data out and syncs it per policy.
 async fn flusher(weak: Weak<Inner>) {
     loop {
+        let full = match weak.upgrade() {
+            Some(inner) if inner.closed.get() => return,
+            Some(inner) if inner.failed.borrow().is_some() => {
+                if !inner.disk_full.get() {
+                    return;
+                }
+                true
+            }
+            Some(_) => false,
+            None => return,
+        };
+        if full {
+            // Out of space: try to recover every so often, so records
+            // acknowledged from memory reach the file once space returns
+            // even when no append comes to trigger it.
+            glommio::timer::sleep(Duration::from_millis(DISK_FULL_RETRY_MS)).await;
+            let Some(inner) = weak.upgrade() else { return };
+            if inner.closed.get() {
+                return;
+            }
+            let _ = inner.recover_now(true).await;
+            continue;
+        }
         let listener = {
             let Some(inner) = weak.upgrade() else { return };
-            if inner.closed.get() || inner.failed.borrow().is_some() {
+            if inner.closed.get() {
                 return;
+            }
+            if inner.failed.borrow().is_some() {
+                // Not closed and failed: the top of the loop waits.
+                continue;
             }
             let listener = inner.dirty.listen();
             if inner.next_offset.get() > inner.flushed.get() || inner.sync_wanted.get() {
@@ -709,12 +1019,8 @@ async fn flusher(weak: Weak<Inner>) {
             return;
         }
         let sync = policy != FsyncPolicy::Never;
-        if let Err(e) = inner.flush_pass(sync).await {
-            if !inner.closed.get() {
-                inner.fail(e);
-            }
-            return;
-        }
+        // A failure is recorded by the pass; the loop's top handles it.
+        let _ = inner.flush_pass(sync).await;
     }
 }
 
@@ -822,6 +1128,11 @@ impl PartitionLog {
             seen_before_always: Cell::new(end),
             last_sync: Cell::new(Instant::now()),
             failed: RefCell::new(None),
+            disk_full: Cell::new(false),
+            epoch: Cell::new(0),
+            cuts: RefCell::new(VecDeque::new()),
+            last_recovery_try: Cell::new(None),
+            unsealed: RefCell::new(Vec::new()),
             closed: Cell::new(false),
             dirty: Event::new(),
             wake_flusher: Event::new(),
@@ -918,7 +1229,7 @@ impl PartitionLog {
     /// the background, only the wait for durability is abandoned.
     pub async fn append(&self, batches: BytesMut) -> Result<AppendInfo> {
         let inner = &self.inner;
-        inner.check()?;
+        inner.check_permanent()?;
         if batches.is_empty() {
             return Err(StorageError::EmptyAppend);
         }
@@ -937,9 +1248,9 @@ impl PartitionLog {
         // that never reached its write chunk.
         let task =
             glommio::spawn_local(Inner::append_locked(self.inner.clone(), batches, found)).detach();
-        let (base, offset, log_append_time) = task.await.ok_or(StorageError::Closed)??;
+        let (base, offset, log_append_time, epoch) = task.await.ok_or(StorageError::Closed)??;
         if inner.config.get().fsync == FsyncPolicy::Always {
-            self.wait_durable(offset).await?;
+            self.wait_durable(offset, epoch).await?;
         }
         Ok(AppendInfo {
             base_offset: base,
@@ -956,11 +1267,12 @@ impl PartitionLog {
         if self.inner.durable.get() >= offset {
             return Ok(());
         }
+        let epoch = self.inner.epoch.get();
         self.inner.check()?;
         self.inner.sync_wanted.set(true);
         self.inner.dirty.notify(1);
         self.inner.wake_flusher.notify(1);
-        self.wait_durable(offset).await
+        self.wait_durable(offset, epoch).await
     }
 
     /// A listener that fires when the high watermark may have moved (new
@@ -969,14 +1281,29 @@ impl PartitionLog {
         self.inner.data.listen()
     }
 
-    async fn wait_durable(&self, offset: Offset) -> Result<()> {
+    /// Waits until everything below `offset` is durable. Fails if the log
+    /// failed (or failed and recovered: the epoch moved) meanwhile — the
+    /// records may have been cut and their offsets given to others.
+    async fn wait_durable(&self, offset: Offset, epoch: u64) -> Result<()> {
         let inner = &self.inner;
+        let moved = || -> Result<()> {
+            if inner.survived(epoch, offset) {
+                return Ok(());
+            }
+            Err(StorageError::DiskFull {
+                reason: format!(
+                    "the log ran out of space while offset {offset} waited to become durable; the records were cut and not acknowledged"
+                ),
+            })
+        };
         loop {
+            moved()?;
             if inner.durable.get() >= offset {
                 return Ok(());
             }
             inner.check()?;
             let listener = inner.progress.listen();
+            moved()?;
             if inner.durable.get() >= offset {
                 return Ok(());
             }
@@ -1137,13 +1464,14 @@ impl PartitionLog {
     /// segment is never deleted. Advances the log start offset.
     pub async fn enforce_retention(&self, now: Timestamp) -> Result<RetentionOutcome> {
         let inner = &self.inner;
-        inner.check()?;
+        // Runs on a full disk too: deleting segments is what frees space.
+        inner.check_permanent()?;
         let _permit = inner
             .maintenance
             .acquire_permit(1)
             .await
             .map_err(|_| StorageError::Closed)?;
-        inner.check()?;
+        inner.check_permanent()?;
         let victims: Vec<(Rc<Segment>, &'static str)> = {
             let mut segments = inner.segments.borrow_mut();
             let mut remaining: u64 = segments.iter().map(|s| s.size()).sum();
@@ -1213,11 +1541,9 @@ impl PartitionLog {
 
     /// Writes everything out and syncs it now, whatever the policy.
     pub async fn flush(&self) -> Result<()> {
-        self.inner.check()?;
-        self.inner
-            .flush_pass(true)
-            .await
-            .map_err(|e| self.inner.fail(e))
+        self.inner.check_permanent()?;
+        self.inner.recover_now(false).await?;
+        self.inner.flush_pass(true).await
     }
 
     /// Stops the flusher, writes everything out, syncs it and trims the
@@ -1229,6 +1555,11 @@ impl PartitionLog {
             .acquire_permit(1)
             .await
             .map_err(|_| StorageError::Closed)?;
+        if let Err(StorageError::DiskFull { .. }) = inner.check() {
+            // Acknowledged records may still be only in memory: write them
+            // out if the space is back.
+            inner.recover(false).await?;
+        }
         inner.check()?;
         inner.closed.set(true);
         inner.dirty.notify(usize::MAX);
@@ -1398,6 +1729,12 @@ impl PartitionLog {
     /// Whether an earlier I/O error failed the log.
     pub fn failure(&self) -> Option<String> {
         self.inner.failed.borrow().clone()
+    }
+
+    /// Whether the failure is a full disk, which the log recovers from by
+    /// itself once space is freed.
+    pub fn is_disk_full(&self) -> bool {
+        self.inner.failed.borrow().is_some() && self.inner.disk_full.get()
     }
 }
 

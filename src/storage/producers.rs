@@ -215,6 +215,16 @@ impl Producers {
         }
     }
 
+    /// Forgets the batches at or after `offset` (the log's tail was cut
+    /// there): a producer's retry of one is then new, not a duplicate of
+    /// records that are gone. A producer left with no batch keeps its
+    /// epoch, so fencing still holds.
+    pub fn truncate_from(&mut self, offset: Offset) {
+        for entry in self.entries.values_mut() {
+            entry.batches.retain(|b| b.base < offset);
+        }
+    }
+
     /// Drops producers idle for longer than `idle_ms` before `now`.
     pub fn expire(&mut self, now: Timestamp, idle_ms: u64) {
         let cutoff = now.0.saturating_sub(idle_ms.min(i64::MAX as u64) as i64);

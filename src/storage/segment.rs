@@ -277,6 +277,9 @@ pub struct Segment {
     last_read_end: Cell<u64>,
     /// A read of the window after the last one, already in flight.
     read_ahead: RefCell<Option<ReadAhead>>,
+    /// Where recovery from a full disk cut the file ([`Segment::reopen_at`]):
+    /// reads through this handle stop there.
+    cut_at: Cell<Option<u64>>,
 }
 
 /// Paths of a segment's three files.
@@ -348,10 +351,11 @@ impl Segment {
     /// Everything below this position is in the file (reads beyond it must
     /// be served from memory).
     pub fn written(&self) -> u64 {
-        match &*self.writers.borrow() {
+        let written = match &*self.writers.borrow() {
             Some(w) => w.log.written(),
             None => self.size(),
-        }
+        };
+        self.cut_at.get().map_or(written, |cut| written.min(cut))
     }
 
     /// The entries of the sparse offset index (for tests and tools).
@@ -391,15 +395,31 @@ impl Segment {
                 .map_err(|e| StorageError::io("truncating", &path, e))?;
             Ok::<_, StorageError>(Rc::new(file))
         };
-        let file = open(log_path.clone()).await?;
-        let index_file = open(index_path.clone()).await?;
-        let time_file = open(time_path.clone()).await?;
-        // The new names must survive a machine crash: an `always` append to
-        // this segment is acknowledged after an fdatasync of the file, which
-        // does not cover the directory entry.
-        disk.sync_dir(dir)
-            .await
-            .map_err(|e| StorageError::io("syncing directory", dir, e))?;
+        let opened = async {
+            let file = open(log_path.clone()).await?;
+            let index_file = open(index_path.clone()).await?;
+            let time_file = open(time_path.clone()).await?;
+            // The new names must survive a machine crash: an `always` append
+            // to this segment is acknowledged after an fdatasync of the file,
+            // which does not cover the directory entry.
+            disk.sync_dir(dir)
+                .await
+                .map_err(|e| StorageError::io("syncing directory", dir, e))?;
+            Ok::<_, StorageError>((file, index_file, time_file))
+        }
+        .await;
+        let (file, index_file, time_file) = match opened {
+            Ok(files) => files,
+            Err(e) => {
+                // A full disk can refuse the second or third file. An empty
+                // segment left behind would end the log at the next open
+                // (its base past the real end), so its files go.
+                for path in [&log_path, &index_path, &time_path] {
+                    let _ = disk.remove(path).await;
+                }
+                return Err(e);
+            }
+        };
         let writers = Writers {
             log: Appender::new(file.clone(), settings.write_chunk_bytes, 0, &[]),
             index: Appender::new(index_file.clone(), INDEX_CHUNK_BYTES, 0, &[]),
@@ -427,6 +447,7 @@ impl Segment {
             writers: RefCell::new(Some(Rc::new(writers))),
             last_read_end: Cell::new(u64::MAX),
             read_ahead: RefCell::new(None),
+            cut_at: Cell::new(None),
         })
     }
 
@@ -460,6 +481,7 @@ impl Segment {
             writers: RefCell::new(None),
             last_read_end: Cell::new(u64::MAX),
             read_ahead: RefCell::new(None),
+            cut_at: Cell::new(None),
         }
     }
 
@@ -936,8 +958,8 @@ impl Segment {
             st.max_timestamp = st.max_timestamp.max(max_timestamp);
             (index_entry, time_entry)
         };
-        let io_failed = |e| StorageError::Failed {
-            reason: format!("appending to {}: {e}", self.log_path.display()),
+        let io_failed = |e: std::io::Error| {
+            StorageError::write_failed(format_args!("appending to {}", self.log_path.display()), &e)
         };
         writers.log.append(batch).await.map_err(io_failed)?;
         if let Some(entry) = index_entry {
@@ -953,9 +975,10 @@ impl Segment {
     /// to wait for with [`Segment::wait_written`].
     pub fn flush_log(&self) -> Result<u64> {
         let writers = self.writers()?;
-        writers.log.flush().map_err(|e| StorageError::Failed {
-            reason: e.to_string(),
-        })
+        writers
+            .log
+            .flush()
+            .map_err(|e| StorageError::write_failed("", &e))
     }
 
     /// Waits until the log file holds everything below `pos` (at once for
@@ -968,9 +991,7 @@ impl Segment {
             .log
             .wait_written(pos)
             .await
-            .map_err(|e| StorageError::Failed {
-                reason: e.to_string(),
-            })
+            .map_err(|e| StorageError::write_failed("", &e))
     }
 
     /// Relative offset to start a search for the first record with a
@@ -981,8 +1002,8 @@ impl Segment {
 
     /// `fdatasync` of the log file.
     pub async fn sync_log(&self) -> Result<()> {
-        self.file.sync().await.map_err(|e| StorageError::Failed {
-            reason: format!("fdatasync of {}: {e}", self.log_path.display()),
+        self.file.sync().await.map_err(|e| {
+            StorageError::write_failed(format_args!("fdatasync of {}", self.log_path.display()), &e)
         })
     }
 
@@ -991,9 +1012,7 @@ impl Segment {
     /// never data).
     pub async fn write_out_indexes(&self) -> Result<()> {
         let writers = self.writers()?;
-        let failed = |e: std::io::Error| StorageError::Failed {
-            reason: e.to_string(),
-        };
+        let failed = |e: std::io::Error| StorageError::write_failed("", &e);
         writers.index.write_out().await.map_err(failed)?;
         writers.time.write_out().await.map_err(failed)?;
         Ok(())
@@ -1017,9 +1036,7 @@ impl Segment {
             .write_out()
             .await
             .map(|_| ())
-            .map_err(|e| StorageError::Failed {
-                reason: e.to_string(),
-            })
+            .map_err(|e| StorageError::write_failed("", &e))
     }
 
     /// Seals the active segment: writes everything out, adds the final time
@@ -1042,9 +1059,7 @@ impl Segment {
     /// that recovery either trusts or validates whole.
     pub async fn finish_writing(&self, seal: bool) -> Result<()> {
         let writers = self.writers()?;
-        let failed = |e: std::io::Error| StorageError::Failed {
-            reason: e.to_string(),
-        };
+        let failed = |e: std::io::Error| StorageError::write_failed("", &e);
         let end = writers.log.write_out().await.map_err(failed)?;
         let index_end = writers.index.write_out().await.map_err(failed)?;
         let point = |step: &str| {
@@ -1084,9 +1099,123 @@ impl Segment {
         file.truncate(len)
             .await
             .map_err(|e| StorageError::io("truncating", path, e))?;
-        file.sync().await.map_err(|e| StorageError::Failed {
-            reason: format!("fdatasync of {}: {e}", path.display()),
+        file.sync().await.map_err(|e| {
+            StorageError::write_failed(format_args!("fdatasync of {}", path.display()), &e)
         })
+    }
+
+    /// Waits until no write of this segment's appenders is in flight (each
+    /// finished, succeeded or failed).
+    pub async fn settle(&self) {
+        let Some(writers) = self.writers.borrow().clone() else {
+            return;
+        };
+        writers.log.settle().await;
+        writers.index.settle().await;
+        writers.time.settle().await;
+    }
+
+    /// The file position where the batch starting at `offset` begins (the
+    /// end of the one before it), found by scanning from the index entry
+    /// at or before it. `offset` must be a batch boundary in the part of
+    /// the file known to be written.
+    pub async fn position_of(&self, offset: Offset) -> Result<u64> {
+        if offset == self.base {
+            return Ok(0);
+        }
+        let (rel, pos) = {
+            let st = self.state.borrow();
+            st.index
+                .lookup(offset.distance_from(self.base).min(u32::MAX as u64) as u32)
+        };
+        let outcome = scan(
+            &self.file,
+            pos as u64,
+            self.written(),
+            self.base.plus(rel as u64),
+            offset,
+            self.batch_bytes_max,
+            |_, _, _, _, _| {},
+        )
+        .await?;
+        if outcome.next_offset != offset {
+            return Err(StorageError::Corrupt {
+                file: self.log_path.clone(),
+                position: outcome.valid_end,
+                reason: format!(
+                    "no batch boundary at offset {offset} in the written part of the segment (the scan ended at {})",
+                    outcome.next_offset
+                ),
+            });
+        }
+        Ok(outcome.valid_end)
+    }
+
+    /// Recovery of the active segment after a failed write (a full disk),
+    /// without reopening the log: the log file is cut at `pos` (a batch
+    /// boundary below which everything is known to be written) and synced,
+    /// the index files are rewritten with the entries below `pos`, and a
+    /// new active segment over the same files continues at `pos` with fresh
+    /// appenders. This segment must be settled ([`Segment::settle`]) and is
+    /// not to be used afterwards. Fails (and may be retried) while the disk
+    /// is still full.
+    pub async fn reopen_at(
+        &self,
+        disk: &Disk,
+        dir: &Path,
+        pos: u64,
+        settings: SegmentSettings,
+    ) -> Result<Segment> {
+        // Readers still holding this handle read no further than the cut
+        // (the log serves what lies above it from its tail cache).
+        self.cut_at
+            .set(Some(self.cut_at.get().map_or(pos, |cut| cut.min(pos))));
+        self.file
+            .truncate(pos)
+            .await
+            .map_err(|e| StorageError::io("truncating", &self.log_path, e))?;
+        self.file.sync().await.map_err(|e| {
+            StorageError::write_failed(format_args!("fdatasync of {}", self.log_path.display()), &e)
+        })?;
+        let (index, time_index, created) = {
+            let st = self.state.borrow();
+            let mut index = st.index.clone();
+            index.truncate_to_position(pos);
+            let mut time_index = st.time_index.clone();
+            time_index.truncate_to_offset(index.last().map_or(0, |(o, _)| o));
+            (index, time_index, st.created)
+        };
+        write_whole(disk, &self.index_path, &encode_index(&index)).await?;
+        write_whole(disk, &self.time_path, &encode_time_index(&time_index)).await?;
+        // The indexes are now exact for the first `pos` bytes, as after a
+        // clean close: recovery validates from the last entry only.
+        let segment = Segment::recover_active(disk, dir, self.base, settings, Some(pos)).await?;
+        segment.state.borrow_mut().created = created;
+        Ok(segment)
+    }
+
+    /// Finishes the seal of a rolled segment whose background seal failed
+    /// (a full disk): its data is all in the file (a roll writes it out
+    /// first), so the log file is trimmed and synced and both indexes are
+    /// written whole from memory, the time index last with its final entry
+    /// (the mark of a completed seal, see [`Segment::open_sealed`]).
+    pub async fn reseal(&self, disk: &Disk) -> Result<()> {
+        self.settle().await;
+        let size = self.size();
+        self.trim_and_sync(&self.file, size, &self.log_path).await?;
+        let (index, time_index) = {
+            let mut st = self.state.borrow_mut();
+            let records = st.next_offset.distance_from(self.base) as u32;
+            let max = st.max_timestamp;
+            if records > 0 {
+                st.time_index.push_final(max, records);
+            }
+            (st.index.clone(), st.time_index.clone())
+        };
+        write_whole(disk, &self.index_path, &encode_index(&index)).await?;
+        write_whole(disk, &self.time_path, &encode_time_index(&time_index)).await?;
+        *self.writers.borrow_mut() = None;
+        Ok(())
     }
 
     /// Reads whole batches starting with the one that holds `from`: at most

@@ -31,6 +31,16 @@ impl Broker {
     /// `--kafka-listen` in `extra` the broker has no Kafka listener (never
     /// the fixed 9092).
     pub fn start(data_dir: &Path, cores: usize, extra: &[&str]) -> Broker {
+        Broker::start_with_env(data_dir, cores, extra, &[])
+    }
+
+    /// [`Broker::start`] with extra environment variables (test hooks).
+    pub fn start_with_env(
+        data_dir: &Path,
+        cores: usize,
+        extra: &[&str],
+        env: &[(&str, &Path)],
+    ) -> Broker {
         let stderr_path = data_dir.with_extension(format!("stderr-{}", std::process::id()));
         let stderr = std::fs::OpenOptions::new()
             .create(true)
@@ -57,6 +67,7 @@ impl Broker {
                 "RUST_LOG",
                 std::env::var("CORELOG_TEST_LOG").unwrap_or_else(|_| "corelog=info".into()),
             )
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()

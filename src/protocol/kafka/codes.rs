@@ -83,7 +83,11 @@ pub fn code(kind: ErrorKind) -> i16 {
         ErrorKind::OffsetOutOfRange => OFFSET_OUT_OF_RANGE,
         ErrorKind::OutOfOrderSequence => OUT_OF_ORDER_SEQUENCE_NUMBER,
         ErrorKind::ProducerFenced => INVALID_PRODUCER_EPOCH,
-        ErrorKind::CorruptStoredData | ErrorKind::StorageFailed => KAFKA_STORAGE_ERROR,
+        // Retriable for Kafka clients (librdkafka and the Java client retry
+        // it after a metadata refresh): a full disk is, once space is freed.
+        ErrorKind::CorruptStoredData | ErrorKind::StorageFailed | ErrorKind::DiskFull => {
+            KAFKA_STORAGE_ERROR
+        }
         ErrorKind::InvalidGroupId => INVALID_GROUP_ID,
         ErrorKind::FencedMemberEpoch => FENCED_MEMBER_EPOCH,
         ErrorKind::StaleMemberEpoch => STALE_MEMBER_EPOCH,
@@ -103,5 +107,21 @@ pub fn code(kind: ErrorKind) -> i16 {
         ErrorKind::GroupMaxSizeReached => GROUP_MAX_SIZE_REACHED,
         ErrorKind::OffsetMetadataTooLarge => OFFSET_METADATA_TOO_LARGE,
         ErrorKind::GroupSubscribedToTopic => GROUP_SUBSCRIBED_TO_TOPIC,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_a_storage_error_kafka_clients_retry() {
+        // KAFKA_STORAGE_ERROR is retriable for librdkafka and the Java
+        // client (a KafkaStorageException is an InvalidMetadataException).
+        assert_eq!(code(ErrorKind::DiskFull), KAFKA_STORAGE_ERROR);
+        assert_eq!(
+            crate::protocol::native::error_code(ErrorKind::DiskFull),
+            crate::protocol::wire::ErrorCode::DISK_FULL
+        );
     }
 }

@@ -140,6 +140,7 @@ pub fn error_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::OffsetOutOfRange => ErrorCode::OFFSET_OUT_OF_RANGE,
         ErrorKind::CorruptStoredData => ErrorCode::CORRUPT_STORED_DATA,
         ErrorKind::StorageFailed => ErrorCode::STORAGE_FAILED,
+        ErrorKind::DiskFull => ErrorCode::DISK_FULL,
         ErrorKind::InvalidGroupId => ErrorCode::INVALID_GROUP_ID,
         ErrorKind::CoordinatorNotAvailable => ErrorCode::COORDINATOR_NOT_AVAILABLE,
         ErrorKind::UnknownMemberId => ErrorCode::UNKNOWN_MEMBER_ID,

@@ -568,9 +568,13 @@ impl PartitionLog {
             return Err(e);
         }
         crash::point("clean.after_cleaned_synced");
-        self.swap_in(segment, &cleaned)
-            .await
-            .map_err(|e| inner.fail(e))?;
+        // A swap cut short (even by a full disk) is finished by the next
+        // open, not by the in-place recovery of a full disk's tail.
+        self.swap_in(segment, &cleaned).await.map_err(|e| {
+            inner.fail(StorageError::Failed {
+                reason: e.to_string(),
+            })
+        })?;
         tracing::debug!(
             dir = %inner.dir.display(),
             segment = %base,
