@@ -29,7 +29,12 @@ pub struct BrokerConfig {
     pub pin: bool,
     /// Configuration of new topics where a create request leaves it unset.
     pub topic_defaults: TopicConfig,
+    /// Connections at once; lowered at start if it would take more than
+    /// its share of the open-file limit (see `shard::FdBudget`).
     pub max_connections: usize,
+    /// Sealed-segment files each shard keeps open at most (its open-file
+    /// cache); `None`: sized from the file-descriptor budget.
+    pub open_segment_files_per_shard: Option<usize>,
     pub max_inflight_per_connection: usize,
     pub idle_timeout: Duration,
     /// How long a frame may take once its first byte arrived.
@@ -79,6 +84,7 @@ impl BrokerConfig {
             pin: true,
             topic_defaults: TopicConfig::default(),
             max_connections: CONNECTIONS_MAX_DEFAULT,
+            open_segment_files_per_shard: None,
             max_inflight_per_connection: INFLIGHT_PER_CONNECTION_DEFAULT,
             idle_timeout: Duration::from_millis(IDLE_TIMEOUT_MS_DEFAULT),
             frame_timeout: Duration::from_millis(FRAME_TIMEOUT_MS_DEFAULT),
@@ -116,6 +122,9 @@ impl BrokerConfig {
         }
         if self.max_connections == 0 || self.max_inflight_per_connection == 0 {
             return Err("max connections and max in-flight requests must be at least 1".into());
+        }
+        if self.open_segment_files_per_shard == Some(0) {
+            return Err("open segment files per shard must be at least 1".into());
         }
         if self.max_frame_bytes < 64 << 10 || self.max_frame_bytes > FRAME_BYTES_MAX {
             return Err(format!(
@@ -219,6 +228,9 @@ impl BrokerConfig {
         if let Some(v) = file.max_connections {
             self.max_connections = v;
         }
+        if let Some(v) = file.open_segment_files_per_shard {
+            self.open_segment_files_per_shard = Some(v);
+        }
         if let Some(v) = file.max_inflight_per_connection {
             self.max_inflight_per_connection = v;
         }
@@ -283,6 +295,7 @@ struct FileConfig {
     pin: Option<bool>,
     topic_defaults: Option<TopicConfig>,
     max_connections: Option<usize>,
+    open_segment_files_per_shard: Option<usize>,
     max_inflight_per_connection: Option<usize>,
     idle_timeout_ms: Option<u64>,
     frame_timeout_ms: Option<u64>,

@@ -50,9 +50,15 @@ pub struct ServeArgs {
     /// its first byte, in milliseconds (default 30000).
     #[arg(long)]
     frame_timeout_ms: Option<u64>,
-    /// Most connections at once.
+    /// Most connections at once [default: 10000, lowered to a quarter of
+    /// the open-file limit left after the reserves (2 descriptors each)].
     #[arg(long)]
     max_connections: Option<usize>,
+    /// Sealed-segment files each shard keeps open at most; sealed segments
+    /// open their files on demand through this cache [default: 12% of the
+    /// descriptors left for storage, split over the shards, 8 to 1024].
+    #[arg(long)]
+    open_segment_files_per_shard: Option<usize>,
     /// Do not pin shards to CPUs.
     #[arg(long)]
     no_pin: bool,
@@ -128,6 +134,9 @@ fn config_from(args: &ServeArgs) -> Result<BrokerConfig, String> {
     }
     if let Some(v) = args.max_connections {
         config.max_connections = v;
+    }
+    if let Some(v) = args.open_segment_files_per_shard {
+        config.open_segment_files_per_shard = Some(v);
     }
     if args.no_pin {
         config.pin = false;

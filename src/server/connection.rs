@@ -14,8 +14,8 @@ use std::rc::Rc;
 pub async fn serve<P: Protocol>(shard: Rc<Shard>, stream: TcpStream) {
     let peer = stream.peer_addr().ok();
     let _ = stream.set_nodelay(true);
+    // Counted by the accept loop; uncounted here when the connection ends.
     let counters = &shard.counters;
-    counters.connections.set(counters.connections.get() + 1);
     tracing::debug!(shard = %shard.id, ?peer, protocol = P::NAME, "connection opened");
     let (reader, writer) = match crate::protocol::split_stream(stream) {
         Ok(halves) => halves,

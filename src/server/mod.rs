@@ -82,11 +82,9 @@ fn accept<P: Protocol>(
     listener: TcpListener,
     which: &'static str,
 ) -> glommio::task::JoinHandle<()> {
-    let per_shard_max = shard
-        .config
-        .max_connections
-        .div_ceil(shard.count as usize)
-        .max(1);
+    // The file-descriptor budget's share: `max_connections` split over the
+    // shards, lowered at start if it would take storage's descriptors.
+    let per_shard_max = shard.budget.connections_per_shard;
     let (shard, gate) = (shard.clone(), gate.clone());
     glommio::spawn_local(async move {
         loop {
@@ -108,18 +106,25 @@ fn accept<P: Protocol>(
                     continue;
                 }
             };
-            if shard.counters.connections.get() as usize >= per_shard_max {
+            let connections = &shard.counters.connections;
+            if connections.get() as usize >= per_shard_max {
                 tracing::warn!(shard = %shard.id, limit = per_shard_max, peer = ?stream.peer_addr().ok(), "connection refused: shard at its connection limit");
                 drop(stream);
                 continue;
             }
+            // Counted here, before the connection's task runs, so a burst of
+            // accepts cannot overshoot the limit; the task uncounts it.
+            connections.set(connections.get() + 1);
             let shard = shard.clone();
             // Detach: dropping a glommio Task cancels it.
             match gate.spawn(async move { connection::serve::<P>(shard, stream).await }) {
                 Ok(task) => {
                     task.detach();
                 }
-                Err(_) => return,
+                Err(_) => {
+                    connections.set(connections.get() - 1);
+                    return;
+                }
             }
         }
     })
