@@ -33,7 +33,12 @@ pub struct BrokerConfig {
     pub pin: bool,
     /// Configuration of new topics where a create request leaves it unset.
     pub topic_defaults: TopicConfig,
+    /// Connections at once; lowered at start if it would take more than
+    /// its share of the open-file limit (see `shard::FdBudget`).
     pub max_connections: usize,
+    /// Sealed-segment files each shard keeps open at most (its open-file
+    /// cache); `None`: sized from the file-descriptor budget.
+    pub open_segment_files_per_shard: Option<usize>,
     pub max_inflight_per_connection: usize,
     pub idle_timeout: Duration,
     /// How long a frame may take once its first byte arrived.
@@ -95,6 +100,7 @@ impl BrokerConfig {
             pin: true,
             topic_defaults: TopicConfig::default(),
             max_connections: CONNECTIONS_MAX_DEFAULT,
+            open_segment_files_per_shard: None,
             max_inflight_per_connection: INFLIGHT_PER_CONNECTION_DEFAULT,
             idle_timeout: Duration::from_millis(IDLE_TIMEOUT_MS_DEFAULT),
             frame_timeout: Duration::from_millis(FRAME_TIMEOUT_MS_DEFAULT),
@@ -137,14 +143,6 @@ impl BrokerConfig {
             .max(self.max_frame_bytes + crate::protocol::FRAME_HEADER_BYTES)
     }
 
-    /// Connections shard `shard` of `shards` accepts for any request: its
-    /// share of `max_connections` (the shares add up to it exactly).
-    pub fn connection_share(&self, shard: usize, shards: usize) -> u32 {
-        let base = self.max_connections / shards;
-        let extra = usize::from(shard < self.max_connections % shards);
-        (base + extra) as u32
-    }
-
     /// Checks every value and explains the first bad one.
     pub fn validate(&self) -> Result<(), String> {
         if self.cores == 0 || self.cores > CORES_MAX {
@@ -179,6 +177,9 @@ impl BrokerConfig {
                 "request memory must be at least 1 MiB (1048576 bytes), got {}; each shard's share is raised to one largest frame anyway",
                 self.request_memory_bytes
             ));
+        }
+        if self.open_segment_files_per_shard == Some(0) {
+            return Err("open segment files per shard must be at least 1".into());
         }
         if self.max_frame_bytes < 64 << 10 || self.max_frame_bytes > FRAME_BYTES_MAX {
             return Err(format!(
@@ -282,6 +283,9 @@ impl BrokerConfig {
         if let Some(v) = file.max_connections {
             self.max_connections = v;
         }
+        if let Some(v) = file.open_segment_files_per_shard {
+            self.open_segment_files_per_shard = Some(v);
+        }
         if let Some(v) = file.max_inflight_per_connection {
             self.max_inflight_per_connection = v;
         }
@@ -358,6 +362,7 @@ struct FileConfig {
     pin: Option<bool>,
     topic_defaults: Option<TopicConfig>,
     max_connections: Option<usize>,
+    open_segment_files_per_shard: Option<usize>,
     max_inflight_per_connection: Option<usize>,
     idle_timeout_ms: Option<u64>,
     frame_timeout_ms: Option<u64>,
@@ -412,6 +417,15 @@ pub fn online_cpus() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
+}
+
+/// Connections shard `shard` of `shards` accepts for any request: its share
+/// of `max_connections` (the shares add up to it exactly).
+pub fn connection_share(max_connections: usize, shard: usize, shards: usize) -> u32 {
+    let shards = shards.max(1);
+    let base = max_connections / shards;
+    let extra = usize::from(shard < max_connections % shards);
+    (base + extra) as u32
 }
 
 #[cfg(test)]

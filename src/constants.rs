@@ -123,7 +123,9 @@ pub const READ_BYTES_MAX: usize = 8 << 20;
 /// 100 MiB). Checked before any allocation.
 pub const FRAME_BYTES_MAX: usize = 64 << 20;
 
-/// Connections the broker accepts at once (split evenly over shards).
+/// Connections the broker accepts at once (split evenly over shards), unless
+/// the file-descriptor budget caps it lower (see
+/// [`CONNECTION_FDS_SHARE_PERCENT`]).
 pub const CONNECTIONS_MAX_DEFAULT: usize = 10_000;
 /// Connections each shard accepts beyond its share of the limit, for
 /// metadata, stats and administration only: an operator can always look.
@@ -141,6 +143,50 @@ pub const REFUSAL_LOG_INTERVAL_MS: u64 = 10_000;
 /// broker, split over shards; each shard's share is at least one
 /// largest frame. Past it a shard stops reading from sockets.
 pub const REQUEST_MEMORY_BYTES_DEFAULT: usize = 256 << 20;
+
+// The file-descriptor budget (`shard::budget`): the open-file limit is
+// split into a fixed reserve, the connections' share and the storage share;
+// topic creates are checked against the storage share before anything is
+// registered.
+
+/// Descriptors a connection holds: its socket and the duplicate its writer
+/// half uses.
+pub const FDS_PER_CONNECTION: usize = 2;
+/// Descriptors an idle partition holds: its active segment's log. Sealed
+/// segments open theirs on demand through the shard's open-file cache, and
+/// the active segment's indexes live in memory (written whole when it is
+/// sealed or the log closes).
+pub const FDS_PER_PARTITION: usize = 1;
+/// Descriptors reserved for the process itself: standard streams, the data
+/// directory lock, metadata writes, the signal thread, logging, the blocking
+/// pools' short-lived opens (directory syncs).
+pub const FDS_RESERVED_PROCESS: usize = 64;
+/// Descriptors reserved for each shard: its executor's rings and event
+/// descriptors (a handful), up to four listeners, a connection accepted
+/// over the limit before it is closed, the rolls in flight (up to
+/// [`ROLLS_IN_FLIGHT_MAX`], two each) and the short-lived opens of producer
+/// snapshots, close markers and compaction.
+pub const FDS_RESERVED_PER_SHARD: usize = 32;
+/// The most of the descriptors left after the reserves that connections
+/// may take: `max_connections` is capped so storage keeps the rest.
+pub const CONNECTION_FDS_SHARE_PERCENT: usize = 25;
+/// The share of the storage descriptors the shards' open-file caches get
+/// by default (split evenly over shards); the rest is for partitions.
+pub const OPEN_FILES_CACHE_SHARE_PERCENT: usize = 12;
+/// Bounds of one shard's open-file cache when derived from the budget.
+pub const OPEN_SEGMENT_FILES_PER_SHARD_MIN: usize = 8;
+pub const OPEN_SEGMENT_FILES_PER_SHARD_MAX: usize = 1024;
+/// Segment rolls per shard whose old segment may be sealing at once (each
+/// holds the old log and, briefly, an index file open besides the new
+/// log); part of [`FDS_RESERVED_PER_SHARD`]. More wait (backpressure on the
+/// appends that roll).
+pub const ROLLS_IN_FLIGHT_MAX: usize = 8;
+/// The open-file limit the budget assumes when the process's cannot be
+/// read or is unlimited.
+pub const OPEN_FILE_LIMIT_UNKNOWN: usize = 1 << 20;
+/// Capacity of the open-file cache of a data directory opened outside a
+/// broker (tools, tests); a broker sizes it from its budget.
+pub const OPEN_SEGMENT_FILES_DEFAULT: usize = 256;
 /// Requests one connection may have in flight before the broker stops
 /// reading from it (backpressure, not an error).
 pub const INFLIGHT_PER_CONNECTION_DEFAULT: usize = 128;

@@ -44,8 +44,9 @@ pub enum ErrorKind {
     /// The topic has no partition with this number.
     UnknownPartition,
     TopicAlreadyExists,
-    /// A partition count of zero, above the limit, or (when adding
-    /// partitions) not above the current count.
+    /// A partition count of zero, above the limit, (when adding
+    /// partitions) not above the current count, or more partitions than the
+    /// broker's file-descriptor budget lets it hold.
     InvalidPartitionCount,
     /// Topic names are 1–249 characters of `[a-zA-Z0-9._-]`.
     InvalidTopicName,

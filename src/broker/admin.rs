@@ -49,11 +49,13 @@ pub fn validate_new_topic(
     overrides: TopicOverrides,
 ) -> Result<Arc<TopicMeta>, BrokerError> {
     refuse_internal(name, "created")?;
-    shard
-        .snapshot()
+    let snapshot = shard.snapshot();
+    let meta = snapshot
         .with_topic(name, partitions, overrides)
         .map(|(_, meta)| meta)
-        .map_err(BrokerError::from)
+        .map_err(BrokerError::from)?;
+    shard.check_partition_budget(&snapshot, partitions, &format!("topic {name:?}"))?;
+    Ok(meta)
 }
 
 /// Every setting of a topic, with its source (default, broker, topic).

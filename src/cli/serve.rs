@@ -52,7 +52,8 @@ pub struct ServeArgs {
     frame_timeout_ms: Option<u64>,
     /// Most connections at once, over all shards and listeners (each
     /// shard also keeps 4 connections for metadata, stats and admin
-    /// requests only).
+    /// requests only) [default: 10000, lowered to a quarter of the
+    /// open-file limit left after the reserves (2 descriptors each)].
     #[arg(long)]
     max_connections: Option<usize>,
     /// Bytes of requests being received or handled at once, for the whole
@@ -69,6 +70,11 @@ pub struct ServeArgs {
     /// its partitions move, in milliseconds [default: 45000].
     #[arg(long)]
     group_consumer_session_timeout_ms: Option<u64>,
+    /// Sealed-segment files each shard keeps open at most; sealed segments
+    /// open their files on demand through this cache [default: 12% of the
+    /// descriptors left for storage, split over the shards, 8 to 1024].
+    #[arg(long)]
+    open_segment_files_per_shard: Option<usize>,
     /// Do not pin shards to CPUs.
     #[arg(long)]
     no_pin: bool,
@@ -159,6 +165,9 @@ fn config_from(args: &ServeArgs) -> Result<BrokerConfig, String> {
     }
     if let Some(v) = args.group_consumer_session_timeout_ms {
         config.group_consumer_session_timeout = std::time::Duration::from_millis(v);
+    }
+    if let Some(v) = args.open_segment_files_per_shard {
+        config.open_segment_files_per_shard = Some(v);
     }
     if args.no_pin {
         config.pin = false;

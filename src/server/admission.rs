@@ -83,8 +83,10 @@ impl Slots {
         let n = shard.count as usize;
         Rc::new(Slots {
             shard: shard.id.0 as usize,
+            // The file-descriptor budget's connections (the configured
+            // limit, lowered at start if it would take storage's share).
             shares: (0..n)
-                .map(|i| shard.config.connection_share(i, n))
+                .map(|i| crate::config::connection_share(shard.budget.max_connections, i, n))
                 .collect(),
             load: shard.connection_load.clone(),
             regular: Cell::new(0),

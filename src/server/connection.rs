@@ -25,6 +25,7 @@ pub async fn serve<P: Protocol>(
 ) {
     let peer = stream.peer_addr().ok();
     let _ = stream.set_nodelay(true);
+    // Counted by the accept loop; uncounted here when the connection ends.
     let counters = &shard.counters;
     counters.connections.set(counters.connections.get() + 1);
     tracing::debug!(shard = %shard.id, ?peer, protocol = P::NAME, admin_only = slot.admin_only(), "connection opened");

@@ -18,9 +18,20 @@
 //! * Shutdown is two-phase: every shard stops accepting and drains its
 //!   connections (still serving other shards' messages), then all close
 //!   their logs.
+//! * File descriptors are budgeted at start ([`FdBudget`]): connections are
+//!   capped so they cannot take storage's share, each shard's open-file
+//!   cache of sealed segments is sized from it, and topic creates and
+//!   partition increases are checked against it before anything is
+//!   registered (and rolled back if opening the partitions fails anyway).
+//! * A partition that cannot be opened at start (a damaged directory, the
+//!   limit reached) is recorded as failed: requests for it get
+//!   `STORAGE_FAILED` with the reason, and every other partition serves.
 
+mod budget;
 mod lock;
 mod ops;
+
+pub use budget::{FdBudget, open_file_limit};
 
 pub use ops::{
     FetchData, FetchItem, FetchOutcome, OffsetAnswer, OffsetQuery, PartitionState, ProduceItem,
@@ -28,7 +39,9 @@ pub use ops::{
 };
 
 use crate::config::BrokerConfig;
-use crate::constants::{MESH_CHANNEL_CAPACITY, PRODUCER_ID_BLOCK, SHUTDOWN_DRAIN_MS_MAX};
+use crate::constants::{
+    MESH_CHANNEL_CAPACITY, OPEN_FILE_LIMIT_UNKNOWN, PRODUCER_ID_BLOCK, SHUTDOWN_DRAIN_MS_MAX,
+};
 use crate::error::{BrokerError, ErrorKind};
 use crate::meta::{Snapshot, TopicMeta};
 use crate::storage::{Disk, PartitionLog};
@@ -215,6 +228,29 @@ pub fn start(config: BrokerConfig, serve: ServeFn) -> Result<BrokerHandle, Strin
         lock::check_port_free(kafka, "the Kafka port")?;
     }
     let n = config.cores;
+    let limit = open_file_limit().unwrap_or(OPEN_FILE_LIMIT_UNKNOWN);
+    let budget = Arc::new(FdBudget::new(
+        limit,
+        n,
+        config.max_connections,
+        config.open_segment_files_per_shard,
+    )?);
+    if budget.connections_capped {
+        tracing::warn!(
+            configured = config.max_connections,
+            allowed = budget.max_connections,
+            limit,
+            "max connections lowered to fit the file-descriptor budget: connections may take at most a quarter of the open-file limit left after the reserves, so storage keeps the rest"
+        );
+    }
+    tracing::info!(
+        limit,
+        reserved = budget.reserved,
+        max_connections = budget.max_connections,
+        open_segment_files_per_shard = budget.open_files_per_shard,
+        partitions_max = budget.partitions_max,
+        "file-descriptor budget"
+    );
     let config = Arc::new(config);
     let startup = Arc::new(Startup {
         shared_port: Mutex::new(None),
@@ -240,12 +276,13 @@ pub fn start(config: BrokerConfig, serve: ServeFn) -> Result<BrokerHandle, Strin
     let cpus = crate::config::online_cpus();
     let mut threads = Vec::with_capacity(n);
     for i in 0..n {
-        let (config, startup, shutdown, mesh, serve) = (
+        let (config, startup, shutdown, mesh, serve, budget) = (
             config.clone(),
             startup.clone(),
             shutdown.clone(),
             mesh.clone(),
             serve.clone(),
+            budget.clone(),
         );
         let placement = if config.pin && n <= cpus {
             glommio::Placement::Fixed(i)
@@ -255,8 +292,16 @@ pub fn start(config: BrokerConfig, serve: ServeFn) -> Result<BrokerHandle, Strin
         let handle = glommio::LocalExecutorBuilder::new(placement)
             .name(&format!("shard-{i}"))
             .spawn(move || async move {
-                let result =
-                    run_shard(i, config, startup.clone(), shutdown.clone(), mesh, serve).await;
+                let result = run_shard(
+                    i,
+                    config,
+                    budget,
+                    startup.clone(),
+                    shutdown.clone(),
+                    mesh,
+                    serve,
+                )
+                .await;
                 if let Err(e) = &result {
                     let mut error = startup.error.lock().unwrap();
                     if error.is_none() {
@@ -343,6 +388,8 @@ pub struct Shard {
     pub id: ShardId,
     pub count: u32,
     pub config: Arc<BrokerConfig>,
+    /// How the open-file limit is split (the same for every shard).
+    pub budget: Arc<FdBudget>,
     pub disk: Disk,
     /// Host the ports listen on, as given to clients.
     pub host: String,
@@ -364,6 +411,8 @@ pub struct Shard {
     senders: Senders<ShardMsg>,
     snapshot: RefCell<Arc<Snapshot>>,
     logs: RefCell<HashMap<(TopicId, u32), Rc<PartitionLog>>>,
+    /// Partitions this shard owns whose log failed to open, and why.
+    failed: RefCell<HashMap<(TopicId, u32), String>>,
     pub counters: Counters,
     pub shutdown: Arc<Signal>,
     /// Serializes metadata changes (used on shard 0 only).
@@ -507,9 +556,11 @@ pub enum ShardMsg {
     },
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_shard(
     index: usize,
     config: Arc<BrokerConfig>,
+    budget: Arc<FdBudget>,
     startup: Arc<Startup>,
     shutdown: Arc<Signal>,
     mesh: MeshBuilder<ShardMsg, glommio::channels::channel_mesh::Full>,
@@ -519,6 +570,7 @@ async fn run_shard(
     let disk = Disk::open(&config.data_dir)
         .await
         .map_err(|e| format!("opening data directory: {e}"))?;
+    disk.open_files().set_capacity(budget.open_files_per_shard);
     // Shard 0 binds the shared port first (it may be 0: ephemeral), then
     // the others join it with SO_REUSEPORT.
     if index == 0 {
@@ -620,10 +672,12 @@ async fn run_shard(
         connection_load: startup.connection_load.clone(),
         adopt: RefCell::new(None),
         config: config.clone(),
+        budget: budget.clone(),
         disk,
         senders,
         snapshot: RefCell::new(Arc::new(Snapshot::default())),
         logs: RefCell::new(HashMap::new()),
+        failed: RefCell::new(HashMap::new()),
         counters: Counters::default(),
         shutdown: shutdown.clone(),
         controller_lock: glommio::sync::Semaphore::new(1),
@@ -634,7 +688,29 @@ async fn run_shard(
     // Messages from other shards are served from here on, so peers can
     // make progress while this shard opens its logs.
     let mesh_tasks = spawn_mesh_receivers(shard.clone(), receivers);
-    shard.apply_snapshot(snapshot).await?;
+    let registered: usize = snapshot
+        .topics
+        .values()
+        .map(|t| t.partitions as usize)
+        .sum();
+    if index == 0 && registered > budget.partitions_max {
+        tracing::warn!(
+            partitions = registered,
+            partitions_max = budget.partitions_max,
+            limit = budget.limit,
+            "the data directory holds more partitions than the file-descriptor budget allows; those that cannot be opened report STORAGE_FAILED (raise the open-file limit)"
+        );
+    }
+    // A partition that cannot be opened does not stop the broker: it is
+    // recorded as failed, and the others serve.
+    if let Err(e) = shard.apply_snapshot(snapshot).await {
+        tracing::error!(
+            shard = index,
+            failed = shard.failed.borrow().len(),
+            error = %e,
+            "partitions failed to open; requests for them get STORAGE_FAILED until the broker is restarted, the other partitions serve"
+        );
+    }
     shard.groups.load(&shard).await?;
     shard.check_disk_space().await;
     startup.ready.wait().await?;
@@ -763,6 +839,39 @@ impl Shard {
         self.logs.borrow().len()
     }
 
+    /// Why this shard has no log for a partition it is asked about: it
+    /// failed to open (`STORAGE_FAILED`, with the reason), or it is not
+    /// this shard's.
+    pub(crate) fn unavailable(&self, topic: TopicId, partition: u32) -> BrokerError {
+        match self.failed.borrow().get(&(topic, partition)) {
+            Some(reason) => BrokerError::new(ErrorKind::StorageFailed, reason.clone()),
+            None => BrokerError::new(
+                ErrorKind::UnknownPartition,
+                format!(
+                    "partition {partition} of topic id {topic} is not open on shard {}",
+                    self.id
+                ),
+            ),
+        }
+    }
+
+    /// Refuses `added` more partitions (for `what`) if the broker would then
+    /// hold more than its file-descriptor budget allows.
+    pub fn check_partition_budget(
+        &self,
+        snapshot: &Snapshot,
+        added: u32,
+        what: &str,
+    ) -> Result<(), BrokerError> {
+        let current = snapshot
+            .topics
+            .values()
+            .map(|t| t.partitions as usize)
+            .sum();
+        self.budget
+            .check_partitions(self.count as usize, current, added as usize, what)
+    }
+
     /// Sends `msg` to another shard. Data-path messages (produce, fetch,
     /// wait, list offsets) count as cross-core hops; control messages do not,
     /// so reading the counters does not move them.
@@ -867,12 +976,18 @@ impl Shard {
     async fn apply_snapshot(&self, next: Arc<Snapshot>) -> Result<(), String> {
         let previous = self.snapshot.replace(next.clone());
         let mut failures = Vec::new();
-        // Logs of topics that are gone (or replaced by a new topic id).
+        // Logs of topics that are gone (or replaced by a new topic id), and
+        // of partitions a rolled-back increase took away again.
+        let gone_from = |(id, p): &(TopicId, u32)| {
+            next.topic_by_id(*id)
+                .is_none_or(|topic| *p >= topic.partitions)
+        };
+        self.failed.borrow_mut().retain(|key, _| !gone_from(key));
         let gone: Vec<(TopicId, u32)> = self
             .logs
             .borrow()
             .keys()
-            .filter(|(id, _)| next.topic_by_id(*id).is_none())
+            .filter(|key| gone_from(key))
             .copied()
             .collect();
         for key in gone {
@@ -929,10 +1044,18 @@ impl Shard {
                 let dir = self.config.data_dir.join(&*topic.name).join(p.to_string());
                 match PartitionLog::open(&self.disk, dir, topic.config.log_config()).await {
                     Ok(log) => {
+                        self.failed.borrow_mut().remove(&(topic.id, p));
                         self.logs.borrow_mut().insert((topic.id, p), Rc::new(log));
                     }
                     Err(e) => {
                         tracing::error!(topic = %topic.name, partition = p, error = %e, "opening partition log failed");
+                        self.failed.borrow_mut().insert(
+                            (topic.id, p),
+                            format!(
+                                "partition {p} of topic {:?} failed to open: {e}",
+                                topic.name
+                            ),
+                        );
                         failures.push(format!("{}/{p}: {e}", topic.name));
                     }
                 }
@@ -1034,10 +1157,13 @@ impl Shard {
             .acquire_permit(1)
             .await
             .map_err(|_| BrokerError::shutting_down())?;
-        let (next, meta) = self
-            .snapshot()
+        let current = self.snapshot();
+        let (next, meta) = current
             .with_topic(&name, partitions, overrides)
             .map_err(BrokerError::from)?;
+        // Checked before anything is written: a topic the broker cannot
+        // hold open is refused whole.
+        self.check_partition_budget(&current, partitions, &format!("topic {name:?}"))?;
         let next = Arc::new(next);
         let (data_dir, saved, topic) = (self.config.data_dir.clone(), next.clone(), name.clone());
         glommio::executor()
@@ -1052,11 +1178,50 @@ impl Shard {
             })
             .await
             .map_err(|e| metadata_save_error(&e))?;
+        if let Err(e) = self.broadcast(next.clone()).await {
+            // Some partition did not open: take the topic away again, so
+            // nothing half-created stays registered.
+            let undone = next.without_topic(&name).map_err(BrokerError::from)?.0;
+            self.roll_back(Arc::new(undone), vec![self.config.data_dir.join(&name)])
+                .await;
+            return Err(BrokerError::new(
+                ErrorKind::StorageFailed,
+                format!(
+                    "creating topic {name:?} failed and was rolled back (nothing was created): {e}"
+                ),
+            ));
+        }
         tracing::info!(topic = %name, partitions, id = %meta.id, "created topic");
-        self.broadcast(next)
-            .await
-            .map_err(|e| BrokerError::new(ErrorKind::StorageFailed, e))?;
         Ok(meta)
+    }
+
+    /// Undoes a metadata change whose partitions did not all open: persists
+    /// and applies `undone` (every shard closes the logs the change opened),
+    /// then removes `dirs`. Failures are logged: the change is refused
+    /// either way.
+    async fn roll_back(&self, undone: Arc<Snapshot>, dirs: Vec<std::path::PathBuf>) {
+        if let Err(e) = self.persist(undone.clone()).await {
+            tracing::error!(error = %e, "saving the metadata of a rolled-back change failed");
+        }
+        if let Err(e) = self.broadcast(undone).await {
+            tracing::error!(error = %e, "applying a rolled-back change failed");
+        }
+        let removed = glommio::executor()
+            .spawn_blocking(move || {
+                for dir in dirs {
+                    match std::fs::remove_dir_all(&dir) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                            return Err(format!("{}: {e}", dir.display()));
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = removed {
+            tracing::warn!(error = %e, "removing the directories of a rolled-back change failed");
+        }
     }
 
     /// Raises a topic's partition count (controller only): persisted, then
@@ -1072,16 +1237,37 @@ impl Shard {
             .acquire_permit(1)
             .await
             .map_err(|_| BrokerError::shutting_down())?;
-        let (next, meta) = self
-            .snapshot()
+        let current = self.snapshot();
+        let (next, meta) = current
             .with_partitions(&name, total)
             .map_err(BrokerError::from)?;
+        let before = current.topic(&name).map_or(0, |t| t.partitions);
+        self.check_partition_budget(&current, total - before, &format!("topic {name:?}"))?;
         let next = Arc::new(next);
         self.persist(next.clone()).await?;
+        if let Err(e) = self.broadcast(next.clone()).await {
+            let mut undone = (*next).clone();
+            undone.version += 1;
+            undone.topics.insert(
+                meta.name.clone(),
+                Arc::new(TopicMeta {
+                    partitions: before,
+                    ..(*meta).clone()
+                }),
+            );
+            let topic_dir = self.config.data_dir.join(&name);
+            let dirs = (before..total)
+                .map(|p| topic_dir.join(p.to_string()))
+                .collect();
+            self.roll_back(Arc::new(undone), dirs).await;
+            return Err(BrokerError::new(
+                ErrorKind::StorageFailed,
+                format!(
+                    "adding partitions to topic {name:?} failed and was rolled back (it keeps {before}): {e}"
+                ),
+            ));
+        }
         tracing::info!(topic = %name, partitions = total, "added partitions");
-        self.broadcast(next)
-            .await
-            .map_err(|e| BrokerError::new(ErrorKind::StorageFailed, e))?;
         Ok(meta)
     }
 

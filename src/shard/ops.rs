@@ -14,13 +14,6 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Instant;
 
-fn not_here(topic: TopicId, partition: u32, shard: ShardId) -> BrokerError {
-    BrokerError::new(
-        ErrorKind::UnknownPartition,
-        format!("partition {partition} of topic id {topic} is not open on shard {shard}"),
-    )
-}
-
 /// Records for one partition.
 pub struct ProduceItem {
     pub idx: usize,
@@ -171,7 +164,7 @@ impl Shard {
         let refusal = &self.disk_refusal();
         let appends = items.into_iter().map(|item| async move {
             let result = match self.log(item.topic, item.partition) {
-                None => Err(not_here(item.topic, item.partition, self.id)),
+                None => Err(self.unavailable(item.topic, item.partition)),
                 Some(_) if refusal.is_some() => Err(refusal.clone().expect("checked above")),
                 Some(log) => match log.append(item.data).await {
                     Ok(info) => match acks {
@@ -228,7 +221,7 @@ impl Shard {
     pub(super) async fn fetch_local(&self, items: Vec<FetchItem>) -> Vec<FetchOutcome> {
         let reads = items.into_iter().map(|item| async move {
             let result = match self.log(item.topic, item.partition) {
-                None => Err((not_here(item.topic, item.partition, self.id), None)),
+                None => Err((self.unavailable(item.topic, item.partition), None)),
                 Some(log) => match log.read(item.offset, item.max_bytes).await {
                     Ok(read) => Ok(FetchData {
                         bytes: read.bytes,
@@ -364,7 +357,7 @@ impl Shard {
         let mut out = Vec::with_capacity(items.len());
         for q in items {
             let Some(log) = self.log(q.topic, q.partition) else {
-                out.push(Err(not_here(q.topic, q.partition, self.id)));
+                out.push(Err(self.unavailable(q.topic, q.partition)));
                 continue;
             };
             out.push(match q.spec {
@@ -450,7 +443,7 @@ impl Shard {
                 None => PartitionState {
                     partition: p,
                     shard: self.id,
-                    error: Some(not_here(topic, p, self.id)),
+                    error: Some(self.unavailable(topic, p)),
                     start: Offset::ZERO,
                     end: Offset::ZERO,
                     high_watermark: Offset::ZERO,

@@ -20,7 +20,10 @@
 //! probe reads real data and caches the right answer.
 
 use super::crash;
-use crate::constants::{DIRECT_IO_ALIGN_BYTES, PROBE_FILE_BYTES};
+use super::files::{OpenFiles, Slot};
+use crate::constants::{
+    DIRECT_IO_ALIGN_BYTES, OPEN_SEGMENT_FILES_DEFAULT, PROBE_FILE_BYTES, ROLLS_IN_FLIGHT_MAX,
+};
 use bytes::Bytes;
 use glommio::io::{DmaBuffer, DmaFile, OpenOptions};
 use std::cell::Cell;
@@ -144,11 +147,17 @@ fn write_probe_marker(root: &Path) -> io::Result<PathBuf> {
     Ok(probe)
 }
 
-/// A data directory on one device, opened on the current executor.
+/// A data directory on one device, opened on the current executor, with
+/// the executor's cache of open sealed-segment files (see `files`).
 #[derive(Clone, Debug)]
 pub struct Disk {
     root: PathBuf,
     faults: Option<Rc<Faults>>,
+    files: OpenFiles,
+    /// Segment rolls whose old segment is still sealing, across every log
+    /// of this executor: each holds a descriptor or two more than an idle
+    /// partition, so their number is bounded (see [`Disk::roll_permit`]).
+    rolls: Rc<glommio::sync::Semaphore>,
 }
 
 impl Disk {
@@ -170,7 +179,12 @@ impl Disk {
             .await
             .map_err(io_err)?;
         file.close().await.map_err(io_err)?;
-        Ok(Disk { root, faults: None })
+        Ok(Disk {
+            root,
+            faults: None,
+            files: OpenFiles::new(OPEN_SEGMENT_FILES_DEFAULT),
+            rolls: Rc::new(glommio::sync::Semaphore::new(ROLLS_IN_FLIGHT_MAX as u64)),
+        })
     }
 
     /// The same directory with failure injection attached to every file
@@ -179,11 +193,31 @@ impl Disk {
         Disk {
             root: self.root.clone(),
             faults: Some(faults),
+            files: self.files.clone(),
+            rolls: self.rolls.clone(),
         }
     }
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The cache of open sealed-segment files shared by every log opened
+    /// through this handle (and its clones).
+    pub fn open_files(&self) -> &OpenFiles {
+        &self.files
+    }
+
+    /// Waits until fewer than [`ROLLS_IN_FLIGHT_MAX`] segment rolls of this
+    /// executor are still sealing their old segment; the returned permit is
+    /// held until that seal ends. Without the bound, every partition rolling
+    /// at once (one producer writing to all of them) would hold its old and
+    /// new log open together and run the process out of descriptors.
+    pub async fn roll_permit(&self) -> io::Result<glommio::sync::StaticPermit> {
+        self.rolls
+            .acquire_static_permit(1)
+            .await
+            .map_err(|_| io::Error::other("the roll limiter is closed"))
     }
 
     /// Opens a file for direct-I/O reads and writes, creating it if asked.
@@ -199,6 +233,7 @@ impl Disk {
             file,
             path: path.to_path_buf(),
             faults: self.faults.clone(),
+            slot: None,
         })
     }
 
@@ -230,9 +265,15 @@ pub struct DiskFile {
     file: DmaFile,
     path: PathBuf,
     faults: Option<Rc<Faults>>,
+    /// Its place in the open-file cache's count, if the cache opened it.
+    pub(crate) slot: Option<Slot>,
 }
 
 impl DiskFile {
+    pub(crate) fn set_slot(&mut self, slot: Slot) {
+        self.slot = Some(slot);
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

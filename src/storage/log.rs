@@ -590,7 +590,8 @@ impl Inner {
     }
 
     /// One flusher pass: hand the partial chunk to a write, wait for it,
-    /// sync if the policy asks, then write out the indexes.
+    /// sync if the policy asks. (The active segment's indexes stay in
+    /// memory until it is sealed or the log closes.)
     async fn flush_pass(&self, sync: bool) -> Result<()> {
         let epoch = self.epoch.get();
         let result = self.flush_pass_inner(sync, epoch).await;
@@ -637,9 +638,6 @@ impl Inner {
             return Err(stale());
         }
         self.flushed.set(self.flushed.get().max(target));
-        if segment.is_active() {
-            segment.write_out_indexes().await?;
-        }
         Ok(())
     }
 
@@ -668,6 +666,13 @@ impl Inner {
         // slow part of sealing (index entries, trims, fdatasync: about a
         // second after a GiB of writes) runs in the background, and until it
         // finishes nothing at or past the old segment counts as durable.
+        // Bounded per executor: a roll holds the old log open until its
+        // seal ends (see `Disk::roll_permit`).
+        let permit = self
+            .disk
+            .roll_permit()
+            .await
+            .map_err(|e| StorageError::io("rolling", &self.dir, e))?;
         active.write_out_log().await?;
         crash::point("roll.after_write_out");
         let segment = Segment::create(&self.disk, &self.dir, next, self.settings).await?;
@@ -717,6 +722,7 @@ impl Inner {
                     inner.fail(e);
                 }
             }
+            drop(permit);
             inner.progress.notify(usize::MAX);
         })
         .detach();
@@ -1366,7 +1372,19 @@ impl PartitionLog {
                 }
                 segments[i - 1].clone()
             };
-            match segment.read(pos, budget, stop, segment.written()).await? {
+            let read = match segment.read(pos, budget, stop, segment.written()).await {
+                // Retention deleted the segment while this read waited for
+                // its file: the offset is below the log start now.
+                Err(_) if segment.is_deleted() => {
+                    return Err(StorageError::OffsetOutOfRange {
+                        requested: from,
+                        start: self.start_offset(),
+                        end: hw,
+                    });
+                }
+                other => other?,
+            };
+            match read {
                 Some((bytes, next)) => {
                     out.push(bytes);
                     pos = next;

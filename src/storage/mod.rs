@@ -7,6 +7,8 @@
 //! * [`appender`](self::appender): write-behind chunks, aligned writes.
 //! * [`index`]: sparse offset and time indexes.
 //! * [`segment`]: one `.log` with its indexes; recovery scan; reads.
+//! * [`files`]: the bounded cache through which sealed segments open their
+//!   files on demand (an idle partition keeps one file open).
 //! * [`producers`]: idempotent producers' sequence state; `snapshot`: its
 //!   files.
 //! * [`PartitionLog`]: offsets, durability policies, tail cache,
@@ -21,6 +23,7 @@ mod appender;
 mod config;
 pub mod crash;
 mod error;
+pub mod files;
 pub mod index;
 pub mod io;
 mod log;
@@ -30,6 +33,7 @@ mod snapshot;
 
 pub use config::{DELETE_RETENTION_MS_DEFAULT, FsyncPolicy, LogConfig, TimestampType};
 pub use error::{Result, StorageError};
+pub use files::{FileRef, OpenFiles, OpenFilesStats};
 pub use io::{Disk, Faults};
 pub use log::{
     AppendInfo, CleanOptions, CleanOutcome, LogStats, PartitionLog, ReadBatches, RetentionOutcome,

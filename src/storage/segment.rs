@@ -2,17 +2,26 @@
 //! `.timeindex`.
 //!
 //! A segment is *active* (the last one of a log: it takes appends through
-//! three [`Appender`]s) or *sealed* (immutable; its files have exact sizes
-//! and are synced). Reads validate every batch they return — the CRC was
+//! an [`Appender`]) or *sealed* (immutable; its files have exact sizes and
+//! are synced). Reads validate every batch they return — the CRC was
 //! checked when the batch was appended and is checked again when it comes
 //! back from the disk — and report a bad one with file and position rather
 //! than skipping it.
+//!
+//! Open files: an active segment (and one still being sealed) keeps its
+//! `.log` open; its indexes live in memory and are written whole, synced
+//! and closed when it is sealed or its log closes (and rewritten when
+//! recovery reopens it), so an idle partition holds one descriptor. A
+//! sealed segment keeps no file open: reads take its `.log` from the
+//! executor's [`OpenFiles`](super::files::OpenFiles) cache, which opens it
+//! on demand and bounds how many stay open.
 //!
 //! Owned by the executor of its log; nothing here is `Send`. No `RefCell`
 //! borrow lives across an `.await`.
 
 use super::appender::Appender;
 use super::error::{Result, StorageError};
+use super::files::FileRef;
 use super::index::{Decoded, OffsetIndex, TimeIndex};
 use super::io::{Disk, DiskFile, DmaRead};
 use crate::constants::DIRECT_IO_ALIGN_BYTES;
@@ -26,9 +35,6 @@ use std::time::Instant;
 
 /// Size of one read while scanning a segment for recovery or an index rebuild.
 const SCAN_READ_BYTES: usize = 1 << 20;
-/// Write chunk of the index appenders: indexes grow by 8 or 12 bytes per
-/// entry, so small chunks suffice.
-const INDEX_CHUNK_BYTES: usize = 4 * DIRECT_IO_ALIGN_BYTES;
 
 /// File name of a segment's log for `base`.
 pub fn log_file_name(base: Offset) -> String {
@@ -254,13 +260,9 @@ struct State {
     created: Instant,
 }
 
-/// The writers of an active segment.
+/// The writer of an active segment's log (its indexes are in `State`).
 struct Writers {
     log: Appender,
-    index: Appender,
-    index_file: Rc<DiskFile>,
-    time: Appender,
-    time_file: Rc<DiskFile>,
 }
 
 pub struct Segment {
@@ -268,7 +270,17 @@ pub struct Segment {
     log_path: PathBuf,
     index_path: PathBuf,
     time_path: PathBuf,
-    file: Rc<DiskFile>,
+    /// The data directory (and its open-file cache).
+    disk: Disk,
+    /// This segment's key in the open-file cache.
+    key: u64,
+    /// The `.log` this segment holds open itself: while it is active or
+    /// being sealed or validated, or (after a compaction swap replaced the
+    /// file at its path) the file it was opened on. `None`: reads take it
+    /// from the cache.
+    file: RefCell<Option<FileRef>>,
+    /// Retention removed its files.
+    deleted: Cell<bool>,
     index_interval_bytes: u64,
     batch_bytes_max: usize,
     state: RefCell<State>,
@@ -377,6 +389,92 @@ impl Segment {
             })
     }
 
+    /// The file this segment holds open itself (active, sealing, being
+    /// validated at open).
+    fn owned_file(&self) -> Result<FileRef> {
+        self.file
+            .borrow()
+            .clone()
+            .ok_or_else(|| StorageError::Failed {
+                reason: format!(
+                    "segment {} holds no open file to write",
+                    self.log_path.display()
+                ),
+            })
+    }
+
+    /// The segment's open `.log` for a read: its own, or the cache's
+    /// (opened now if need be). Hold it only for the read.
+    async fn file(&self) -> Result<FileRef> {
+        if let Some(file) = self.file.borrow().clone() {
+            return Ok(file);
+        }
+        if self.deleted.get() {
+            return Err(self.gone());
+        }
+        let file = self
+            .disk
+            .open_files()
+            .get(&self.disk, self.key, &self.log_path)
+            .await
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound && self.deleted.get() {
+                    self.gone()
+                } else {
+                    StorageError::io("opening", &self.log_path, e)
+                }
+            })?;
+        // A file the segment took while that open ran (a compaction swap
+        // holding the file it replaces) is the one this segment describes.
+        if let Some(own) = self.file.borrow().clone() {
+            return Ok(own);
+        }
+        if self.deleted.get() {
+            // Deleted while the open ran: this read may use the file, the
+            // cache must not keep it.
+            self.disk.open_files().forget(self.key);
+        }
+        Ok(file)
+    }
+
+    fn gone(&self) -> StorageError {
+        StorageError::io(
+            "reading",
+            &self.log_path,
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the segment was deleted by retention",
+            ),
+        )
+    }
+
+    /// Whether retention deleted this segment (a read that started before
+    /// may fail; the log start has moved past it).
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.get()
+    }
+
+    /// Hands the file this segment holds to the open-file cache (the
+    /// segment is sealed: reads open it from there). If a read still holds
+    /// it, it closes when that read is done instead.
+    fn release_file(&self) {
+        let Some(file) = self.file.borrow_mut().take() else {
+            return;
+        };
+        if let Ok(file) = Rc::try_unwrap(file.into_rc()) {
+            self.disk.open_files().offer(self.key, file);
+        }
+    }
+
+    /// Makes this sealed segment hold its current file itself, so its
+    /// reads keep reading this file after another replaces it at the same
+    /// path (a compaction swap). Released when the segment is dropped.
+    pub async fn hold_file(&self) -> Result<()> {
+        let file = self.file().await?;
+        *self.file.borrow_mut() = Some(file);
+        Ok(())
+    }
+
     /// Creates a new, empty active segment (replacing stale files).
     pub async fn create(
         disk: &Disk,
@@ -393,23 +491,30 @@ impl Segment {
             file.truncate(0)
                 .await
                 .map_err(|e| StorageError::io("truncating", &path, e))?;
-            Ok::<_, StorageError>(Rc::new(file))
+            Ok::<_, StorageError>(file)
         };
         let opened = async {
-            let file = open(log_path.clone()).await?;
-            let index_file = open(index_path.clone()).await?;
-            let time_file = open(time_path.clone()).await?;
+            let file = Rc::new(open(log_path.clone()).await?);
+            // Empty index files, as every segment has them; the entries stay
+            // in memory until the segment is sealed or its log closes.
+            for path in [&index_path, &time_path] {
+                open(path.clone())
+                    .await?
+                    .close()
+                    .await
+                    .map_err(|e| StorageError::io("closing", path, e))?;
+            }
             // The new names must survive a machine crash: an `always` append
             // to this segment is acknowledged after an fdatasync of the file,
             // which does not cover the directory entry.
             disk.sync_dir(dir)
                 .await
                 .map_err(|e| StorageError::io("syncing directory", dir, e))?;
-            Ok::<_, StorageError>((file, index_file, time_file))
+            Ok::<_, StorageError>(file)
         }
         .await;
-        let (file, index_file, time_file) = match opened {
-            Ok(files) => files,
+        let file = match opened {
+            Ok(file) => file,
             Err(e) => {
                 // A full disk can refuse the second or third file. An empty
                 // segment left behind would end the log at the next open
@@ -422,17 +527,16 @@ impl Segment {
         };
         let writers = Writers {
             log: Appender::new(file.clone(), settings.write_chunk_bytes, 0, &[]),
-            index: Appender::new(index_file.clone(), INDEX_CHUNK_BYTES, 0, &[]),
-            index_file,
-            time: Appender::new(time_file.clone(), INDEX_CHUNK_BYTES, 0, &[]),
-            time_file,
         };
         Ok(Segment {
             base,
             log_path,
             index_path,
             time_path,
-            file,
+            disk: disk.clone(),
+            key: disk.open_files().new_key(),
+            file: RefCell::new(Some(FileRef::owned(file))),
+            deleted: Cell::new(false),
             index_interval_bytes: settings.index_interval_bytes,
             batch_bytes_max: settings.batch_bytes_max,
             state: RefCell::new(State {
@@ -453,6 +557,7 @@ impl Segment {
 
     /// A segment handle over `file`, with empty state and no writers.
     fn unopened(
+        disk: &Disk,
         base: Offset,
         dir: &Path,
         file: Rc<DiskFile>,
@@ -466,7 +571,10 @@ impl Segment {
             log_path,
             index_path,
             time_path,
-            file,
+            disk: disk.clone(),
+            key: disk.open_files().new_key(),
+            file: RefCell::new(Some(FileRef::owned(file))),
+            deleted: Cell::new(false),
             index_interval_bytes: settings.index_interval_bytes,
             batch_bytes_max: settings.batch_bytes_max,
             state: RefCell::new(State {
@@ -524,10 +632,19 @@ impl Segment {
             .size()
             .await
             .map_err(|e| StorageError::io("sizing", &log_path, e))?;
-        let segment = Segment::unopened(base, dir, Rc::new(file), size, next_base, settings);
-        let index = segment.load_offset_index(disk, size).await?;
-        let time_index = segment.load_time_index(disk).await?;
-        let records = next_base.distance_from(base);
+        let segment = Segment::unopened(disk, base, dir, Rc::new(file), size, next_base, settings);
+        let opened = segment.check_sealed(disk, size, next_base).await?;
+        if let SealedOpen::Ready(segment) = &opened {
+            segment.release_file();
+        }
+        Ok(opened)
+    }
+
+    /// The checks of [`Segment::open_sealed`] on a segment holding its file.
+    async fn check_sealed(self, disk: &Disk, size: u64, next_base: Offset) -> Result<SealedOpen> {
+        let index = self.load_offset_index(disk, size).await?;
+        let time_index = self.load_time_index(disk).await?;
+        let records = next_base.distance_from(self.base);
         let seal_completed = time_index
             .as_ref()
             .is_some_and(|t| records == 0 || t.last().is_some_and(|(_, o)| o as u64 == records));
@@ -535,16 +652,16 @@ impl Segment {
             && let (Some(index), Some(time_index)) = (index, time_index)
             && index.last().is_none_or(|(o, _)| (o as u64) < records)
         {
-            segment.use_indexes(BuiltIndexes {
+            self.use_indexes(BuiltIndexes {
                 max_timestamp: time_index.last().map_or(Timestamp::NONE, |(t, _)| t),
                 index,
                 time_index,
             });
-            if segment.tail_ends_at_next_base().await? {
-                return Ok(SealedOpen::Ready(Box::new(segment)));
+            if self.tail_ends_at_next_base().await? {
+                return Ok(SealedOpen::Ready(Box::new(self)));
             }
         }
-        segment.validate_whole(disk, seal_completed).await
+        self.validate_whole(disk, seal_completed).await
     }
 
     /// Validates a sealed segment's batches from its last index entry to the
@@ -553,8 +670,9 @@ impl Segment {
     async fn tail_ends_at_next_base(&self) -> Result<bool> {
         let (size, next_base) = (self.size(), self.next_offset());
         let (rel, pos) = self.state.borrow().index.last().unwrap_or((0, 0));
+        let file = self.owned_file()?;
         let tail = scan(
-            &self.file,
+            &file,
             pos as u64,
             size,
             self.base.plus(rel as u64),
@@ -656,8 +774,9 @@ impl Segment {
         let next_base = self.next_offset();
         let started = Instant::now();
         let mut builder = IndexBuilder::new(self.index_interval_bytes);
+        let file = self.owned_file()?;
         let outcome = scan(
-            &self.file,
+            &file,
             0,
             size,
             self.base,
@@ -692,12 +811,11 @@ impl Segment {
     /// the cut.
     async fn trim_after_last_batch(&self, valid_end: u64, stop: &ScanStop) -> Result<()> {
         let size = self.size();
-        self.file
-            .truncate(valid_end)
+        let file = self.owned_file()?;
+        file.truncate(valid_end)
             .await
             .map_err(|e| StorageError::io("truncating", &self.log_path, e))?;
-        self.file
-            .sync()
+        file.sync()
             .await
             .map_err(|e| StorageError::io("syncing", &self.log_path, e))?;
         self.state.borrow_mut().size = valid_end;
@@ -761,7 +879,7 @@ impl Segment {
             .size()
             .await
             .map_err(|e| StorageError::io("sizing", &log_path, e))?;
-        let segment = Segment::unopened(base, dir, file.clone(), 0, base, settings);
+        let segment = Segment::unopened(disk, base, dir, file.clone(), 0, base, settings);
         let (start_pos, start_offset, mut index, mut time_index) = if closed_at == Some(file_size) {
             segment.trusted_start(disk, file_size).await?
         } else {
@@ -811,30 +929,24 @@ impl Segment {
         let size = outcome.valid_end;
         let bytes_since_index = size - index.last().map_or(0, |(_, p)| p as u64);
 
-        // Rewrite both index files to exactly the trusted entries, then let
-        // appenders continue them.
-        let index_bytes = encode_index(&index);
-        let time_bytes = encode_time_index(&time_index);
-        let index_file = Rc::new(reset_file(disk, &index_path, &index_bytes).await?);
-        let time_file = Rc::new(reset_file(disk, &time_path, &time_bytes).await?);
+        // Rewrite both index files to exactly the trusted entries (no
+        // sync: recovery checks index entries against the log). From here
+        // on the entries are kept in memory and written whole at the seal
+        // or close.
+        for (path, bytes) in [
+            (&index_path, encode_index(&index)),
+            (&time_path, encode_time_index(&time_index)),
+        ] {
+            reset_file(disk, path, &bytes)
+                .await?
+                .close()
+                .await
+                .map_err(|e| StorageError::io("closing", path, e))?;
+        }
         super::crash::point("recover.after_index_rewrite");
         let tail = read_tail(&file, size).await?;
         let writers = Writers {
             log: Appender::new(file.clone(), settings.write_chunk_bytes, size, &tail),
-            index: Appender::new(
-                index_file.clone(),
-                INDEX_CHUNK_BYTES,
-                index_bytes.len() as u64,
-                &index_bytes[align_down(index_bytes.len() as u64) as usize..],
-            ),
-            index_file,
-            time: Appender::new(
-                time_file.clone(),
-                INDEX_CHUNK_BYTES,
-                time_bytes.len() as u64,
-                &time_bytes[align_down(time_bytes.len() as u64) as usize..],
-            ),
-            time_file,
         };
         {
             let mut st = segment.state.borrow_mut();
@@ -900,8 +1012,8 @@ impl Segment {
         if pos + HEADER_BYTES as u64 > file_size {
             return Ok(false);
         }
-        let head = self
-            .file
+        let file = self.owned_file()?;
+        let head = file
             .read_bytes(pos, LOG_OVERHEAD_BYTES)
             .await
             .map_err(|e| StorageError::io("reading", &self.log_path, e))?;
@@ -914,8 +1026,7 @@ impl Segment {
         {
             return Ok(false);
         }
-        let batch = self
-            .file
+        let batch = file
             .read_bytes(pos, framing.total_bytes as usize)
             .await
             .map_err(|e| StorageError::io("reading", &self.log_path, e))?;
@@ -933,42 +1044,28 @@ impl Segment {
         records: u32,
     ) -> Result<()> {
         let writers = self.writers()?;
-        let (index_entry, time_entry) = {
+        {
             let mut st = self.state.borrow_mut();
             assert_eq!(
                 first, st.next_offset,
                 "appended batch must continue the segment's offsets"
             );
-            let mut index_entry = None;
-            let mut time_entry = None;
             if st.size > 0 && st.bytes_since_index >= self.index_interval_bytes {
                 let rel = first.distance_from(self.base) as u32;
                 let pos = st.size as u32;
                 st.index.push(rel, pos);
-                index_entry = Some(OffsetIndex::encode_entry(rel, pos));
                 let max = st.max_timestamp;
-                if st.time_index.maybe_push(max, rel) {
-                    time_entry = Some(TimeIndex::encode_entry(max, rel));
-                }
+                st.time_index.maybe_push(max, rel);
                 st.bytes_since_index = 0;
             }
             st.size += batch.len() as u64;
             st.bytes_since_index += batch.len() as u64;
             st.next_offset = first.plus(records as u64);
             st.max_timestamp = st.max_timestamp.max(max_timestamp);
-            (index_entry, time_entry)
-        };
-        let io_failed = |e: std::io::Error| {
+        }
+        writers.log.append(batch).await.map_err(|e| {
             StorageError::write_failed(format_args!("appending to {}", self.log_path.display()), &e)
-        };
-        writers.log.append(batch).await.map_err(io_failed)?;
-        if let Some(entry) = index_entry {
-            writers.index.append(&entry).await.map_err(io_failed)?;
-        }
-        if let Some(entry) = time_entry {
-            writers.time.append(&entry).await.map_err(io_failed)?;
-        }
-        Ok(())
+        })
     }
 
     /// Hands the partly filled log chunk to a write; returns the position
@@ -1000,30 +1097,21 @@ impl Segment {
         self.state.borrow().time_index.lookup(target)
     }
 
-    /// `fdatasync` of the log file.
+    /// `fdatasync` of the log file. A segment that no longer holds its
+    /// file is sealed, and sealing synced it.
     pub async fn sync_log(&self) -> Result<()> {
-        self.file.sync().await.map_err(|e| {
+        let Some(file) = self.file.borrow().clone() else {
+            return Ok(());
+        };
+        file.sync().await.map_err(|e| {
             StorageError::write_failed(format_args!("fdatasync of {}", self.log_path.display()), &e)
         })
     }
 
-    /// Writes out what the index appenders hold (no sync: recovery checks
-    /// index entries against the log, so a lost entry costs a longer scan,
-    /// never data).
-    pub async fn write_out_indexes(&self) -> Result<()> {
-        let writers = self.writers()?;
-        let failed = |e: std::io::Error| StorageError::write_failed("", &e);
-        writers.index.write_out().await.map_err(failed)?;
-        writers.time.write_out().await.map_err(failed)?;
-        Ok(())
-    }
-
-    /// Whether any appender holds bytes not yet handed to a write.
+    /// Whether the appender holds bytes not yet handed to a write.
     pub fn has_undispatched(&self) -> bool {
         match &*self.writers.borrow() {
-            Some(w) => {
-                w.log.has_undispatched() || w.index.has_undispatched() || w.time.has_undispatched()
-            }
+            Some(w) => w.log.has_undispatched(),
             None => false,
         }
     }
@@ -1041,16 +1129,19 @@ impl Segment {
 
     /// Seals the active segment: writes everything out, adds the final time
     /// index entry, trims every file to its exact size and syncs all three.
-    /// Afterwards the segment is immutable.
+    /// Afterwards the segment is immutable, and its log is handed to the
+    /// open-file cache (reads open it from there).
     pub async fn seal(&self) -> Result<()> {
         self.finish_writing(true).await?;
         *self.writers.borrow_mut() = None;
+        self.release_file();
         Ok(())
     }
 
-    /// Writes out and syncs everything and trims the files to their exact
-    /// sizes (so a restart finds no padding); when `seal`, adds the final
-    /// time-index entry.
+    /// Writes out and syncs everything and trims the log to its exact size
+    /// (so a restart finds no padding), then writes both indexes whole from
+    /// memory and syncs them; when `seal`, the time index ends with the
+    /// final entry.
     ///
     /// The order is what recovery relies on: the log is trimmed and synced
     /// first, then the offset index, and the time index last — so a final
@@ -1061,38 +1152,35 @@ impl Segment {
         let writers = self.writers()?;
         let failed = |e: std::io::Error| StorageError::write_failed("", &e);
         let end = writers.log.write_out().await.map_err(failed)?;
-        let index_end = writers.index.write_out().await.map_err(failed)?;
         let point = |step: &str| {
             if seal {
                 super::crash::point(step);
             }
         };
         point("seal.after_index_write_out");
-        self.trim_and_sync(&self.file, end, &self.log_path).await?;
+        let file = self.owned_file()?;
+        self.trim_and_sync(&file, end, &self.log_path).await?;
         point("seal.after_log_sync");
-        self.trim_and_sync(&writers.index_file, index_end, &self.index_path)
-            .await?;
-        point("seal.after_index_sync");
-        if seal {
-            let entry = {
-                let mut st = self.state.borrow_mut();
+        let (index_bytes, time_bytes) = {
+            let mut st = self.state.borrow_mut();
+            if seal {
                 let records = st.next_offset.distance_from(self.base) as u32;
                 let max = st.max_timestamp;
-                let before = st.time_index.entries().len();
                 if records > 0 {
                     st.time_index.push_final(max, records);
                 }
-                (st.time_index.entries().len() > before)
-                    .then(|| TimeIndex::encode_entry(max, records))
-            };
-            if let Some(entry) = entry {
-                writers.time.append(&entry).await.map_err(failed)?;
             }
-        }
-        let time_end = writers.time.write_out().await.map_err(failed)?;
+            (encode_index(&st.index), encode_time_index(&st.time_index))
+        };
+        write_whole(&self.disk, &self.index_path, &index_bytes).await?;
+        point("seal.after_index_sync");
+        let time = reset_file(&self.disk, &self.time_path, &time_bytes).await?;
         point("seal.after_final_time_entry");
-        self.trim_and_sync(&writers.time_file, time_end, &self.time_path)
+        self.trim_and_sync(&time, time_bytes.len() as u64, &self.time_path)
+            .await?;
+        time.close()
             .await
+            .map_err(|e| StorageError::io("closing", &self.time_path, e))
     }
 
     async fn trim_and_sync(&self, file: &DiskFile, len: u64, path: &Path) -> Result<()> {
@@ -1110,9 +1198,9 @@ impl Segment {
         let Some(writers) = self.writers.borrow().clone() else {
             return;
         };
+        // The indexes have no appenders: they live in memory until the
+        // segment is sealed or its log closes.
         writers.log.settle().await;
-        writers.index.settle().await;
-        writers.time.settle().await;
     }
 
     /// The file position where the batch starting at `offset` begins (the
@@ -1128,8 +1216,9 @@ impl Segment {
             st.index
                 .lookup(offset.distance_from(self.base).min(u32::MAX as u64) as u32)
         };
+        let file = self.file().await?;
         let outcome = scan(
-            &self.file,
+            &file,
             pos as u64,
             self.written(),
             self.base.plus(rel as u64),
@@ -1170,11 +1259,11 @@ impl Segment {
         // (the log serves what lies above it from its tail cache).
         self.cut_at
             .set(Some(self.cut_at.get().map_or(pos, |cut| cut.min(pos))));
-        self.file
-            .truncate(pos)
+        let file = self.owned_file()?;
+        file.truncate(pos)
             .await
             .map_err(|e| StorageError::io("truncating", &self.log_path, e))?;
-        self.file.sync().await.map_err(|e| {
+        file.sync().await.map_err(|e| {
             StorageError::write_failed(format_args!("fdatasync of {}", self.log_path.display()), &e)
         })?;
         let (index, time_index, created) = {
@@ -1202,7 +1291,8 @@ impl Segment {
     pub async fn reseal(&self, disk: &Disk) -> Result<()> {
         self.settle().await;
         let size = self.size();
-        self.trim_and_sync(&self.file, size, &self.log_path).await?;
+        let file = self.file().await?;
+        self.trim_and_sync(&file, size, &self.log_path).await?;
         let (index, time_index) = {
             let mut st = self.state.borrow_mut();
             let records = st.next_offset.distance_from(self.base) as u32;
@@ -1215,6 +1305,9 @@ impl Segment {
         write_whole(disk, &self.index_path, &encode_index(&index)).await?;
         write_whole(disk, &self.time_path, &encode_time_index(&time_index)).await?;
         *self.writers.borrow_mut() = None;
+        // Sealed now: its file goes to the open-file cache, as after a seal.
+        drop(file);
+        self.release_file();
         Ok(())
     }
 
@@ -1239,6 +1332,11 @@ impl Segment {
         };
         let mut window =
             max_bytes.saturating_add(self.index_interval_bytes as usize + HEADER_BYTES);
+        if pos >= limit_pos {
+            return Ok(None);
+        }
+        // Held for this read: the cache does not close it under us.
+        let file = self.file().await?;
         // Each pass either returns or moves `pos` forward by at least one
         // batch, or grows the window to fit one batch: bounded by the file.
         loop {
@@ -1246,7 +1344,7 @@ impl Segment {
                 return Ok(None);
             }
             let want = window.min((limit_pos - pos) as usize);
-            let (buf, asked, sequential) = self.fetch_window(pos, want).await?;
+            let (buf, asked, sequential) = self.fetch_window(&file, pos, want).await?;
             if buf.len() < asked {
                 return Err(StorageError::Corrupt {
                     file: self.log_path.clone(),
@@ -1322,7 +1420,7 @@ impl Segment {
                 p += total;
             }
             if let Some((start, end)) = taken {
-                if self.after_read(pos + end as u64, window, limit_pos, sequential) {
+                if self.after_read(&file, pos + end as u64, window, limit_pos, sequential) {
                     // glommio hands queued reads to the kernel only when no
                     // task is runnable; step off the CPU for a moment so the
                     // read-ahead starts before this window's CRC and copy.
@@ -1371,12 +1469,17 @@ impl Segment {
     /// from the disk. Returns the bytes, how many were asked of the disk
     /// (fewer came back only at end of file), and whether the read continues
     /// where the previous one ended.
-    async fn fetch_window(&self, pos: u64, want: usize) -> Result<(DmaRead, usize, bool)> {
+    async fn fetch_window(
+        &self,
+        file: &DiskFile,
+        pos: u64,
+        want: usize,
+    ) -> Result<(DmaRead, usize, bool)> {
         let sequential = self.last_read_end.get() == pos;
         let pending = self.read_ahead.borrow_mut().take();
         let (result, asked) = match pending {
             Some((at, asked, task)) if at == pos => (task.await, asked),
-            _ => (self.file.read_dma(pos, want).await, want),
+            _ => (file.read_dma(pos, want).await, want),
         };
         let bytes = result.map_err(|e| StorageError::io("reading", &self.log_path, e))?;
         Ok((bytes, asked, sequential))
@@ -1385,20 +1488,33 @@ impl Segment {
     /// Remembers where a read ended, and for a reader that keeps reading
     /// forward, starts reading the next window now so the device works
     /// while the caller handles this one. One window per segment at most.
-    fn after_read(&self, end_pos: u64, window: usize, limit_pos: u64, sequential: bool) -> bool {
+    fn after_read(
+        &self,
+        file: &FileRef,
+        end_pos: u64,
+        window: usize,
+        limit_pos: u64,
+        sequential: bool,
+    ) -> bool {
         self.last_read_end.set(end_pos);
         if !sequential || end_pos >= limit_pos {
             return false;
         }
         let len = window.min((limit_pos - end_pos) as usize);
-        let file = self.file.clone();
+        // The task holds the file until its read completes.
+        let file = file.clone();
         let task = glommio::spawn_local(async move { file.read_dma(end_pos, len).await });
         *self.read_ahead.borrow_mut() = Some((end_pos, len, task));
         true
     }
 
     /// Closes the file handles of a sealed segment and removes its files.
+    /// A read already holding the file finishes on it; a later one fails
+    /// (see [`Segment::is_deleted`]).
     pub async fn delete(&self, disk: &Disk) -> Result<()> {
+        self.deleted.set(true);
+        self.disk.open_files().forget(self.key);
+        drop(self.file.borrow_mut().take());
         for path in [&self.log_path, &self.index_path, &self.time_path] {
             match disk.remove(path).await {
                 Ok(()) => {}
@@ -1410,6 +1526,12 @@ impl Segment {
             }
         }
         Ok(())
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        self.disk.open_files().forget(self.key);
     }
 }
 

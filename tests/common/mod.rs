@@ -31,7 +31,7 @@ impl Broker {
     /// `--kafka-listen` in `extra` the broker has no Kafka listener (never
     /// the fixed 9092).
     pub fn start(data_dir: &Path, cores: usize, extra: &[&str]) -> Broker {
-        Broker::start_with_env(data_dir, cores, extra, &[])
+        Broker::start_limited(data_dir, cores, extra, &[], None)
     }
 
     /// [`Broker::start`] with extra environment variables (test hooks).
@@ -41,13 +41,53 @@ impl Broker {
         extra: &[&str],
         env: &[(&str, &Path)],
     ) -> Broker {
+        Broker::start_limited(data_dir, cores, extra, env, None)
+    }
+
+    /// [`Broker::start`] with the process's open-file limit (soft and hard)
+    /// set to `fd_limit` before it runs, as `prlimit` or a unit file's
+    /// `LimitNOFILE` would.
+    pub fn start_with_fd_limit(
+        data_dir: &Path,
+        cores: usize,
+        extra: &[&str],
+        fd_limit: u64,
+    ) -> Broker {
+        Broker::start_limited(data_dir, cores, extra, &[], Some(fd_limit))
+    }
+
+    fn start_limited(
+        data_dir: &Path,
+        cores: usize,
+        extra: &[&str],
+        env: &[(&str, &Path)],
+        fd_limit: Option<u64>,
+    ) -> Broker {
         let stderr_path = data_dir.with_extension(format!("stderr-{}", std::process::id()));
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&stderr_path)
             .unwrap();
-        let mut child = Command::new(corelog_bin())
+        let mut command = Command::new(corelog_bin());
+        if let Some(limit) = fd_limit {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; the closure touches
+            // nothing else between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    let rl = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &rl) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = command
             .args([
                 "serve",
                 "--listen",
@@ -123,6 +163,13 @@ impl Broker {
     /// The broker process's id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
+    }
+
+    /// Descriptors the broker process has open now.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|entries| entries.count())
+            .unwrap_or(0)
     }
 
     /// Peak resident memory of the broker process so far (VmHWM), in KiB.

@@ -37,8 +37,10 @@
 //!    version wins); the segment's `.index` and `.timeindex` are removed;
 //!    `<base>.log.swap` is renamed over `<base>.log` and the directory
 //!    synced; the segment is opened again, which rebuilds both indexes, and
-//!    replaces the old one in the log's list (readers still holding the
-//!    old one read the old file, which stays open until they finish).
+//!    replaces the old one in the log's list. Before the first rename the
+//!    old segment takes its file from the open-file cache and holds it, so
+//!    readers still holding the old segment read the old file (open until
+//!    they finish), never the new one at the same path.
 //!
 //! Recovery at [`PartitionLog::open`] finishes or rolls back a swap: a
 //! `.swap` file is renamed over its segment's log after the segment's
@@ -423,7 +425,11 @@ impl PartitionLog {
         // 2. and 3. Rewrite and swap each segment the map reaches.
         let mut tombstone_due: Option<i64> = None;
         let clean_end = map_end.max(previous);
-        for segment in sealed.iter().filter(|s| s.base() < clean_end) {
+        // Each old segment is let go after its swap: it holds its file
+        // until dropped (see `rewrite_segment`), and the open-file cache
+        // must not stay full of replaced files for the whole pass.
+        for segment in sealed.into_iter().filter(|s| s.base() < clean_end) {
+            let segment = &segment;
             let horizon = now.0.saturating_sub(config.delete_retention_ms as i64);
             let remove_tombstones = segment.max_timestamp().0 < horizon;
             let before = segment.size();
@@ -568,6 +574,12 @@ impl PartitionLog {
             return Err(e);
         }
         crash::point("clean.after_cleaned_synced");
+        // Readers that took the old segment before the swap keep reading the
+        // file it describes, not the one about to replace it at its path.
+        if let Err(e) = segment.hold_file().await {
+            remove_if_present(&inner.disk, &cleaned).await?;
+            return Err(e);
+        }
         // A swap cut short (even by a full disk) is finished by the next
         // open, not by the in-place recovery of a full disk's tail.
         self.swap_in(segment, &cleaned).await.map_err(|e| {
