@@ -36,6 +36,8 @@ pub mod client;
 pub mod config;
 pub mod constants;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod group;
 pub mod meta;
 pub mod protocol;

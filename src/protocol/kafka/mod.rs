@@ -99,21 +99,53 @@ struct Header {
     correlation_id: i32,
 }
 
+/// A request frame, decoded without the broker: what [`route`] runs.
+pub(crate) struct Decoded {
+    header: Header,
+    /// Bytes of the frame (length prefix included) that the header and
+    /// body took; anything after them is ignored.
+    pub(crate) used: usize,
+    pub(crate) body: Body,
+}
+
+/// What a decoded request asks for.
+pub(crate) enum Body {
+    /// An answer to send at once: ApiVersions in a version this broker
+    /// does not speak, or Produce with acks other than 0, 1 or -1.
+    Reply(Outgoing),
+    Produce(crate::broker::ProduceRequest),
+    /// Any other supported API, decoded by the protocol crate.
+    /// `unread` is what the crate left of the frame: it must agree with
+    /// `used`, since the walker is never more lenient than the crate.
+    Other {
+        request: Box<RequestKind>,
+        unread: usize,
+        /// The client id, for JoinGroup (members are described with it).
+        client_id: Option<String>,
+    },
+}
+
+impl Decoded {
+    pub(crate) fn api_key(&self) -> i16 {
+        self.header.api as i16
+    }
+
+    pub(crate) fn version(&self) -> i16 {
+        self.header.version
+    }
+
+    pub(crate) fn correlation_id(&self) -> i32 {
+        self.header.correlation_id
+    }
+}
+
 /// Decides what a frame becomes; `Err` closes the connection (with the
 /// reason logged).
 fn route(shard: &Rc<Shard>, session: &Rc<Session>, frame: BytesMut) -> Result<Dispatch, String> {
-    let (raw, body_offset) =
-        walk::parse_request_header(&frame[PREFIX_BYTES..]).map_err(|e| e.to_string())?;
-    let api =
-        ApiKey::try_from(raw.api_key).map_err(|_| format!("unknown API key {}", raw.api_key))?;
-    let header = Header {
-        api,
-        version: raw.api_version,
-        correlation_id: raw.correlation_id,
-    };
+    let Decoded { header, body, .. } = decode(frame)?;
     if session.admin_only
         && matches!(
-            api,
+            header.api,
             ApiKey::Produce
                 | ApiKey::Fetch
                 | ApiKey::JoinGroup
@@ -126,9 +158,50 @@ fn route(shard: &Rc<Shard>, session: &Rc<Session>, frame: BytesMut) -> Result<Di
         // Kafka has no error a client would read as "too many connections":
         // the connection closes, as a Kafka broker's would.
         return Err(format!(
-            "{api:?} on a connection kept for metadata and admin requests (the broker is at its connection limit)"
+            "{:?} on a connection kept for metadata and admin requests (the broker is at its connection limit)",
+            header.api
         ));
     }
+    match body {
+        Body::Reply(answer) => Ok(Dispatch::Reply(answer)),
+        Body::Produce(request) => {
+            let shard = shard.clone();
+            Ok(Dispatch::Handle(Box::pin(async move {
+                let response = produce::handle(&shard, header.version, request).await?;
+                encode_or_log(header, &response)
+            })))
+        }
+        Body::Other {
+            request, client_id, ..
+        } => {
+            let client = client_id.map(|id| Client {
+                id,
+                host: session.host.clone(),
+            });
+            let shard = shard.clone();
+            Ok(Dispatch::Handle(Box::pin(async move {
+                answer(header, handle(&shard, header, *request, client).await)
+            })))
+        }
+    }
+}
+
+/// Reads a whole request frame (length prefix included): header, version
+/// checks, the walker's bounds checks, then the body. `Err` is a request
+/// the connection cannot continue after. Needs nothing but the bytes.
+pub(crate) fn decode(frame: BytesMut) -> Result<Decoded, String> {
+    if frame.len() < PREFIX_BYTES {
+        return Err(format!("a frame of {} bytes has no length", frame.len()));
+    }
+    let (raw, body_offset) =
+        walk::parse_request_header(&frame[PREFIX_BYTES..]).map_err(|e| e.to_string())?;
+    let api =
+        ApiKey::try_from(raw.api_key).map_err(|_| format!("unknown API key {}", raw.api_key))?;
+    let header = Header {
+        api,
+        version: raw.api_version,
+        correlation_id: raw.correlation_id,
+    };
     let body_at = PREFIX_BYTES + body_offset;
     let Some((min, max)) = apis::range(api) else {
         return Err(format!("API {api:?} is not supported by this broker"));
@@ -136,7 +209,11 @@ fn route(shard: &Rc<Shard>, session: &Rc<Session>, frame: BytesMut) -> Result<Di
     if api == ApiKey::ApiVersions && !(min..=max).contains(&header.version) {
         // Answered in v0, whatever was asked, so the client can read it.
         let answer = apis::unsupported_api_versions();
-        return reply(frame::response(api, 0, header.correlation_id, &answer));
+        return Ok(Decoded {
+            header,
+            used: body_at,
+            body: Body::Reply(frame::response(api, 0, header.correlation_id, &answer)?),
+        });
     }
     if !(min..=max).contains(&header.version) {
         return Err(format!(
@@ -152,51 +229,40 @@ fn route(shard: &Rc<Shard>, session: &Rc<Session>, frame: BytesMut) -> Result<Di
     }
     let end = walk::check_request(raw.api_key, header.version, &frame[body_at..])
         .map_err(|e| format!("malformed {api:?} v{} request: {e}", header.version))?;
-    if body_at + end != frame.len() {
-        tracing::debug!(api = ?api, version = header.version, trailing = frame.len() - body_at - end, "ignoring bytes after a Kafka request body");
+    let used = body_at + end;
+    if used != frame.len() {
+        tracing::debug!(api = ?api, version = header.version, trailing = frame.len() - used, "ignoring bytes after a Kafka request body");
     }
     if api == ApiKey::Produce {
-        return route_produce(shard, header, frame, body_at);
+        let layout = walk::parse_produce(header.version, &frame[body_at..])
+            .map_err(|e| format!("malformed Produce v{} request: {e}", header.version))?;
+        let body = match produce::decode(frame, body_at, layout)? {
+            produce::Decoded::BadAcks(response) => Body::Reply(frame::response(
+                header.api,
+                header.version,
+                header.correlation_id,
+                &response,
+            )?),
+            produce::Decoded::Request(request) => Body::Produce(request),
+        };
+        return Ok(Decoded { header, used, body });
     }
     // Who the client is matters to groups only (members are described
     // with their client id and host).
-    let client =
-        matches!(api, ApiKey::JoinGroup | ApiKey::ConsumerGroupHeartbeat).then(|| Client {
-            id: raw.client_id.unwrap_or_default().to_string(),
-            host: session.host.clone(),
-        });
+    let client_id = matches!(api, ApiKey::JoinGroup | ApiKey::ConsumerGroupHeartbeat)
+        .then(|| raw.client_id.unwrap_or_default().to_string());
     let mut body: Bytes = frame.freeze().slice(body_at..);
     let request = RequestKind::decode(api, &mut body, header.version)
         .map_err(|e| format!("malformed {api:?} v{} request: {e}", header.version))?;
-    let shard = shard.clone();
-    Ok(Dispatch::Handle(Box::pin(async move {
-        answer(header, handle(&shard, header, request, client).await)
-    })))
-}
-
-fn route_produce(
-    shard: &Rc<Shard>,
-    header: Header,
-    frame: BytesMut,
-    body_at: usize,
-) -> Result<Dispatch, String> {
-    let layout = walk::parse_produce(header.version, &frame[body_at..])
-        .map_err(|e| format!("malformed Produce v{} request: {e}", header.version))?;
-    match produce::decode(frame, body_at, layout)? {
-        produce::Decoded::BadAcks(response) => reply(frame::response(
-            header.api,
-            header.version,
-            header.correlation_id,
-            &response,
-        )),
-        produce::Decoded::Request(request) => {
-            let shard = shard.clone();
-            Ok(Dispatch::Handle(Box::pin(async move {
-                let response = produce::handle(&shard, header.version, request).await?;
-                encode_or_log(header, &response)
-            })))
-        }
-    }
+    Ok(Decoded {
+        header,
+        used,
+        body: Body::Other {
+            request: Box::new(request),
+            unread: body.len(),
+            client_id,
+        },
+    })
 }
 
 /// A response body of any supported API.
@@ -344,8 +410,4 @@ fn encode_or_log<T: kafka_protocol::protocol::Encodable>(
             None
         }
     }
-}
-
-fn reply(encoded: Result<Outgoing, String>) -> Result<Dispatch, String> {
-    encoded.map(Dispatch::Reply)
 }

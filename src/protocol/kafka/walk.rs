@@ -37,6 +37,7 @@
 //!   walked within that size and must fill it exactly (the crate decodes a
 //!   known tag without looking at its size, so a mismatch would desync it),
 //!   and a known tag outside its tagged versions is refused, as Kafka does.
+//!   A tag above `i32::MAX` is refused too: the crate keeps tags as `i32`.
 //! * Each loop iteration consumes at least one byte, so time is linear in
 //!   the frame.
 //! * Offsets in errors count from the start of the slice handed in (the
@@ -142,6 +143,14 @@ pub enum WalkError {
     },
     /// A string that must be text is not UTF-8.
     InvalidUtf8 { field: String, offset: usize },
+    /// A tagged field number above `i32::MAX`: the protocol crate keeps
+    /// tags as `i32`, so it would hold a different number than was sent
+    /// (and drop the field when encoding it again).
+    TagTooLarge {
+        field: String,
+        offset: usize,
+        tag: u32,
+    },
 }
 
 impl fmt::Display for WalkError {
@@ -239,6 +248,11 @@ impl fmt::Display for WalkError {
             InvalidUtf8 { field, offset } => {
                 write!(f, "{field} at byte {offset} is not valid UTF-8")
             }
+            TagTooLarge { field, offset, tag } => write!(
+                f,
+                "{field} at byte {offset} has tag {tag}, above the largest tag {}",
+                i32::MAX
+            ),
         }
     }
 }
@@ -1007,6 +1021,13 @@ fn walk_tagged_fields(
     for _ in 0..count {
         let tag_offset = r.pos;
         let tag = r.uvarint(&here)?;
+        if i32::try_from(tag).is_err() {
+            return Err(WalkError::TagTooLarge {
+                field: here.render(),
+                offset: tag_offset,
+                tag,
+            });
+        }
         let size_offset = r.pos;
         let size = r.uvarint(&here)? as usize;
         if size > r.remaining() {

@@ -12,7 +12,7 @@
 //! Every frame runs through the flatbuffers verifier before it is read; a
 //! frame that fails gets `INVALID_REQUEST` and the connection goes on.
 
-mod decode;
+pub(crate) mod decode;
 mod groups;
 mod handle;
 

@@ -1368,6 +1368,33 @@ fn unknown_tags_are_skipped_by_their_size_and_checked_against_the_end() {
     ));
 }
 
+/// Found by fuzzing (fuzz/README.md): the crate keeps tags as `i32`, so an
+/// unknown tag above `i32::MAX` decoded as a negative number and was
+/// dropped when the request was encoded again, while still counted.
+#[test]
+fn a_tag_above_i32_max_is_refused() {
+    // Tag 2^31 (uvarint 80 80 80 80 08), 1 byte of content.
+    let body = fetch_v12_with_tags(&[0x01, 0x80, 0x80, 0x80, 0x80, 0x08, 0x01, 0xaa]);
+    let at = body.len() - 7;
+    assert_eq!(
+        check_request(1, 12, &body),
+        Err(WalkError::TagTooLarge {
+            field: "FetchRequest.(tagged fields)".into(),
+            offset: at,
+            tag: 1 << 31,
+        })
+    );
+    // i32::MAX itself (uvarint ff ff ff ff 07) is an unknown tag like any.
+    let body = fetch_v12_with_tags(&[0x01, 0xff, 0xff, 0xff, 0xff, 0x07, 0x01, 0xaa]);
+    assert_eq!(check_request(1, 12, &body), Ok(body.len()));
+    let mut bytes = Bytes::from(body);
+    let request = FetchRequest::decode(&mut bytes, 12).unwrap();
+    assert_eq!(
+        request.unknown_tagged_fields.keys().collect::<Vec<_>>(),
+        [&i32::MAX]
+    );
+}
+
 #[test]
 fn a_request_without_a_schema_is_refused() {
     assert_eq!(
