@@ -32,9 +32,9 @@ pub struct GroupConfig {
     pub instance_id: Option<String>,
     /// How long the member may take to give up partitions that move.
     pub rebalance_timeout: Duration,
-    /// Commit every owned partition's position this often from `poll`, and
-    /// before partitions are revoked or the member closes; `None`: only
-    /// explicit commits.
+    /// Commit every owned partition's position this often from `poll`
+    /// (without waiting for the answer), and synchronously before partitions
+    /// are revoked or the member closes; `None`: only explicit commits.
     pub auto_commit_interval: Option<Duration>,
 }
 
@@ -212,7 +212,12 @@ impl GroupConsumer {
         if let Some(at) = self.next_auto_commit
             && Instant::now() >= at
         {
-            self.commit().await?;
+            // As Kafka's clients do: the periodic commit does not hold up
+            // the poll (revocation and close commit synchronously).
+            if let Some(e) = self.take_async_commit_error() {
+                tracing::warn!(group = %self.config.group, error = %e, "an automatic commit failed; the next one retries");
+            }
+            self.commit_async();
             self.next_auto_commit = self.config.auto_commit_interval.map(|i| Instant::now() + i);
         }
         if self.owned.is_empty() {
