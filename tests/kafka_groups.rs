@@ -356,11 +356,9 @@ fn members_of_three_clients_split_rebalance_and_take_over_a_dead_members_partiti
     );
 }
 
-#[test]
-fn consumer_protocol_members_hand_over_only_the_partitions_that_move() {
-    if !kafka_clients_available() {
-        return;
-    }
+/// A broker with short consumer-protocol heartbeats and sessions, and a
+/// topic `orders` of 8 partitions.
+fn consumer_protocol_broker() -> (tempfile::TempDir, Broker) {
     let tmp = tempfile::tempdir().unwrap();
     let broker = Broker::start(
         &tmp.path().join("data"),
@@ -374,8 +372,17 @@ fn consumer_protocol_members_hand_over_only_the_partitions_that_move() {
             "3000",
         ],
     );
-    let kafka = broker.kafka.unwrap();
     corelog(&broker, &["topic", "create", "orders", "--partitions", "8"]);
+    (tmp, broker)
+}
+
+#[test]
+fn consumer_protocol_members_hand_over_only_the_partitions_that_move() {
+    if !kafka_clients_available() {
+        return;
+    }
+    let (_tmp, broker) = consumer_protocol_broker();
+    let kafka = broker.kafka.unwrap();
     let mut all = produce(kafka, "orders", "a", 400);
 
     let mut first = Member::python("confluent-consumer", kafka, "orders", "kip848", None);
@@ -450,21 +457,8 @@ fn a_native_member_and_a_kafka_member_share_one_consumer_group() {
         return;
     }
     use corelog::client::{ConsumerConfig, GroupConfig, GroupConsumer, OffsetReset};
-    let tmp = tempfile::tempdir().unwrap();
-    let broker = Broker::start(
-        &tmp.path().join("data"),
-        2,
-        &[
-            "--kafka-listen",
-            "127.0.0.1:0",
-            "--group-consumer-heartbeat-interval-ms",
-            "200",
-            "--group-consumer-session-timeout-ms",
-            "3000",
-        ],
-    );
+    let (_tmp, broker) = consumer_protocol_broker();
     let kafka = broker.kafka.unwrap();
-    corelog(&broker, &["topic", "create", "orders", "--partitions", "8"]);
     let all = produce(kafka, "orders", "m", 400);
     let python = Member::python("confluent-consumer", kafka, "orders", "mixed", None);
     let native = broker.addr;

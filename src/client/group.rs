@@ -553,12 +553,15 @@ async fn commit_offsets(
     let r = env
         .response_as_offset_commit_response()
         .ok_or_else(|| ClientError::Protocol("a commit answer without a body".into()))?;
-    for o in r.offsets().iter().flatten() {
-        if o.error() != wire::ErrorCode::NONE {
-            return Err(ClientError::broker(o.error(), o.error_message()));
-        }
+    r.offsets().iter().flatten().try_for_each(offset_error)
+}
+
+/// A partition's error in a commit or offset-fetch answer.
+fn offset_error(o: wire::GroupOffset<'_>) -> Result<()> {
+    match o.error() {
+        wire::ErrorCode::NONE => Ok(()),
+        code => Err(ClientError::broker(code, o.error_message())),
     }
-    Ok(())
 }
 
 async fn fetch_committed(
@@ -592,9 +595,7 @@ async fn fetch_committed(
         .ok_or_else(|| ClientError::Protocol("an offset fetch answer without a body".into()))?;
     let mut out = Vec::new();
     for o in r.offsets().iter().flatten() {
-        if o.error() != wire::ErrorCode::NONE {
-            return Err(ClientError::broker(o.error(), o.error_message()));
-        }
+        offset_error(o)?;
         out.push((
             o.topic().unwrap_or("").to_string(),
             o.partition(),

@@ -403,7 +403,7 @@ impl Coordinator {
                 GroupReply::ConsumerHeartbeat(self.consumer_heartbeat(shard, &group, args))
             }
             GroupCall::ConsumerDescribe => {
-                GroupReply::ConsumerDescribe(self.consumer_describe(shard, &group))
+                GroupReply::ConsumerDescribe(self.consumer_describe(&group))
             }
             GroupCall::Describe => GroupReply::Describe(Ok(self.describe(&group))),
             GroupCall::Delete => GroupReply::Delete(self.delete(shard, &group).await),
@@ -1013,11 +1013,7 @@ impl Coordinator {
         result
     }
 
-    fn consumer_describe(
-        &self,
-        shard: &Rc<Shard>,
-        group: &str,
-    ) -> Result<ConsumerGroupDescription, BrokerError> {
+    fn consumer_describe(&self, group: &str) -> Result<ConsumerGroupDescription, BrokerError> {
         let groups = self.groups.borrow();
         let cg = match groups.get(group) {
             None => {
@@ -1033,7 +1029,6 @@ impl Coordinator {
                 )
             })?,
         };
-        let _ = shard;
         let wire = |a: &consumer::Assignment| -> Vec<(consumer::TopicUuid, Vec<i32>)> {
             a.iter()
                 .map(|(t, ps)| (*t, ps.iter().copied().collect()))

@@ -14,6 +14,14 @@ use crate::shard::Shard;
 use flatbuffers::{FlatBufferBuilder, ForwardsUOffset, Vector, WIPOffset};
 use std::rc::Rc;
 
+/// A coordinator answer of the wrong kind: a bug, reported as one.
+fn unexpected_reply(corr: u64) -> ResponseFrame {
+    error_response(
+        corr,
+        &BrokerError::new(ErrorKind::UnknownServerError, "unexpected group reply"),
+    )
+}
+
 fn unknown_topic(name: &str) -> BrokerError {
     BrokerError::new(ErrorKind::UnknownTopic, format!("no topic {name:?}"))
 }
@@ -104,10 +112,7 @@ pub async fn heartbeat(shard: &Rc<Shard>, corr: u64, h: GroupHeartbeat) -> Respo
             )
         }
         GroupReply::ConsumerHeartbeat(Err(e)) => error_response(corr, &e),
-        _ => error_response(
-            corr,
-            &BrokerError::new(ErrorKind::UnknownServerError, "unexpected group reply"),
-        ),
+        _ => unexpected_reply(corr),
     }
 }
 
@@ -220,10 +225,7 @@ pub async fn commit(
             offsets_frame(corr, rows, true)
         }
         GroupReply::Commit(Err(e)) => error_response(corr, &e),
-        _ => error_response(
-            corr,
-            &BrokerError::new(ErrorKind::UnknownServerError, "unexpected group reply"),
-        ),
+        _ => unexpected_reply(corr),
     }
 }
 
@@ -273,9 +275,6 @@ pub async fn fetch(
             offsets_frame(corr, rows, false)
         }
         GroupReply::FetchOffsets(Err(e)) => error_response(corr, &e),
-        _ => error_response(
-            corr,
-            &BrokerError::new(ErrorKind::UnknownServerError, "unexpected group reply"),
-        ),
+        _ => unexpected_reply(corr),
     }
 }
