@@ -169,6 +169,47 @@ impl Member {
         self.subscribes_to(&topic.name)
     }
 
+    /// Takes what a heartbeat says about the member (fields it leaves out
+    /// stay); returns whether its subscription or assignor changed.
+    fn update(
+        &mut self,
+        args: &HeartbeatArgs,
+        regex: Option<Regex>,
+        assignor: Option<Assignor>,
+    ) -> bool {
+        let mut changed = false;
+        self.client_id.clone_from(&args.client_id);
+        self.client_host.clone_from(&args.client_host);
+        if args.rack_id.is_some() {
+            self.rack_id.clone_from(&args.rack_id);
+        }
+        if args.rebalance_timeout_ms >= 0 {
+            self.rebalance_timeout = Duration::from_millis(args.rebalance_timeout_ms as u64);
+        }
+        if let Some(names) = &args.subscribed_topic_names {
+            let mut names: Vec<String> = names.iter().filter(|n| !n.is_empty()).cloned().collect();
+            names.sort();
+            names.dedup();
+            if names != self.subscribed_names {
+                self.subscribed_names = names;
+                changed = true;
+            }
+        }
+        if let Some(text) = &args.subscribed_topic_regex {
+            let text = (!text.is_empty()).then(|| text.clone());
+            if text != self.subscribed_regex {
+                self.subscribed_regex = text;
+                self.compiled_regex = regex;
+                changed = true;
+            }
+        }
+        if assignor.is_some() && assignor != self.server_assignor {
+            self.server_assignor = assignor;
+            changed = true;
+        }
+        changed
+    }
+
     /// Whether the member's subscription (names or regular expression)
     /// covers the topic `name`.
     pub fn subscribes_to(&self, name: &str) -> bool {
@@ -382,35 +423,7 @@ impl ConsumerGroup {
         };
         let m = self.members.get_mut(&id).expect("joined or checked");
         m.session_deadline = now + settings.session_timeout;
-        m.client_id.clone_from(&args.client_id);
-        m.client_host.clone_from(&args.client_host);
-        if args.rack_id.is_some() {
-            m.rack_id.clone_from(&args.rack_id);
-        }
-        if args.rebalance_timeout_ms >= 0 {
-            m.rebalance_timeout = Duration::from_millis(args.rebalance_timeout_ms as u64);
-        }
-        if let Some(names) = args.subscribed_topic_names {
-            let mut names: Vec<String> = names.into_iter().filter(|n| !n.is_empty()).collect();
-            names.sort();
-            names.dedup();
-            if names != m.subscribed_names {
-                m.subscribed_names = names;
-                changed = true;
-            }
-        }
-        if let Some(text) = &args.subscribed_topic_regex {
-            let text = (!text.is_empty()).then(|| text.clone());
-            if text != m.subscribed_regex {
-                m.subscribed_regex = text;
-                m.compiled_regex = regex;
-                changed = true;
-            }
-        }
-        if assignor.is_some() && assignor != m.server_assignor {
-            m.server_assignor = assignor;
-            changed = true;
-        }
+        changed |= m.update(&args, regex, assignor);
         let fingerprint = self.fingerprint_of(topics);
         if changed || fingerprint != self.fingerprint {
             self.fingerprint = fingerprint;
