@@ -72,6 +72,9 @@ pub struct BrokerConfig {
     /// metadata request names one that does not exist (Kafka's
     /// `auto.create.topics.enable`; off by default, as in Redpanda).
     pub auto_create_topics: bool,
+    /// Measure where produce requests spend their time (see
+    /// [`crate::trace`]) and log the breakdown every second.
+    pub trace_latency: bool,
     /// Partitions of an auto-created topic (Kafka's `num.partitions`).
     pub auto_create_partitions: u32,
     /// This broker's node id, as Kafka clients see it (0 to
@@ -115,6 +118,7 @@ impl BrokerConfig {
             kafka_shard_brokers: false,
             kafka_shard_ports: None,
             auto_create_topics: false,
+            trace_latency: false,
             auto_create_partitions: 1,
             node_id: 0,
             disk_free_min_bytes: None,
@@ -338,6 +342,9 @@ impl BrokerConfig {
         if let Some(v) = file.auto_create_topics {
             self.auto_create_topics = v;
         }
+        if let Some(v) = file.trace_latency {
+            self.trace_latency = v;
+        }
         if let Some(v) = file.auto_create_partitions {
             self.auto_create_partitions = v;
         }
@@ -380,6 +387,7 @@ struct FileConfig {
     kafka_shard_ports: Option<Vec<u16>>,
     auto_create_topics: Option<bool>,
     auto_create_partitions: Option<u32>,
+    trace_latency: Option<bool>,
     node_id: Option<i32>,
     disk_free_min_bytes: Option<u64>,
 }

@@ -46,4 +46,5 @@ pub mod server;
 pub mod shard;
 pub mod storage;
 pub mod support;
+pub mod trace;
 pub mod types;

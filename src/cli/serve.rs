@@ -107,6 +107,12 @@ pub struct ServeArgs {
     /// the smaller of 1 GiB and 5% of the file system].
     #[arg(long)]
     disk_free_min_bytes: Option<u64>,
+    /// Measure where produce requests spend their time (receive, queue,
+    /// cross-core hop, append, device write, fsync wait, answer) and log
+    /// the last second's breakdown every second (off by default; costs a
+    /// few clock readings per request).
+    #[arg(long)]
+    trace_latency: bool,
 }
 
 /// The configuration the flags and file describe.
@@ -187,6 +193,9 @@ fn config_from(args: &ServeArgs) -> Result<BrokerConfig, String> {
     }
     if args.auto_create_topics {
         config.auto_create_topics = true;
+    }
+    if args.trace_latency {
+        config.trace_latency = true;
     }
     if let Some(v) = args.disk_free_min_bytes {
         config.disk_free_min_bytes = Some(v);

@@ -20,6 +20,7 @@ use super::{CONNECT_TIMEOUT, ClientError, ConnectionPool, Result, Routing, Wire}
 use crate::protocol::produce_frame::{ProducePart, encode_produce};
 use crate::protocol::wire;
 use crate::record::{BatchBuilder, Compression, Header};
+use crate::trace::Stage;
 use crate::types::Timestamp;
 use bytes::Bytes;
 use event_listener::Event;
@@ -157,6 +158,8 @@ struct ReadyBatch {
     /// against `buffer_bytes` until it is answered.
     held: usize,
     state: Rc<BatchState>,
+    /// When its first record was added (latency tracing).
+    opened: Instant,
 }
 
 struct Inner {
@@ -352,6 +355,7 @@ impl Producer {
             held: open.builder.size_bytes(),
             bytes: finish_batch(&mut open.builder, self.inner.config.compression),
             state: open.state,
+            opened: open.opened,
         });
         self.inner.outstanding.set(self.inner.outstanding.get() + 1);
         if topic.sticky == partition {
@@ -471,6 +475,7 @@ async fn sender_loop(inner: Rc<Inner>) {
                                 held: open.builder.size_bytes(),
                                 bytes: finish_batch(&mut open.builder, inner.config.compression),
                                 state: open.state,
+                                opened: open.opened,
                             });
                             inner.outstanding.set(inner.outstanding.get() + 1);
                             if topic.sticky == p as u32 {
@@ -610,11 +615,20 @@ async fn send_batches(
             Err(e) => fail(e),
         };
     }
+    if crate::trace::enabled()
+        && let Some(oldest) = batches.iter().map(|b| b.opened).min()
+    {
+        crate::trace::record(Stage::ClientQueue, oldest.elapsed());
+    }
+    let sent_at = crate::trace::now();
     let call = conn.call_frame(corr, parts);
     let timer = glommio::timer::sleep(inner.config.request_timeout + Duration::from_secs(5));
     futures::pin_mut!(call, timer);
     let response = match futures::future::select(call, timer).await {
-        futures::future::Either::Left((Ok(r), _)) => r,
+        futures::future::Either::Left((Ok(r), _)) => {
+            crate::trace::since(Stage::ClientRoundTrip, sent_at);
+            r
+        }
         futures::future::Either::Left((Err(e), _)) => return fail(e),
         futures::future::Either::Right(_) => {
             return fail(ClientError::Timeout(format!("produce request to {addr}")));

@@ -75,11 +75,19 @@ impl Outgoing {
 pub enum Dispatch {
     /// Run the handler concurrently with later requests; its answer (if
     /// any) is written in request order.
-    Handle(LocalBoxFuture<'static, Option<Outgoing>>),
+    Handle(LocalBoxFuture<'static, Option<Outgoing>>, RequestKind),
     /// Answer at once (in request order).
     Reply(Outgoing),
     /// Answer (if given), then close the connection.
     Close(Option<Outgoing>),
+}
+
+/// What a handled request is, for the latency breakdown
+/// ([`crate::trace`]), which follows produce requests only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestKind {
+    Produce,
+    Other,
 }
 
 /// A wire protocol the server speaks on a listener. The server owns

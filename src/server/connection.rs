@@ -2,8 +2,11 @@
 //! request order (see the module docs of `server`).
 
 use super::admission::{RequestMemory, Slot};
-use crate::protocol::{Dispatch, FrameError, FrameReader, FrameSource, Outgoing, Protocol};
+use crate::protocol::{
+    Dispatch, FrameError, FrameReader, FrameSource, Outgoing, Protocol, RequestKind,
+};
 use crate::shard::{Counters, Shard};
+use crate::trace::{self, Stage};
 use bytes::BytesMut;
 use futures::future::Either;
 use futures::io::AsyncWriteExt;
@@ -37,9 +40,9 @@ pub async fn serve<P: Protocol>(
             return;
         }
     };
-    let (queue, responses) = glommio::channels::local_channel::new_bounded::<
-        JoinHandle<Option<Outgoing>>,
-    >(shard.config.max_inflight_per_connection);
+    let (queue, responses) = glommio::channels::local_channel::new_bounded::<Answer>(
+        shard.config.max_inflight_per_connection,
+    );
     let writer_task = glommio::spawn_local(write_responses(shard.clone(), writer, responses));
     let mut frames = FrameReader::with_prefix(reader, shard.config.max_frame_bytes, P::PREFIX);
     let session = Rc::new(P::session(peer, slot.admin_only()));
@@ -62,6 +65,7 @@ pub async fn serve<P: Protocol>(
                 Either::Right((Either::Right(_), _)) => None,
             }
         };
+        let first_byte = trace::now();
         let next = match started {
             None => None,
             Some(Err(e)) => Some(Err(e)),
@@ -83,15 +87,23 @@ pub async fn serve<P: Protocol>(
                 match P::dispatch(&shard, &session, frame) {
                     // The frame's memory stays reserved until its handler
                     // has answered.
-                    Dispatch::Handle(work) => (
-                        glommio::spawn_local(async move {
-                            let out = work.await;
-                            drop(permit);
-                            out
-                        })
-                        .detach(),
-                        false,
-                    ),
+                    Dispatch::Handle(work, kind) => {
+                        let traced = match kind {
+                            RequestKind::Produce => trace::since(Stage::Receive, first_byte),
+                            RequestKind::Other => None,
+                        };
+                        (
+                            glommio::spawn_local(async move {
+                                let began = trace::since(Stage::Queue, traced);
+                                let out = work.await;
+                                drop(permit);
+                                let done = trace::since(Stage::Handler, began);
+                                (out, traced.zip(done))
+                            })
+                            .detach(),
+                            false,
+                        )
+                    }
                     Dispatch::Reply(out) => (ready(Some(out)), false),
                     Dispatch::Close(out) => (ready(out), true),
                 }
@@ -180,14 +192,18 @@ async fn bounded<T>(
     }
 }
 
+/// A request's answer in the making: the handler's task, which yields the
+/// answer and, when traced, (frame read, answer ready).
+type Answer = JoinHandle<(Option<Outgoing>, Option<(Instant, Instant)>)>;
+
 /// Writes each handler's response as it completes, in request order.
 async fn write_responses(
     shard: Rc<Shard>,
     mut writer: TcpStream,
-    responses: glommio::channels::local_channel::LocalReceiver<JoinHandle<Option<Outgoing>>>,
+    responses: glommio::channels::local_channel::LocalReceiver<Answer>,
 ) {
     while let Some(handle) = responses.recv().await {
-        let Some(Some(out)) = handle.await else {
+        let Some((Some(out), traced)) = handle.await else {
             continue;
         };
         let mut written = Ok(());
@@ -202,11 +218,15 @@ async fn write_responses(
             break;
         }
         Counters::add(&shard.counters.bytes_out, out.len() as u64);
+        if let Some((read, ready)) = traced {
+            trace::since(Stage::Answer, Some(ready));
+            trace::since(Stage::Broker, Some(read));
+        }
     }
     let _ = writer.close().await;
 }
 
 /// A finished response in the shape of a handler's join handle.
-fn ready(out: Option<Outgoing>) -> JoinHandle<Option<Outgoing>> {
-    glommio::spawn_local(async move { out }).detach()
+fn ready(out: Option<Outgoing>) -> Answer {
+    glommio::spawn_local(async move { (out, None) }).detach()
 }

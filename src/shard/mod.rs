@@ -227,6 +227,9 @@ pub fn start(config: BrokerConfig, serve: ServeFn) -> Result<BrokerHandle, Strin
     if let Some(kafka) = config.kafka_listen {
         lock::check_port_free(kafka, "the Kafka port")?;
     }
+    if config.trace_latency {
+        crate::trace::enable(true);
+    }
     let n = config.cores;
     let limit = open_file_limit().unwrap_or(OPEN_FILE_LIMIT_UNKNOWN);
     let budget = Arc::new(FdBudget::new(
@@ -289,7 +292,7 @@ pub fn start(config: BrokerConfig, serve: ServeFn) -> Result<BrokerHandle, Strin
         } else {
             glommio::Placement::Unbound
         };
-        let handle = glommio::LocalExecutorBuilder::new(placement)
+        let handle = crate::support::executor(placement)
             .name(&format!("shard-{i}"))
             .spawn(move || async move {
                 let result = run_shard(
@@ -482,6 +485,8 @@ pub enum ShardMsg {
     Produce {
         items: Vec<ProduceItem>,
         acks: crate::types::Acks,
+        /// When the request left the shard it arrived on (latency tracing).
+        sent: Option<std::time::Instant>,
         reply: futures::channel::oneshot::Sender<Vec<ProduceOutcome>>,
     },
     Fetch {
@@ -723,6 +728,9 @@ async fn run_shard(
     }
     let groups = glommio::spawn_local(shard.clone().group_loop());
     glommio::spawn_local(shard.clone().allocator_loop()).detach();
+    if shard.id == ShardId(0) && shard.config.trace_latency {
+        glommio::spawn_local(shard.clone().trace_loop()).detach();
+    }
     let disk = glommio::spawn_local(shard.clone().disk_loop());
     let listeners = Listeners {
         shared,
@@ -894,7 +902,13 @@ impl Shard {
 
     async fn handle_msg(self: Rc<Self>, msg: ShardMsg) {
         match msg {
-            ShardMsg::Produce { items, acks, reply } => {
+            ShardMsg::Produce {
+                items,
+                acks,
+                sent,
+                reply,
+            } => {
+                crate::trace::since(crate::trace::Stage::Hop, sent);
                 let _ = reply.send(self.produce_local(items, acks).await);
             }
             ShardMsg::Fetch { items, reply } => {
@@ -1436,6 +1450,26 @@ impl Shard {
                 return;
             }
             crate::alloc::collect();
+        }
+    }
+
+    /// With `--trace-latency`: logs the last second's produce latency
+    /// breakdown (every shard's, see [`crate::trace`]) once a second.
+    async fn trace_loop(self: Rc<Self>) {
+        loop {
+            let sleep = glommio::timer::sleep(Duration::from_secs(1));
+            let stop = self.shutdown.wait();
+            futures::pin_mut!(sleep, stop);
+            if let futures::future::Either::Right(_) = futures::future::select(sleep, stop).await {
+                return;
+            }
+            let stages = crate::trace::take_interval();
+            if !stages.is_empty() {
+                tracing::info!(
+                    "produce latency breakdown, last second, µs p50/p99/max: {}",
+                    crate::trace::line(&stages)
+                );
+            }
         }
     }
 

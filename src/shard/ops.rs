@@ -7,6 +7,7 @@
 use super::{Shard, ShardMsg};
 use crate::error::{BrokerError, ErrorKind};
 use crate::storage::{AppendInfo, StorageError};
+use crate::trace::{self, Stage};
 use crate::types::{Acks, Offset, OffsetSpec, ShardId, Timestamp, TopicId};
 use bytes::{Bytes, BytesMut};
 use futures::channel::oneshot;
@@ -130,6 +131,7 @@ impl Shard {
                     ShardMsg::Produce {
                         items,
                         acks,
+                        sent: crate::trace::now(),
                         reply: tx,
                     },
                 )
@@ -166,17 +168,22 @@ impl Shard {
             let result = match self.log(item.topic, item.partition) {
                 None => Err(self.unavailable(item.topic, item.partition)),
                 Some(_) if refusal.is_some() => Err(refusal.clone().expect("checked above")),
-                Some(log) => match log.append(item.data).await {
-                    Ok(info) => match acks {
-                        Acks::All => log
-                            .make_durable(info.last_offset.plus(1))
-                            .await
-                            .map(|()| info)
-                            .map_err(|e| BrokerError::storage(&e)),
-                        _ => Ok(info),
-                    },
-                    Err(e) => Err(BrokerError::storage(&e)),
-                },
+                Some(log) => {
+                    let began = trace::now();
+                    let appended = log.append(item.data).await;
+                    let appended_at = trace::since(Stage::Append, began);
+                    match appended {
+                        Ok(info) => match acks {
+                            Acks::All => {
+                                let durable = log.make_durable(info.last_offset.plus(1)).await;
+                                trace::since(Stage::Durable, appended_at);
+                                durable.map(|()| info).map_err(|e| BrokerError::storage(&e))
+                            }
+                            _ => Ok(info),
+                        },
+                        Err(e) => Err(BrokerError::storage(&e)),
+                    }
+                }
             };
             ProduceOutcome {
                 idx: item.idx,

@@ -166,10 +166,13 @@ fn route(shard: &Rc<Shard>, session: &Rc<Session>, frame: BytesMut) -> Result<Di
         Body::Reply(answer) => Ok(Dispatch::Reply(answer)),
         Body::Produce(request) => {
             let shard = shard.clone();
-            Ok(Dispatch::Handle(Box::pin(async move {
-                let response = produce::handle(&shard, header.version, request).await?;
-                encode_or_log(header, &response)
-            })))
+            Ok(Dispatch::Handle(
+                Box::pin(async move {
+                    let response = produce::handle(&shard, header.version, request).await?;
+                    encode_or_log(header, &response)
+                }),
+                super::RequestKind::Produce,
+            ))
         }
         Body::Other {
             request, client_id, ..
@@ -179,9 +182,12 @@ fn route(shard: &Rc<Shard>, session: &Rc<Session>, frame: BytesMut) -> Result<Di
                 host: session.host.clone(),
             });
             let shard = shard.clone();
-            Ok(Dispatch::Handle(Box::pin(async move {
-                answer(header, handle(&shard, header, *request, client).await)
-            })))
+            Ok(Dispatch::Handle(
+                Box::pin(
+                    async move { answer(header, handle(&shard, header, *request, client).await) },
+                ),
+                super::RequestKind::Other,
+            ))
         }
     }
 }

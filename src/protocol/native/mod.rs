@@ -16,7 +16,7 @@ pub(crate) mod decode;
 mod groups;
 mod handle;
 
-use super::{Dispatch, LengthPrefix, Outgoing, Protocol, wire};
+use super::{Dispatch, LengthPrefix, Outgoing, Protocol, RequestKind, wire};
 use crate::constants::FRAME_BYTES_MAX;
 use crate::error::{BrokerError, ErrorKind};
 use crate::shard::{Counters, Shard};
@@ -61,11 +61,18 @@ impl Protocol for Native {
             }
             Ok((corr, request)) => {
                 let shard = shard.clone();
-                Dispatch::Handle(Box::pin(async move {
-                    handle::handle(&shard, corr, request)
-                        .await
-                        .map(|frame| Outgoing::One(frame.into_bytes()))
-                }))
+                let kind = match request {
+                    decode::Request::Produce(_) => RequestKind::Produce,
+                    _ => RequestKind::Other,
+                };
+                Dispatch::Handle(
+                    Box::pin(async move {
+                        handle::handle(&shard, corr, request)
+                            .await
+                            .map(|frame| Outgoing::One(frame.into_bytes()))
+                    }),
+                    kind,
+                )
             }
             Err((corr, error)) => {
                 Counters::add(&shard.counters.errors, 1);
