@@ -84,8 +84,27 @@ pub const WRITE_CHUNK_BYTES_DEFAULT: usize = 1 << 20;
 pub const WRITE_CHUNK_BYTES_MIN: usize = DIRECT_IO_ALIGN_BYTES;
 /// Largest accepted write chunk.
 pub const WRITE_CHUNK_BYTES_MAX: usize = 8 << 20;
+/// How long an executor (a shard, or a client thread) runs ready tasks
+/// before it looks at finished I/O again, in microseconds: glommio's own
+/// default, 100 ms. A task that stays runnable therefore holds its core's
+/// socket and disk completions back for up to that long, so long-running
+/// loops must give way with a short timer (not a bare yield). Lower values
+/// were tried: at 500 µs the load generator's consumers lost a wake-up
+/// about once in three 13-second runs (a fetch answered after 30 s) on
+/// glommio 0.9, so the bound stays at the default until that is understood.
+pub const EXECUTOR_PREEMPT_MICROS: u64 = 100_000;
+
 /// Full chunks a log may have in flight to the device before appends wait.
-pub const WRITES_INFLIGHT_MAX: usize = 4;
+/// Generous on purpose: on ext4 an appending direct write is handed by
+/// io_uring to a kernel worker thread that shares the shard's core, so one
+/// write can take tens of milliseconds to start although the device answers
+/// in one; with only 4 MiB in flight every such delay stopped appends (and
+/// answered produce requests) for as long. 32 MiB covers ~100 ms at 300
+/// MB/s; [`WRITE_INFLIGHT_SHARD_BYTES`] bounds the sum over a shard's logs.
+pub const WRITES_INFLIGHT_MAX: usize = 32;
+/// Bytes of full write chunks in flight to the device at once over all the
+/// logs of one shard (each chunk's buffer lives until its write completes).
+pub const WRITE_INFLIGHT_SHARD_BYTES: usize = 128 << 20;
 
 /// Under the `never` fsync policy, data that sits in a partly filled chunk is
 /// written to the file at most this long after it was appended, so a process
@@ -265,6 +284,8 @@ pub const PRODUCER_SNAPSHOTS_KEPT: usize = 2;
 pub const PROBE_FILE_BYTES: usize = DIRECT_IO_ALIGN_BYTES;
 
 const _: () = assert!(SEGMENT_BYTES_MAX >= BATCH_BYTES_MAX as u64);
+// One chunk of the largest size must fit the shard's in-flight budget.
+const _: () = assert!(WRITE_INFLIGHT_SHARD_BYTES >= WRITE_CHUNK_BYTES_MAX);
 const _: () = assert!(FRAME_BYTES_MAX >= BATCH_BYTES_MAX + 4096);
 const _: () = assert!(SEGMENT_BYTES_MAX <= u32::MAX as u64);
 // A batch accepted uncompressed is accepted compressed too.

@@ -5,13 +5,22 @@
 use std::future::Future;
 use std::path::PathBuf;
 
+/// An executor builder with corelog's preemption bound
+/// ([`crate::constants::EXECUTOR_PREEMPT_MICROS`]): every executor the broker,
+/// the CLI and the load generator start comes from here.
+pub fn executor(placement: glommio::Placement) -> glommio::LocalExecutorBuilder {
+    glommio::LocalExecutorBuilder::new(placement).preempt_timer(std::time::Duration::from_micros(
+        crate::constants::EXECUTOR_PREEMPT_MICROS,
+    ))
+}
+
 /// Runs a client future on a fresh executor and maps errors to text.
 pub fn run_client<F, Fut>(f: F) -> Result<(), String>
 where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = Result<(), String>> + 'static,
 {
-    glommio::LocalExecutorBuilder::default()
+    executor(glommio::Placement::Unbound)
         .name("corelog-client")
         .spawn(f)
         .map_err(|e| format!("starting the client executor: {e}"))?

@@ -27,6 +27,7 @@ use crate::client::{
     PolledBatch, Producer, ProducerConfig, ProducerRecord, Routing, SeekTo, TopicSettings,
 };
 use crate::config::BrokerConfig;
+use crate::trace::Stage;
 use crate::types::FsyncPolicy;
 use hdrhistogram::Histogram;
 use report::{Baseline, Latency, Second, Summary, Throughput, new_histogram};
@@ -161,6 +162,14 @@ pub struct BenchArgs {
     /// same bytes, and print the broker's figures as fractions of them.
     #[arg(long)]
     pub baseline: bool,
+    /// Also measure where produce requests spend their time, stage by
+    /// stage (client queue, round trip, and with the embedded broker its
+    /// receive, queue, append, device write, fsync wait and answer), and
+    /// print the breakdown (latency-breakdown.json in the report). An
+    /// external broker logs its own stages when started with `corelog
+    /// serve --trace-latency`.
+    #[arg(long)]
+    pub trace_latency: bool,
     /// Do not create missing topics (the broker's error is reported).
     #[arg(long)]
     pub no_create: bool,
@@ -357,6 +366,9 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         );
     }
     setup_topics(addr, &workload, args.no_create, args.fsync)?;
+    if args.trace_latency {
+        crate::trace::enable(true);
+    }
     let started_at = SystemTime::now();
     let outcome = execute(client_addr, &workload, interrupted, args.quiet)?;
     let mut summary = Summary {
@@ -423,6 +435,23 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     }
     write_report(&out_dir, &summary, &outcome, started_at)?;
     println!("{}", summary.table());
+    if args.trace_latency {
+        let stages = crate::trace::totals();
+        crate::trace::enable(false);
+        let path = out_dir.join("latency-breakdown.json");
+        let json = serde_json::to_string_pretty(&crate::trace::json(&stages))
+            .map_err(|e| e.to_string())?;
+        std::fs::write(&path, json).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        println!(
+            "produce latency breakdown, measured phase, per request (device writes: per write chunk):\n{}",
+            crate::trace::table(&stages)
+        );
+        if args.broker.is_some() {
+            println!(
+                "(client stages only: the broker's own stages are in its log when it runs with `corelog serve --trace-latency`)"
+            );
+        }
+    }
     println!("report: {}", out_dir.display());
     if outcome.interrupted {
         return Err("interrupted; the report covers what ran".into());
@@ -786,6 +815,12 @@ fn execute(
 
 type Joined = std::thread::JoinHandle<Result<Hists, String>>;
 
+/// Open loop: the producer sleeps at least this long when it is ahead of
+/// its schedule, then sends every record that fell due meanwhile. A record
+/// may thus leave up to this late; its latency still counts from its due
+/// time, so the pacing shows in the figures instead of hiding.
+const PACING_QUANTUM: Duration = Duration::from_micros(100);
+
 /// Records a producer may have sent and not yet seen acknowledged.
 const ACKS_QUEUED_MAX: usize = 1 << 16;
 
@@ -902,6 +937,7 @@ fn monitor(
         series.push(sample);
         if at_warmup.is_none() && second as u64 >= w.warmup_secs {
             at_warmup = Some((now, Instant::now()));
+            crate::trace::reset();
             ctx.member_window.lock().unwrap().0 = ctx.member_counts();
         }
         if let Some(d) = done {
@@ -1011,7 +1047,7 @@ fn spawn_producers(ctx: &Arc<Ctx>) -> Result<Vec<Joined>, String> {
             std::thread::Builder::new()
                 .name(format!("bench-producer-{i}"))
                 .spawn(move || {
-                    let result = glommio::LocalExecutorBuilder::default()
+                    let result = crate::support::executor(glommio::Placement::Unbound)
                         .make()
                         .map_err(|e| e.to_string())
                         .and_then(|ex| ex.run(producer_task(ctx.clone(), i, quota)));
@@ -1063,10 +1099,20 @@ async fn producer_task(ctx: Arc<Ctx>, index: u32, quota: Option<u64>) -> Result<
         let ctx = ctx.clone();
         glommio::spawn_local(async move {
             let mut hists = Hists::new();
-            while let Some((due_ns, size, delivery)) = rx.recv().await {
-                match delivery.await {
+            // Every record of a batch is acknowledged at once: only the
+            // first of them waits, and the rest reuse its clock reading.
+            let mut now = Instant::now();
+            while let Some((due_ns, size, mut delivery)) = rx.recv().await {
+                let answer = match futures::FutureExt::now_or_never(&mut delivery) {
+                    Some(answer) => answer,
+                    None => {
+                        let answer = delivery.await;
+                        now = Instant::now();
+                        answer
+                    }
+                };
+                match answer {
                     Ok(_) => {
-                        let now = Instant::now();
                         ctx.produced_msgs.fetch_add(1, Ordering::Relaxed);
                         ctx.produced_bytes.fetch_add(size as u64, Ordering::Relaxed);
                         let latency = ctx.ns(now).saturating_sub(due_ns) / 1000;
@@ -1085,19 +1131,41 @@ async fn producer_task(ctx: Arc<Ctx>, index: u32, quota: Option<u64>) -> Result<
     let mut failed = None;
     let mean_size = ((w.message_size.min + w.message_size.max) / 2).max(1) as u64;
     let max_lag_msgs = w.max_lag_bytes / mean_size;
+    // The clock is read once per wake-up, not once per record: records due
+    // by then are sent back to back.
+    let mut now = Instant::now();
     loop {
         if ctx.stop_producers.load(Ordering::Relaxed) || quota.is_some_and(|q| seq >= q) {
             break;
         }
-        let now = Instant::now();
         if let Some(due) = schedule.next_due()
             && due > now
         {
-            // Wait for the slot, waking at least every 50 ms to see a stop.
-            glommio::timer::sleep((due - now).min(Duration::from_millis(50))).await;
-            continue;
+            now = Instant::now();
+            if due > now {
+                // Wait for the slot, waking at least every 50 ms to see a
+                // stop, and at most once per pacing quantum (a wake-up per
+                // record would cost the client more than the record).
+                let wait = (due - now).max(PACING_QUANTUM);
+                let wait = wait.min(Duration::from_millis(50));
+                glommio::timer::sleep(wait).await;
+                let asked = now + wait;
+                now = Instant::now();
+                if crate::trace::enabled() {
+                    crate::trace::record(
+                        Stage::ClientWakeLate,
+                        now.saturating_duration_since(asked),
+                    );
+                }
+                continue;
+            }
         }
-        let due_ns = ctx.ns(schedule.take(now));
+        // Closed loop: a record is due when it is handed over.
+        let due_ns = if schedule.is_open_loop() {
+            ctx.ns(schedule.take(now))
+        } else {
+            ctx.ns(schedule.take(Instant::now()))
+        };
         let size = match w.message_size {
             SizeRange { min, max } if min == max => min,
             SizeRange { min, max } => min + (rng.next() % (max - min + 1) as u64) as usize,
@@ -1137,8 +1205,11 @@ async fn producer_task(ctx: Arc<Ctx>, index: u32, quota: Option<u64>) -> Result<
             {
                 glommio::timer::sleep(Duration::from_micros(500)).await;
             }
-            // Let the producer's sender and the reaper run.
-            glommio::executor().yield_now().await;
+            // Let the producer's sender and the reaper run, and let the
+            // executor look at finished I/O (acks, socket writes): a
+            // yield alone would keep this task runnable and the rings
+            // unpolled until the executor's preemption timer fires.
+            glommio::timer::sleep(Duration::from_micros(1)).await;
         }
     }
     if let Err(e) = producer.flush().await {
@@ -1182,7 +1253,7 @@ fn spawn_consumers(ctx: &Arc<Ctx>, from: SeekTo) -> Result<Vec<Joined>, String> 
             std::thread::Builder::new()
                 .name(format!("bench-consumer-{j}"))
                 .spawn(move || {
-                    glommio::LocalExecutorBuilder::default()
+                    crate::support::executor(glommio::Placement::Unbound)
                         .make()
                         .map_err(|e| e.to_string())
                         .and_then(|ex| match ctx.workload.group.clone() {

@@ -71,12 +71,12 @@ pub struct AppendLoop {
 
 pub fn run(command: DebugCommand) -> Result<(), String> {
     match command {
-        DebugCommand::AppendLoop(args) => glommio::LocalExecutorBuilder::default()
+        DebugCommand::AppendLoop(args) => crate::support::executor(glommio::Placement::Unbound)
             .spawn(move || async move { append_loop(args).await })
             .map_err(|e| e.to_string())?
             .join()
             .map_err(|e| e.to_string())?,
-        DebugCommand::CompactLoop(args) => glommio::LocalExecutorBuilder::default()
+        DebugCommand::CompactLoop(args) => crate::support::executor(glommio::Placement::Unbound)
             .spawn(move || async move { compact_loop(args).await })
             .map_err(|e| e.to_string())?
             .join()

@@ -35,7 +35,7 @@ pub fn run(args: DemoArgs) -> Result<(), String> {
             (tmp.clone(), Some(RemoveOnDrop(tmp)))
         }
     };
-    glommio::LocalExecutorBuilder::default()
+    crate::support::executor(glommio::Placement::Unbound)
         .name("corelog-demo")
         .spawn(move || async move { demo(dir, args).await })
         .map_err(|e| format!("starting executor: {e}"))?

@@ -15,7 +15,8 @@
 //! * Two writes that cover the same block never run at once: a write that
 //!   starts with a carry waits for the write before it to finish, so a stale
 //!   copy of the block can never land last.
-//! * At most [`WRITES_INFLIGHT_MAX`] full chunks are in flight; the append
+//! * At most [`WRITES_INFLIGHT_MAX`] full chunks of this file, and at most
+//!   [`WRITE_INFLIGHT_SHARD_BYTES`] over the shard, are in flight; the append
 //!   that would exceed it waits (backpressure), plus at most one flush.
 //! * After a failed write every call returns the same error (with the same
 //!   [`io::ErrorKind`], so a full disk stays recognisable): the file's
@@ -28,7 +29,8 @@
 //! `.await`, not about locks.
 
 use super::io::DiskFile;
-use crate::constants::{DIRECT_IO_ALIGN_BYTES, WRITES_INFLIGHT_MAX};
+use crate::constants::{DIRECT_IO_ALIGN_BYTES, WRITE_INFLIGHT_SHARD_BYTES, WRITES_INFLIGHT_MAX};
+use crate::trace::{self, Stage};
 use event_listener::Event;
 use glommio::io::DmaBuffer;
 use glommio::sync::Semaphore;
@@ -45,6 +47,18 @@ fn align_up(v: u64) -> u64 {
     v.div_ceil(DIRECT_IO_ALIGN_BYTES as u64) * DIRECT_IO_ALIGN_BYTES as u64
 }
 
+thread_local! {
+    /// This executor's (this shard's) budget of in-flight write chunk bytes,
+    /// in direct-I/O blocks.
+    static SHARD_WRITE_BUDGET: Rc<Semaphore> = Rc::new(Semaphore::new(
+        (WRITE_INFLIGHT_SHARD_BYTES / DIRECT_IO_ALIGN_BYTES) as u64,
+    ));
+}
+
+fn shard_write_budget() -> Rc<Semaphore> {
+    SHARD_WRITE_BUDGET.with(|b| b.clone())
+}
+
 /// State shared with the write tasks.
 #[derive(Default)]
 struct Writes {
@@ -59,7 +73,7 @@ struct Writes {
 }
 
 impl Writes {
-    fn complete(&self, seq: u64, result: io::Result<()>, what: &str) {
+    fn complete(&self, seq: u64, result: io::Result<()>, what: impl FnOnce() -> String) {
         let mut pending = self.pending.borrow_mut();
         let index = (seq - self.first_seq.get()) as usize;
         // Finished (for `settle`) either way; written only if it succeeded,
@@ -70,7 +84,7 @@ impl Writes {
             Err(e) => {
                 let mut failed = self.failed.borrow_mut();
                 if failed.is_none() {
-                    *failed = Some((e.kind(), format!("{what}: {e}")));
+                    *failed = Some((e.kind(), format!("{}: {e}", what())));
                 }
             }
         }
@@ -217,6 +231,12 @@ impl Appender {
                     .acquire_static_permit(1)
                     .await
                     .map_err(|_| io::Error::other("appender closed"))?;
+                // And the shard's share: a shard with many busy logs keeps
+                // at most WRITE_INFLIGHT_SHARD_BYTES of buffers in flight.
+                let shard_permit = shard_write_budget()
+                    .acquire_static_permit(self.chunk_bytes as u64 / DIRECT_IO_ALIGN_BYTES as u64)
+                    .await
+                    .map_err(|_| io::Error::other("appender closed"))?;
                 // A flush may have dispatched the chunk while we waited.
                 let chunk = self
                     .chunk
@@ -225,7 +245,7 @@ impl Appender {
                 if let Some(chunk) = chunk {
                     self.next_pos.set(chunk.pos + chunk.len as u64);
                     self.carry.borrow_mut().clear();
-                    self.dispatch(chunk, Some(permit));
+                    self.dispatch(chunk, Some((permit, shard_permit)));
                 }
             }
         }
@@ -297,7 +317,11 @@ impl Appender {
         Ok(end)
     }
 
-    fn dispatch(&self, mut chunk: Chunk, permit: Option<glommio::sync::StaticPermit>) {
+    fn dispatch(
+        &self,
+        mut chunk: Chunk,
+        permit: Option<(glommio::sync::StaticPermit, glommio::sync::StaticPermit)>,
+    ) {
         let data_end = chunk.pos + chunk.len as u64;
         let blocks = align_up(chunk.len as u64) as usize;
         // Zero the padding so the file never holds stale bytes past the end.
@@ -322,11 +346,15 @@ impl Appender {
                 if let Some(after) = must_follow {
                     writes.wait_written(after).await?;
                 }
-                file.write_at(chunk.buf, pos).await
+                let began = trace::now();
+                let result = file.write_at(chunk.buf, pos).await;
+                trace::since(Stage::DiskWrite, began);
+                result
             }
             .await;
-            let what = format!("writing {} at position {pos}", file.path().display());
-            writes.complete(seq, result, &what);
+            writes.complete(seq, result, || {
+                format!("writing {} at position {pos}", file.path().display())
+            });
             drop(permit);
         })
         .detach();
