@@ -174,7 +174,7 @@ impl Baseline {
 /// [`Summary::broker_cpu_scope`] of an external broker.
 pub const CPU_SCOPE_PROCESS: &str = "broker process";
 /// [`Summary::broker_cpu_scope`] of the embedded broker.
-pub const CPU_SCOPE_SHARDS: &str = "embedded broker's shard threads (bench clients excluded)";
+pub const CPU_SCOPE_SHARDS: &str = "embedded broker's shard threads, bench clients excluded";
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -688,7 +688,10 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("produce → ack"));
-        assert!(!table.contains("round trip"), "none measured: {table}");
+        assert!(
+            !table.contains("request round trip"),
+            "none measured: {table}"
+        );
     }
 
     #[test]
