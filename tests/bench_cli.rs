@@ -127,6 +127,10 @@ fn an_embedded_run_writes_the_report_and_compare_reads_it() {
         "consumed",
         "produce → ack",
         "end to end",
+        "produce request round trip",
+        "fetch request round trip",
+        "per request, sent → answered",
+        "broker CPU: ",
     ] {
         assert!(out.contains(line), "no {line:?} in {out}");
     }
@@ -136,9 +140,43 @@ fn an_embedded_run_writes_the_report_and_compare_reads_it() {
     assert!(s["produce"]["messages"].as_u64().unwrap() > 0);
     assert!(s["consume"]["messages"].as_u64().unwrap() > 0);
     assert!(s["e2e_latency_us"]["p99"].as_u64().unwrap() > 0);
+    // Per-request round trips beside the per-record latencies, same shape.
+    for key in ["round_trip_latency_us", "fetch_round_trip_latency_us"] {
+        let l = &s[key];
+        assert!(l["count"].as_u64().unwrap() > 0, "{key}: {l}");
+        assert!(l["p99"].as_u64().unwrap() > 0, "{key}: {l}");
+        assert!(l["max"].as_u64() >= l["p99"].as_u64(), "{key}: {l}");
+        assert!(!l["curve"].as_array().unwrap().is_empty(), "{key}: {l}");
+    }
+    // The embedded broker's CPU: its shard threads only.
+    assert!(s["broker_cpu_seconds"].as_f64().unwrap() > 0.0, "{s}");
+    assert!(s["broker_cpu_seconds_per_gb_produced"].as_f64().unwrap() > 0.0);
+    assert!(
+        s["broker_cpu_scope"]
+            .as_str()
+            .unwrap()
+            .contains("shard threads")
+    );
+    // Each second's worst latencies, to find stalls.
+    let seconds = s["per_second"].as_array().unwrap();
+    assert!(
+        seconds.iter().any(
+            |x| x["produce_latency_max_us"].as_u64().is_some_and(|v| v > 0)
+                && x["e2e_latency_max_us"].as_u64().is_some_and(|v| v > 0)
+        ),
+        "{seconds:?}"
+    );
     assert!(s["machine"]["cores"].as_u64().unwrap() >= 1);
     assert_ne!(s["git_commit"], "");
-    for file in ["produce-latency.hgrm", "e2e-latency.hgrm", "chart.svg"] {
+    for file in [
+        "produce-latency.hgrm",
+        "e2e-latency.hgrm",
+        "produce-round-trip.hgrm",
+        "produce-round-trip.hlog",
+        "fetch-round-trip.hgrm",
+        "fetch-round-trip.hlog",
+        "chart.svg",
+    ] {
         let body = std::fs::read_to_string(out_dir.join(file)).unwrap();
         assert!(!body.is_empty(), "{file} is empty");
     }
@@ -163,6 +201,42 @@ fn an_embedded_run_writes_the_report_and_compare_reads_it() {
     assert!(out.contains("1.00"), "{out}");
     let svg = std::fs::read_to_string(&chart).unwrap();
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+}
+
+#[test]
+fn an_external_run_reports_the_broker_process_cpu_and_produce_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&dir.path().join("data"), 1, &[]);
+    let out_dir = dir.path().join("run");
+    let (o, _) = bench(
+        &[
+            "--broker",
+            &broker.addr.to_string(),
+            "--mode",
+            "produce",
+            "--duration",
+            "1",
+            "--warmup",
+            "1",
+            "--partitions",
+            "1",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        Duration::from_secs(120),
+    );
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    let s = summary(&out_dir);
+    assert!(s["round_trip_latency_us"]["count"].as_u64().unwrap() > 0);
+    assert!(s["fetch_round_trip_latency_us"].is_null(), "no consumers");
+    assert!(s["broker_cpu_seconds"].as_f64().unwrap() > 0.0, "{s}");
+    assert!(s["broker_cpu_seconds_per_gb_produced"].as_f64().unwrap() > 0.0);
+    assert_eq!(s["broker_cpu_scope"], "broker process");
+    assert!(
+        out.contains("broker CPU: ") && out.contains("per GB produced"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -445,6 +445,7 @@ fn total_hops(addr: SocketAddr) -> u64 {
             .stats()
             .await
             .unwrap()
+            .shards
             .iter()
             .map(|s| s.cross_core_hops)
             .sum()

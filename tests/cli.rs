@@ -147,7 +147,10 @@ fn the_five_minute_tour_works_through_the_cli() {
 
     let stats = ok(corelog(&broker, &["stats"], None));
     assert!(
-        stats.contains("HOPS") && stats.lines().count() == 3,
+        stats.contains("HOPS")
+            && stats.contains("CPU_S")
+            && stats.lines().count() == 4
+            && stats.contains("process CPU: "),
         "{stats}"
     );
     assert!(

@@ -517,6 +517,8 @@ fn hops(broker: &Broker) -> Vec<u64> {
     stats
         .lines()
         .skip(1)
+        // The shard rows; the process CPU line follows them.
+        .filter(|l| !l.starts_with("process CPU"))
         .map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             f[4].parse()

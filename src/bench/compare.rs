@@ -60,9 +60,13 @@ pub fn table(a: &Summary, b: &Summary, a_name: &str, b_name: &str) -> String {
             get(b).map(|t| t.msgs_per_s),
         );
     }
-    let latency: [(&str, LatencySide); 2] = [
+    let latency: [(&str, LatencySide); 4] = [
         ("produce→ack", |s| s.produce_latency_us.as_ref()),
         ("end to end", |s| s.e2e_latency_us.as_ref()),
+        ("produce round trip", |s| s.round_trip_latency_us.as_ref()),
+        ("fetch round trip", |s| {
+            s.fetch_round_trip_latency_us.as_ref()
+        }),
     ];
     let fields: [(&str, LatencyField); 6] = [
         ("p50", |l| l.p50),
@@ -81,6 +85,18 @@ pub fn table(a: &Summary, b: &Summary, a_name: &str, b_name: &str) -> String {
             );
         }
     }
+    row(
+        "broker CPU s per GB produced",
+        a.broker_cpu_seconds_per_gb_produced,
+        b.broker_cpu_seconds_per_gb_produced,
+    );
+    let disk_read = |s: &Summary| {
+        s.baseline
+            .as_ref()
+            .map(|b| b.disk_read_mb_per_s)
+            .filter(|&v| v > 0.0)
+    };
+    row("baseline disk read MB/s", disk_read(a), disk_read(b));
     let same = a.workload == b.workload;
     let _ = writeln!(out);
     let _ = writeln!(

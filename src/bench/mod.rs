@@ -23,8 +23,9 @@ pub mod svg;
 pub mod workload;
 
 use crate::client::{
-    Acks, Admin, ClientError, Consumer, ConsumerConfig, GroupConfig, GroupConsumer, OffsetReset,
-    PolledBatch, Producer, ProducerConfig, ProducerRecord, Routing, SeekTo, TopicSettings,
+    Acks, Admin, BrokerStats, ClientError, Consumer, ConsumerConfig, GroupConfig, GroupConsumer,
+    OffsetReset, PolledBatch, Producer, ProducerConfig, ProducerRecord, RoundTripHook, Routing,
+    SeekTo, TopicSettings,
 };
 use crate::config::BrokerConfig;
 use crate::trace::Stage;
@@ -32,8 +33,10 @@ use crate::types::FsyncPolicy;
 use hdrhistogram::Histogram;
 use report::{Baseline, Latency, Second, Summary, Throughput, new_histogram};
 use schedule::Schedule;
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -370,7 +373,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         crate::trace::enable(true);
     }
     let started_at = SystemTime::now();
-    let outcome = execute(client_addr, &workload, interrupted, args.quiet)?;
+    let outcome = execute(client_addr, addr, &workload, interrupted, args.quiet)?;
     let mut summary = Summary {
         corelog_version: env!("CARGO_PKG_VERSION").into(),
         git_commit: option_env!("CORELOG_GIT_COMMIT")
@@ -401,12 +404,26 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         .then(|| Latency::of(&outcome.produce_latency.total)),
         e2e_latency_us: (workload.mode == Mode::E2e && !outcome.e2e_latency.total.is_empty())
             .then(|| Latency::of(&outcome.e2e_latency.total)),
+        round_trip_latency_us: (!outcome.produce_round_trip.total.is_empty())
+            .then(|| Latency::of(&outcome.produce_round_trip.total)),
+        fetch_round_trip_latency_us: (!outcome.fetch_round_trip.total.is_empty())
+            .then(|| Latency::of(&outcome.fetch_round_trip.total)),
         per_second: outcome.per_second.clone(),
         baseline: None,
         errors: outcome.errors,
         first_error: outcome.first_error.clone(),
         group: outcome.group.clone(),
+        ..Summary::default()
     };
+    if let Some((seconds, scope)) = broker_cpu(&outcome.broker_stats, embedded.is_some()) {
+        summary.broker_cpu_seconds = Some(seconds);
+        summary.broker_cpu_scope = Some(scope.into());
+        summary.broker_cpu_seconds_per_gb_produced = summary
+            .produce
+            .as_ref()
+            .filter(|t| t.bytes > 0)
+            .map(|t| seconds / (t.bytes as f64 / 1e9));
+    }
     if args.baseline && !outcome.interrupted {
         let bytes = summary
             .produce
@@ -419,15 +436,21 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
             .map_or_else(std::env::temp_dir, |e| e.dir.clone());
         if !args.quiet {
             eprintln!(
-                "measuring the baseline: {:.0} MB through loopback TCP and to {} with direct I/O",
+                "measuring the baseline: {:.0} MB through loopback TCP, and written to {} with direct I/O and read back",
                 bytes as f64 / 1e6,
                 disk_dir.display()
             );
         }
+        let tcp_mb_per_s = baseline::tcp_sink(bytes)?;
+        let disk = baseline::direct_write_read(&disk_dir, bytes, DISK_READ_BASELINE_BYTES_MIN)?;
         summary.baseline = Some(Baseline {
-            tcp_mb_per_s: baseline::tcp_sink(bytes)?,
-            disk_mb_per_s: baseline::direct_write(&disk_dir, bytes)?,
+            tcp_mb_per_s,
+            disk_mb_per_s: disk.write_mb_per_s,
             bytes,
+            disk_read_mb_per_s: disk.read_mb_per_s,
+            disk_read_bytes: disk.read_bytes,
+            disk_read_io_bytes: baseline::READ_IO_BYTES as u64,
+            disk_reads_in_flight: baseline::READS_IN_FLIGHT as u32,
         });
     }
     if let Some(e) = embedded {
@@ -467,6 +490,41 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         _ => Ok(()),
     }
 }
+
+/// The broker's CPU seconds over the measured phase, from its stats at the
+/// start and the end, and what they cover. An embedded broker shares this
+/// process with the bench's clients, so only its shard threads count; an
+/// external broker's whole process does. `None` if the broker did not tell
+/// (an older broker answers 0).
+fn broker_cpu(
+    stats: &(Option<BrokerStats>, Option<BrokerStats>),
+    embedded: bool,
+) -> Option<(f64, &'static str)> {
+    let (Some(start), Some(end)) = stats else {
+        return None;
+    };
+    let (seconds, scope) = if embedded {
+        (
+            end.shard_cpu_seconds() - start.shard_cpu_seconds(),
+            report::CPU_SCOPE_SHARDS,
+        )
+    } else {
+        (
+            end.process_cpu_seconds() - start.process_cpu_seconds(),
+            report::CPU_SCOPE_PROCESS,
+        )
+    };
+    let told = if embedded {
+        end.shard_cpu_seconds() > 0.0
+    } else {
+        end.process_cpu_seconds() > 0.0
+    };
+    (told && seconds >= 0.0).then_some((seconds, scope))
+}
+
+/// The disk read baseline reads at least this much (a file grown past the
+/// run's bytes if needed): enough for a steady figure.
+const DISK_READ_BASELINE_BYTES_MIN: u64 = 1 << 30;
 
 /// A broker started inside this process for the run. Dropped without
 /// [`Embedded::stop`] (a run that failed part way), it still shuts the
@@ -652,6 +710,11 @@ struct Ctx {
     producers_done: AtomicU32,
     errors: AtomicU64,
     first_error: Mutex<Option<String>>,
+    /// Where to ask the broker for its stats (its native port), if the
+    /// run reads them.
+    stats_addr: Option<SocketAddr>,
+    /// The broker's stats at the start and the end of the measured phase.
+    broker_stats: Mutex<(Option<BrokerStats>, Option<BrokerStats>)>,
 }
 
 impl Ctx {
@@ -680,6 +743,29 @@ impl Ctx {
             producers_done: AtomicU32::new(0),
             errors: AtomicU64::new(0),
             first_error: Mutex::new(None),
+            stats_addr: None,
+            broker_stats: Mutex::new((None, None)),
+        }
+    }
+
+    /// The broker's stats now (`None` if the run does not read them or the
+    /// broker did not answer: the report then has no CPU figures).
+    fn read_broker_stats(&self) -> Option<BrokerStats> {
+        let addr = self.stats_addr?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let read = crate::support::run_client(move || async move {
+            let admin = Admin::connect(addr).await.map_err(|e| e.to_string())?;
+            let stats = admin.stats().await.map_err(|e| e.to_string())?;
+            let _ = tx.send(stats);
+            Ok(())
+        });
+        match (read, rx.try_recv()) {
+            (Ok(()), Ok(stats)) => Some(stats),
+            (Err(e), _) => {
+                tracing::warn!(error = %e, "reading the broker's stats failed; no CPU figures");
+                None
+            }
+            _ => None,
         }
     }
 
@@ -717,7 +803,12 @@ struct Outcome {
     consumed: (u64, u64),
     produce_latency: Hists,
     e2e_latency: Hists,
+    /// Per request: produce sent → answered, fetch sent → answered.
+    produce_round_trip: Hists,
+    fetch_round_trip: Hists,
     per_second: Vec<Second>,
+    /// The broker's stats at the start and the end of the measured phase.
+    broker_stats: (Option<BrokerStats>, Option<BrokerStats>),
     errors: u64,
     first_error: Option<String>,
 }
@@ -738,6 +829,7 @@ impl XorShift {
 /// end.
 fn execute(
     addr: SocketAddr,
+    stats_addr: SocketAddr,
     workload: &Workload,
     interrupted: Arc<AtomicBool>,
     quiet: bool,
@@ -749,7 +841,10 @@ fn execute(
     // Consumers first (they start at the end, or at the beginning to
     // read a prefilled topic), then time zero, then the producers.
     let provisional = Instant::now();
-    let ctx = Arc::new(Ctx::new(addr, workload.clone(), provisional));
+    let ctx = Arc::new(Ctx {
+        stats_addr: Some(stats_addr),
+        ..Ctx::new(addr, workload.clone(), provisional)
+    });
     let consumers = spawn_consumers(
         &ctx,
         if consume_mode {
@@ -778,8 +873,19 @@ fn execute(
         spawn_producers(&ctx)?
     };
     let outcome = monitor(&ctx, &interrupted, quiet, producers.len(), consumers);
-    let produce_latency = join_all(&ctx, producers, "producer");
-    let (measured_secs, produced, consumed, per_second, e2e_latency) = outcome?;
+    let produced_hists = join_all(&ctx, producers, "producer");
+    let (measured_secs, produced, consumed, mut per_second, consumed_hists) = outcome?;
+    // Each second's worst latencies, to find stalls.
+    let max_of = |h: &Hists, second: u32| {
+        h.intervals
+            .get(second as usize)
+            .filter(|h| !h.is_empty())
+            .map(|h| h.max())
+    };
+    for s in &mut per_second {
+        s.produce_latency_max_us = max_of(&produced_hists.latency, s.second);
+        s.e2e_latency_max_us = max_of(&consumed_hists.latency, s.second);
+    }
     let group = workload.group.as_ref().map(|name| {
         let window = ctx.member_window.lock().unwrap();
         report::GroupFigures {
@@ -805,15 +911,64 @@ fn execute(
         measured_secs,
         produced,
         consumed,
-        produce_latency,
-        e2e_latency,
+        produce_latency: produced_hists.latency,
+        e2e_latency: consumed_hists.latency,
+        produce_round_trip: produced_hists.round_trip,
+        fetch_round_trip: consumed_hists.round_trip,
         per_second,
+        broker_stats: ctx.broker_stats.lock().unwrap().clone(),
         errors: ctx.errors.load(Ordering::SeqCst),
         first_error: ctx.first_error.lock().unwrap().clone(),
     })
 }
 
-type Joined = std::thread::JoinHandle<Result<Hists, String>>;
+type Joined = std::thread::JoinHandle<Result<ClientHists, String>>;
+
+/// What one client thread measured: per-record latency (produce→ack or
+/// end to end) and per-request round trips (produce or fetch).
+struct ClientHists {
+    latency: Hists,
+    round_trip: Hists,
+}
+
+impl ClientHists {
+    fn new() -> ClientHists {
+        ClientHists {
+            latency: Hists::new(),
+            round_trip: Hists::new(),
+        }
+    }
+
+    fn merge(&mut self, other: ClientHists) {
+        self.latency.merge(other.latency);
+        self.round_trip.merge(other.round_trip);
+    }
+}
+
+/// A round-trip hook that records each request, by its send time (measured
+/// if sent in the measured phase) and the second it was answered, into
+/// histograms of this client thread.
+fn round_trip_hook(ctx: &Arc<Ctx>) -> (RoundTripHook, Rc<RefCell<Hists>>) {
+    let hists = Rc::new(RefCell::new(Hists::new()));
+    let hook = {
+        let (ctx, hists) = (ctx.clone(), hists.clone());
+        RoundTripHook::new(move |sent, took| {
+            let now = sent + took;
+            hists
+                .borrow_mut()
+                .record(&ctx, ctx.ns(sent), ctx.second(now), took.as_micros() as u64);
+        })
+    };
+    (hook, hists)
+}
+
+/// The round trips a hook recorded, once the client that held it is gone
+/// (or still holds it: then they are copied).
+fn take_round_trips(hists: Rc<RefCell<Hists>>) -> Hists {
+    Rc::try_unwrap(hists)
+        .map(RefCell::into_inner)
+        .unwrap_or_else(|rc| rc.replace(Hists::new()))
+}
 
 /// Open loop: the producer sleeps at least this long when it is ahead of
 /// its schedule, then sends every record that fell due meanwhile. A record
@@ -825,8 +980,8 @@ const PACING_QUANTUM: Duration = Duration::from_micros(100);
 const ACKS_QUEUED_MAX: usize = 1 << 16;
 
 /// Joins client threads, merging their histograms and counting failures.
-fn join_all(ctx: &Ctx, threads: Vec<Joined>, what: &str) -> Hists {
-    let mut merged = Hists::new();
+fn join_all(ctx: &Ctx, threads: Vec<Joined>, what: &str) -> ClientHists {
+    let mut merged = ClientHists::new();
     for t in threads {
         match t.join() {
             Ok(Ok(h)) => merged.merge(h),
@@ -836,7 +991,7 @@ fn join_all(ctx: &Ctx, threads: Vec<Joined>, what: &str) -> Hists {
     }
     merged
 }
-type MonitorResult = Result<(f64, (u64, u64), (u64, u64), Vec<Second>, Hists), String>;
+type MonitorResult = Result<(f64, (u64, u64), (u64, u64), Vec<Second>, ClientHists), String>;
 
 /// Ticks every second: progress, the per-second series, the warm-up and
 /// end boundaries, stopping and draining. Returns the measured seconds,
@@ -869,6 +1024,7 @@ fn monitor(
     let mut last = snapshot();
     let mut at_warmup = if w.warmup_secs == 0 {
         ctx.member_window.lock().unwrap().0 = ctx.member_counts();
+        ctx.broker_stats.lock().unwrap().0 = ctx.read_broker_stats();
         Some((snapshot(), Instant::now()))
     } else {
         None
@@ -909,6 +1065,8 @@ fn monitor(
             produced_bytes: now.1 - last.1,
             consumed_msgs: now.2 - last.2,
             consumed_bytes: now.3 - last.3,
+            // Filled in once the clients' histograms are merged.
+            ..Second::default()
         };
         last = now;
         if !quiet {
@@ -939,6 +1097,7 @@ fn monitor(
             at_warmup = Some((now, Instant::now()));
             crate::trace::reset();
             ctx.member_window.lock().unwrap().0 = ctx.member_counts();
+            ctx.broker_stats.lock().unwrap().0 = ctx.read_broker_stats();
         }
         if let Some(d) = done {
             finished_at = d;
@@ -955,6 +1114,9 @@ fn monitor(
     ctx.end_ns.store(ctx.ns(finished_at.0), Ordering::SeqCst);
     ctx.member_window.lock().unwrap().1 = ctx.member_counts();
     ctx.stop_producers.store(true, Ordering::SeqCst);
+    if at_warmup.is_some() {
+        ctx.broker_stats.lock().unwrap().1 = ctx.read_broker_stats();
+    }
     let Some((start_counts, start_at)) = at_warmup else {
         if let Some(e) = ctx.first_error.lock().unwrap().clone() {
             return Err(e);
@@ -1059,8 +1221,13 @@ fn spawn_producers(ctx: &Arc<Ctx>) -> Result<Vec<Joined>, String> {
         .collect()
 }
 
-async fn producer_task(ctx: Arc<Ctx>, index: u32, quota: Option<u64>) -> Result<Hists, String> {
+async fn producer_task(
+    ctx: Arc<Ctx>,
+    index: u32,
+    quota: Option<u64>,
+) -> Result<ClientHists, String> {
     let w = &ctx.workload;
+    let (hook, round_trips) = round_trip_hook(&ctx);
     let config = ProducerConfig {
         acks: match w.acks.as_str() {
             "0" => Acks::None,
@@ -1077,6 +1244,7 @@ async fn producer_task(ctx: Arc<Ctx>, index: u32, quota: Option<u64>) -> Result<
         request_bytes_max: (4 << 20).max(w.batch_bytes),
         compression: w.compression.parse().unwrap_or_default(),
         wire: w.protocol.parse().unwrap_or_default(),
+        round_trip: Some(hook),
         ..ProducerConfig::default()
     };
     let producer = match Producer::connect(ctx.addr, config).await {
@@ -1216,11 +1384,14 @@ async fn producer_task(ctx: Arc<Ctx>, index: u32, quota: Option<u64>) -> Result<
         ctx.error(describe(e, ctx.addr));
     }
     drop(tx);
-    let hists = reaper.await.unwrap_or_else(Hists::new);
+    let latency = reaper.await.unwrap_or_else(Hists::new);
     let _ = producer.close().await;
     match failed {
         Some(e) if seq == 0 => Err(e),
-        _ => Ok(hists),
+        _ => Ok(ClientHists {
+            latency,
+            round_trip: take_round_trips(round_trips),
+        }),
     }
 }
 
@@ -1266,7 +1437,7 @@ fn spawn_consumers(ctx: &Arc<Ctx>, from: SeekTo) -> Result<Vec<Joined>, String> 
         .collect()
 }
 
-fn consumer_config(w: &Workload) -> ConsumerConfig {
+fn consumer_config(w: &Workload, round_trip: RoundTripHook) -> ConsumerConfig {
     ConsumerConfig {
         max_wait: Duration::from_millis(100),
         routing: if w.routing == "shared" {
@@ -1276,6 +1447,7 @@ fn consumer_config(w: &Workload) -> ConsumerConfig {
         },
         reset: OffsetReset::Earliest,
         wire: w.protocol.parse().unwrap_or_default(),
+        round_trip: Some(round_trip),
         ..ConsumerConfig::default()
     }
 }
@@ -1312,15 +1484,20 @@ fn account(ctx: &Ctx, member: usize, batches: &[PolledBatch], hists: &mut Hists)
 /// the whole group has settled (every partition owned, every member with
 /// some when there are enough partitions), and the time that took is
 /// reported.
-async fn group_consumer_task(ctx: Arc<Ctx>, member: usize, group: String) -> Result<Hists, String> {
+async fn group_consumer_task(
+    ctx: Arc<Ctx>,
+    member: usize,
+    group: String,
+) -> Result<ClientHists, String> {
     let w = &ctx.workload;
     let mut hists = Hists::new();
+    let (hook, round_trips) = round_trip_hook(&ctx);
     let started = Instant::now();
     let result: Result<(), String> = async {
         let topics: Vec<&str> = ctx.topics.iter().map(String::as_str).collect();
         let mut config = GroupConfig::new(&group, &topics);
         config.auto_commit_interval = Some(Duration::from_secs(1));
-        let mut consumer = GroupConsumer::subscribe(ctx.addr, consumer_config(w), config)
+        let mut consumer = GroupConsumer::subscribe(ctx.addr, consumer_config(w, hook), config)
             .await
             .map_err(|e| describe(e, ctx.addr))?;
         let total = w.topics * w.partitions;
@@ -1369,7 +1546,10 @@ async fn group_consumer_task(ctx: Arc<Ctx>, member: usize, group: String) -> Res
         ctx.error(&e);
         return Err(e);
     }
-    Ok(hists)
+    Ok(ClientHists {
+        latency: hists,
+        round_trip: take_round_trips(round_trips),
+    })
 }
 
 async fn consumer_task(
@@ -1377,9 +1557,10 @@ async fn consumer_task(
     member: usize,
     share: Vec<(String, u32)>,
     from: SeekTo,
-) -> Result<Hists, String> {
+) -> Result<ClientHists, String> {
     let w = &ctx.workload;
-    let config = consumer_config(w);
+    let (hook, round_trips) = round_trip_hook(&ctx);
+    let config = consumer_config(w, hook);
     let mut hists = Hists::new();
     let result: Result<(), String> = async {
         let mut consumer = Consumer::connect(ctx.addr, config)
@@ -1420,7 +1601,10 @@ async fn consumer_task(
         ctx.error(&e);
         return Err(e);
     }
-    Ok(hists)
+    Ok(ClientHists {
+        latency: hists,
+        round_trip: take_round_trips(round_trips),
+    })
 }
 
 /// Writes summary.json, the .hgrm and .hlog files and chart.svg.
@@ -1451,6 +1635,16 @@ fn write_report(
             "e2e-latency",
             &outcome.e2e_latency,
             summary.e2e_latency_us.is_some(),
+        ),
+        (
+            "produce-round-trip",
+            &outcome.produce_round_trip,
+            summary.round_trip_latency_us.is_some(),
+        ),
+        (
+            "fetch-round-trip",
+            &outcome.fetch_round_trip,
+            summary.fetch_round_trip_latency_us.is_some(),
         ),
     ] {
         if !present {

@@ -139,6 +139,11 @@ pub struct Second {
     pub produced_bytes: u64,
     pub consumed_msgs: u64,
     pub consumed_bytes: u64,
+    /// The highest produce→ack latency of records acknowledged in this
+    /// second (µs; `None`: none acknowledged). A stall shows here.
+    pub produce_latency_max_us: Option<u64>,
+    /// The highest end-to-end latency of records consumed in this second.
+    pub e2e_latency_max_us: Option<u64>,
 }
 
 /// Raw limits for the same bytes, measured in the same run.
@@ -150,7 +155,26 @@ pub struct Baseline {
     /// Bytes written with O_DIRECT in 1 MiB writes, synced at the end.
     pub disk_mb_per_s: f64,
     pub bytes: u64,
+    /// The written file read back with O_DIRECT, `disk_read_io_bytes` per
+    /// read, `disk_reads_in_flight` reads at a time (0: not measured).
+    pub disk_read_mb_per_s: f64,
+    pub disk_read_bytes: u64,
+    pub disk_read_io_bytes: u64,
+    pub disk_reads_in_flight: u32,
 }
+
+impl Baseline {
+    /// What a consumer could reach at most: the slower of reading the disk
+    /// and pushing bytes through loopback TCP (0 if either is unknown).
+    pub fn consume_limit_mb_per_s(&self) -> f64 {
+        self.disk_read_mb_per_s.min(self.tcp_mb_per_s)
+    }
+}
+
+/// [`Summary::broker_cpu_scope`] of an external broker.
+pub const CPU_SCOPE_PROCESS: &str = "broker process";
+/// [`Summary::broker_cpu_scope`] of the embedded broker.
+pub const CPU_SCOPE_SHARDS: &str = "embedded broker's shard threads, bench clients excluded";
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -167,8 +191,21 @@ pub struct Summary {
     pub measured_seconds: f64,
     pub produce: Option<Throughput>,
     pub consume: Option<Throughput>,
+    /// Per record, open loop: from its scheduled send time to its ack.
     pub produce_latency_us: Option<Latency>,
+    /// Per record: from its scheduled send time until a consumer read it.
     pub e2e_latency_us: Option<Latency>,
+    /// Per produce request: sent → answered (by the request's send time).
+    pub round_trip_latency_us: Option<Latency>,
+    /// Per fetch request: sent → answered, including the time the broker
+    /// held a fetch waiting for data.
+    pub fetch_round_trip_latency_us: Option<Latency>,
+    /// CPU seconds (user + system) the broker used in the measured phase;
+    /// `broker_cpu_scope` says whose (the whole process, or an embedded
+    /// broker's shard threads).
+    pub broker_cpu_seconds: Option<f64>,
+    pub broker_cpu_seconds_per_gb_produced: Option<f64>,
+    pub broker_cpu_scope: Option<String>,
     pub per_second: Vec<Second>,
     pub baseline: Option<Baseline>,
     pub errors: u64,
@@ -214,6 +251,9 @@ pub fn utc_rfc3339(t: std::time::SystemTime) -> String {
         rem % 60
     )
 }
+
+/// Printed under the latency table: which figure is which.
+pub const LATENCY_NOTE: &str = "(produce → ack and end to end: per record, open loop, from the time it was due to be sent, so client queueing and stalls count; round trips: per request, sent → answered, a fetch's including the broker's wait for data)";
 
 fn fmt_us(us: u64) -> String {
     match us {
@@ -306,32 +346,54 @@ impl Summary {
             }
         }
         let _ = writeln!(out);
-        if self.produce_latency_us.is_none() && self.e2e_latency_us.is_none() {
+        let rows = [
+            ("produce → ack", &self.produce_latency_us),
+            ("end to end", &self.e2e_latency_us),
+            ("produce request round trip", &self.round_trip_latency_us),
+            (
+                "fetch request round trip",
+                &self.fetch_round_trip_latency_us,
+            ),
+        ];
+        if rows.iter().all(|(_, l)| l.is_none()) {
             let _ = writeln!(out, "latency: none measured in {} mode", w.mode);
         } else {
             let _ = writeln!(
                 out,
-                "{:<22} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+                "{:<27} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
                 "latency", "p50", "p90", "p99", "p99.9", "p99.99", "max"
             );
-        }
-        for (name, l) in [
-            ("produce → ack", &self.produce_latency_us),
-            ("end to end", &self.e2e_latency_us),
-        ] {
-            if let Some(l) = l {
-                let _ = writeln!(
-                    out,
-                    "{:<22} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
-                    name,
-                    fmt_us(l.p50),
-                    fmt_us(l.p90),
-                    fmt_us(l.p99),
-                    fmt_us(l.p999),
-                    fmt_us(l.p9999),
-                    fmt_us(l.max)
-                );
+            for (name, l) in rows {
+                if let Some(l) = l {
+                    let _ = writeln!(
+                        out,
+                        "{:<27} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+                        name,
+                        fmt_us(l.p50),
+                        fmt_us(l.p90),
+                        fmt_us(l.p99),
+                        fmt_us(l.p999),
+                        fmt_us(l.p9999),
+                        fmt_us(l.max)
+                    );
+                }
             }
+            let _ = writeln!(out, "{LATENCY_NOTE}");
+        }
+        if let Some(cpu) = self.broker_cpu_seconds {
+            let _ = writeln!(out);
+            let _ = writeln!(
+                out,
+                "broker CPU: {cpu:.2} s over the measured phase ({}){}",
+                self.broker_cpu_scope.as_deref().unwrap_or("broker"),
+                match (self.broker_cpu_seconds_per_gb_produced, w.mode) {
+                    (Some(per_gb), super::workload::Mode::E2e) => {
+                        format!(" = {per_gb:.2} s per GB produced (serving the consumers included)")
+                    }
+                    (Some(per_gb), _) => format!(" = {per_gb:.2} s per GB produced"),
+                    (None, _) => String::new(),
+                }
+            );
         }
         if let Some(b) = &self.baseline {
             let _ = writeln!(out);
@@ -357,6 +419,31 @@ impl Summary {
                 b.disk_mb_per_s,
                 produced / b.disk_mb_per_s.max(1e-9)
             );
+            if b.disk_read_mb_per_s > 0.0 {
+                let consumed = self.consume.as_ref().map(|t| t.mb_per_s);
+                let _ = writeln!(
+                    out,
+                    "  O_DIRECT disk read  {:>10.1} MB/s   ({:.1} MB, {} KiB reads, {} in flight){}",
+                    b.disk_read_mb_per_s,
+                    b.disk_read_bytes as f64 / 1e6,
+                    b.disk_read_io_bytes >> 10,
+                    b.disk_reads_in_flight,
+                    consumed.map_or(String::new(), |c| format!(
+                        "   consumed = {:.2} of it",
+                        c / b.disk_read_mb_per_s
+                    ))
+                );
+                if w.mode == super::workload::Mode::Consume
+                    && let Some(c) = consumed
+                {
+                    let _ = writeln!(
+                        out,
+                        "  consume = {:.2} of min(disk read, TCP sink) = {:.1} MB/s",
+                        c / b.consume_limit_mb_per_s().max(1e-9),
+                        b.consume_limit_mb_per_s()
+                    );
+                }
+            }
         }
         if self.errors > 0 {
             let _ = writeln!(out);
@@ -601,5 +688,56 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("produce → ack"));
+        assert!(
+            !table.contains("request round trip"),
+            "none measured: {table}"
+        );
+    }
+
+    #[test]
+    fn the_table_shows_round_trips_cpu_and_consume_against_the_read_baseline() {
+        let l = Latency::of(&sample());
+        let s = Summary {
+            workload: Workload {
+                mode: super::super::workload::Mode::Consume,
+                ..Workload::default()
+            },
+            consume: Some(Throughput::new(1000, 400_000_000, 1.0)),
+            fetch_round_trip_latency_us: Some(l.clone()),
+            round_trip_latency_us: Some(l),
+            broker_cpu_seconds: Some(1.5),
+            broker_cpu_scope: Some(CPU_SCOPE_PROCESS.into()),
+            baseline: Some(Baseline {
+                tcp_mb_per_s: 1000.0,
+                disk_mb_per_s: 900.0,
+                bytes: 1 << 30,
+                disk_read_mb_per_s: 800.0,
+                disk_read_bytes: 1 << 30,
+                disk_read_io_bytes: 1 << 20,
+                disk_reads_in_flight: 4,
+            }),
+            ..Summary::default()
+        };
+        let table = s.table();
+        for want in [
+            "produce request round trip",
+            "fetch request round trip",
+            LATENCY_NOTE,
+            "broker CPU: 1.50 s over the measured phase (broker process)",
+            "O_DIRECT disk read       800.0 MB/s",
+            "1024 KiB reads, 4 in flight",
+            // 400 MB/s of min(800 disk read, 1000 TCP).
+            "consume = 0.50 of min(disk read, TCP sink) = 800.0 MB/s",
+        ] {
+            assert!(table.contains(want), "no {want:?} in {table}");
+        }
+        // Reports from before these fields still load.
+        let old: Summary = serde_json::from_str(
+            r#"{"per_second":[{"second":0,"produced_msgs":1}],"baseline":{"tcp_mb_per_s":1.0}}"#,
+        )
+        .unwrap();
+        assert_eq!(old.per_second[0].produce_latency_max_us, None);
+        assert_eq!(old.baseline.unwrap().disk_read_mb_per_s, 0.0);
+        assert!(old.round_trip_latency_us.is_none() && old.broker_cpu_seconds.is_none());
     }
 }

@@ -252,7 +252,7 @@ pub fn stats(broker: SocketAddr) -> Result<(), String> {
         let admin = Admin::connect(broker).await.map_err(show)?;
         let stats = admin.stats().await.map_err(show)?;
         println!(
-            "{:>5} {:>6} {:>6} {:>11} {:>10} {:>14} {:>14} {:>10} {:>7}",
+            "{:>5} {:>6} {:>6} {:>11} {:>10} {:>14} {:>14} {:>10} {:>7} {:>10}",
             "SHARD",
             "PORT",
             "CONNS",
@@ -261,11 +261,12 @@ pub fn stats(broker: SocketAddr) -> Result<(), String> {
             "BYTES_IN",
             "BYTES_OUT",
             "PARTITIONS",
-            "ERRORS"
+            "ERRORS",
+            "CPU_S"
         );
-        for s in stats {
+        for s in &stats.shards {
             println!(
-                "{:>5} {:>6} {:>6} {:>11} {:>10} {:>14} {:>14} {:>10} {:>7}",
+                "{:>5} {:>6} {:>6} {:>11} {:>10} {:>14} {:>14} {:>10} {:>7} {:>10.2}",
                 s.shard,
                 s.port,
                 s.connections,
@@ -274,9 +275,15 @@ pub fn stats(broker: SocketAddr) -> Result<(), String> {
                 s.bytes_in,
                 s.bytes_out,
                 s.partitions,
-                s.errors
+                s.errors,
+                s.cpu_us as f64 / 1e6
             );
         }
+        println!(
+            "process CPU: {:.2} s user, {:.2} s system",
+            stats.process_cpu_user_us as f64 / 1e6,
+            stats.process_cpu_system_us as f64 / 1e6
+        );
         Ok(())
     })
 }

@@ -213,6 +213,31 @@ pub struct ShardStats {
     pub bytes_out: u64,
     pub partitions: u32,
     pub errors: u64,
+    /// CPU time of the shard's thread (user + system), microseconds; 0 from
+    /// a broker that does not tell.
+    pub cpu_us: u64,
+}
+
+/// A broker's answer to a stats request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BrokerStats {
+    pub shards: Vec<ShardStats>,
+    /// CPU time of the whole broker process since it started, microseconds
+    /// (0 from a broker that does not tell).
+    pub process_cpu_user_us: u64,
+    pub process_cpu_system_us: u64,
+}
+
+impl BrokerStats {
+    /// The broker process's CPU time, user + system, in seconds.
+    pub fn process_cpu_seconds(&self) -> f64 {
+        (self.process_cpu_user_us + self.process_cpu_system_us) as f64 / 1e6
+    }
+
+    /// CPU time of the shard threads alone, user + system, in seconds.
+    pub fn shard_cpu_seconds(&self) -> f64 {
+        self.shards.iter().map(|s| s.cpu_us).sum::<u64>() as f64 / 1e6
+    }
 }
 
 /// Topic administration over one connection.
@@ -470,8 +495,8 @@ impl Admin {
         fetch_metadata(&self.conn, topics).await
     }
 
-    /// Every shard's counters.
-    pub async fn stats(&self) -> Result<Vec<ShardStats>> {
+    /// Every shard's counters and the broker process's CPU time.
+    pub async fn stats(&self) -> Result<BrokerStats> {
         let response = self
             .conn
             .call_timeout(ADMIN_TIMEOUT, 64, |fbb| {
@@ -484,7 +509,7 @@ impl Admin {
             .envelope()
             .response_as_stats_response()
             .ok_or_else(|| ClientError::Protocol("stats response without a body".into()))?;
-        Ok(body
+        let shards = body
             .shards()
             .iter()
             .flatten()
@@ -498,8 +523,14 @@ impl Admin {
                 bytes_out: s.bytes_out(),
                 partitions: s.partitions(),
                 errors: s.errors(),
+                cpu_us: s.cpu_us(),
             })
-            .collect())
+            .collect();
+        Ok(BrokerStats {
+            shards,
+            process_cpu_user_us: body.process_cpu_user_us(),
+            process_cpu_system_us: body.process_cpu_system_us(),
+        })
     }
 }
 

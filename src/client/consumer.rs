@@ -4,14 +4,14 @@
 
 use super::admin::{ClusterMetadata, fetch_metadata};
 use super::kafka::{FetchLimits, Fetched};
-use super::{CONNECT_TIMEOUT, ClientError, ConnectionPool, Result, Routing, Wire};
+use super::{CONNECT_TIMEOUT, ClientError, ConnectionPool, Result, RoundTripHook, Routing, Wire};
 use crate::protocol::wire;
 use crate::record::RecordBatch;
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Where to start reading a partition.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -49,6 +49,9 @@ pub struct ConsumerConfig {
     pub request_timeout: Duration,
     /// The protocol to speak (the broker's Kafka listener for `Kafka`).
     pub wire: Wire,
+    /// Told each answered fetch request's round trip (none by default). A
+    /// fetch the broker holds for data (up to `max_wait`) counts the wait.
+    pub round_trip: Option<RoundTripHook>,
 }
 
 impl Default for ConsumerConfig {
@@ -62,6 +65,7 @@ impl Default for ConsumerConfig {
             reset: OffsetReset::Latest,
             request_timeout: Duration::from_secs(30),
             wire: Wire::Native,
+            round_trip: None,
         }
     }
 }
@@ -404,6 +408,12 @@ impl Consumer {
     /// One fetch to `addr` for the assignments `idxs`, answered in their
     /// order, whichever protocol the consumer speaks.
     async fn fetch_partitions(&self, addr: SocketAddr, idxs: &[usize]) -> Result<Vec<Fetched>> {
+        let sent = self.config.round_trip.as_ref().map(|_| Instant::now());
+        let answered = |sent: Option<Instant>| {
+            if let (Some(hook), Some(sent)) = (&self.config.round_trip, sent) {
+                hook.answered(sent);
+            }
+        };
         if self.pool.wire() == Wire::Kafka {
             let conn = self.pool.get(addr, CONNECT_TIMEOUT).await?;
             let config = &self.config;
@@ -420,15 +430,18 @@ impl Consumer {
                 max_bytes: config.fetch_max_bytes,
                 partition_max_bytes: config.partition_max_bytes,
             };
-            return super::kafka::fetch(
+            let fetched = super::kafka::fetch(
                 &conn,
                 &asked,
                 &limits,
                 config.request_timeout + config.max_wait,
             )
-            .await;
+            .await?;
+            answered(sent);
+            return Ok(fetched);
         }
         let response = self.fetch(addr, idxs).await?;
+        answered(sent);
         response.check()?;
         let body = response
             .envelope()

@@ -37,8 +37,8 @@ pub mod partitioner;
 mod producer;
 
 pub use admin::{
-    Admin, ClusterMetadata, ConfigSetting, ConfigSource, ConfigUpdate, PartitionDescription,
-    ShardStats, TopicDescription, TopicInfo, TopicSettings, TopicSummary,
+    Admin, BrokerStats, ClusterMetadata, ConfigSetting, ConfigSource, ConfigUpdate,
+    PartitionDescription, ShardStats, TopicDescription, TopicInfo, TopicSettings, TopicSummary,
 };
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, PolledBatch, SeekTo};
 pub use group::{GroupConfig, GroupConsumer, RebalanceEvent};
@@ -55,7 +55,32 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// Told the round trip of every request a [`Producer`] (produce) or
+/// [`Consumer`] (fetch) got an answer to: when the request was handed to
+/// the connection and how long until its answer arrived. Called on the
+/// client's executor once per request, never per record; with no hook set
+/// (the default) the client does not even read the clock for it.
+#[derive(Clone)]
+pub struct RoundTripHook(Rc<dyn Fn(Instant, Duration)>);
+
+impl RoundTripHook {
+    pub fn new(hook: impl Fn(Instant, Duration) + 'static) -> RoundTripHook {
+        RoundTripHook(Rc::new(hook))
+    }
+
+    /// Reports a request sent at `sent` and answered now.
+    pub(crate) fn answered(&self, sent: Instant) {
+        (self.0)(sent, sent.elapsed())
+    }
+}
+
+impl fmt::Debug for RoundTripHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RoundTripHook")
+    }
+}
 
 /// Which protocol a client speaks: corelog's own, or Kafka's (to the
 /// broker's Kafka listener, as any Kafka client would).

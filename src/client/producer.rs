@@ -16,7 +16,7 @@
 
 use super::admin::{ClusterMetadata, TopicInfo, fetch_metadata};
 use super::partitioner::partition_for_key;
-use super::{CONNECT_TIMEOUT, ClientError, ConnectionPool, Result, Routing, Wire};
+use super::{CONNECT_TIMEOUT, ClientError, ConnectionPool, Result, RoundTripHook, Routing, Wire};
 use crate::protocol::produce_frame::{ProducePart, encode_produce};
 use crate::protocol::wire;
 use crate::record::{BatchBuilder, Compression, Header};
@@ -56,6 +56,8 @@ pub struct ProducerConfig {
     pub compression: Compression,
     /// The protocol to speak (the broker's Kafka listener for `Kafka`).
     pub wire: Wire,
+    /// Told each answered produce request's round trip (none by default).
+    pub round_trip: Option<RoundTripHook>,
 }
 
 impl Default for ProducerConfig {
@@ -71,6 +73,7 @@ impl Default for ProducerConfig {
             buffer_bytes: 32 << 20,
             compression: Compression::None,
             wire: Wire::Native,
+            round_trip: None,
         }
     }
 }
@@ -621,12 +624,16 @@ async fn send_batches(
         crate::trace::record(Stage::ClientQueue, oldest.elapsed());
     }
     let sent_at = crate::trace::now();
+    let sent = inner.config.round_trip.as_ref().map(|_| Instant::now());
     let call = conn.call_frame(corr, parts);
     let timer = glommio::timer::sleep(inner.config.request_timeout + Duration::from_secs(5));
     futures::pin_mut!(call, timer);
     let response = match futures::future::select(call, timer).await {
         futures::future::Either::Left((Ok(r), _)) => {
             crate::trace::since(Stage::ClientRoundTrip, sent_at);
+            if let (Some(hook), Some(sent)) = (&inner.config.round_trip, sent) {
+                hook.answered(sent);
+            }
             r
         }
         futures::future::Either::Left((Err(e), _)) => return fail(e),

@@ -5748,6 +5748,7 @@ impl<'a> ShardStats<'a> {
   pub const VT_BYTES_OUT: ::flatbuffers::VOffsetT = 16;
   pub const VT_PARTITIONS: ::flatbuffers::VOffsetT = 18;
   pub const VT_ERRORS: ::flatbuffers::VOffsetT = 20;
+  pub const VT_CPU_US: ::flatbuffers::VOffsetT = 22;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -5759,6 +5760,7 @@ impl<'a> ShardStats<'a> {
     args: &'args ShardStatsArgs
   ) -> ::flatbuffers::WIPOffset<ShardStats<'bldr>> {
     let mut builder = ShardStatsBuilder::new(_fbb);
+    builder.add_cpu_us(args.cpu_us);
     builder.add_errors(args.errors);
     builder.add_bytes_out(args.bytes_out);
     builder.add_bytes_in(args.bytes_in);
@@ -5837,6 +5839,15 @@ impl<'a> ShardStats<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<u64>(ShardStats::VT_ERRORS, Some(0)).unwrap()}
   }
+  /// CPU time (user + system) of this shard's thread since it started, in
+  /// microseconds; 0 from a broker that does not tell.
+  #[inline]
+  pub fn cpu_us(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(ShardStats::VT_CPU_US, Some(0)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for ShardStats<'_> {
@@ -5854,6 +5865,7 @@ impl ::flatbuffers::Verifiable for ShardStats<'_> {
      .visit_field::<u64>("bytes_out", Self::VT_BYTES_OUT, false)?
      .visit_field::<u32>("partitions", Self::VT_PARTITIONS, false)?
      .visit_field::<u64>("errors", Self::VT_ERRORS, false)?
+     .visit_field::<u64>("cpu_us", Self::VT_CPU_US, false)?
      .finish();
     Ok(())
   }
@@ -5868,6 +5880,7 @@ pub struct ShardStatsArgs {
     pub bytes_out: u64,
     pub partitions: u32,
     pub errors: u64,
+    pub cpu_us: u64,
 }
 impl<'a> Default for ShardStatsArgs {
   #[inline]
@@ -5882,6 +5895,7 @@ impl<'a> Default for ShardStatsArgs {
       bytes_out: 0,
       partitions: 0,
       errors: 0,
+      cpu_us: 0,
     }
   }
 }
@@ -5928,6 +5942,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ShardStatsBuilder<'a, 'b, A> 
     self.fbb_.push_slot::<u64>(ShardStats::VT_ERRORS, errors, 0);
   }
   #[inline]
+  pub fn add_cpu_us(&mut self, cpu_us: u64) {
+    self.fbb_.push_slot::<u64>(ShardStats::VT_CPU_US, cpu_us, 0);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ShardStatsBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     ShardStatsBuilder {
@@ -5954,6 +5972,7 @@ impl ::core::fmt::Debug for ShardStats<'_> {
       ds.field("bytes_out", &self.bytes_out());
       ds.field("partitions", &self.partitions());
       ds.field("errors", &self.errors());
+      ds.field("cpu_us", &self.cpu_us());
       ds.finish()
   }
 }
@@ -5974,6 +5993,8 @@ impl<'a> ::flatbuffers::Follow<'a> for StatsResponse<'a> {
 
 impl<'a> StatsResponse<'a> {
   pub const VT_SHARDS: ::flatbuffers::VOffsetT = 4;
+  pub const VT_PROCESS_CPU_USER_US: ::flatbuffers::VOffsetT = 6;
+  pub const VT_PROCESS_CPU_SYSTEM_US: ::flatbuffers::VOffsetT = 8;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -5985,6 +6006,8 @@ impl<'a> StatsResponse<'a> {
     args: &'args StatsResponseArgs<'args>
   ) -> ::flatbuffers::WIPOffset<StatsResponse<'bldr>> {
     let mut builder = StatsResponseBuilder::new(_fbb);
+    builder.add_process_cpu_system_us(args.process_cpu_system_us);
+    builder.add_process_cpu_user_us(args.process_cpu_user_us);
     if let Some(x) = args.shards { builder.add_shards(x); }
     builder.finish()
   }
@@ -5997,6 +6020,22 @@ impl<'a> StatsResponse<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<ShardStats>>>>(StatsResponse::VT_SHARDS, None)}
   }
+  /// CPU time of the whole broker process (every thread) since it started,
+  /// in microseconds: user and system. 0 from a broker that does not tell.
+  #[inline]
+  pub fn process_cpu_user_us(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(StatsResponse::VT_PROCESS_CPU_USER_US, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn process_cpu_system_us(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(StatsResponse::VT_PROCESS_CPU_SYSTEM_US, Some(0)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for StatsResponse<'_> {
@@ -6006,18 +6045,24 @@ impl ::flatbuffers::Verifiable for StatsResponse<'_> {
   ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
     v.visit_table(pos)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<ShardStats>>>>("shards", Self::VT_SHARDS, false)?
+     .visit_field::<u64>("process_cpu_user_us", Self::VT_PROCESS_CPU_USER_US, false)?
+     .visit_field::<u64>("process_cpu_system_us", Self::VT_PROCESS_CPU_SYSTEM_US, false)?
      .finish();
     Ok(())
   }
 }
 pub struct StatsResponseArgs<'a> {
     pub shards: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<ShardStats<'a>>>>>,
+    pub process_cpu_user_us: u64,
+    pub process_cpu_system_us: u64,
 }
 impl<'a> Default for StatsResponseArgs<'a> {
   #[inline]
   fn default() -> Self {
     StatsResponseArgs {
       shards: None,
+      process_cpu_user_us: 0,
+      process_cpu_system_us: 0,
     }
   }
 }
@@ -6030,6 +6075,14 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> StatsResponseBuilder<'a, 'b, 
   #[inline]
   pub fn add_shards(&mut self, shards: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<ShardStats<'b >>>>) {
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(StatsResponse::VT_SHARDS, shards);
+  }
+  #[inline]
+  pub fn add_process_cpu_user_us(&mut self, process_cpu_user_us: u64) {
+    self.fbb_.push_slot::<u64>(StatsResponse::VT_PROCESS_CPU_USER_US, process_cpu_user_us, 0);
+  }
+  #[inline]
+  pub fn add_process_cpu_system_us(&mut self, process_cpu_system_us: u64) {
+    self.fbb_.push_slot::<u64>(StatsResponse::VT_PROCESS_CPU_SYSTEM_US, process_cpu_system_us, 0);
   }
   #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> StatsResponseBuilder<'a, 'b, A> {
@@ -6050,6 +6103,8 @@ impl ::core::fmt::Debug for StatsResponse<'_> {
   fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
     let mut ds = f.debug_struct("StatsResponse");
       ds.field("shards", &self.shards());
+      ds.field("process_cpu_user_us", &self.process_cpu_user_us());
+      ds.field("process_cpu_system_us", &self.process_cpu_system_us());
       ds.finish()
   }
 }

@@ -90,6 +90,8 @@ pub struct ShardStatsData {
     pub bytes_out: u64,
     pub partitions: u32,
     pub errors: u64,
+    /// CPU time of the shard's thread (user + system), microseconds.
+    pub cpu_us: u64,
 }
 
 /// Splits `items` into this shard's and each other shard's.
@@ -494,6 +496,8 @@ impl Shard {
             bytes_out: c.bytes_out.get(),
             partitions: self.partition_count() as u32,
             errors: c.errors.get(),
+            // Read on the shard's own thread (stats_local runs there).
+            cpu_us: crate::support::thread_cpu_us(),
         }
     }
 

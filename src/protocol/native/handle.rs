@@ -719,15 +719,19 @@ async fn stats(shard: &Rc<Shard>, corr: u64) -> ResponseFrame {
                     bytes_out: s.bytes_out,
                     partitions: s.partitions,
                     errors: s.errors,
+                    cpu_us: s.cpu_us,
                 },
             )
         })
         .collect();
     let shards = fbb.create_vector(&shards);
+    let (user, system) = crate::support::process_cpu_us();
     let body = wire::StatsResponse::create(
         &mut fbb,
         &wire::StatsResponseArgs {
             shards: Some(shards),
+            process_cpu_user_us: user,
+            process_cpu_system_us: system,
         },
     );
     finish(
