@@ -252,7 +252,7 @@ pub fn stats(broker: SocketAddr) -> Result<(), String> {
         let admin = Admin::connect(broker).await.map_err(show)?;
         let stats = admin.stats().await.map_err(show)?;
         println!(
-            "{:>5} {:>6} {:>6} {:>11} {:>10} {:>14} {:>14} {:>10} {:>7}",
+            "{:>5} {:>6} {:>6} {:>11} {:>10} {:>14} {:>14} {:>10} {:>7} {:>14} {:>14}",
             "SHARD",
             "PORT",
             "CONNS",
@@ -261,11 +261,13 @@ pub fn stats(broker: SocketAddr) -> Result<(), String> {
             "BYTES_IN",
             "BYTES_OUT",
             "PARTITIONS",
-            "ERRORS"
+            "ERRORS",
+            "DISK_READ",
+            "CACHE_READ"
         );
         for s in stats {
             println!(
-                "{:>5} {:>6} {:>6} {:>11} {:>10} {:>14} {:>14} {:>10} {:>7}",
+                "{:>5} {:>6} {:>6} {:>11} {:>10} {:>14} {:>14} {:>10} {:>7} {:>14} {:>14}",
                 s.shard,
                 s.port,
                 s.connections,
@@ -274,7 +276,9 @@ pub fn stats(broker: SocketAddr) -> Result<(), String> {
                 s.bytes_in,
                 s.bytes_out,
                 s.partitions,
-                s.errors
+                s.errors,
+                s.disk_read_bytes,
+                s.cache_read_bytes
             );
         }
         Ok(())

@@ -213,6 +213,10 @@ pub struct ShardStats {
     pub bytes_out: u64,
     pub partitions: u32,
     pub errors: u64,
+    /// Bytes of batches fetches read from segment files (disk).
+    pub disk_read_bytes: u64,
+    /// Bytes of batches fetches read from tail caches (memory).
+    pub cache_read_bytes: u64,
 }
 
 /// Topic administration over one connection.
@@ -498,6 +502,8 @@ impl Admin {
                 bytes_out: s.bytes_out(),
                 partitions: s.partitions(),
                 errors: s.errors(),
+                disk_read_bytes: s.disk_read_bytes(),
+                cache_read_bytes: s.cache_read_bytes(),
             })
             .collect())
     }

@@ -5748,6 +5748,8 @@ impl<'a> ShardStats<'a> {
   pub const VT_BYTES_OUT: ::flatbuffers::VOffsetT = 16;
   pub const VT_PARTITIONS: ::flatbuffers::VOffsetT = 18;
   pub const VT_ERRORS: ::flatbuffers::VOffsetT = 20;
+  pub const VT_DISK_READ_BYTES: ::flatbuffers::VOffsetT = 22;
+  pub const VT_CACHE_READ_BYTES: ::flatbuffers::VOffsetT = 24;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -5759,6 +5761,8 @@ impl<'a> ShardStats<'a> {
     args: &'args ShardStatsArgs
   ) -> ::flatbuffers::WIPOffset<ShardStats<'bldr>> {
     let mut builder = ShardStatsBuilder::new(_fbb);
+    builder.add_cache_read_bytes(args.cache_read_bytes);
+    builder.add_disk_read_bytes(args.disk_read_bytes);
     builder.add_errors(args.errors);
     builder.add_bytes_out(args.bytes_out);
     builder.add_bytes_in(args.bytes_in);
@@ -5837,6 +5841,23 @@ impl<'a> ShardStats<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<u64>(ShardStats::VT_ERRORS, Some(0)).unwrap()}
   }
+  /// Bytes of record batches fetches read from segment files (the disk).
+  /// Near 0 while every consumer keeps up: tailing reads come from memory.
+  #[inline]
+  pub fn disk_read_bytes(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(ShardStats::VT_DISK_READ_BYTES, Some(0)).unwrap()}
+  }
+  /// Bytes of record batches fetches read from the partitions' tail caches.
+  #[inline]
+  pub fn cache_read_bytes(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(ShardStats::VT_CACHE_READ_BYTES, Some(0)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for ShardStats<'_> {
@@ -5854,6 +5875,8 @@ impl ::flatbuffers::Verifiable for ShardStats<'_> {
      .visit_field::<u64>("bytes_out", Self::VT_BYTES_OUT, false)?
      .visit_field::<u32>("partitions", Self::VT_PARTITIONS, false)?
      .visit_field::<u64>("errors", Self::VT_ERRORS, false)?
+     .visit_field::<u64>("disk_read_bytes", Self::VT_DISK_READ_BYTES, false)?
+     .visit_field::<u64>("cache_read_bytes", Self::VT_CACHE_READ_BYTES, false)?
      .finish();
     Ok(())
   }
@@ -5868,6 +5891,8 @@ pub struct ShardStatsArgs {
     pub bytes_out: u64,
     pub partitions: u32,
     pub errors: u64,
+    pub disk_read_bytes: u64,
+    pub cache_read_bytes: u64,
 }
 impl<'a> Default for ShardStatsArgs {
   #[inline]
@@ -5882,6 +5907,8 @@ impl<'a> Default for ShardStatsArgs {
       bytes_out: 0,
       partitions: 0,
       errors: 0,
+      disk_read_bytes: 0,
+      cache_read_bytes: 0,
     }
   }
 }
@@ -5928,6 +5955,14 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ShardStatsBuilder<'a, 'b, A> 
     self.fbb_.push_slot::<u64>(ShardStats::VT_ERRORS, errors, 0);
   }
   #[inline]
+  pub fn add_disk_read_bytes(&mut self, disk_read_bytes: u64) {
+    self.fbb_.push_slot::<u64>(ShardStats::VT_DISK_READ_BYTES, disk_read_bytes, 0);
+  }
+  #[inline]
+  pub fn add_cache_read_bytes(&mut self, cache_read_bytes: u64) {
+    self.fbb_.push_slot::<u64>(ShardStats::VT_CACHE_READ_BYTES, cache_read_bytes, 0);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ShardStatsBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     ShardStatsBuilder {
@@ -5954,6 +5989,8 @@ impl ::core::fmt::Debug for ShardStats<'_> {
       ds.field("bytes_out", &self.bytes_out());
       ds.field("partitions", &self.partitions());
       ds.field("errors", &self.errors());
+      ds.field("disk_read_bytes", &self.disk_read_bytes());
+      ds.field("cache_read_bytes", &self.cache_read_bytes());
       ds.finish()
   }
 }

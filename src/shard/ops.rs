@@ -89,6 +89,10 @@ pub struct ShardStatsData {
     pub bytes_out: u64,
     pub partitions: u32,
     pub errors: u64,
+    /// Bytes of batches fetches read from segment files (disk).
+    pub disk_read_bytes: u64,
+    /// Bytes of batches fetches read from the partitions' tail caches.
+    pub cache_read_bytes: u64,
 }
 
 /// Splits `items` into this shard's and each other shard's.
@@ -477,6 +481,7 @@ impl Shard {
 
     pub(super) fn stats_local(&self) -> ShardStatsData {
         let c = &self.counters;
+        let reads = self.disk.read_ahead().stats();
         ShardStatsData {
             shard: self.id.0,
             port: self.ports[self.id.0 as usize],
@@ -487,6 +492,8 @@ impl Shard {
             bytes_out: c.bytes_out.get(),
             partitions: self.partition_count() as u32,
             errors: c.errors.get(),
+            disk_read_bytes: reads.disk_read_bytes,
+            cache_read_bytes: reads.cache_read_bytes,
         }
     }
 

@@ -64,7 +64,7 @@ impl Protocol for Native {
                 Dispatch::Handle(Box::pin(async move {
                     handle::handle(&shard, corr, request)
                         .await
-                        .map(|frame| Outgoing::One(frame.into_bytes()))
+                        .map(handle::ResponseFrame::into_outgoing)
                 }))
             }
             Err((corr, error)) => {
