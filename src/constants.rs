@@ -138,6 +138,34 @@ pub const TAIL_CACHE_BYTES_DEFAULT: usize = 4 << 20;
 /// A fetch never asks the disk for more than this in one read.
 pub const READ_BYTES_MAX: usize = 8 << 20;
 
+/// Unit of a read of segment data for consumers: one direct-I/O read,
+/// aligned to [`DIRECT_IO_ALIGN_BYTES`]. Large enough that a device reaches
+/// its sequential bandwidth with a few in flight (the writes use the same
+/// size, [`WRITE_CHUNK_BYTES_DEFAULT`]).
+pub const READ_BLOCK_BYTES: usize = 1 << 20;
+
+/// How far a forward-reading consumer's reads run ahead of it: after each
+/// fetch from disk, the blocks up to this many bytes past its end are read
+/// (or in flight), so the next fetch finds its data in memory and the
+/// device keeps several reads queued.
+pub const READ_AHEAD_BYTES: usize = 8 * READ_BLOCK_BYTES;
+
+/// Read streams (readers followed for read-ahead) a partition keeps: two
+/// consumers of one partition each keep their read-ahead; a third reader
+/// takes over the least recently used stream.
+pub const READ_STREAMS_PER_LOG: usize = 2;
+
+/// Memory one shard may hold in blocks read ahead of its readers, over
+/// all its partitions: eight readers at full depth. Blocks a fetch needs
+/// itself are always read (a fetch reads at most [`READ_BYTES_MAX`]); only
+/// the read-ahead waits for room, so with the budget spent reads go on
+/// without it.
+pub const READ_AHEAD_SHARD_BYTES: usize = 8 * READ_AHEAD_BYTES;
+
+/// A reader that has not read for this long gives its read-ahead blocks
+/// back when another reader of the shard finds the budget spent.
+pub const READ_AHEAD_IDLE_MS: u64 = 1_000;
+
 /// Largest frame the broker reads (Kafka's `socket.request.max.bytes` is
 /// 100 MiB). Checked before any allocation.
 pub const FRAME_BYTES_MAX: usize = 64 << 20;
@@ -291,6 +319,8 @@ const _: () = assert!(SEGMENT_BYTES_MAX <= u32::MAX as u64);
 // A batch accepted uncompressed is accepted compressed too.
 const _: () = assert!(DECOMPRESSED_BATCH_BYTES_MAX >= BATCH_BYTES_MAX);
 const _: () = assert!(SEGMENT_BYTES_MIN >= INDEX_INTERVAL_BYTES);
+const _: () = assert!(READ_BLOCK_BYTES.is_multiple_of(DIRECT_IO_ALIGN_BYTES));
+const _: () = assert!(READ_AHEAD_SHARD_BYTES >= READ_AHEAD_BYTES);
 const _: () = assert!(WRITE_CHUNK_BYTES_MIN.is_multiple_of(DIRECT_IO_ALIGN_BYTES));
 const _: () = assert!(WRITE_CHUNK_BYTES_DEFAULT.is_multiple_of(DIRECT_IO_ALIGN_BYTES));
 const _: () = assert!(WRITE_CHUNK_BYTES_MAX.is_multiple_of(DIRECT_IO_ALIGN_BYTES));

@@ -2440,3 +2440,264 @@ fn a_throttled_pass_keeps_to_its_rate_and_appends_go_on_meanwhile() {
         Rc::try_unwrap(log).ok().unwrap().close().await.unwrap();
     });
 }
+
+/// Segments of a few read blocks (1 MiB each) with a tiny tail cache, so
+/// forward readers read from the files, ahead of themselves, across
+/// segment boundaries.
+fn read_ahead_segments() -> LogConfig {
+    LogConfig {
+        segment_bytes: 3 << 20,
+        index_interval_bytes: 4096,
+        write_chunk_bytes: 1 << 20,
+        tail_cache_bytes: 64 << 10,
+        ..LogConfig::default()
+    }
+}
+
+/// Appends `batches` batches of 20 records of 1,000 bytes (offsets from 0)
+/// and closes the log.
+async fn fill_for_read_ahead(dir: &Path, batches: u64) {
+    let log = open(dir, read_ahead_segments()).await;
+    for b in 0..batches {
+        log.append(batch(b * 20, 20, 1000, 0)).await.unwrap();
+    }
+    log.close().await.unwrap();
+}
+
+/// Reads forward from `from` to the high watermark in reads of
+/// `max_bytes`, returning the bytes of every batch in order.
+async fn read_bytes_forward(log: &PartitionLog, from: Offset, max_bytes: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut pos = from;
+    loop {
+        let read = log.read(pos, max_bytes).await.unwrap();
+        if read.chunks.is_empty() {
+            assert_eq!(pos, read.high_watermark);
+            return out;
+        }
+        for chunk in &read.chunks {
+            out.extend_from_slice(chunk);
+        }
+        assert!(read.next_offset > pos);
+        pos = read.next_offset;
+    }
+}
+
+#[test]
+fn forward_reads_with_read_ahead_return_the_same_bytes_as_without_across_segments() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = log_dir(&tmp);
+    run(async {
+        // ~20 KiB batches: 10 MiB over four segments.
+        fill_for_read_ahead(&dir, 500).await;
+        // Without read-ahead: the shard's budget is 0.
+        let disk = Disk::open(dir.parent().unwrap()).await.unwrap();
+        disk.read_ahead().set_limit(0);
+        let log = PartitionLog::open(&disk, &dir, read_ahead_segments())
+            .await
+            .unwrap();
+        assert!(log.segments().len() >= 4, "the data spans several segments");
+        let plain = read_bytes_forward(&log, Offset(0), 1 << 20).await;
+        assert_eq!(disk.read_ahead().stats().ahead_blocks, 0);
+        log.close().await.unwrap();
+
+        for max_bytes in [1 << 20, 300 << 10, 5000] {
+            let disk = Disk::open(dir.parent().unwrap()).await.unwrap();
+            let log = PartitionLog::open(&disk, &dir, read_ahead_segments())
+                .await
+                .unwrap();
+            let ahead = read_bytes_forward(&log, Offset(0), max_bytes).await;
+            assert!(
+                ahead == plain,
+                "read-ahead changed the bytes read ({max_bytes})"
+            );
+            let stats = disk.read_ahead().stats();
+            assert!(
+                stats.ahead_hits > 0 && stats.ahead_blocks > 8,
+                "forward reads were read ahead: {stats:?}"
+            );
+            assert_eq!(
+                log.stats().disk_read_bytes + log.stats().cache_read_bytes,
+                plain.len() as u64
+            );
+            log.close().await.unwrap();
+            assert_eq!(
+                disk.read_ahead().stats().held_bytes,
+                0,
+                "a closed log holds no blocks"
+            );
+        }
+    });
+}
+
+#[test]
+fn a_reader_that_jumps_back_or_elsewhere_reads_the_right_batches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = log_dir(&tmp);
+    run(async {
+        fill_for_read_ahead(&dir, 400).await;
+        let log = open(&dir, read_ahead_segments()).await;
+        let hw = log.high_watermark().0;
+        // Read forward far enough for a read-ahead, then jump around.
+        let mut pos = Offset(0);
+        for _ in 0..5 {
+            pos = log.read(pos, 256 << 10).await.unwrap().next_offset;
+        }
+        for from in [10u64, 0, pos.0 + 3000, 57, hw - 1, 4_000, 3_990, pos.0] {
+            let read = log.read(Offset(from), 100 << 10).await.unwrap();
+            let first = read.batches().next().expect("a batch");
+            let batch = RecordBatch::parse(first, 1 << 24).unwrap();
+            assert!(
+                batch.base_offset().0 <= from && from <= batch.last_offset().0,
+                "the first batch holds the offset asked for ({from})"
+            );
+            // Every record from there on, in order.
+            let mut expected = batch.base_offset().0;
+            for bytes in read.batches() {
+                let b = RecordBatch::parse(bytes, 1 << 24).unwrap();
+                for r in b.records() {
+                    let o = b.base_offset().0 + r.offset_delta as u64;
+                    assert_eq!(o, expected);
+                    assert_eq!(r.key.unwrap(), key_of(o).as_slice());
+                    expected += 1;
+                }
+            }
+        }
+        // Two readers interleaved, each forward (each keeps its own
+        // read-ahead): both see every record of their range once.
+        let starts = [0u64, 3_000];
+        let mut pos = starts.map(Offset);
+        let mut seen: [Vec<(u64, Vec<u8>)>; 2] = [Vec::new(), Vec::new()];
+        let ends = [3_000u64, hw];
+        while (0..2).any(|i| pos[i].0 < ends[i]) {
+            for i in 0..2 {
+                if pos[i].0 >= ends[i] {
+                    continue;
+                }
+                let read = log.read(pos[i], 200 << 10).await.unwrap();
+                for bytes in read.batches() {
+                    let batch = RecordBatch::parse(bytes, 1 << 24).unwrap();
+                    for r in batch.records() {
+                        let o = batch.base_offset().0 + r.offset_delta as u64;
+                        if o >= pos[i].0 && o < ends[i] {
+                            seen[i].push((o, r.key.unwrap().to_vec()));
+                        }
+                    }
+                }
+                pos[i] = read.next_offset;
+            }
+        }
+        expect_keys(&seen[0], 0, 3_000);
+        expect_keys(&seen[1], 3_000, hw);
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_forward_reader_just_behind_the_writer_reads_the_active_segment_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        // Small write chunks and cache: the active segment's written length
+        // moves in small steps under a reader that reads it from the file.
+        let config = LogConfig {
+            write_chunk_bytes: 64 << 10,
+            tail_cache_bytes: 16 << 10,
+            ..read_ahead_segments()
+        };
+        let log = Rc::new(open(&log_dir(&tmp), config).await);
+        let writer = {
+            let log = log.clone();
+            glommio::spawn_local(async move {
+                for b in 0..400u64 {
+                    log.append(batch(b * 20, 20, 1000, 0)).await.unwrap();
+                    if b % 4 == 0 {
+                        glommio::timer::sleep(Duration::from_micros(300)).await;
+                    }
+                }
+            })
+        };
+        // Start behind (past the cache), then read forward in small steps.
+        while log.high_watermark().0 < 2_000 {
+            glommio::timer::sleep(Duration::from_micros(200)).await;
+        }
+        let mut seen = Vec::new();
+        let mut pos = Offset(0);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while seen.len() < 8_000 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "reader stalled at {pos}"
+            );
+            let read = log.read(pos, 64 << 10).await.unwrap();
+            for bytes in read.batches() {
+                let b = RecordBatch::parse(bytes, 1 << 24).unwrap();
+                for r in b.records() {
+                    let o = b.base_offset().0 + r.offset_delta as u64;
+                    if o >= pos.0 {
+                        seen.push((o, r.key.unwrap().to_vec()));
+                    }
+                }
+            }
+            pos = read.next_offset;
+            if read.chunks.is_empty() {
+                glommio::timer::sleep(Duration::from_micros(200)).await;
+            }
+        }
+        writer.await;
+        expect_keys(&seen, 0, 8_000);
+        assert!(log.stats().disk_read_bytes > 0, "part came from the files");
+        Rc::try_unwrap(log).ok().unwrap().close().await.unwrap();
+    });
+}
+
+#[test]
+fn retention_deleting_the_segment_a_forward_reader_is_in_moves_it_to_the_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = log_dir(&tmp);
+    run(async {
+        fill_for_read_ahead(&dir, 500).await;
+        let log = open(&dir, read_ahead_segments()).await;
+        let mut pos = Offset(0);
+        for _ in 0..4 {
+            pos = log.read(pos, 256 << 10).await.unwrap().next_offset;
+        }
+        let first_segment_end = log.segments()[1].base_offset;
+        assert!(
+            pos < first_segment_end,
+            "the reader is in the first segment"
+        );
+        let config = LogConfig {
+            retention_bytes: Some(4 << 20),
+            ..read_ahead_segments()
+        };
+        log.set_config(config).unwrap();
+        let outcome = log.enforce_retention(Timestamp::now()).await.unwrap();
+        assert!(outcome.segments_deleted >= 1);
+        let start = log.start_offset();
+        match log.read(pos, 256 << 10).await {
+            Err(StorageError::OffsetOutOfRange { start: s, .. }) => assert_eq!(s, start),
+            other => panic!("a read below the start is out of range: {other:?}"),
+        }
+        // From the new start on, every record once.
+        let mut seen = Vec::new();
+        let mut at = start;
+        loop {
+            let read = log.read(at, 256 << 10).await.unwrap();
+            if read.chunks.is_empty() {
+                break;
+            }
+            for bytes in read.batches() {
+                let b = RecordBatch::parse(bytes, 1 << 24).unwrap();
+                for r in b.records() {
+                    let o = b.base_offset().0 + r.offset_delta as u64;
+                    if o >= at.0 {
+                        seen.push((o, r.key.unwrap().to_vec()));
+                    }
+                }
+            }
+            at = read.next_offset;
+        }
+        expect_keys(&seen, start.0, 10_000);
+        log.close().await.unwrap();
+    });
+}

@@ -252,7 +252,7 @@ pub fn stats(broker: SocketAddr) -> Result<(), String> {
         let admin = Admin::connect(broker).await.map_err(show)?;
         let stats = admin.stats().await.map_err(show)?;
         println!(
-            "{:>5} {:>6} {:>6} {:>11} {:>10} {:>14} {:>14} {:>10} {:>7} {:>10}",
+            "{:>5} {:>6} {:>6} {:>11} {:>10} {:>14} {:>14} {:>10} {:>7} {:>10} {:>14} {:>14}",
             "SHARD",
             "PORT",
             "CONNS",
@@ -262,11 +262,13 @@ pub fn stats(broker: SocketAddr) -> Result<(), String> {
             "BYTES_OUT",
             "PARTITIONS",
             "ERRORS",
-            "CPU_S"
+            "CPU_S",
+            "DISK_READ",
+            "CACHE_READ"
         );
         for s in &stats.shards {
             println!(
-                "{:>5} {:>6} {:>6} {:>11} {:>10} {:>14} {:>14} {:>10} {:>7} {:>10.2}",
+                "{:>5} {:>6} {:>6} {:>11} {:>10} {:>14} {:>14} {:>10} {:>7} {:>10.2} {:>14} {:>14}",
                 s.shard,
                 s.port,
                 s.connections,
@@ -276,7 +278,9 @@ pub fn stats(broker: SocketAddr) -> Result<(), String> {
                 s.bytes_out,
                 s.partitions,
                 s.errors,
-                s.cpu_us as f64 / 1e6
+                s.cpu_us as f64 / 1e6,
+                s.disk_read_bytes,
+                s.cache_read_bytes
             );
         }
         println!(

@@ -216,6 +216,10 @@ pub struct ShardStats {
     /// CPU time of the shard's thread (user + system), microseconds; 0 from
     /// a broker that does not tell.
     pub cpu_us: u64,
+    /// Bytes of batches fetches read from segment files (disk).
+    pub disk_read_bytes: u64,
+    /// Bytes of batches fetches read from tail caches (memory).
+    pub cache_read_bytes: u64,
 }
 
 /// A broker's answer to a stats request.
@@ -524,6 +528,8 @@ impl Admin {
                 partitions: s.partitions(),
                 errors: s.errors(),
                 cpu_us: s.cpu_us(),
+                disk_read_bytes: s.disk_read_bytes(),
+                cache_read_bytes: s.cache_read_bytes(),
             })
             .collect();
         Ok(BrokerStats {

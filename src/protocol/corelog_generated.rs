@@ -5749,6 +5749,8 @@ impl<'a> ShardStats<'a> {
   pub const VT_PARTITIONS: ::flatbuffers::VOffsetT = 18;
   pub const VT_ERRORS: ::flatbuffers::VOffsetT = 20;
   pub const VT_CPU_US: ::flatbuffers::VOffsetT = 22;
+  pub const VT_DISK_READ_BYTES: ::flatbuffers::VOffsetT = 24;
+  pub const VT_CACHE_READ_BYTES: ::flatbuffers::VOffsetT = 26;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -5760,6 +5762,8 @@ impl<'a> ShardStats<'a> {
     args: &'args ShardStatsArgs
   ) -> ::flatbuffers::WIPOffset<ShardStats<'bldr>> {
     let mut builder = ShardStatsBuilder::new(_fbb);
+    builder.add_cache_read_bytes(args.cache_read_bytes);
+    builder.add_disk_read_bytes(args.disk_read_bytes);
     builder.add_cpu_us(args.cpu_us);
     builder.add_errors(args.errors);
     builder.add_bytes_out(args.bytes_out);
@@ -5848,6 +5852,23 @@ impl<'a> ShardStats<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<u64>(ShardStats::VT_CPU_US, Some(0)).unwrap()}
   }
+  /// Bytes of record batches fetches read from segment files (the disk).
+  /// Near 0 while every consumer keeps up: tailing reads come from memory.
+  #[inline]
+  pub fn disk_read_bytes(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(ShardStats::VT_DISK_READ_BYTES, Some(0)).unwrap()}
+  }
+  /// Bytes of record batches fetches read from the partitions' tail caches.
+  #[inline]
+  pub fn cache_read_bytes(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(ShardStats::VT_CACHE_READ_BYTES, Some(0)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for ShardStats<'_> {
@@ -5866,6 +5887,8 @@ impl ::flatbuffers::Verifiable for ShardStats<'_> {
      .visit_field::<u32>("partitions", Self::VT_PARTITIONS, false)?
      .visit_field::<u64>("errors", Self::VT_ERRORS, false)?
      .visit_field::<u64>("cpu_us", Self::VT_CPU_US, false)?
+     .visit_field::<u64>("disk_read_bytes", Self::VT_DISK_READ_BYTES, false)?
+     .visit_field::<u64>("cache_read_bytes", Self::VT_CACHE_READ_BYTES, false)?
      .finish();
     Ok(())
   }
@@ -5881,6 +5904,8 @@ pub struct ShardStatsArgs {
     pub partitions: u32,
     pub errors: u64,
     pub cpu_us: u64,
+    pub disk_read_bytes: u64,
+    pub cache_read_bytes: u64,
 }
 impl<'a> Default for ShardStatsArgs {
   #[inline]
@@ -5896,6 +5921,8 @@ impl<'a> Default for ShardStatsArgs {
       partitions: 0,
       errors: 0,
       cpu_us: 0,
+      disk_read_bytes: 0,
+      cache_read_bytes: 0,
     }
   }
 }
@@ -5946,6 +5973,14 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ShardStatsBuilder<'a, 'b, A> 
     self.fbb_.push_slot::<u64>(ShardStats::VT_CPU_US, cpu_us, 0);
   }
   #[inline]
+  pub fn add_disk_read_bytes(&mut self, disk_read_bytes: u64) {
+    self.fbb_.push_slot::<u64>(ShardStats::VT_DISK_READ_BYTES, disk_read_bytes, 0);
+  }
+  #[inline]
+  pub fn add_cache_read_bytes(&mut self, cache_read_bytes: u64) {
+    self.fbb_.push_slot::<u64>(ShardStats::VT_CACHE_READ_BYTES, cache_read_bytes, 0);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ShardStatsBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     ShardStatsBuilder {
@@ -5973,6 +6008,8 @@ impl ::core::fmt::Debug for ShardStats<'_> {
       ds.field("partitions", &self.partitions());
       ds.field("errors", &self.errors());
       ds.field("cpu_us", &self.cpu_us());
+      ds.field("disk_read_bytes", &self.disk_read_bytes());
+      ds.field("cache_read_bytes", &self.cache_read_bytes());
       ds.finish()
   }
 }

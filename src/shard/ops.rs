@@ -92,6 +92,10 @@ pub struct ShardStatsData {
     pub errors: u64,
     /// CPU time of the shard's thread (user + system), microseconds.
     pub cpu_us: u64,
+    /// Bytes of batches fetches read from segment files (disk).
+    pub disk_read_bytes: u64,
+    /// Bytes of batches fetches read from the partitions' tail caches.
+    pub cache_read_bytes: u64,
 }
 
 /// Splits `items` into this shard's and each other shard's.
@@ -486,6 +490,7 @@ impl Shard {
 
     pub(super) fn stats_local(&self) -> ShardStatsData {
         let c = &self.counters;
+        let reads = self.disk.read_ahead().stats();
         ShardStatsData {
             shard: self.id.0,
             port: self.ports[self.id.0 as usize],
@@ -498,6 +503,8 @@ impl Shard {
             errors: c.errors.get(),
             // Read on the shard's own thread (stats_local runs there).
             cpu_us: crate::support::thread_cpu_us(),
+            disk_read_bytes: reads.disk_read_bytes,
+            cache_read_bytes: reads.cache_read_bytes,
         }
     }
 

@@ -21,6 +21,7 @@
 
 use super::crash;
 use super::files::{OpenFiles, Slot};
+use super::readahead::ReadAheadBudget;
 use crate::constants::{
     DIRECT_IO_ALIGN_BYTES, OPEN_SEGMENT_FILES_DEFAULT, PROBE_FILE_BYTES, ROLLS_IN_FLIGHT_MAX,
 };
@@ -158,6 +159,8 @@ pub struct Disk {
     /// of this executor: each holds a descriptor or two more than an idle
     /// partition, so their number is bounded (see [`Disk::roll_permit`]).
     rolls: Rc<glommio::sync::Semaphore>,
+    /// The bytes this executor's logs may hold read ahead of their readers.
+    read_ahead: ReadAheadBudget,
 }
 
 impl Disk {
@@ -184,6 +187,7 @@ impl Disk {
             faults: None,
             files: OpenFiles::new(OPEN_SEGMENT_FILES_DEFAULT),
             rolls: Rc::new(glommio::sync::Semaphore::new(ROLLS_IN_FLIGHT_MAX as u64)),
+            read_ahead: ReadAheadBudget::default(),
         })
     }
 
@@ -195,6 +199,7 @@ impl Disk {
             faults: Some(faults),
             files: self.files.clone(),
             rolls: self.rolls.clone(),
+            read_ahead: self.read_ahead.clone(),
         }
     }
 
@@ -206,6 +211,12 @@ impl Disk {
     /// through this handle (and its clones).
     pub fn open_files(&self) -> &OpenFiles {
         &self.files
+    }
+
+    /// The read-ahead budget shared by every log opened through this
+    /// handle (and its clones): one per executor (see `readahead`).
+    pub fn read_ahead(&self) -> ReadAheadBudget {
+        self.read_ahead.clone()
     }
 
     /// Waits until fewer than [`ROLLS_IN_FLIGHT_MAX`] segment rolls of this
@@ -377,6 +388,14 @@ impl DiskFile {
     /// buffer they landed in: no copy. Returns fewer bytes at end of file.
     pub async fn read_dma(&self, pos: u64, len: usize) -> io::Result<DmaRead> {
         let read = self.file.read_at(pos, len).await.map_err(io_err)?;
+        Ok(DmaRead(read))
+    }
+
+    /// Reads `len` bytes at `pos` (both aligned to [`DiskFile::alignment`])
+    /// into a DMA buffer of exactly that size: one device read, no
+    /// realignment. Returns fewer bytes at end of file.
+    pub async fn read_dma_aligned(&self, pos: u64, len: usize) -> io::Result<DmaRead> {
+        let read = self.file.read_at_aligned(pos, len).await.map_err(io_err)?;
         Ok(DmaRead(read))
     }
 

@@ -56,6 +56,7 @@ use super::crash;
 use super::error::{Result, StorageError};
 use super::io::Disk;
 use super::producers::{self, BatchSeq, ProducerError, Producers, Verdict};
+use super::readahead::{ReadStream, StreamSet};
 use super::segment::{
     SealedOpen, Segment, SegmentSettings, parse_log_file_name, read_whole, segment_paths,
     write_whole,
@@ -63,6 +64,7 @@ use super::segment::{
 use super::snapshot;
 use crate::constants::{BATCH_BYTES_MAX, DISK_FULL_RETRY_MS, READ_BYTES_MAX, WRITE_BEHIND_MS};
 use crate::constants::{PRODUCER_EXPIRY_MS, PRODUCER_SNAPSHOTS_KEPT};
+use crate::constants::{READ_AHEAD_BYTES, READ_STREAMS_PER_LOG};
 use crate::record::{
     BatchInfo, BatchWalk, RecordBatch, producer_fields, read_framing, set_timestamps,
     stamp_base_offset,
@@ -143,6 +145,11 @@ pub struct LogStats {
     pub bytes_appended: u64,
     pub fsyncs: u64,
     pub segments_rolled: u64,
+    /// Bytes of batches reads returned from segment files (fetches; the
+    /// cleaner's and lookups' own reads are not counted).
+    pub disk_read_bytes: u64,
+    /// Bytes of batches fetches returned from the tail cache (memory).
+    pub cache_read_bytes: u64,
 }
 
 /// A segment's offset-index entries `(relative offset, position)` and
@@ -198,6 +205,13 @@ impl TailCache {
             self.bytes -= front.bytes.len();
             self.entries.pop_front();
         }
+    }
+
+    /// Where the oldest cached batch starts: its segment and file position.
+    fn front_position(&self) -> Option<(Offset, u64)> {
+        self.entries
+            .front()
+            .map(|e| (e.segment, e.end_pos - e.bytes.len() as u64))
     }
 
     fn drop_below(&mut self, start: Offset) {
@@ -278,6 +292,9 @@ struct Inner {
     /// the policy.
     sync_wanted: Cell<bool>,
     stats: Cell<LogStats>,
+    /// Readers followed for read-ahead (see `readahead`); a read takes its
+    /// stream out while it runs.
+    streams: Rc<StreamSet>,
     /// Idempotent producers' sequences (see `producers`).
     producers: RefCell<Producers>,
     /// Held by retention and by a compaction pass: each replaces or
@@ -1146,6 +1163,7 @@ impl PartitionLog {
             data: Event::new(),
             sync_wanted: Cell::new(false),
             stats: Cell::new(LogStats::default()),
+            streams: Rc::new(RefCell::new(Vec::new())),
             producers: RefCell::new(Producers::default()),
             maintenance: Semaphore::new(1),
             cleaned_to: Cell::new(checkpoint.cleaned_to),
@@ -1154,6 +1172,7 @@ impl PartitionLog {
         });
         let log = PartitionLog { inner };
         log.rebuild_producers().await?;
+        log.inner.disk.read_ahead().register(&log.inner.streams);
         glommio::spawn_local(flusher(Rc::downgrade(&log.inner))).detach();
         Ok(log)
     }
@@ -1171,7 +1190,7 @@ impl PartitionLog {
         pos = pos.max(start);
         let (started, mut replayed) = (Instant::now(), 0u64);
         while pos < end {
-            let read = self.read(pos, 1 << 20).await?;
+            let read = self.read_uncounted(pos, 1 << 20).await?;
             if read.chunks.is_empty() {
                 break;
             }
@@ -1326,6 +1345,62 @@ impl PartitionLog {
     /// Batches read from disk are validated; a bad one is
     /// [`StorageError::Corrupt`] naming file and position.
     pub async fn read(&self, from: Offset, max_bytes: usize) -> Result<ReadBatches> {
+        let read = self.read_counted(from, max_bytes).await?;
+        let (disk, cache) = read;
+        self.inner.bump_stats(|s| {
+            s.disk_read_bytes += disk.1 as u64;
+            s.cache_read_bytes += cache as u64;
+        });
+        self.inner
+            .disk
+            .read_ahead()
+            .count_read(disk.1 as u64, cache as u64);
+        Ok(disk.0)
+    }
+
+    /// [`PartitionLog::read`] without counting it in the log's read stats
+    /// (the broker's own reads: compaction, lookups, recovery).
+    async fn read_uncounted(&self, from: Offset, max_bytes: usize) -> Result<ReadBatches> {
+        Ok(self.read_counted(from, max_bytes).await?.0.0)
+    }
+
+    /// Takes the read stream that continues at `from`, or the least
+    /// recently used one (or a new one) for a reader that starts there.
+    fn take_stream(&self, from: Offset) -> ReadStream {
+        let mut streams = self.inner.streams.borrow_mut();
+        if let Some(i) = streams.iter().position(|s| s.continues(from)) {
+            return streams.swap_remove(i);
+        }
+        if streams.len() >= READ_STREAMS_PER_LOG {
+            let oldest = (0..streams.len())
+                .min_by_key(|&i| streams[i].last_used())
+                .expect("not empty");
+            let mut stream = streams.swap_remove(oldest);
+            stream.restart();
+            return stream;
+        }
+        ReadStream::default()
+    }
+
+    fn put_stream(&self, stream: ReadStream) {
+        let mut streams = self.inner.streams.borrow_mut();
+        streams.push(stream);
+        if streams.len() > READ_STREAMS_PER_LOG {
+            // Another reader put one back meanwhile: keep the newest.
+            let oldest = (0..streams.len())
+                .min_by_key(|&i| streams[i].last_used())
+                .expect("not empty");
+            streams.swap_remove(oldest);
+        }
+    }
+
+    /// The read, with the bytes it took from segment files and from the
+    /// tail cache: `((batches, disk bytes), cache bytes)`.
+    async fn read_counted(
+        &self,
+        from: Offset,
+        max_bytes: usize,
+    ) -> Result<((ReadBatches, usize), usize)> {
         let inner = &self.inner;
         if inner.closed.get() {
             return Err(StorageError::Closed);
@@ -1346,7 +1421,35 @@ impl PartitionLog {
             log_start_offset: start,
             ..Default::default()
         };
+        let mut stream: Option<ReadStream> = None;
+        let result = self
+            .read_into(from, hw, max_bytes, &mut out, &mut stream)
+            .await;
+        if let Some(stream) = stream {
+            self.put_stream(stream);
+        }
+        let disk_bytes = result?;
+        let cache_bytes = out.bytes - disk_bytes;
+        Ok(((out, disk_bytes), cache_bytes))
+    }
+
+    /// The body of a read: fills `out` from the segment files and then the
+    /// tail cache; returns the bytes it took from the files. `stream` is
+    /// the read stream it took (to be put back, whatever the outcome).
+    async fn read_into(
+        &self,
+        from: Offset,
+        hw: Offset,
+        max_bytes: usize,
+        out: &mut ReadBatches,
+        stream: &mut Option<ReadStream>,
+    ) -> Result<usize> {
+        let inner = &self.inner;
+        let mut disk_bytes = 0usize;
         let mut pos = from;
+        // The segment the last disk read ended in (for the read-ahead into
+        // the next one).
+        let mut last_segment: Option<Rc<super::segment::Segment>> = None;
         // Each pass takes at least one batch or moves to the next segment.
         let passes_max = inner.segments.borrow().len() + 2;
         for _ in 0..passes_max {
@@ -1360,7 +1463,7 @@ impl PartitionLog {
             };
             let cache_first = inner.cache.borrow().first_offset();
             if cache_first.is_some_and(|first| pos >= first) {
-                pos = inner.cache.borrow().collect(pos, hw, max_bytes, &mut out);
+                pos = inner.cache.borrow().collect(pos, hw, max_bytes, out);
                 break;
             }
             let stop = cache_first.map_or(hw, |first| first.min(hw));
@@ -1372,7 +1475,13 @@ impl PartitionLog {
                 }
                 segments[i - 1].clone()
             };
-            let read = match segment.read(pos, budget, stop, segment.written()).await {
+            let limit_pos = segment.written();
+            let ahead_limit = self.disk_end_in(&segment, limit_pos);
+            let reading = stream.get_or_insert_with(|| self.take_stream(pos));
+            let read = match segment
+                .read(pos, budget, stop, limit_pos, reading, ahead_limit)
+                .await
+            {
                 // Retention deleted the segment while this read waited for
                 // its file: the offset is below the log start now.
                 Err(_) if segment.is_deleted() => {
@@ -1386,8 +1495,10 @@ impl PartitionLog {
             };
             match read {
                 Some((bytes, next)) => {
+                    disk_bytes += bytes.len();
                     out.push(bytes);
                     pos = next;
+                    last_segment = Some(segment);
                 }
                 None if pos >= segment.next_offset() => {
                     // The rest of this segment is empty: go on with the next.
@@ -1409,7 +1520,49 @@ impl PartitionLog {
             }
         }
         out.next_offset = pos;
-        Ok(out)
+        if let (Some(segment), Some(reading)) = (last_segment, stream.as_mut()) {
+            self.read_ahead_past(&segment, reading).await;
+        }
+        Ok(disk_bytes)
+    }
+
+    /// The file position below which `segment` serves reads from its file:
+    /// `written`, or where the tail cache starts if that is in it.
+    fn disk_end_in(&self, segment: &super::segment::Segment, written: u64) -> u64 {
+        match self.inner.cache.borrow().front_position() {
+            Some((base, pos)) if base == segment.base() => pos.min(written),
+            Some((base, _)) if base < segment.base() => 0,
+            _ => written,
+        }
+    }
+
+    /// When a forward reader's read-ahead reached the end of the sealed
+    /// `segment`, carries it on into the next segment, so crossing a
+    /// segment boundary does not stall the reader. Best effort: a failure
+    /// here surfaces on the read that needs the bytes.
+    async fn read_ahead_past(&self, segment: &super::segment::Segment, stream: &mut ReadStream) {
+        let Some(end) = stream.sequential_end(segment.key()) else {
+            return;
+        };
+        if segment.is_active() {
+            return;
+        }
+        let held = stream.ahead_of(segment.key(), end);
+        if end + held < segment.size() || held >= READ_AHEAD_BYTES as u64 {
+            return;
+        }
+        let next = {
+            let segments = self.inner.segments.borrow();
+            let i = segments.partition_point(|s| s.base() <= segment.base());
+            match segments.get(i) {
+                Some(next) if next.base() == segment.next_offset() => next.clone(),
+                _ => return,
+            }
+        };
+        let limit = self.disk_end_in(&next, next.written());
+        let _ = next
+            .read_ahead_from_start(stream, READ_AHEAD_BYTES as u64 - held, limit)
+            .await;
     }
 
     /// The offset and timestamp of the first record whose timestamp is at
@@ -1431,7 +1584,7 @@ impl PartitionLog {
             if pos >= self.inner.high_watermark() {
                 return Ok(None);
             }
-            let read = self.read(pos, 256 << 10).await?;
+            let read = self.read_uncounted(pos, 256 << 10).await?;
             if read.chunks.is_empty() {
                 return Ok(None);
             }
@@ -1524,6 +1677,11 @@ impl PartitionLog {
         };
         let start = self.start_offset();
         inner.cache.borrow_mut().drop_below(start);
+        for stream in inner.streams.borrow_mut().iter_mut() {
+            for (segment, _) in &victims {
+                stream.drop_segment(segment.key());
+            }
+        }
         let mut outcome = RetentionOutcome {
             log_start_offset: start,
             ..Default::default()

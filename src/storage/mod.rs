@@ -9,6 +9,9 @@
 //! * [`segment`]: one `.log` with its indexes; recovery scan; reads.
 //! * [`files`]: the bounded cache through which sealed segments open their
 //!   files on demand (an idle partition keeps one file open).
+//! * `readahead`: sequential reads in large aligned blocks, several in
+//!   flight ahead of each forward-reading consumer, within a per-executor
+//!   budget.
 //! * [`producers`]: idempotent producers' sequence state; `snapshot`: its
 //!   files.
 //! * [`PartitionLog`]: offsets, durability policies, tail cache,
@@ -28,6 +31,7 @@ pub mod index;
 pub mod io;
 mod log;
 pub mod producers;
+mod readahead;
 pub mod segment;
 mod snapshot;
 
@@ -39,3 +43,4 @@ pub use log::{
     AppendInfo, CleanOptions, CleanOutcome, LogStats, PartitionLog, ReadBatches, RetentionOutcome,
     SegmentIndexes, SegmentInfo,
 };
+pub use readahead::{ReadAheadBudget, ReadAheadStats};

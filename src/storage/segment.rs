@@ -23,8 +23,9 @@ use super::appender::Appender;
 use super::error::{Result, StorageError};
 use super::files::FileRef;
 use super::index::{Decoded, OffsetIndex, TimeIndex};
-use super::io::{Disk, DiskFile, DmaRead};
-use crate::constants::DIRECT_IO_ALIGN_BYTES;
+use super::io::{Disk, DiskFile};
+use super::readahead::ReadStream;
+use crate::constants::{DIRECT_IO_ALIGN_BYTES, READ_AHEAD_BYTES};
 use crate::record::{HEADER_BYTES, LOG_OVERHEAD_BYTES, read_framing, verify_stored};
 use crate::types::{Offset, Timestamp};
 use bytes::Bytes;
@@ -245,9 +246,6 @@ struct BuiltIndexes {
     max_timestamp: Timestamp,
 }
 
-/// A read of `len` bytes at a file position, already in flight.
-type ReadAhead = (u64, usize, glommio::Task<std::io::Result<DmaRead>>);
-
 /// Mutable bookkeeping of a segment.
 struct State {
     /// Logical size: bytes of whole batches.
@@ -285,10 +283,6 @@ pub struct Segment {
     batch_bytes_max: usize,
     state: RefCell<State>,
     writers: RefCell<Option<Rc<Writers>>>,
-    /// Where the last read ended, to recognise a forward-reading consumer.
-    last_read_end: Cell<u64>,
-    /// A read of the window after the last one, already in flight.
-    read_ahead: RefCell<Option<ReadAhead>>,
     /// Where recovery from a full disk cut the file ([`Segment::reopen_at`]):
     /// reads through this handle stop there.
     cut_at: Cell<Option<u64>>,
@@ -549,8 +543,6 @@ impl Segment {
                 created: Instant::now(),
             }),
             writers: RefCell::new(Some(Rc::new(writers))),
-            last_read_end: Cell::new(u64::MAX),
-            read_ahead: RefCell::new(None),
             cut_at: Cell::new(None),
         })
     }
@@ -587,8 +579,6 @@ impl Segment {
                 created: Instant::now(),
             }),
             writers: RefCell::new(None),
-            last_read_end: Cell::new(u64::MAX),
-            read_ahead: RefCell::new(None),
             cut_at: Cell::new(None),
         }
     }
@@ -1317,134 +1307,166 @@ impl Segment {
     /// Returns the bytes and the offset after the last batch, or `None` if
     /// no such batch is in the file. Every batch is validated; a bad one is
     /// [`StorageError::Corrupt`] with its file and position.
-    pub async fn read(
+    ///
+    /// The bytes come through `stream` (see `readahead`): a read that
+    /// continues the stream's last one starts where it ended and finds its
+    /// blocks read ahead, and then has the stream read ahead up to
+    /// `ahead_limit` (a file position: what the log does not serve from
+    /// memory).
+    pub(crate) async fn read(
         &self,
         from: Offset,
         max_bytes: usize,
         stop: Offset,
         limit_pos: u64,
+        stream: &mut ReadStream,
+        ahead_limit: u64,
     ) -> Result<Option<(Bytes, Offset)>> {
-        let (mut pos, mut expected) = {
-            let st = self.state.borrow();
-            let rel = from.distance_from(self.base).min(u32::MAX as u64) as u32;
-            let (o, p) = st.index.lookup(rel);
-            (p as u64, self.base.plus(o as u64))
+        let sequential = stream.continues(from);
+        let (start_pos, mut expected) = match stream.position_of(self.key, from) {
+            Some(pos) => (pos, from),
+            None => {
+                let st = self.state.borrow();
+                let rel = from.distance_from(self.base).min(u32::MAX as u64) as u32;
+                let (o, p) = st.index.lookup(rel);
+                (p as u64, self.base.plus(o as u64))
+            }
         };
-        let mut window =
-            max_bytes.saturating_add(self.index_interval_bytes as usize + HEADER_BYTES);
-        if pos >= limit_pos {
+        if start_pos >= limit_pos {
             return Ok(None);
         }
+        stream.seek(self.key, start_pos);
+        let budget = self.disk.read_ahead();
         // Held for this read: the cache does not close it under us.
         let file = self.file().await?;
-        // Each pass either returns or moves `pos` forward by at least one
-        // batch, or grows the window to fit one batch: bounded by the file.
-        loop {
-            if pos >= limit_pos {
-                return Ok(None);
+        // Every block this read will likely need, at once (the reads go to
+        // the device together): its bytes, plus the batches an index
+        // lookup may have to skip first.
+        let window = max_bytes.saturating_add(self.index_interval_bytes as usize + HEADER_BYTES);
+        stream.issue(
+            &file,
+            self.key,
+            start_pos,
+            start_pos.saturating_add(window as u64),
+            limit_pos,
+            false,
+            &budget,
+        );
+        // Walk the batches by their framing and header alone, so the
+        // read-ahead can start before their CRCs are checked.
+        let mut header = [0u8; HEADER_BYTES];
+        let mut pos = start_pos;
+        let mut taken: Option<(u64, u64)> = None;
+        let mut next = expected;
+        while pos < limit_pos {
+            let have = ((limit_pos - pos) as usize).min(HEADER_BYTES);
+            if have < LOG_OVERHEAD_BYTES {
+                break;
             }
-            let want = window.min((limit_pos - pos) as usize);
-            let (buf, asked, sequential) = self.fetch_window(&file, pos, want).await?;
-            if buf.len() < asked {
+            let head_end = pos + have as u64;
+            stream.issue(&file, self.key, pos, head_end, limit_pos, false, &budget);
+            stream
+                .ready(self.key, pos, head_end, &self.log_path, &budget)
+                .await?;
+            let head: &[u8] = match stream.slice(self.key, pos, have) {
+                Some(bytes) => bytes,
+                None => {
+                    stream.copy_out(self.key, pos, &mut header[..have]);
+                    &header[..have]
+                }
+            };
+            let framing = read_framing(head).expect("a framing's bytes are there");
+            let total = framing.total_bytes;
+            let problem = if total < HEADER_BYTES as u64 || total > self.batch_bytes_max as u64 {
+                Some(format!("batch length field {total} is not plausible"))
+            } else if framing.base_offset != expected.0 as i64 {
+                Some(format!(
+                    "batch base offset {} where {expected} was expected",
+                    framing.base_offset
+                ))
+            } else {
+                None
+            };
+            if let Some(reason) = problem {
+                // A damaged earlier batch explains this better: report it.
+                if let Some((start, end)) = taken {
+                    self.copy_verified(stream, start, end).await?;
+                }
                 return Err(StorageError::Corrupt {
                     file: self.log_path.clone(),
-                    position: pos + buf.len() as u64,
-                    reason: format!("file ends before the {limit_pos} bytes it should hold"),
+                    position: pos,
+                    reason,
                 });
             }
-            // First pass: pick the batches by their framing and header
-            // count alone, so the read-ahead can start before the CRCs of
-            // this window are checked.
-            let mut p = 0usize;
-            let mut taken: Option<(usize, usize)> = None;
-            let mut next = expected;
-            let mut grow_to = None;
-            while p < buf.len() {
-                let rest = &buf[p..];
-                let Some(framing) = read_framing(rest) else {
-                    grow_to = Some(LOG_OVERHEAD_BYTES);
-                    break;
-                };
-                let total = framing.total_bytes;
-                let problem = if total < HEADER_BYTES as u64 || total > self.batch_bytes_max as u64
-                {
-                    Some(format!("batch length field {total} is not plausible"))
-                } else if framing.base_offset != expected.0 as i64 {
-                    Some(format!(
-                        "batch base offset {} where {expected} was expected",
-                        framing.base_offset
-                    ))
-                } else {
-                    None
-                };
-                if let Some(reason) = problem {
-                    // A damaged earlier batch explains this better: report it.
-                    if let Some((start, end)) = taken {
-                        self.verify_range(&buf, pos, start, end)?;
-                    }
-                    return Err(StorageError::Corrupt {
-                        file: self.log_path.clone(),
-                        position: pos + p as u64,
-                        reason,
-                    });
-                }
-                if framing.base_offset as u64 >= stop.0 {
-                    break;
-                }
-                if total as usize > rest.len() {
-                    grow_to = Some(total as usize);
-                    break;
-                }
-                let total = total as usize;
-                // The offsets the batch spans: its last offset delta + 1
-                // (the record count, except in a batch compaction rewrote).
-                let last_delta = i32::from_be_bytes(rest[23..27].try_into().unwrap());
-                let after = expected.plus(last_delta.max(0) as u64 + 1);
-                if after > from {
-                    match taken {
-                        None => taken = Some((p, p + total)),
-                        Some((start, end)) => {
-                            if end - start + total > max_bytes {
-                                break;
-                            }
-                            taken = Some((start, end + total));
+            if framing.base_offset as u64 >= stop.0 || pos + total > limit_pos {
+                // Served from memory, or not whole in the file yet.
+                break;
+            }
+            // The offsets the batch spans: its last offset delta + 1 (the
+            // record count, except in a batch compaction rewrote).
+            let last_delta = i32::from_be_bytes(head[23..27].try_into().unwrap());
+            let after = expected.plus(last_delta.max(0) as u64 + 1);
+            if after > from {
+                match taken {
+                    None => taken = Some((pos, pos + total)),
+                    Some((start, end)) => {
+                        if end - start + total > max_bytes as u64 {
+                            break;
                         }
+                        taken = Some((start, end + total));
                     }
-                    next = after;
-                } else {
-                    // Skipped batches (at most an index interval) are checked
-                    // now, so a bad count cannot shift the offsets after it.
-                    self.verify_range(&buf, pos, p, p + total)?;
                 }
-                expected = after;
-                p += total;
+                next = after;
+            } else {
+                // Skipped batches (at most an index interval) are checked
+                // now, so a bad count cannot shift the offsets after it.
+                self.copy_verified(stream, pos, pos + total).await?;
             }
-            if let Some((start, end)) = taken {
-                if self.after_read(&file, pos + end as u64, window, limit_pos, sequential) {
-                    // glommio hands queued reads to the kernel only when no
-                    // task is runnable; step off the CPU for a moment so the
-                    // read-ahead starts before this window's CRC and copy.
-                    glommio::timer::sleep(std::time::Duration::from_micros(1)).await;
-                }
-                self.verify_range(&buf, pos, start, end)?;
-                // The one copy out of the DMA buffer, of the batches taken.
-                return Ok(Some((Bytes::copy_from_slice(&buf[start..end]), next)));
-            }
-            // Nothing taken yet: skip what was scanned, and make sure the
-            // next window holds at least one whole batch.
-            pos += p as u64;
-            match grow_to {
-                Some(need) if p == 0 => {
-                    if pos + need as u64 > limit_pos {
-                        return Ok(None);
-                    }
-                    window = window.max(need);
-                }
-                Some(_) => {}
-                None if p == 0 => return Ok(None),
-                None => {}
+            expected = after;
+            pos += total;
+        }
+        let Some((start, end)) = taken else {
+            return Ok(None);
+        };
+        if sequential {
+            let to = end.saturating_add(READ_AHEAD_BYTES as u64);
+            let limit = ahead_limit.min(limit_pos);
+            if stream.issue(&file, self.key, end, to, limit, true, &budget) {
+                // glommio hands queued reads to the kernel only when no task
+                // is runnable; step off the CPU for a moment so the
+                // read-ahead starts before this read's CRCs and copy.
+                glommio::timer::sleep(std::time::Duration::from_micros(1)).await;
             }
         }
+        let bytes = self.copy_verified(stream, start, end).await?;
+        stream.ended(self.key, next, end, sequential);
+        Ok(Some((bytes, next)))
+    }
+
+    /// The whole batches at `[start, end)`, copied out of the stream's
+    /// blocks (read now if need be) and verified; the first bad one is
+    /// [`StorageError::Corrupt`].
+    async fn copy_verified(&self, stream: &mut ReadStream, start: u64, end: u64) -> Result<Bytes> {
+        let budget = self.disk.read_ahead();
+        let len = (end - start) as usize;
+        if stream.ahead_of(self.key, start) < len as u64 {
+            let file = self.file().await?;
+            stream.issue(&file, self.key, start, end, end, false, &budget);
+        }
+        stream
+            .ready(self.key, start, end, &self.log_path, &budget)
+            .await?;
+        let mut out = Vec::with_capacity(len);
+        let copied = stream.append_to(self.key, start, len, &mut out);
+        if copied < len {
+            return Err(StorageError::Corrupt {
+                file: self.log_path.clone(),
+                position: start + copied as u64,
+                reason: "the file ends before the bytes it should hold".into(),
+            });
+        }
+        self.verify_range(&out, start, 0, len)?;
+        Ok(Bytes::from(out))
     }
 
     /// Verifies the whole batches in `buf[start..end]` (`buf` starts at
@@ -1464,48 +1486,27 @@ impl Segment {
         Ok(())
     }
 
-    /// Bytes from `pos`: the read-ahead's window if it fetched exactly this
-    /// position (it may be shorter or longer than `want`), else `want` bytes
-    /// from the disk. Returns the bytes, how many were asked of the disk
-    /// (fewer came back only at end of file), and whether the read continues
-    /// where the previous one ended.
-    async fn fetch_window(
+    /// Starts reading this segment from position 0 into `stream`, up to
+    /// `len` bytes below `limit` (the reader will come here next: the
+    /// previous segment's read-ahead reached its end).
+    pub(crate) async fn read_ahead_from_start(
         &self,
-        file: &DiskFile,
-        pos: u64,
-        want: usize,
-    ) -> Result<(DmaRead, usize, bool)> {
-        let sequential = self.last_read_end.get() == pos;
-        let pending = self.read_ahead.borrow_mut().take();
-        let (result, asked) = match pending {
-            Some((at, asked, task)) if at == pos => (task.await, asked),
-            _ => (file.read_dma(pos, want).await, want),
-        };
-        let bytes = result.map_err(|e| StorageError::io("reading", &self.log_path, e))?;
-        Ok((bytes, asked, sequential))
+        stream: &mut ReadStream,
+        len: u64,
+        limit: u64,
+    ) -> Result<()> {
+        if limit == 0 || len == 0 {
+            return Ok(());
+        }
+        let file = self.file().await?;
+        let budget = self.disk.read_ahead();
+        stream.issue(&file, self.key, 0, len, limit, true, &budget);
+        Ok(())
     }
 
-    /// Remembers where a read ended, and for a reader that keeps reading
-    /// forward, starts reading the next window now so the device works
-    /// while the caller handles this one. One window per segment at most.
-    fn after_read(
-        &self,
-        file: &FileRef,
-        end_pos: u64,
-        window: usize,
-        limit_pos: u64,
-        sequential: bool,
-    ) -> bool {
-        self.last_read_end.set(end_pos);
-        if !sequential || end_pos >= limit_pos {
-            return false;
-        }
-        let len = window.min((limit_pos - end_pos) as usize);
-        // The task holds the file until its read completes.
-        let file = file.clone();
-        let task = glommio::spawn_local(async move { file.read_dma(end_pos, len).await });
-        *self.read_ahead.borrow_mut() = Some((end_pos, len, task));
-        true
+    /// The key of this segment instance (its blocks in a read stream).
+    pub(crate) fn key(&self) -> u64 {
+        self.key
     }
 
     /// Closes the file handles of a sealed segment and removes its files.

@@ -6,7 +6,7 @@ use super::{PROTOCOL_VERSION, error_code};
 use crate::broker::{self, FetchResponse, ListOffsetsResponse, ProduceResponse};
 use crate::error::{BrokerError, ErrorKind};
 use crate::meta::{ConfigEntry, ConfigSource};
-use crate::protocol::wire;
+use crate::protocol::{Outgoing, wire};
 use crate::shard::Shard;
 use crate::types::Acks;
 use crate::types::FsyncPolicy;
@@ -16,16 +16,58 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use wire::ErrorCode;
 
-/// A response ready to write: a size-prefixed flatbuffer.
+/// A response ready to write: a size-prefixed flatbuffer, possibly with
+/// holes the size of record data that is written from its own buffers
+/// (see [`records_vector`]).
 pub struct ResponseFrame {
     buf: Vec<u8>,
     head: usize,
+    /// Record data that belongs in holes of `buf`: each hole's distance
+    /// from the end of `buf` to its first byte, and the chunks that fill it
+    /// (in order).
+    holes: Vec<(usize, Vec<Bytes>)>,
 }
 
 impl ResponseFrame {
-    /// The frame as `Bytes`, without a copy.
-    pub fn into_bytes(self) -> Bytes {
+    /// The frame as `Bytes`, without a copy of the flatbuffer (the record
+    /// data of holes, if any, is copied in).
+    pub fn into_bytes(mut self) -> Bytes {
+        let len = self.buf.len();
+        for (from_end, chunks) in std::mem::take(&mut self.holes) {
+            let mut at = len - from_end;
+            for chunk in chunks {
+                self.buf[at..at + chunk.len()].copy_from_slice(&chunk);
+                at += chunk.len();
+            }
+        }
         Bytes::from(self.buf).slice(self.head..)
+    }
+
+    /// The frame as pieces to write in order: the flatbuffer around its
+    /// holes, and the record chunks themselves in the holes' places. Record
+    /// data is not copied.
+    pub fn into_outgoing(mut self) -> Outgoing {
+        if self.holes.is_empty() {
+            return Outgoing::One(self.into_bytes());
+        }
+        let len = self.buf.len();
+        let mut holes = std::mem::take(&mut self.holes);
+        holes.sort_by_key(|(from_end, _)| std::cmp::Reverse(*from_end));
+        let buf = Bytes::from(self.buf);
+        let mut parts = Vec::with_capacity(holes.len() * 3 + 1);
+        let mut at = self.head;
+        for (from_end, chunks) in holes {
+            let start = len - from_end;
+            parts.push(buf.slice(at..start));
+            at = start;
+            for chunk in chunks {
+                at += chunk.len();
+                parts.push(chunk);
+            }
+        }
+        parts.push(buf.slice(at..));
+        parts.retain(|p| !p.is_empty());
+        Outgoing::Parts(parts)
     }
 }
 
@@ -33,6 +75,18 @@ thread_local! {
     /// Scratch space to join a partition's record chunks before they are
     /// copied into a response.
     static JOIN_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A byte of a flatbuffer vector that the builder leaves as it is: a
+/// vector of these reserves room for bytes written from elsewhere.
+#[derive(Clone, Copy)]
+struct Hole;
+
+impl flatbuffers::Push for Hole {
+    type Output = u8;
+
+    #[inline]
+    unsafe fn push(&self, _dst: &mut [u8], _written_len: usize) {}
 }
 
 pub(super) fn finish(
@@ -55,7 +109,11 @@ pub(super) fn finish(
     );
     fbb.finish_size_prefixed(envelope, None);
     let (buf, head) = fbb.collapse();
-    ResponseFrame { buf, head }
+    ResponseFrame {
+        buf,
+        head,
+        holes: Vec::new(),
+    }
 }
 
 /// A response that carries only an error.
@@ -555,12 +613,26 @@ fn produce_response(corr: u64, response: &ProduceResponse) -> ResponseFrame {
     )
 }
 
-/// The bytes of a partition's fetched batches as one vector: a chunk as
-/// it is, several joined through a reused scratch buffer.
+/// The bytes of a partition's fetched batches as one vector. Small ones
+/// are copied in (a chunk as it is, several joined through a reused
+/// scratch buffer); from [`SPLICE_BYTES_MIN`] on, the vector is a hole
+/// that the chunks fill when the frame is written (`holes`), so record
+/// data goes to the socket from the buffers the read produced.
 fn records_vector<'a>(
     fbb: &mut FlatBufferBuilder<'a>,
     chunks: &[Bytes],
+    holes: &mut Vec<(usize, Vec<Bytes>)>,
 ) -> Option<WIPOffset<flatbuffers::Vector<'a, u8>>> {
+    let bytes: usize = chunks.iter().map(Bytes::len).sum();
+    if bytes >= SPLICE_BYTES_MIN {
+        // A vector of zero-sized `Hole`s: the loop writing it is empty.
+        let vector = fbb.create_vector(&vec![Hole; bytes]);
+        // The vector's length field, then its bytes; offsets count from the
+        // end of the buffer, which stays put as the builder grows.
+        let from_end = vector.value() as usize - std::mem::size_of::<u32>();
+        holes.push((from_end, chunks.to_vec()));
+        return Some(vector);
+    }
     match chunks.len() {
         0 => None,
         1 => Some(fbb.create_vector(&chunks[0][..])),
@@ -575,6 +647,10 @@ fn records_vector<'a>(
     }
 }
 
+/// Record data smaller than this is copied into the response (a separate
+/// write costs more than the copy).
+const SPLICE_BYTES_MIN: usize = 64 << 10;
+
 fn fetch_response(corr: u64, response: &FetchResponse) -> ResponseFrame {
     let bytes: usize = response
         .iter()
@@ -583,6 +659,7 @@ fn fetch_response(corr: u64, response: &FetchResponse) -> ResponseFrame {
         .map(|d| d.bytes)
         .sum();
     let mut fbb = FlatBufferBuilder::with_capacity(bytes + 1024);
+    let mut holes = Vec::new();
     let mut topic_results = Vec::with_capacity(response.len());
     for topic in response {
         let parts: Vec<_> = topic
@@ -595,7 +672,7 @@ fn fetch_response(corr: u64, response: &FetchResponse) -> ResponseFrame {
                         None,
                         data.high_watermark.0 as i64,
                         data.log_start.0 as i64,
-                        records_vector(&mut fbb, &data.chunks),
+                        records_vector(&mut fbb, &data.chunks, &mut holes),
                     ),
                     Err(failure) => {
                         let message = Some(fbb.create_string(&failure.error.message));
@@ -636,13 +713,15 @@ fn fetch_response(corr: u64, response: &FetchResponse) -> ResponseFrame {
             topics: Some(topics),
         },
     );
-    finish(
+    let mut frame = finish(
         fbb,
         corr,
         None,
         wire::Response::FetchResponse,
         Some(body.as_union_value()),
-    )
+    );
+    frame.holes = holes;
+    frame
 }
 
 fn list_offsets_response(corr: u64, response: &ListOffsetsResponse) -> ResponseFrame {
@@ -720,6 +799,8 @@ async fn stats(shard: &Rc<Shard>, corr: u64) -> ResponseFrame {
                     partitions: s.partitions,
                     errors: s.errors,
                     cpu_us: s.cpu_us,
+                    disk_read_bytes: s.disk_read_bytes,
+                    cache_read_bytes: s.cache_read_bytes,
                 },
             )
         })

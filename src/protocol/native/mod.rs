@@ -69,7 +69,7 @@ impl Protocol for Native {
                     Box::pin(async move {
                         handle::handle(&shard, corr, request)
                             .await
-                            .map(|frame| Outgoing::One(frame.into_bytes()))
+                            .map(handle::ResponseFrame::into_outgoing)
                     }),
                     kind,
                 )

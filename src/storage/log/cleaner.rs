@@ -366,7 +366,7 @@ impl PartitionLog {
                 outcome.stopped = true;
                 return Ok(Some(outcome));
             }
-            let read = self.read(pos, READ_STEP_BYTES).await?;
+            let read = self.read_uncounted(pos, READ_STEP_BYTES).await?;
             if read.chunks.is_empty() {
                 break;
             }
@@ -620,7 +620,7 @@ impl PartitionLog {
             if stop() {
                 return Ok(None);
             }
-            let read = self.read(pos, READ_STEP_BYTES).await?;
+            let read = self.read_uncounted(pos, READ_STEP_BYTES).await?;
             if read.chunks.is_empty() {
                 return Err(StorageError::Corrupt {
                     file: segment.log_path().to_path_buf(),
