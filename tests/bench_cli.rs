@@ -240,6 +240,87 @@ fn an_external_run_reports_the_broker_process_cpu_and_produce_round_trips() {
 }
 
 #[test]
+fn trace_latency_breaks_produce_down_by_stage_in_the_bench_and_in_a_brokers_log() {
+    // Embedded: the client's and the broker's stages in one table.
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("run");
+    let (o, _) = bench(
+        &[
+            "--mode",
+            "produce",
+            "--duration",
+            "1",
+            "--warmup",
+            "1",
+            "--partitions",
+            "2",
+            "--routing",
+            "shared",
+            "--cores",
+            "2",
+            "--trace-latency",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        Duration::from_secs(120),
+    );
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("produce latency breakdown"), "{out}");
+    let raw = std::fs::read_to_string(out_dir.join("latency-breakdown.json")).unwrap();
+    let stages: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    for stage in [
+        "client_queue",
+        "client_round_trip",
+        "receive",
+        "queue",
+        "hop",
+        "append",
+        "disk_write",
+        "handler",
+        "answer",
+        "broker",
+    ] {
+        let count = stages[stage]["count"].as_u64().unwrap_or(0);
+        assert!(count > 0, "stage {stage} not measured: {raw}");
+        assert!(stages[stage]["max"].as_u64().unwrap() >= stages[stage]["p50"].as_u64().unwrap());
+    }
+    // acks=1 under fsync never: nothing waits for a sync.
+    assert!(stages["durable"].is_null(), "{raw}");
+
+    // External: `serve --trace-latency` logs the breakdown every second.
+    let broker = Broker::start(&dir.path().join("data"), 1, &["--trace-latency"]);
+    let (o, _) = bench(
+        &[
+            "--broker",
+            &broker.addr.to_string(),
+            "--mode",
+            "produce",
+            "--duration",
+            "1",
+            "--warmup",
+            "1",
+            "--partitions",
+            "1",
+            "--out",
+            dir.path().join("external").to_str().unwrap(),
+        ],
+        Duration::from_secs(120),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    wait_until(
+        Duration::from_secs(10),
+        "the broker to log a breakdown",
+        || {
+            broker
+                .log()
+                .lines()
+                .any(|l| l.contains("produce latency breakdown") && l.contains("append="))
+        },
+    );
+}
+
+#[test]
 fn ctrl_c_stops_the_run_and_still_writes_the_partial_report() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("run");
