@@ -1185,7 +1185,11 @@ fn appends_abandoned_by_their_caller_still_complete_whole() {
             }
         }
         let _ = acked;
-        // Whatever was abandoned finished in the background, whole.
+        // Whatever was abandoned finishes in the background, whole: an
+        // append of our own queues behind every abandoned one (tasks start
+        // in spawn order and take the log's append lock in turn), so once
+        // it returns the end no longer moves.
+        log.append(batch(2000, 10, 2000, 0)).await.unwrap();
         log.flush().await.unwrap();
         let end = log.end_offset().0;
         assert_eq!(end % 10, 0);
