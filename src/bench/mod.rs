@@ -374,84 +374,18 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     }
     let started_at = SystemTime::now();
     let outcome = execute(client_addr, addr, &workload, interrupted, args.quiet)?;
-    let mut summary = Summary {
-        corelog_version: env!("CARGO_PKG_VERSION").into(),
-        git_commit: option_env!("CORELOG_GIT_COMMIT")
-            .unwrap_or("unknown")
-            .into(),
-        started_at: report::utc_rfc3339(started_at),
-        machine: report::Machine::describe(),
-        broker: broker_text,
-        workload: workload.clone(),
-        interrupted: outcome.interrupted,
-        measured_seconds: outcome.measured_secs,
-        produce: (workload.mode != Mode::Consume).then(|| {
-            Throughput::new(
-                outcome.produced.0,
-                outcome.produced.1,
-                outcome.measured_secs,
-            )
-        }),
-        consume: (workload.mode != Mode::Produce).then(|| {
-            Throughput::new(
-                outcome.consumed.0,
-                outcome.consumed.1,
-                outcome.measured_secs,
-            )
-        }),
-        produce_latency_us: (workload.mode != Mode::Consume
-            && !outcome.produce_latency.total.is_empty())
-        .then(|| Latency::of(&outcome.produce_latency.total)),
-        e2e_latency_us: (workload.mode == Mode::E2e && !outcome.e2e_latency.total.is_empty())
-            .then(|| Latency::of(&outcome.e2e_latency.total)),
-        round_trip_latency_us: (!outcome.produce_round_trip.total.is_empty())
-            .then(|| Latency::of(&outcome.produce_round_trip.total)),
-        fetch_round_trip_latency_us: (!outcome.fetch_round_trip.total.is_empty())
-            .then(|| Latency::of(&outcome.fetch_round_trip.total)),
-        per_second: outcome.per_second.clone(),
-        baseline: None,
-        errors: outcome.errors,
-        first_error: outcome.first_error.clone(),
-        group: outcome.group.clone(),
-        ..Summary::default()
-    };
-    if let Some((seconds, scope)) = broker_cpu(&outcome.broker_stats, embedded.is_some()) {
-        summary.broker_cpu_seconds = Some(seconds);
-        summary.broker_cpu_scope = Some(scope.into());
-        summary.broker_cpu_seconds_per_gb_produced = summary
-            .produce
-            .as_ref()
-            .filter(|t| t.bytes > 0)
-            .map(|t| seconds / (t.bytes as f64 / 1e9));
-    }
+    let mut summary = summarize(
+        &workload,
+        &outcome,
+        broker_text,
+        started_at,
+        embedded.is_some(),
+    );
     if args.baseline && !outcome.interrupted {
-        let bytes = summary
-            .produce
-            .as_ref()
-            .or(summary.consume.as_ref())
-            .map_or(0, |t| t.bytes)
-            .clamp(64 << 20, 4 << 30);
         let disk_dir = embedded
             .as_ref()
             .map_or_else(std::env::temp_dir, |e| e.dir.clone());
-        if !args.quiet {
-            eprintln!(
-                "measuring the baseline: {:.0} MB through loopback TCP, and written to {} with direct I/O and read back",
-                bytes as f64 / 1e6,
-                disk_dir.display()
-            );
-        }
-        let tcp_mb_per_s = baseline::tcp_sink(bytes)?;
-        let disk = baseline::direct_write_read(&disk_dir, bytes, DISK_READ_BASELINE_BYTES_MIN)?;
-        summary.baseline = Some(Baseline {
-            tcp_mb_per_s,
-            disk_mb_per_s: disk.write_mb_per_s,
-            bytes,
-            disk_read_mb_per_s: disk.read_mb_per_s,
-            disk_read_bytes: disk.read_bytes,
-            disk_read_io_bytes: baseline::READ_IO_BYTES as u64,
-            disk_reads_in_flight: baseline::READS_IN_FLIGHT as u32,
-        });
+        summary.baseline = Some(measure_baseline(&summary, &disk_dir, args.quiet)?);
     }
     if let Some(e) = embedded {
         e.stop()?;
@@ -459,21 +393,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     write_report(&out_dir, &summary, &outcome, started_at)?;
     println!("{}", summary.table());
     if args.trace_latency {
-        let stages = crate::trace::totals();
-        crate::trace::enable(false);
-        let path = out_dir.join("latency-breakdown.json");
-        let json = serde_json::to_string_pretty(&crate::trace::json(&stages))
-            .map_err(|e| e.to_string())?;
-        std::fs::write(&path, json).map_err(|e| format!("writing {}: {e}", path.display()))?;
-        println!(
-            "produce latency breakdown, measured phase, per request (device writes: per write chunk):\n{}",
-            crate::trace::table(&stages)
-        );
-        if args.broker.is_some() {
-            println!(
-                "(client stages only: the broker's own stages are in its log when it runs with `corelog serve --trace-latency`)"
-            );
-        }
+        print_breakdown(&out_dir, args.broker.is_some())?;
     }
     println!("report: {}", out_dir.display());
     if outcome.interrupted {
@@ -525,6 +445,118 @@ fn broker_cpu(
 /// The disk read baseline reads at least this much (a file grown past the
 /// run's bytes if needed): enough for a steady figure.
 const DISK_READ_BASELINE_BYTES_MIN: u64 = 1 << 30;
+
+/// The run's figures as the report states them.
+fn summarize(
+    workload: &Workload,
+    outcome: &Outcome,
+    broker_text: String,
+    started_at: SystemTime,
+    embedded: bool,
+) -> Summary {
+    let mut summary = Summary {
+        corelog_version: env!("CARGO_PKG_VERSION").into(),
+        git_commit: option_env!("CORELOG_GIT_COMMIT")
+            .unwrap_or("unknown")
+            .into(),
+        started_at: report::utc_rfc3339(started_at),
+        machine: report::Machine::describe(),
+        broker: broker_text,
+        workload: workload.clone(),
+        interrupted: outcome.interrupted,
+        measured_seconds: outcome.measured_secs,
+        produce: (workload.mode != Mode::Consume).then(|| {
+            Throughput::new(
+                outcome.produced.0,
+                outcome.produced.1,
+                outcome.measured_secs,
+            )
+        }),
+        consume: (workload.mode != Mode::Produce).then(|| {
+            Throughput::new(
+                outcome.consumed.0,
+                outcome.consumed.1,
+                outcome.measured_secs,
+            )
+        }),
+        produce_latency_us: (workload.mode != Mode::Consume
+            && !outcome.produce_latency.total.is_empty())
+        .then(|| Latency::of(&outcome.produce_latency.total)),
+        e2e_latency_us: (workload.mode == Mode::E2e && !outcome.e2e_latency.total.is_empty())
+            .then(|| Latency::of(&outcome.e2e_latency.total)),
+        round_trip_latency_us: (!outcome.produce_round_trip.total.is_empty())
+            .then(|| Latency::of(&outcome.produce_round_trip.total)),
+        fetch_round_trip_latency_us: (!outcome.fetch_round_trip.total.is_empty())
+            .then(|| Latency::of(&outcome.fetch_round_trip.total)),
+        per_second: outcome.per_second.clone(),
+        baseline: None,
+        errors: outcome.errors,
+        first_error: outcome.first_error.clone(),
+        group: outcome.group.clone(),
+        ..Summary::default()
+    };
+    if let Some((seconds, scope)) = broker_cpu(&outcome.broker_stats, embedded) {
+        summary.broker_cpu_seconds = Some(seconds);
+        summary.broker_cpu_scope = Some(scope.into());
+        summary.broker_cpu_seconds_per_gb_produced = summary
+            .produce
+            .as_ref()
+            .filter(|t| t.bytes > 0)
+            .map(|t| seconds / (t.bytes as f64 / 1e9));
+    }
+    summary
+}
+
+/// A loopback TCP sink, and direct-I/O writes to and reads from
+/// `disk_dir`, for as many bytes as the run moved (64 MiB to 4 GiB).
+fn measure_baseline(summary: &Summary, disk_dir: &Path, quiet: bool) -> Result<Baseline, String> {
+    let bytes = summary
+        .produce
+        .as_ref()
+        .or(summary.consume.as_ref())
+        .map_or(0, |t| t.bytes)
+        .clamp(64 << 20, 4 << 30);
+    if !quiet {
+        eprintln!(
+            "measuring the baseline: {:.0} MB through loopback TCP, and written to {} with direct I/O and read back",
+            bytes as f64 / 1e6,
+            disk_dir.display()
+        );
+    }
+    let tcp_mb_per_s = baseline::tcp_sink(bytes)?;
+    let disk = baseline::direct_write_read(disk_dir, bytes, DISK_READ_BASELINE_BYTES_MIN)?;
+    Ok(Baseline {
+        tcp_mb_per_s,
+        disk_mb_per_s: disk.write_mb_per_s,
+        bytes,
+        disk_read_mb_per_s: disk.read_mb_per_s,
+        disk_read_bytes: disk.read_bytes,
+        disk_read_io_bytes: baseline::READ_IO_BYTES as u64,
+        disk_reads_in_flight: baseline::READS_IN_FLIGHT as u32,
+    })
+}
+
+/// Writes `latency-breakdown.json` and prints the measured phase's
+/// produce latency breakdown (see [`crate::trace`]), then switches tracing
+/// off. `external`: the broker runs elsewhere, so only client stages exist.
+fn print_breakdown(out_dir: &Path, external: bool) -> Result<(), String> {
+    let stages = crate::trace::totals();
+    crate::trace::enable(false);
+    let path = out_dir.join("latency-breakdown.json");
+    let json =
+        serde_json::to_string_pretty(&crate::trace::json(&stages)).map_err(|e| e.to_string())?;
+    std::fs::write(&path, json).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    println!(
+        "produce latency breakdown, measured phase, per request (device writes: per write chunk):\n{}",
+        crate::trace::table(&stages)
+    );
+    if external {
+        println!(
+            "(client stages only: the broker's own stages are in its log when it runs with `corelog serve --trace-latency`)"
+        );
+    }
+    Ok(())
+}
 
 /// A broker started inside this process for the run. Dropped without
 /// [`Embedded::stop`] (a run that failed part way), it still shuts the
@@ -1221,14 +1253,8 @@ fn spawn_producers(ctx: &Arc<Ctx>) -> Result<Vec<Joined>, String> {
         .collect()
 }
 
-async fn producer_task(
-    ctx: Arc<Ctx>,
-    index: u32,
-    quota: Option<u64>,
-) -> Result<ClientHists, String> {
-    let w = &ctx.workload;
-    let (hook, round_trips) = round_trip_hook(&ctx);
-    let config = ProducerConfig {
+fn producer_config(w: &Workload, hook: RoundTripHook) -> ProducerConfig {
+    ProducerConfig {
         acks: match w.acks.as_str() {
             "0" => Acks::None,
             "all" => Acks::All,
@@ -1246,7 +1272,68 @@ async fn producer_task(
         wire: w.protocol.parse().unwrap_or_default(),
         round_trip: Some(hook),
         ..ProducerConfig::default()
-    };
+    }
+}
+
+/// Waits for each sent record's ack, in send order, and records its
+/// produce→ack latency from its due time.
+async fn reap_acks(
+    ctx: Arc<Ctx>,
+    rx: glommio::channels::local_channel::LocalReceiver<(u64, u32, crate::client::Delivery)>,
+) -> Hists {
+    let mut hists = Hists::new();
+    // Every record of a batch is acknowledged at once: only the first of
+    // them waits, and the rest reuse its clock reading.
+    let mut now = Instant::now();
+    while let Some((due_ns, size, mut delivery)) = rx.recv().await {
+        let answer = match futures::FutureExt::now_or_never(&mut delivery) {
+            Some(answer) => answer,
+            None => {
+                let answer = delivery.await;
+                now = Instant::now();
+                answer
+            }
+        };
+        match answer {
+            Ok(_) => {
+                ctx.produced_msgs.fetch_add(1, Ordering::Relaxed);
+                ctx.produced_bytes.fetch_add(size as u64, Ordering::Relaxed);
+                let latency = ctx.ns(now).saturating_sub(due_ns) / 1000;
+                hists.record(&ctx, due_ns, ctx.second(now), latency);
+            }
+            Err(e) => ctx.error(describe(e, ctx.addr)),
+        }
+    }
+    hists
+}
+
+/// Open loop, ahead of schedule: sleeps towards `due`, waking at least
+/// every 50 ms to see a stop and at most once per pacing quantum (a
+/// wake-up per record would cost the client more than the record).
+/// Returns the time after the sleep.
+async fn pace_towards(due: Instant, now: Instant) -> Instant {
+    let wait = (due - now)
+        .max(PACING_QUANTUM)
+        .min(Duration::from_millis(50));
+    glommio::timer::sleep(wait).await;
+    let woke = Instant::now();
+    if crate::trace::enabled() {
+        crate::trace::record(
+            Stage::ClientWakeLate,
+            woke.saturating_duration_since(now + wait),
+        );
+    }
+    woke
+}
+
+async fn producer_task(
+    ctx: Arc<Ctx>,
+    index: u32,
+    quota: Option<u64>,
+) -> Result<ClientHists, String> {
+    let w = &ctx.workload;
+    let (hook, round_trips) = round_trip_hook(&ctx);
+    let config = producer_config(w, hook);
     let producer = match Producer::connect(ctx.addr, config).await {
         Ok(p) => p,
         Err(e) => {
@@ -1263,36 +1350,7 @@ async fn producer_task(
         glommio::channels::local_channel::new_bounded::<(u64, u32, crate::client::Delivery)>(
             ACKS_QUEUED_MAX,
         );
-    let reaper = {
-        let ctx = ctx.clone();
-        glommio::spawn_local(async move {
-            let mut hists = Hists::new();
-            // Every record of a batch is acknowledged at once: only the
-            // first of them waits, and the rest reuse its clock reading.
-            let mut now = Instant::now();
-            while let Some((due_ns, size, mut delivery)) = rx.recv().await {
-                let answer = match futures::FutureExt::now_or_never(&mut delivery) {
-                    Some(answer) => answer,
-                    None => {
-                        let answer = delivery.await;
-                        now = Instant::now();
-                        answer
-                    }
-                };
-                match answer {
-                    Ok(_) => {
-                        ctx.produced_msgs.fetch_add(1, Ordering::Relaxed);
-                        ctx.produced_bytes.fetch_add(size as u64, Ordering::Relaxed);
-                        let latency = ctx.ns(now).saturating_sub(due_ns) / 1000;
-                        hists.record(&ctx, due_ns, ctx.second(now), latency);
-                    }
-                    Err(e) => ctx.error(describe(e, ctx.addr)),
-                }
-            }
-            hists
-        })
-        .detach()
-    };
+    let reaper = glommio::spawn_local(reap_acks(ctx.clone(), rx)).detach();
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15 ^ ((index as u64 + 1) << 32));
     let mut value = vec![0x5au8; w.message_size.max];
     let mut seq = 0u64;
@@ -1311,20 +1369,7 @@ async fn producer_task(
         {
             now = Instant::now();
             if due > now {
-                // Wait for the slot, waking at least every 50 ms to see a
-                // stop, and at most once per pacing quantum (a wake-up per
-                // record would cost the client more than the record).
-                let wait = (due - now).max(PACING_QUANTUM);
-                let wait = wait.min(Duration::from_millis(50));
-                glommio::timer::sleep(wait).await;
-                let asked = now + wait;
-                now = Instant::now();
-                if crate::trace::enabled() {
-                    crate::trace::record(
-                        Stage::ClientWakeLate,
-                        now.saturating_duration_since(asked),
-                    );
-                }
+                now = pace_towards(due, now).await;
                 continue;
             }
         }

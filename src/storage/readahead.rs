@@ -454,29 +454,40 @@ impl ReadStream {
         Ok(())
     }
 
+    /// The consecutive pieces of `segment`'s bytes from `pos` on, at most
+    /// `len` in all, out of the read blocks; they stop early where the
+    /// blocks do (a gap, or a block still being read).
+    fn pieces(&self, segment: u64, pos: u64, len: usize) -> impl Iterator<Item = &[u8]> {
+        let mut done = 0usize;
+        let mut stopped = false;
+        self.blocks.iter().filter_map(move |b| {
+            let at = pos + done as u64;
+            if stopped || done == len || b.segment != segment || b.end() <= at {
+                return None;
+            }
+            let BlockData::Read(read) = &b.data else {
+                stopped = true;
+                return None;
+            };
+            if b.pos > at {
+                stopped = true;
+                return None;
+            }
+            let start = (at - b.pos) as usize;
+            let n = (b.valid - start).min(len - done);
+            done += n;
+            Some(&read[start..start + n])
+        })
+    }
+
     /// Copies `dst.len()` bytes of `segment` from `pos` out of the blocks
     /// (which must be [`ready`](Self::ready) for that range). Returns how
     /// many were there (fewer only if the blocks end first).
     pub(crate) fn copy_out(&self, segment: u64, pos: u64, dst: &mut [u8]) -> usize {
         let mut done = 0usize;
-        for b in &self.blocks {
-            if done == dst.len() {
-                break;
-            }
-            let at = pos + done as u64;
-            if b.segment != segment || b.end() <= at {
-                continue;
-            }
-            let BlockData::Read(read) = &b.data else {
-                break;
-            };
-            if b.pos > at {
-                break;
-            }
-            let start = (at - b.pos) as usize;
-            let n = (b.valid - start).min(dst.len() - done);
-            dst[done..done + n].copy_from_slice(&read[start..start + n]);
-            done += n;
+        for piece in self.pieces(segment, pos, dst.len()) {
+            dst[done..done + piece.len()].copy_from_slice(piece);
+            done += piece.len();
         }
         done
     }
@@ -499,27 +510,11 @@ impl ReadStream {
     /// blocks (which must be [`ready`](Self::ready) for that range): the
     /// one copy of the read path. Returns how many were there.
     pub(crate) fn append_to(&self, segment: u64, pos: u64, len: usize, out: &mut Vec<u8>) -> usize {
-        let mut done = 0usize;
-        for b in &self.blocks {
-            if done == len {
-                break;
-            }
-            let at = pos + done as u64;
-            if b.segment != segment || b.end() <= at {
-                continue;
-            }
-            let BlockData::Read(read) = &b.data else {
-                break;
-            };
-            if b.pos > at {
-                break;
-            }
-            let start = (at - b.pos) as usize;
-            let n = (b.valid - start).min(len - done);
-            out.extend_from_slice(&read[start..start + n]);
-            done += n;
+        let before = out.len();
+        for piece in self.pieces(segment, pos, len) {
+            out.extend_from_slice(piece);
         }
-        done
+        out.len() - before
     }
 
     /// Bytes of `segment` held from `pos` on, in blocks read or being read
