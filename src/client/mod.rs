@@ -522,10 +522,18 @@ impl Connection {
 
 /// Connections by address, made on first use and replaced when broken; all
 /// speak the pool's protocol.
-#[derive(Default)]
+/// One connection per broker address, shared by a client's tasks.
+///
+/// At most one connection to an address is being opened at a time: tasks
+/// that need it while it is wait for it rather than open their own. Two
+/// connections to one address would let a partition's pipelined produce
+/// requests reach the broker out of order (each connection is served by
+/// its own task there), and the broker appends in arrival order.
 pub(crate) struct ConnectionPool {
     wire: Wire,
     conns: RefCell<std::collections::HashMap<SocketAddr, Rc<Connection>>>,
+    /// Held while a connection is being opened (FIFO, one at a time).
+    connecting: glommio::sync::Semaphore,
 }
 
 impl ConnectionPool {
@@ -533,6 +541,7 @@ impl ConnectionPool {
         ConnectionPool {
             wire,
             conns: RefCell::default(),
+            connecting: glommio::sync::Semaphore::new(1),
         }
     }
 
@@ -540,11 +549,25 @@ impl ConnectionPool {
         self.wire
     }
 
-    pub(crate) async fn get(&self, addr: SocketAddr, timeout: Duration) -> Result<Rc<Connection>> {
+    fn healthy(&self, addr: SocketAddr) -> Option<Rc<Connection>> {
         let existing = self.conns.borrow().get(&addr).cloned();
-        if let Some(conn) = existing
-            && conn.broken().is_none()
-        {
+        existing.filter(|conn| conn.broken().is_none())
+    }
+
+    pub(crate) async fn get(&self, addr: SocketAddr, timeout: Duration) -> Result<Rc<Connection>> {
+        if let Some(conn) = self.healthy(addr) {
+            return Ok(conn);
+        }
+        let _opening =
+            self.connecting
+                .acquire_permit(1)
+                .await
+                .map_err(|e| ClientError::Connect {
+                    addr,
+                    reason: e.to_string(),
+                })?;
+        // Another task may have opened it while this one waited.
+        if let Some(conn) = self.healthy(addr) {
             return Ok(conn);
         }
         let conn = Connection::connect_with(addr, timeout, self.wire).await?;
