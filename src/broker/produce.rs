@@ -3,16 +3,21 @@
 
 use super::{Appended, PartitionResult, ProduceRequest, ProduceResponse, TopicResult};
 use crate::error::{BrokerError, ErrorKind};
-use crate::shard::{ProduceItem, Shard};
+use crate::shard::{ProduceItem, Shard, Turn};
 use std::rc::Rc;
 
 /// Appends every partition's records, wherever the partition lives, and
-/// reports per partition where they went. What completion means follows
+/// reports per partition where they went. `turn` keeps a connection's
+/// requests in order (see [`Shard::produce`]). What completion means follows
 /// `request.acks` and each topic's fsync policy (see
 /// [`PartitionLog::append`](crate::storage::PartitionLog::append)).
 /// Partitions still unanswered at the timeout get `RequestTimedOut`; their
 /// appends still complete or fail as a whole in the background.
-pub async fn produce(shard: &Rc<Shard>, request: ProduceRequest) -> ProduceResponse {
+pub async fn produce(
+    shard: &Rc<Shard>,
+    request: ProduceRequest,
+    turn: Option<Turn>,
+) -> ProduceResponse {
     let snapshot = shard.snapshot();
     let timeout = request.timeout;
     let mut response: ProduceResponse = Vec::with_capacity(request.topics.len());
@@ -61,7 +66,7 @@ pub async fn produce(shard: &Rc<Shard>, request: ProduceRequest) -> ProduceRespo
             partitions,
         });
     }
-    let work = shard.produce(items, request.acks);
+    let work = shard.produce(items, request.acks, turn);
     let timer = glommio::timer::sleep(timeout.max(std::time::Duration::from_millis(1)));
     futures::pin_mut!(work, timer);
     if let futures::future::Either::Left((outcomes, _)) = futures::future::select(work, timer).await

@@ -30,8 +30,10 @@
 mod budget;
 mod lock;
 mod ops;
+mod order;
 
 pub use budget::{FdBudget, open_file_limit};
+pub use order::{ProduceOrder, Turn};
 
 pub use ops::{
     FetchData, FetchItem, FetchOutcome, OffsetAnswer, OffsetQuery, PartitionState, ProduceItem,
@@ -814,6 +816,23 @@ fn spawn_mesh_receivers(
             glommio::spawn_local(async move {
                 while let Some(msg) = receiver.recv().await {
                     let shard = shard.clone();
+                    if let ShardMsg::Produce {
+                        items,
+                        acks,
+                        sent,
+                        reply,
+                    } = msg
+                    {
+                        // Started here, in the order the hops arrive: a
+                        // connection's requests stay in order across cores.
+                        crate::trace::since(crate::trace::Stage::Hop, sent);
+                        let appends = shard.produce_local(items, acks);
+                        glommio::spawn_local(async move {
+                            let _ = reply.send(appends.await);
+                        })
+                        .detach();
+                        continue;
+                    }
                     glommio::spawn_local(async move { shard.handle_msg(msg).await }).detach();
                 }
             })
@@ -908,6 +927,7 @@ impl Shard {
                 sent,
                 reply,
             } => {
+                // Normally started by the mesh receiver itself.
                 crate::trace::since(crate::trace::Stage::Hop, sent);
                 let _ = reply.send(self.produce_local(items, acks).await);
             }

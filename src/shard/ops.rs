@@ -4,7 +4,7 @@
 //! by owning shard, sends one message per remote shard (one hop each), runs
 //! the local group itself, and returns the outcomes in request order.
 
-use super::{Shard, ShardMsg};
+use super::{Shard, ShardMsg, Turn};
 use crate::error::{BrokerError, ErrorKind};
 use crate::storage::{AppendInfo, StorageError};
 use crate::trace::{self, Stage};
@@ -120,17 +120,27 @@ fn group_by_owner<T>(
 
 impl Shard {
     /// Appends each item's records to its partition, wherever it lives.
+    /// `turn` is the request's place in its connection's order (see
+    /// `order`): its appends start after the connection's earlier
+    /// requests' have, so a connection's requests are appended in the
+    /// order they arrived. `None`: no order to keep (one request alone).
     pub async fn produce(
         self: &Rc<Self>,
         items: Vec<ProduceItem>,
         acks: Acks,
+        turn: Option<Turn>,
     ) -> Vec<ProduceOutcome> {
         let (local, remote) = group_by_owner(self, items, |i| (i.topic, i.partition));
+        if let Some(turn) = &turn {
+            turn.come().await;
+        }
         let mut waits = Vec::new();
         let mut failed = Vec::new();
         for (owner, items) in remote {
             let idxs: Vec<usize> = items.iter().map(|i| i.idx).collect();
             let (tx, rx) = oneshot::channel();
+            // The owner starts a hop's appends in the order its messages
+            // arrive (see `spawn_mesh_receivers`).
             match self
                 .send_to(
                     owner,
@@ -150,7 +160,11 @@ impl Shard {
                 })),
             }
         }
-        let mut out = self.produce_local(local, acks).await;
+        let local = self.produce_local(local, acks);
+        if let Some(turn) = turn {
+            turn.end();
+        }
+        let mut out = local.await;
         out.extend(failed);
         for (idxs, rx) in waits {
             match rx.await {
@@ -164,39 +178,52 @@ impl Shard {
         out
     }
 
-    pub(super) async fn produce_local(
+    /// Starts every item's append on this shard before it returns (in
+    /// item order); the future waits for the outcomes.
+    pub(super) fn produce_local(
         &self,
         items: Vec<ProduceItem>,
         acks: Acks,
-    ) -> Vec<ProduceOutcome> {
-        let refusal = &self.disk_refusal();
-        let appends = items.into_iter().map(|item| async move {
-            let result = match self.log(item.topic, item.partition) {
-                None => Err(self.unavailable(item.topic, item.partition)),
-                Some(_) if refusal.is_some() => Err(refusal.clone().expect("checked above")),
-                Some(log) => {
-                    let began = trace::now();
-                    let appended = log.append(item.data).await;
-                    let appended_at = trace::since(Stage::Append, began);
-                    match appended {
-                        Ok(info) => match acks {
-                            Acks::All => {
-                                let durable = log.make_durable(info.last_offset.plus(1)).await;
-                                trace::since(Stage::Durable, appended_at);
-                                durable.map(|()| info).map_err(|e| BrokerError::storage(&e))
-                            }
-                            _ => Ok(info),
-                        },
-                        Err(e) => Err(BrokerError::storage(&e)),
+    ) -> impl std::future::Future<Output = Vec<ProduceOutcome>> + use<> {
+        let refusal = self.disk_refusal();
+        let appends: Vec<_> = items
+            .into_iter()
+            .map(|item| {
+                let started = match self.log(item.topic, item.partition) {
+                    None => Err(self.unavailable(item.topic, item.partition)),
+                    Some(_) if refusal.is_some() => Err(refusal.clone().expect("checked above")),
+                    Some(log) => {
+                        let began = trace::now();
+                        let pending = log.start_append(item.data);
+                        Ok((log, pending, began))
                     }
+                };
+                let idx = item.idx;
+                async move {
+                    let result = match started {
+                        Err(e) => Err(e),
+                        Ok((log, pending, began)) => {
+                            let appended = pending.await;
+                            let appended_at = trace::since(Stage::Append, began);
+                            match appended {
+                                Ok(info) => match acks {
+                                    Acks::All => {
+                                        let durable =
+                                            log.make_durable(info.last_offset.plus(1)).await;
+                                        trace::since(Stage::Durable, appended_at);
+                                        durable.map(|()| info).map_err(|e| BrokerError::storage(&e))
+                                    }
+                                    _ => Ok(info),
+                                },
+                                Err(e) => Err(BrokerError::storage(&e)),
+                            }
+                        }
+                    };
+                    ProduceOutcome { idx, result }
                 }
-            };
-            ProduceOutcome {
-                idx: item.idx,
-                result,
-            }
-        });
-        futures::future::join_all(appends).await
+            })
+            .collect();
+        futures::future::join_all(appends)
     }
 
     /// Reads each item's partition once, wherever it lives.

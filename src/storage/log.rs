@@ -779,6 +779,41 @@ const CUTS_KEPT: usize = 16;
 type Assigned = (Offset, Offset, Option<Timestamp>, u64);
 
 impl Inner {
+    fn start_offset(&self) -> Offset {
+        self.segments.borrow()[0].base()
+    }
+
+    /// Waits until everything below `offset` is durable. Fails if the log
+    /// failed (or failed and recovered: the epoch moved) meanwhile — the
+    /// records may have been cut and their offsets given to others.
+    async fn wait_durable(&self, offset: Offset, epoch: u64) -> Result<()> {
+        let inner = self;
+        let moved = || -> Result<()> {
+            if inner.survived(epoch, offset) {
+                return Ok(());
+            }
+            Err(StorageError::DiskFull {
+                reason: format!(
+                    "the log ran out of space while offset {offset} waited to become durable; the records were cut and not acknowledged"
+                ),
+            })
+        };
+        loop {
+            moved()?;
+            if inner.durable.get() >= offset {
+                return Ok(());
+            }
+            inner.check()?;
+            let listener = inner.progress.listen();
+            moved()?;
+            if inner.durable.get() >= offset {
+                return Ok(());
+            }
+            inner.check()?;
+            listener.await;
+        }
+    }
+
     /// Assigns offsets to validated batches, stamps them and copies them
     /// into the active segment (rolling as needed). Must run to completion
     /// (see `PartitionLog::append`).
@@ -1253,6 +1288,42 @@ impl PartitionLog {
     /// future after validation does not cancel the append: it completes in
     /// the background, only the wait for durability is abandoned.
     pub async fn append(&self, batches: BytesMut) -> Result<AppendInfo> {
+        self.start_append(batches).await
+    }
+
+    /// [`PartitionLog::append`], started now: the batches are validated
+    /// and queued for offsets before this returns, so appends started one
+    /// after another are ordered so in the log whatever order their
+    /// futures are awaited in. The future reports the outcome (and under
+    /// `fsync always`, waits for durability); dropping it does not cancel
+    /// the append.
+    pub fn start_append(
+        &self,
+        batches: BytesMut,
+    ) -> impl std::future::Future<Output = Result<AppendInfo>> + use<> {
+        let inner = self.inner.clone();
+        let started = self.queue_append(batches);
+        async move {
+            let (base, offset, log_append_time, epoch) =
+                started?.await.ok_or(StorageError::Closed)??;
+            if inner.config.get().fsync == FsyncPolicy::Always {
+                inner.wait_durable(offset, epoch).await?;
+            }
+            Ok(AppendInfo {
+                base_offset: base,
+                last_offset: Offset(offset.0 - 1),
+                log_start_offset: inner.start_offset(),
+                log_append_time,
+            })
+        }
+    }
+
+    /// Validates `batches` and starts the task that assigns their offsets
+    /// and writes them (behind every append started before).
+    fn queue_append(
+        &self,
+        batches: BytesMut,
+    ) -> Result<glommio::task::JoinHandle<Result<Assigned>>> {
         let inner = &self.inner;
         inner.check_permanent()?;
         if batches.is_empty() {
@@ -1270,19 +1341,10 @@ impl PartitionLog {
         // The locked part runs as its own task: if the caller stops waiting
         // (a timeout, a closed connection), the append still completes or
         // fails as a whole. Cut short halfway, a segment would count bytes
-        // that never reached its write chunk.
-        let task =
-            glommio::spawn_local(Inner::append_locked(self.inner.clone(), batches, found)).detach();
-        let (base, offset, log_append_time, epoch) = task.await.ok_or(StorageError::Closed)??;
-        if inner.config.get().fsync == FsyncPolicy::Always {
-            self.wait_durable(offset, epoch).await?;
-        }
-        Ok(AppendInfo {
-            base_offset: base,
-            last_offset: Offset(offset.0 - 1),
-            log_start_offset: self.start_offset(),
-            log_append_time,
-        })
+        // that never reached its write chunk. Tasks start in the order they
+        // were spawned and the append lock is FIFO, so appends keep the
+        // order they were queued in.
+        Ok(glommio::spawn_local(Inner::append_locked(self.inner.clone(), batches, found)).detach())
     }
 
     /// Waits until every record below `offset` is on stable media, asking
@@ -1306,35 +1368,8 @@ impl PartitionLog {
         self.inner.data.listen()
     }
 
-    /// Waits until everything below `offset` is durable. Fails if the log
-    /// failed (or failed and recovered: the epoch moved) meanwhile — the
-    /// records may have been cut and their offsets given to others.
     async fn wait_durable(&self, offset: Offset, epoch: u64) -> Result<()> {
-        let inner = &self.inner;
-        let moved = || -> Result<()> {
-            if inner.survived(epoch, offset) {
-                return Ok(());
-            }
-            Err(StorageError::DiskFull {
-                reason: format!(
-                    "the log ran out of space while offset {offset} waited to become durable; the records were cut and not acknowledged"
-                ),
-            })
-        };
-        loop {
-            moved()?;
-            if inner.durable.get() >= offset {
-                return Ok(());
-            }
-            inner.check()?;
-            let listener = inner.progress.listen();
-            moved()?;
-            if inner.durable.get() >= offset {
-                return Ok(());
-            }
-            inner.check()?;
-            listener.await;
-        }
+        self.inner.wait_durable(offset, epoch).await
     }
 
     /// Reads whole batches from the one holding `from`: up to `max_bytes`,
@@ -1786,7 +1821,7 @@ impl PartitionLog {
 
     /// The first offset still stored.
     pub fn start_offset(&self) -> Offset {
-        self.inner.segments.borrow()[0].base()
+        self.inner.start_offset()
     }
 
     /// The offset the next appended record will get.

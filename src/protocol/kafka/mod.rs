@@ -39,7 +39,7 @@ pub use apis::SUPPORTED;
 
 use super::{Dispatch, LengthPrefix, Outgoing, Protocol};
 use crate::constants::KAFKA_REQUEST_BYTES_MAX;
-use crate::shard::{Counters, Shard};
+use crate::shard::{Counters, ProduceOrder, Shard};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestKind};
 use std::rc::Rc;
@@ -55,6 +55,8 @@ pub struct Session {
     /// Only metadata and admin requests are served (a connection over the
     /// limit, on a reserved slot).
     admin_only: bool,
+    /// The order of this connection's produce requests.
+    produce_order: ProduceOrder,
 }
 
 /// Bytes of the frame's length prefix.
@@ -69,6 +71,7 @@ impl Protocol for Kafka {
         Session {
             host: peer.map(|p| format!("/{}", p.ip())).unwrap_or_default(),
             admin_only,
+            produce_order: ProduceOrder::default(),
         }
     }
 
@@ -166,9 +169,11 @@ fn route(shard: &Rc<Shard>, session: &Rc<Session>, frame: BytesMut) -> Result<Di
         Body::Reply(answer) => Ok(Dispatch::Reply(answer)),
         Body::Produce(request) => {
             let shard = shard.clone();
+            // Taken now, in arrival order (see `shard::order`).
+            let turn = session.produce_order.turn();
             Ok(Dispatch::Handle(
                 Box::pin(async move {
-                    let response = produce::handle(&shard, header.version, request).await?;
+                    let response = produce::handle(&shard, header.version, request, turn).await?;
                     encode_or_log(header, &response)
                 }),
                 super::RequestKind::Produce,

@@ -7,7 +7,7 @@ use super::codes;
 use super::walk::{ProduceLayout, ProduceTopic as TopicLayout, TopicRef, str_at};
 use crate::broker::{self, ProduceRequest, ProduceResponse, ProduceTopic};
 use crate::protocol::carve;
-use crate::shard::Shard;
+use crate::shard::{Shard, Turn};
 use crate::types::Acks;
 use bytes::BytesMut;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -80,9 +80,10 @@ pub async fn handle(
     shard: &Rc<Shard>,
     version: i16,
     request: ProduceRequest,
+    turn: Turn,
 ) -> Option<KafkaProduceResponse> {
     let acks = request.acks;
-    let response = broker::produce(shard, request).await;
+    let response = broker::produce(shard, request, Some(turn)).await;
     (acks != Acks::None).then(|| encode(version, &response))
 }
 

@@ -7,7 +7,7 @@ use crate::broker::{self, FetchResponse, ListOffsetsResponse, ProduceResponse};
 use crate::error::{BrokerError, ErrorKind};
 use crate::meta::{ConfigEntry, ConfigSource};
 use crate::protocol::{Outgoing, wire};
-use crate::shard::Shard;
+use crate::shard::{Shard, Turn};
 use crate::types::Acks;
 use crate::types::FsyncPolicy;
 use bytes::Bytes;
@@ -141,7 +141,12 @@ fn topic_code(error: &Option<BrokerError>) -> ErrorCode {
 
 /// Serves one request; `None` for requests that get no response
 /// (produce with acks 0).
-pub async fn handle(shard: &Rc<Shard>, corr: u64, request: Request) -> Option<ResponseFrame> {
+pub async fn handle(
+    shard: &Rc<Shard>,
+    corr: u64,
+    request: Request,
+    turn: Option<Turn>,
+) -> Option<ResponseFrame> {
     let response = match request {
         Request::Handshake { version, client_id } => handshake(shard, corr, version, &client_id),
         Request::Metadata { topics } => metadata(shard, corr, topics),
@@ -190,7 +195,7 @@ pub async fn handle(shard: &Rc<Shard>, corr: u64, request: Request) -> Option<Re
         Request::DescribeTopic { name } => describe_topic(shard, corr, &name).await,
         Request::Produce(request) => {
             let acks = request.acks;
-            let response = broker::produce(shard, request).await;
+            let response = broker::produce(shard, request, turn).await;
             if acks == Acks::None {
                 return None;
             }

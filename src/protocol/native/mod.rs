@@ -19,7 +19,7 @@ mod handle;
 use super::{Dispatch, LengthPrefix, Outgoing, Protocol, RequestKind, wire};
 use crate::constants::FRAME_BYTES_MAX;
 use crate::error::{BrokerError, ErrorKind};
-use crate::shard::{Counters, Shard};
+use crate::shard::{Counters, ProduceOrder, Shard};
 use bytes::BytesMut;
 use std::rc::Rc;
 use wire::ErrorCode;
@@ -36,6 +36,8 @@ pub struct Session {
     /// Only metadata, stats and admin requests are served (a connection
     /// over the limit, on a reserved slot).
     admin_only: bool,
+    /// The order of this connection's produce requests.
+    produce_order: ProduceOrder,
 }
 
 impl Protocol for Native {
@@ -44,7 +46,10 @@ impl Protocol for Native {
     type Session = Session;
 
     fn session(_peer: Option<std::net::SocketAddr>, admin_only: bool) -> Session {
-        Session { admin_only }
+        Session {
+            admin_only,
+            produce_order: ProduceOrder::default(),
+        }
     }
 
     fn dispatch(shard: &Rc<Shard>, session: &Rc<Session>, frame: BytesMut) -> Dispatch {
@@ -61,13 +66,17 @@ impl Protocol for Native {
             }
             Ok((corr, request)) => {
                 let shard = shard.clone();
-                let kind = match request {
-                    decode::Request::Produce(_) => RequestKind::Produce,
-                    _ => RequestKind::Other,
+                // A produce takes its turn now, in arrival order (see
+                // `shard::order`).
+                let (kind, turn) = match request {
+                    decode::Request::Produce(_) => {
+                        (RequestKind::Produce, Some(session.produce_order.turn()))
+                    }
+                    _ => (RequestKind::Other, None),
                 };
                 Dispatch::Handle(
                     Box::pin(async move {
-                        handle::handle(&shard, corr, request)
+                        handle::handle(&shard, corr, request, turn)
                             .await
                             .map(handle::ResponseFrame::into_outgoing)
                     }),
