@@ -18,7 +18,7 @@ bench_bin=${!#}
 hz=$(getconf CLK_TCK)
 for bin in "$@"; do
     data=$(mktemp -d "${TMPDIR:-/tmp}/corelog-cpu-XXXXXX")
-    "$bin" serve --data-dir "$data/d" --listen 127.0.0.1:0 --kafka-listen none --cores 2 \
+    "$bin" serve --data-dir "$data/d" --listen 127.0.0.1:0 --kafka-listen none --http-listen none --cores 2 \
         >"$data/out" 2>"$data/log" &
     pid=$!
     for _ in $(seq 1 300); do

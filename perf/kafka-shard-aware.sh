@@ -58,7 +58,7 @@ bench "baseline" --mode produce --baseline
 serve() {
     local dir=$2
     mkdir -p "$dir"
-    "$bin" serve --cores 2 --listen 127.0.0.1:0 --kafka-listen 127.0.0.1:0 $(flag_of "$1") \
+    "$bin" serve --cores 2 --listen 127.0.0.1:0 --kafka-listen 127.0.0.1:0 --http-listen none $(flag_of "$1") \
         --data-dir "$dir/data" >"$dir/stdout" 2>"$dir/stderr" &
     broker_pid=$!
     for _ in $(seq 300); do
@@ -66,7 +66,7 @@ serve() {
         sleep 0.1
     done
     local line
-    line=$(head -n 1 "$dir/stdout")
+    line=$(grep -m 1 "^corelog listening on" "$dir/stdout")
     [[ $line == "corelog listening on "* ]] || { echo "broker did not start: $dir/stderr" >&2; kill "$broker_pid"; exit 1; }
     native=$(awk '{print $4}' <<<"$line")
     kafka=$(grep -o 'kafka=[^ ]*' <<<"$line" | cut -d= -f2)

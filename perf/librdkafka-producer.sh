@@ -28,7 +28,7 @@ mkdir -p "$results"
 cargo build --release --quiet
 bin="$root/target/release/corelog"
 data=$(mktemp -d)
-"$bin" serve --cores 2 --data-dir "$data" --listen 127.0.0.1:0 --kafka-listen 127.0.0.1:0 \
+"$bin" serve --cores 2 --data-dir "$data" --listen 127.0.0.1:0 --kafka-listen 127.0.0.1:0 --http-listen none \
     >"$results/broker.out" 2>"$results/broker.err" &
 broker_pid=$!
 trap 'kill $broker_pid 2>/dev/null; wait $broker_pid 2>/dev/null; rm -rf "$data"' EXIT

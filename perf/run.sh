@@ -38,7 +38,7 @@ trap cleanup EXIT
 if [[ -z "${BROKER:-}" ]]; then
     data=$(mktemp -d "${TMPDIR:-/tmp}/corelog-perf-XXXXXX")
     port=${PORT:-19400}
-    "$bin" serve --data-dir "$data/data" --listen "127.0.0.1:$port" --kafka-listen none \
+    "$bin" serve --data-dir "$data/data" --listen "127.0.0.1:$port" --kafka-listen none --http-listen 127.0.0.1:0 \
         >"$results/broker.out" 2>"$results/broker.log" &
     server=$!
     for _ in $(seq 1 300); do

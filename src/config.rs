@@ -57,6 +57,9 @@ pub struct BrokerConfig {
     /// Where the Kafka protocol listener binds (every shard accepts there
     /// with SO_REUSEPORT); `None`: no Kafka listener.
     pub kafka_listen: Option<SocketAddr>,
+    /// The HTTP port (metrics, admin API, console); `None`: none. Served by
+    /// whoever starts the broker (`corelog serve`), not by the shards.
+    pub http_listen: Option<SocketAddr>,
     /// What Kafka clients are told to connect to (`host:port`); default: the
     /// bound Kafka address.
     pub kafka_advertise: Option<(String, u16)>,
@@ -93,6 +96,69 @@ pub struct BrokerConfig {
 }
 
 impl BrokerConfig {
+    /// The settings as `(name, value)` pairs, for the HTTP API and console.
+    pub fn describe(&self) -> Vec<(String, String)> {
+        let opt = |v: Option<String>| v.unwrap_or_else(|| "none".into());
+        let ms = |d: Duration| d.as_millis().to_string();
+        let mut out = vec![
+            ("data_dir", self.data_dir.display().to_string()),
+            ("listen", self.listen.to_string()),
+            ("cores", self.cores.to_string()),
+            ("pin", self.pin.to_string()),
+            (
+                "kafka_listen",
+                opt(self.kafka_listen.map(|a| a.to_string())),
+            ),
+            ("http_listen", opt(self.http_listen.map(|a| a.to_string()))),
+            (
+                "kafka_advertise",
+                opt(self
+                    .kafka_advertise
+                    .as_ref()
+                    .map(|(h, p)| format!("{h}:{p}"))),
+            ),
+            ("kafka_shard_brokers", self.kafka_shard_brokers.to_string()),
+            ("auto_create_topics", self.auto_create_topics.to_string()),
+            ("max_connections", self.max_connections.to_string()),
+            (
+                "max_inflight_per_connection",
+                self.max_inflight_per_connection.to_string(),
+            ),
+            ("idle_timeout_ms", ms(self.idle_timeout)),
+            ("frame_timeout_ms", ms(self.frame_timeout)),
+            ("max_frame_bytes", self.max_frame_bytes.to_string()),
+            (
+                "request_memory_bytes",
+                self.request_memory_bytes.to_string(),
+            ),
+            (
+                "retention_check_interval_ms",
+                ms(self.retention_check_interval),
+            ),
+            ("log_cleaner_interval_ms", ms(self.log_cleaner_interval)),
+            (
+                "disk_free_min_bytes",
+                opt(self.disk_free_min_bytes.map(|v| v.to_string())),
+            ),
+            ("trace_latency", self.trace_latency.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect::<Vec<_>>();
+        if let Ok(serde_json::Value::Object(defaults)) = serde_json::to_value(&self.topic_defaults)
+        {
+            for (k, v) in defaults {
+                let v = match v {
+                    serde_json::Value::String(s) => s,
+                    serde_json::Value::Null => "none".into(),
+                    other => other.to_string(),
+                };
+                out.push((format!("topic_defaults.{k}"), v));
+            }
+        }
+        out
+    }
+
     /// Defaults for a data directory.
     pub fn new(data_dir: impl Into<PathBuf>) -> BrokerConfig {
         BrokerConfig {
@@ -114,6 +180,7 @@ impl BrokerConfig {
             log_cleaner_bytes_per_sec: LOG_CLEANER_BYTES_PER_SEC_DEFAULT,
             log_cleaner_map_bytes: LOG_CLEANER_MAP_BYTES_DEFAULT,
             kafka_listen: None,
+            http_listen: None,
             kafka_advertise: None,
             kafka_shard_brokers: false,
             kafka_shard_ports: None,
@@ -327,6 +394,10 @@ impl BrokerConfig {
             self.kafka_listen =
                 parse_listen(&v).map_err(|e| format!("{}: kafka_listen: {e}", path.display()))?;
         }
+        if let Some(v) = file.http_listen {
+            self.http_listen =
+                parse_listen(&v).map_err(|e| format!("{}: http_listen: {e}", path.display()))?;
+        }
         if let Some(v) = file.kafka_advertise {
             self.kafka_advertise = Some(
                 parse_advertise(&v)
@@ -382,6 +453,7 @@ struct FileConfig {
     log_cleaner_bytes_per_sec: Option<u64>,
     log_cleaner_map_bytes: Option<usize>,
     kafka_listen: Option<String>,
+    http_listen: Option<String>,
     kafka_advertise: Option<String>,
     kafka_shard_brokers: Option<bool>,
     kafka_shard_ports: Option<Vec<u16>>,

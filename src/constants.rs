@@ -50,6 +50,14 @@ pub const GROUP_MIN_SESSION_TIMEOUT_MS: i64 = 6_000;
 pub const GROUP_MAX_SESSION_TIMEOUT_MS: i64 = 1_800_000;
 /// How often coordinators check sessions and rebalance deadlines.
 pub const GROUP_TICK_MS: u64 = 100;
+
+/// How often each shard publishes its figures for `/metrics` and the HTTP
+/// API (what a scrape or the console sees is at most this old).
+pub const METRICS_PUBLISH_MS: u64 = 500;
+
+/// Where `corelog serve` serves HTTP (metrics, admin API, console) unless
+/// told otherwise (Redpanda's admin port).
+pub const HTTP_LISTEN_DEFAULT: &str = "127.0.0.1:9644";
 /// How often a consumer-protocol (KIP-848) member heartbeats (Kafka's
 /// `group.consumer.heartbeat.interval.ms`).
 pub const GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS_DEFAULT: u64 = 5_000;

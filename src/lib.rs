@@ -39,7 +39,9 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod group;
+pub mod http;
 pub mod meta;
+pub mod metrics;
 pub mod protocol;
 pub mod record;
 pub mod server;

@@ -1209,6 +1209,7 @@ fn a_data_directory_written_by_a4dde11_keeps_its_records_ids_and_settings() {
 fn serve_refused(args: &[&str]) -> (i32, String) {
     let out = std::process::Command::new(common::corelog_bin())
         .arg("serve")
+        .args(["--http-listen", "none"])
         .args(args)
         .output()
         .unwrap();

@@ -84,6 +84,37 @@ pub struct Appended {
 /// under `acks=0` (no answer is sent).
 pub type ProduceResponse = Vec<TopicResult<Appended>>;
 
+/// Counts each partition's error in `response` for metrics, as answers of
+/// `api`.
+pub fn count_produce_errors(
+    shard: &crate::shard::Shard,
+    api: crate::metrics::ApiLabel,
+    response: &ProduceResponse,
+) {
+    for topic in response {
+        for p in &topic.partitions {
+            if let Err(e) = &p.result {
+                shard.metrics.error(api, e.kind);
+            }
+        }
+    }
+}
+
+/// [`count_produce_errors`] for a fetch.
+pub fn count_fetch_errors(
+    shard: &crate::shard::Shard,
+    api: crate::metrics::ApiLabel,
+    response: &FetchResponse,
+) {
+    for topic in response {
+        for p in &topic.partitions {
+            if let Err(f) = &p.result {
+                shard.metrics.error(api, f.error.kind);
+            }
+        }
+    }
+}
+
 /// One partition to read: from `offset`, at most `max_bytes` (but always
 /// one whole batch if any is readable).
 #[derive(Clone, Debug)]

@@ -4,6 +4,7 @@ use crate::config::BrokerConfig;
 use crate::types::FsyncPolicy;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
@@ -82,6 +83,11 @@ pub struct ServeArgs {
     /// `none` turns it off; port 0 picks one [default: 127.0.0.1:9092].
     #[arg(long)]
     kafka_listen: Option<String>,
+    /// HTTP listener for Prometheus metrics (`/metrics`), the JSON admin API
+    /// (`/v1/...`) and the web console (`/`), HOST:PORT; `none` turns it
+    /// off; port 0 picks one [default: 127.0.0.1:9644].
+    #[arg(long)]
+    http_listen: Option<String>,
     /// HOST:PORT Kafka clients are told to connect to (default: the bound
     /// Kafka address).
     #[arg(long, value_parser = crate::config::parse_advertise)]
@@ -121,6 +127,11 @@ fn config_from(args: &ServeArgs) -> Result<BrokerConfig, String> {
     // `serve` speaks Kafka on Kafka's port unless told otherwise (the
     // library default, used by embedded brokers, has no Kafka listener).
     config.kafka_listen = Some("127.0.0.1:9092".parse().expect("a valid address"));
+    config.http_listen = Some(
+        crate::constants::HTTP_LISTEN_DEFAULT
+            .parse()
+            .expect("a valid address"),
+    );
     if let Some(file) = &args.config {
         config.apply_file(file)?;
     }
@@ -177,6 +188,10 @@ fn config_from(args: &ServeArgs) -> Result<BrokerConfig, String> {
     }
     if args.no_pin {
         config.pin = false;
+    }
+    if let Some(v) = &args.http_listen {
+        config.http_listen =
+            crate::config::parse_listen(v).map_err(|e| format!("--http-listen: {e}"))?;
     }
     if let Some(v) = &args.kafka_listen {
         config.kafka_listen =
@@ -236,7 +251,31 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
     let config = config_from(&args)?;
     let cores = config.cores;
     let data_dir = config.data_dir.clone();
-    let broker = crate::server::start(config)?;
+    let board = Arc::new(crate::metrics::Board::new(cores));
+    board.set_broker(|b| {
+        b.data_dir = data_dir.display().to_string();
+        b.cores = cores;
+        b.config = config.describe();
+    });
+    // Served before the shards recover their partitions: /v1/health says
+    // 503 until they have.
+    let http = match config.http_listen {
+        Some(listen) => {
+            let server = crate::http::start(listen, board.clone())?;
+            // Its own line, as soon as it is bound.
+            println!("corelog http listening on {}", server.addr());
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+            tracing::info!(addr = %server.addr(), "HTTP listener (metrics, admin API, console)");
+            Some(server)
+        }
+        None => None,
+    };
+    let broker = crate::server::start_with(config, board.clone())?;
+    board.set_broker(|b| {
+        b.native_addr = Some(broker.addr.to_string());
+        b.kafka_addr = broker.kafka_addr.map(|a| a.to_string());
+    });
     let ports: Vec<String> = broker.shard_ports.iter().map(u16::to_string).collect();
     let kafka = broker
         .kafka_addr
@@ -285,6 +324,7 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         })
         .map_err(|e| e.to_string())?;
     let result = broker.join();
+    drop(http);
     handle.close();
     match &result {
         Ok(()) => tracing::info!("stopped cleanly"),

@@ -1081,6 +1081,44 @@ impl Coordinator {
         }
     }
 
+    /// Every group of this shard with its members and committed offsets,
+    /// for metrics and the HTTP API.
+    pub fn report(&self) -> Vec<crate::metrics::GroupReport> {
+        self.list()
+            .into_iter()
+            .map(|listing| {
+                let description = self.describe(&listing.group);
+                let committed = self
+                    .fetch_offsets(&listing.group, None)
+                    .into_iter()
+                    .filter_map(|(topic, partition, c)| {
+                        Some(crate::metrics::CommittedReport {
+                            topic,
+                            partition: u32::try_from(partition).ok()?,
+                            offset: c?.offset,
+                        })
+                    })
+                    .collect();
+                crate::metrics::GroupReport {
+                    state: listing.state.name().to_string(),
+                    group_type: listing.group_type,
+                    protocol_type: listing.protocol_type,
+                    members: description
+                        .members
+                        .into_iter()
+                        .map(|m| crate::metrics::MemberReport {
+                            member_id: m.member_id,
+                            client_id: m.client_id,
+                            client_host: m.client_host,
+                        })
+                        .collect(),
+                    committed,
+                    group: listing.group,
+                }
+            })
+            .collect()
+    }
+
     /// Every group of this shard.
     pub fn list(&self) -> Vec<GroupListing> {
         self.groups

@@ -87,6 +87,7 @@ pub enum Dispatch {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RequestKind {
     Produce,
+    Fetch,
     Other,
 }
 

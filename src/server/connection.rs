@@ -2,6 +2,7 @@
 //! request order (see the module docs of `server`).
 
 use super::admission::{RequestMemory, Slot};
+use crate::metrics::LatencyKind;
 use crate::protocol::{
     Dispatch, FrameError, FrameReader, FrameSource, Outgoing, Protocol, RequestKind,
 };
@@ -31,6 +32,7 @@ pub async fn serve<P: Protocol>(
     // Counted by the accept loop; uncounted here when the connection ends.
     let counters = &shard.counters;
     counters.connections.set(counters.connections.get() + 1);
+    shard.metrics.connection_accepted(P::NAME);
     tracing::debug!(shard = %shard.id, ?peer, protocol = P::NAME, admin_only = slot.admin_only(), "connection opened");
     let (reader, writer) = match crate::protocol::split_stream(stream) {
         Ok(halves) => halves,
@@ -90,13 +92,23 @@ pub async fn serve<P: Protocol>(
                     Dispatch::Handle(work, kind) => {
                         let traced = match kind {
                             RequestKind::Produce => trace::since(Stage::Receive, first_byte),
+                            _ => None,
+                        };
+                        let latency = match kind {
+                            RequestKind::Produce => Some(LatencyKind::Produce),
+                            RequestKind::Fetch => Some(LatencyKind::Fetch),
                             RequestKind::Other => None,
                         };
+                        let arrived = Instant::now();
+                        let shard = shard.clone();
                         (
                             glommio::spawn_local(async move {
                                 let began = trace::since(Stage::Queue, traced);
                                 let out = work.await;
                                 drop(permit);
+                                if let Some(kind) = latency {
+                                    shard.metrics.latency(kind, arrived.elapsed());
+                                }
                                 let done = trace::since(Stage::Handler, began);
                                 (out, traced.zip(done))
                             })
@@ -126,6 +138,7 @@ pub async fn serve<P: Protocol>(
     drop(queue);
     writer_task.await;
     counters.connections.set(counters.connections.get() - 1);
+    shard.metrics.connection_closed(P::NAME);
     drop(slot);
     tracing::debug!(shard = %shard.id, ?peer, protocol = P::NAME, "connection closed");
 }

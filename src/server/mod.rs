@@ -46,9 +46,19 @@ use std::time::Duration;
 /// Starts a broker (every shard, every listener) and returns once all
 /// shards accept connections.
 pub fn start(config: BrokerConfig) -> Result<BrokerHandle, String> {
-    crate::shard::start(
+    let board = Arc::new(crate::metrics::Board::new(config.cores));
+    start_with(config, board)
+}
+
+/// [`start`], publishing the shards' figures on `board`.
+pub fn start_with(
+    config: BrokerConfig,
+    board: Arc<crate::metrics::Board>,
+) -> Result<BrokerHandle, String> {
+    crate::shard::start_with(
         config,
         Arc::new(|shard, listeners| Box::pin(serve(shard, listeners))),
+        board,
     )
 }
 

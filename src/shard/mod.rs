@@ -31,6 +31,7 @@ mod budget;
 mod lock;
 mod ops;
 mod order;
+mod report;
 
 pub use budget::{FdBudget, open_file_limit};
 pub use order::{ProduceOrder, Turn};
@@ -221,6 +222,17 @@ impl BrokerHandle {
 /// Starts a broker whose shards run `serve` on their listeners, and
 /// returns once every shard accepts connections.
 pub fn start(config: BrokerConfig, serve: ServeFn) -> Result<BrokerHandle, String> {
+    let board = Arc::new(crate::metrics::Board::new(config.cores));
+    start_with(config, serve, board)
+}
+
+/// [`start`], publishing each shard's figures on `board` (which the HTTP
+/// side may already be serving).
+pub fn start_with(
+    config: BrokerConfig,
+    serve: ServeFn,
+    board: Arc<crate::metrics::Board>,
+) -> Result<BrokerHandle, String> {
     config.validate()?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("creating data directory {}: {e}", config.data_dir.display()))?;
@@ -281,13 +293,14 @@ pub fn start(config: BrokerConfig, serve: ServeFn) -> Result<BrokerHandle, Strin
     let cpus = crate::config::online_cpus();
     let mut threads = Vec::with_capacity(n);
     for i in 0..n {
-        let (config, startup, shutdown, mesh, serve, budget) = (
+        let (config, startup, shutdown, mesh, serve, budget, board) = (
             config.clone(),
             startup.clone(),
             shutdown.clone(),
             mesh.clone(),
             serve.clone(),
             budget.clone(),
+            board.clone(),
         );
         let placement = if config.pin && n <= cpus {
             glommio::Placement::Fixed(i)
@@ -305,6 +318,7 @@ pub fn start(config: BrokerConfig, serve: ServeFn) -> Result<BrokerHandle, Strin
                     shutdown.clone(),
                     mesh,
                     serve,
+                    board,
                 )
                 .await;
                 if let Err(e) = &result {
@@ -427,6 +441,9 @@ pub struct Shard {
     producer_ids: Cell<(i64, i64)>,
     /// The consumer groups this shard coordinates.
     pub groups: crate::group::Coordinator,
+    /// What this shard counts for metrics (published on `board`).
+    pub metrics: Rc<crate::metrics::ShardMetrics>,
+    pub board: Arc<crate::metrics::Board>,
     /// (free bytes, watermark) while the data directory's file system has
     /// less free space than `--disk-free-min-bytes`: produce is refused.
     /// Sampled every [`DISK_FREE_CHECK_MS`](crate::constants::DISK_FREE_CHECK_MS).
@@ -447,6 +464,10 @@ fn metadata_save_error(e: &std::io::Error) -> BrokerError {
 /// directory's file system is read from the file this names (a number of
 /// bytes) instead of `statvfs`, while the file exists.
 pub const DISK_FREE_FILE_ENV: &str = "CORELOG_TEST_DISK_FREE_FILE";
+
+/// A process-level test hook: each shard waits this many milliseconds
+/// (at most a minute) before recovering its partitions.
+pub const RECOVERY_DELAY_ENV: &str = "CORELOG_TEST_RECOVERY_DELAY_MS";
 
 /// (available bytes, total bytes) of the file system holding `dir`.
 /// Blocking (one `statvfs`).
@@ -572,6 +593,7 @@ async fn run_shard(
     shutdown: Arc<Signal>,
     mesh: MeshBuilder<ShardMsg, glommio::channels::channel_mesh::Full>,
     serve: ServeFn,
+    board: Arc<crate::metrics::Board>,
 ) -> Result<(), String> {
     let n = config.cores;
     let disk = Disk::open(&config.data_dir)
@@ -691,6 +713,8 @@ async fn run_shard(
         producer_ids: Cell::new((0, 0)),
         groups: crate::group::Coordinator::default(),
         disk_low: Cell::new(None),
+        metrics: Rc::default(),
+        board,
     });
     // Messages from other shards are served from here on, so peers can
     // make progress while this shard opens its logs.
@@ -708,6 +732,13 @@ async fn run_shard(
             "the data directory holds more partitions than the file-descriptor budget allows; those that cannot be opened report STORAGE_FAILED (raise the open-file limit)"
         );
     }
+    if let Some(ms) = std::env::var(RECOVERY_DELAY_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        // Test hook: a slow recovery, to observe the broker before it ends.
+        glommio::timer::sleep(Duration::from_millis(ms.min(60_000))).await;
+    }
     // A partition that cannot be opened does not stop the broker: it is
     // recorded as failed, and the others serve.
     if let Err(e) = shard.apply_snapshot(snapshot).await {
@@ -720,6 +751,8 @@ async fn run_shard(
     }
     shard.groups.load(&shard).await?;
     shard.check_disk_space().await;
+    // Recovered: the health check counts this shard as ready.
+    shard.publish();
     startup.ready.wait().await?;
     tracing::info!(shard = index, shared = %shared_addr.ip(), shared_port, own_port = shard.ports[index], partitions = shard.logs.borrow().len(), "shard ready");
 
@@ -729,6 +762,7 @@ async fn run_shard(
         glommio::spawn_local(crate::group::compact_offsets_topic(shard.clone())).detach();
     }
     let groups = glommio::spawn_local(shard.clone().group_loop());
+    let publisher = glommio::spawn_local(shard.clone().publish_loop());
     glommio::spawn_local(shard.clone().allocator_loop()).detach();
     if shard.id == ShardId(0) && shard.config.trace_latency {
         glommio::spawn_local(shard.clone().trace_loop()).detach();
@@ -760,6 +794,7 @@ async fn run_shard(
     }
     drop(retention);
     drop(groups);
+    drop(publisher);
     drop(disk);
     // A cleaner pass checks the shutdown signal between batches and ends
     // with every segment whole; wait for it rather than cut it short.

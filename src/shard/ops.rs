@@ -186,9 +186,11 @@ impl Shard {
         acks: Acks,
     ) -> impl std::future::Future<Output = Vec<ProduceOutcome>> + use<> {
         let refusal = self.disk_refusal();
+        let metrics = &self.metrics;
         let appends: Vec<_> = items
             .into_iter()
             .map(|item| {
+                let bytes = item.data.len() as u64;
                 let started = match self.log(item.topic, item.partition) {
                     None => Err(self.unavailable(item.topic, item.partition)),
                     Some(_) if refusal.is_some() => Err(refusal.clone().expect("checked above")),
@@ -198,13 +200,21 @@ impl Shard {
                         Ok((log, pending, began))
                     }
                 };
-                let idx = item.idx;
+                let (idx, topic) = (item.idx, item.topic);
+                let metrics = metrics.clone();
                 async move {
                     let result = match started {
                         Err(e) => Err(e),
                         Ok((log, pending, began)) => {
                             let appended = pending.await;
                             let appended_at = trace::since(Stage::Append, began);
+                            if let Ok(info) = &appended {
+                                metrics.appended(
+                                    topic,
+                                    bytes,
+                                    info.last_offset.0 + 1 - info.base_offset.0,
+                                );
+                            }
                             match appended {
                                 Ok(info) => match acks {
                                     Acks::All => {
@@ -263,12 +273,15 @@ impl Shard {
             let result = match self.log(item.topic, item.partition) {
                 None => Err((self.unavailable(item.topic, item.partition), None)),
                 Some(log) => match log.read(item.offset, item.max_bytes).await {
-                    Ok(read) => Ok(FetchData {
-                        bytes: read.bytes,
-                        chunks: read.chunks,
-                        high_watermark: read.high_watermark,
-                        log_start: read.log_start_offset,
-                    }),
+                    Ok(read) => {
+                        self.metrics.fetched(item.topic, read.bytes as u64);
+                        Ok(FetchData {
+                            bytes: read.bytes,
+                            chunks: read.chunks,
+                            high_watermark: read.high_watermark,
+                            log_start: read.log_start_offset,
+                        })
+                    }
                     Err(e) => {
                         let range = match &e {
                             StorageError::OffsetOutOfRange { start, end, .. } => {

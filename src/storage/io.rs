@@ -407,7 +407,9 @@ impl DiskFile {
             return Err(faults.error("fdatasync failed"));
         }
         self.crash_point("sync", "before");
+        let started = std::time::Instant::now();
         self.file.fdatasync().await.map_err(io_err)?;
+        crate::metrics::fsync_observed(started.elapsed());
         self.crash_point("sync", "after");
         Ok(())
     }

@@ -1844,6 +1844,10 @@ impl PartitionLog {
         self.inner.segments.borrow().iter().map(|s| s.size()).sum()
     }
 
+    pub fn segment_count(&self) -> usize {
+        self.inner.segments.borrow().len()
+    }
+
     pub fn segments(&self) -> Vec<SegmentInfo> {
         self.inner
             .segments

@@ -17,6 +17,10 @@ pub struct Broker {
     /// Each shard's own Kafka port, in the shard-aware Kafka mode
     /// (`--kafka-shard-brokers`); empty otherwise.
     pub kafka_shard_ports: Vec<u16>,
+    /// The HTTP listener (metrics, admin API, console), unless started
+    /// with `--http-listen none`.
+    #[allow(dead_code)]
+    pub http: Option<SocketAddr>,
     pub data_dir: PathBuf,
     stderr_path: PathBuf,
 }
@@ -102,6 +106,12 @@ impl Broker {
             } else {
                 &["--kafka-listen", "none"][..]
             })
+            // Never the default port: tests run side by side.
+            .args(if extra.contains(&"--http-listen") {
+                &[][..]
+            } else {
+                &["--http-listen", "127.0.0.1:0"][..]
+            })
             .args(extra)
             .env(
                 "RUST_LOG",
@@ -116,15 +126,27 @@ impl Broker {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
+            // The HTTP line (if any) comes first, then the listening line.
+            let mut http = None;
             let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let _ = tx.send(line);
+            for _ in 0..4 {
+                line.clear();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                if let Some(addr) = line.trim().strip_prefix("corelog http listening on ") {
+                    http = addr.parse::<SocketAddr>().ok();
+                    continue;
+                }
+                break;
+            }
+            let _ = tx.send((line, http));
             // Keep draining so the broker never blocks on stdout.
             let mut sink = Vec::new();
             let _ = reader.read_to_end(&mut sink);
         });
-        let line = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(line) if line.starts_with("corelog listening on ") => line,
+        let (line, http) = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok((line, http)) if line.starts_with("corelog listening on ") => (line, http),
             other => {
                 let _ = child.kill();
                 panic!(
@@ -155,6 +177,7 @@ impl Broker {
             shard_ports,
             kafka,
             kafka_shard_ports,
+            http,
             data_dir: data_dir.to_path_buf(),
             stderr_path,
         }

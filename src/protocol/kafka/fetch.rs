@@ -53,6 +53,7 @@ pub async fn handle(
         topics,
     };
     let response = broker::fetch(shard, core).await;
+    broker::count_fetch_errors(shard, ("kafka", "Fetch"), &response);
     encode(version, request, &response)
 }
 

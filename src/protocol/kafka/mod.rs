@@ -80,6 +80,10 @@ impl Protocol for Kafka {
             Ok(dispatch) => dispatch,
             Err(reason) => {
                 Counters::add(&shard.counters.errors, 1);
+                shard.metrics.error(
+                    ("kafka", "Unknown"),
+                    crate::error::ErrorKind::InvalidRequest,
+                );
                 tracing::info!(shard = %shard.id, %reason, "closing a Kafka connection");
                 Dispatch::Close(None)
             }
@@ -142,10 +146,26 @@ impl Decoded {
     }
 }
 
+/// The name of a Kafka API (`Produce`, `Fetch`, ...), for metrics.
+pub(crate) fn api_name(api: ApiKey) -> &'static str {
+    use std::collections::HashMap;
+    static NAMES: std::sync::OnceLock<HashMap<i16, &'static str>> = std::sync::OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        // Once per process, for the API keys the crate knows (bounded).
+        (0..i16::MAX)
+            .take(1000)
+            .filter_map(|k| ApiKey::try_from(k).ok().map(|a| (k, a)))
+            .map(|(k, a)| (k, &*Box::leak(format!("{a:?}").into_boxed_str())))
+            .collect()
+    });
+    names.get(&(api as i16)).copied().unwrap_or("Unknown")
+}
+
 /// Decides what a frame becomes; `Err` closes the connection (with the
 /// reason logged).
 fn route(shard: &Rc<Shard>, session: &Rc<Session>, frame: BytesMut) -> Result<Dispatch, String> {
     let Decoded { header, body, .. } = decode(frame)?;
+    shard.metrics.request(("kafka", api_name(header.api)));
     if session.admin_only
         && matches!(
             header.api,
@@ -187,11 +207,16 @@ fn route(shard: &Rc<Shard>, session: &Rc<Session>, frame: BytesMut) -> Result<Di
                 host: session.host.clone(),
             });
             let shard = shard.clone();
+            let kind = if header.api == ApiKey::Fetch {
+                super::RequestKind::Fetch
+            } else {
+                super::RequestKind::Other
+            };
             Ok(Dispatch::Handle(
                 Box::pin(
                     async move { answer(header, handle(&shard, header, *request, client).await) },
                 ),
-                super::RequestKind::Other,
+                kind,
             ))
         }
     }

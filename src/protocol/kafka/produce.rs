@@ -84,6 +84,7 @@ pub async fn handle(
 ) -> Option<KafkaProduceResponse> {
     let acks = request.acks;
     let response = broker::produce(shard, request, Some(turn)).await;
+    broker::count_produce_errors(shard, ("kafka", "Produce"), &response);
     (acks != Acks::None).then(|| encode(version, &response))
 }
 

@@ -72,6 +72,31 @@ pub enum Request {
     Unknown(u8),
 }
 
+impl Request {
+    /// The API's name, for metrics.
+    pub fn api_name(&self) -> &'static str {
+        match self {
+            Request::Handshake { .. } => "Handshake",
+            Request::Metadata { .. } => "Metadata",
+            Request::CreateTopic { .. } => "CreateTopic",
+            Request::DeleteTopic { .. } => "DeleteTopic",
+            Request::CreatePartitions { .. } => "CreatePartitions",
+            Request::ListTopics => "ListTopics",
+            Request::DescribeTopic { .. } => "DescribeTopic",
+            Request::Produce(_) => "Produce",
+            Request::Fetch(_) => "Fetch",
+            Request::ListOffsets(_) => "ListOffsets",
+            Request::Stats => "Stats",
+            Request::DescribeConfigs { .. } => "DescribeConfigs",
+            Request::AlterConfigs { .. } => "AlterConfigs",
+            Request::GroupHeartbeat(_) => "GroupHeartbeat",
+            Request::OffsetCommit { .. } => "OffsetCommit",
+            Request::OffsetFetch { .. } => "OffsetFetch",
+            Request::Unknown(_) => "Unknown",
+        }
+    }
+}
+
 /// A consumer-group heartbeat, with topics by name (the broker maps them to
 /// topic ids).
 pub struct GroupHeartbeat {

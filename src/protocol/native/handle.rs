@@ -196,12 +196,17 @@ pub async fn handle(
         Request::Produce(request) => {
             let acks = request.acks;
             let response = broker::produce(shard, request, turn).await;
+            broker::count_produce_errors(shard, ("native", "Produce"), &response);
             if acks == Acks::None {
                 return None;
             }
             produce_response(corr, &response)
         }
-        Request::Fetch(request) => fetch_response(corr, &broker::fetch(shard, request).await),
+        Request::Fetch(request) => {
+            let response = broker::fetch(shard, request).await;
+            broker::count_fetch_errors(shard, ("native", "Fetch"), &response);
+            fetch_response(corr, &response)
+        }
         Request::ListOffsets(topics) => {
             list_offsets_response(corr, &broker::list_offsets(shard, topics).await)
         }

@@ -53,7 +53,15 @@ impl Protocol for Native {
     }
 
     fn dispatch(shard: &Rc<Shard>, session: &Rc<Session>, frame: BytesMut) -> Dispatch {
-        match decode::decode(frame) {
+        let decoded = decode::decode(frame);
+        match &decoded {
+            Ok((_, request)) => shard.metrics.request(("native", request.api_name())),
+            Err((_, error)) => {
+                shard.metrics.request(("native", "Unknown"));
+                shard.metrics.error(("native", "Unknown"), error.kind);
+            }
+        }
+        match decoded {
             Ok((corr, request)) if session.admin_only && request.moves_data() => {
                 Counters::add(&shard.counters.errors, 1);
                 let error = BrokerError::new(
@@ -72,6 +80,7 @@ impl Protocol for Native {
                     decode::Request::Produce(_) => {
                         (RequestKind::Produce, Some(session.produce_order.turn()))
                     }
+                    decode::Request::Fetch(_) => (RequestKind::Fetch, None),
                     _ => (RequestKind::Other, None),
                 };
                 Dispatch::Handle(

@@ -1,0 +1,90 @@
+//! What a shard publishes for metrics and the HTTP API (see `metrics`).
+
+use super::Shard;
+use crate::constants::METRICS_PUBLISH_MS;
+use crate::metrics::{PartitionReport, ShardReport};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime};
+
+impl Shard {
+    /// Publishes this shard's figures now (a snapshot: nothing the HTTP
+    /// side reads is shared with the shard).
+    pub(crate) fn publish(&self) {
+        self.board.publish(self.report());
+    }
+
+    /// Publishes every [`METRICS_PUBLISH_MS`] until dropped.
+    pub(crate) async fn publish_loop(self: Rc<Self>) {
+        loop {
+            glommio::timer::sleep(Duration::from_millis(METRICS_PUBLISH_MS)).await;
+            self.publish();
+        }
+    }
+
+    fn report(&self) -> ShardReport {
+        let snapshot = self.snapshot();
+        let names: HashMap<_, _> = snapshot
+            .topics
+            .values()
+            .map(|t| (t.id, t.name.clone()))
+            .collect();
+        let mut partitions: Vec<PartitionReport> = self
+            .logs
+            .borrow()
+            .iter()
+            .filter_map(|(&(topic, partition), log)| {
+                Some(PartitionReport {
+                    topic: names.get(&topic)?.clone(),
+                    partition,
+                    start: log.start_offset().0,
+                    end: log.end_offset().0,
+                    high_watermark: log.high_watermark().0,
+                    bytes: log.size_bytes(),
+                    segments: log.segment_count() as u32,
+                    error: log.failure(),
+                })
+            })
+            .collect();
+        for ((topic, partition), reason) in self.failed.borrow().iter() {
+            if let Some(name) = names.get(topic) {
+                partitions.push(PartitionReport {
+                    topic: name.clone(),
+                    partition: *partition,
+                    start: 0,
+                    end: 0,
+                    high_watermark: 0,
+                    bytes: 0,
+                    segments: 0,
+                    error: Some(reason.clone()),
+                });
+            }
+        }
+        partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        let (produce_latency, fetch_latency) = self.metrics.latencies();
+        let reads = self.disk.read_ahead().stats();
+        let c = &self.counters;
+        ShardReport {
+            shard: self.id.0,
+            at: Some(SystemTime::now()),
+            recovered: true,
+            port: self.ports[self.id.0 as usize],
+            requests: self.metrics.requests(),
+            errors: self.metrics.errors(),
+            connections: self.metrics.connections(),
+            hops: c.hops.get(),
+            bytes_in: c.bytes_in.get(),
+            bytes_out: c.bytes_out.get(),
+            produce_latency,
+            fetch_latency,
+            // Read on the shard's own thread: its fsyncs and CPU time.
+            fsync_latency: crate::metrics::fsync_stats(),
+            cpu_seconds: crate::support::thread_cpu_us() as f64 / 1e6,
+            disk_read_bytes: reads.disk_read_bytes,
+            cache_read_bytes: reads.cache_read_bytes,
+            topics: self.metrics.traffic(|id| names.get(&id).cloned()),
+            partitions,
+            groups: self.groups.report(),
+        }
+    }
+}
