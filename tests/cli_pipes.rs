@@ -1,11 +1,13 @@
-//! The command line in pipes: logs on a pipe are plain text (no colour)
-//! or JSON lines that name their module.
+//! The command line in pipes: output whose reader went away early
+//! (`corelog consume … | head -1`) ends the command quietly with status 0,
+//! and logs on a pipe are plain text (no colour) or JSON lines that name
+//! their module.
 
 mod common;
 
-use common::corelog_bin;
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use common::{Broker, corelog_bin, start_with_kafka};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -34,6 +36,283 @@ fn collect(mut from: impl Read + Send + 'static) -> std::thread::JoinHandle<Stri
         let _ = from.read_to_end(&mut bytes);
         String::from_utf8_lossy(&bytes).into_owned()
     })
+}
+
+/// Runs corelog with `args` and `stdin`, within [`DEADLINE`].
+fn corelog(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(corelog_bin())
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let stdin = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&stdin);
+    });
+    let stdout = collect(child.stdout.take().unwrap());
+    let stderr = collect(child.stderr.take().unwrap());
+    let status = wait(&mut child, DEADLINE, &format!("corelog {args:?}"));
+    writer.join().unwrap();
+    Output {
+        status,
+        stdout: stdout.join().unwrap().into_bytes(),
+        stderr: stderr.join().unwrap().into_bytes(),
+    }
+}
+
+fn ok(args: &[&str], stdin: &[u8]) -> Output {
+    let out = corelog(args, stdin);
+    assert!(
+        out.status.success(),
+        "corelog {args:?} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Stderr of a command whose stdout went away: no panic, no complaint.
+fn assert_quiet(args: &[&str], status: ExitStatus, stderr: &str) {
+    assert!(
+        status.success(),
+        "corelog {args:?} after its reader left: {status}\n{stderr}"
+    );
+    for bad in ["panicked", "Broken pipe", "error"] {
+        assert!(
+            !stderr.contains(bad),
+            "corelog {args:?} after its reader left said {bad:?}:\n{stderr}"
+        );
+    }
+}
+
+/// Runs corelog like `corelog ARGS | head -1`: reads the first line of its
+/// stdout, closes the pipe, and returns that line, the exit status and
+/// stderr.
+fn first_line_then_close(args: &[&str]) -> (String, ExitStatus, String) {
+    let mut child = Command::new(corelog_bin())
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = collect(child.stderr.take().unwrap());
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = stdout.read_line(&mut line);
+        // The reader goes away here, as `head -1` does.
+        drop(stdout);
+        let _ = tx.send(line);
+    });
+    let line = match rx.recv_timeout(DEADLINE) {
+        Ok(line) => line,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("corelog {args:?} printed no line within {DEADLINE:?}");
+        }
+    };
+    let status = wait(&mut child, DEADLINE, &format!("corelog {args:?}"));
+    (line, status, stderr.join().unwrap())
+}
+
+/// Runs corelog with a stdout pipe whose reader is already closed: its
+/// first write fails with EPIPE, whatever the command prints.
+fn into_closed_pipe(args: &[&str]) -> (ExitStatus, String) {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut child = Command::new(corelog_bin())
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = collect(child.stderr.take().unwrap());
+    let status = wait(&mut child, DEADLINE, &format!("corelog {args:?}"));
+    (status, stderr.join().unwrap())
+}
+
+/// A broker with a Kafka listener and topic `t` (2 partitions) holding
+/// `records` records of about 1 KB each: more than a pipe's buffer, so a
+/// consumer printing them blocks until its reader reads or leaves.
+fn broker_with_records(dir: &std::path::Path, records: usize) -> Broker {
+    let broker = start_with_kafka(&dir.join("data"), 1, &[]);
+    let addr = broker.addr.to_string();
+    ok(
+        &[
+            "topic",
+            "create",
+            "t",
+            "--partitions",
+            "2",
+            "--broker",
+            &addr,
+        ],
+        b"",
+    );
+    let pad = "x".repeat(1000);
+    let input: String = (0..records)
+        .map(|i| format!("record-{i} {pad}\n"))
+        .collect();
+    let produced = ok(
+        &["produce", "t", "--acks", "all", "--broker", &addr],
+        input.as_bytes(),
+    );
+    let stderr = String::from_utf8_lossy(&produced.stderr);
+    assert!(
+        stderr.contains(&format!("produced {records} records")),
+        "{stderr}"
+    );
+    broker
+}
+
+#[test]
+fn consume_into_head_ends_quietly_with_status_0() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = broker_with_records(tmp.path(), 400);
+    let addr = broker.addr.to_string();
+    let args = ["consume", "t", "--from-beginning", "--broker", &addr];
+    let (line, status, stderr) = first_line_then_close(&args);
+    assert!(line.starts_with("record-"), "{line:?}");
+    assert_quiet(&args, status, &stderr);
+
+    // Following a topic whose few records fit in the pipe: the consumer
+    // then waits for more and writes nothing, yet notices its reader leave
+    // and ends.
+    ok(
+        &[
+            "topic",
+            "create",
+            "few",
+            "--partitions",
+            "1",
+            "--broker",
+            &addr,
+        ],
+        b"",
+    );
+    ok(
+        &["produce", "few", "--acks", "all", "--broker", &addr],
+        b"one\ntwo\nthree\n",
+    );
+    let args = [
+        "consume",
+        "few",
+        "--from-beginning",
+        "--follow",
+        "--broker",
+        &addr,
+    ];
+    let (line, status, stderr) = first_line_then_close(&args);
+    assert_eq!(line, "one\n");
+    assert_quiet(&args, status, &stderr);
+}
+
+#[test]
+fn a_group_member_whose_reader_left_leaves_its_group() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = broker_with_records(tmp.path(), 400);
+    let kafka = broker.kafka.unwrap().to_string();
+    let args = [
+        "consume",
+        "t",
+        "--group",
+        "readers",
+        "--from-beginning",
+        "--kafka-broker",
+        &kafka,
+    ];
+    let (line, status, stderr) = first_line_then_close(&args);
+    assert!(line.starts_with("record-"), "{line:?}");
+    assert!(status.success(), "{status}\n{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+        "{stderr}"
+    );
+    // It left rather than waiting for its session to time out.
+    let described = ok(
+        &["group", "describe", "readers", "--kafka-broker", &kafka],
+        b"",
+    );
+    let text = String::from_utf8_lossy(&described.stdout);
+    assert!(text.contains("0 member(s)"), "{text}");
+}
+
+#[test]
+fn every_printing_command_ends_quietly_when_stdout_is_closed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = broker_with_records(tmp.path(), 50);
+    let addr = broker.addr.to_string();
+    let kafka = broker.kafka.unwrap().to_string();
+    // A group with committed offsets and no members, to describe.
+    ok(
+        &[
+            "group",
+            "reset-offsets",
+            "idle",
+            "--topic",
+            "t",
+            "--to-earliest",
+            "--execute",
+            "--kafka-broker",
+            &kafka,
+        ],
+        b"",
+    );
+    let native: &[&[&str]] = &[
+        &["topic", "list"],
+        &["topic", "describe", "t"],
+        &["topic", "create", "u", "--partitions", "1"],
+        &["topic", "alter", "u", "--set", "retention.ms=60000"],
+        &["stats"],
+        &["consume", "t", "--from-beginning"],
+        &["consume", "t", "--from-beginning", "--format", "{offset}"],
+    ];
+    for args in native {
+        let args = [*args, &["--broker", addr.as_str()][..]].concat();
+        let (status, stderr) = into_closed_pipe(&args);
+        assert_quiet(&args, status, &stderr);
+    }
+    let groups: &[&[&str]] = &[
+        &["group", "list"],
+        &["group", "describe", "idle"],
+        &[
+            "group",
+            "reset-offsets",
+            "idle",
+            "--topic",
+            "t",
+            "--to-latest",
+        ],
+    ];
+    for args in groups {
+        let args = [*args, &["--kafka-broker", kafka.as_str()][..]].concat();
+        let (status, stderr) = into_closed_pipe(&args);
+        assert_quiet(&args, status, &stderr);
+    }
+    // The commands did their work all the same.
+    let listed = ok(&["topic", "list", "--broker", &addr], b"");
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("u "));
+}
+
+#[test]
+fn topic_list_into_head_ends_quietly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = broker_with_records(tmp.path(), 10);
+    let addr = broker.addr.to_string();
+    let args = ["topic", "list", "--broker", &addr];
+    let (line, status, stderr) = first_line_then_close(&args);
+    assert!(line.starts_with("TOPIC"), "{line:?}");
+    assert_quiet(&args, status, &stderr);
 }
 
 /// `corelog serve` with `extra` flags and stderr on a pipe; returns the

@@ -5,6 +5,7 @@ mod client_cmds;
 mod debug;
 mod demo;
 mod group;
+pub(crate) mod out;
 mod serve;
 
 pub use debug::{compact_key, compact_value, crash_key};
@@ -114,8 +115,13 @@ pub fn main() -> i32 {
     };
     match result {
         Ok(()) => 0,
+        // Stdout's reader went away (`corelog demo | head -1`): what was
+        // wanted was read, as with SIGPIPE in other commands.
+        Err(_) if out::gone() => 0,
         Err(message) => {
-            eprintln!("error: {message}");
+            // Not eprintln!: it panics if stderr is gone.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "error: {message}");
             1
         }
     }
