@@ -172,6 +172,8 @@ fn broker_with_records(dir: &std::path::Path, records: usize) -> Broker {
         stderr.contains(&format!("produced {records} records")),
         "{stderr}"
     );
+    // Not a terminal: no transient progress line.
+    assert!(!stderr.contains('\r'), "{stderr:?}");
     broker
 }
 

@@ -9,7 +9,7 @@ use crate::client::{
 use crate::protocol::error_name;
 use crate::support::run_client;
 use crate::types::FsyncPolicy;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -363,7 +363,21 @@ pub fn produce(args: ProduceArgs) -> Result<(), String> {
         let mut sent = 0u64;
         let mut failures = 0u64;
         let started = Instant::now();
+        // A progress line while a large input streams in, on a terminal
+        // only (not when stdin is the terminal too: it would overwrite
+        // what is being typed).
+        let mut progress = out::Progress::on_terminal(!std::io::stdin().is_terminal());
+        let (mut bytes, mut last) = (0u64, (Instant::now(), 0u64));
         while let Some(line) = futures::StreamExt::next(&mut rx).await {
+            bytes += line.len() as u64;
+            if progress.due() {
+                let secs = last.0.elapsed().as_secs_f64();
+                progress.show(&format!(
+                    "{sent} records sent, {:.1} MB/s",
+                    (bytes - last.1) as f64 / 1e6 / secs
+                ));
+                last = (Instant::now(), bytes);
+            }
             let (key, value) = match &args.key_separator {
                 Some(sep) => match line.split_once(sep.as_str()) {
                     Some((k, v)) => (Some(k.as_bytes()), v.as_bytes()),
@@ -384,10 +398,12 @@ pub fn produce(args: ProduceArgs) -> Result<(), String> {
             while deliveries.len() > 100_000 {
                 if let Err(e) = deliveries.pop_front().unwrap().await {
                     failures += 1;
+                    progress.clear();
                     eprintln!("error: {e}");
                 }
             }
         }
+        progress.clear();
         producer.flush().await.map_err(show)?;
         for d in deliveries {
             if let Err(e) = d.await {

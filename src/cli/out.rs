@@ -13,8 +13,9 @@
 //! ([`Stdout::error`]); `corelog demo` removes its temporary directory
 //! ([`try_outln!`], whose error `cli::main` turns into a quiet status 0).
 
-use std::io::{self, BufWriter, ErrorKind, StdoutLock, Write};
+use std::io::{self, BufWriter, ErrorKind, IsTerminal, StdoutLock, Write};
 use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
 
 /// Ends the process after `e`, a failed write to stdout: status 0 and no
 /// message if the reader has gone (EPIPE), else a message and status 1.
@@ -166,4 +167,56 @@ pub fn reader_gone() -> bool {
     // SAFETY: one pollfd we own; a zero timeout never blocks.
     let n = unsafe { libc::poll(&mut pfd, 1, 0) };
     n > 0 && pfd.revents & (libc::POLLERR | libc::POLLHUP) != 0
+}
+
+/// A transient progress line on stderr (`\r`, rewritten in place), shown
+/// only when stderr is a terminal: in a log file or a pipe it would be
+/// noise. At most one update a second.
+pub struct Progress {
+    enabled: bool,
+    next: Instant,
+    shown: bool,
+}
+
+impl Progress {
+    pub const EVERY: Duration = Duration::from_secs(1);
+
+    /// A progress line if `enabled` and stderr is a terminal.
+    pub fn on_terminal(enabled: bool) -> Progress {
+        Progress {
+            enabled: enabled && io::stderr().is_terminal(),
+            next: Instant::now() + Self::EVERY,
+            shown: false,
+        }
+    }
+
+    /// Whether an update is due (cheap enough to ask per record).
+    pub fn due(&self) -> bool {
+        self.enabled && Instant::now() >= self.next
+    }
+
+    /// Replaces the line with `text`.
+    pub fn show(&mut self, text: &str) {
+        if !self.enabled {
+            return;
+        }
+        self.next = Instant::now() + Self::EVERY;
+        self.shown = true;
+        // \x1b[K clears what a longer earlier text left (a terminal only).
+        let _ = write!(io::stderr(), "\r{text}\x1b[K");
+    }
+
+    /// Removes the line, so what is printed next starts on a clean one.
+    pub fn clear(&mut self) {
+        if self.shown {
+            self.shown = false;
+            let _ = write!(io::stderr(), "\r\x1b[K");
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.clear();
+    }
 }
