@@ -1,6 +1,7 @@
 //! `corelog bench compare A.json B.json`: two reports side by side.
 
 use super::report::{Latency, Summary, Throughput};
+use crate::cli::out::outln;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -134,13 +135,16 @@ pub fn run(a: &Path, b: &Path, out: Option<&Path>) -> Result<(), String> {
             .map_or("?".to_string(), |n| n.to_string_lossy().into_owned())
     };
     let (na, nb) = (format!("A {}", name(a)), format!("B {}", name(b)));
-    println!("{}", table(&sa, &sb, &na, &nb));
     let out = out
         .map(Path::to_path_buf)
         .unwrap_or_else(|| "compare.svg".into());
+    // The chart first: printing ends the process if stdout's reader has
+    // gone (`corelog bench compare a b | head`), and the file must exist
+    // all the same.
     std::fs::write(&out, super::svg::chart(&[(&na, &sa), (&nb, &sb)]))
         .map_err(|e| format!("writing {}: {e}", out.display()))?;
-    println!("chart: {}", out.display());
+    outln!("{}", table(&sa, &sb, &na, &nb));
+    outln!("chart: {}", out.display());
     Ok(())
 }
 

@@ -22,6 +22,7 @@ pub mod schedule;
 pub mod svg;
 pub mod workload;
 
+use crate::cli::out::outln;
 use crate::client::{
     Acks, Admin, BrokerStats, ClientError, Consumer, ConsumerConfig, GroupConfig, GroupConsumer,
     OffsetReset, PolledBatch, Producer, ProducerConfig, ProducerRecord, RoundTripHook, Routing,
@@ -391,11 +392,18 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         e.stop()?;
     }
     write_report(&out_dir, &summary, &outcome, started_at)?;
-    println!("{}", summary.table());
-    if args.trace_latency {
-        print_breakdown(&out_dir, args.broker.is_some())?;
+    // Every file is written before anything is printed: printing ends the
+    // process if stdout's reader has gone (`corelog bench | head -3`).
+    let breakdown = if args.trace_latency {
+        Some(write_breakdown(&out_dir)?)
+    } else {
+        None
+    };
+    outln!("{}", summary.table());
+    if let Some(stages) = breakdown {
+        print_breakdown(&stages, args.broker.is_some());
     }
-    println!("report: {}", out_dir.display());
+    outln!("report: {}", out_dir.display());
     if outcome.interrupted {
         return Err("interrupted; the report covers what ran".into());
     }
@@ -536,26 +544,30 @@ fn measure_baseline(summary: &Summary, disk_dir: &Path, quiet: bool) -> Result<B
     })
 }
 
-/// Writes `latency-breakdown.json` and prints the measured phase's
-/// produce latency breakdown (see [`crate::trace`]), then switches tracing
-/// off. `external`: the broker runs elsewhere, so only client stages exist.
-fn print_breakdown(out_dir: &Path, external: bool) -> Result<(), String> {
+/// Writes `latency-breakdown.json`, the measured phase's produce latency
+/// breakdown (see [`crate::trace`]), then switches tracing off.
+fn write_breakdown(out_dir: &Path) -> Result<Vec<(Stage, Histogram<u64>)>, String> {
     let stages = crate::trace::totals();
     crate::trace::enable(false);
     let path = out_dir.join("latency-breakdown.json");
     let json =
         serde_json::to_string_pretty(&crate::trace::json(&stages)).map_err(|e| e.to_string())?;
     std::fs::write(&path, json).map_err(|e| format!("writing {}: {e}", path.display()))?;
-    println!(
+    Ok(stages)
+}
+
+/// Prints the breakdown [`write_breakdown`] wrote. `external`: the broker
+/// runs elsewhere, so only client stages exist.
+fn print_breakdown(stages: &[(Stage, Histogram<u64>)], external: bool) {
+    outln!(
         "produce latency breakdown, measured phase, per request (device writes: per write chunk):\n{}",
-        crate::trace::table(&stages)
+        crate::trace::table(stages)
     );
     if external {
-        println!(
+        outln!(
             "(client stages only: the broker's own stages are in its log when it runs with `corelog serve --trace-latency`)"
         );
     }
-    Ok(())
 }
 
 /// A broker started inside this process for the run. Dropped without

@@ -1,6 +1,7 @@
 //! Client commands: `topic`, `produce`, `consume`, `stats`. Each runs the
 //! Rust client on one (unpinned) glommio executor.
 
+use crate::cli::out::{self, outln};
 use crate::client::{
     Acks, Admin, ClientError, ConfigSetting, ConfigUpdate, Consumer, ConsumerConfig, OffsetReset,
     Producer, ProducerConfig, ProducerRecord, Routing, SeekTo, TopicSettings,
@@ -8,7 +9,7 @@ use crate::client::{
 use crate::protocol::error_name;
 use crate::support::run_client;
 use crate::types::FsyncPolicy;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -115,17 +116,17 @@ pub fn topic(command: TopicCommand, broker: SocketAddr) -> Result<(), String> {
                     .create_topic(&name, partitions, &settings)
                     .await
                     .map_err(show)?;
-                println!("created topic {name} with {partitions} partitions (id {id})");
+                outln!("created topic {name} with {partitions} partitions (id {id})");
             }
             TopicCommand::AddPartitions { name, total } => {
                 let now = admin.create_partitions(&name, total).await.map_err(show)?;
-                println!("topic {name} now has {now} partitions");
+                outln!("topic {name} now has {now} partitions");
             }
             TopicCommand::List => {
                 let topics = admin.list_topics().await.map_err(show)?;
-                println!("{:<40} {:>10} {:>6}", "TOPIC", "PARTITIONS", "ID");
+                outln!("{:<40} {:>10} {:>6}", "TOPIC", "PARTITIONS", "ID");
                 for t in topics {
-                    println!("{:<40} {:>10} {:>6}", t.name, t.partitions, t.topic_id);
+                    outln!("{:<40} {:>10} {:>6}", t.name, t.partitions, t.topic_id);
                 }
             }
             TopicCommand::Alter {
@@ -140,9 +141,9 @@ pub fn topic(command: TopicCommand, broker: SocketAddr) -> Result<(), String> {
                     .await
                     .map_err(show)?;
                 if validate_only {
-                    println!("topic {name} would be changed (nothing was changed):");
+                    outln!("topic {name} would be changed (nothing was changed):");
                 } else {
-                    println!("altered topic {name}:");
+                    outln!("altered topic {name}:");
                 }
                 print_settings(&after);
             }
@@ -153,11 +154,17 @@ pub fn topic(command: TopicCommand, broker: SocketAddr) -> Result<(), String> {
                     .config
                     .fsync
                     .map_or("default".to_string(), |f| f.to_string());
-                println!("topic {} (id {}), fsync {fsync}", d.name, d.topic_id);
+                outln!("topic {} (id {}), fsync {fsync}", d.name, d.topic_id);
                 print_settings(&settings);
-                println!(
+                outln!(
                     "{:>9} {:>5} {:>12} {:>12} {:>12} {:>14} {:>8}  STATUS",
-                    "PARTITION", "SHARD", "START", "END", "HW", "BYTES", "SEGMENTS"
+                    "PARTITION",
+                    "SHARD",
+                    "START",
+                    "END",
+                    "HW",
+                    "BYTES",
+                    "SEGMENTS"
                 );
                 for p in d.partitions {
                     let status = if p.error == crate::protocol::wire::ErrorCode::NONE {
@@ -165,7 +172,7 @@ pub fn topic(command: TopicCommand, broker: SocketAddr) -> Result<(), String> {
                     } else {
                         error_name(p.error)
                     };
-                    println!(
+                    outln!(
                         "{:>9} {:>5} {:>12} {:>12} {:>12} {:>14} {:>8}  {status}",
                         p.partition,
                         p.shard,
@@ -179,7 +186,7 @@ pub fn topic(command: TopicCommand, broker: SocketAddr) -> Result<(), String> {
             }
             TopicCommand::Delete { name } => {
                 admin.delete_topic(&name).await.map_err(show)?;
-                println!("deleted topic {name}");
+                outln!("deleted topic {name}");
             }
         }
         Ok(())
@@ -188,9 +195,9 @@ pub fn topic(command: TopicCommand, broker: SocketAddr) -> Result<(), String> {
 
 /// Prints settings as a table: name, value, source.
 fn print_settings(settings: &[ConfigSetting]) {
-    println!("  {:<24} {:<22} SOURCE", "SETTING", "VALUE");
+    outln!("  {:<24} {:<22} SOURCE", "SETTING", "VALUE");
     for s in settings {
-        println!("  {:<24} {:<22} {}", s.name, s.value, s.source);
+        outln!("  {:<24} {:<22} {}", s.name, s.value, s.source);
     }
 }
 
@@ -251,7 +258,7 @@ pub fn stats(broker: SocketAddr) -> Result<(), String> {
     run_client(move || async move {
         let admin = Admin::connect(broker).await.map_err(show)?;
         let stats = admin.stats().await.map_err(show)?;
-        println!(
+        outln!(
             "{:>5} {:>6} {:>6} {:>11} {:>10} {:>14} {:>14} {:>10} {:>7} {:>10} {:>14} {:>14}",
             "SHARD",
             "PORT",
@@ -267,7 +274,7 @@ pub fn stats(broker: SocketAddr) -> Result<(), String> {
             "CACHE_READ"
         );
         for s in &stats.shards {
-            println!(
+            outln!(
                 "{:>5} {:>6} {:>6} {:>11} {:>10} {:>14} {:>14} {:>10} {:>7} {:>10.2} {:>14} {:>14}",
                 s.shard,
                 s.port,
@@ -283,7 +290,7 @@ pub fn stats(broker: SocketAddr) -> Result<(), String> {
                 s.cache_read_bytes
             );
         }
-        println!(
+        outln!(
             "process CPU: {:.2} s user, {:.2} s system",
             stats.process_cpu_user_us as f64 / 1e6,
             stats.process_cpu_system_us as f64 / 1e6
@@ -356,7 +363,21 @@ pub fn produce(args: ProduceArgs) -> Result<(), String> {
         let mut sent = 0u64;
         let mut failures = 0u64;
         let started = Instant::now();
+        // A progress line while a large input streams in, on a terminal
+        // only (not when stdin is the terminal too: it would overwrite
+        // what is being typed).
+        let mut progress = out::Progress::on_terminal(!std::io::stdin().is_terminal());
+        let (mut bytes, mut last) = (0u64, (Instant::now(), 0u64));
         while let Some(line) = futures::StreamExt::next(&mut rx).await {
+            bytes += line.len() as u64;
+            if progress.due() {
+                let secs = last.0.elapsed().as_secs_f64();
+                progress.show(&format!(
+                    "{sent} records sent, {:.1} MB/s",
+                    (bytes - last.1) as f64 / 1e6 / secs
+                ));
+                last = (Instant::now(), bytes);
+            }
             let (key, value) = match &args.key_separator {
                 Some(sep) => match line.split_once(sep.as_str()) {
                     Some((k, v)) => (Some(k.as_bytes()), v.as_bytes()),
@@ -377,10 +398,12 @@ pub fn produce(args: ProduceArgs) -> Result<(), String> {
             while deliveries.len() > 100_000 {
                 if let Err(e) = deliveries.pop_front().unwrap().await {
                     failures += 1;
+                    progress.clear();
                     eprintln!("error: {e}");
                 }
             }
         }
+        progress.clear();
         producer.flush().await.map_err(show)?;
         for d in deliveries {
             if let Err(e) = d.await {
@@ -489,10 +512,18 @@ pub fn consume(args: ConsumeArgs) -> Result<(), String> {
             .map(|p| (p.partition, p.high_watermark))
             .collect();
         let template = args.format.clone();
-        let stdout = std::io::stdout();
-        let mut out = std::io::BufWriter::new(stdout.lock());
+        // Locked and buffered, flushed after each poll's records so a
+        // reader (`| head -1`, a terminal following the topic) sees them
+        // as they come. A failed write ends the process (quietly once the
+        // reader has gone: see out::fail).
+        let mut out = out::Stdout::new();
         let mut count = 0u64;
         loop {
+            // A consumer waiting for records writes nothing, so it would not
+            // notice a reader that went away until the next record.
+            if out::reader_gone() {
+                return Ok(());
+            }
             if !args.follow
                 && ends.iter().all(|(p, end)| {
                     consumer
@@ -511,14 +542,16 @@ pub fn consume(args: ConsumeArgs) -> Result<(), String> {
                 {
                     continue;
                 }
-                render(&template, &r, &mut out).map_err(|e| e.to_string())?;
+                if let Err(e) = render(&template, &r, &mut out) {
+                    out::fail(e);
+                }
                 count += 1;
                 if args.max_messages.is_some_and(|max| count >= max) {
-                    out.flush().map_err(|e| e.to_string())?;
+                    out.flush_or_exit();
                     return Ok(());
                 }
             }
-            out.flush().map_err(|e| e.to_string())?;
+            out.flush_or_exit();
         }
         Ok(())
     })

@@ -1,5 +1,6 @@
 //! `corelog demo`: the storage engine end to end on this machine's disk.
 
+use crate::cli::out::try_outln;
 use crate::record::{BatchBuilder, RecordBatch};
 use crate::storage::{Disk, FsyncPolicy, LogConfig, PartitionLog};
 use crate::support::tempfile_dir;
@@ -56,14 +57,14 @@ async fn demo(dir: PathBuf, args: DemoArgs) -> Result<(), String> {
     let mut builder =
         BatchBuilder::with_capacity((args.batch_records as usize) * (args.record_bytes + 32));
     let first = log.end_offset();
-    println!(
+    try_outln!(
         "corelog demo: {} records of {} bytes in batches of {}, fsync {}, into {}",
         args.records,
         args.record_bytes,
         args.batch_records,
         args.fsync,
         dir.display()
-    );
+    )?;
     let started = Instant::now();
     let mut appended = 0u64;
     let mut bytes = 0u64;
@@ -83,12 +84,12 @@ async fn demo(dir: PathBuf, args: DemoArgs) -> Result<(), String> {
     }
     log.flush().await.map_err(|e| e.to_string())?;
     let write_secs = started.elapsed().as_secs_f64();
-    println!(
+    try_outln!(
         "appended  {appended} records, {:.1} MB in {write_secs:.2} s: {:.1} MB/s, {:.0} records/s (durable after the final fdatasync)",
         bytes as f64 / 1e6,
         bytes as f64 / 1e6 / write_secs,
         appended as f64 / write_secs
-    );
+    )?;
     log.close().await.map_err(|e| e.to_string())?;
 
     // Reopen so the reads come from the disk, not from memory.
@@ -119,18 +120,18 @@ async fn demo(dir: PathBuf, args: DemoArgs) -> Result<(), String> {
     if seen != appended {
         return Err(format!("read back {seen} records, expected {appended}"));
     }
-    println!(
+    try_outln!(
         "read back {seen} records, {:.1} MB in {read_secs:.2} s: {:.1} MB/s — every record verified (CRC and key)",
         read_bytes as f64 / 1e6,
         read_bytes as f64 / 1e6 / read_secs
-    );
-    println!(
+    )?;
+    try_outln!(
         "log {}: offsets {}..{}, {} segment(s)",
         log.dir().display(),
         log.start_offset(),
         log.end_offset(),
         log.segments().len()
-    );
+    )?;
     log.close().await.map_err(|e| e.to_string())
 }
 

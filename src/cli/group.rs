@@ -3,6 +3,7 @@
 //! speak Kafka (one blocking connection, the requests Kafka's own
 //! `kafka-consumer-groups` tool sends) to `--kafka-broker`.
 
+use crate::cli::out::outln;
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_commit_request::{
@@ -147,7 +148,7 @@ pub fn run(args: GroupArgs) -> Result<(), String> {
             let response: DeleteGroupsResponse = conn.call(ApiKey::DeleteGroups, 2, &request)?;
             let code = response.results.first().map_or(-1, |r| r.error_code);
             check(code, &format!("deleting group {group:?}"))?;
-            println!("deleted group {group}");
+            outln!("deleted group {group}");
             Ok(())
         }
         GroupCommand::ResetOffsets(reset) => reset_offsets(&mut conn, reset),
@@ -158,11 +159,11 @@ fn list(conn: &mut Conn) -> Result<(), String> {
     let response: ListGroupsResponse =
         conn.call(ApiKey::ListGroups, 4, &ListGroupsRequest::default())?;
     check(response.error_code, "listing groups")?;
-    println!("{:<40} {:<10} STATE", "GROUP", "PROTOCOL");
+    outln!("{:<40} {:<10} STATE", "GROUP", "PROTOCOL");
     let mut groups = response.groups;
     groups.sort_by(|a, b| a.group_id.0.cmp(&b.group_id.0));
     for g in groups {
-        println!(
+        outln!(
             "{:<40} {:<10} {}",
             g.group_id.0.as_str(),
             g.protocol_type.as_str(),
@@ -305,7 +306,7 @@ fn describe_consumer_group(
 
 fn describe(conn: &mut Conn, group: &str) -> Result<(), String> {
     if let Some(g) = describe_consumer_group(conn, group)? {
-        println!(
+        outln!(
             "group {group}: state {}, protocol consumer (KIP-848), assignor {}, group epoch {}, assignment epoch {}, {} member(s)",
             g.group_state.as_str(),
             g.assignor_name.as_str(),
@@ -332,7 +333,7 @@ fn describe(conn: &mut Conn, group: &str) -> Result<(), String> {
                 .iter()
                 .map(|t| t.0.as_str())
                 .collect();
-            println!(
+            outln!(
                 "  member {} epoch {} client {} host {}{}: subscribed {:?}{}; assigned {}; target {}",
                 m.member_id.as_str(),
                 m.member_epoch,
@@ -362,7 +363,7 @@ fn describe(conn: &mut Conn, group: &str) -> Result<(), String> {
     if g.group_state.as_str() == "Dead" {
         return Err(format!("group {group:?} does not exist"));
     }
-    println!(
+    outln!(
         "group {group}: state {}, protocol {} {}, {} member(s)",
         g.group_state.as_str(),
         g.protocol_type.as_str(),
@@ -373,7 +374,7 @@ fn describe(conn: &mut Conn, group: &str) -> Result<(), String> {
     for m in &g.members {
         let parts = assigned_partitions(&m.member_assignment);
         let text: Vec<String> = parts.iter().map(|(t, ps)| format!("{t}{ps:?}")).collect();
-        println!(
+        outln!(
             "  member {} client {} host {}{}: {}",
             m.member_id.as_str(),
             m.client_id.as_str(),
@@ -417,9 +418,13 @@ fn lag_table(
     } else {
         list_offsets(conn, &partitions, -1)?
     };
-    println!(
+    outln!(
         "{:<30} {:>9} {:>14} {:>14} {:>10}  MEMBER",
-        "TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAG"
+        "TOPIC",
+        "PARTITION",
+        "COMMITTED",
+        "LOG-END",
+        "LAG"
     );
     for key in &partitions {
         let end = ends.get(key).copied();
@@ -429,7 +434,7 @@ fn lag_table(
             (None, Some(e)) => e.to_string(),
             _ => "-".into(),
         };
-        println!(
+        outln!(
             "{:<30} {:>9} {:>14} {:>14} {:>10}  {}",
             key.0,
             key.1,
@@ -504,12 +509,15 @@ fn reset_offsets(conn: &mut Conn, args: ResetArgs) -> Result<(), String> {
         };
         plan.push((key.1, current.get(key).copied(), target.clamp(lo, hi)));
     }
-    println!(
+    outln!(
         "{:<30} {:>9} {:>14} {:>14}",
-        "TOPIC", "PARTITION", "CURRENT", "NEW"
+        "TOPIC",
+        "PARTITION",
+        "CURRENT",
+        "NEW"
     );
     for (p, cur, new) in &plan {
-        println!(
+        outln!(
             "{:<30} {:>9} {:>14} {:>14}",
             args.topic,
             p,
@@ -518,7 +526,7 @@ fn reset_offsets(conn: &mut Conn, args: ResetArgs) -> Result<(), String> {
         );
     }
     if !args.execute {
-        println!("(plan only: add --execute to commit these offsets)");
+        outln!("(plan only: add --execute to commit these offsets)");
         return Ok(());
     }
     let request = OffsetCommitRequest::default()
@@ -547,7 +555,7 @@ fn reset_offsets(conn: &mut Conn, args: ResetArgs) -> Result<(), String> {
             )?;
         }
     }
-    println!(
+    outln!(
         "committed {} offset(s) for group {}",
         plan.len(),
         args.group
@@ -769,8 +777,7 @@ pub fn consume(args: GroupConsume) -> Result<(), String> {
     let mut conn = Conn::open(args.kafka_broker)?;
     let mut member_id = String::new();
     let topic_name: std::sync::Arc<str> = std::sync::Arc::from(args.topic.as_str());
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = crate::cli::out::Stdout::new();
     let mut count = 0u64;
     'rejoin: while !stopping() {
         let m = join_and_sync(&mut conn, &args, &mut member_id)?;
@@ -803,13 +810,14 @@ pub fn consume(args: GroupConsume) -> Result<(), String> {
         loop {
             if stopping() || args.max_messages.is_some_and(|max| count >= max) {
                 commit(&mut conn, &args, &m, &positions)?;
-                let request = LeaveGroupRequest::default()
-                    .with_group_id(GroupId(s(&args.group)))
-                    .with_members(vec![
-                        leave_group_request::MemberIdentity::default().with_member_id(s(&m.id)),
-                    ]);
-                let _: LeaveGroupResponse = conn.call(ApiKey::LeaveGroup, 3, &request)?;
-                return Ok(());
+                return leave(&mut conn, &args, &m);
+            }
+            // Stdout's reader has gone (`| head -1`): leave at once, so the
+            // other members take the partitions over without waiting for
+            // the session to time out. What was printed since the last
+            // commit is not committed: it may not have been read.
+            if crate::cli::out::reader_gone() {
+                return leave(&mut conn, &args, &m);
             }
             if beat.elapsed() >= HEARTBEAT_EVERY {
                 beat = std::time::Instant::now();
@@ -836,13 +844,28 @@ pub fn consume(args: GroupConsume) -> Result<(), String> {
                 &mut positions,
                 &mut count,
                 &mut out,
-            )?;
-            out.flush().map_err(|e| e.to_string())?;
-            if printed > 0 && !commit(&mut conn, &args, &m, &positions)? {
+            );
+            let _ = out.flush();
+            if let Some(e) = out.error() {
+                let _ = leave(&mut conn, &args, &m);
+                crate::cli::out::fail(e);
+            }
+            if printed? > 0 && !commit(&mut conn, &args, &m, &positions)? {
                 continue 'rejoin;
             }
         }
     }
+    Ok(())
+}
+
+/// Leaves the group (LeaveGroup for member `m`).
+fn leave(conn: &mut Conn, args: &GroupConsume, m: &Member) -> Result<(), String> {
+    let request = LeaveGroupRequest::default()
+        .with_group_id(GroupId(s(&args.group)))
+        .with_members(vec![
+            leave_group_request::MemberIdentity::default().with_member_id(s(&m.id)),
+        ]);
+    let _: LeaveGroupResponse = conn.call(ApiKey::LeaveGroup, 3, &request)?;
     Ok(())
 }
 

@@ -5,6 +5,7 @@ mod client_cmds;
 mod debug;
 mod demo;
 mod group;
+pub(crate) mod out;
 mod serve;
 
 pub use debug::{compact_key, compact_value, crash_key};
@@ -20,6 +21,21 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How logs on stderr look: text (coloured only on a terminal) or json
+    /// (one object a line, for log collectors).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+}
+
+/// The shape of log lines on stderr.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `TIME LEVEL module::path: message key=value…`.
+    #[default]
+    Text,
+    /// One JSON object a line: timestamp, level, fields (message and the
+    /// event's own fields) and target (the module).
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -48,21 +64,33 @@ enum Command {
     Debug(debug::DebugCommand),
 }
 
-/// Sets up logging to stderr at info level; `RUST_LOG` overrides it.
+/// Sets up text logging to stderr at info level; `RUST_LOG` overrides it.
 pub fn init_logging() {
-    init_logging_at("corelog=info,warn");
+    init_logging_at("corelog=info,warn", LogFormat::Text);
 }
 
-/// Sets up logging to stderr with `default` as the filter unless
-/// `RUST_LOG` is set.
-pub fn init_logging_at(default: &str) {
+/// Sets up logging to stderr in `format` with `default` as the filter
+/// unless `RUST_LOG` is set. Each line names its module (the target,
+/// `corelog::storage::log`), so a line can be traced to its code and
+/// filtered by it. Text is coloured only when stderr is a terminal (and
+/// `NO_COLOR` is unset): escape codes in a file or a collector's pipe are
+/// noise to grep and to parsers.
+pub fn init_logging_at(default: &str, format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+        .with_target(true);
+    let _ = match format {
+        LogFormat::Text => {
+            let colour = std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            builder.with_ansi(colour).try_init()
+        }
+        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+    };
 }
 
 /// Runs the command line and returns the process exit code.
@@ -71,8 +99,8 @@ pub fn main() -> i32 {
     // A benchmark's report is its output; the embedded broker only speaks
     // up about problems.
     match cli.command {
-        Command::Bench(_) => init_logging_at("warn"),
-        _ => init_logging(),
+        Command::Bench(_) => init_logging_at("warn", cli.log_format),
+        _ => init_logging_at("corelog=info,warn", cli.log_format),
     }
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
@@ -87,8 +115,13 @@ pub fn main() -> i32 {
     };
     match result {
         Ok(()) => 0,
+        // Stdout's reader went away (`corelog demo | head -1`): what was
+        // wanted was read, as with SIGPIPE in other commands.
+        Err(_) if out::gone() => 0,
         Err(message) => {
-            eprintln!("error: {message}");
+            // Not eprintln!: it panics if stderr is gone.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "error: {message}");
             1
         }
     }

@@ -292,8 +292,14 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
             .collect();
         format!(" kafka_shard_ports={}", ports.join(","))
     };
-    // One line on stdout that scripts and tests can wait for.
-    println!(
+    // One line on stdout that scripts and tests can wait for. A broker
+    // whose stdout nobody reads (closed, or a pipe whose reader left)
+    // serves all the same: the line is a courtesy, so a failed write is
+    // ignored (println! would panic on it).
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(
+        stdout,
         "corelog listening on {} shards={} shard_ports={} data_dir={} kafka={}{}",
         broker.addr,
         cores,
@@ -302,8 +308,8 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         kafka,
         kafka_shard_ports
     );
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
+    let _ = stdout.flush();
+    drop(stdout);
     let signal = broker.shutdown_signal();
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
