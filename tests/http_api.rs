@@ -6,8 +6,8 @@ mod common;
 
 use common::{Broker, corelog_bin, run, wait_until};
 use corelog::client::{
-    Admin, ConsumerConfig, GroupConfig, GroupConsumer, OffsetReset, Producer, ProducerConfig,
-    ProducerRecord, TopicSettings,
+    Admin, Consumer, ConsumerConfig, GroupConfig, GroupConsumer, OffsetReset, Producer,
+    ProducerConfig, ProducerRecord, SeekTo, TopicSettings,
 };
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -129,6 +129,18 @@ fn metrics_and_the_admin_api_describe_topics_groups_and_shards_and_change_as_rec
         consumer.close().await.unwrap();
     });
 
+    // A fetch past the end: answered OFFSET_OUT_OF_RANGE, counted by code.
+    run(async move {
+        let mut consumer = Consumer::connect(addr, ConsumerConfig::default())
+            .await
+            .unwrap();
+        consumer
+            .assign("orders", Some(&[0]), SeekTo::Offset(10_000_000))
+            .await
+            .unwrap();
+        let _ = consumer.poll().await;
+    });
+
     // Published every half second: wait for the figures to show.
     let mut metrics = scrape(http);
     wait_until(
@@ -187,6 +199,14 @@ fn metrics_and_the_admin_api_describe_topics_groups_and_shards_and_change_as_rec
         ) >= 1.0
     );
     assert!(sum(&metrics, "corelog_produce_latency_seconds", &[]) >= 1.0);
+    assert!(
+        sum(
+            &metrics,
+            "corelog_request_errors_total",
+            &[("api", "Fetch"), ("code", "OFFSET_OUT_OF_RANGE")]
+        ) >= 1.0,
+        "the out-of-range fetch is counted"
+    );
     assert!(
         sum(
             &metrics,

@@ -262,10 +262,13 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
     let http = match config.http_listen {
         Some(listen) => {
             let server = crate::http::start(listen, board.clone())?;
-            // Its own line, as soon as it is bound.
-            println!("corelog http listening on {}", server.addr());
+            // Its own line, as soon as it is bound (a courtesy, like the
+            // listening line below: a failed write is ignored).
             use std::io::Write;
-            let _ = std::io::stdout().flush();
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "corelog http listening on {}", server.addr());
+            let _ = stdout.flush();
+            drop(stdout);
             tracing::info!(addr = %server.addr(), "HTTP listener (metrics, admin API, console)");
             Some(server)
         }
