@@ -107,3 +107,21 @@ pub fn process_figures() -> ProcessFigures {
         cpu_seconds: (user + system) as f64 / 1e6,
     }
 }
+
+/// Lets every other task that is ready run before the caller goes on: the
+/// task wakes itself and returns `Pending` once, so the executor queues it
+/// behind them. For long loops on a shard (building a metrics report over
+/// thousands of partitions) that must not hold up requests.
+pub async fn yield_to_ready_tasks() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            std::task::Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}

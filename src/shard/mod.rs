@@ -752,7 +752,7 @@ async fn run_shard(
     shard.groups.load(&shard).await?;
     shard.check_disk_space().await;
     // Recovered: the health check counts this shard as ready.
-    shard.publish();
+    shard.publish().await;
     startup.ready.wait().await?;
     tracing::info!(shard = index, shared = %shared_addr.ip(), shared_port, own_port = shard.ports[index], partitions = shard.logs.borrow().len(), "shard ready");
 

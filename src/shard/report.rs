@@ -7,33 +7,55 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
+/// Partitions a report takes between yields to the shard's other tasks.
+const PUBLISH_CHUNK: usize = 64;
+
 impl Shard {
     /// Publishes this shard's figures now (a snapshot: nothing the HTTP
-    /// side reads is shared with the shard).
-    pub(crate) fn publish(&self) {
-        self.board.publish(self.report());
+    /// side reads is shared with the shard). Built [`PUBLISH_CHUNK`]
+    /// partitions at a time, letting requests run in between, so a shard
+    /// with thousands of partitions never stalls for the whole pass.
+    pub(crate) async fn publish(&self) {
+        let started = std::time::Instant::now();
+        let (report, longest) = self.report().await;
+        let partitions = report.partitions.len();
+        self.board.publish(report);
+        tracing::debug!(
+            shard = %self.id,
+            partitions,
+            took_us = started.elapsed().as_micros() as u64,
+            longest_step_us = longest.as_micros() as u64,
+            "published metrics"
+        );
     }
 
     /// Publishes every [`METRICS_PUBLISH_MS`] until dropped.
     pub(crate) async fn publish_loop(self: Rc<Self>) {
         loop {
             glommio::timer::sleep(Duration::from_millis(METRICS_PUBLISH_MS)).await;
-            self.publish();
+            self.publish().await;
         }
     }
 
-    fn report(&self) -> ShardReport {
+    /// The report, and the longest step between yields.
+    async fn report(&self) -> (ShardReport, Duration) {
+        let mut longest = Duration::ZERO;
+        let mut step = std::time::Instant::now();
         let snapshot = self.snapshot();
         let names: HashMap<_, _> = snapshot
             .topics
             .values()
             .map(|t| (t.id, t.name.clone()))
             .collect();
-        let mut partitions: Vec<PartitionReport> = self
+        let logs: Vec<_> = self
             .logs
             .borrow()
             .iter()
-            .filter_map(|(&(topic, partition), log)| {
+            .map(|(&key, log)| (key, log.clone()))
+            .collect();
+        let mut partitions: Vec<PartitionReport> = Vec::with_capacity(logs.len());
+        for chunk in logs.chunks(PUBLISH_CHUNK) {
+            partitions.extend(chunk.iter().filter_map(|&((topic, partition), ref log)| {
                 Some(PartitionReport {
                     topic: names.get(&topic)?.clone(),
                     partition,
@@ -44,8 +66,14 @@ impl Shard {
                     segments: log.segment_count() as u32,
                     error: log.failure(),
                 })
-            })
-            .collect();
+            }));
+            if logs.len() > PUBLISH_CHUNK {
+                longest = longest.max(step.elapsed());
+                crate::support::yield_to_ready_tasks().await;
+                step = std::time::Instant::now();
+            }
+        }
+        drop(logs);
         for ((topic, partition), reason) in self.failed.borrow().iter() {
             if let Some(name) = names.get(topic) {
                 partitions.push(PartitionReport {
@@ -60,11 +88,10 @@ impl Shard {
                 });
             }
         }
-        partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
         let (produce_latency, fetch_latency) = self.metrics.latencies();
         let reads = self.disk.read_ahead().stats();
         let c = &self.counters;
-        ShardReport {
+        let report = ShardReport {
             shard: self.id.0,
             at: Some(SystemTime::now()),
             recovered: true,
@@ -85,6 +112,7 @@ impl Shard {
             topics: self.metrics.traffic(|id| names.get(&id).cloned()),
             partitions,
             groups: self.groups.report(),
-        }
+        };
+        (report, longest.max(step.elapsed()))
     }
 }
