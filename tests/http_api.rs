@@ -498,3 +498,26 @@ fn the_console_loads_without_errors_shows_a_topic_and_its_figures_change() {
         "{dom}"
     );
 }
+
+#[test]
+fn a_taken_http_port_is_refused_at_start_with_a_clear_message() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new("timeout")
+        .arg("60")
+        .arg(corelog_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--cores", "1"])
+        .args(["--kafka-listen", "none", "--http-listen", &port])
+        .arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("binding the HTTP listener {port}"))
+            && stderr.contains("--http-listen"),
+        "{stderr}"
+    );
+}

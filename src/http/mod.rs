@@ -55,7 +55,11 @@ impl Drop for HttpServer {
 /// `board` on a thread of its own.
 pub fn start(listen: SocketAddr, board: Arc<Board>) -> Result<HttpServer, String> {
     let listener = std::net::TcpListener::bind(listen)
-        .map_err(|e| format!("binding the HTTP listener {listen}: {e}"))?;
+        .map_err(|e| {
+            format!(
+                "binding the HTTP listener {listen}: {e} (another broker may be serving it; choose another with --http-listen HOST:PORT, or turn it off with --http-listen none)"
+            )
+        })?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     listener
         .set_nonblocking(true)

@@ -39,6 +39,7 @@ pub async fn serve<P: Protocol>(
         Err(e) => {
             tracing::warn!(shard = %shard.id, ?peer, error = %e, "cannot split the connection; closing it");
             counters.connections.set(counters.connections.get() - 1);
+            shard.metrics.connection_closed(P::NAME);
             return;
         }
     };
@@ -68,6 +69,8 @@ pub async fn serve<P: Protocol>(
             }
         };
         let first_byte = trace::now();
+        // Request latencies (metrics) run from here: the frame's first byte.
+        let arrived = Instant::now();
         let next = match started {
             None => None,
             Some(Err(e)) => Some(Err(e)),
@@ -99,7 +102,6 @@ pub async fn serve<P: Protocol>(
                             RequestKind::Fetch => Some(LatencyKind::Fetch),
                             RequestKind::Other => None,
                         };
-                        let arrived = Instant::now();
                         let shard = shard.clone();
                         (
                             glommio::spawn_local(async move {
