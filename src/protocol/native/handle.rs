@@ -117,6 +117,12 @@ pub(super) fn finish(
 }
 
 /// A response that carries only an error.
+/// [`error_response`], counted in the shard's metrics as an error of `api`.
+fn refused(shard: &Shard, api: &'static str, corr: u64, error: &BrokerError) -> ResponseFrame {
+    shard.metrics.error(("native", api), error.kind);
+    error_response(corr, error)
+}
+
 pub fn error_response(corr: u64, error: &BrokerError) -> ResponseFrame {
     finish(
         FlatBufferBuilder::new(),
@@ -147,6 +153,7 @@ pub async fn handle(
     request: Request,
     turn: Option<Turn>,
 ) -> Option<ResponseFrame> {
+    let api = request.api_name();
     let response = match request {
         Request::Handshake { version, client_id } => handshake(shard, corr, version, &client_id),
         Request::Metadata { topics } => metadata(shard, corr, topics),
@@ -168,7 +175,7 @@ pub async fn handle(
                     Some(body.as_union_value()),
                 )
             }
-            Err(e) => error_response(corr, &e),
+            Err(e) => refused(shard, api, corr, &e),
         },
         Request::CreatePartitions { name, total } => {
             match broker::create_partitions(shard, name, total).await {
@@ -188,7 +195,7 @@ pub async fn handle(
                         Some(body.as_union_value()),
                     )
                 }
-                Err(e) => error_response(corr, &e),
+                Err(e) => refused(shard, api, corr, &e),
             }
         }
         Request::ListTopics => list_topics(shard, corr),
@@ -236,7 +243,7 @@ pub async fn handle(
                         Some(body.as_union_value()),
                     )
                 }
-                Err(e) => error_response(corr, &e),
+                Err(e) => refused(shard, api, corr, &e),
             }
         }
         Request::AlterConfigs {
@@ -261,7 +268,7 @@ pub async fn handle(
                     Some(body.as_union_value()),
                 )
             }
-            Err(e) => error_response(corr, &e),
+            Err(e) => refused(shard, api, corr, &e),
         },
         Request::GroupHeartbeat(h) => super::groups::heartbeat(shard, corr, h).await,
         Request::OffsetCommit {
@@ -430,7 +437,14 @@ async fn create_topic(
 ) -> ResponseFrame {
     let overrides = match overrides {
         Ok(o) => o,
-        Err(e) => return error_response(corr, &BrokerError::new(ErrorKind::InvalidConfig, e)),
+        Err(e) => {
+            return refused(
+                shard,
+                "CreateTopic",
+                corr,
+                &BrokerError::new(ErrorKind::InvalidConfig, e),
+            );
+        }
     };
     match broker::create_topic(shard, name, partitions, overrides).await {
         Ok(meta) => {
@@ -451,7 +465,7 @@ async fn create_topic(
                 Some(body.as_union_value()),
             )
         }
-        Err(e) => error_response(corr, &e),
+        Err(e) => refused(shard, "CreateTopic", corr, &e),
     }
 }
 
@@ -520,7 +534,7 @@ fn list_topics(shard: &Shard, corr: u64) -> ResponseFrame {
 async fn describe_topic(shard: &Rc<Shard>, corr: u64, name: &str) -> ResponseFrame {
     let described = match broker::describe_topic(shard, name).await {
         Ok(d) => d,
-        Err(e) => return error_response(corr, &e),
+        Err(e) => return refused(shard, "DescribeTopic", corr, &e),
     };
     let mut fbb = FlatBufferBuilder::new();
     let parts: Vec<_> = described
