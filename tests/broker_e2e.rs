@@ -1300,3 +1300,50 @@ fn the_broker_raises_its_open_file_limit_to_the_hard_limit() {
     let fields: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(fields[3], fields[4], "soft = hard: {line}");
 }
+
+#[test]
+fn a_full_request_never_lets_a_partitions_later_batch_overtake_an_earlier_one() {
+    // The producer packs ready batches into requests of at most
+    // `request_bytes_max`. Here the queue holds [p1: 1.8 KB, p0: 1.8 KB,
+    // p0: 0.3 KB]: the second does not fit after the first, and the third
+    // would; taking it would append p0's records out of order.
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&tmp.path().join("data"), 1, &[]);
+    create_topic(broker.addr, "packed", 2, TopicSettings::default());
+    let addr = broker.addr;
+    let offsets = run(async move {
+        let config = ProducerConfig {
+            batch_bytes: 1000,
+            request_bytes_max: 2500,
+            linger: Duration::from_secs(5),
+            ..ProducerConfig::default()
+        };
+        let p = Producer::connect(addr, config).await.unwrap();
+        let (v1800, v300) = (vec![b'v'; 1800], vec![b'v'; 300]);
+        let record = |partition: u32, value: &'static [u8]| ProducerRecord {
+            topic: "packed",
+            partition: Some(partition),
+            value: Some(value),
+            ..Default::default()
+        };
+        let v1800: &'static [u8] = v1800.leak();
+        let v300: &'static [u8] = v300.leak();
+        let first_p1 = p.send_record(record(1, v1800)).await.unwrap();
+        let big = p.send_record(record(0, v1800)).await.unwrap();
+        let small = p.send_record(record(0, v300)).await.unwrap();
+        p.flush().await.unwrap();
+        let (first_p1, big, small) = (
+            first_p1.await.unwrap(),
+            big.await.unwrap(),
+            small.await.unwrap(),
+        );
+        p.close().await.unwrap();
+        (first_p1.offset, big.offset, small.offset)
+    });
+    assert_eq!(offsets.0, Some(0));
+    assert_eq!(
+        (offsets.1, offsets.2),
+        (Some(0), Some(1)),
+        "partition 0's records keep the order they were sent in"
+    );
+}

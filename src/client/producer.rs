@@ -513,16 +513,21 @@ async fn sender_loop(inner: Rc<Inner>) {
             let mut bytes = 0;
             let mut i = 0;
             while i < ready.len() {
-                if ready[i].addr == addr
-                    && (batches.is_empty()
-                        || bytes + ready[i].bytes.len() <= inner.config.request_bytes_max)
-                {
-                    let b = ready.remove(i).unwrap();
-                    bytes += b.bytes.len();
-                    batches.push(b);
-                } else {
+                if ready[i].addr != addr {
                     i += 1;
+                    continue;
                 }
+                // The request is full at the first batch that does not fit:
+                // taking a later, smaller one instead could send a
+                // partition's batches out of order.
+                if !batches.is_empty()
+                    && bytes + ready[i].bytes.len() > inner.config.request_bytes_max
+                {
+                    break;
+                }
+                let b = ready.remove(i).unwrap();
+                bytes += b.bytes.len();
+                batches.push(b);
             }
             (addr, batches)
         };
@@ -539,10 +544,16 @@ async fn sender_loop(inner: Rc<Inner>) {
         let Ok(permit) = slots.acquire_static_permit(1).await else {
             return;
         };
+        // The connection is taken here, one request after another, and the
+        // request task queues its frame on its first poll (tasks start in
+        // the order they were spawned): requests to one address go out in
+        // the order they were built, even while the connection is being
+        // opened — so a partition's batches are appended in order.
+        let conn = inner.pool.get(addr, CONNECT_TIMEOUT).await;
         let inner = inner.clone();
         let sent = batches.len();
         glommio::spawn_local(async move {
-            let outcome = send_batches(&inner, addr, &batches).await;
+            let outcome = send_batches(&inner, addr, conn, &batches).await;
             drop(permit);
             for (batch, result) in batches.into_iter().zip(outcome) {
                 batch.state.resolve(result);
@@ -562,10 +573,11 @@ async fn sender_loop(inner: Rc<Inner>) {
 async fn send_batches(
     inner: &Inner,
     addr: SocketAddr,
+    conn: Result<Rc<super::Connection>>,
     batches: &[ReadyBatch],
 ) -> Vec<Result<Option<u64>>> {
     let fail = |e: ClientError| batches.iter().map(|_| Err(e.clone())).collect();
-    let conn = match inner.pool.get(addr, CONNECT_TIMEOUT).await {
+    let conn = match conn {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
