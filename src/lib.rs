@@ -42,6 +42,7 @@ pub mod group;
 pub mod http;
 pub mod meta;
 pub mod metrics;
+pub mod order;
 pub mod protocol;
 pub mod record;
 pub mod server;

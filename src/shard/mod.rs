@@ -30,11 +30,11 @@
 mod budget;
 mod lock;
 mod ops;
-mod order;
+
 mod report;
 
+pub use crate::order::{ProduceOrder, Turn};
 pub use budget::{FdBudget, open_file_limit};
-pub use order::{ProduceOrder, Turn};
 
 pub use ops::{
     FetchData, FetchItem, FetchOutcome, OffsetAnswer, OffsetQuery, PartitionState, ProduceItem,

@@ -246,6 +246,12 @@ struct Inner {
     settings: SegmentSettings,
     segments: RefCell<Vec<Rc<Segment>>>,
     append_lock: Semaphore,
+    /// The order appends take the append lock in: the order they were
+    /// queued (`start_append`). glommio's semaphore lets a new acquirer
+    /// take units freed for a waiter that has been woken but not yet run,
+    /// so the lock alone would let a later append overtake an earlier one
+    /// that waited behind a roll.
+    append_order: crate::order::ProduceOrder,
     next_offset: Cell<Offset>,
     /// Everything below is on stable media.
     durable: Cell<Offset>,
@@ -819,14 +825,19 @@ impl Inner {
     /// (see `PartitionLog::append`).
     async fn append_locked(
         inner: Rc<Inner>,
+        turn: crate::order::Turn,
         mut batches: BytesMut,
         mut found: Vec<(usize, BatchInfo)>,
     ) -> Result<Assigned> {
+        // Earlier appends first; then the lock (with no later append
+        // competing for it, since their turns have not come).
+        turn.come().await;
         let permit = inner
             .append_lock
             .acquire_permit(1)
             .await
             .map_err(|_| StorageError::Closed)?;
+        turn.end();
         if let Err(StorageError::DiskFull { .. }) = inner.check() {
             inner.recover(true).await?;
         }
@@ -1178,6 +1189,7 @@ impl PartitionLog {
             settings,
             segments: RefCell::new(segments),
             append_lock: Semaphore::new(1),
+            append_order: crate::order::ProduceOrder::default(),
             next_offset: Cell::new(end),
             durable: Cell::new(end),
             synced: Cell::new(end),
@@ -1341,10 +1353,16 @@ impl PartitionLog {
         // The locked part runs as its own task: if the caller stops waiting
         // (a timeout, a closed connection), the append still completes or
         // fails as a whole. Cut short halfway, a segment would count bytes
-        // that never reached its write chunk. Tasks start in the order they
-        // were spawned and the append lock is FIFO, so appends keep the
-        // order they were queued in.
-        Ok(glommio::spawn_local(Inner::append_locked(self.inner.clone(), batches, found)).detach())
+        // that never reached its write chunk. Each takes a turn now, so
+        // appends keep the order they were queued in (see `append_order`).
+        let turn = inner.append_order.turn();
+        Ok(glommio::spawn_local(Inner::append_locked(
+            self.inner.clone(),
+            turn,
+            batches,
+            found,
+        ))
+        .detach())
     }
 
     /// Waits until every record below `offset` is on stable media, asking
