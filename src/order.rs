@@ -1,18 +1,20 @@
-//! The order in which one connection's produce requests start their
-//! appends.
+//! Turns: a strict first-come order for work that must start in the order
+//! it was queued, whatever order its tasks are polled or woken in.
 //!
-//! A connection's requests run as concurrent tasks (pipelining), and a
-//! produce request may wait before its appends start: for room in a
-//! cross-core channel to a partition's owner. Without an order, request
-//! N+1 could start its appends while N waits, and a partition written by
-//! both would hold N+1's records first — Kafka promises a connection's
-//! produce requests are appended in the order they were sent.
-//!
-//! Each produce request takes a [`Turn`] when its frame is dispatched (in
-//! arrival order, before anything waits), waits for it before starting its
-//! appends, and ends it once every append has started (sent to its owner
-//! or begun on this core), so only the start is serialised: waiting for
-//! the appends to complete, fsyncs and replication stay concurrent.
+//! Two users:
+//! * a connection's produce requests (`shard::Shard::produce`): requests
+//!   run as concurrent tasks (pipelining) and one may wait before its
+//!   appends start, for room in a cross-core channel to a partition's
+//!   owner; without an order, request N+1 could start its appends while N
+//!   waits, and a partition written by both would hold N+1's records first
+//!   — Kafka promises a connection's produce requests are appended in the
+//!   order they were sent. A request takes its turn when its frame is
+//!   dispatched and ends it once every append has started, so only the
+//!   start is serialised: waits for completion, fsyncs and replication
+//!   stay concurrent;
+//! * a partition log's appends (`storage::log`): each takes a turn when it
+//!   is queued and ends it once it holds the append lock, because glommio's
+//!   semaphore lets a new acquirer take units freed for a woken waiter.
 
 use event_listener::Event;
 use std::cell::{Cell, RefCell};
