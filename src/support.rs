@@ -77,37 +77,6 @@ pub fn process_cpu_us() -> (u64, u64) {
     (us(usage.ru_utime), us(usage.ru_stime))
 }
 
-/// What the process uses now, for metrics.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ProcessFigures {
-    pub resident_bytes: u64,
-    pub open_fds: u64,
-    pub max_fds: u64,
-    pub cpu_seconds: f64,
-}
-
-/// Reads the process's resident memory (`/proc/self/statm`), open
-/// descriptors (`/proc/self/fd`), open-file limit and CPU time. Figures
-/// that cannot be read are 0.
-pub fn process_figures() -> ProcessFigures {
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(0) as u64;
-    let resident_pages = std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .unwrap_or(0);
-    let open_fds = std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.count() as u64)
-        .unwrap_or(0);
-    let (user, system) = process_cpu_us();
-    ProcessFigures {
-        resident_bytes: resident_pages * page,
-        open_fds,
-        max_fds: crate::shard::open_file_limit().unwrap_or(0) as u64,
-        cpu_seconds: (user + system) as f64 / 1e6,
-    }
-}
-
 /// Lets every other task that is ready run before the caller goes on: the
 /// task wakes itself and returns `Pending` once, so the executor queues it
 /// behind them. For long loops on a shard (building a metrics report over

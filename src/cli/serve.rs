@@ -243,6 +243,27 @@ fn raise_fd_limit() -> Option<(u64, u64)> {
     Some((limit.rlim_cur, limit.rlim_max))
 }
 
+/// Starts the HTTP port (if any) before the shards recover their
+/// partitions (/v1/health says 503 until they have), and prints its
+/// address on a line of its own as soon as it is bound (a courtesy, like
+/// the listening line: a failed write is ignored).
+fn start_http(
+    listen: Option<SocketAddr>,
+    board: &Arc<crate::metrics::Board>,
+) -> Result<Option<crate::http::HttpServer>, String> {
+    let Some(listen) = listen else {
+        return Ok(None);
+    };
+    let server = crate::http::start(listen, board.clone())?;
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "corelog http listening on {}", server.addr());
+    let _ = stdout.flush();
+    drop(stdout);
+    tracing::info!(addr = %server.addr(), "HTTP listener (metrics, admin API, console)");
+    Ok(Some(server))
+}
+
 pub fn run(args: ServeArgs) -> Result<(), String> {
     match raise_fd_limit() {
         Some((soft, hard)) => tracing::info!(soft, hard, "open file limit"),
@@ -257,23 +278,7 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         b.cores = cores;
         b.config = config.describe();
     });
-    // Served before the shards recover their partitions: /v1/health says
-    // 503 until they have.
-    let http = match config.http_listen {
-        Some(listen) => {
-            let server = crate::http::start(listen, board.clone())?;
-            // Its own line, as soon as it is bound (a courtesy, like the
-            // listening line below: a failed write is ignored).
-            use std::io::Write;
-            let mut stdout = std::io::stdout().lock();
-            let _ = writeln!(stdout, "corelog http listening on {}", server.addr());
-            let _ = stdout.flush();
-            drop(stdout);
-            tracing::info!(addr = %server.addr(), "HTTP listener (metrics, admin API, console)");
-            Some(server)
-        }
-        None => None,
-    };
+    let http = start_http(config.http_listen, &board)?;
     let broker = crate::server::start_with(config, board.clone())?;
     board.set_broker(|b| {
         b.native_addr = Some(broker.addr.to_string());

@@ -505,32 +505,7 @@ async fn sender_loop(inner: Rc<Inner>) {
             }
             continue;
         }
-        // Take one destination's batches, up to a request's size.
-        let (addr, batches) = {
-            let mut ready = inner.ready.borrow_mut();
-            let addr = ready.front().unwrap().addr;
-            let mut batches = Vec::new();
-            let mut bytes = 0;
-            let mut i = 0;
-            while i < ready.len() {
-                if ready[i].addr != addr {
-                    i += 1;
-                    continue;
-                }
-                // The request is full at the first batch that does not fit:
-                // taking a later, smaller one instead could send a
-                // partition's batches out of order.
-                if !batches.is_empty()
-                    && bytes + ready[i].bytes.len() > inner.config.request_bytes_max
-                {
-                    break;
-                }
-                let b = ready.remove(i).unwrap();
-                bytes += b.bytes.len();
-                batches.push(b);
-            }
-            (addr, batches)
-        };
+        let (addr, batches) = take_request(&inner);
         let slots = inner
             .slots
             .borrow_mut()
@@ -567,6 +542,32 @@ async fn sender_loop(inner: Rc<Inner>) {
         })
         .detach();
     }
+}
+
+/// Takes the next request's batches off the queue: the first ready
+/// batch's destination, and its batches up to a request's size.
+fn take_request(inner: &Inner) -> (SocketAddr, Vec<ReadyBatch>) {
+    let mut ready = inner.ready.borrow_mut();
+    let addr = ready.front().unwrap().addr;
+    let mut batches = Vec::new();
+    let mut bytes = 0;
+    let mut i = 0;
+    while i < ready.len() {
+        if ready[i].addr != addr {
+            i += 1;
+            continue;
+        }
+        // The request is full at the first batch that does not fit:
+        // taking a later, smaller one instead could send a
+        // partition's batches out of order.
+        if !batches.is_empty() && bytes + ready[i].bytes.len() > inner.config.request_bytes_max {
+            break;
+        }
+        let b = ready.remove(i).unwrap();
+        bytes += b.bytes.len();
+        batches.push(b);
+    }
+    (addr, batches)
 }
 
 /// Sends batches in one produce request; one outcome per batch.

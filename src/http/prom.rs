@@ -145,6 +145,7 @@ impl Collector for Reports {
         self.encode_requests(&mut encoder)?;
         self.encode_shards(&mut encoder)?;
         self.encode_topics(&mut encoder)?;
+        self.encode_partitions(&mut encoder)?;
         self.encode_groups(&mut encoder)?;
         Ok(())
     }
@@ -163,7 +164,7 @@ impl Reports {
             ready.add(shard_label(s.shard), if s.recovered { 1.0 } else { 0.0 });
         }
         ready.encode(encoder)?;
-        let process = crate::support::process_figures();
+        let process = process_figures();
         let mut memory = Family::gauge(
             "corelog_process_resident_memory_bytes",
             "Resident memory of the broker process.",
@@ -369,8 +370,10 @@ impl Reports {
         }
         bytes_in.encode(encoder)?;
         bytes_out.encode(encoder)?;
-        records.encode(encoder)?;
+        records.encode(encoder)
+    }
 
+    fn encode_partitions(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let mut start = Family::gauge(
             "corelog_partition_log_start_offset",
             "The first offset a partition holds.",
@@ -447,6 +450,37 @@ impl Reports {
         committed.encode(encoder)?;
         lag.encode(encoder)?;
         members.encode(encoder)
+    }
+}
+
+/// What the process uses now, for metrics.
+#[derive(Clone, Copy, Debug, Default)]
+struct ProcessFigures {
+    resident_bytes: u64,
+    open_fds: u64,
+    max_fds: u64,
+    cpu_seconds: f64,
+}
+
+/// Reads the process's resident memory (`/proc/self/statm`), open
+/// descriptors (`/proc/self/fd`), open-file limit and CPU time. Figures
+/// that cannot be read are 0.
+fn process_figures() -> ProcessFigures {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(0) as u64;
+    let resident_pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .unwrap_or(0);
+    let open_fds = std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count() as u64)
+        .unwrap_or(0);
+    let (user, system) = crate::support::process_cpu_us();
+    ProcessFigures {
+        resident_bytes: resident_pages * page,
+        open_fds,
+        max_fds: crate::shard::open_file_limit().unwrap_or(0) as u64,
+        cpu_seconds: (user + system) as f64 / 1e6,
     }
 }
 

@@ -39,41 +39,14 @@ impl Shard {
 
     /// The report, and the longest step between yields.
     async fn report(&self) -> (ShardReport, Duration) {
-        let mut longest = Duration::ZERO;
-        let mut step = std::time::Instant::now();
         let snapshot = self.snapshot();
         let names: HashMap<_, _> = snapshot
             .topics
             .values()
             .map(|t| (t.id, t.name.clone()))
             .collect();
-        let logs: Vec<_> = self
-            .logs
-            .borrow()
-            .iter()
-            .map(|(&key, log)| (key, log.clone()))
-            .collect();
-        let mut partitions: Vec<PartitionReport> = Vec::with_capacity(logs.len());
-        for chunk in logs.chunks(PUBLISH_CHUNK) {
-            partitions.extend(chunk.iter().filter_map(|&((topic, partition), ref log)| {
-                Some(PartitionReport {
-                    topic: names.get(&topic)?.clone(),
-                    partition,
-                    start: log.start_offset().0,
-                    end: log.end_offset().0,
-                    high_watermark: log.high_watermark().0,
-                    bytes: log.size_bytes(),
-                    segments: log.segment_count() as u32,
-                    error: log.failure(),
-                })
-            }));
-            if logs.len() > PUBLISH_CHUNK {
-                longest = longest.max(step.elapsed());
-                crate::support::yield_to_ready_tasks().await;
-                step = std::time::Instant::now();
-            }
-        }
-        drop(logs);
+        let (mut partitions, longest) = self.partition_reports(&names).await;
+        let step = std::time::Instant::now();
         for ((topic, partition), reason) in self.failed.borrow().iter() {
             if let Some(name) = names.get(topic) {
                 partitions.push(PartitionReport {
@@ -114,5 +87,42 @@ impl Shard {
             groups: self.groups.report(),
         };
         (report, longest.max(step.elapsed()))
+    }
+
+    /// Every open partition's report, [`PUBLISH_CHUNK`] at a time with a
+    /// yield between chunks; and the longest step between yields.
+    async fn partition_reports(
+        &self,
+        names: &HashMap<crate::types::TopicId, std::sync::Arc<str>>,
+    ) -> (Vec<PartitionReport>, Duration) {
+        let mut longest = Duration::ZERO;
+        let mut step = std::time::Instant::now();
+        let logs: Vec<_> = self
+            .logs
+            .borrow()
+            .iter()
+            .map(|(&key, log)| (key, log.clone()))
+            .collect();
+        let mut partitions: Vec<PartitionReport> = Vec::with_capacity(logs.len());
+        for chunk in logs.chunks(PUBLISH_CHUNK) {
+            partitions.extend(chunk.iter().filter_map(|&((topic, partition), ref log)| {
+                Some(PartitionReport {
+                    topic: names.get(&topic)?.clone(),
+                    partition,
+                    start: log.start_offset().0,
+                    end: log.end_offset().0,
+                    high_watermark: log.high_watermark().0,
+                    bytes: log.size_bytes(),
+                    segments: log.segment_count() as u32,
+                    error: log.failure(),
+                })
+            }));
+            if logs.len() > PUBLISH_CHUNK {
+                longest = longest.max(step.elapsed());
+                crate::support::yield_to_ready_tasks().await;
+                step = std::time::Instant::now();
+            }
+        }
+        (partitions, longest.max(step.elapsed()))
     }
 }
