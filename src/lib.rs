@@ -45,6 +45,7 @@ pub mod metrics;
 pub mod order;
 pub mod protocol;
 pub mod record;
+pub mod security;
 pub mod server;
 pub mod shard;
 pub mod storage;

@@ -2,6 +2,8 @@
 //! ports, stopped by the test (or killed when the handle drops).
 #![allow(dead_code)]
 
+pub mod pki;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,159 @@
+//! Security: TLS on listeners ([`tls`]), who a connection is (its
+//! [`Principal`]), SASL/SCRAM credentials ([`scram`]) and what a principal
+//! may do ([`acl`]).
+//!
+//! The types here are the broker's own; the Kafka adapter maps Kafka's
+//! numeric codes (resource types, operations, mechanisms) to and from them,
+//! and the metadata file stores them.
+
+pub mod tls;
+
+use std::fmt;
+
+/// Who a connection acts as: `User:NAME` after SASL, `User:CN=…,O=…` from
+/// a client certificate under mutual TLS, `User:ANONYMOUS` otherwise.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Principal(pub String);
+
+impl Principal {
+    pub const ANONYMOUS: &'static str = "User:ANONYMOUS";
+
+    pub fn anonymous() -> Principal {
+        Principal(Self::ANONYMOUS.to_string())
+    }
+
+    pub fn user(name: &str) -> Principal {
+        Principal(format!("User:{name}"))
+    }
+
+    pub fn is_anonymous(&self) -> bool {
+        self.0 == Self::ANONYMOUS
+    }
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A SCRAM mechanism (Kafka's codes: 1 and 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ScramMechanism {
+    Sha256,
+    Sha512,
+}
+
+impl ScramMechanism {
+    pub const ALL: [ScramMechanism; 2] = [ScramMechanism::Sha256, ScramMechanism::Sha512];
+    /// Kafka's bounds on a credential's iteration count.
+    pub const MIN_ITERATIONS: u32 = 4096;
+    pub const MAX_ITERATIONS: u32 = 16384;
+
+    /// The SASL mechanism name (`SCRAM-SHA-256`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ScramMechanism::Sha256 => "SCRAM-SHA-256",
+            ScramMechanism::Sha512 => "SCRAM-SHA-512",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<ScramMechanism> {
+        ScramMechanism::ALL
+            .into_iter()
+            .find(|m| m.name().eq_ignore_ascii_case(name))
+    }
+
+    /// Kafka's ScramMechanism code.
+    pub fn code(self) -> i8 {
+        match self {
+            ScramMechanism::Sha256 => 1,
+            ScramMechanism::Sha512 => 2,
+        }
+    }
+
+    pub fn from_code(code: i8) -> Option<ScramMechanism> {
+        ScramMechanism::ALL.into_iter().find(|m| m.code() == code)
+    }
+}
+
+/// One user's credential for one mechanism, in SCRAM's storage form: the
+/// password is never kept, only the salt, the iteration count and the two
+/// keys derived from the salted password (RFC 5802 §3).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScramCredential {
+    pub user: String,
+    pub mechanism: ScramMechanism,
+    pub iterations: u32,
+    pub salt: Vec<u8>,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+}
+
+impl fmt::Debug for ScramCredential {
+    // Keys stay out of logs and panics.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScramCredential")
+            .field("user", &self.user)
+            .field("mechanism", &self.mechanism)
+            .field("iterations", &self.iterations)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an ACL is about (Kafka's resource types TOPIC, GROUP, CLUSTER).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ResourceType {
+    Topic,
+    Group,
+    Cluster,
+}
+
+/// The only cluster resource's name (Kafka's).
+pub const CLUSTER_RESOURCE_NAME: &str = "kafka-cluster";
+
+/// How an ACL's resource name matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PatternType {
+    /// The name itself, or `*` for every resource of the type.
+    Literal,
+    /// Every resource whose name starts with it.
+    Prefixed,
+}
+
+/// An operation on a resource (Kafka's AclOperation names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Operation {
+    All,
+    Read,
+    Write,
+    Create,
+    Delete,
+    Alter,
+    Describe,
+    ClusterAction,
+    DescribeConfigs,
+    AlterConfigs,
+    IdempotentWrite,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Permission {
+    Allow,
+    Deny,
+}
+
+/// One ACL: `principal` from `host` is allowed (or denied) `operation` on
+/// the resources `(resource_type, name, pattern)` names.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AclBinding {
+    pub resource_type: ResourceType,
+    pub resource_name: String,
+    pub pattern: PatternType,
+    /// `User:NAME`, or `User:*` for every principal.
+    pub principal: String,
+    /// A client IP address, or `*`.
+    pub host: String,
+    pub operation: Operation,
+    pub permission: Permission,
+}
