@@ -157,3 +157,27 @@ pub struct AclBinding {
     pub operation: Operation,
     pub permission: Permission,
 }
+
+/// How a filter matches ACLs' resource patterns (Kafka's PatternTypeFilter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PatternFilter {
+    /// Every pattern type.
+    Any,
+    /// The ACLs that would apply to the filter's name taken literally: the
+    /// literal name, the literal `*`, and every prefix of it.
+    Match,
+    Exactly(PatternType),
+}
+
+/// Selects ACLs (DescribeAcls, DeleteAcls, `corelog acl list`): `None`
+/// matches anything.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AclFilter {
+    pub resource_type: Option<ResourceType>,
+    pub resource_name: Option<String>,
+    pub pattern: PatternFilter,
+    pub principal: Option<String>,
+    pub host: Option<String>,
+    pub operation: Option<Operation>,
+    pub permission: Option<Permission>,
+}
