@@ -14,6 +14,8 @@ use crate::constants::{
     GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS_DEFAULT, GROUP_CONSUMER_SESSION_TIMEOUT_MS_DEFAULT,
 };
 use crate::meta::TopicConfig;
+use crate::security::SecurityProtocol;
+use crate::security::tls::{ClientAuth, TlsFiles};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -93,6 +95,66 @@ pub struct BrokerConfig {
     pub group_consumer_heartbeat_interval: Duration,
     /// How long a consumer-protocol member may go without a heartbeat.
     pub group_consumer_session_timeout: Duration,
+    /// The security protocol of the Kafka listener at `kafka_listen`.
+    pub kafka_security_protocol: SecurityProtocol,
+    /// Kafka listeners after the first (`--kafka-listen` repeated as
+    /// `PROTOCOL://HOST:PORT`), e.g. an SSL listener beside a plaintext one.
+    pub kafka_more_listeners: Vec<KafkaListener>,
+    /// The native listener (shared port and shard ports): TLS or not.
+    pub native_security: ListenerSecurity,
+    /// The HTTP listener: TLS or not.
+    pub http_security: ListenerSecurity,
+    /// Certificate and key of every TLS listener without its own.
+    pub tls: Option<TlsFiles>,
+    /// The native listener's own TLS files (config file `[tls.native]`).
+    pub tls_native: Option<TlsFiles>,
+    /// The Kafka listeners' own TLS files (`[tls.kafka]`).
+    pub tls_kafka: Option<TlsFiles>,
+    /// The HTTP listener's own TLS files (`[tls.http]`).
+    pub tls_http: Option<TlsFiles>,
+}
+
+/// TLS on a listener that is not Kafka's (whose protocol says it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ListenerSecurity {
+    #[default]
+    None,
+    Tls,
+}
+
+impl ListenerSecurity {
+    pub fn parse(text: &str) -> Result<ListenerSecurity, String> {
+        match text.to_ascii_lowercase().as_str() {
+            "none" | "plaintext" => Ok(ListenerSecurity::None),
+            "tls" | "ssl" => Ok(ListenerSecurity::Tls),
+            _ => Err(format!("{text:?} is not a listener security (tls or none)")),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ListenerSecurity::None => "none",
+            ListenerSecurity::Tls => "tls",
+        }
+    }
+}
+
+/// One Kafka listener: where it binds, what it speaks, what clients are
+/// told to connect to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KafkaListener {
+    pub protocol: SecurityProtocol,
+    pub listen: SocketAddr,
+    /// `host:port` clients are told; default: the bound address.
+    pub advertise: Option<(String, u16)>,
+}
+
+/// Which listener a TLS configuration is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsListener {
+    Native,
+    Kafka,
+    Http,
 }
 
 impl BrokerConfig {
@@ -195,6 +257,102 @@ impl BrokerConfig {
             group_consumer_session_timeout: Duration::from_millis(
                 GROUP_CONSUMER_SESSION_TIMEOUT_MS_DEFAULT,
             ),
+            kafka_security_protocol: SecurityProtocol::Plaintext,
+            kafka_more_listeners: Vec::new(),
+            native_security: ListenerSecurity::None,
+            http_security: ListenerSecurity::None,
+            tls: None,
+            tls_native: None,
+            tls_kafka: None,
+            tls_http: None,
+        }
+    }
+
+    /// Every Kafka listener, the one at `kafka_listen` first.
+    pub fn kafka_listeners(&self) -> Vec<KafkaListener> {
+        let Some(listen) = self.kafka_listen else {
+            return Vec::new();
+        };
+        let mut all = vec![KafkaListener {
+            protocol: self.kafka_security_protocol,
+            listen,
+            advertise: self.kafka_advertise.clone(),
+        }];
+        all.extend(self.kafka_more_listeners.iter().cloned());
+        all
+    }
+
+    /// The TLS files `listener` uses: its own, else the common ones.
+    pub fn tls_for(&self, listener: TlsListener) -> Option<&TlsFiles> {
+        let own = match listener {
+            TlsListener::Native => &self.tls_native,
+            TlsListener::Kafka => &self.tls_kafka,
+            TlsListener::Http => &self.tls_http,
+        };
+        own.as_ref().or(self.tls.as_ref())
+    }
+
+    /// Adds a Kafka listener from `--kafka-listen` (`HOST:PORT`, which
+    /// speaks `kafka_security_protocol`, or `PROTOCOL://HOST:PORT`): the
+    /// first sets `kafka_listen`, later ones are added after it.
+    pub fn add_kafka_listen(&mut self, text: &str, first: bool) -> Result<(), String> {
+        let (protocol, addr) = match text.split_once("://") {
+            Some((p, rest)) => (Some(SecurityProtocol::parse(p)?), rest),
+            None => (None, text),
+        };
+        let listen = parse_listen(addr)?;
+        if first {
+            self.kafka_listen = listen;
+            self.kafka_more_listeners.clear();
+            if let Some(p) = protocol {
+                self.kafka_security_protocol = p;
+            }
+            return Ok(());
+        }
+        let Some(listen) = listen else {
+            return Err(format!(
+                "{text:?}: only the first Kafka listener may be none"
+            ));
+        };
+        let Some(protocol) = protocol else {
+            return Err(format!(
+                "{text:?}: a second Kafka listener needs its protocol (PROTOCOL://HOST:PORT, e.g. SSL://0.0.0.0:9093)"
+            ));
+        };
+        self.kafka_more_listeners.push(KafkaListener {
+            protocol,
+            listen,
+            advertise: None,
+        });
+        Ok(())
+    }
+
+    /// Sets an advertised address from `--kafka-advertise` (`HOST:PORT` for
+    /// the first listener, `PROTOCOL://HOST:PORT` for the listener of that
+    /// protocol).
+    pub fn set_kafka_advertise(&mut self, text: &str) -> Result<(), String> {
+        let Some((p, rest)) = text.split_once("://") else {
+            self.kafka_advertise = Some(parse_advertise(text)?);
+            return Ok(());
+        };
+        let protocol = SecurityProtocol::parse(p)?;
+        let advertise = parse_advertise(rest)?;
+        if self.kafka_listen.is_some() && self.kafka_security_protocol == protocol {
+            self.kafka_advertise = Some(advertise);
+            return Ok(());
+        }
+        match self
+            .kafka_more_listeners
+            .iter_mut()
+            .find(|l| l.protocol == protocol)
+        {
+            Some(l) => {
+                l.advertise = Some(advertise);
+                Ok(())
+            }
+            None => Err(format!(
+                "{text:?}: no {protocol} Kafka listener to advertise (add --kafka-listen {protocol}://HOST:PORT)"
+            )),
         }
     }
 
@@ -273,6 +431,7 @@ impl BrokerConfig {
             ));
         }
         self.validate_kafka_shard_brokers()?;
+        self.validate_security()?;
         self.topic_defaults
             .validate()
             .map_err(|e| format!("topic defaults: {e}"))
@@ -299,6 +458,54 @@ impl BrokerConfig {
             )),
             _ => Ok(()),
         }
+    }
+
+    /// Kafka listeners have distinct protocols and addresses; every TLS
+    /// listener has a certificate and key.
+    fn validate_security(&self) -> Result<(), String> {
+        let listeners = self.kafka_listeners();
+        for (i, a) in listeners.iter().enumerate() {
+            for b in &listeners[i + 1..] {
+                if a.protocol == b.protocol {
+                    return Err(format!(
+                        "two Kafka listeners speak {}; give each protocol one listener",
+                        a.protocol
+                    ));
+                }
+                if a.listen == b.listen && a.listen.port() != 0 {
+                    return Err(format!(
+                        "Kafka listeners {} and {} both bind {}",
+                        a.protocol, b.protocol, a.listen
+                    ));
+                }
+            }
+            if a.protocol.tls() && self.tls_for(TlsListener::Kafka).is_none() {
+                return Err(format!(
+                    "the {} Kafka listener needs a certificate and key: add --tls-cert FILE --tls-key FILE",
+                    a.protocol
+                ));
+            }
+        }
+        if self.kafka_shard_brokers && listeners.len() > 1 {
+            return Err(
+                "the shard-aware Kafka mode (--kafka-shard-brokers) supports one Kafka listener"
+                    .into(),
+            );
+        }
+        if self.native_security == ListenerSecurity::Tls
+            && self.tls_for(TlsListener::Native).is_none()
+        {
+            return Err(
+                "--native-security tls needs a certificate and key: add --tls-cert FILE --tls-key FILE".into(),
+            );
+        }
+        if self.http_security == ListenerSecurity::Tls && self.tls_for(TlsListener::Http).is_none()
+        {
+            return Err(
+                "--http-security tls needs a certificate and key: add --tls-cert FILE --tls-key FILE".into(),
+            );
+        }
+        Ok(())
     }
 
     /// The port shard `index` binds for its own Kafka listener in the
@@ -390,19 +597,70 @@ impl BrokerConfig {
         if let Some(v) = file.log_cleaner_map_bytes {
             self.log_cleaner_map_bytes = v;
         }
+        if let Some(v) = file.kafka_security_protocol {
+            self.kafka_security_protocol = SecurityProtocol::parse(&v)
+                .map_err(|e| format!("{}: kafka_security_protocol: {e}", path.display()))?;
+        }
         if let Some(v) = file.kafka_listen {
-            self.kafka_listen =
-                parse_listen(&v).map_err(|e| format!("{}: kafka_listen: {e}", path.display()))?;
+            for (i, text) in v.into_vec().iter().enumerate() {
+                self.add_kafka_listen(text, i == 0)
+                    .map_err(|e| format!("{}: kafka_listen: {e}", path.display()))?;
+            }
+        }
+        if let Some(v) = file.native_security {
+            self.native_security = ListenerSecurity::parse(&v)
+                .map_err(|e| format!("{}: native_security: {e}", path.display()))?;
+        }
+        if let Some(v) = file.http_security {
+            self.http_security = ListenerSecurity::parse(&v)
+                .map_err(|e| format!("{}: http_security: {e}", path.display()))?;
+        }
+        if let Some(tls) = file.tls {
+            let at = |what: &str, e: String| format!("{}: {what}: {e}", path.display());
+            let common = FileTls {
+                cert: tls.cert.clone(),
+                key: tls.key.clone(),
+                client_ca: tls.client_ca.clone(),
+                client_auth: tls.client_auth.clone(),
+            };
+            let (native, kafka, http) = (tls.native.clone(), tls.kafka.clone(), tls.http.clone());
+            if let Some(f) = common.into_files().map_err(|e| at("tls", e))? {
+                self.tls = Some(f);
+            }
+            if let Some(f) = native
+                .map(FileTls::into_files)
+                .transpose()
+                .map_err(|e| at("tls.native", e))?
+                .flatten()
+            {
+                self.tls_native = Some(f);
+            }
+            if let Some(f) = kafka
+                .map(FileTls::into_files)
+                .transpose()
+                .map_err(|e| at("tls.kafka", e))?
+                .flatten()
+            {
+                self.tls_kafka = Some(f);
+            }
+            if let Some(f) = http
+                .map(FileTls::into_files)
+                .transpose()
+                .map_err(|e| at("tls.http", e))?
+                .flatten()
+            {
+                self.tls_http = Some(f);
+            }
         }
         if let Some(v) = file.http_listen {
             self.http_listen =
                 parse_listen(&v).map_err(|e| format!("{}: http_listen: {e}", path.display()))?;
         }
         if let Some(v) = file.kafka_advertise {
-            self.kafka_advertise = Some(
-                parse_advertise(&v)
-                    .map_err(|e| format!("{}: kafka_advertise: {e}", path.display()))?,
-            );
+            for text in v.into_vec() {
+                self.set_kafka_advertise(&text)
+                    .map_err(|e| format!("{}: kafka_advertise: {e}", path.display()))?;
+            }
         }
         if let Some(v) = file.kafka_shard_brokers {
             self.kafka_shard_brokers = v;
@@ -452,9 +710,13 @@ struct FileConfig {
     log_cleaner_interval_ms: Option<u64>,
     log_cleaner_bytes_per_sec: Option<u64>,
     log_cleaner_map_bytes: Option<usize>,
-    kafka_listen: Option<String>,
+    kafka_listen: Option<OneOrMany>,
+    kafka_security_protocol: Option<String>,
+    native_security: Option<String>,
+    http_security: Option<String>,
+    tls: Option<FileTlsTable>,
     http_listen: Option<String>,
-    kafka_advertise: Option<String>,
+    kafka_advertise: Option<OneOrMany>,
     kafka_shard_brokers: Option<bool>,
     kafka_shard_ports: Option<Vec<u16>>,
     auto_create_topics: Option<bool>,
@@ -462,6 +724,78 @@ struct FileConfig {
     trace_latency: Option<bool>,
     node_id: Option<i32>,
     disk_free_min_bytes: Option<u64>,
+}
+
+/// A key that takes one string or an array of them.
+#[derive(serde::Deserialize, Debug)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+/// `[tls]` and its per-listener tables `[tls.native]`, `[tls.kafka]`,
+/// `[tls.http]`.
+#[derive(serde::Deserialize, Debug, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct FileTlsTable {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+    client_auth: Option<String>,
+    native: Option<FileTls>,
+    kafka: Option<FileTls>,
+    http: Option<FileTls>,
+}
+
+#[derive(serde::Deserialize, Debug, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct FileTls {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+    client_auth: Option<String>,
+}
+
+impl FileTls {
+    fn into_files(self) -> Result<Option<TlsFiles>, String> {
+        let client_auth = match &self.client_auth {
+            Some(v) => parse_client_auth(v)?,
+            None if self.client_ca.is_some() => ClientAuth::Required,
+            None => ClientAuth::None,
+        };
+        match (self.cert, self.key) {
+            (None, None) if self.client_ca.is_none() => Ok(None),
+            (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+                cert,
+                key,
+                client_ca: self.client_ca,
+                client_auth,
+            })),
+            _ => Err("give both cert and key".into()),
+        }
+    }
+}
+
+/// `none`, `requested` or `required` (client certificates).
+pub fn parse_client_auth(text: &str) -> Result<ClientAuth, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "none" => Ok(ClientAuth::None),
+        "requested" => Ok(ClientAuth::Requested),
+        "required" => Ok(ClientAuth::Required),
+        _ => Err(format!(
+            "{text:?} is not a client authentication mode (none, requested or required)"
+        )),
+    }
 }
 
 /// Parses a listener address, or `none` for no listener.

@@ -40,8 +40,8 @@ pub enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run a broker until SIGINT or SIGTERM.
-    Serve(serve::ServeArgs),
+    /// Run a broker until SIGINT or SIGTERM (SIGHUP reloads TLS certificates).
+    Serve(Box<serve::ServeArgs>),
     /// Create, list, describe or delete topics.
     Topic(client_cmds::TopicArgs),
     /// Send stdin to a topic, one record per line.
@@ -55,7 +55,7 @@ enum Command {
     Stats(client_cmds::BrokerArg),
     /// Run a workload and report throughput and latency (with no --broker,
     /// against a broker started inside this process).
-    Bench(crate::bench::BenchArgs),
+    Bench(Box<crate::bench::BenchArgs>),
     /// Append records to a partition log on direct I/O, read them back,
     /// verify them and print the throughput (a storage-engine demo).
     Demo(demo::DemoArgs),
@@ -103,13 +103,13 @@ pub fn main() -> i32 {
         _ => init_logging_at("corelog=info,warn", cli.log_format),
     }
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Topic(args) => client_cmds::topic(args.command, args.broker.broker),
         Command::Produce(args) => client_cmds::produce(args),
         Command::Consume(args) => client_cmds::consume(args),
         Command::Group(args) => group::run(args),
         Command::Stats(broker) => client_cmds::stats(broker.broker),
-        Command::Bench(args) => crate::bench::run(args),
+        Command::Bench(args) => crate::bench::run(*args),
         Command::Demo(args) => demo::run(args),
         Command::Debug(command) => debug::run(command),
     };

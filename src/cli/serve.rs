@@ -81,17 +81,49 @@ pub struct ServeArgs {
     no_pin: bool,
     /// Kafka protocol listener, HOST:PORT (every shard accepts there);
     /// `none` turns it off; port 0 picks one [default: 127.0.0.1:9092].
+    /// Repeat it as PROTOCOL://HOST:PORT (PLAINTEXT, SSL, SASL_PLAINTEXT,
+    /// SASL_SSL) to run several listeners side by side, e.g.
+    /// `--kafka-listen PLAINTEXT://127.0.0.1:9092 --kafka-listen
+    /// SSL://0.0.0.0:9093`.
     #[arg(long)]
-    kafka_listen: Option<String>,
+    kafka_listen: Vec<String>,
+    /// The security protocol of a bare --kafka-listen HOST:PORT: PLAINTEXT,
+    /// SSL, SASL_PLAINTEXT or SASL_SSL [default: PLAINTEXT].
+    #[arg(long)]
+    kafka_security_protocol: Option<String>,
+    /// TLS on the native listener (its shared port and every shard port):
+    /// tls or none [default: none].
+    #[arg(long)]
+    native_security: Option<String>,
+    /// TLS on the HTTP listener: tls or none [default: none].
+    #[arg(long)]
+    http_security: Option<String>,
+    /// PEM certificate (then its chain) of every TLS listener; reloaded on
+    /// SIGHUP.
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// PEM CA certificates client certificates must chain to (mutual TLS);
+    /// a client certificate is then required unless --tls-client-auth says
+    /// otherwise.
+    #[arg(long)]
+    tls_client_ca: Option<PathBuf>,
+    /// Client certificates: none, requested or required [default: required
+    /// with --tls-client-ca, else none].
+    #[arg(long)]
+    tls_client_auth: Option<String>,
     /// HTTP listener for Prometheus metrics (`/metrics`), the JSON admin API
     /// (`/v1/...`) and the web console (`/`), HOST:PORT; `none` turns it
     /// off; port 0 picks one [default: 127.0.0.1:9644].
     #[arg(long)]
     http_listen: Option<String>,
     /// HOST:PORT Kafka clients are told to connect to (default: the bound
-    /// Kafka address).
-    #[arg(long, value_parser = crate::config::parse_advertise)]
-    kafka_advertise: Option<(String, u16)>,
+    /// Kafka address); PROTOCOL://HOST:PORT for the listener of that
+    /// protocol. Repeatable.
+    #[arg(long)]
+    kafka_advertise: Vec<String>,
     /// Shard-aware Kafka mode: advertise every shard as a Kafka broker of
     /// its own, on its own Kafka port, leading the partitions it owns, so
     /// Kafka clients send each partition's requests to the core that owns
@@ -193,13 +225,7 @@ fn config_from(args: &ServeArgs) -> Result<BrokerConfig, String> {
         config.http_listen =
             crate::config::parse_listen(v).map_err(|e| format!("--http-listen: {e}"))?;
     }
-    if let Some(v) = &args.kafka_listen {
-        config.kafka_listen =
-            crate::config::parse_listen(v).map_err(|e| format!("--kafka-listen: {e}"))?;
-    }
-    if let Some(v) = &args.kafka_advertise {
-        config.kafka_advertise = Some(v.clone());
-    }
+    apply_security_args(&mut config, args)?;
     if args.kafka_shard_brokers {
         config.kafka_shard_brokers = true;
     }
@@ -217,6 +243,65 @@ fn config_from(args: &ServeArgs) -> Result<BrokerConfig, String> {
     }
     config.validate()?;
     Ok(config)
+}
+
+/// The listener and TLS flags.
+fn apply_security_args(config: &mut BrokerConfig, args: &ServeArgs) -> Result<(), String> {
+    use crate::config::{ListenerSecurity, parse_client_auth};
+    use crate::security::SecurityProtocol;
+    use crate::security::tls::{ClientAuth, TlsFiles};
+    if let Some(v) = &args.kafka_security_protocol {
+        config.kafka_security_protocol =
+            SecurityProtocol::parse(v).map_err(|e| format!("--kafka-security-protocol: {e}"))?;
+    }
+    for (i, v) in args.kafka_listen.iter().enumerate() {
+        config
+            .add_kafka_listen(v, i == 0)
+            .map_err(|e| format!("--kafka-listen: {e}"))?;
+    }
+    for v in &args.kafka_advertise {
+        config
+            .set_kafka_advertise(v)
+            .map_err(|e| format!("--kafka-advertise: {e}"))?;
+    }
+    if let Some(v) = &args.native_security {
+        config.native_security =
+            ListenerSecurity::parse(v).map_err(|e| format!("--native-security: {e}"))?;
+    }
+    if let Some(v) = &args.http_security {
+        config.http_security =
+            ListenerSecurity::parse(v).map_err(|e| format!("--http-security: {e}"))?;
+    }
+    let client_auth = args
+        .tls_client_auth
+        .as_deref()
+        .map(parse_client_auth)
+        .transpose()
+        .map_err(|e| format!("--tls-client-auth: {e}"))?;
+    match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let client_ca = args.tls_client_ca.clone();
+            config.tls = Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_auth: client_auth.unwrap_or(if client_ca.is_some() {
+                    ClientAuth::Required
+                } else {
+                    ClientAuth::None
+                }),
+                client_ca,
+            });
+        }
+        (None, None) => {
+            if args.tls_client_ca.is_some() || client_auth.is_some() {
+                return Err(
+                    "--tls-client-ca and --tls-client-auth need --tls-cert and --tls-key".into(),
+                );
+            }
+        }
+        _ => return Err("--tls-cert and --tls-key go together".into()),
+    }
+    Ok(())
 }
 
 /// Raises the open-file soft limit to the hard limit: every connection and
@@ -248,13 +333,25 @@ fn raise_fd_limit() -> Option<(u64, u64)> {
 /// address on a line of its own as soon as it is bound (a courtesy, like
 /// the listening line: a failed write is ignored).
 fn start_http(
-    listen: Option<SocketAddr>,
+    config: &BrokerConfig,
     board: &Arc<crate::metrics::Board>,
 ) -> Result<Option<crate::http::HttpServer>, String> {
-    let Some(listen) = listen else {
+    use crate::config::{ListenerSecurity, TlsListener};
+    let Some(listen) = config.http_listen else {
         return Ok(None);
     };
-    let server = crate::http::start(listen, board.clone())?;
+    let tls = match config.http_security {
+        ListenerSecurity::None => None,
+        ListenerSecurity::Tls => {
+            let files = config
+                .tls_for(TlsListener::Http)
+                .ok_or("--http-security tls needs --tls-cert and --tls-key")?;
+            let server = crate::security::tls::TlsServer::load(files.clone())
+                .map_err(|e| format!("the HTTP listener's TLS: {e}"))?;
+            Some(Arc::new(server))
+        }
+    };
+    let server = crate::http::start_tls(listen, board.clone(), tls)?;
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "corelog http listening on {}", server.addr());
@@ -262,6 +359,29 @@ fn start_http(
     drop(stdout);
     tracing::info!(addr = %server.addr(), "HTTP listener (metrics, admin API, console)");
     Ok(Some(server))
+}
+
+/// SIGHUP: every TLS listener reads its certificate and key again; new
+/// handshakes use them, open connections keep theirs, and a listener whose
+/// files are broken keeps serving the old ones (logged as an error).
+fn reload_tls(tls: &crate::shard::ListenerTls, http: Option<&crate::security::tls::TlsServer>) {
+    let mut results = tls.reload();
+    if let Some(http) = http {
+        results.push(
+            http.reload()
+                .map(|summary| format!("HTTP listener: {summary}"))
+                .map_err(|e| format!("HTTP listener kept its certificate: {e}")),
+        );
+    }
+    if results.is_empty() {
+        tracing::info!("SIGHUP: no TLS listener to reload");
+    }
+    for result in results {
+        match result {
+            Ok(line) => tracing::info!(certificate = %line, "reloaded TLS certificates"),
+            Err(e) => tracing::error!(error = %e, "reloading TLS certificates failed"),
+        }
+    }
 }
 
 pub fn run(args: ServeArgs) -> Result<(), String> {
@@ -278,7 +398,7 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         b.cores = cores;
         b.config = config.describe();
     });
-    let http = start_http(config.http_listen, &board)?;
+    let http = start_http(&config, &board)?;
     let broker = crate::server::start_with(config, board.clone())?;
     board.set_broker(|b| {
         b.native_addr = Some(broker.addr.to_string());
@@ -300,6 +420,17 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
             .collect();
         format!(" kafka_shard_ports={}", ports.join(","))
     };
+    // Every Kafka listener with its protocol, last.
+    let kafka_listeners = if broker.kafka_addrs.is_empty() {
+        String::new()
+    } else {
+        let all: Vec<String> = broker
+            .kafka_addrs
+            .iter()
+            .map(|(p, a)| format!("{p}://{a}"))
+            .collect();
+        format!(" kafka_listeners={}", all.join(","))
+    };
     // One line on stdout that scripts and tests can wait for. A broker
     // whose stdout nobody reads (closed, or a pipe whose reader left)
     // serves all the same: the line is a courtesy, so a failed write is
@@ -308,32 +439,41 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(
         stdout,
-        "corelog listening on {} shards={} shard_ports={} data_dir={} kafka={}{}",
+        "corelog listening on {} shards={} shard_ports={} data_dir={} kafka={}{}{}",
         broker.addr,
         cores,
         ports.join(","),
         data_dir.display(),
         kafka,
-        kafka_shard_ports
+        kafka_shard_ports,
+        kafka_listeners
     );
     let _ = stdout.flush();
     drop(stdout);
     let signal = broker.shutdown_signal();
+    let tls = broker.tls_handle();
+    let http_tls = http.as_ref().and_then(|h| h.tls());
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
     ])
     .map_err(|e| format!("installing signal handlers: {e}"))?;
     let handle = signals.handle();
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
+            for sig in signals.forever() {
+                if sig == signal_hook::consts::SIGHUP {
+                    reload_tls(&tls, http_tls.as_deref());
+                    continue;
+                }
                 tracing::info!(
                     signal = sig,
                     "shutting down: no new connections, finishing in-flight requests, syncing logs"
                 );
                 signal.raise();
+                break;
             }
         })
         .map_err(|e| e.to_string())?;

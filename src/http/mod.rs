@@ -12,6 +12,7 @@ mod api;
 mod prom;
 
 use crate::metrics::Board;
+use crate::security::tls::TlsServer;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -29,6 +30,7 @@ const CONSOLE_HTML: &str = include_str!("console.html");
 /// A running HTTP server; stopped when dropped.
 pub struct HttpServer {
     addr: SocketAddr,
+    tls: Option<Arc<TlsServer>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -37,6 +39,11 @@ impl HttpServer {
     /// The bound address (the port the OS picked for port 0).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Its TLS configuration (to reload on SIGHUP), if it serves HTTPS.
+    pub fn tls(&self) -> Option<Arc<TlsServer>> {
+        self.tls.clone()
     }
 }
 
@@ -54,6 +61,15 @@ impl Drop for HttpServer {
 /// Binds `listen` now (so a taken port is an error at start) and serves
 /// `board` on a thread of its own.
 pub fn start(listen: SocketAddr, board: Arc<Board>) -> Result<HttpServer, String> {
+    start_tls(listen, board, None)
+}
+
+/// [`start`], serving HTTPS with `tls` when given.
+pub fn start_tls(
+    listen: SocketAddr,
+    board: Arc<Board>,
+    tls: Option<Arc<TlsServer>>,
+) -> Result<HttpServer, String> {
     let listener = std::net::TcpListener::bind(listen)
         .map_err(|e| {
             format!(
@@ -65,6 +81,7 @@ pub fn start(listen: SocketAddr, board: Arc<Board>) -> Result<HttpServer, String
         .set_nonblocking(true)
         .map_err(|e| format!("HTTP listener: {e}"))?;
     let (stop, stopped) = tokio::sync::oneshot::channel();
+    let tls_for_thread = tls.clone();
     let thread = std::thread::Builder::new()
         .name("http".into())
         .spawn(move || {
@@ -79,11 +96,12 @@ pub fn start(listen: SocketAddr, board: Arc<Board>) -> Result<HttpServer, String
                     return;
                 }
             };
-            runtime.block_on(serve(listener, board, stopped));
+            runtime.block_on(serve(listener, board, tls_for_thread, stopped));
         })
         .map_err(|e| format!("starting the HTTP thread: {e}"))?;
     Ok(HttpServer {
         addr,
+        tls,
         stop: Some(stop),
         thread: Some(thread),
     })
@@ -92,6 +110,7 @@ pub fn start(listen: SocketAddr, board: Arc<Board>) -> Result<HttpServer, String
 async fn serve(
     listener: std::net::TcpListener,
     board: Arc<Board>,
+    tls: Option<Arc<TlsServer>>,
     mut stopped: tokio::sync::oneshot::Receiver<()>,
 ) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
@@ -124,25 +143,49 @@ async fn serve(
                     continue;
                 }
                 open.fetch_add(1, Ordering::Relaxed);
-                let (board, open) = (board.clone(), open.clone());
+                let (board, open, tls) = (board.clone(), open.clone(), tls.clone());
                 tokio::task::spawn_local(async move {
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    let service = hyper::service::service_fn(move |request| {
-                        let board = board.clone();
-                        async move { Ok::<_, std::convert::Infallible>(route(&board, request)) }
-                    });
-                    let connection = hyper::server::conn::http1::Builder::new()
-                        .timer(hyper_util::rt::TokioTimer::new())
-                        .header_read_timeout(std::time::Duration::from_secs(10))
-                        .serve_connection(io, service);
-                    if let Err(e) = connection.await {
-                        tracing::debug!(%peer, error = %e, "HTTP connection ended");
+                    match tls {
+                        None => serve_connection(stream, peer, board).await,
+                        Some(tls) => {
+                            let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
+                            let handshake = tokio::time::timeout(
+                                std::time::Duration::from_secs(10),
+                                acceptor.accept(stream),
+                            );
+                            match handshake.await {
+                                Ok(Ok(stream)) => serve_connection(stream, peer, board).await,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%peer, error = %e, "HTTPS handshake failed")
+                                }
+                                Err(_) => tracing::debug!(%peer, "HTTPS handshake timed out"),
+                            }
+                        }
                     }
                     open.fetch_sub(1, Ordering::Relaxed);
                 });
             }
         })
         .await;
+}
+
+/// Serves one HTTP/1 connection (plain or TLS) until it ends.
+async fn serve_connection<S>(stream: S, peer: SocketAddr, board: Arc<Board>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+{
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let service = hyper::service::service_fn(move |request| {
+        let board = board.clone();
+        async move { Ok::<_, std::convert::Infallible>(route(&board, request)) }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(std::time::Duration::from_secs(10))
+        .serve_connection(io, service);
+    if let Err(e) = connection.await {
+        tracing::debug!(%peer, error = %e, "HTTP connection ended");
+    }
 }
 
 /// An answer: status, content type, body.

@@ -203,6 +203,55 @@ impl Reports {
         Ok(())
     }
 
+    fn encode_security(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use crate::metrics::SecurityEvent;
+        let mut tls = Family::counter(
+            "corelog_tls_handshake_failures",
+            "TLS handshakes that failed (untrusted or expired certificates, plaintext clients on a TLS port, stalls), by listener and shard.",
+        );
+        let mut sasl = Family::counter(
+            "corelog_sasl_authentications",
+            "SASL authentications, by mechanism, result (ok, failed) and shard.",
+        );
+        let mut denied = Family::counter(
+            "corelog_authorization_denied",
+            "Requests or resources in them the authorizer refused, by protocol, operation and shard.",
+        );
+        for s in &self.shards {
+            let shard = ("shard", s.shard.to_string());
+            for c in &s.security {
+                let n = c.count as f64;
+                match c.event {
+                    SecurityEvent::TlsHandshakeFailed { listener } => {
+                        tls.add(vec![("listener", listener.to_string()), shard.clone()], n)
+                    }
+                    SecurityEvent::SaslAuthentication { mechanism, result } => sasl.add(
+                        vec![
+                            ("mechanism", mechanism.to_string()),
+                            ("result", result.to_string()),
+                            shard.clone(),
+                        ],
+                        n,
+                    ),
+                    SecurityEvent::AuthorizationDenied {
+                        protocol,
+                        operation,
+                    } => denied.add(
+                        vec![
+                            ("protocol", protocol.to_string()),
+                            ("operation", operation.to_string()),
+                            shard.clone(),
+                        ],
+                        n,
+                    ),
+                }
+            }
+        }
+        tls.encode(encoder)?;
+        sasl.encode(encoder)?;
+        denied.encode(encoder)
+    }
+
     fn encode_requests(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let mut requests = Family::counter(
             "corelog_requests",
@@ -237,6 +286,7 @@ impl Reports {
         }
         requests.encode(encoder)?;
         errors.encode(encoder)?;
+        self.encode_security(encoder)?;
         histograms(
             encoder,
             "corelog_produce_latency_seconds",

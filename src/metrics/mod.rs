@@ -9,7 +9,7 @@
 mod shard_metrics;
 
 pub use shard_metrics::{
-    ApiLabel, Histogram, LatencyKind, ShardMetrics, fsync_observed, fsync_stats,
+    ApiLabel, Histogram, LatencyKind, SecurityEvent, ShardMetrics, fsync_observed, fsync_stats,
 };
 
 use arc_swap::ArcSwap;
@@ -55,6 +55,13 @@ impl HistogramReport {
 pub struct RequestCount {
     pub protocol: &'static str,
     pub api: &'static str,
+    pub count: u64,
+}
+
+/// How often a security event happened on a shard.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SecurityCount {
+    pub event: SecurityEvent,
     pub count: u64,
 }
 
@@ -139,6 +146,8 @@ pub struct ShardReport {
     pub port: u16,
     pub requests: Vec<RequestCount>,
     pub errors: Vec<ErrorCount>,
+    /// TLS handshake failures, SASL outcomes, authorization denials.
+    pub security: Vec<SecurityCount>,
     pub connections: Vec<ConnectionCounts>,
     pub hops: u64,
     pub bytes_in: u64,

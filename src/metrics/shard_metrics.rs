@@ -100,6 +100,25 @@ pub struct ShardMetrics {
     accepted: [Cell<u64>; PROTOCOLS.len()],
     closed: [Cell<u64>; PROTOCOLS.len()],
     traffic: RefCell<TopicMap<Traffic>>,
+    security: RefCell<Vec<(SecurityEvent, u64)>>,
+}
+
+/// A security event, as metrics count it: the series' name and its two
+/// label values (see [`super::SecurityCount`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecurityEvent {
+    /// A TLS handshake failed on a listener.
+    TlsHandshakeFailed { listener: &'static str },
+    /// A SASL authentication ended: `ok` or `failed`.
+    SaslAuthentication {
+        mechanism: &'static str,
+        result: &'static str,
+    },
+    /// A request (or a resource in it) was refused by the authorizer.
+    AuthorizationDenied {
+        protocol: &'static str,
+        operation: &'static str,
+    },
 }
 
 fn protocol_index(protocol: &str) -> usize {
@@ -149,6 +168,26 @@ impl ShardMetrics {
     pub fn connection_closed(&self, protocol: &str) {
         let c = &self.closed[protocol_index(protocol)];
         c.set(c.get() + 1);
+    }
+
+    pub fn tls_handshake_failed(&self, listener: &'static str) {
+        self.security(SecurityEvent::TlsHandshakeFailed { listener });
+    }
+
+    pub fn security(&self, event: SecurityEvent) {
+        let mut events = self.security.borrow_mut();
+        match events.iter_mut().find(|(e, _)| *e == event) {
+            Some((_, n)) => *n += 1,
+            None => events.push((event, 1)),
+        }
+    }
+
+    pub fn security_counts(&self) -> Vec<super::SecurityCount> {
+        self.security
+            .borrow()
+            .iter()
+            .map(|&(event, count)| super::SecurityCount { event, count })
+            .collect()
     }
 
     /// Records appended to `topic`: `bytes` of batches holding `records`.

@@ -101,11 +101,18 @@ pub trait Protocol: 'static {
     /// Per-connection state (e.g. what the client said about itself).
     type Session: Default + 'static;
 
-    /// The state of a new connection from `peer`. `admin_only`: the
-    /// connection holds one of the slots a shard keeps beyond its
-    /// connection limit, and may only send metadata, stats and admin
-    /// requests (an operator can always look).
-    fn session(peer: Option<std::net::SocketAddr>, admin_only: bool) -> Self::Session;
+    /// The state of a new connection (`conn`: who and where from).
+    /// `admin_only`: the connection holds one of the slots a shard keeps
+    /// beyond its connection limit, and may only send metadata, stats and
+    /// admin requests (an operator can always look).
+    fn session(conn: &ConnInfo, admin_only: bool) -> Self::Session;
+
+    /// The largest frame the connection may send now (e.g. small until a
+    /// client has authenticated); the server's own limit applies too.
+    fn frame_limit(session: &Self::Session) -> usize {
+        let _ = session;
+        usize::MAX
+    }
 
     /// Decides what a frame (length prefix included) becomes. Called in
     /// arrival order on the connection's reader task; must not block.
@@ -115,9 +122,6 @@ pub trait Protocol: 'static {
     /// connection closes after it.
     fn frame_too_large(declared: u64, max: usize) -> Option<Outgoing>;
 
-    /// Which listener kind this is (for connections handed between shards).
-    const KIND: crate::shard::ListenerKind;
-
     /// The answer to the first request of a connection refused at the
     /// connection limit (`None`: the protocol has none; the connection just
     /// closes). The server reads that request only when this is
@@ -126,6 +130,30 @@ pub trait Protocol: 'static {
     fn refusal(frame: &[u8]) -> Option<Outgoing> {
         let _ = frame;
         None
+    }
+}
+
+/// What the server knows of a connection when its session starts.
+#[derive(Clone, Debug)]
+pub struct ConnInfo {
+    pub peer: Option<std::net::SocketAddr>,
+    /// The listener it came in on.
+    pub listener: crate::shard::ListenerId,
+    /// It is encrypted (TLS).
+    pub tls: bool,
+    /// Under mutual TLS, who the client certificate names.
+    pub cert_principal: Option<crate::security::Principal>,
+}
+
+impl ConnInfo {
+    /// A plaintext connection from `peer` on `listener`.
+    pub fn plain(peer: Option<std::net::SocketAddr>, listener: crate::shard::ListenerId) -> Self {
+        ConnInfo {
+            peer,
+            listener,
+            tls: false,
+            cert_principal: None,
+        }
     }
 }
 
@@ -249,7 +277,54 @@ impl FrameSource for glommio::net::TcpStream {
     }
 }
 
-/// Adapts any `AsyncRead` (tests, other transports); zero-fills what it
+/// Where responses go: a socket, or a TLS session over one.
+#[allow(async_fn_in_trait)] // executor-local by design: futures need not be Send
+pub trait ResponseSink {
+    /// Writes one whole response.
+    async fn send(&mut self, out: &Outgoing) -> io::Result<()>;
+    /// Ends the stream (best effort).
+    async fn finish(&mut self);
+}
+
+/// A plain socket writes each part from its own buffer (record data goes
+/// out without a copy).
+impl ResponseSink for glommio::net::TcpStream {
+    async fn send(&mut self, out: &Outgoing) -> io::Result<()> {
+        use futures::io::AsyncWriteExt;
+        for part in out.parts() {
+            self.write_all(part).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self) {
+        use futures::io::AsyncWriteExt;
+        let _ = self.close().await;
+    }
+}
+
+/// Responses through TLS: the parts go to the TLS session together (so
+/// small parts share records), then the session is flushed — a TLS writer
+/// may accept plaintext and keep ciphertext buffered, which without the
+/// flush would wait for the next response.
+pub struct TlsSink<W>(pub W);
+
+impl<W: futures::io::AsyncWrite + Unpin> ResponseSink for TlsSink<W> {
+    async fn send(&mut self, out: &Outgoing) -> io::Result<()> {
+        use futures::io::AsyncWriteExt;
+        let mut slices: Vec<io::IoSlice<'_>> =
+            out.parts().iter().map(|p| io::IoSlice::new(p)).collect();
+        self.0.write_all_vectored(&mut slices).await?;
+        self.0.flush().await
+    }
+
+    async fn finish(&mut self) {
+        use futures::io::AsyncWriteExt;
+        let _ = self.0.close().await;
+    }
+}
+
+/// Adapts any `AsyncRead` (TLS, tests); zero-fills what it
 /// offers to the reader, since `AsyncRead` needs an initialized slice.
 pub struct Zeroing<R>(pub R);
 
@@ -283,6 +358,12 @@ pub struct FrameReader<S> {
 }
 
 impl<S: FrameSource> FrameReader<S> {
+    /// Changes the largest frame accepted from the next frame on (never
+    /// above the protocol-wide maximum).
+    pub fn set_max_bytes(&mut self, max_bytes: usize) {
+        self.max_bytes = max_bytes.min(FRAME_BYTES_MAX);
+    }
+
     /// A reader of native frames (little-endian `u32` lengths).
     pub fn new(source: S, max_bytes: usize) -> FrameReader<S> {
         FrameReader::with_prefix(source, max_bytes, LengthPrefix::U32LittleEndian)

@@ -4,13 +4,13 @@
 use super::admission::{RequestMemory, Slot};
 use crate::metrics::LatencyKind;
 use crate::protocol::{
-    Dispatch, FrameError, FrameReader, FrameSource, Outgoing, Protocol, RequestKind,
+    ConnInfo, Dispatch, FrameError, FrameReader, FrameSource, Outgoing, Protocol, RequestKind,
+    ResponseSink, TlsSink, Zeroing,
 };
-use crate::shard::{Counters, Shard};
+use crate::shard::{Counters, ListenerId, Shard};
 use crate::trace::{self, Stage};
 use bytes::BytesMut;
 use futures::future::Either;
-use futures::io::AsyncWriteExt;
 use glommio::net::TcpStream;
 use glommio::sync::StaticPermit;
 use glommio::task::JoinHandle;
@@ -24,6 +24,7 @@ use std::time::Instant;
 pub async fn serve<P: Protocol>(
     shard: Rc<Shard>,
     stream: TcpStream,
+    listener: ListenerId,
     slot: Slot,
     memory: RequestMemory,
 ) {
@@ -33,23 +34,119 @@ pub async fn serve<P: Protocol>(
     let counters = &shard.counters;
     counters.connections.set(counters.connections.get() + 1);
     shard.metrics.connection_accepted(P::NAME);
-    tracing::debug!(shard = %shard.id, ?peer, protocol = P::NAME, admin_only = slot.admin_only(), "connection opened");
-    let (reader, writer) = match crate::protocol::split_stream(stream) {
-        Ok(halves) => halves,
-        Err(e) => {
-            tracing::warn!(shard = %shard.id, ?peer, error = %e, "cannot split the connection; closing it");
-            counters.connections.set(counters.connections.get() - 1);
-            shard.metrics.connection_closed(P::NAME);
-            return;
+    let info = shard.listener(listener);
+    tracing::debug!(shard = %shard.id, ?peer, protocol = P::NAME, listener = info.name, admin_only = slot.admin_only(), "connection opened");
+    match info.tls.clone() {
+        None => match crate::protocol::split_stream(stream) {
+            Ok((reader, writer)) => {
+                let conn = ConnInfo::plain(peer, listener);
+                run::<P, _, _>(&shard, reader, writer, conn, &slot, &memory).await;
+            }
+            Err(e) => {
+                tracing::warn!(shard = %shard.id, ?peer, error = %e, "cannot split the connection; closing it");
+            }
+        },
+        Some(tls) => {
+            let acceptor = futures_rustls::TlsAcceptor::from(tls.config());
+            let io = futures::io::BufReader::with_capacity(TLS_READ_BUFFER_BYTES, stream);
+            let deadline = Instant::now() + shard.config.frame_timeout;
+            match bounded(&shard, Some(deadline), acceptor.accept(io)).await {
+                Ok(Ok(stream)) => {
+                    let session = stream.get_ref().1;
+                    let cert_principal = session
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .and_then(crate::security::tls::principal_from_cert);
+                    tracing::debug!(shard = %shard.id, ?peer, listener = info.name, version = ?session.protocol_version(), principal = ?cert_principal, "TLS handshake done");
+                    let conn = ConnInfo {
+                        peer,
+                        listener,
+                        tls: true,
+                        cert_principal,
+                    };
+                    let (reader, writer) = futures::io::AsyncReadExt::split(stream);
+                    run::<P, _, _>(
+                        &shard,
+                        Zeroing(reader),
+                        TlsSink(writer),
+                        conn,
+                        &slot,
+                        &memory,
+                    )
+                    .await;
+                }
+                Ok(Err(e)) => handshake_failed(&shard, peer, info.name, &e.to_string()),
+                Err(Stop::TimedOut) => handshake_failed(
+                    &shard,
+                    peer,
+                    info.name,
+                    "no handshake within the frame timeout",
+                ),
+                Err(Stop::Shutdown) => {}
+            }
         }
-    };
+    }
+    counters.connections.set(counters.connections.get() - 1);
+    shard.metrics.connection_closed(P::NAME);
+    drop(slot);
+    tracing::debug!(shard = %shard.id, ?peer, protocol = P::NAME, "connection closed");
+}
+
+/// Bytes the TLS side reads from the socket at once: rustls asks for 4 KiB
+/// at a time, which would be a system call per 4 KiB of a large produce.
+const TLS_READ_BUFFER_BYTES: usize = 32 << 10;
+
+/// A TLS handshake failed (a plaintext client on a TLS port, an untrusted
+/// or expired certificate, a client that stalled): logged at info, at most
+/// one line a second per shard (a port scanner must not flood the log),
+/// with how many were not logged.
+fn handshake_failed(
+    shard: &Shard,
+    peer: Option<std::net::SocketAddr>,
+    listener: &'static str,
+    why: &str,
+) {
+    use std::cell::Cell;
+    thread_local! {
+        static LOGGED: Cell<Option<Instant>> = const { Cell::new(None) };
+        static SUPPRESSED: Cell<u64> = const { Cell::new(0) };
+    }
+    Counters::add(&shard.counters.errors, 1);
+    shard.metrics.tls_handshake_failed(listener);
+    let now = Instant::now();
+    let due = LOGGED
+        .get()
+        .is_none_or(|at| now.duration_since(at).as_secs() >= 1);
+    if due {
+        LOGGED.set(Some(now));
+        let suppressed = SUPPRESSED.replace(0);
+        tracing::info!(shard = %shard.id, ?peer, listener, error = why, suppressed, "TLS handshake failed; closing the connection");
+    } else {
+        SUPPRESSED.set(SUPPRESSED.get() + 1);
+    }
+}
+
+/// Serves a connection's frames (read from `reader`, answered on `writer`)
+/// until the client closes it, it idles out, a frame ends it, or the
+/// broker shuts down.
+async fn run<P: Protocol, R: FrameSource, W: ResponseSink + 'static>(
+    shard: &Rc<Shard>,
+    reader: R,
+    writer: W,
+    conn: ConnInfo,
+    slot: &Slot,
+    memory: &RequestMemory,
+) {
+    let peer = conn.peer;
+    let counters = &shard.counters;
     let (queue, responses) = glommio::channels::local_channel::new_bounded::<Answer>(
         shard.config.max_inflight_per_connection,
     );
     let writer_task = glommio::spawn_local(write_responses(shard.clone(), writer, responses));
     let mut frames = FrameReader::with_prefix(reader, shard.config.max_frame_bytes, P::PREFIX);
-    let session = Rc::new(P::session(peer, slot.admin_only()));
+    let session = Rc::new(P::session(&conn, slot.admin_only()));
     loop {
+        frames.set_max_bytes(shard.config.max_frame_bytes.min(P::frame_limit(&session)));
         // The wait for a frame's first byte is timed by the idle timeout;
         // the frame itself must then arrive within the frame timeout.
         let started = {
@@ -74,7 +171,7 @@ pub async fn serve<P: Protocol>(
         let next = match started {
             None => None,
             Some(Err(e)) => Some(Err(e)),
-            Some(Ok(())) => match receive(&shard, &mut frames, &memory).await {
+            Some(Ok(())) => match receive(shard, &mut frames, memory).await {
                 Ok(received) => Some(received),
                 Err(Stop::TimedOut) => {
                     Counters::add(&counters.errors, 1);
@@ -89,7 +186,7 @@ pub async fn serve<P: Protocol>(
             Ok(Some((frame, permit))) => {
                 Counters::add(&counters.requests, 1);
                 Counters::add(&counters.bytes_in, frame.len() as u64);
-                match P::dispatch(&shard, &session, frame) {
+                match P::dispatch(shard, &session, frame) {
                     // The frame's memory stays reserved until its handler
                     // has answered.
                     Dispatch::Handle(work, kind) => {
@@ -139,10 +236,6 @@ pub async fn serve<P: Protocol>(
     }
     drop(queue);
     writer_task.await;
-    counters.connections.set(counters.connections.get() - 1);
-    shard.metrics.connection_closed(P::NAME);
-    drop(slot);
-    tracing::debug!(shard = %shard.id, ?peer, protocol = P::NAME, "connection closed");
 }
 
 /// Why receiving a frame stopped early.
@@ -212,23 +305,16 @@ async fn bounded<T>(
 type Answer = JoinHandle<(Option<Outgoing>, Option<(Instant, Instant)>)>;
 
 /// Writes each handler's response as it completes, in request order.
-async fn write_responses(
+async fn write_responses<W: ResponseSink>(
     shard: Rc<Shard>,
-    mut writer: TcpStream,
+    mut writer: W,
     responses: glommio::channels::local_channel::LocalReceiver<Answer>,
 ) {
     while let Some(handle) = responses.recv().await {
         let Some((Some(out), traced)) = handle.await else {
             continue;
         };
-        let mut written = Ok(());
-        for part in out.parts() {
-            written = writer.write_all(part).await;
-            if written.is_err() {
-                break;
-            }
-        }
-        if let Err(e) = written {
+        if let Err(e) = writer.send(&out).await {
             tracing::debug!(shard = %shard.id, error = %e, "writing a response failed; closing");
             break;
         }
@@ -238,7 +324,7 @@ async fn write_responses(
             trace::since(Stage::Broker, Some(read));
         }
     }
-    let _ = writer.close().await;
+    writer.finish().await;
 }
 
 /// A finished response in the shape of a handler's join handle.

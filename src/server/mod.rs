@@ -31,7 +31,7 @@ use crate::protocol::kafka::Kafka;
 use crate::protocol::native::Native;
 use crate::protocol::{FrameReader, Protocol};
 pub use crate::shard::BrokerHandle;
-use crate::shard::{Counters, ListenerKind, Listeners, Shard, ShardMsg};
+use crate::shard::{Counters, ListenerId, ListenerKind, Listeners, Shard, ShardMsg};
 use crate::types::ShardId;
 use admission::{Admission, RequestMemory, Slots};
 use futures::AsyncWriteExt;
@@ -74,19 +74,19 @@ pub async fn serve(shard: Rc<Shard>, listeners: Listeners) {
     });
     {
         let server = server.clone();
-        shard.set_adopt(Some(Rc::new(move |socket, kind| {
-            server.adopt(socket, kind)
+        shard.set_adopt(Some(Rc::new(move |socket, listener| {
+            server.adopt(socket, listener)
         })));
     }
     let mut tasks = vec![
-        accept::<Native>(&server, listeners.shared, "shared"),
-        accept::<Native>(&server, listeners.own, "own"),
+        accept::<Native>(&server, listeners.shared, ListenerId::NATIVE, "shared"),
+        accept::<Native>(&server, listeners.own, ListenerId::NATIVE, "own"),
     ];
-    if let Some(kafka) = listeners.kafka {
-        tasks.push(accept::<Kafka>(&server, kafka, "kafka"));
+    for (id, kafka) in listeners.kafka {
+        tasks.push(accept::<Kafka>(&server, kafka, id, "kafka"));
     }
-    if let Some(kafka_own) = listeners.kafka_own {
-        tasks.push(accept::<Kafka>(&server, kafka_own, "kafka-own"));
+    if let Some((id, kafka_own)) = listeners.kafka_own {
+        tasks.push(accept::<Kafka>(&server, kafka_own, id, "kafka-own"));
     }
     for task in tasks {
         task.await;
@@ -120,36 +120,38 @@ struct Server {
 impl Server {
     /// Admits, hands over or refuses a connection. `handed`: another shard
     /// already handed it here.
-    fn admit<P: Protocol>(self: &Rc<Self>, stream: TcpStream, handed: bool) {
+    fn admit<P: Protocol>(self: &Rc<Self>, stream: TcpStream, listener: ListenerId, handed: bool) {
         match self.slots.admit(!handed) {
             Admission::Serve(slot) => {
                 let (shard, memory) = (self.shard.clone(), self.memory.clone());
-                // Detach: dropping a glommio Task cancels it.
-                if let Ok(task) = self
-                    .gate
-                    .spawn(async move { connection::serve::<P>(shard, stream, slot, memory).await })
-                {
+                // Detach: dropping a glommio Task cancels it. A TLS
+                // handshake happens in there, on the shard that serves the
+                // connection (a handed-over socket still holds the client's
+                // hello unread).
+                if let Ok(task) = self.gate.spawn(async move {
+                    connection::serve::<P>(shard, stream, listener, slot, memory).await
+                }) {
                     task.detach();
                 }
             }
-            Admission::HandOff(to) => self.hand_off(stream, P::KIND, to),
-            Admission::Refuse => self.refuse::<P>(stream),
+            Admission::HandOff(to) => self.hand_off(stream, listener, to),
+            Admission::Refuse => self.refuse::<P>(stream, listener),
         }
     }
 
     /// A connection another shard handed over.
-    fn adopt(self: &Rc<Self>, socket: OwnedFd, kind: ListenerKind) {
+    fn adopt(self: &Rc<Self>, socket: OwnedFd, listener: ListenerId) {
         // SAFETY: the descriptor is a connected TCP socket this process owns
         // (dup'ed by the shard that accepted it); ownership moves here.
         let stream = unsafe { TcpStream::from_raw_fd(socket.into_raw_fd()) };
-        match kind {
-            ListenerKind::Native => self.admit::<Native>(stream, true),
-            ListenerKind::Kafka => self.admit::<Kafka>(stream, true),
+        match self.shard.listener(listener).kind {
+            ListenerKind::Native => self.admit::<Native>(stream, listener, true),
+            ListenerKind::Kafka => self.admit::<Kafka>(stream, listener, true),
         }
     }
 
     /// Sends the connection to shard `to`, which has room in its share.
-    fn hand_off(self: &Rc<Self>, stream: TcpStream, kind: ListenerKind, to: usize) {
+    fn hand_off(self: &Rc<Self>, stream: TcpStream, listener: ListenerId, to: usize) {
         // SAFETY: dup(2) of a descriptor we own; the result is checked and
         // then owned by the OwnedFd.
         let fd = unsafe { libc::dup(stream.as_raw_fd()) };
@@ -162,7 +164,7 @@ impl Server {
         let socket = unsafe { OwnedFd::from_raw_fd(fd) };
         let shard = self.shard.clone();
         glommio::spawn_local(async move {
-            let msg = ShardMsg::Adopt { socket, kind };
+            let msg = ShardMsg::Adopt { socket, listener };
             // A failed send (shutdown) drops the message and closes the
             // socket.
             let _ = shard.send_to(ShardId(to as u32), msg).await;
@@ -172,10 +174,15 @@ impl Server {
 
     /// Over the limit with no reserved slot free: answer the first request
     /// with the limit error where the protocol has one (a bounded number at
-    /// a time, each bounded in size and time), then close.
-    fn refuse<P: Protocol>(self: &Rc<Self>, stream: TcpStream) {
+    /// a time, each bounded in size and time), then close. A TLS
+    /// connection just closes: answering would take a handshake the broker
+    /// has no room for.
+    fn refuse<P: Protocol>(self: &Rc<Self>, stream: TcpStream, listener: ListenerId) {
         Counters::add(&self.shard.counters.errors, 1);
-        if !P::ANSWERS_REFUSALS || self.answering.get() >= REFUSALS_ANSWERED_MAX {
+        if !P::ANSWERS_REFUSALS
+            || self.shard.listener(listener).tls.is_some()
+            || self.answering.get() >= REFUSALS_ANSWERED_MAX
+        {
             return;
         }
         self.answering.set(self.answering.get() + 1);
@@ -214,6 +221,7 @@ const REFUSAL_FRAME_BYTES_MAX: usize = 64 << 10;
 fn accept<P: Protocol>(
     server: &Rc<Server>,
     listener: TcpListener,
+    id: ListenerId,
     which: &'static str,
 ) -> glommio::task::JoinHandle<()> {
     let server = server.clone();
@@ -230,7 +238,7 @@ fn accept<P: Protocol>(
                 }
             };
             match accepted {
-                Ok(stream) => server.admit::<P>(stream, false),
+                Ok(stream) => server.admit::<P>(stream, id, false),
                 Err(e) => {
                     // Out of file descriptors and the like: log, back off.
                     tracing::warn!(shard = %shard.id, port = which, error = %e, "accept failed");

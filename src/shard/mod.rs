@@ -47,6 +47,7 @@ use crate::constants::{
 };
 use crate::error::{BrokerError, ErrorKind};
 use crate::meta::{Snapshot, TopicMeta};
+use crate::security::SecurityProtocol;
 use crate::storage::{Disk, PartitionLog};
 use crate::types::{ShardId, Timestamp, TopicId};
 use event_listener::Event;
@@ -142,10 +143,11 @@ pub struct Listeners {
     pub shared: glommio::net::TcpListener,
     /// This shard's own native port.
     pub own: glommio::net::TcpListener,
-    /// The Kafka port (SO_REUSEPORT across shards), if configured.
-    pub kafka: Option<glommio::net::TcpListener>,
+    /// The Kafka ports (SO_REUSEPORT across shards), one per configured
+    /// Kafka listener.
+    pub kafka: Vec<(ListenerId, glommio::net::TcpListener)>,
     /// This shard's own Kafka port, in the shard-aware Kafka mode.
-    pub kafka_own: Option<glommio::net::TcpListener>,
+    pub kafka_own: Option<(ListenerId, glommio::net::TcpListener)>,
 }
 
 /// The function each shard runs to serve its listeners (the server's);
@@ -156,7 +158,10 @@ pub type ServeFn =
 /// What shards tell each other while starting.
 struct Startup {
     shared_port: Mutex<Option<u16>>,
-    kafka_port: Mutex<Option<u16>>,
+    /// Each Kafka listener's bound port, published by shard 0.
+    kafka_ports: Mutex<Vec<Option<u16>>>,
+    /// The TLS listeners' configurations (shared by every shard).
+    tls: ListenerTls,
     shared_bound: Signal,
     /// Raised when any shard fails to start.
     failed: Signal,
@@ -179,8 +184,13 @@ pub struct BrokerHandle {
     pub addr: SocketAddr,
     /// Each shard's own port, by shard.
     pub shard_ports: Vec<u16>,
-    /// The Kafka listener's bound address, if there is one.
+    /// The first Kafka listener's bound address, if there is one.
     pub kafka_addr: Option<SocketAddr>,
+    /// Every Kafka listener's protocol and bound address, in configuration
+    /// order.
+    pub kafka_addrs: Vec<(SecurityProtocol, SocketAddr)>,
+    /// The TLS listeners' configurations, for [`BrokerHandle::reload_tls`].
+    tls: ListenerTls,
     /// Each shard's own Kafka port, by shard, in the shard-aware Kafka mode;
     /// empty otherwise.
     pub kafka_shard_ports: Vec<u16>,
@@ -191,6 +201,19 @@ pub struct BrokerHandle {
 }
 
 impl BrokerHandle {
+    /// Reads every TLS listener's certificate and key again (SIGHUP). New
+    /// handshakes use them; open connections keep theirs. A listener whose
+    /// files do not load keeps its old ones. Returns one line per listener
+    /// saying what it serves now, or why it kept the old files.
+    pub fn reload_tls(&self) -> Vec<Result<String, String>> {
+        self.tls.reload()
+    }
+
+    /// The TLS listeners' configurations, to reload from another thread.
+    pub fn tls_handle(&self) -> ListenerTls {
+        self.tls.clone()
+    }
+
     /// Asks every shard to stop: no new connections, in-flight requests
     /// finish, logs are flushed, synced and closed. Returns at once; use
     /// [`BrokerHandle::join`] to wait.
@@ -238,9 +261,10 @@ pub fn start_with(
         .map_err(|e| format!("creating data directory {}: {e}", config.data_dir.display()))?;
     let lock = lock::lock_data_dir(&config.data_dir)?;
     lock::check_port_free(config.listen, "the native port")?;
-    if let Some(kafka) = config.kafka_listen {
-        lock::check_port_free(kafka, "the Kafka port")?;
+    for kafka in config.kafka_listeners() {
+        lock::check_port_free(kafka.listen, &format!("the {} Kafka port", kafka.protocol))?;
     }
+    let tls = ListenerTls::load(&config)?;
     if config.trace_latency {
         crate::trace::enable(true);
     }
@@ -271,7 +295,8 @@ pub fn start_with(
     let config = Arc::new(config);
     let startup = Arc::new(Startup {
         shared_port: Mutex::new(None),
-        kafka_port: Mutex::new(None),
+        kafka_ports: Mutex::new(vec![None; config.kafka_listeners().len()]),
+        tls: tls.clone(),
         shared_bound: Signal::default(),
         failed: Signal::default(),
         ports: Mutex::new(vec![0; n]),
@@ -366,18 +391,22 @@ pub fn start_with(
         .lock()
         .unwrap()
         .expect("shard 0 bound the shared port");
-    let kafka_addr = config.kafka_listen.map(|listen| {
-        let port = startup
-            .kafka_port
-            .lock()
-            .unwrap()
-            .expect("shard 0 bound the Kafka port");
-        SocketAddr::new(listen.ip(), port)
-    });
+    let kafka_ports = startup.kafka_ports.lock().unwrap().clone();
+    let kafka_addrs: Vec<(SecurityProtocol, SocketAddr)> = config
+        .kafka_listeners()
+        .iter()
+        .zip(kafka_ports)
+        .map(|(l, port)| {
+            let port = port.expect("shard 0 bound every Kafka port");
+            (l.protocol, SocketAddr::new(l.listen.ip(), port))
+        })
+        .collect();
     Ok(BrokerHandle {
         addr: SocketAddr::new(config.listen.ip(), shared),
         shard_ports: startup.ports.lock().unwrap().clone(),
-        kafka_addr,
+        kafka_addr: kafka_addrs.first().map(|(_, a)| *a),
+        kafka_addrs,
+        tls,
         kafka_shard_ports: startup.kafka_shard_ports.lock().unwrap().clone(),
         shutdown,
         threads,
@@ -414,11 +443,12 @@ pub struct Shard {
     pub host: String,
     pub shared_port: u16,
     pub ports: Vec<u16>,
-    /// Where Kafka clients are told to connect (`--kafka-advertise`, or the
-    /// bound Kafka address); `None` without a Kafka listener.
-    pub kafka_advertised: Option<(String, u16)>,
+    /// Every listener, by [`ListenerId`]: what it speaks, its TLS, and
+    /// (Kafka) where its clients are told to connect.
+    pub listeners: Rc<[ListenerInfo]>,
     /// Each shard's own Kafka port, by shard, in the shard-aware Kafka mode
-    /// (advertised at the host of `kafka_advertised`); empty otherwise.
+    /// (advertised at the host of the first Kafka listener's advertised
+    /// address); empty otherwise.
     pub kafka_shard_ports: Vec<u16>,
     peer_of: Vec<usize>,
     /// Connections each shard serves within its share of the limit,
@@ -492,15 +522,93 @@ fn disk_space(dir: &std::path::Path) -> std::io::Result<(u64, u64)> {
     Ok((available, total))
 }
 
-/// Which protocol a handed-over connection speaks.
+/// Which protocol a listener speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ListenerKind {
     Native,
     Kafka,
 }
 
+/// A listener of this broker, by its place in [`Shard::listeners`]: 0 is
+/// the native listener (shared and shard ports), then each Kafka listener
+/// in configuration order. The same on every shard, so a connection handed
+/// between shards keeps its listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct ListenerId(pub u8);
+
+impl ListenerId {
+    pub const NATIVE: ListenerId = ListenerId(0);
+
+    /// The `i`-th Kafka listener.
+    pub fn kafka(i: usize) -> ListenerId {
+        ListenerId(1 + i as u8)
+    }
+}
+
+/// What a listener speaks and how connections to it are secured.
+#[derive(Debug)]
+pub struct ListenerInfo {
+    pub kind: ListenerKind,
+    /// For logs and metrics: `native`, or the Kafka security protocol.
+    pub name: &'static str,
+    /// TLS: the configuration new handshakes use.
+    pub tls: Option<Arc<crate::security::tls::TlsServer>>,
+    /// Clients must authenticate with SASL before anything else.
+    pub sasl: bool,
+    /// Where Kafka clients of this listener are told to connect.
+    pub advertised: Option<(String, u16)>,
+}
+
+/// The TLS listeners' server configurations, loaded once at start and
+/// shared by every shard; reloaded together on SIGHUP.
+#[derive(Clone, Debug, Default)]
+pub struct ListenerTls {
+    pub native: Option<Arc<crate::security::tls::TlsServer>>,
+    pub kafka: Option<Arc<crate::security::tls::TlsServer>>,
+}
+
+impl ListenerTls {
+    /// Loads what the configuration's TLS listeners need; an error names
+    /// the file and the listener.
+    pub fn load(config: &BrokerConfig) -> Result<ListenerTls, String> {
+        use crate::config::{ListenerSecurity, TlsListener};
+        use crate::security::tls::TlsServer;
+        let load = |which: TlsListener, what: &str| -> Result<_, String> {
+            let files = config
+                .tls_for(which)
+                .ok_or_else(|| format!("the {what} listener needs --tls-cert and --tls-key"))?;
+            let server = TlsServer::load(files.clone())
+                .map_err(|e| format!("the {what} listener's TLS: {e}"))?;
+            tracing::info!(listener = what, certificate = %server.summary(), "TLS certificate loaded");
+            Ok(Some(Arc::new(server)))
+        };
+        let native = match config.native_security {
+            ListenerSecurity::Tls => load(TlsListener::Native, "native")?,
+            ListenerSecurity::None => None,
+        };
+        let kafka = if config.kafka_listeners().iter().any(|l| l.protocol.tls()) {
+            load(TlsListener::Kafka, "Kafka")?
+        } else {
+            None
+        };
+        Ok(ListenerTls { native, kafka })
+    }
+
+    pub fn reload(&self) -> Vec<Result<String, String>> {
+        [("native", &self.native), ("Kafka", &self.kafka)]
+            .into_iter()
+            .filter_map(|(what, tls)| tls.as_ref().map(|t| (what, t)))
+            .map(|(what, tls)| {
+                tls.reload()
+                    .map(|summary| format!("{what} listener: {summary}"))
+                    .map_err(|e| format!("{what} listener kept its certificate: {e}"))
+            })
+            .collect()
+    }
+}
+
 /// The server's handler of a connection handed over by another shard.
-pub type AdoptFn = Rc<dyn Fn(std::os::fd::OwnedFd, ListenerKind)>;
+pub type AdoptFn = Rc<dyn Fn(std::os::fd::OwnedFd, ListenerId)>;
 
 /// A message from one shard to another. Replies travel on `oneshot`
 /// channels, which wake the waiting task across cores.
@@ -539,7 +647,7 @@ pub enum ShardMsg {
     /// one to serve (or refuse, should it have filled up meanwhile).
     Adopt {
         socket: std::os::fd::OwnedFd,
-        kind: ListenerKind,
+        listener: ListenerId,
     },
     /// Swap in a new metadata snapshot (open and close logs to match).
     Apply {
@@ -621,27 +729,25 @@ async fn run_shard(
     let shared = glommio::net::TcpListener::bind(shared_addr)
         .map_err(|e| format!("binding {shared_addr}: {e}"))?;
     let shared_port = shared.local_addr().map_err(|e| e.to_string())?.port();
-    // The Kafka port works the same way: shard 0 binds it (0 picks one),
-    // the others join with SO_REUSEPORT.
-    let kafka = match config.kafka_listen {
-        None => None,
-        Some(listen) => {
-            let addr = match index {
-                0 => listen,
-                _ => SocketAddr::new(
-                    listen.ip(),
-                    startup.kafka_port.lock().unwrap().expect("published"),
-                ),
-            };
-            let listener = glommio::net::TcpListener::bind(addr)
-                .map_err(|e| format!("binding the Kafka listener {addr}: {e}"))?;
-            if index == 0 {
-                let port = listener.local_addr().map_err(|e| e.to_string())?.port();
-                *startup.kafka_port.lock().unwrap() = Some(port);
-            }
-            Some(listener)
+    // The Kafka ports work the same way: shard 0 binds each (0 picks
+    // one), the others join with SO_REUSEPORT.
+    let mut kafka = Vec::new();
+    for (i, l) in config.kafka_listeners().iter().enumerate() {
+        let addr = match index {
+            0 => l.listen,
+            _ => SocketAddr::new(
+                l.listen.ip(),
+                startup.kafka_ports.lock().unwrap()[i].expect("published"),
+            ),
+        };
+        let listener = glommio::net::TcpListener::bind(addr)
+            .map_err(|e| format!("binding the {} Kafka listener {addr}: {e}", l.protocol))?;
+        if index == 0 {
+            let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+            startup.kafka_ports.lock().unwrap()[i] = Some(port);
         }
-    };
+        kafka.push((ListenerId::kafka(i), listener));
+    }
     if index == 0 {
         *startup.shared_port.lock().unwrap() = Some(shared_port);
         startup.shared_bound.raise();
@@ -681,21 +787,14 @@ async fn run_shard(
         .unwrap()
         .clone()
         .expect("shard 0 loaded metadata");
-    let kafka_advertised = match (&config.kafka_advertise, config.kafka_listen) {
-        (Some(advertised), _) => Some(advertised.clone()),
-        (None, Some(listen)) => Some((
-            listen.ip().to_string(),
-            startup.kafka_port.lock().unwrap().expect("published"),
-        )),
-        (None, None) => None,
-    };
+    let listeners = listener_infos(&config, &startup);
     let shard = Rc::new(Shard {
         id: ShardId(index as u32),
         count: n as u32,
         host: config.listen.ip().to_string(),
         shared_port,
         ports: startup.ports.lock().unwrap().clone(),
-        kafka_advertised,
+        listeners,
         kafka_shard_ports: startup.kafka_shard_ports.lock().unwrap().clone(),
         peer_of: startup.peers.lock().unwrap().clone(),
         connection_load: startup.connection_load.clone(),
@@ -813,18 +912,48 @@ fn bind_kafka_own(
     index: usize,
     config: &BrokerConfig,
     startup: &Startup,
-) -> Result<Option<glommio::net::TcpListener>, String> {
+) -> Result<Option<(ListenerId, glommio::net::TcpListener)>, String> {
     let Some(listen) = config.kafka_listen.filter(|_| config.kafka_shard_brokers) else {
         return Ok(None);
     };
-    let kafka_port = startup.kafka_port.lock().unwrap().expect("published");
+    let kafka_port = startup.kafka_ports.lock().unwrap()[0].expect("published");
     let port = config.kafka_shard_port(index, kafka_port)?;
     let addr = SocketAddr::new(listen.ip(), port);
     let listener = bind_exclusive(addr)
         .map_err(|e| format!("binding shard {index}'s Kafka port {addr}: {e}"))?;
     startup.kafka_shard_ports.lock().unwrap()[index] =
         listener.local_addr().map_err(|e| e.to_string())?.port();
-    Ok(Some(listener))
+    Ok(Some((ListenerId::kafka(0), listener)))
+}
+
+/// Every listener's description, in [`ListenerId`] order.
+fn listener_infos(config: &BrokerConfig, startup: &Startup) -> Rc<[ListenerInfo]> {
+    let mut all = vec![ListenerInfo {
+        kind: ListenerKind::Native,
+        name: "native",
+        tls: startup.tls.native.clone(),
+        sasl: false,
+        advertised: None,
+    }];
+    let ports = startup.kafka_ports.lock().unwrap().clone();
+    for (l, port) in config.kafka_listeners().into_iter().zip(ports) {
+        let advertised = l
+            .advertise
+            .clone()
+            .or_else(|| Some((l.listen.ip().to_string(), port.expect("published"))));
+        all.push(ListenerInfo {
+            kind: ListenerKind::Kafka,
+            name: l.protocol.name(),
+            tls: l
+                .protocol
+                .tls()
+                .then(|| startup.tls.kafka.clone())
+                .flatten(),
+            sasl: l.protocol.sasl(),
+            advertised,
+        });
+    }
+    all.into()
 }
 
 /// Binds a port that only this shard listens on (no SO_REUSEPORT, so two
@@ -877,6 +1006,24 @@ fn spawn_mesh_receivers(
 }
 
 impl Shard {
+    /// The listener a connection came in on.
+    pub fn listener(&self, id: ListenerId) -> &ListenerInfo {
+        &self.listeners[(id.0 as usize).min(self.listeners.len() - 1)]
+    }
+
+    /// Where Kafka clients of `listener` are told to connect (the first
+    /// Kafka listener's when `listener` is not a Kafka one).
+    pub fn kafka_advertised(&self, listener: ListenerId) -> Option<(String, u16)> {
+        let info = self.listener(listener);
+        match info.kind {
+            ListenerKind::Kafka => info.advertised.clone(),
+            ListenerKind::Native => self
+                .listeners
+                .get(ListenerId::kafka(0).0 as usize)
+                .and_then(|l| l.advertised.clone()),
+        }
+    }
+
     /// The current metadata snapshot.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.borrow().clone()
@@ -997,10 +1144,10 @@ impl Shard {
             ShardMsg::Stats { reply } => {
                 let _ = reply.send(self.stats_local());
             }
-            ShardMsg::Adopt { socket, kind } => {
+            ShardMsg::Adopt { socket, listener } => {
                 let adopt = self.adopt.borrow().clone();
                 match adopt {
-                    Some(adopt) => adopt(socket, kind),
+                    Some(adopt) => adopt(socket, listener),
                     // Not serving (yet, or any more): the socket closes.
                     None => drop(socket),
                 }

@@ -71,6 +71,7 @@ impl Shard {
             port: self.ports[self.id.0 as usize],
             requests: self.metrics.requests(),
             errors: self.metrics.errors(),
+            security: self.metrics.security_counts(),
             connections: self.metrics.connections(),
             hops: c.hops.get(),
             bytes_in: c.bytes_in.get(),

@@ -19,6 +19,8 @@ pub struct Broker {
     /// Each shard's own Kafka port, in the shard-aware Kafka mode
     /// (`--kafka-shard-brokers`); empty otherwise.
     pub kafka_shard_ports: Vec<u16>,
+    /// Every Kafka listener, `(PROTOCOL, address)`, in configuration order.
+    pub kafka_listeners: Vec<(String, SocketAddr)>,
     /// The HTTP listener (metrics, admin API, console), unless started
     /// with `--http-listen none`.
     #[allow(dead_code)]
@@ -32,6 +34,15 @@ pub fn corelog_bin() -> &'static str {
 }
 
 impl Broker {
+    /// The address of the Kafka listener speaking `protocol`.
+    pub fn kafka_listener(&self, protocol: &str) -> SocketAddr {
+        self.kafka_listeners
+            .iter()
+            .find(|(p, _)| p == protocol)
+            .unwrap_or_else(|| panic!("no {protocol} listener in {:?}", self.kafka_listeners))
+            .1
+    }
+
     /// Starts a broker with `cores` shards on `data_dir`, plus `extra` flags,
     /// and waits (at most 30 s) for its "listening" line. Without a
     /// `--kafka-listen` in `extra` the broker has no Kafka listener (never
@@ -173,12 +184,25 @@ impl Broker {
             .find_map(|f| f.strip_prefix("kafka_shard_ports="))
             .map(|ports| ports.split(',').map(|p| p.parse().unwrap()).collect())
             .unwrap_or_default();
+        let kafka_listeners = fields
+            .iter()
+            .find_map(|f| f.strip_prefix("kafka_listeners="))
+            .map(|all| {
+                all.split(',')
+                    .map(|l| {
+                        let (p, a) = l.split_once("://").unwrap();
+                        (p.to_string(), a.parse().unwrap())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         Broker {
             child: Some(child),
             addr,
             shard_ports,
             kafka,
             kafka_shard_ports,
+            kafka_listeners,
             http,
             data_dir: data_dir.to_path_buf(),
             stderr_path,
@@ -222,7 +246,7 @@ impl Broker {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
-    fn signal(&mut self, sig: i32) {
+    pub fn signal(&mut self, sig: i32) {
         let pid = self.child.as_ref().expect("running").id() as i32;
         // SAFETY: kill(2) with a pid we spawned.
         assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill({pid}, {sig})");

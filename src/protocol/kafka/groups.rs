@@ -41,6 +41,7 @@ fn code(e: &BrokerError) -> i16 {
 /// that coordinates the group, so group requests make no hop either.
 pub async fn find_coordinator(
     shard: &Rc<Shard>,
+    caller: &super::Caller,
     version: i16,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
@@ -50,8 +51,7 @@ pub async fn find_coordinator(
         vec![request.key]
     };
     let (host, port) = shard
-        .kafka_advertised
-        .clone()
+        .kafka_advertised(caller.listener)
         .unwrap_or_else(|| (shard.host.clone(), 0));
     let mut coordinators = Vec::with_capacity(keys.len());
     for key in keys {

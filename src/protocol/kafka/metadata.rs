@@ -12,7 +12,7 @@
 use super::codes;
 use crate::broker;
 use crate::meta::{Snapshot, TopicMeta, shard_broker_id, validate_topic_name};
-use crate::shard::Shard;
+use crate::shard::{ListenerId, Shard};
 use crate::types::ShardId;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -38,7 +38,12 @@ pub fn to_uuid(bytes: [u8; 16]) -> Uuid {
     Uuid::from_bytes(bytes)
 }
 
-pub async fn handle(shard: &Rc<Shard>, version: i16, request: MetadataRequest) -> MetadataResponse {
+pub async fn handle(
+    shard: &Rc<Shard>,
+    caller: &super::Caller,
+    version: i16,
+    request: MetadataRequest,
+) -> MetadataResponse {
     // v0 asks for every topic with an empty list; v1+ with a null one.
     let all = request.topics.is_none()
         || (version == 0 && request.topics.as_ref().is_some_and(Vec::is_empty));
@@ -78,7 +83,7 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: MetadataRequest) -
             .collect()
     };
     let mut response = MetadataResponse::default();
-    response.brokers = brokers(shard);
+    response.brokers = brokers(shard, caller.listener);
     if version >= 2 {
         response.cluster_id = Some(StrBytes::from_string(snapshot.cluster_id.clone()));
     }
@@ -134,10 +139,9 @@ fn shard_brokers(shard: &Shard) -> bool {
 
 /// This broker — or, in the shard-aware mode, each shard — as clients must
 /// reach it.
-fn brokers(shard: &Shard) -> Vec<MetadataResponseBroker> {
+fn brokers(shard: &Shard, listener: ListenerId) -> Vec<MetadataResponseBroker> {
     let (host, port) = shard
-        .kafka_advertised
-        .clone()
+        .kafka_advertised(listener)
         .unwrap_or_else(|| (shard.host.clone(), 0));
     let broker = |id: i32, port: u16| {
         MetadataResponseBroker::default()

@@ -39,19 +39,26 @@ pub use apis::SUPPORTED;
 
 use super::{Dispatch, LengthPrefix, Outgoing, Protocol};
 use crate::constants::KAFKA_REQUEST_BYTES_MAX;
-use crate::shard::{Counters, ProduceOrder, Shard};
+use crate::security::Principal;
+use crate::shard::{Counters, ListenerId, ProduceOrder, Shard};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestKind};
+use std::cell::RefCell;
 use std::rc::Rc;
 
 /// The Kafka protocol, for the server.
 pub struct Kafka;
 
 /// A Kafka connection's state: where the client connects from (group
-/// members are described with their host).
+/// members are described with their host), the listener it came in on,
+/// who it is.
 #[derive(Default)]
 pub struct Session {
     host: String,
+    /// The listener (its advertised address is the one clients are told).
+    listener: ListenerId,
+    /// Who the connection acts as.
+    principal: RefCell<Rc<Principal>>,
     /// Only metadata and admin requests are served (a connection over the
     /// limit, on a reserved slot).
     admin_only: bool,
@@ -67,9 +74,18 @@ impl Protocol for Kafka {
     const PREFIX: LengthPrefix = LengthPrefix::I32BigEndian;
     type Session = Session;
 
-    fn session(peer: Option<std::net::SocketAddr>, admin_only: bool) -> Session {
+    fn session(conn: &super::ConnInfo, admin_only: bool) -> Session {
         Session {
-            host: peer.map(|p| format!("/{}", p.ip())).unwrap_or_default(),
+            host: conn
+                .peer
+                .map(|p| format!("/{}", p.ip()))
+                .unwrap_or_default(),
+            listener: conn.listener,
+            principal: RefCell::new(Rc::new(
+                conn.cert_principal
+                    .clone()
+                    .unwrap_or_else(Principal::anonymous),
+            )),
             admin_only,
             produce_order: ProduceOrder::default(),
         }
@@ -89,8 +105,6 @@ impl Protocol for Kafka {
             }
         }
     }
-
-    const KIND: crate::shard::ListenerKind = crate::shard::ListenerKind::Kafka;
 
     fn frame_too_large(_declared: u64, _max: usize) -> Option<Outgoing> {
         // Kafka closes the connection without an answer.
@@ -202,10 +216,12 @@ fn route(shard: &Rc<Shard>, session: &Rc<Session>, frame: BytesMut) -> Result<Di
         Body::Other {
             request, client_id, ..
         } => {
-            let client = client_id.map(|id| Client {
-                id,
+            let caller = Caller {
+                client_id: client_id.unwrap_or_default(),
                 host: session.host.clone(),
-            });
+                listener: session.listener,
+                principal: session.principal.borrow().clone(),
+            };
             let shard = shard.clone();
             let kind = if header.api == ApiKey::Fetch {
                 super::RequestKind::Fetch
@@ -214,7 +230,7 @@ fn route(shard: &Rc<Shard>, session: &Rc<Session>, frame: BytesMut) -> Result<Di
             };
             Ok(Dispatch::Handle(
                 Box::pin(
-                    async move { answer(header, handle(&shard, header, *request, client).await) },
+                    async move { answer(header, handle(&shard, header, *request, caller).await) },
                 ),
                 kind,
             ))
@@ -328,22 +344,22 @@ enum Answer {
     ConsumerGroupDescribe(kafka_protocol::messages::ConsumerGroupDescribeResponse),
 }
 
-/// The client of a request, when its handler needs it.
-struct Client {
-    id: String,
-    host: String,
+/// Who sent a request, and on which listener.
+pub(crate) struct Caller {
+    /// The client id (read for the APIs that describe members with it).
+    pub(crate) client_id: String,
+    /// `/IP` of the client.
+    pub(crate) host: String,
+    pub(crate) listener: ListenerId,
+    #[allow(dead_code)] // the authorizer's input, read once ACLs are enforced
+    pub(crate) principal: Rc<Principal>,
 }
 
-async fn handle(
-    shard: &Rc<Shard>,
-    header: Header,
-    request: RequestKind,
-    client: Option<Client>,
-) -> Answer {
+async fn handle(shard: &Rc<Shard>, header: Header, request: RequestKind, caller: Caller) -> Answer {
     let v = header.version;
     match request {
         RequestKind::ApiVersions(_) => Answer::ApiVersions(apis::api_versions(codes::NONE)),
-        RequestKind::Metadata(r) => Answer::Metadata(metadata::handle(shard, v, r).await),
+        RequestKind::Metadata(r) => Answer::Metadata(metadata::handle(shard, &caller, v, r).await),
         RequestKind::Fetch(r) => Answer::Fetch(fetch::handle(shard, v, r).await),
         RequestKind::ListOffsets(r) => Answer::ListOffsets(offsets::handle(shard, v, r).await),
         RequestKind::CreateTopics(r) => {
@@ -359,14 +375,10 @@ async fn handle(
             Answer::InitProducerId(producer_id::handle(shard, v, r).await)
         }
         RequestKind::FindCoordinator(r) => {
-            Answer::FindCoordinator(groups::find_coordinator(shard, v, r).await)
+            Answer::FindCoordinator(groups::find_coordinator(shard, &caller, v, r).await)
         }
         RequestKind::JoinGroup(r) => {
-            let client = client.unwrap_or(Client {
-                id: String::new(),
-                host: String::new(),
-            });
-            Answer::JoinGroup(groups::join_group(shard, v, r, client.id, client.host).await)
+            Answer::JoinGroup(groups::join_group(shard, v, r, caller.client_id, caller.host).await)
         }
         RequestKind::SyncGroup(r) => Answer::SyncGroup(groups::sync_group(shard, v, r).await),
         RequestKind::Heartbeat(r) => Answer::Heartbeat(groups::heartbeat(shard, r).await),
@@ -385,15 +397,9 @@ async fn handle(
         RequestKind::IncrementalAlterConfigs(r) => {
             Answer::IncrementalAlterConfigs(configs::incremental_alter(shard, r).await)
         }
-        RequestKind::ConsumerGroupHeartbeat(r) => {
-            let client = client.unwrap_or(Client {
-                id: String::new(),
-                host: String::new(),
-            });
-            Answer::ConsumerGroupHeartbeat(
-                consumer_groups::heartbeat(shard, v, r, client.id, client.host).await,
-            )
-        }
+        RequestKind::ConsumerGroupHeartbeat(r) => Answer::ConsumerGroupHeartbeat(
+            consumer_groups::heartbeat(shard, v, r, caller.client_id, caller.host).await,
+        ),
         RequestKind::ConsumerGroupDescribe(r) => {
             Answer::ConsumerGroupDescribe(consumer_groups::describe(shard, v, r).await)
         }

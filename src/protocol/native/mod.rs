@@ -45,7 +45,7 @@ impl Protocol for Native {
     const PREFIX: LengthPrefix = LengthPrefix::U32LittleEndian;
     type Session = Session;
 
-    fn session(_peer: Option<std::net::SocketAddr>, admin_only: bool) -> Session {
+    fn session(_conn: &super::ConnInfo, admin_only: bool) -> Session {
         Session {
             admin_only,
             produce_order: ProduceOrder::default(),
@@ -102,7 +102,6 @@ impl Protocol for Native {
         }
     }
 
-    const KIND: crate::shard::ListenerKind = crate::shard::ListenerKind::Native;
     const ANSWERS_REFUSALS: bool = true;
 
     fn refusal(frame: &[u8]) -> Option<Outgoing> {
