@@ -6,6 +6,8 @@
 //! numeric codes (resource types, operations, mechanisms) to and from them,
 //! and the metadata file stores them.
 
+pub mod acl;
+pub mod scram;
 pub mod tls;
 
 use std::fmt;
