@@ -800,6 +800,399 @@ impl ::core::fmt::Debug for TopicRecord<'_> {
       ds.finish()
   }
 }
+pub enum ScramCredentialRecordOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Added after 6694655: one user's SCRAM credential for one mechanism, in
+/// SCRAM's storage form (RFC 5802 section 3): the password is never kept,
+/// only the salt, the iteration count and the two keys derived from the
+/// salted password.
+pub struct ScramCredentialRecord<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for ScramCredentialRecord<'a> {
+  type Inner = ScramCredentialRecord<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> ScramCredentialRecord<'a> {
+  pub const VT_USER: ::flatbuffers::VOffsetT = 4;
+  pub const VT_MECHANISM: ::flatbuffers::VOffsetT = 6;
+  pub const VT_ITERATIONS: ::flatbuffers::VOffsetT = 8;
+  pub const VT_SALT: ::flatbuffers::VOffsetT = 10;
+  pub const VT_STORED_KEY: ::flatbuffers::VOffsetT = 12;
+  pub const VT_SERVER_KEY: ::flatbuffers::VOffsetT = 14;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    ScramCredentialRecord { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args ScramCredentialRecordArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<ScramCredentialRecord<'bldr>> {
+    let mut builder = ScramCredentialRecordBuilder::new(_fbb);
+    if let Some(x) = args.server_key { builder.add_server_key(x); }
+    if let Some(x) = args.stored_key { builder.add_stored_key(x); }
+    if let Some(x) = args.salt { builder.add_salt(x); }
+    builder.add_iterations(args.iterations);
+    if let Some(x) = args.user { builder.add_user(x); }
+    builder.add_mechanism(args.mechanism);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn user(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(ScramCredentialRecord::VT_USER, None)}
+  }
+  /// Kafka's ScramMechanism code: 1 SCRAM-SHA-256, 2 SCRAM-SHA-512 (0, or
+  /// a code this version does not know, refuses the file).
+  #[inline]
+  pub fn mechanism(&self) -> u8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u8>(ScramCredentialRecord::VT_MECHANISM, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn iterations(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(ScramCredentialRecord::VT_ITERATIONS, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn salt(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(ScramCredentialRecord::VT_SALT, None)}
+  }
+  #[inline]
+  pub fn stored_key(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(ScramCredentialRecord::VT_STORED_KEY, None)}
+  }
+  #[inline]
+  pub fn server_key(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(ScramCredentialRecord::VT_SERVER_KEY, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for ScramCredentialRecord<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("user", Self::VT_USER, false)?
+     .visit_field::<u8>("mechanism", Self::VT_MECHANISM, false)?
+     .visit_field::<u32>("iterations", Self::VT_ITERATIONS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("salt", Self::VT_SALT, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("stored_key", Self::VT_STORED_KEY, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("server_key", Self::VT_SERVER_KEY, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct ScramCredentialRecordArgs<'a> {
+    pub user: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub mechanism: u8,
+    pub iterations: u32,
+    pub salt: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+    pub stored_key: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+    pub server_key: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+}
+impl<'a> Default for ScramCredentialRecordArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    ScramCredentialRecordArgs {
+      user: None,
+      mechanism: 0,
+      iterations: 0,
+      salt: None,
+      stored_key: None,
+      server_key: None,
+    }
+  }
+}
+
+pub struct ScramCredentialRecordBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ScramCredentialRecordBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_user(&mut self, user: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ScramCredentialRecord::VT_USER, user);
+  }
+  #[inline]
+  pub fn add_mechanism(&mut self, mechanism: u8) {
+    self.fbb_.push_slot::<u8>(ScramCredentialRecord::VT_MECHANISM, mechanism, 0);
+  }
+  #[inline]
+  pub fn add_iterations(&mut self, iterations: u32) {
+    self.fbb_.push_slot::<u32>(ScramCredentialRecord::VT_ITERATIONS, iterations, 0);
+  }
+  #[inline]
+  pub fn add_salt(&mut self, salt: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ScramCredentialRecord::VT_SALT, salt);
+  }
+  #[inline]
+  pub fn add_stored_key(&mut self, stored_key: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ScramCredentialRecord::VT_STORED_KEY, stored_key);
+  }
+  #[inline]
+  pub fn add_server_key(&mut self, server_key: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ScramCredentialRecord::VT_SERVER_KEY, server_key);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ScramCredentialRecordBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    ScramCredentialRecordBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<ScramCredentialRecord<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for ScramCredentialRecord<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("ScramCredentialRecord");
+      ds.field("user", &self.user());
+      ds.field("mechanism", &self.mechanism());
+      ds.field("iterations", &self.iterations());
+      ds.field("salt", &self.salt());
+      ds.field("stored_key", &self.stored_key());
+      ds.field("server_key", &self.server_key());
+      ds.finish()
+  }
+}
+pub enum AclRecordOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Added after 6694655: one ACL. Every enumeration is stored as Kafka's
+/// numeric code (0, or a code this version does not know, refuses the
+/// file): resource_type TOPIC 2, GROUP 3, CLUSTER 4; pattern_type LITERAL
+/// 3, PREFIXED 4; operation ALL 2, READ 3, WRITE 4, CREATE 5, DELETE 6,
+/// ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10,
+/// ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12; permission DENY 2, ALLOW 3.
+pub struct AclRecord<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for AclRecord<'a> {
+  type Inner = AclRecord<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> AclRecord<'a> {
+  pub const VT_RESOURCE_TYPE: ::flatbuffers::VOffsetT = 4;
+  pub const VT_RESOURCE_NAME: ::flatbuffers::VOffsetT = 6;
+  pub const VT_PATTERN_TYPE: ::flatbuffers::VOffsetT = 8;
+  pub const VT_PRINCIPAL: ::flatbuffers::VOffsetT = 10;
+  pub const VT_HOST: ::flatbuffers::VOffsetT = 12;
+  pub const VT_OPERATION: ::flatbuffers::VOffsetT = 14;
+  pub const VT_PERMISSION: ::flatbuffers::VOffsetT = 16;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    AclRecord { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args AclRecordArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<AclRecord<'bldr>> {
+    let mut builder = AclRecordBuilder::new(_fbb);
+    if let Some(x) = args.host { builder.add_host(x); }
+    if let Some(x) = args.principal { builder.add_principal(x); }
+    if let Some(x) = args.resource_name { builder.add_resource_name(x); }
+    builder.add_permission(args.permission);
+    builder.add_operation(args.operation);
+    builder.add_pattern_type(args.pattern_type);
+    builder.add_resource_type(args.resource_type);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn resource_type(&self) -> u8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u8>(AclRecord::VT_RESOURCE_TYPE, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn resource_name(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(AclRecord::VT_RESOURCE_NAME, None)}
+  }
+  #[inline]
+  pub fn pattern_type(&self) -> u8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u8>(AclRecord::VT_PATTERN_TYPE, Some(0)).unwrap()}
+  }
+  /// `User:NAME`, or `User:*`.
+  #[inline]
+  pub fn principal(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(AclRecord::VT_PRINCIPAL, None)}
+  }
+  /// A client IP address, or `*`.
+  #[inline]
+  pub fn host(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(AclRecord::VT_HOST, None)}
+  }
+  #[inline]
+  pub fn operation(&self) -> u8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u8>(AclRecord::VT_OPERATION, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn permission(&self) -> u8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u8>(AclRecord::VT_PERMISSION, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for AclRecord<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u8>("resource_type", Self::VT_RESOURCE_TYPE, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("resource_name", Self::VT_RESOURCE_NAME, false)?
+     .visit_field::<u8>("pattern_type", Self::VT_PATTERN_TYPE, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("principal", Self::VT_PRINCIPAL, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("host", Self::VT_HOST, false)?
+     .visit_field::<u8>("operation", Self::VT_OPERATION, false)?
+     .visit_field::<u8>("permission", Self::VT_PERMISSION, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct AclRecordArgs<'a> {
+    pub resource_type: u8,
+    pub resource_name: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub pattern_type: u8,
+    pub principal: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub host: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub operation: u8,
+    pub permission: u8,
+}
+impl<'a> Default for AclRecordArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    AclRecordArgs {
+      resource_type: 0,
+      resource_name: None,
+      pattern_type: 0,
+      principal: None,
+      host: None,
+      operation: 0,
+      permission: 0,
+    }
+  }
+}
+
+pub struct AclRecordBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> AclRecordBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_resource_type(&mut self, resource_type: u8) {
+    self.fbb_.push_slot::<u8>(AclRecord::VT_RESOURCE_TYPE, resource_type, 0);
+  }
+  #[inline]
+  pub fn add_resource_name(&mut self, resource_name: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(AclRecord::VT_RESOURCE_NAME, resource_name);
+  }
+  #[inline]
+  pub fn add_pattern_type(&mut self, pattern_type: u8) {
+    self.fbb_.push_slot::<u8>(AclRecord::VT_PATTERN_TYPE, pattern_type, 0);
+  }
+  #[inline]
+  pub fn add_principal(&mut self, principal: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(AclRecord::VT_PRINCIPAL, principal);
+  }
+  #[inline]
+  pub fn add_host(&mut self, host: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(AclRecord::VT_HOST, host);
+  }
+  #[inline]
+  pub fn add_operation(&mut self, operation: u8) {
+    self.fbb_.push_slot::<u8>(AclRecord::VT_OPERATION, operation, 0);
+  }
+  #[inline]
+  pub fn add_permission(&mut self, permission: u8) {
+    self.fbb_.push_slot::<u8>(AclRecord::VT_PERMISSION, permission, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> AclRecordBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    AclRecordBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<AclRecord<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for AclRecord<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("AclRecord");
+      ds.field("resource_type", &self.resource_type());
+      ds.field("resource_name", &self.resource_name());
+      ds.field("pattern_type", &self.pattern_type());
+      ds.field("principal", &self.principal());
+      ds.field("host", &self.host());
+      ds.field("operation", &self.operation());
+      ds.field("permission", &self.permission());
+      ds.finish()
+  }
+}
 pub enum MetadataFileOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -821,6 +1214,8 @@ impl<'a> MetadataFile<'a> {
   pub const VT_TOPICS: ::flatbuffers::VOffsetT = 8;
   pub const VT_CLUSTER_ID: ::flatbuffers::VOffsetT = 10;
   pub const VT_NEXT_PRODUCER_ID: ::flatbuffers::VOffsetT = 12;
+  pub const VT_SCRAM_CREDENTIALS: ::flatbuffers::VOffsetT = 14;
+  pub const VT_ACLS: ::flatbuffers::VOffsetT = 16;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -834,6 +1229,8 @@ impl<'a> MetadataFile<'a> {
     let mut builder = MetadataFileBuilder::new(_fbb);
     builder.add_next_producer_id(args.next_producer_id);
     builder.add_version(args.version);
+    if let Some(x) = args.acls { builder.add_acls(x); }
+    if let Some(x) = args.scram_credentials { builder.add_scram_credentials(x); }
     if let Some(x) = args.cluster_id { builder.add_cluster_id(x); }
     if let Some(x) = args.topics { builder.add_topics(x); }
     builder.add_next_topic_id(args.next_topic_id);
@@ -880,6 +1277,24 @@ impl<'a> MetadataFile<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<i64>(MetadataFile::VT_NEXT_PRODUCER_ID, Some(0)).unwrap()}
   }
+  /// Added after 6694655: the SASL/SCRAM credentials, one per user and
+  /// mechanism. Absent: none. This makes the file secret (it is written
+  /// with mode 0600).
+  #[inline]
+  pub fn scram_credentials(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<ScramCredentialRecord<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<ScramCredentialRecord>>>>(MetadataFile::VT_SCRAM_CREDENTIALS, None)}
+  }
+  /// Added after 6694655: the ACLs. Absent: none.
+  #[inline]
+  pub fn acls(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<AclRecord<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<AclRecord>>>>(MetadataFile::VT_ACLS, None)}
+  }
 }
 
 impl ::flatbuffers::Verifiable for MetadataFile<'_> {
@@ -893,6 +1308,8 @@ impl ::flatbuffers::Verifiable for MetadataFile<'_> {
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<TopicRecord>>>>("topics", Self::VT_TOPICS, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("cluster_id", Self::VT_CLUSTER_ID, false)?
      .visit_field::<i64>("next_producer_id", Self::VT_NEXT_PRODUCER_ID, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<ScramCredentialRecord>>>>("scram_credentials", Self::VT_SCRAM_CREDENTIALS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<AclRecord>>>>("acls", Self::VT_ACLS, false)?
      .finish();
     Ok(())
   }
@@ -903,6 +1320,8 @@ pub struct MetadataFileArgs<'a> {
     pub topics: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<TopicRecord<'a>>>>>,
     pub cluster_id: Option<::flatbuffers::WIPOffset<&'a str>>,
     pub next_producer_id: i64,
+    pub scram_credentials: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<ScramCredentialRecord<'a>>>>>,
+    pub acls: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<AclRecord<'a>>>>>,
 }
 impl<'a> Default for MetadataFileArgs<'a> {
   #[inline]
@@ -913,6 +1332,8 @@ impl<'a> Default for MetadataFileArgs<'a> {
       topics: None,
       cluster_id: None,
       next_producer_id: 0,
+      scram_credentials: None,
+      acls: None,
     }
   }
 }
@@ -943,6 +1364,14 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> MetadataFileBuilder<'a, 'b, A
     self.fbb_.push_slot::<i64>(MetadataFile::VT_NEXT_PRODUCER_ID, next_producer_id, 0);
   }
   #[inline]
+  pub fn add_scram_credentials(&mut self, scram_credentials: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<ScramCredentialRecord<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(MetadataFile::VT_SCRAM_CREDENTIALS, scram_credentials);
+  }
+  #[inline]
+  pub fn add_acls(&mut self, acls: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<AclRecord<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(MetadataFile::VT_ACLS, acls);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> MetadataFileBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     MetadataFileBuilder {
@@ -965,6 +1394,8 @@ impl ::core::fmt::Debug for MetadataFile<'_> {
       ds.field("topics", &self.topics());
       ds.field("cluster_id", &self.cluster_id());
       ds.field("next_producer_id", &self.next_producer_id());
+      ds.field("scram_credentials", &self.scram_credentials());
+      ds.field("acls", &self.acls());
       ds.finish()
   }
 }

@@ -22,9 +22,11 @@ use crate::error::{BrokerError, ErrorKind};
 #[allow(clippy::all, clippy::pedantic, unsafe_op_in_unsafe_fn, mismatched_lifetime_syntaxes, unused_imports, dead_code)]
 mod metadata_generated;
 mod node_ids;
+mod security;
 mod settings;
 
 pub use node_ids::shard_broker_id;
+pub use security::SecurityState;
 
 pub use settings::{
     CleanupPolicy, ConfigChange, ConfigEntry, ConfigOp, ConfigSource, FLUSH_NEVER, SETTINGS,
@@ -167,6 +169,9 @@ pub struct Snapshot {
     /// set follows. Not stored in the metadata file: they come from the
     /// broker's configuration at each start.
     pub topic_defaults: TopicConfig,
+    /// SCRAM credentials and ACLs (shared: most changes leave them as
+    /// they are).
+    pub security: Arc<SecurityState>,
 }
 
 /// A random (version 4) UUID.
@@ -351,6 +356,7 @@ impl Snapshot {
             .collect();
         let topics = fbb.create_vector(&topics);
         let cluster_id = fbb.create_string(&self.cluster_id);
+        let (scram_credentials, acls) = security::encode(&self.security, &mut fbb);
         let root = file::MetadataFile::create(
             &mut fbb,
             &file::MetadataFileArgs {
@@ -359,6 +365,8 @@ impl Snapshot {
                 topics: Some(topics),
                 cluster_id: Some(cluster_id),
                 next_producer_id: self.next_producer_id,
+                scram_credentials,
+                acls,
             },
         );
         fbb.finish(root, Some(METADATA_FILE_IDENTIFIER));
@@ -392,6 +400,7 @@ impl Snapshot {
             cluster_id: root.cluster_id().unwrap_or("").to_string(),
             next_producer_id: root.next_producer_id(),
             topic_defaults: defaults.clone(),
+            security: Arc::new(security::decode(&root)?),
         };
         let mut migrated = false;
         for t in root.topics().iter().flatten() {
@@ -454,8 +463,11 @@ impl Snapshot {
     pub fn load(data_dir: &Path, defaults: &TopicConfig) -> Result<Snapshot, String> {
         let path = data_dir.join(METADATA_FILE_NAME);
         let (mut snapshot, migrated) = match std::fs::read(&path) {
-            Ok(bytes) => Snapshot::decode_with(&bytes, defaults)
-                .map_err(|e| format!("{}: {e}", path.display()))?,
+            Ok(bytes) => {
+                make_private(&path);
+                Snapshot::decode_with(&bytes, defaults)
+                    .map_err(|e| format!("{}: {e}", path.display()))?
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
                 Snapshot {
                     topic_defaults: defaults.clone(),
@@ -515,7 +527,7 @@ fn write_metadata_file(
     let path = data_dir.join(METADATA_FILE_NAME);
     let tmp: PathBuf = data_dir.join(format!("{METADATA_FILE_NAME}.tmp"));
     let written = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = create_private(&tmp)?;
         write(&mut f, bytes)?;
         f.sync_all()?;
         drop(f);
@@ -528,6 +540,47 @@ fn write_metadata_file(
         return Err(e);
     }
     std::fs::File::open(data_dir)?.sync_all()
+}
+
+/// Permissions of the metadata file (and its temporary file): it holds
+/// SCRAM keys, which let whoever reads them log in as their user (a stored
+/// key and a server key are all a server needs to accept a client).
+pub const METADATA_FILE_MODE: u32 = 0o600;
+
+/// Creates (or truncates) `path` readable and writable by its owner only,
+/// whatever mode a leftover file had.
+fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(METADATA_FILE_MODE)
+        .open(path)?;
+    // The mode above applies only to a file it creates.
+    f.set_permissions(std::fs::Permissions::from_mode(METADATA_FILE_MODE))?;
+    Ok(f)
+}
+
+/// Takes group and other access away from a metadata file an older
+/// version wrote (it was created with the umask's mode). Logged, not
+/// fatal: a read-only file system still starts.
+fn make_private(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    if meta.permissions().mode() & 0o077 == 0 {
+        return;
+    }
+    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(METADATA_FILE_MODE)) {
+        Ok(()) => {
+            tracing::info!(file = %path.display(), "metadata file made readable by its owner only (mode 0600): it holds SCRAM credentials")
+        }
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "could not make the metadata file readable by its owner only (mode 0600)")
+        }
+    }
 }
 
 /// A topic configuration as the metadata file stores it (every value set,
@@ -1049,6 +1102,213 @@ mod tests {
         assert!(!reserve.exists(), "the reserve was given up");
         assert!(!tmp.exists());
         assert_eq!(Snapshot::load(dir.path(), &defaults).unwrap(), new);
+    }
+
+    fn credential(
+        user: &str,
+        mechanism: crate::security::ScramMechanism,
+    ) -> crate::security::ScramCredential {
+        let len = match mechanism {
+            crate::security::ScramMechanism::Sha256 => 32,
+            crate::security::ScramMechanism::Sha512 => 64,
+        };
+        crate::security::ScramCredential {
+            user: user.to_string(),
+            mechanism,
+            iterations: 4096,
+            salt: b"salt-of-".iter().chain(user.as_bytes()).copied().collect(),
+            stored_key: vec![1; len],
+            server_key: vec![2; len],
+        }
+    }
+
+    fn acl(
+        resource_type: crate::security::ResourceType,
+        name: &str,
+        pattern: crate::security::PatternType,
+        operation: crate::security::Operation,
+        permission: crate::security::Permission,
+    ) -> crate::security::AclBinding {
+        crate::security::AclBinding {
+            resource_type,
+            resource_name: name.to_string(),
+            pattern,
+            principal: "User:alice".to_string(),
+            host: "*".to_string(),
+            operation,
+            permission,
+        }
+    }
+
+    /// A snapshot with a topic, credentials of two users and every kind of
+    /// ACL value.
+    fn secured_snapshot() -> Snapshot {
+        use crate::security::{Operation, PatternType, Permission, ResourceType, ScramMechanism};
+        let (s, _) = Snapshot::default()
+            .with_topic("t", 1, TopicOverrides::default())
+            .unwrap();
+        let mut security = SecurityState::default();
+        for (user, mechanism) in [
+            ("alice", ScramMechanism::Sha256),
+            ("alice", ScramMechanism::Sha512),
+            ("bob", ScramMechanism::Sha512),
+        ] {
+            security
+                .credentials
+                .insert((user.to_string(), mechanism), credential(user, mechanism));
+        }
+        let operations = Operation::ALL.iter().copied();
+        for (i, operation) in operations.enumerate() {
+            let resource_type = ResourceType::ALL[i % ResourceType::ALL.len()];
+            let name = match resource_type {
+                ResourceType::Cluster => crate::security::CLUSTER_RESOURCE_NAME.to_string(),
+                _ => format!("name-{i}"),
+            };
+            let pattern = PatternType::ALL[i % 2];
+            let permission = Permission::ALL[i % 2];
+            security
+                .acls
+                .insert(acl(resource_type, &name, pattern, operation, permission));
+        }
+        Snapshot {
+            cluster_id: "cluster".into(),
+            security: Arc::new(security),
+            ..s
+        }
+    }
+
+    #[test]
+    fn credentials_and_acls_round_trip_through_the_metadata_file() {
+        let s = secured_snapshot();
+        assert_eq!(s.security.credentials.len(), 3);
+        assert_eq!(s.security.acls.len(), 11);
+        let decoded = Snapshot::decode(&s.encode()).unwrap();
+        assert_eq!(decoded, s);
+        // Keys come back byte for byte (equality of credentials covers them,
+        // but Debug hides them, so say so).
+        let key = ("bob".to_string(), crate::security::ScramMechanism::Sha512);
+        assert_eq!(decoded.security.credentials[&key].server_key, vec![2; 64]);
+        assert!(decoded.security.has_user("alice"));
+        assert_eq!(decoded.security.user_credentials("alice").count(), 2);
+        assert!(!decoded.security.has_user("carol"));
+        // A file without them (every older version's) reads as none.
+        let plain = Snapshot {
+            security: Arc::default(),
+            ..s.clone()
+        };
+        let decoded = Snapshot::decode(&plain.encode()).unwrap();
+        assert!(decoded.security.credentials.is_empty() && decoded.security.acls.is_empty());
+    }
+
+    #[test]
+    fn the_metadata_file_and_its_temporary_file_are_readable_by_the_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(METADATA_FILE_NAME);
+        let tmp = dir.path().join(format!("{METADATA_FILE_NAME}.tmp"));
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        // An older version's file, world-readable, is tightened at load.
+        std::fs::write(&path, Snapshot::default().encode()).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let loaded = Snapshot::load(dir.path(), &TopicConfig::default()).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        // A leftover temporary file with a loose mode is not reused as is.
+        std::fs::write(&tmp, b"left over").unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let mut seen = None;
+        let mut check = |f: &mut std::fs::File, bytes: &[u8]| {
+            use std::io::Write;
+            seen = Some(f.metadata()?.permissions().mode() & 0o777);
+            f.write_all(bytes)
+        };
+        let secured = Snapshot {
+            security: secured_snapshot().security,
+            ..loaded
+        };
+        save_bytes(dir.path(), &secured.encode(), &mut check).unwrap();
+        assert_eq!(seen, Some(0o600));
+        assert_eq!(mode(&path), 0o600);
+        std::fs::remove_file(&path).unwrap();
+        secured.save(dir.path()).unwrap();
+        assert_eq!(mode(&path), 0o600, "a new file too");
+        assert_eq!(
+            Snapshot::load(dir.path(), &TopicConfig::default()).unwrap(),
+            secured
+        );
+    }
+
+    #[test]
+    fn a_security_record_this_version_cannot_read_is_a_startup_error_naming_the_file() {
+        // Written as a newer version would: an operation code unknown here.
+        let write = |mechanism: u8, operation: u8| {
+            let mut fbb = flatbuffers::FlatBufferBuilder::new();
+            let user = fbb.create_string("alice");
+            let salt = fbb.create_vector(&[1u8; 16]);
+            let key = fbb.create_vector(&[1u8; 32]);
+            let credential = file::ScramCredentialRecord::create(
+                &mut fbb,
+                &file::ScramCredentialRecordArgs {
+                    user: Some(user),
+                    mechanism,
+                    iterations: 4096,
+                    salt: Some(salt),
+                    stored_key: Some(key),
+                    server_key: Some(key),
+                },
+            );
+            let credentials = fbb.create_vector(&[credential]);
+            let name = fbb.create_string("t");
+            let principal = fbb.create_string("User:alice");
+            let host = fbb.create_string("*");
+            let acl = file::AclRecord::create(
+                &mut fbb,
+                &file::AclRecordArgs {
+                    resource_type: 2,
+                    resource_name: Some(name),
+                    pattern_type: 3,
+                    principal: Some(principal),
+                    host: Some(host),
+                    operation,
+                    permission: 3,
+                },
+            );
+            let acls = fbb.create_vector(&[acl]);
+            let cluster_id = fbb.create_string("cluster");
+            let root = file::MetadataFile::create(
+                &mut fbb,
+                &file::MetadataFileArgs {
+                    cluster_id: Some(cluster_id),
+                    scram_credentials: Some(credentials),
+                    acls: Some(acls),
+                    ..Default::default()
+                },
+            );
+            fbb.finish(root, Some(METADATA_FILE_IDENTIFIER));
+            fbb.finished_data().to_vec()
+        };
+        let read = |bytes: Vec<u8>| {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join(METADATA_FILE_NAME), bytes).unwrap();
+            Snapshot::load(dir.path(), &TopicConfig::default())
+        };
+        let good = read(write(1, 3)).unwrap();
+        assert_eq!(good.security.credentials.len(), 1);
+        assert_eq!(good.security.acls.len(), 1);
+        let err = read(write(1, 99)).unwrap_err();
+        assert!(
+            err.contains(METADATA_FILE_NAME) && err.contains("unknown operation code 99"),
+            "{err}"
+        );
+        let err = read(write(3, 3)).unwrap_err();
+        assert!(
+            err.contains(METADATA_FILE_NAME)
+                && err.contains("\"alice\"")
+                && err.contains("unknown mechanism code 3"),
+            "{err}"
+        );
+        // A SHA-512 credential with SHA-256-sized keys.
+        let err = read(write(2, 3)).unwrap_err();
+        assert!(err.contains("is not 64 bytes"), "{err}");
     }
 
     #[test]

@@ -117,6 +117,62 @@ pub enum ResourceType {
     Cluster,
 }
 
+/// Kafka's numeric codes and names of the ACL enumerations, which the
+/// Kafka adapter speaks and the metadata file stores. Each enumeration's
+/// `ALL` lists its values; the codes never change.
+macro_rules! kafka_codes {
+    ($ty:ident { $($variant:ident = $code:literal, $name:literal;)+ }) => {
+        impl $ty {
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+
+            /// Kafka's code.
+            pub fn kafka_code(self) -> i8 {
+                match self {
+                    $($ty::$variant => $code,)+
+                }
+            }
+
+            pub fn from_kafka_code(code: i8) -> Option<$ty> {
+                match code {
+                    $($code => Some($ty::$variant),)+
+                    _ => None,
+                }
+            }
+
+            /// Kafka's name (`TOPIC`, `CLUSTER_ACTION`, …).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name,)+
+                }
+            }
+
+            /// The value Kafka names so; case and `-`/`_` do not matter
+            /// (`cluster-action`, `ClusterAction`).
+            pub fn from_name(name: &str) -> Option<$ty> {
+                let wanted: String = name
+                    .chars()
+                    .filter(|c| *c != '_' && *c != '-')
+                    .collect();
+                $ty::ALL.iter().copied().find(|v| {
+                    v.name().replace('_', "").eq_ignore_ascii_case(&wanted)
+                })
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+    };
+}
+
+kafka_codes!(ResourceType {
+    Topic = 2, "TOPIC";
+    Group = 3, "GROUP";
+    Cluster = 4, "CLUSTER";
+});
+
 /// The only cluster resource's name (Kafka's).
 pub const CLUSTER_RESOURCE_NAME: &str = "kafka-cluster";
 
@@ -128,6 +184,11 @@ pub enum PatternType {
     /// Every resource whose name starts with it.
     Prefixed,
 }
+
+kafka_codes!(PatternType {
+    Literal = 3, "LITERAL";
+    Prefixed = 4, "PREFIXED";
+});
 
 /// An operation on a resource (Kafka's AclOperation names).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -145,11 +206,30 @@ pub enum Operation {
     IdempotentWrite,
 }
 
+kafka_codes!(Operation {
+    All = 2, "ALL";
+    Read = 3, "READ";
+    Write = 4, "WRITE";
+    Create = 5, "CREATE";
+    Delete = 6, "DELETE";
+    Alter = 7, "ALTER";
+    Describe = 8, "DESCRIBE";
+    ClusterAction = 9, "CLUSTER_ACTION";
+    DescribeConfigs = 10, "DESCRIBE_CONFIGS";
+    AlterConfigs = 11, "ALTER_CONFIGS";
+    IdempotentWrite = 12, "IDEMPOTENT_WRITE";
+});
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Permission {
     Allow,
     Deny,
 }
+
+kafka_codes!(Permission {
+    Deny = 2, "DENY";
+    Allow = 3, "ALLOW";
+});
 
 /// One ACL: `principal` from `host` is allowed (or denied) `operation` on
 /// the resources `(resource_type, name, pattern)` names.
@@ -241,5 +321,47 @@ impl SecurityProtocol {
 impl fmt::Display for SecurityProtocol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod code_tests {
+    use super::*;
+
+    #[test]
+    fn kafka_codes_and_names_round_trip_and_match_kafka() {
+        for t in ResourceType::ALL {
+            assert_eq!(ResourceType::from_kafka_code(t.kafka_code()), Some(*t));
+            assert_eq!(ResourceType::from_name(t.name()), Some(*t));
+        }
+        for p in PatternType::ALL {
+            assert_eq!(PatternType::from_kafka_code(p.kafka_code()), Some(*p));
+        }
+        for o in Operation::ALL {
+            assert_eq!(Operation::from_kafka_code(o.kafka_code()), Some(*o));
+            assert_eq!(Operation::from_name(o.name()), Some(*o));
+        }
+        for p in Permission::ALL {
+            assert_eq!(Permission::from_kafka_code(p.kafka_code()), Some(*p));
+        }
+        // Kafka's own numbers (AclOperation, ResourceType, PatternType,
+        // AclPermissionType); ANY/MATCH/UNKNOWN are no value here.
+        assert_eq!(ResourceType::Cluster.kafka_code(), 4);
+        assert_eq!(PatternType::Prefixed.kafka_code(), 4);
+        assert_eq!(Operation::IdempotentWrite.kafka_code(), 12);
+        assert_eq!(Permission::Allow.kafka_code(), 3);
+        for unknown in [0, 1, 13, -1] {
+            assert_eq!(Operation::from_kafka_code(unknown), None);
+        }
+        assert_eq!(ResourceType::from_kafka_code(1), None);
+        assert_eq!(
+            Operation::from_name("cluster-action"),
+            Some(Operation::ClusterAction)
+        );
+        assert_eq!(
+            Operation::from_name("DescribeConfigs"),
+            Some(Operation::DescribeConfigs)
+        );
+        assert_eq!(Operation::from_name("any"), None);
     }
 }
