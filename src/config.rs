@@ -14,7 +14,7 @@ use crate::constants::{
     GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS_DEFAULT, GROUP_CONSUMER_SESSION_TIMEOUT_MS_DEFAULT,
 };
 use crate::meta::TopicConfig;
-use crate::security::SecurityProtocol;
+use crate::security::{SaslMechanism, ScramMechanism, SecurityProtocol};
 use crate::security::tls::{ClientAuth, TlsFiles};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -112,6 +112,8 @@ pub struct BrokerConfig {
     pub tls_kafka: Option<TlsFiles>,
     /// The HTTP listener's own TLS files (`[tls.http]`).
     pub tls_http: Option<TlsFiles>,
+    /// The SASL mechanisms SASL listeners offer (PLAIN only over TLS).
+    pub sasl_mechanisms: Vec<SaslMechanism>,
 }
 
 /// TLS on a listener that is not Kafka's (whose protocol says it).
@@ -265,6 +267,10 @@ impl BrokerConfig {
             tls_native: None,
             tls_kafka: None,
             tls_http: None,
+            sasl_mechanisms: vec![
+                SaslMechanism::Scram(ScramMechanism::Sha256),
+                SaslMechanism::Scram(ScramMechanism::Sha512),
+            ],
         }
     }
 
@@ -486,6 +492,16 @@ impl BrokerConfig {
                 ));
             }
         }
+        if listeners
+            .iter()
+            .any(|l| l.protocol == SecurityProtocol::SaslPlaintext)
+            && self.sasl_mechanisms == [SaslMechanism::Plain]
+        {
+            return Err(
+                "a SASL_PLAINTEXT listener would offer no mechanism: PLAIN is offered only over TLS (SASL_SSL); enable SCRAM-SHA-256 or SCRAM-SHA-512"
+                    .into(),
+            );
+        }
         if self.kafka_shard_brokers && listeners.len() > 1 {
             return Err(
                 "the shard-aware Kafka mode (--kafka-shard-brokers) supports one Kafka listener"
@@ -607,6 +623,10 @@ impl BrokerConfig {
                     .map_err(|e| format!("{}: kafka_listen: {e}", path.display()))?;
             }
         }
+        if let Some(v) = file.sasl_enabled_mechanisms {
+            self.sasl_mechanisms = parse_sasl_mechanisms(&v.into_vec().join(","))
+                .map_err(|e| format!("{}: sasl_enabled_mechanisms: {e}", path.display()))?;
+        }
         if let Some(v) = file.native_security {
             self.native_security = ListenerSecurity::parse(&v)
                 .map_err(|e| format!("{}: native_security: {e}", path.display()))?;
@@ -712,6 +732,7 @@ struct FileConfig {
     log_cleaner_map_bytes: Option<usize>,
     kafka_listen: Option<OneOrMany>,
     kafka_security_protocol: Option<String>,
+    sasl_enabled_mechanisms: Option<OneOrMany>,
     native_security: Option<String>,
     http_security: Option<String>,
     tls: Option<FileTlsTable>,
@@ -784,6 +805,21 @@ impl FileTls {
             _ => Err("give both cert and key".into()),
         }
     }
+}
+
+/// A comma-separated list of SASL mechanisms (at least one).
+pub fn parse_sasl_mechanisms(text: &str) -> Result<Vec<SaslMechanism>, String> {
+    let mut all = Vec::new();
+    for name in text.split(',').filter(|n| !n.trim().is_empty()) {
+        let m = SaslMechanism::parse(name)?;
+        if !all.contains(&m) {
+            all.push(m);
+        }
+    }
+    if all.is_empty() {
+        return Err("no SASL mechanism given".into());
+    }
+    Ok(all)
 }
 
 /// `none`, `requested` or `required` (client certificates).

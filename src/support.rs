@@ -94,3 +94,34 @@ pub async fn yield_to_ready_tasks() {
     })
     .await
 }
+
+/// Logs through `log` at most once a second per `key` on this thread (a
+/// shard), passing how many calls were not logged since: a flood of bad
+/// handshakes or failed logins must not flood the log.
+pub fn log_limited(key: &'static str, log: impl FnOnce(u64)) {
+    use std::cell::RefCell;
+    use std::time::Instant;
+    thread_local! {
+        static LAST: RefCell<Vec<(&'static str, Instant, u64)>> = const { RefCell::new(Vec::new()) };
+    }
+    let now = Instant::now();
+    let due = LAST.with_borrow_mut(|last| {
+        match last.iter_mut().find(|(k, _, _)| *k == key) {
+            Some((_, at, suppressed)) if now.duration_since(*at).as_secs() < 1 => {
+                *suppressed += 1;
+                None
+            }
+            Some((_, at, suppressed)) => {
+                *at = now;
+                Some(std::mem::take(suppressed))
+            }
+            None => {
+                last.push((key, now, 0));
+                Some(0)
+            }
+        }
+    });
+    if let Some(suppressed) = due {
+        log(suppressed);
+    }
+}

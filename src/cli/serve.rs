@@ -91,6 +91,11 @@ pub struct ServeArgs {
     /// SSL, SASL_PLAINTEXT or SASL_SSL [default: PLAINTEXT].
     #[arg(long)]
     kafka_security_protocol: Option<String>,
+    /// SASL mechanisms SASL_PLAINTEXT and SASL_SSL listeners offer, comma
+    /// separated: SCRAM-SHA-256, SCRAM-SHA-512, PLAIN (PLAIN only over TLS)
+    /// [default: SCRAM-SHA-256,SCRAM-SHA-512].
+    #[arg(long)]
+    sasl_enabled_mechanisms: Option<String>,
     /// TLS on the native listener (its shared port and every shard port):
     /// tls or none [default: none].
     #[arg(long)]
@@ -263,6 +268,10 @@ fn apply_security_args(config: &mut BrokerConfig, args: &ServeArgs) -> Result<()
         config
             .set_kafka_advertise(v)
             .map_err(|e| format!("--kafka-advertise: {e}"))?;
+    }
+    if let Some(v) = &args.sasl_enabled_mechanisms {
+        config.sasl_mechanisms = crate::config::parse_sasl_mechanisms(v)
+            .map_err(|e| format!("--sasl-enabled-mechanisms: {e}"))?;
     }
     if let Some(v) = &args.native_security {
         config.native_security =

@@ -143,6 +143,8 @@ pub struct ConnInfo {
     pub tls: bool,
     /// Under mutual TLS, who the client certificate names.
     pub cert_principal: Option<crate::security::Principal>,
+    /// The listener wants SASL authentication first.
+    pub sasl: bool,
 }
 
 impl ConnInfo {
@@ -153,6 +155,7 @@ impl ConnInfo {
             listener,
             tls: false,
             cert_principal: None,
+            sasl: false,
         }
     }
 }

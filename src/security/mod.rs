@@ -270,6 +270,37 @@ pub struct AclFilter {
     pub permission: Option<Permission>,
 }
 
+/// A SASL mechanism this broker offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SaslMechanism {
+    Scram(ScramMechanism),
+    Plain,
+}
+
+impl SaslMechanism {
+    pub const ALL: [SaslMechanism; 3] = [
+        SaslMechanism::Scram(ScramMechanism::Sha256),
+        SaslMechanism::Scram(ScramMechanism::Sha512),
+        SaslMechanism::Plain,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SaslMechanism::Scram(m) => m.name(),
+            SaslMechanism::Plain => "PLAIN",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<SaslMechanism, String> {
+        SaslMechanism::ALL
+            .into_iter()
+            .find(|m| m.name().eq_ignore_ascii_case(text.trim()))
+            .ok_or_else(|| {
+                format!("{text:?} is not a SASL mechanism this broker offers (SCRAM-SHA-256, SCRAM-SHA-512, PLAIN)")
+            })
+    }
+}
+
 /// A Kafka listener's security protocol (Kafka's names).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub enum SecurityProtocol {

@@ -39,7 +39,10 @@ pub async fn serve<P: Protocol>(
     match info.tls.clone() {
         None => match crate::protocol::split_stream(stream) {
             Ok((reader, writer)) => {
-                let conn = ConnInfo::plain(peer, listener);
+                let conn = ConnInfo {
+                    sasl: info.sasl,
+                    ..ConnInfo::plain(peer, listener)
+                };
                 run::<P, _, _>(&shard, reader, writer, conn, &slot, &memory).await;
             }
             Err(e) => {
@@ -63,6 +66,7 @@ pub async fn serve<P: Protocol>(
                         listener,
                         tls: true,
                         cert_principal,
+                        sasl: info.sasl,
                     };
                     let (reader, writer) = futures::io::AsyncReadExt::split(stream);
                     run::<P, _, _>(
@@ -106,24 +110,11 @@ fn handshake_failed(
     listener: &'static str,
     why: &str,
 ) {
-    use std::cell::Cell;
-    thread_local! {
-        static LOGGED: Cell<Option<Instant>> = const { Cell::new(None) };
-        static SUPPRESSED: Cell<u64> = const { Cell::new(0) };
-    }
     Counters::add(&shard.counters.errors, 1);
     shard.metrics.tls_handshake_failed(listener);
-    let now = Instant::now();
-    let due = LOGGED
-        .get()
-        .is_none_or(|at| now.duration_since(at).as_secs() >= 1);
-    if due {
-        LOGGED.set(Some(now));
-        let suppressed = SUPPRESSED.replace(0);
+    crate::support::log_limited("tls-handshake-failed", |suppressed| {
         tracing::info!(shard = %shard.id, ?peer, listener, error = why, suppressed, "TLS handshake failed; closing the connection");
-    } else {
-        SUPPRESSED.set(SUPPRESSED.get() + 1);
-    }
+    });
 }
 
 /// Serves a connection's frames (read from `reader`, answered on `writer`)

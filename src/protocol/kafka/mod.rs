@@ -33,6 +33,7 @@ mod metadata;
 mod offsets;
 mod produce;
 mod producer_id;
+mod sasl;
 pub mod walk;
 
 pub use apis::SUPPORTED;
@@ -59,6 +60,10 @@ pub struct Session {
     listener: ListenerId,
     /// Who the connection acts as.
     principal: RefCell<Rc<Principal>>,
+    /// Where it is in SASL authentication.
+    auth: RefCell<sasl::AuthState>,
+    /// It is encrypted (PLAIN is offered only then).
+    tls: bool,
     /// Only metadata and admin requests are served (a connection over the
     /// limit, on a reserved slot).
     admin_only: bool,
@@ -86,8 +91,21 @@ impl Protocol for Kafka {
                     .clone()
                     .unwrap_or_else(Principal::anonymous),
             )),
+            auth: RefCell::new(if conn.sasl {
+                sasl::AuthState::Start
+            } else {
+                sasl::AuthState::Done
+            }),
+            tls: conn.tls,
             admin_only,
             produce_order: ProduceOrder::default(),
+        }
+    }
+
+    fn frame_limit(session: &Session) -> usize {
+        match *session.auth.borrow() {
+            sasl::AuthState::Done => usize::MAX,
+            _ => sasl::UNAUTHENTICATED_FRAME_BYTES_MAX,
         }
     }
 
@@ -180,6 +198,17 @@ pub(crate) fn api_name(api: ApiKey) -> &'static str {
 fn route(shard: &Rc<Shard>, session: &Rc<Session>, frame: BytesMut) -> Result<Dispatch, String> {
     let Decoded { header, body, .. } = decode(frame)?;
     shard.metrics.request(("kafka", api_name(header.api)));
+    match &body {
+        Body::Other { request, .. } => {
+            if let Some(gated) = sasl::gate(shard, session, header, request) {
+                return gated;
+            }
+        }
+        _ if !matches!(*session.auth.borrow(), sasl::AuthState::Done) => {
+            return Err(format!("{:?} before SASL authentication", header.api));
+        }
+        _ => {}
+    }
     if session.admin_only
         && matches!(
             header.api,
