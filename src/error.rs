@@ -125,6 +125,17 @@ pub enum ErrorKind {
     UnsupportedAssignor,
     /// A subscription's regular expression does not compile.
     InvalidRegularExpression,
+    /// ACLs are not enabled on this broker (`--authorizer none`).
+    SecurityDisabled,
+    /// A SASL mechanism this broker does not offer.
+    UnsupportedSaslMechanism,
+    /// The same resource more than once in one request.
+    DuplicateResource,
+    /// The resource (a user's credential) does not exist.
+    ResourceNotFound,
+    /// A SCRAM credential the broker does not accept (an empty user name or
+    /// salt, an iteration count outside 4096..=16384).
+    UnacceptableCredential,
 }
 
 impl ErrorKind {
@@ -181,6 +192,11 @@ impl ErrorKind {
             ErrorKind::OffsetMetadataTooLarge => "OFFSET_METADATA_TOO_LARGE",
             ErrorKind::GroupSubscribedToTopic => "GROUP_SUBSCRIBED_TO_TOPIC",
             ErrorKind::DiskFull => "DISK_FULL",
+            ErrorKind::SecurityDisabled => "SECURITY_DISABLED",
+            ErrorKind::UnsupportedSaslMechanism => "UNSUPPORTED_SASL_MECHANISM",
+            ErrorKind::DuplicateResource => "DUPLICATE_RESOURCE",
+            ErrorKind::ResourceNotFound => "RESOURCE_NOT_FOUND",
+            ErrorKind::UnacceptableCredential => "UNACCEPTABLE_CREDENTIAL",
         }
     }
 }

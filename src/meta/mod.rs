@@ -26,7 +26,7 @@ mod security;
 mod settings;
 
 pub use node_ids::shard_broker_id;
-pub use security::SecurityState;
+pub use security::{SecurityState, UserResult};
 
 pub use settings::{
     CleanupPolicy, ConfigChange, ConfigEntry, ConfigOp, ConfigSource, FLUSH_NEVER, SETTINGS,

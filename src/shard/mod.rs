@@ -676,6 +676,24 @@ pub enum ShardMsg {
         total: u32,
         reply: futures::channel::oneshot::Sender<Result<Arc<TopicMeta>, BrokerError>>,
     },
+    /// Stores and deletes SCRAM credentials, sent to shard 0.
+    AlterScramCredentials {
+        upsertions: Vec<crate::security::ScramCredential>,
+        deletions: Vec<(String, crate::security::ScramMechanism)>,
+        reply: futures::channel::oneshot::Sender<Result<Vec<crate::meta::UserResult>, BrokerError>>,
+    },
+    /// Adds ACLs, sent to shard 0.
+    CreateAcls {
+        bindings: Vec<crate::security::AclBinding>,
+        reply: futures::channel::oneshot::Sender<Result<Vec<Result<(), BrokerError>>, BrokerError>>,
+    },
+    /// Removes the ACLs filters select, sent to shard 0.
+    DeleteAcls {
+        filters: Vec<crate::security::AclFilter>,
+        reply: futures::channel::oneshot::Sender<
+            Result<Vec<Vec<crate::security::AclBinding>>, BrokerError>,
+        >,
+    },
     /// A new idempotent producer id, sent to shard 0.
     AllocateProducerId {
         reply: futures::channel::oneshot::Sender<Result<i64, BrokerError>>,
@@ -1176,6 +1194,22 @@ impl Shard {
             ShardMsg::CreatePartitions { name, total, reply } => {
                 let _ = reply.send(self.controller_create_partitions(name, total).await);
             }
+            ShardMsg::AlterScramCredentials {
+                upsertions,
+                deletions,
+                reply,
+            } => {
+                let _ = reply.send(
+                    self.controller_alter_scram_credentials(upsertions, deletions)
+                        .await,
+                );
+            }
+            ShardMsg::CreateAcls { bindings, reply } => {
+                let _ = reply.send(self.controller_create_acls(bindings).await);
+            }
+            ShardMsg::DeleteAcls { filters, reply } => {
+                let _ = reply.send(self.controller_delete_acls(filters).await);
+            }
             ShardMsg::AllocateProducerId { reply } => {
                 let _ = reply.send(self.controller_allocate_producer_id().await);
             }
@@ -1512,6 +1546,97 @@ impl Shard {
         tracing::info!(first, end, "reserved a block of producer ids");
         self.producer_ids.set((first + 1, end));
         Ok(first)
+    }
+
+    /// Stores and deletes SCRAM credentials (controller only), with
+    /// per-user results (see [`Snapshot::with_scram_changes`]): one save
+    /// and one broadcast for the whole request, none if nothing changes.
+    async fn controller_alter_scram_credentials(
+        &self,
+        upsertions: Vec<crate::security::ScramCredential>,
+        deletions: Vec<(String, crate::security::ScramMechanism)>,
+    ) -> Result<Vec<crate::meta::UserResult>, BrokerError> {
+        assert_eq!(self.id, ShardId(0), "only the controller changes metadata");
+        let _lock = self
+            .controller_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| BrokerError::shutting_down())?;
+        let stored: Vec<_> = upsertions
+            .iter()
+            .map(|c| (c.user.clone(), c.mechanism.name()))
+            .collect();
+        let deleted: Vec<_> = deletions
+            .iter()
+            .map(|(user, m)| (user.clone(), m.name()))
+            .collect();
+        let (next, results) = self.snapshot().with_scram_changes(upsertions, deletions);
+        if let Some(next) = next {
+            self.commit(Arc::new(next)).await?;
+        }
+        let ok = |user: &String| results.iter().any(|(u, r)| u == user && r.is_ok());
+        for (user, mechanism) in stored.iter().filter(|(u, _)| ok(u)) {
+            tracing::info!(%user, %mechanism, "stored a SCRAM credential");
+        }
+        for (user, mechanism) in deleted.iter().filter(|(u, _)| ok(u)) {
+            tracing::info!(%user, %mechanism, "deleted a SCRAM credential");
+        }
+        Ok(results)
+    }
+
+    /// Adds ACLs (controller only); per binding, whether it is stored. One
+    /// save and one broadcast for the whole request.
+    async fn controller_create_acls(
+        &self,
+        bindings: Vec<crate::security::AclBinding>,
+    ) -> Result<Vec<Result<(), BrokerError>>, BrokerError> {
+        assert_eq!(self.id, ShardId(0), "only the controller changes metadata");
+        let _lock = self
+            .controller_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| BrokerError::shutting_down())?;
+        let asked = bindings.clone();
+        let (next, results) = self.snapshot().with_acls(bindings);
+        if let Some(next) = next {
+            self.commit(Arc::new(next)).await?;
+        }
+        for (acl, _) in asked.iter().zip(&results).filter(|(_, r)| r.is_ok()) {
+            tracing::info!(?acl, "created an ACL");
+        }
+        Ok(results)
+    }
+
+    /// Removes the ACLs `filters` select (controller only); per filter,
+    /// those it selected. One save and one broadcast for the whole request.
+    async fn controller_delete_acls(
+        &self,
+        filters: Vec<crate::security::AclFilter>,
+    ) -> Result<Vec<Vec<crate::security::AclBinding>>, BrokerError> {
+        assert_eq!(self.id, ShardId(0), "only the controller changes metadata");
+        let _lock = self
+            .controller_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| BrokerError::shutting_down())?;
+        let (next, deleted) = self.snapshot().without_acls(&filters);
+        if let Some(next) = next {
+            self.commit(Arc::new(next)).await?;
+            let removed: std::collections::BTreeSet<_> = deleted.iter().flatten().collect();
+            for acl in removed {
+                tracing::info!(?acl, "deleted an ACL");
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Saves `next` and applies it on every shard (a metadata change that
+    /// opens or closes no partition).
+    async fn commit(&self, next: Arc<Snapshot>) -> Result<(), BrokerError> {
+        self.persist(next.clone()).await?;
+        self.broadcast(next)
+            .await
+            .map_err(|e| BrokerError::new(ErrorKind::StorageFailed, e))
     }
 
     /// Writes a snapshot to the metadata file (off the executor).

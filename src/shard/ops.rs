@@ -617,6 +617,69 @@ impl Shard {
         rx.await.map_err(|_| BrokerError::shutting_down())?
     }
 
+    /// Stores and deletes SCRAM credentials through the controller; per
+    /// user, whether its changes were made. Answers once every shard has
+    /// the new credentials.
+    pub async fn alter_scram_credentials(
+        self: &Rc<Self>,
+        upsertions: Vec<crate::security::ScramCredential>,
+        deletions: Vec<(String, crate::security::ScramMechanism)>,
+    ) -> Result<Vec<crate::meta::UserResult>, BrokerError> {
+        if self.id == ShardId(0) {
+            return self
+                .controller_alter_scram_credentials(upsertions, deletions)
+                .await;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.send_to(
+            ShardId(0),
+            ShardMsg::AlterScramCredentials {
+                upsertions,
+                deletions,
+                reply: tx,
+            },
+        )
+        .await?;
+        rx.await.map_err(|_| BrokerError::shutting_down())?
+    }
+
+    /// Adds ACLs through the controller; per binding, whether it is stored
+    /// (an invalid one is not). Answers once every shard has them.
+    pub async fn create_acls(
+        self: &Rc<Self>,
+        bindings: Vec<crate::security::AclBinding>,
+    ) -> Result<Vec<Result<(), BrokerError>>, BrokerError> {
+        if self.id == ShardId(0) {
+            return self.controller_create_acls(bindings).await;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.send_to(
+            ShardId(0),
+            ShardMsg::CreateAcls {
+                bindings,
+                reply: tx,
+            },
+        )
+        .await?;
+        rx.await.map_err(|_| BrokerError::shutting_down())?
+    }
+
+    /// Removes the ACLs `filters` select through the controller; per
+    /// filter, the ACLs it selected. Answers once every shard has the
+    /// change.
+    pub async fn delete_acls(
+        self: &Rc<Self>,
+        filters: Vec<crate::security::AclFilter>,
+    ) -> Result<Vec<Vec<crate::security::AclBinding>>, BrokerError> {
+        if self.id == ShardId(0) {
+            return self.controller_delete_acls(filters).await;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.send_to(ShardId(0), ShardMsg::DeleteAcls { filters, reply: tx })
+            .await?;
+        rx.await.map_err(|_| BrokerError::shutting_down())?
+    }
+
     /// A new idempotent producer id, from the controller.
     pub async fn allocate_producer_id(self: &Rc<Self>) -> Result<i64, BrokerError> {
         if self.id == ShardId(0) {

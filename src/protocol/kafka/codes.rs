@@ -50,6 +50,21 @@ pub const UNRELEASED_INSTANCE_ID: i16 = 111;
 pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
 pub const STALE_MEMBER_EPOCH: i16 = 113;
 pub const INVALID_REGULAR_EXPRESSION: i16 = 128;
+// Answered by authentication (SASL) and authorization (ACLs) on the
+// connection layer.
+#[allow(dead_code)]
+pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+#[allow(dead_code)]
+pub const GROUP_AUTHORIZATION_FAILED: i16 = 30;
+#[allow(dead_code)]
+pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+#[allow(dead_code)]
+pub const SASL_AUTHENTICATION_FAILED: i16 = 58;
+pub const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
+pub const SECURITY_DISABLED: i16 = 54;
+pub const RESOURCE_NOT_FOUND: i16 = 91;
+pub const DUPLICATE_RESOURCE: i16 = 92;
+pub const UNACCEPTABLE_CREDENTIAL: i16 = 93;
 
 /// The Kafka code for an error kind.
 pub fn code(kind: ErrorKind) -> i16 {
@@ -107,6 +122,11 @@ pub fn code(kind: ErrorKind) -> i16 {
         ErrorKind::GroupMaxSizeReached => GROUP_MAX_SIZE_REACHED,
         ErrorKind::OffsetMetadataTooLarge => OFFSET_METADATA_TOO_LARGE,
         ErrorKind::GroupSubscribedToTopic => GROUP_SUBSCRIBED_TO_TOPIC,
+        ErrorKind::SecurityDisabled => SECURITY_DISABLED,
+        ErrorKind::UnsupportedSaslMechanism => UNSUPPORTED_SASL_MECHANISM,
+        ErrorKind::DuplicateResource => DUPLICATE_RESOURCE,
+        ErrorKind::ResourceNotFound => RESOURCE_NOT_FOUND,
+        ErrorKind::UnacceptableCredential => UNACCEPTABLE_CREDENTIAL,
     }
 }
 

@@ -186,6 +186,12 @@ pub fn error_code(kind: ErrorKind) -> ErrorCode {
         | ErrorKind::FencedInstanceId
         | ErrorKind::InvalidSessionTimeout
         | ErrorKind::GroupSubscribedToTopic => ErrorCode::INVALID_ARGUMENT,
+        // Security administration is served on the Kafka listener only.
+        ErrorKind::SecurityDisabled
+        | ErrorKind::UnsupportedSaslMechanism
+        | ErrorKind::DuplicateResource
+        | ErrorKind::ResourceNotFound
+        | ErrorKind::UnacceptableCredential => ErrorCode::INVALID_ARGUMENT,
     }
 }
 
