@@ -114,6 +114,58 @@ pub struct BrokerConfig {
     pub tls_http: Option<TlsFiles>,
     /// The SASL mechanisms SASL listeners offer (PLAIN only over TLS).
     pub sasl_mechanisms: Vec<SaslMechanism>,
+    /// Whether ACLs decide what principals may do (`--authorizer acl`);
+    /// with `none` everything is allowed and the ACL APIs answer
+    /// SECURITY_DISABLED, as Kafka's do without an authorizer.
+    pub authorizer: AuthorizerKind,
+    /// Principals (`User:NAME`) allowed everything whatever the ACLs say
+    /// (Kafka's `super.users`).
+    pub super_users: Vec<String>,
+    /// A resource no ACL names is open to everyone (Kafka's
+    /// `allow.everyone.if.no.acl.found`); off by default.
+    pub allow_everyone_if_no_acl_found: bool,
+}
+
+/// Which authorizer a broker runs (Kafka's `authorizer.class.name`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AuthorizerKind {
+    /// No ACLs: every request is allowed; the ACL APIs are disabled.
+    #[default]
+    None,
+    /// ACLs stored in the metadata file, with Kafka's semantics.
+    Acl,
+}
+
+impl AuthorizerKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthorizerKind::None => "none",
+            AuthorizerKind::Acl => "acl",
+        }
+    }
+}
+
+impl std::str::FromStr for AuthorizerKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "none" => Ok(AuthorizerKind::None),
+            "acl" => Ok(AuthorizerKind::Acl),
+            _ => Err(format!("{s:?} is not an authorizer: none or acl")),
+        }
+    }
+}
+
+/// Parses super users: principals separated by `;` (not commas: a
+/// certificate's principal, `User:CN=a,O=b`, has them), blanks around them
+/// ignored.
+pub fn parse_super_users(text: &str) -> Vec<String> {
+    text.split(';')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// TLS on a listener that is not Kafka's (whose protocol says it).
@@ -205,6 +257,19 @@ impl BrokerConfig {
                 opt(self.disk_free_min_bytes.map(|v| v.to_string())),
             ),
             ("trace_latency", self.trace_latency.to_string()),
+            ("authorizer", self.authorizer.name().to_string()),
+            (
+                "super_users",
+                if self.super_users.is_empty() {
+                    "none".to_string()
+                } else {
+                    self.super_users.join(";")
+                },
+            ),
+            (
+                "allow_everyone_if_no_acl_found",
+                self.allow_everyone_if_no_acl_found.to_string(),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -271,6 +336,9 @@ impl BrokerConfig {
                 SaslMechanism::Scram(ScramMechanism::Sha256),
                 SaslMechanism::Scram(ScramMechanism::Sha512),
             ],
+            authorizer: AuthorizerKind::None,
+            super_users: Vec::new(),
+            allow_everyone_if_no_acl_found: false,
         }
     }
 
@@ -437,6 +505,13 @@ impl BrokerConfig {
             ));
         }
         self.validate_kafka_shard_brokers()?;
+        for user in &self.super_users {
+            if user.strip_prefix("User:").is_none_or(str::is_empty) {
+                return Err(format!(
+                    "super user {user:?} is not a principal: write User:NAME (several separated by ';')"
+                ));
+            }
+        }
         self.validate_security()?;
         self.topic_defaults
             .validate()
@@ -703,6 +778,17 @@ impl BrokerConfig {
         if let Some(v) = file.disk_free_min_bytes {
             self.disk_free_min_bytes = Some(v);
         }
+        if let Some(v) = file.authorizer {
+            self.authorizer = v
+                .parse()
+                .map_err(|e| format!("{}: authorizer: {e}", path.display()))?;
+        }
+        if let Some(v) = file.super_users {
+            self.super_users = v;
+        }
+        if let Some(v) = file.allow_everyone_if_no_acl_found {
+            self.allow_everyone_if_no_acl_found = v;
+        }
         Ok(())
     }
 }
@@ -745,6 +831,9 @@ struct FileConfig {
     trace_latency: Option<bool>,
     node_id: Option<i32>,
     disk_free_min_bytes: Option<u64>,
+    authorizer: Option<String>,
+    super_users: Option<Vec<String>>,
+    allow_everyone_if_no_acl_found: Option<bool>,
 }
 
 /// A key that takes one string or an array of them.
@@ -939,6 +1028,38 @@ delete_retention_ms = 1000
                 .unwrap_err()
                 .contains("always, interval:MS, never")
         );
+    }
+
+    #[test]
+    fn the_authorizer_and_super_users_come_from_the_file_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("corelog.toml");
+        std::fs::write(
+            &path,
+            "authorizer = \"acl\"\nsuper_users = [\"User:admin\", \"User:CN=ops,O=corp\"]\nallow_everyone_if_no_acl_found = true\n",
+        )
+        .unwrap();
+        let mut config = BrokerConfig::new("/tmp/x");
+        assert_eq!(config.authorizer, AuthorizerKind::None);
+        config.apply_file(&path).unwrap();
+        assert_eq!(config.authorizer, AuthorizerKind::Acl);
+        assert_eq!(config.super_users, vec!["User:admin", "User:CN=ops,O=corp"]);
+        assert!(config.allow_everyone_if_no_acl_found);
+        config.validate().unwrap();
+        let described: std::collections::HashMap<_, _> = config.describe().into_iter().collect();
+        assert_eq!(described["authorizer"], "acl");
+        assert_eq!(described["super_users"], "User:admin;User:CN=ops,O=corp");
+        assert_eq!(described["allow_everyone_if_no_acl_found"], "true");
+
+        assert_eq!(
+            parse_super_users(" User:a ;User:CN=b,O=c;; "),
+            vec!["User:a", "User:CN=b,O=c"]
+        );
+        config.super_users = vec!["admin".into()];
+        assert!(config.validate().unwrap_err().contains("User:NAME"));
+        std::fs::write(&path, "authorizer = \"ldap\"\n").unwrap();
+        let err = BrokerConfig::new("/tmp/x").apply_file(&path).unwrap_err();
+        assert!(err.contains("none or acl"), "{err}");
     }
 
     #[test]

@@ -156,6 +156,14 @@ pub struct ServeArgs {
     /// few clock readings per request).
     #[arg(long)]
     trace_latency: bool,
+    /// none (every request allowed, the ACL APIs disabled) or acl (ACLs,
+    /// kept in the metadata file, with Kafka's semantics) [default: none].
+    #[arg(long)]
+    authorizer: Option<crate::config::AuthorizerKind>,
+    /// Principals allowed everything whatever the ACLs say, separated by
+    /// ';' (certificate subjects contain commas): "User:admin;User:CN=ops,O=corp".
+    #[arg(long)]
+    super_users: Option<String>,
 }
 
 /// The configuration the flags and file describe.
@@ -245,6 +253,12 @@ fn config_from(args: &ServeArgs) -> Result<BrokerConfig, String> {
     }
     if let Some(v) = args.disk_free_min_bytes {
         config.disk_free_min_bytes = Some(v);
+    }
+    if let Some(v) = args.authorizer {
+        config.authorizer = v;
+    }
+    if let Some(v) = &args.super_users {
+        config.super_users = crate::config::parse_super_users(v);
     }
     config.validate()?;
     Ok(config)

@@ -34,6 +34,7 @@ mod offsets;
 mod produce;
 mod producer_id;
 mod sasl;
+mod security;
 pub mod walk;
 
 pub use apis::SUPPORTED;
@@ -371,6 +372,11 @@ enum Answer {
     IncrementalAlterConfigs(kafka_protocol::messages::IncrementalAlterConfigsResponse),
     ConsumerGroupHeartbeat(kafka_protocol::messages::ConsumerGroupHeartbeatResponse),
     ConsumerGroupDescribe(kafka_protocol::messages::ConsumerGroupDescribeResponse),
+    DescribeUserScramCredentials(kafka_protocol::messages::DescribeUserScramCredentialsResponse),
+    AlterUserScramCredentials(kafka_protocol::messages::AlterUserScramCredentialsResponse),
+    CreateAcls(kafka_protocol::messages::CreateAclsResponse),
+    DescribeAcls(kafka_protocol::messages::DescribeAclsResponse),
+    DeleteAcls(kafka_protocol::messages::DeleteAclsResponse),
 }
 
 /// Who sent a request, and on which listener.
@@ -432,6 +438,15 @@ async fn handle(shard: &Rc<Shard>, header: Header, request: RequestKind, caller:
         RequestKind::ConsumerGroupDescribe(r) => {
             Answer::ConsumerGroupDescribe(consumer_groups::describe(shard, v, r).await)
         }
+        RequestKind::DescribeUserScramCredentials(r) => Answer::DescribeUserScramCredentials(
+            security::describe_user_scram_credentials(shard, r),
+        ),
+        RequestKind::AlterUserScramCredentials(r) => Answer::AlterUserScramCredentials(
+            security::alter_user_scram_credentials(shard, r).await,
+        ),
+        RequestKind::CreateAcls(r) => Answer::CreateAcls(security::create_acls(shard, r).await),
+        RequestKind::DescribeAcls(r) => Answer::DescribeAcls(security::describe_acls(shard, r)),
+        RequestKind::DeleteAcls(r) => Answer::DeleteAcls(security::delete_acls(shard, r).await),
         other => unreachable!(
             "route() only decodes supported APIs, got {:?}",
             std::mem::discriminant(&other)
@@ -464,6 +479,11 @@ fn answer(header: Header, answer: Answer) -> Option<Outgoing> {
         Answer::IncrementalAlterConfigs(r) => encode_or_log(header, r),
         Answer::ConsumerGroupHeartbeat(r) => encode_or_log(header, r),
         Answer::ConsumerGroupDescribe(r) => encode_or_log(header, r),
+        Answer::DescribeUserScramCredentials(r) => encode_or_log(header, r),
+        Answer::AlterUserScramCredentials(r) => encode_or_log(header, r),
+        Answer::CreateAcls(r) => encode_or_log(header, r),
+        Answer::DescribeAcls(r) => encode_or_log(header, r),
+        Answer::DeleteAcls(r) => encode_or_log(header, r),
     }
 }
 
