@@ -14,8 +14,8 @@ use crate::constants::{
     GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS_DEFAULT, GROUP_CONSUMER_SESSION_TIMEOUT_MS_DEFAULT,
 };
 use crate::meta::TopicConfig;
-use crate::security::{SaslMechanism, ScramMechanism, SecurityProtocol};
 use crate::security::tls::{ClientAuth, TlsFiles};
+use crate::security::{SaslMechanism, ScramMechanism, SecurityProtocol};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

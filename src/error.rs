@@ -136,6 +136,12 @@ pub enum ErrorKind {
     /// A SCRAM credential the broker does not accept (an empty user name or
     /// salt, an iteration count outside 4096..=16384).
     UnacceptableCredential,
+    /// The principal may not do this to the topic (ACLs).
+    TopicAuthorizationFailed,
+    /// The principal may not do this to the consumer group (ACLs).
+    GroupAuthorizationFailed,
+    /// The principal may not do this to the cluster (ACLs).
+    ClusterAuthorizationFailed,
 }
 
 impl ErrorKind {
@@ -197,6 +203,9 @@ impl ErrorKind {
             ErrorKind::DuplicateResource => "DUPLICATE_RESOURCE",
             ErrorKind::ResourceNotFound => "RESOURCE_NOT_FOUND",
             ErrorKind::UnacceptableCredential => "UNACCEPTABLE_CREDENTIAL",
+            ErrorKind::TopicAuthorizationFailed => "TOPIC_AUTHORIZATION_FAILED",
+            ErrorKind::GroupAuthorizationFailed => "GROUP_AUTHORIZATION_FAILED",
+            ErrorKind::ClusterAuthorizationFailed => "CLUSTER_AUTHORIZATION_FAILED",
         }
     }
 }

@@ -105,20 +105,18 @@ pub fn log_limited(key: &'static str, log: impl FnOnce(u64)) {
         static LAST: RefCell<Vec<(&'static str, Instant, u64)>> = const { RefCell::new(Vec::new()) };
     }
     let now = Instant::now();
-    let due = LAST.with_borrow_mut(|last| {
-        match last.iter_mut().find(|(k, _, _)| *k == key) {
-            Some((_, at, suppressed)) if now.duration_since(*at).as_secs() < 1 => {
-                *suppressed += 1;
-                None
-            }
-            Some((_, at, suppressed)) => {
-                *at = now;
-                Some(std::mem::take(suppressed))
-            }
-            None => {
-                last.push((key, now, 0));
-                Some(0)
-            }
+    let due = LAST.with_borrow_mut(|last| match last.iter_mut().find(|(k, _, _)| *k == key) {
+        Some((_, at, suppressed)) if now.duration_since(*at).as_secs() < 1 => {
+            *suppressed += 1;
+            None
+        }
+        Some((_, at, suppressed)) => {
+            *at = now;
+            Some(std::mem::take(suppressed))
+        }
+        None => {
+            last.push((key, now, 0));
+            Some(0)
         }
     });
     if let Some(suppressed) = due {

@@ -54,6 +54,45 @@ pub struct TopicResult<T, E = BrokerError> {
     pub partitions: Vec<PartitionResult<T, E>>,
 }
 
+/// A topic the caller may not touch: every partition it named carries
+/// TOPIC_AUTHORIZATION_FAILED, and nothing is read or written.
+pub fn denied_topic<T, E: From<BrokerError>>(
+    name: &str,
+    partitions: impl Iterator<Item = u32>,
+) -> TopicResult<T, E> {
+    let error = || {
+        BrokerError::new(
+            crate::error::ErrorKind::TopicAuthorizationFailed,
+            format!("not authorized to access topic {name:?}"),
+        )
+    };
+    TopicResult {
+        name: name.to_string(),
+        error: Some(error()),
+        partitions: partitions
+            .map(|partition| PartitionResult {
+                partition,
+                result: Err(E::from(error())),
+            })
+            .collect(),
+    }
+}
+
+/// Puts the results of the allowed topics and of the denied ones back in
+/// request order (`allowed[i]`: whether the request's `i`-th topic was
+/// allowed).
+pub fn merge_denied<T, E>(
+    allowed: &[bool],
+    served: Vec<TopicResult<T, E>>,
+    denied: Vec<TopicResult<T, E>>,
+) -> Vec<TopicResult<T, E>> {
+    let (mut served, mut denied) = (served.into_iter(), denied.into_iter());
+    allowed
+        .iter()
+        .filter_map(|&ok| if ok { served.next() } else { denied.next() })
+        .collect()
+}
+
 /// Records for the partitions of one topic: each partition's bytes are one
 /// or more concatenated v2 batches, carved from the request frame without a
 /// copy.
@@ -150,6 +189,12 @@ pub struct FetchFailure {
 }
 
 pub type FetchResponse = Vec<TopicResult<FetchData, FetchFailure>>;
+
+impl From<BrokerError> for FetchFailure {
+    fn from(error: BrokerError) -> FetchFailure {
+        FetchFailure { error, range: None }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct ListOffsetsTopic {

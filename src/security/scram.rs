@@ -642,7 +642,16 @@ impl ScramServer {
                 "the channel binding (c=) does not match the GS2 header",
             ));
         }
-        if parsed.nonce != exchange.nonce {
+        // librdkafka 2.0 (Debian's kcat) echoes its own nonce in front of
+        // the combined one; Kafka brokers before 3.x accepted that (they
+        // checked the end of the nonce only). That one shape is accepted
+        // too: the proof still covers the message as sent, so it gains an
+        // attacker nothing.
+        let client_nonce = &exchange.nonce[..exchange.nonce.len() - self.server_nonce.len()];
+        let doubled = parsed.nonce.len() == client_nonce.len() + exchange.nonce.len()
+            && parsed.nonce.starts_with(client_nonce)
+            && parsed.nonce.ends_with(exchange.nonce.as_str());
+        if parsed.nonce != exchange.nonce && !doubled {
             return Err(malformed("the nonce (r=) is not the exchange's"));
         }
 
@@ -1353,6 +1362,44 @@ mod tests {
             client.first();
             let _ = client.last(near.as_bytes());
             let _ = client.verify(&server_final);
+        }
+    }
+
+    /// The client-final librdkafka 2.0 sends (its nonce, then the combined
+    /// one) with a proof over it as sent.
+    fn doubled_final(server_first: &str, prefix: &str, combined: &str) -> String {
+        let salt = b"a salt of some length";
+        let without = format!("c=biws,r={prefix}{combined}");
+        let auth = format!("n=user,r=CNONCE,{server_first},{without}");
+        let sp = salted_password(ScramMechanism::Sha256, b"pencil", salt, 4096);
+        let client_key = hmac(ScramMechanism::Sha256, &sp, b"Client Key");
+        let stored = hash(ScramMechanism::Sha256, &client_key);
+        let signature = hmac(ScramMechanism::Sha256, &stored, auth.as_bytes());
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(signature)
+            .map(|(a, b)| a ^ b)
+            .collect();
+        format!("{without},p={}", STANDARD.encode(proof))
+    }
+
+    #[test]
+    fn librdkafka_2_0s_doubled_nonce_is_accepted_and_no_other_prefix_is() {
+        let credential = derive_credential(
+            "user",
+            ScramMechanism::Sha256,
+            b"pencil",
+            b"a salt of some length",
+            4096,
+        );
+        for (prefix, ok) in [("CNONCE", true), ("XNONCE", false), ("C", false)] {
+            let mut server = ScramServer::with_nonce(ScramMechanism::Sha256, "SNONCE");
+            let first = server
+                .first(b"n,,n=user,r=CNONCE", |_| Some(credential.clone()))
+                .unwrap();
+            let first = String::from_utf8(first).unwrap();
+            let last = doubled_final(&first, prefix, "CNONCESNONCE");
+            assert_eq!(server.last(last.as_bytes()).is_ok(), ok, "{prefix}");
         }
     }
 }

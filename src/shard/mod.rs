@@ -27,6 +27,7 @@
 //!   limit reached) is recorded as failed: requests for it get
 //!   `STORAGE_FAILED` with the reason, and every other partition serves.
 
+mod authz;
 mod budget;
 mod lock;
 mod ops;
@@ -459,6 +460,8 @@ pub struct Shard {
     adopt: RefCell<Option<AdoptFn>>,
     senders: Senders<ShardMsg>,
     snapshot: RefCell<Arc<Snapshot>>,
+    /// The snapshot's ACLs, indexed for checks.
+    authz: authz::AuthzCache,
     logs: RefCell<HashMap<(TopicId, u32), Rc<PartitionLog>>>,
     /// Partitions this shard owns whose log failed to open, and why.
     failed: RefCell<HashMap<(TopicId, u32), String>>,
@@ -822,6 +825,7 @@ async fn run_shard(
         disk,
         senders,
         snapshot: RefCell::new(Arc::new(Snapshot::default())),
+        authz: authz::AuthzCache::default(),
         logs: RefCell::new(HashMap::new()),
         failed: RefCell::new(HashMap::new()),
         counters: Counters::default(),

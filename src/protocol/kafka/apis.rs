@@ -38,6 +38,12 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteAcls, 1, 3),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
+    // v0 is advertised because librdkafka looks for it before it uses SASL
+    // at all; a v0 handshake (raw SASL tokens after it, outside Kafka
+    // framing) is answered UNSUPPORTED_VERSION: every client since Kafka
+    // 1.0 sends v1.
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
 ];
 
 /// The versions of `api` this broker implements, if any.

@@ -52,14 +52,11 @@ pub const STALE_MEMBER_EPOCH: i16 = 113;
 pub const INVALID_REGULAR_EXPRESSION: i16 = 128;
 // Answered by authentication (SASL) and authorization (ACLs) on the
 // connection layer.
-#[allow(dead_code)]
 pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
-#[allow(dead_code)]
 pub const GROUP_AUTHORIZATION_FAILED: i16 = 30;
-#[allow(dead_code)]
 pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
-#[allow(dead_code)]
 pub const SASL_AUTHENTICATION_FAILED: i16 = 58;
+pub const ILLEGAL_SASL_STATE: i16 = 34;
 pub const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
 pub const SECURITY_DISABLED: i16 = 54;
 pub const RESOURCE_NOT_FOUND: i16 = 91;
@@ -127,6 +124,9 @@ pub fn code(kind: ErrorKind) -> i16 {
         ErrorKind::DuplicateResource => DUPLICATE_RESOURCE,
         ErrorKind::ResourceNotFound => RESOURCE_NOT_FOUND,
         ErrorKind::UnacceptableCredential => UNACCEPTABLE_CREDENTIAL,
+        ErrorKind::TopicAuthorizationFailed => TOPIC_AUTHORIZATION_FAILED,
+        ErrorKind::GroupAuthorizationFailed => GROUP_AUTHORIZATION_FAILED,
+        ErrorKind::ClusterAuthorizationFailed => CLUSTER_AUTHORIZATION_FAILED,
     }
 }
 

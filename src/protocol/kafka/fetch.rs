@@ -4,6 +4,7 @@
 
 use super::codes;
 use crate::broker::{self, FetchPartition, FetchRequest, FetchResponse, FetchTopic};
+use crate::security::{Operation, ResourceType};
 use crate::shard::Shard;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
@@ -18,6 +19,7 @@ const NO_SESSION_EPOCH: i32 = -1;
 
 pub async fn handle(
     shard: &Rc<Shard>,
+    caller: &super::Caller,
     version: i16,
     request: KafkaFetchRequest,
 ) -> KafkaFetchResponse {
@@ -46,13 +48,37 @@ pub async fn handle(
                 .collect(),
         })
         .collect();
-    let core = FetchRequest {
+    let mut core = FetchRequest {
         max_wait: Duration::from_millis(request.max_wait_ms.max(0) as u64),
         min_bytes: request.min_bytes.max(0) as u32,
         max_bytes: request.max_bytes.max(0) as u32,
         topics,
     };
-    let response = broker::fetch(shard, core).await;
+    // READ on each topic; a denied topic is answered without a read.
+    let response = if shard.authorizer_enabled() {
+        let allowed: Vec<bool> = core
+            .topics
+            .iter()
+            .map(|t| caller.may(shard, Operation::Read, ResourceType::Topic, &t.name))
+            .collect();
+        let (served, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut core.topics)
+            .into_iter()
+            .zip(&allowed)
+            .partition(|(_, ok)| **ok);
+        core.topics = served.into_iter().map(|(t, _)| t).collect();
+        let denied = denied
+            .into_iter()
+            .map(|(t, _)| broker::denied_topic(&t.name, t.partitions.iter().map(|p| p.partition)))
+            .collect();
+        let served = if core.topics.is_empty() {
+            Vec::new()
+        } else {
+            broker::fetch(shard, core).await
+        };
+        broker::merge_denied(&allowed, served, denied)
+    } else {
+        broker::fetch(shard, core).await
+    };
     broker::count_fetch_errors(shard, ("kafka", "Fetch"), &response);
     encode(version, request, &response)
 }

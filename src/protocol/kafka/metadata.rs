@@ -12,6 +12,7 @@
 use super::codes;
 use crate::broker;
 use crate::meta::{Snapshot, TopicMeta, shard_broker_id, validate_topic_name};
+use crate::security::{CLUSTER_RESOURCE_NAME, Operation, ResourceType};
 use crate::shard::{ListenerId, Shard};
 use crate::types::ShardId;
 use kafka_protocol::messages::metadata_response::{
@@ -63,6 +64,13 @@ pub async fn handle(
         for w in &wanted {
             if let Wanted::Name(name) = w
                 && validate_topic_name(name).is_ok()
+                && snapshot_lacks(shard, name)
+                && (caller.may_quietly(
+                    shard,
+                    Operation::Create,
+                    ResourceType::Cluster,
+                    CLUSTER_RESOURCE_NAME,
+                ) || caller.may(shard, Operation::Create, ResourceType::Topic, name))
                 && let Err(e) = broker::auto_create(shard, name).await
             {
                 tracing::warn!(topic = %name, error = %e, "auto-creating a topic failed");
@@ -71,15 +79,33 @@ pub async fn handle(
     }
     let snapshot = shard.snapshot();
     let topics = if all {
+        // Only the topics the caller may describe are listed.
         snapshot
             .topics
             .values()
+            .filter(|t| {
+                caller.may_quietly(shard, Operation::Describe, ResourceType::Topic, &t.name)
+            })
             .map(|t| topic(shard, version, ops, t))
             .collect()
     } else {
         wanted
             .iter()
-            .map(|w| missing_or_found(shard, version, ops, &snapshot, w))
+            .map(|w| {
+                let mut t = missing_or_found(shard, version, ops, &snapshot, w);
+                let name = t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
+                if !name.is_empty()
+                    && !caller.may(shard, Operation::Describe, ResourceType::Topic, &name)
+                {
+                    // Kafka says no more than that: not whether it exists.
+                    let mut denied = MetadataResponseTopic::default();
+                    denied.error_code = codes::TOPIC_AUTHORIZATION_FAILED;
+                    denied.name = t.name.take();
+                    denied.topic_authorized_operations = i32::MIN;
+                    t = denied;
+                }
+                t
+            })
             .collect()
     };
     let mut response = MetadataResponse::default();
@@ -93,6 +119,11 @@ pub async fn handle(
         response.cluster_authorized_operations = CLUSTER_OPERATIONS_ALL;
     }
     response
+}
+
+/// The topic does not exist yet (auto-creation is considered).
+fn snapshot_lacks(shard: &Shard, name: &str) -> bool {
+    shard.snapshot().topic(name).is_none()
 }
 
 enum Wanted {

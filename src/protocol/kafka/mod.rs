@@ -23,6 +23,7 @@
 
 mod admin;
 mod apis;
+mod authz;
 mod codes;
 mod configs;
 mod consumer_groups;
@@ -41,7 +42,7 @@ pub use apis::SUPPORTED;
 
 use super::{Dispatch, LengthPrefix, Outgoing, Protocol};
 use crate::constants::KAFKA_REQUEST_BYTES_MAX;
-use crate::security::Principal;
+use crate::security::{Operation, Principal, ResourceType};
 use crate::shard::{Counters, ListenerId, ProduceOrder, Shard};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestKind};
@@ -57,6 +58,8 @@ pub struct Kafka;
 #[derive(Default)]
 pub struct Session {
     host: String,
+    /// The client's IP address.
+    ip: String,
     /// The listener (its advertised address is the one clients are told).
     listener: ListenerId,
     /// Who the connection acts as.
@@ -85,6 +88,10 @@ impl Protocol for Kafka {
             host: conn
                 .peer
                 .map(|p| format!("/{}", p.ip()))
+                .unwrap_or_default(),
+            ip: conn
+                .peer
+                .map(|p| crate::security::acl::canonical_host(&p.ip().to_string()))
                 .unwrap_or_default(),
             listener: conn.listener,
             principal: RefCell::new(Rc::new(
@@ -235,9 +242,17 @@ fn route(shard: &Rc<Shard>, session: &Rc<Session>, frame: BytesMut) -> Result<Di
             let shard = shard.clone();
             // Taken now, in arrival order (see `shard::order`).
             let turn = session.produce_order.turn();
+            let caller = Caller {
+                client_id: String::new(),
+                host: String::new(),
+                ip: session.ip.clone(),
+                listener: session.listener,
+                principal: session.principal.borrow().clone(),
+            };
             Ok(Dispatch::Handle(
                 Box::pin(async move {
-                    let response = produce::handle(&shard, header.version, request, turn).await?;
+                    let response =
+                        produce::handle(&shard, &caller, header.version, request, turn).await?;
                     encode_or_log(header, &response)
                 }),
                 super::RequestKind::Produce,
@@ -249,6 +264,7 @@ fn route(shard: &Rc<Shard>, session: &Rc<Session>, frame: BytesMut) -> Result<Di
             let caller = Caller {
                 client_id: client_id.unwrap_or_default(),
                 host: session.host.clone(),
+                ip: session.ip.clone(),
                 listener: session.listener,
                 principal: session.principal.borrow().clone(),
             };
@@ -385,17 +401,64 @@ pub(crate) struct Caller {
     pub(crate) client_id: String,
     /// `/IP` of the client.
     pub(crate) host: String,
+    /// The client's IP address (what host ACLs match).
+    pub(crate) ip: String,
     pub(crate) listener: ListenerId,
-    #[allow(dead_code)] // the authorizer's input, read once ACLs are enforced
     pub(crate) principal: Rc<Principal>,
 }
 
+impl Caller {
+    /// May the caller do `op` on the resource? (A refusal is counted and
+    /// logged.)
+    pub(crate) fn may(
+        &self,
+        shard: &Shard,
+        op: Operation,
+        rtype: ResourceType,
+        name: &str,
+    ) -> bool {
+        shard.authorize("kafka", &self.principal, &self.ip, op, rtype, name)
+    }
+
+    /// [`Caller::may`] without counting a refusal (listings, fallbacks).
+    pub(crate) fn may_quietly(
+        &self,
+        shard: &Shard,
+        op: Operation,
+        rtype: ResourceType,
+        name: &str,
+    ) -> bool {
+        shard.authorize_quietly(&self.principal, &self.ip, op, rtype, name)
+    }
+
+    /// May the caller do `op` on the cluster?
+    pub(crate) fn may_cluster(&self, shard: &Shard, op: Operation) -> bool {
+        self.may(
+            shard,
+            op,
+            ResourceType::Cluster,
+            crate::security::CLUSTER_RESOURCE_NAME,
+        )
+    }
+}
+
 async fn handle(shard: &Rc<Shard>, header: Header, request: RequestKind, caller: Caller) -> Answer {
+    let (request, after) = match authz::check(shard, &caller, request) {
+        authz::Checked::Run(request, after) => (*request, after),
+        authz::Checked::Deny(answer) => return answer,
+    };
+    let mut answer = run(shard, header, request, &caller).await;
+    authz::finish(shard, &caller, &mut answer, after);
+    answer
+}
+
+/// Runs a request the caller may send.
+async fn run(shard: &Rc<Shard>, header: Header, request: RequestKind, caller: &Caller) -> Answer {
     let v = header.version;
     match request {
         RequestKind::ApiVersions(_) => Answer::ApiVersions(apis::api_versions(codes::NONE)),
-        RequestKind::Metadata(r) => Answer::Metadata(metadata::handle(shard, &caller, v, r).await),
-        RequestKind::Fetch(r) => Answer::Fetch(fetch::handle(shard, v, r).await),
+        RequestKind::Metadata(r) => Answer::Metadata(metadata::handle(shard, caller, v, r).await),
+        RequestKind::Fetch(r) => Answer::Fetch(fetch::handle(shard, caller, v, r).await),
         RequestKind::ListOffsets(r) => Answer::ListOffsets(offsets::handle(shard, v, r).await),
         RequestKind::CreateTopics(r) => {
             Answer::CreateTopics(admin::create_topics(shard, v, r).await)
@@ -410,11 +473,11 @@ async fn handle(shard: &Rc<Shard>, header: Header, request: RequestKind, caller:
             Answer::InitProducerId(producer_id::handle(shard, v, r).await)
         }
         RequestKind::FindCoordinator(r) => {
-            Answer::FindCoordinator(groups::find_coordinator(shard, &caller, v, r).await)
+            Answer::FindCoordinator(groups::find_coordinator(shard, caller, v, r).await)
         }
-        RequestKind::JoinGroup(r) => {
-            Answer::JoinGroup(groups::join_group(shard, v, r, caller.client_id, caller.host).await)
-        }
+        RequestKind::JoinGroup(r) => Answer::JoinGroup(
+            groups::join_group(shard, v, r, caller.client_id.clone(), caller.host.clone()).await,
+        ),
         RequestKind::SyncGroup(r) => Answer::SyncGroup(groups::sync_group(shard, v, r).await),
         RequestKind::Heartbeat(r) => Answer::Heartbeat(groups::heartbeat(shard, r).await),
         RequestKind::LeaveGroup(r) => Answer::LeaveGroup(groups::leave_group(shard, v, r).await),
@@ -433,7 +496,8 @@ async fn handle(shard: &Rc<Shard>, header: Header, request: RequestKind, caller:
             Answer::IncrementalAlterConfigs(configs::incremental_alter(shard, r).await)
         }
         RequestKind::ConsumerGroupHeartbeat(r) => Answer::ConsumerGroupHeartbeat(
-            consumer_groups::heartbeat(shard, v, r, caller.client_id, caller.host).await,
+            consumer_groups::heartbeat(shard, v, r, caller.client_id.clone(), caller.host.clone())
+                .await,
         ),
         RequestKind::ConsumerGroupDescribe(r) => {
             Answer::ConsumerGroupDescribe(consumer_groups::describe(shard, v, r).await)

@@ -7,6 +7,7 @@ use super::codes;
 use super::walk::{ProduceLayout, ProduceTopic as TopicLayout, TopicRef, str_at};
 use crate::broker::{self, ProduceRequest, ProduceResponse, ProduceTopic};
 use crate::protocol::carve;
+use crate::security::{Operation, ResourceType};
 use crate::shard::{Shard, Turn};
 use crate::types::Acks;
 use bytes::BytesMut;
@@ -78,12 +79,37 @@ fn topic_name(body: &[u8], topic: &TopicLayout) -> Result<String, String> {
 /// Appends through the core; `None` under `acks=0` (no answer is sent).
 pub async fn handle(
     shard: &Rc<Shard>,
+    caller: &super::Caller,
     version: i16,
-    request: ProduceRequest,
+    mut request: ProduceRequest,
     turn: Turn,
 ) -> Option<KafkaProduceResponse> {
     let acks = request.acks;
-    let response = broker::produce(shard, request, Some(turn)).await;
+    // WRITE on each topic; a denied topic is answered without a write.
+    let response = if shard.authorizer_enabled() {
+        let allowed: Vec<bool> = request
+            .topics
+            .iter()
+            .map(|t| caller.may(shard, Operation::Write, ResourceType::Topic, &t.name))
+            .collect();
+        let (served, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut request.topics)
+            .into_iter()
+            .zip(&allowed)
+            .partition(|(_, ok)| **ok);
+        request.topics = served.into_iter().map(|(t, _)| t).collect();
+        let denied = denied
+            .into_iter()
+            .map(|(t, _)| broker::denied_topic(&t.name, t.partitions.iter().map(|(p, _)| *p)))
+            .collect();
+        let served = if request.topics.is_empty() {
+            Vec::new()
+        } else {
+            broker::produce(shard, request, Some(turn)).await
+        };
+        broker::merge_denied(&allowed, served, denied)
+    } else {
+        broker::produce(shard, request, Some(turn)).await
+    };
     broker::count_produce_errors(shard, ("kafka", "Produce"), &response);
     (acks != Acks::None).then(|| encode(version, &response))
 }

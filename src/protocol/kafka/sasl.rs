@@ -19,15 +19,13 @@ use crate::security::{Principal, ScramMechanism};
 use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::{
-    ApiKey, RequestKind, SaslAuthenticateRequest, SaslAuthenticateResponse,
-    SaslHandshakeRequest, SaslHandshakeResponse,
+    ApiKey, RequestKind, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+    SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use std::rc::Rc;
 
-pub const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
-pub const ILLEGAL_SASL_STATE: i16 = 34;
-pub const SASL_AUTHENTICATION_FAILED: i16 = 58;
+use super::codes::{ILLEGAL_SASL_STATE, SASL_AUTHENTICATION_FAILED, UNSUPPORTED_SASL_MECHANISM};
 
 /// The largest frame a client may send before it has authenticated
 /// (Kafka's `sasl.server.max.receive.size`): an anonymous client cannot
@@ -117,6 +115,12 @@ fn handshake(
         .map(|m| StrBytes::from_static_str(m.name()))
         .collect();
     let mut state = session.auth.borrow_mut();
+    if header.version < 1 {
+        let out = SaslHandshakeResponse::default()
+            .with_error_code(super::codes::UNSUPPORTED_VERSION)
+            .with_mechanisms(names);
+        return Dispatch::Close(encode_or_log(header, &out));
+    }
     if !matches!(*state, AuthState::Start) {
         let out = SaslHandshakeResponse::default()
             .with_error_code(ILLEGAL_SASL_STATE)
@@ -250,7 +254,10 @@ fn plain(shard: &Shard, bytes: &[u8]) -> Result<String, (Option<String>, String)
     let (Some(authzid), Some(user), Some(password), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err((None, "a PLAIN message is authzid NUL user NUL password".into()));
+        return Err((
+            None,
+            "a PLAIN message is authzid NUL user NUL password".into(),
+        ));
     };
     let user = String::from_utf8(user.to_vec())
         .map_err(|_| (None, "the PLAIN user name is not UTF-8".to_string()))?;

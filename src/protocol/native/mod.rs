@@ -192,6 +192,10 @@ pub fn error_code(kind: ErrorKind) -> ErrorCode {
         | ErrorKind::DuplicateResource
         | ErrorKind::ResourceNotFound
         | ErrorKind::UnacceptableCredential => ErrorCode::INVALID_ARGUMENT,
+        // Authorization is enforced on the Kafka listener only (so far).
+        ErrorKind::TopicAuthorizationFailed
+        | ErrorKind::GroupAuthorizationFailed
+        | ErrorKind::ClusterAuthorizationFailed => ErrorCode::INVALID_ARGUMENT,
     }
 }
 
