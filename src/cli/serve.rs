@@ -127,6 +127,11 @@ pub struct ServeArgs {
     /// ';' (certificate subjects contain commas): "User:admin;User:CN=ops,O=corp".
     #[arg(long)]
     super_users: Option<String>,
+    /// Give this user SCRAM-SHA-256 and SCRAM-SHA-512 credentials at start
+    /// if it has none (an existing credential is left as it is), with the
+    /// password in the environment variable CORELOG_BOOTSTRAP_PASSWORD.
+    #[arg(long, value_name = "NAME")]
+    bootstrap_user: Option<String>,
 }
 
 /// The configuration the flags and file describe.
@@ -229,8 +234,31 @@ fn config_from(args: &ServeArgs) -> Result<BrokerConfig, String> {
     if let Some(v) = &args.super_users {
         config.super_users = crate::config::parse_super_users(v);
     }
+    if let Some(name) = &args.bootstrap_user {
+        config.bootstrap_user = Some(bootstrap_user(
+            name,
+            std::env::var(crate::config::BOOTSTRAP_PASSWORD_ENV).ok(),
+        )?);
+    }
     config.validate()?;
     Ok(config)
+}
+
+/// `--bootstrap-user NAME` with the password from the environment.
+fn bootstrap_user(
+    name: &str,
+    password: Option<String>,
+) -> Result<crate::config::BootstrapUser, String> {
+    use crate::config::BOOTSTRAP_PASSWORD_ENV;
+    match password {
+        Some(password) if !password.is_empty() => Ok(crate::config::BootstrapUser {
+            name: name.to_string(),
+            password,
+        }),
+        _ => Err(format!(
+            "--bootstrap-user {name} needs the user's password in the environment variable {BOOTSTRAP_PASSWORD_ENV}, which is unset or empty"
+        )),
+    }
 }
 
 /// Raises the open-file soft limit to the hard limit: every connection and
