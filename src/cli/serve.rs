@@ -342,24 +342,8 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
             .collect();
         format!(" kafka_shard_ports={}", ports.join(","))
     };
-    // One line on stdout that scripts and tests can wait for. A broker
-    // whose stdout nobody reads (closed, or a pipe whose reader left)
-    // serves all the same: the line is a courtesy, so a failed write is
-    // ignored (println! would panic on it).
-    use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(
-        stdout,
-        "corelog listening on {} shards={} shard_ports={} data_dir={} kafka={}{}",
-        broker.addr,
-        cores,
-        ports.join(","),
-        data_dir.display(),
-        kafka,
-        kafka_shard_ports
-    );
-    let _ = stdout.flush();
-    drop(stdout);
+    // Signal handlers first: whoever saw the line below may send SIGTERM
+    // at once, and before the handlers it would kill the broker uncleanly.
     let signal = broker.shutdown_signal();
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
@@ -379,6 +363,24 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
             }
         })
         .map_err(|e| e.to_string())?;
+    // One line on stdout that scripts and tests can wait for. A broker
+    // whose stdout nobody reads (closed, or a pipe whose reader left)
+    // serves all the same: the line is a courtesy, so a failed write is
+    // ignored (println! would panic on it).
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(
+        stdout,
+        "corelog listening on {} shards={} shard_ports={} data_dir={} kafka={}{}",
+        broker.addr,
+        cores,
+        ports.join(","),
+        data_dir.display(),
+        kafka,
+        kafka_shard_ports
+    );
+    let _ = stdout.flush();
+    drop(stdout);
     let result = broker.join();
     drop(http);
     handle.close();
