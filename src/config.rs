@@ -124,6 +124,31 @@ pub struct BrokerConfig {
     /// A resource no ACL names is open to everyone (Kafka's
     /// `allow.everyone.if.no.acl.found`); off by default.
     pub allow_everyone_if_no_acl_found: bool,
+    /// A user given SCRAM credentials at start if it has none
+    /// (`--bootstrap-user`), so a new cluster with SASL has someone to log
+    /// in as.
+    pub bootstrap_user: Option<BootstrapUser>,
+}
+
+/// The environment variable `--bootstrap-user`'s password comes from (not
+/// a flag: command lines are visible to every user of the machine).
+pub const BOOTSTRAP_PASSWORD_ENV: &str = "CORELOG_BOOTSTRAP_PASSWORD";
+
+/// A user the broker gives SCRAM-SHA-256 and SCRAM-SHA-512 credentials at
+/// start, unless it has some already.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BootstrapUser {
+    pub name: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for BootstrapUser {
+    // The password stays out of logs and panics.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BootstrapUser")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Which authorizer a broker runs (Kafka's `authorizer.class.name`).
@@ -270,6 +295,10 @@ impl BrokerConfig {
                 "allow_everyone_if_no_acl_found",
                 self.allow_everyone_if_no_acl_found.to_string(),
             ),
+            (
+                "bootstrap_user",
+                opt(self.bootstrap_user.as_ref().map(|u| u.name.clone())),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -339,6 +368,7 @@ impl BrokerConfig {
             authorizer: AuthorizerKind::None,
             super_users: Vec::new(),
             allow_everyone_if_no_acl_found: false,
+            bootstrap_user: None,
         }
     }
 
@@ -513,6 +543,17 @@ impl BrokerConfig {
             }
         }
         self.validate_security()?;
+        if let Some(user) = &self.bootstrap_user {
+            if user.name.is_empty() {
+                return Err("the bootstrap user's name is empty".into());
+            }
+            if user.password.is_empty() {
+                return Err(format!(
+                    "the bootstrap user {:?} has an empty password; set {BOOTSTRAP_PASSWORD_ENV}",
+                    user.name
+                ));
+            }
+        }
         self.topic_defaults
             .validate()
             .map_err(|e| format!("topic defaults: {e}"))

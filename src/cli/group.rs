@@ -62,14 +62,14 @@ pub struct ResetArgs {
     pub execute: bool,
 }
 
-/// One blocking Kafka connection.
-struct Conn {
+/// One blocking Kafka connection (also `corelog user` and `corelog acl`'s).
+pub(super) struct Conn {
     stream: TcpStream,
     correlation: i32,
 }
 
 impl Conn {
-    fn open(addr: SocketAddr) -> Result<Conn, String> {
+    pub(super) fn open(addr: SocketAddr) -> Result<Conn, String> {
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
             .map_err(|e| format!("connecting to the Kafka listener {addr}: {e}"))?;
         stream
@@ -82,7 +82,7 @@ impl Conn {
         })
     }
 
-    fn call<Req: Encodable, Resp: Decodable>(
+    pub(super) fn call<Req: Encodable, Resp: Decodable>(
         &mut self,
         api: ApiKey,
         version: i16,

@@ -6,6 +6,7 @@ mod debug;
 mod demo;
 mod group;
 pub(crate) mod out;
+mod security;
 mod serve;
 
 pub use debug::{compact_key, compact_value, crash_key};
@@ -51,6 +52,12 @@ enum Command {
     /// List, describe or delete consumer groups, or reset their offsets
     /// (through the Kafka listener).
     Group(group::GroupArgs),
+    /// Create, list or delete SASL/SCRAM users (through the Kafka
+    /// listener).
+    User(security::UserArgs),
+    /// Add, list or remove ACLs (through the Kafka listener; the broker
+    /// needs --authorizer acl).
+    Acl(security::AclArgs),
     /// Show each shard's counters (connections, requests, cross-core hops).
     Stats(client_cmds::BrokerArg),
     /// Run a workload and report throughput and latency (with no --broker,
@@ -108,6 +115,8 @@ pub fn main() -> i32 {
         Command::Produce(args) => client_cmds::produce(args),
         Command::Consume(args) => client_cmds::consume(args),
         Command::Group(args) => group::run(args),
+        Command::User(args) => security::user(args),
+        Command::Acl(args) => security::acl(args),
         Command::Stats(broker) => client_cmds::stats(broker.broker),
         Command::Bench(args) => crate::bench::run(*args),
         Command::Demo(args) => demo::run(args),

@@ -164,6 +164,11 @@ pub struct ServeArgs {
     /// ';' (certificate subjects contain commas): "User:admin;User:CN=ops,O=corp".
     #[arg(long)]
     super_users: Option<String>,
+    /// Give this user SCRAM-SHA-256 and SCRAM-SHA-512 credentials at start
+    /// if it has none (an existing credential is left as it is), with the
+    /// password in the environment variable CORELOG_BOOTSTRAP_PASSWORD.
+    #[arg(long, value_name = "NAME")]
+    bootstrap_user: Option<String>,
 }
 
 /// The configuration the flags and file describe.
@@ -260,6 +265,12 @@ fn config_from(args: &ServeArgs) -> Result<BrokerConfig, String> {
     if let Some(v) = &args.super_users {
         config.super_users = crate::config::parse_super_users(v);
     }
+    if let Some(name) = &args.bootstrap_user {
+        config.bootstrap_user = Some(bootstrap_user(
+            name,
+            std::env::var(crate::config::BOOTSTRAP_PASSWORD_ENV).ok(),
+        )?);
+    }
     config.validate()?;
     Ok(config)
 }
@@ -325,6 +336,23 @@ fn apply_security_args(config: &mut BrokerConfig, args: &ServeArgs) -> Result<()
         _ => return Err("--tls-cert and --tls-key go together".into()),
     }
     Ok(())
+}
+
+/// `--bootstrap-user NAME` with the password from the environment.
+fn bootstrap_user(
+    name: &str,
+    password: Option<String>,
+) -> Result<crate::config::BootstrapUser, String> {
+    use crate::config::BOOTSTRAP_PASSWORD_ENV;
+    match password {
+        Some(password) if !password.is_empty() => Ok(crate::config::BootstrapUser {
+            name: name.to_string(),
+            password,
+        }),
+        _ => Err(format!(
+            "--bootstrap-user {name} needs the user's password in the environment variable {BOOTSTRAP_PASSWORD_ENV}, which is unset or empty"
+        )),
+    }
 }
 
 /// Raises the open-file soft limit to the hard limit: every connection and
@@ -454,25 +482,8 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
             .collect();
         format!(" kafka_listeners={}", all.join(","))
     };
-    // One line on stdout that scripts and tests can wait for. A broker
-    // whose stdout nobody reads (closed, or a pipe whose reader left)
-    // serves all the same: the line is a courtesy, so a failed write is
-    // ignored (println! would panic on it).
-    use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(
-        stdout,
-        "corelog listening on {} shards={} shard_ports={} data_dir={} kafka={}{}{}",
-        broker.addr,
-        cores,
-        ports.join(","),
-        data_dir.display(),
-        kafka,
-        kafka_shard_ports,
-        kafka_listeners
-    );
-    let _ = stdout.flush();
-    drop(stdout);
+    // Signal handlers first: whoever saw the line below may send SIGTERM
+    // at once, and before the handlers it would kill the broker uncleanly.
     let signal = broker.shutdown_signal();
     let tls = broker.tls_handle();
     let http_tls = http.as_ref().and_then(|h| h.tls());
@@ -500,6 +511,25 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
             }
         })
         .map_err(|e| e.to_string())?;
+    // One line on stdout that scripts and tests can wait for. A broker
+    // whose stdout nobody reads (closed, or a pipe whose reader left)
+    // serves all the same: the line is a courtesy, so a failed write is
+    // ignored (println! would panic on it).
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(
+        stdout,
+        "corelog listening on {} shards={} shard_ports={} data_dir={} kafka={}{}{}",
+        broker.addr,
+        cores,
+        ports.join(","),
+        data_dir.display(),
+        kafka,
+        kafka_shard_ports,
+        kafka_listeners
+    );
+    let _ = stdout.flush();
+    drop(stdout);
     let result = broker.join();
     drop(http);
     handle.close();

@@ -732,7 +732,10 @@ async fn run_shard(
     // Shard 0 binds the shared port first (it may be 0: ephemeral), then
     // the others join it with SO_REUSEPORT.
     if index == 0 {
-        let snapshot = Snapshot::load(&config.data_dir, &config.topic_defaults)?;
+        let mut snapshot = Snapshot::load(&config.data_dir, &config.topic_defaults)?;
+        if let Some(user) = &config.bootstrap_user {
+            snapshot = bootstrap_user(&config.data_dir, snapshot, user)?;
+        }
         *startup.snapshot.lock().unwrap() = Some(Arc::new(snapshot));
     } else {
         startup.shared_bound.wait().await;
@@ -925,6 +928,54 @@ async fn run_shard(
     drop(mesh_tasks);
     tracing::info!(shard = index, "shard stopped");
     closed
+}
+
+/// Iterations of the bootstrap user's credentials (Kafka's tools default
+/// to 4096; twice that costs a login a few milliseconds more).
+pub const BOOTSTRAP_ITERATIONS: u32 = 8192;
+
+/// Gives `user` SCRAM-SHA-256 and SCRAM-SHA-512 credentials (random
+/// salts, [`BOOTSTRAP_ITERATIONS`]) if it has no credential, and saves
+/// them. Run by the controller as it loads the metadata, before any shard
+/// has a snapshot, so the change needs no broadcast and no client can see
+/// the user without them. A user with any credential is left as it is: the
+/// password may have been changed since. Blocking.
+fn bootstrap_user(
+    data_dir: &std::path::Path,
+    snapshot: Snapshot,
+    user: &crate::config::BootstrapUser,
+) -> Result<Snapshot, String> {
+    use crate::security::{ScramMechanism, scram};
+    let has: Vec<&str> = snapshot
+        .security
+        .user_credentials(&user.name)
+        .map(|c| c.mechanism.name())
+        .collect();
+    if !has.is_empty() {
+        tracing::info!(user = %user.name, mechanisms = ?has, "the bootstrap user has SCRAM credentials already; left as they are");
+        return Ok(snapshot);
+    }
+    let credentials = ScramMechanism::ALL
+        .into_iter()
+        .map(|m| {
+            scram::derive_credential(
+                &user.name,
+                m,
+                user.password.as_bytes(),
+                &scram::random_salt(),
+                BOOTSTRAP_ITERATIONS,
+            )
+        })
+        .collect();
+    let (next, results) = snapshot.with_scram_changes(credentials, Vec::new());
+    if let Some((_, Err(e))) = results.into_iter().next() {
+        return Err(format!("bootstrap user {:?}: {}", user.name, e.message));
+    }
+    let next = next.expect("new credentials change the snapshot");
+    next.save(data_dir)
+        .map_err(|e| format!("saving the bootstrap user's credentials: {e}"))?;
+    tracing::info!(user = %user.name, mechanisms = ?ScramMechanism::ALL.map(|m| m.name()), iterations = BOOTSTRAP_ITERATIONS, "created the bootstrap user's SCRAM credentials");
+    Ok(next)
 }
 
 /// Binds this shard's own Kafka port in the shard-aware Kafka mode
@@ -1892,5 +1943,58 @@ impl Shard {
         } else {
             Err(errors.join("; "))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BootstrapUser;
+    use crate::security::{ScramMechanism, scram};
+
+    #[test]
+    fn the_bootstrap_user_gets_both_credentials_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let defaults = crate::meta::TopicConfig::default();
+        let user = BootstrapUser {
+            name: "admin".into(),
+            password: "first secret".into(),
+        };
+        let loaded = Snapshot::load(dir.path(), &defaults).unwrap();
+        let made = bootstrap_user(dir.path(), loaded, &user).unwrap();
+        let creds: Vec<_> = made.security.user_credentials("admin").collect();
+        assert_eq!(creds.len(), 2);
+        for c in &creds {
+            assert_eq!(c.iterations, BOOTSTRAP_ITERATIONS);
+            let again = scram::derive_credential(
+                "admin",
+                c.mechanism,
+                b"first secret",
+                &c.salt,
+                c.iterations,
+            );
+            assert!(again == **c, "{:?} derives from the password", c.mechanism);
+        }
+        assert_ne!(creds[0].salt, creds[1].salt, "a salt of its own each");
+        // Saved: a restart sees them, and leaves them alone even with
+        // another password.
+        let reloaded = Snapshot::load(dir.path(), &defaults).unwrap();
+        assert_eq!(reloaded, made);
+        let other = BootstrapUser {
+            password: "changed".into(),
+            ..user
+        };
+        let kept = bootstrap_user(dir.path(), reloaded, &other).unwrap();
+        assert_eq!(kept, made);
+        // One mechanism is enough to count as having credentials.
+        let (one, _) = made.with_scram_changes(
+            Vec::new(),
+            vec![("admin".to_string(), ScramMechanism::Sha512)],
+        );
+        let one = one.unwrap();
+        assert_eq!(
+            bootstrap_user(dir.path(), one.clone(), &other).unwrap(),
+            one
+        );
     }
 }
