@@ -22,6 +22,48 @@ pub struct BrokerArg {
     /// Broker address (the shared port).
     #[arg(long, default_value = "127.0.0.1:9400", global = true)]
     pub broker: SocketAddr,
+    /// Connect with TLS, trusting this PEM CA (a broker with
+    /// --native-security tls).
+    #[arg(long, global = true)]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// PEM certificate to present (mutual TLS), with --tls-key.
+    #[arg(long, global = true)]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, global = true)]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Name to check the broker's certificate against [default: the
+    /// broker's IP address].
+    #[arg(long, global = true)]
+    pub tls_server_name: Option<String>,
+}
+
+impl BrokerArg {
+    /// Makes this process's connections use TLS when --tls-ca is given.
+    pub fn apply_tls(&self) -> Result<(), String> {
+        use crate::security::tls::{ClientTlsFiles, client_config, server_name};
+        let Some(ca) = &self.tls_ca else {
+            if self.tls_cert.is_some() || self.tls_key.is_some() {
+                return Err("--tls-cert and --tls-key need --tls-ca (the CA to trust)".into());
+            }
+            return Ok(());
+        };
+        let config = client_config(&ClientTlsFiles {
+            ca: Some(ca.clone()),
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+        })?;
+        let server_name = self
+            .tls_server_name
+            .as_deref()
+            .map(server_name)
+            .transpose()?;
+        crate::client::set_tls(crate::client::ClientTls {
+            config,
+            server_name,
+        });
+        Ok(())
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -303,7 +345,7 @@ pub fn stats(broker: SocketAddr) -> Result<(), String> {
 pub struct ProduceArgs {
     topic: String,
     #[command(flatten)]
-    broker: BrokerArg,
+    pub broker: BrokerArg,
     /// Split each line at the first occurrence of this into key and value.
     #[arg(long)]
     key_separator: Option<String>,
@@ -433,7 +475,7 @@ pub fn produce(args: ProduceArgs) -> Result<(), String> {
 pub struct ConsumeArgs {
     topic: String,
     #[command(flatten)]
-    broker: BrokerArg,
+    pub broker: BrokerArg,
     /// Start at the earliest offset (default: the end, like Kafka).
     #[arg(long)]
     from_beginning: bool,

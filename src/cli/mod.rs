@@ -111,13 +111,24 @@ pub fn main() -> i32 {
     }
     let result = match cli.command {
         Command::Serve(args) => serve::run(*args),
-        Command::Topic(args) => client_cmds::topic(args.command, args.broker.broker),
-        Command::Produce(args) => client_cmds::produce(args),
-        Command::Consume(args) => client_cmds::consume(args),
+        Command::Topic(args) => args
+            .broker
+            .apply_tls()
+            .and_then(|()| client_cmds::topic(args.command, args.broker.broker)),
+        Command::Produce(args) => args
+            .broker
+            .apply_tls()
+            .and_then(|()| client_cmds::produce(args)),
+        Command::Consume(args) => args
+            .broker
+            .apply_tls()
+            .and_then(|()| client_cmds::consume(args)),
         Command::Group(args) => group::run(args),
         Command::User(args) => security::user(args),
         Command::Acl(args) => security::acl(args),
-        Command::Stats(broker) => client_cmds::stats(broker.broker),
+        Command::Stats(broker) => broker
+            .apply_tls()
+            .and_then(|()| client_cmds::stats(broker.broker)),
         Command::Bench(args) => crate::bench::run(*args),
         Command::Demo(args) => demo::run(args),
         Command::Debug(command) => debug::run(command),

@@ -49,7 +49,6 @@ use crate::protocol::{FrameReader, LengthPrefix, error_name, parse_response, wir
 use bytes::Bytes;
 use flatbuffers::{FlatBufferBuilder, UnionWIPOffset, WIPOffset};
 use futures::channel::oneshot;
-use futures::io::AsyncWriteExt;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
@@ -268,7 +267,8 @@ impl Connection {
         Connection::connect_with(addr, timeout, Wire::Native).await
     }
 
-    /// Connects within `timeout`, speaking `wire`.
+    /// Connects within `timeout`, speaking `wire`, with TLS when the
+    /// process's client TLS is set ([`set_tls`]).
     pub async fn connect_with(
         addr: SocketAddr,
         timeout: Duration,
@@ -281,101 +281,47 @@ impl Connection {
                 reason: std::io::Error::from(e).to_string(),
             })?;
         let _ = stream.set_nodelay(true);
-        let (reader, mut writer) =
-            crate::protocol::split_stream(stream).map_err(|e| ClientError::Connect {
-                addr,
-                reason: e.to_string(),
-            })?;
         let state = Rc::new(ConnState {
             pending: RefCell::new(VecDeque::new()),
             broken: RefCell::new(None),
         });
         let (tx, rx) = glommio::channels::local_channel::new_bounded::<Outgoing>(1024);
-        let write_task = {
-            let state = state.clone();
-            glommio::spawn_local(async move {
-                while let Some(out) = rx.recv().await {
-                    if state.broken.borrow().is_some() {
-                        if let Some((_, reply)) = out.reply {
-                            let _ = reply.send(Err(ClientError::Disconnected {
-                                addr,
-                                reason: "connection is broken".into(),
-                            }));
-                        }
-                        continue;
-                    }
-                    if let Some(reply) = out.reply {
-                        state.pending.borrow_mut().push_back(reply);
-                    }
-                    for part in &out.parts {
-                        if let Err(e) = writer.write_all(part).await {
-                            state.fail_all(addr, &format!("write failed: {e}"));
-                            break;
-                        }
-                    }
-                }
-                let _ = writer.close().await;
-            })
-            .detach()
-        };
-        let read_task = {
-            let state = state.clone();
-            glommio::spawn_local(async move {
-                let prefix = match wire {
-                    Wire::Native => LengthPrefix::U32LittleEndian,
-                    Wire::Kafka => LengthPrefix::I32BigEndian,
+        let tasks = match tls() {
+            None => {
+                let (reader, writer) =
+                    crate::protocol::split_stream(stream).map_err(|e| ClientError::Connect {
+                        addr,
+                        reason: e.to_string(),
+                    })?;
+                spawn_io(addr, wire, &state, reader, writer, rx)
+            }
+            Some(tls) => {
+                let name = match &tls.server_name {
+                    Some(name) => name.clone(),
+                    None => rustls::pki_types::ServerName::IpAddress(addr.ip().into()),
                 };
-                let mut frames = FrameReader::with_prefix(reader, FRAME_BYTES_MAX, prefix);
-                loop {
-                    let frame = match frames.next_frame().await {
-                        Ok(Some(frame)) => frame.freeze(),
-                        Ok(None) => {
-                            state.fail_all(addr, "the broker closed the connection");
-                            return;
-                        }
-                        Err(e) => {
-                            state.fail_all(addr, &e.to_string());
-                            return;
-                        }
-                    };
-                    let corr = match correlation_id(wire, &frame) {
-                        Ok(corr) => corr,
-                        Err(e) => {
-                            state.fail_all(addr, &format!("invalid response frame: {e}"));
-                            return;
-                        }
-                    };
-                    let next = state.pending.borrow_mut().pop_front();
-                    // Kafka correlation ids are 32 bits: compare what was sent.
-                    let sent = |expected: u64| match wire {
-                        Wire::Native => expected,
-                        Wire::Kafka => expected as u32 as u64,
-                    };
-                    match next {
-                        Some((expected, reply)) if sent(expected) == corr || corr == 0 => {
-                            // Correlation 0 answers a frame the broker could not
-                            // read: it belongs to the oldest request.
-                            let _ = reply.send(Ok(Response { frame }));
-                        }
-                        Some((expected, reply)) => {
-                            let why = format!(
-                                "response for request {corr} arrived where {expected} was expected"
-                            );
-                            let _ = reply.send(Err(ClientError::Protocol(why.clone())));
-                            state.fail_all(addr, &why);
-                            return;
-                        }
-                        None => {
-                            state.fail_all(
-                                addr,
-                                &format!("unexpected response {corr} with nothing pending"),
-                            );
-                            return;
-                        }
-                    }
-                }
-            })
-            .detach()
+                let connector = futures_rustls::TlsConnector::from(tls.config.clone());
+                let io = futures::io::BufReader::with_capacity(32 << 10, stream);
+                let handshake = glommio::timer::timeout(timeout, async {
+                    connector
+                        .connect(name, io)
+                        .await
+                        .map_err(glommio::GlommioError::<()>::IoError)
+                });
+                let stream = handshake.await.map_err(|e| ClientError::Connect {
+                    addr,
+                    reason: format!("TLS handshake: {e}"),
+                })?;
+                let (reader, writer) = futures::io::AsyncReadExt::split(stream);
+                spawn_io(
+                    addr,
+                    wire,
+                    &state,
+                    crate::protocol::Zeroing(reader),
+                    crate::protocol::TlsSink(writer),
+                    rx,
+                )
+            }
         };
         Ok(Rc::new(Connection {
             addr,
@@ -383,10 +329,9 @@ impl Connection {
             next_corr: Cell::new(1),
             outgoing: tx,
             state,
-            _tasks: (write_task, read_task),
+            _tasks: tasks,
         }))
     }
-
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -574,6 +519,128 @@ impl ConnectionPool {
         self.conns.borrow_mut().insert(addr, conn.clone());
         Ok(conn)
     }
+}
+
+/// Starts a connection's writer (requests in order) and reader (responses
+/// matched to them) over any transport.
+fn spawn_io<R, W>(
+    addr: SocketAddr,
+    wire: Wire,
+    state: &Rc<ConnState>,
+    reader: R,
+    mut writer: W,
+    rx: glommio::channels::local_channel::LocalReceiver<Outgoing>,
+) -> (glommio::task::JoinHandle<()>, glommio::task::JoinHandle<()>)
+where
+    R: crate::protocol::FrameSource + 'static,
+    W: crate::protocol::ResponseSink + 'static,
+{
+    let write_task = {
+        let state = state.clone();
+        glommio::spawn_local(async move {
+            while let Some(out) = rx.recv().await {
+                if state.broken.borrow().is_some() {
+                    if let Some((_, reply)) = out.reply {
+                        let _ = reply.send(Err(ClientError::Disconnected {
+                            addr,
+                            reason: "connection is broken".into(),
+                        }));
+                    }
+                    continue;
+                }
+                if let Some(reply) = out.reply {
+                    state.pending.borrow_mut().push_back(reply);
+                }
+                if let Err(e) = writer.send(&out.parts).await {
+                    state.fail_all(addr, &format!("write failed: {e}"));
+                }
+            }
+            writer.finish().await;
+        })
+        .detach()
+    };
+    let read_task = {
+        let state = state.clone();
+        glommio::spawn_local(async move {
+            let prefix = match wire {
+                Wire::Native => LengthPrefix::U32LittleEndian,
+                Wire::Kafka => LengthPrefix::I32BigEndian,
+            };
+            let mut frames = FrameReader::with_prefix(reader, FRAME_BYTES_MAX, prefix);
+            loop {
+                let frame = match frames.next_frame().await {
+                    Ok(Some(frame)) => frame.freeze(),
+                    Ok(None) => {
+                        state.fail_all(addr, "the broker closed the connection");
+                        return;
+                    }
+                    Err(e) => {
+                        state.fail_all(addr, &e.to_string());
+                        return;
+                    }
+                };
+                let corr = match correlation_id(wire, &frame) {
+                    Ok(corr) => corr,
+                    Err(e) => {
+                        state.fail_all(addr, &format!("invalid response frame: {e}"));
+                        return;
+                    }
+                };
+                let next = state.pending.borrow_mut().pop_front();
+                // Kafka correlation ids are 32 bits: compare what was sent.
+                let sent = |expected: u64| match wire {
+                    Wire::Native => expected,
+                    Wire::Kafka => expected as u32 as u64,
+                };
+                match next {
+                    Some((expected, reply)) if sent(expected) == corr || corr == 0 => {
+                        // Correlation 0 answers a frame the broker could not
+                        // read: it belongs to the oldest request.
+                        let _ = reply.send(Ok(Response { frame }));
+                    }
+                    Some((expected, reply)) => {
+                        let why = format!(
+                            "response for request {corr} arrived where {expected} was expected"
+                        );
+                        let _ = reply.send(Err(ClientError::Protocol(why.clone())));
+                        state.fail_all(addr, &why);
+                        return;
+                    }
+                    None => {
+                        state.fail_all(
+                            addr,
+                            &format!("unexpected response {corr} with nothing pending"),
+                        );
+                        return;
+                    }
+                }
+            }
+        })
+        .detach()
+    };
+    (write_task, read_task)
+}
+
+/// TLS for every connection corelog's client opens in this process: the
+/// CA to trust, optionally a certificate to present, and the name to check
+/// the broker's certificate against (default: its IP address).
+#[derive(Clone, Debug)]
+pub struct ClientTls {
+    pub config: std::sync::Arc<rustls::ClientConfig>,
+    pub server_name: Option<rustls::pki_types::ServerName<'static>>,
+}
+
+static TLS: std::sync::OnceLock<Option<ClientTls>> = std::sync::OnceLock::new();
+
+/// Makes every connection this process opens use TLS (set once, before
+/// connecting: the CLI sets it from `--tls-ca`). Returns false if it was
+/// set already.
+pub fn set_tls(tls: ClientTls) -> bool {
+    TLS.set(Some(tls)).is_ok()
+}
+
+fn tls() -> Option<&'static ClientTls> {
+    TLS.get().and_then(Option::as_ref)
 }
 
 /// How long connecting may take.

@@ -283,8 +283,9 @@ impl FrameSource for glommio::net::TcpStream {
 /// Where responses go: a socket, or a TLS session over one.
 #[allow(async_fn_in_trait)] // executor-local by design: futures need not be Send
 pub trait ResponseSink {
-    /// Writes one whole response.
-    async fn send(&mut self, out: &Outgoing) -> io::Result<()>;
+    /// Writes one whole response (or request: clients use it too), given
+    /// as its parts in order.
+    async fn send(&mut self, parts: &[Bytes]) -> io::Result<()>;
     /// Ends the stream (best effort).
     async fn finish(&mut self);
 }
@@ -292,9 +293,9 @@ pub trait ResponseSink {
 /// A plain socket writes each part from its own buffer (record data goes
 /// out without a copy).
 impl ResponseSink for glommio::net::TcpStream {
-    async fn send(&mut self, out: &Outgoing) -> io::Result<()> {
+    async fn send(&mut self, parts: &[Bytes]) -> io::Result<()> {
         use futures::io::AsyncWriteExt;
-        for part in out.parts() {
+        for part in parts {
             self.write_all(part).await?;
         }
         Ok(())
@@ -313,10 +314,9 @@ impl ResponseSink for glommio::net::TcpStream {
 pub struct TlsSink<W>(pub W);
 
 impl<W: futures::io::AsyncWrite + Unpin> ResponseSink for TlsSink<W> {
-    async fn send(&mut self, out: &Outgoing) -> io::Result<()> {
+    async fn send(&mut self, parts: &[Bytes]) -> io::Result<()> {
         use futures::io::AsyncWriteExt;
-        let mut slices: Vec<io::IoSlice<'_>> =
-            out.parts().iter().map(|p| io::IoSlice::new(p)).collect();
+        let mut slices: Vec<io::IoSlice<'_>> = parts.iter().map(|p| io::IoSlice::new(p)).collect();
         self.0.write_all_vectored(&mut slices).await?;
         self.0.flush().await
     }

@@ -305,7 +305,7 @@ async fn write_responses<W: ResponseSink>(
         let Some((Some(out), traced)) = handle.await else {
             continue;
         };
-        if let Err(e) = writer.send(&out).await {
+        if let Err(e) = writer.send(out.parts()).await {
             tracing::debug!(shard = %shard.id, error = %e, "writing a response failed; closing");
             break;
         }
