@@ -477,3 +477,221 @@ fn garbage_and_stalled_handshakes_on_a_tls_port_cost_other_clients_nothing() {
     }
     assert!(broker.log().contains("TLS handshake failed"));
 }
+
+/// `corelog ARGS --broker ADDR` with `stdin`: (success, stdout, stderr).
+fn corelog_cli(broker: SocketAddr, args: &[&str], stdin: &str) -> (bool, String, String) {
+    let mut child = Command::new(common::corelog_bin())
+        .args(args)
+        .args(["--broker", &broker.to_string()])
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_native_listener_and_its_shard_ports_speak_tls_to_corelogs_own_client() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(tmp.path(), "corelog");
+    let server = pki.server("server");
+    let alice = pki.client("alice");
+    let mut args = vec!["--native-security", "tls"];
+    args.extend(tls_args(&server));
+    args.extend(["--tls-client-ca", pki.ca_pem.to_str().unwrap()]);
+    let broker = Broker::start(&tmp.path().join("data"), 2, &args);
+    let ca = pki.ca_pem.to_str().unwrap();
+    let tls = [
+        "--tls-ca",
+        ca,
+        "--tls-cert",
+        alice.cert.to_str().unwrap(),
+        "--tls-key",
+        alice.key.to_str().unwrap(),
+    ];
+    let with_tls = |args: &[&str]| -> Vec<String> {
+        args.iter()
+            .chain(tls.iter())
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let run = |args: Vec<String>, stdin: &str| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        corelog_cli(broker.addr, &args, stdin)
+    };
+    let (ok, _, err) = run(
+        with_tls(&["topic", "create", "secure", "--partitions", "4"]),
+        "",
+    );
+    assert!(ok, "{err}");
+    // The producer and consumer reach each partition's shard on its own
+    // port: over TLS too.
+    let lines: String = (0..500).map(|i| format!("k{}:line-{i}\n", i % 7)).collect();
+    let (ok, _, err) = run(
+        with_tls(&["produce", "secure", "--key-separator", ":", "--acks", "all"]),
+        &lines,
+    );
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(
+        with_tls(&[
+            "consume",
+            "secure",
+            "--from-beginning",
+            "--max-messages",
+            "500",
+        ]),
+        "",
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 500, "{out}");
+    let (ok, out, err) = run(with_tls(&["stats"]), "");
+    assert!(ok && !out.is_empty(), "{out}{err}");
+
+    // Without a client certificate (mutual TLS is required), or without
+    // TLS at all: refused, and the broker serves on.
+    let (ok, _, err) = run(vec!["stats".into(), "--tls-ca".into(), ca.into()], "");
+    assert!(!ok, "{err}");
+    let (ok, _, err) = run(vec!["stats".into()], "");
+    assert!(
+        !ok,
+        "a plaintext client got an answer from a TLS port: {err}"
+    );
+    let (ok, _, err) = run(with_tls(&["stats"]), "");
+    assert!(ok, "{err}");
+}
+
+#[test]
+fn acls_bind_the_native_listener_too_with_the_certificate_subject_as_principal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(tmp.path(), "corelog");
+    let server = pki.server("server");
+    let (admin, alice) = (pki.client("admin"), pki.client("alice"));
+    // The operator manages ACLs over a loopback Kafka listener whose
+    // (anonymous) principal is a super user, as is the admin certificate.
+    let mut args = vec![
+        "--native-security",
+        "tls",
+        "--kafka-listen",
+        "PLAINTEXT://127.0.0.1:0",
+        "--authorizer",
+        "acl",
+        "--super-users",
+        "User:CN=admin,O=corelog;User:ANONYMOUS",
+    ];
+    args.extend(tls_args(&server));
+    args.extend(["--tls-client-ca", pki.ca_pem.to_str().unwrap()]);
+    let broker = Broker::start(&tmp.path().join("data"), 2, &args);
+    let kafka = broker.kafka_listener("PLAINTEXT").to_string();
+    let ca = pki.ca_pem.to_str().unwrap().to_string();
+    let as_user = |leaf: &Leaf, args: &[&str], stdin: &str| {
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        all.extend([
+            "--tls-ca".into(),
+            ca.clone(),
+            "--tls-cert".into(),
+            leaf.cert.to_str().unwrap().into(),
+            "--tls-key".into(),
+            leaf.key.to_str().unwrap().into(),
+        ]);
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        corelog_cli(broker.addr, &all, stdin)
+    };
+    let acl = |args: &[&str]| {
+        let out = Command::new(common::corelog_bin())
+            .args(["acl", "add", "--kafka-broker", &kafka])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    for topic in ["orders", "payroll"] {
+        let (ok, _, err) = as_user(&admin, &["topic", "create", topic, "--partitions", "2"], "");
+        assert!(ok, "{err}");
+    }
+    let (ok, _, err) = as_user(&admin, &["produce", "payroll", "--acks", "all"], "salary\n");
+    assert!(ok, "{err}");
+
+    // Alice has no ACL: her produce is refused with the topic's error and
+    // stores nothing; she sees no topic; the cluster's stats are closed.
+    let (ok, _, err) = as_user(&alice, &["produce", "orders", "--acks", "all"], "one\n");
+    assert!(!ok && err.contains("TOPIC_AUTHORIZATION_FAILED"), "{err}");
+    let (ok, out, err) = as_user(&alice, &["topic", "list"], "");
+    assert!(
+        ok && !out.contains("orders") && !out.contains("payroll"),
+        "{out}{err}"
+    );
+    let (ok, _, err) = as_user(&alice, &["stats"], "");
+    assert!(!ok && err.contains("CLUSTER_AUTHORIZATION_FAILED"), "{err}");
+
+    // Granted WRITE and READ on orders: she produces and reads it back, and
+    // still may not read payroll.
+    let alice_principal = "User:CN=alice,O=corelog";
+    acl(&[
+        "--principal",
+        alice_principal,
+        "--operation",
+        "write",
+        "--topic",
+        "orders",
+    ]);
+    acl(&[
+        "--principal",
+        alice_principal,
+        "--operation",
+        "read",
+        "--topic",
+        "orders",
+    ]);
+    let (ok, _, err) = as_user(
+        &alice,
+        &["produce", "orders", "--acks", "all"],
+        "one\ntwo\n",
+    );
+    assert!(ok, "{err}");
+    let (ok, out, err) = as_user(
+        &alice,
+        &[
+            "consume",
+            "orders",
+            "--from-beginning",
+            "--max-messages",
+            "2",
+        ],
+        "",
+    );
+    assert!(ok && out.lines().count() == 2, "{out}{err}");
+    let (ok, out, _) = as_user(&alice, &["topic", "list"], "");
+    assert!(
+        ok && out.contains("orders") && !out.contains("payroll"),
+        "{out}"
+    );
+    let (ok, _, err) = as_user(
+        &alice,
+        &[
+            "consume",
+            "payroll",
+            "--from-beginning",
+            "--max-messages",
+            "1",
+        ],
+        "",
+    );
+    assert!(!ok && err.contains("TOPIC_AUTHORIZATION_FAILED"), "{err}");
+}

@@ -94,10 +94,10 @@ impl ::flatbuffers::SimpleToVerifyInSlice for ProtocolVersion {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_ERROR_CODE: u16 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_ERROR_CODE: u16 = 92;
+pub const ENUM_MAX_ERROR_CODE: u16 = 102;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 43] = [
+pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 46] = [
   ErrorCode::NONE,
   ErrorCode::UNKNOWN_SERVER_ERROR,
   ErrorCode::INVALID_REQUEST,
@@ -141,6 +141,9 @@ pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 43] = [
   ErrorCode::OFFSET_METADATA_TOO_LARGE,
   ErrorCode::GROUP_ID_NOT_FOUND,
   ErrorCode::NON_EMPTY_GROUP,
+  ErrorCode::CLUSTER_AUTHORIZATION_FAILED,
+  ErrorCode::TOPIC_AUTHORIZATION_FAILED,
+  ErrorCode::GROUP_AUTHORIZATION_FAILED,
 ];
 
 /// Stable error codes. Ranges: 1-19 request and connection, 20-39 topics
@@ -246,9 +249,15 @@ impl ErrorCode {
   pub const GROUP_ID_NOT_FOUND: Self = Self(91);
   /// The group still has members.
   pub const NON_EMPTY_GROUP: Self = Self(92);
+  /// The connection's principal may not do this to the cluster (ACLs).
+  pub const CLUSTER_AUTHORIZATION_FAILED: Self = Self(100);
+  /// ... to the topic (ACLs).
+  pub const TOPIC_AUTHORIZATION_FAILED: Self = Self(101);
+  /// ... to the consumer group (ACLs).
+  pub const GROUP_AUTHORIZATION_FAILED: Self = Self(102);
 
   pub const ENUM_MIN: u16 = 0;
-  pub const ENUM_MAX: u16 = 92;
+  pub const ENUM_MAX: u16 = 102;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::UNKNOWN_SERVER_ERROR,
@@ -293,6 +302,9 @@ impl ErrorCode {
     Self::OFFSET_METADATA_TOO_LARGE,
     Self::GROUP_ID_NOT_FOUND,
     Self::NON_EMPTY_GROUP,
+    Self::CLUSTER_AUTHORIZATION_FAILED,
+    Self::TOPIC_AUTHORIZATION_FAILED,
+    Self::GROUP_AUTHORIZATION_FAILED,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -340,6 +352,9 @@ impl ErrorCode {
       Self::OFFSET_METADATA_TOO_LARGE => Some("OFFSET_METADATA_TOO_LARGE"),
       Self::GROUP_ID_NOT_FOUND => Some("GROUP_ID_NOT_FOUND"),
       Self::NON_EMPTY_GROUP => Some("NON_EMPTY_GROUP"),
+      Self::CLUSTER_AUTHORIZATION_FAILED => Some("CLUSTER_AUTHORIZATION_FAILED"),
+      Self::TOPIC_AUTHORIZATION_FAILED => Some("TOPIC_AUTHORIZATION_FAILED"),
+      Self::GROUP_AUTHORIZATION_FAILED => Some("GROUP_AUTHORIZATION_FAILED"),
       _ => None,
     }
   }

@@ -48,7 +48,7 @@ pub async fn handle(
                 .collect(),
         })
         .collect();
-    let mut core = FetchRequest {
+    let core = FetchRequest {
         max_wait: Duration::from_millis(request.max_wait_ms.max(0) as u64),
         min_bytes: request.min_bytes.max(0) as u32,
         max_bytes: request.max_bytes.max(0) as u32,
@@ -56,26 +56,10 @@ pub async fn handle(
     };
     // READ on each topic; a denied topic is answered without a read.
     let response = if shard.authorizer_enabled() {
-        let allowed: Vec<bool> = core
-            .topics
-            .iter()
-            .map(|t| caller.may(shard, Operation::Read, ResourceType::Topic, &t.name))
-            .collect();
-        let (served, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut core.topics)
-            .into_iter()
-            .zip(&allowed)
-            .partition(|(_, ok)| **ok);
-        core.topics = served.into_iter().map(|(t, _)| t).collect();
-        let denied = denied
-            .into_iter()
-            .map(|(t, _)| broker::denied_topic(&t.name, t.partitions.iter().map(|p| p.partition)))
-            .collect();
-        let served = if core.topics.is_empty() {
-            Vec::new()
-        } else {
-            broker::fetch(shard, core).await
-        };
-        broker::merge_denied(&allowed, served, denied)
+        broker::fetch_allowed(shard, core, |name| {
+            caller.may(shard, Operation::Read, ResourceType::Topic, name)
+        })
+        .await
     } else {
         broker::fetch(shard, core).await
     };

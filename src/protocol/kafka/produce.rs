@@ -81,32 +81,16 @@ pub async fn handle(
     shard: &Rc<Shard>,
     caller: &super::Caller,
     version: i16,
-    mut request: ProduceRequest,
+    request: ProduceRequest,
     turn: Turn,
 ) -> Option<KafkaProduceResponse> {
     let acks = request.acks;
     // WRITE on each topic; a denied topic is answered without a write.
     let response = if shard.authorizer_enabled() {
-        let allowed: Vec<bool> = request
-            .topics
-            .iter()
-            .map(|t| caller.may(shard, Operation::Write, ResourceType::Topic, &t.name))
-            .collect();
-        let (served, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut request.topics)
-            .into_iter()
-            .zip(&allowed)
-            .partition(|(_, ok)| **ok);
-        request.topics = served.into_iter().map(|(t, _)| t).collect();
-        let denied = denied
-            .into_iter()
-            .map(|(t, _)| broker::denied_topic(&t.name, t.partitions.iter().map(|(p, _)| *p)))
-            .collect();
-        let served = if request.topics.is_empty() {
-            Vec::new()
-        } else {
-            broker::produce(shard, request, Some(turn)).await
-        };
-        broker::merge_denied(&allowed, served, denied)
+        broker::produce_allowed(shard, request, Some(turn), |name| {
+            caller.may(shard, Operation::Write, ResourceType::Topic, name)
+        })
+        .await
     } else {
         broker::produce(shard, request, Some(turn)).await
     };

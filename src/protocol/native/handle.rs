@@ -7,6 +7,7 @@ use crate::broker::{self, FetchResponse, ListOffsetsResponse, ProduceResponse};
 use crate::error::{BrokerError, ErrorKind};
 use crate::meta::{ConfigEntry, ConfigSource};
 use crate::protocol::{Outgoing, wire};
+use crate::security::{CLUSTER_RESOURCE_NAME, Operation, ResourceType};
 use crate::shard::{Shard, Turn};
 use crate::types::Acks;
 use crate::types::FsyncPolicy;
@@ -145,18 +146,121 @@ fn topic_code(error: &Option<BrokerError>) -> ErrorCode {
         .map_or(ErrorCode::NONE, |e| error_code(e.kind))
 }
 
+/// Who sends a connection's requests, for the authorizer.
+#[derive(Debug, Default)]
+pub struct Access {
+    pub principal: crate::security::Principal,
+    pub ip: String,
+}
+
+impl Access {
+    fn may(&self, shard: &Shard, op: Operation, rtype: ResourceType, name: &str) -> bool {
+        shard.authorize("native", &self.principal, &self.ip, op, rtype, name)
+    }
+
+    fn topic(&self, shard: &Shard, op: Operation, name: &str) -> bool {
+        self.may(shard, op, ResourceType::Topic, name)
+    }
+
+    fn group(&self, shard: &Shard, op: Operation, name: &str) -> bool {
+        self.may(shard, op, ResourceType::Group, name)
+    }
+
+    fn cluster(&self, shard: &Shard, op: Operation) -> bool {
+        self.may(shard, op, ResourceType::Cluster, CLUSTER_RESOURCE_NAME)
+    }
+}
+
+/// What the ACLs refuse of a request as a whole (Produce and Fetch are
+/// checked per topic, listings filtered): the error to answer.
+fn refusal(shard: &Shard, access: &Access, request: &Request) -> Option<BrokerError> {
+    use Operation::*;
+    let topic_denied = |what: &str, name: &str| {
+        BrokerError::new(
+            ErrorKind::TopicAuthorizationFailed,
+            format!("{} may not {what} topic {name:?}", access.principal),
+        )
+    };
+    let group_denied = |what: &str, name: &str| {
+        BrokerError::new(
+            ErrorKind::GroupAuthorizationFailed,
+            format!("{} may not {what} group {name:?}", access.principal),
+        )
+    };
+    match request {
+        Request::Metadata {
+            topics: Some(names),
+        } => names
+            .iter()
+            .find(|n| !access.topic(shard, Describe, n))
+            .map(|n| topic_denied("describe", n)),
+        Request::DescribeTopic { name } => {
+            (!access.topic(shard, Describe, name)).then(|| topic_denied("describe", name))
+        }
+        Request::CreateTopic { name, .. } => (!shard.authorize_quietly(
+            &access.principal,
+            &access.ip,
+            Create,
+            ResourceType::Cluster,
+            CLUSTER_RESOURCE_NAME,
+        ) && !access.topic(shard, Create, name))
+        .then(|| topic_denied("create", name)),
+        Request::DeleteTopic { name } => {
+            (!access.topic(shard, Delete, name)).then(|| topic_denied("delete", name))
+        }
+        Request::CreatePartitions { name, .. } => {
+            (!access.topic(shard, Alter, name)).then(|| topic_denied("alter", name))
+        }
+        Request::ListOffsets(topics) => topics
+            .iter()
+            .find(|t| !access.topic(shard, Describe, &t.name))
+            .map(|t| topic_denied("describe", &t.name)),
+        Request::Stats => (!access.cluster(shard, Describe)).then(|| {
+            BrokerError::new(
+                ErrorKind::ClusterAuthorizationFailed,
+                format!("{} may not describe the cluster", access.principal),
+            )
+        }),
+        Request::DescribeConfigs { topic, .. } => (!access.topic(shard, DescribeConfigs, topic))
+            .then(|| topic_denied("describe the configs of", topic)),
+        Request::AlterConfigs { topic, .. } => (!access.topic(shard, AlterConfigs, topic))
+            .then(|| topic_denied("alter the configs of", topic)),
+        Request::GroupHeartbeat(h) => {
+            (!access.group(shard, Read, &h.group)).then(|| group_denied("read", &h.group))
+        }
+        Request::OffsetCommit { group, offsets, .. } => {
+            if !access.group(shard, Read, group) {
+                return Some(group_denied("read", group));
+            }
+            offsets
+                .iter()
+                .find(|(t, ..)| !access.topic(shard, Read, t))
+                .map(|(t, ..)| topic_denied("read", t))
+        }
+        Request::OffsetFetch { group, .. } => {
+            (!access.group(shard, Describe, group)).then(|| group_denied("describe", group))
+        }
+        _ => None,
+    }
+}
+
 /// Serves one request; `None` for requests that get no response
 /// (produce with acks 0).
 pub async fn handle(
     shard: &Rc<Shard>,
+    access: &Access,
     corr: u64,
     request: Request,
     turn: Option<Turn>,
 ) -> Option<ResponseFrame> {
     let api = request.api_name();
+    let checked = shard.authorizer_enabled();
+    if checked && let Some(error) = refusal(shard, access, &request) {
+        return Some(refused(shard, api, corr, &error));
+    }
     let response = match request {
         Request::Handshake { version, client_id } => handshake(shard, corr, version, &client_id),
-        Request::Metadata { topics } => metadata(shard, corr, topics),
+        Request::Metadata { topics } => metadata(shard, access, corr, topics),
         Request::CreateTopic {
             name,
             partitions,
@@ -198,11 +302,18 @@ pub async fn handle(
                 Err(e) => refused(shard, api, corr, &e),
             }
         }
-        Request::ListTopics => list_topics(shard, corr),
+        Request::ListTopics => list_topics(shard, access, corr),
         Request::DescribeTopic { name } => describe_topic(shard, corr, &name).await,
         Request::Produce(request) => {
             let acks = request.acks;
-            let response = broker::produce(shard, request, turn).await;
+            let response = if checked {
+                broker::produce_allowed(shard, request, turn, |name| {
+                    access.topic(shard, Operation::Write, name)
+                })
+                .await
+            } else {
+                broker::produce(shard, request, turn).await
+            };
             broker::count_produce_errors(shard, ("native", "Produce"), &response);
             if acks == Acks::None {
                 return None;
@@ -210,7 +321,14 @@ pub async fn handle(
             produce_response(corr, &response)
         }
         Request::Fetch(request) => {
-            let response = broker::fetch(shard, request).await;
+            let response = if checked {
+                broker::fetch_allowed(shard, request, |name| {
+                    access.topic(shard, Operation::Read, name)
+                })
+                .await
+            } else {
+                broker::fetch(shard, request).await
+            };
             broker::count_fetch_errors(shard, ("native", "Fetch"), &response);
             fetch_response(corr, &response)
         }
@@ -319,11 +437,23 @@ fn handshake(shard: &Shard, corr: u64, version: u16, client_id: &str) -> Respons
     )
 }
 
-fn metadata(shard: &Shard, corr: u64, names: Option<Vec<String>>) -> ResponseFrame {
+fn metadata(
+    shard: &Shard,
+    access: &Access,
+    corr: u64,
+    names: Option<Vec<String>>,
+) -> ResponseFrame {
     let snapshot = shard.snapshot();
     let mut fbb = FlatBufferBuilder::new();
-    let wanted: Vec<String> =
-        names.unwrap_or_else(|| snapshot.topics.keys().map(|k| k.to_string()).collect());
+    // Every topic the principal may describe (named ones were checked).
+    let wanted: Vec<String> = names.unwrap_or_else(|| {
+        snapshot
+            .topics
+            .keys()
+            .filter(|k| describable(shard, access, k))
+            .map(|k| k.to_string())
+            .collect()
+    });
     let mut topics = Vec::with_capacity(wanted.len());
     for name in &wanted {
         let fb_name = fbb.create_string(name);
@@ -497,12 +627,24 @@ fn config_to_wire<'a>(
     )
 }
 
-fn list_topics(shard: &Shard, corr: u64) -> ResponseFrame {
+/// Whether a listing shows the topic to the principal.
+fn describable(shard: &Shard, access: &Access, name: &str) -> bool {
+    shard.authorize_quietly(
+        &access.principal,
+        &access.ip,
+        Operation::Describe,
+        ResourceType::Topic,
+        name,
+    )
+}
+
+fn list_topics(shard: &Shard, access: &Access, corr: u64) -> ResponseFrame {
     let snapshot = shard.snapshot();
     let mut fbb = FlatBufferBuilder::new();
     let topics: Vec<_> = snapshot
         .topics
         .values()
+        .filter(|t| describable(shard, access, &t.name))
         .map(|t| {
             let name = fbb.create_string(&t.name);
             wire::TopicSummary::create(

@@ -38,6 +38,9 @@ pub struct Session {
     admin_only: bool,
     /// The order of this connection's produce requests.
     produce_order: ProduceOrder,
+    /// Who the connection acts as (the client certificate's subject under
+    /// mutual TLS, else anonymous), for the authorizer.
+    access: Rc<handle::Access>,
 }
 
 impl Protocol for Native {
@@ -45,10 +48,20 @@ impl Protocol for Native {
     const PREFIX: LengthPrefix = LengthPrefix::U32LittleEndian;
     type Session = Session;
 
-    fn session(_conn: &super::ConnInfo, admin_only: bool) -> Session {
+    fn session(conn: &super::ConnInfo, admin_only: bool) -> Session {
         Session {
             admin_only,
             produce_order: ProduceOrder::default(),
+            access: Rc::new(handle::Access {
+                principal: conn
+                    .cert_principal
+                    .clone()
+                    .unwrap_or_else(crate::security::Principal::anonymous),
+                ip: conn
+                    .peer
+                    .map(|p| crate::security::acl::canonical_host(&p.ip().to_string()))
+                    .unwrap_or_default(),
+            }),
         }
     }
 
@@ -83,9 +96,10 @@ impl Protocol for Native {
                     decode::Request::Fetch(_) => (RequestKind::Fetch, None),
                     _ => (RequestKind::Other, None),
                 };
+                let access = session.access.clone();
                 Dispatch::Handle(
                     Box::pin(async move {
-                        handle::handle(&shard, corr, request, turn)
+                        handle::handle(&shard, &access, corr, request, turn)
                             .await
                             .map(handle::ResponseFrame::into_outgoing)
                     }),
@@ -192,10 +206,9 @@ pub fn error_code(kind: ErrorKind) -> ErrorCode {
         | ErrorKind::DuplicateResource
         | ErrorKind::ResourceNotFound
         | ErrorKind::UnacceptableCredential => ErrorCode::INVALID_ARGUMENT,
-        // Authorization is enforced on the Kafka listener only (so far).
-        ErrorKind::TopicAuthorizationFailed
-        | ErrorKind::GroupAuthorizationFailed
-        | ErrorKind::ClusterAuthorizationFailed => ErrorCode::INVALID_ARGUMENT,
+        ErrorKind::TopicAuthorizationFailed => ErrorCode::TOPIC_AUTHORIZATION_FAILED,
+        ErrorKind::GroupAuthorizationFailed => ErrorCode::GROUP_AUTHORIZATION_FAILED,
+        ErrorKind::ClusterAuthorizationFailed => ErrorCode::CLUSTER_AUTHORIZATION_FAILED,
     }
 }
 
