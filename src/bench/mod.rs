@@ -147,6 +147,10 @@ pub struct BenchArgs {
     /// temporary directory).
     #[arg(long)]
     pub broker: Option<SocketAddr>,
+    /// With --broker: connect with TLS, trusting this PEM CA (a broker
+    /// with --native-security tls).
+    #[arg(long)]
+    pub tls_ca: Option<PathBuf>,
     /// With --broker and --protocol kafka: the broker's Kafka listener
     /// (topics are still set up through --broker).
     #[arg(long)]
@@ -308,6 +312,17 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     let args = with_workload_file(args)?;
     let workload = args.workload();
     workload.validate()?;
+    if let Some(ca) = &args.tls_ca {
+        let config = crate::security::tls::client_config(&crate::security::tls::ClientTlsFiles {
+            ca: Some(ca.clone()),
+            cert: None,
+            key: None,
+        })?;
+        crate::client::set_tls(crate::client::ClientTls {
+            config,
+            server_name: None,
+        });
+    }
     let interrupted = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, interrupted.clone())

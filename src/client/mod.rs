@@ -317,7 +317,7 @@ impl Connection {
                     addr,
                     wire,
                     &state,
-                    crate::protocol::Zeroing(reader),
+                    crate::protocol::Zeroing::new(reader),
                     crate::protocol::TlsSink(writer),
                     rx,
                 )

@@ -327,24 +327,35 @@ impl<W: futures::io::AsyncWrite + Unpin> ResponseSink for TlsSink<W> {
     }
 }
 
-/// Adapts any `AsyncRead` (TLS, tests); zero-fills what it
-/// offers to the reader, since `AsyncRead` needs an initialized slice.
-pub struct Zeroing<R>(pub R);
+/// Adapts any `AsyncRead` (a TLS session): reads into a scratch buffer
+/// zeroed once (an `AsyncRead` needs an initialized slice) and appends what
+/// arrived. Zero-filling the frame buffer itself for each read would cost a
+/// memset of the whole space asked for — up to a large frame's remainder —
+/// per TLS record of at most 16 KiB; the copy out of the scratch costs only
+/// the bytes that came.
+pub struct Zeroing<R> {
+    reader: R,
+    scratch: Box<[u8]>,
+}
+
+/// Bytes of [`Zeroing`]'s scratch: two TLS records of plaintext.
+const ZEROING_SCRATCH_BYTES: usize = 32 << 10;
+
+impl<R> Zeroing<R> {
+    pub fn new(reader: R) -> Zeroing<R> {
+        Zeroing {
+            reader,
+            scratch: vec![0; ZEROING_SCRATCH_BYTES].into_boxed_slice(),
+        }
+    }
+}
 
 impl<R: AsyncRead + Unpin> FrameSource for Zeroing<R> {
     async fn read_into(&mut self, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
-        let start = buf.len();
-        buf.resize(start + max, 0);
-        match self.0.read(&mut buf[start..]).await {
-            Ok(n) => {
-                buf.truncate(start + n);
-                Ok(n)
-            }
-            Err(e) => {
-                buf.truncate(start);
-                Err(e)
-            }
-        }
+        let want = max.min(self.scratch.len());
+        let n = self.reader.read(&mut self.scratch[..want]).await?;
+        buf.extend_from_slice(&self.scratch[..n]);
+        Ok(n)
     }
 }
 
@@ -526,7 +537,7 @@ mod tests {
     fn frames_come_out_whole_across_small_and_large_sizes() {
         let big = vec![7u8; 200_000];
         let bytes = framed(&[b"a", b"", &big, b"tail"]);
-        let mut reader = FrameReader::new(Zeroing(futures::io::Cursor::new(bytes)), 1 << 20);
+        let mut reader = FrameReader::new(Zeroing::new(futures::io::Cursor::new(bytes)), 1 << 20);
         block_on(async {
             assert_eq!(&reader.next_frame().await.unwrap().unwrap()[4..], b"a");
             assert_eq!(&reader.next_frame().await.unwrap().unwrap()[4..], b"");
@@ -539,7 +550,7 @@ mod tests {
     #[test]
     fn oversized_and_truncated_frames_are_errors() {
         let mut reader = FrameReader::new(
-            Zeroing(futures::io::Cursor::new(framed(&[&[0u8; 100]]))),
+            Zeroing::new(futures::io::Cursor::new(framed(&[&[0u8; 100]]))),
             99,
         );
         assert!(matches!(
@@ -551,12 +562,13 @@ mod tests {
         ));
         let mut bytes = framed(&[&[1u8; 50]]);
         bytes.truncate(30);
-        let mut reader = FrameReader::new(Zeroing(futures::io::Cursor::new(bytes)), 1000);
+        let mut reader = FrameReader::new(Zeroing::new(futures::io::Cursor::new(bytes)), 1000);
         assert!(matches!(
             block_on(reader.next_frame()),
             Err(FrameError::Truncated { missing: 24 })
         ));
-        let mut reader = FrameReader::new(Zeroing(futures::io::Cursor::new(vec![1u8, 0])), 1000);
+        let mut reader =
+            FrameReader::new(Zeroing::new(futures::io::Cursor::new(vec![1u8, 0])), 1000);
         assert!(matches!(
             block_on(reader.next_frame()),
             Err(FrameError::Truncated { missing: 2 })
@@ -577,7 +589,7 @@ mod tests {
         );
         fbb.finish_size_prefixed(env, None);
         let mut reader = FrameReader::new(
-            Zeroing(futures::io::Cursor::new(fbb.finished_data().to_vec())),
+            Zeroing::new(futures::io::Cursor::new(fbb.finished_data().to_vec())),
             1 << 20,
         );
         let frame = block_on(reader.next_frame()).unwrap().unwrap();

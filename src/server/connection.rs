@@ -71,7 +71,7 @@ pub async fn serve<P: Protocol>(
                     let (reader, writer) = futures::io::AsyncReadExt::split(stream);
                     run::<P, _, _>(
                         &shard,
-                        Zeroing(reader),
+                        Zeroing::new(reader),
                         TlsSink(writer),
                         conn,
                         &slot,
