@@ -78,10 +78,13 @@ pub fn gate(
         // Not a SASL listener, or authenticated already (no
         // re-authentication): Kafka answers ILLEGAL_SASL_STATE.
         return Some(Ok(match request {
-            RequestKind::SaslHandshake(_) => Dispatch::Reply(encode_or_log(
+            RequestKind::SaslHandshake(_) => match encode_or_log(
                 header,
                 &SaslHandshakeResponse::default().with_error_code(ILLEGAL_SASL_STATE),
-            )?),
+            ) {
+                Some(out) => Dispatch::Reply(out),
+                None => Dispatch::Close(None),
+            },
             _ => Dispatch::Close(encode_or_log(
                 header,
                 &SaslAuthenticateResponse::default()
