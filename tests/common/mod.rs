@@ -263,6 +263,22 @@ impl Broker {
     pub fn kill(&mut self) {
         self.signal(libc::SIGKILL);
         self.wait(Duration::from_secs(30));
+        // The kernel may close a killed process's listening sockets a
+        // little after the process is reaped (io_uring releases its files
+        // asynchronously); a restart on the same ports would find them
+        // taken. Wait until they refuse connections.
+        let mut ports = vec![self.addr];
+        ports.extend(self.kafka);
+        ports.extend(self.kafka_listeners.iter().map(|(_, a)| *a));
+        wait_until(
+            Duration::from_secs(10),
+            "the killed broker's ports to close",
+            || {
+                ports.iter().all(|a| {
+                    std::net::TcpStream::connect_timeout(a, Duration::from_millis(200)).is_err()
+                })
+            },
+        );
     }
 
     fn wait(&mut self, within: Duration) -> i32 {
