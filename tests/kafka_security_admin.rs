@@ -16,6 +16,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+
+/// With ACLs enforced, these tests administer the broker over its
+/// loopback plaintext Kafka listener, whose anonymous principal is made a
+/// super user (the operator's path; real deployments would use a SASL or
+/// mTLS principal).
+const OPERATOR: &str = "User:ANONYMOUS";
+
 fn script(name: &str) -> String {
     format!("{}/tests/kafka/{name}", env!("CARGO_MANIFEST_DIR"))
 }
@@ -150,7 +157,7 @@ fn confluent_kafka_manages_acls_kafka_python_reads_them_and_they_survive_a_resta
     }
     let tmp = tempfile::tempdir().unwrap();
     let data = data_dir(&tmp);
-    let mut broker = start(&data, &["--authorizer", "acl"]);
+    let mut broker = start(&data, &["--authorizer", "acl", "--super-users", OPERATOR]);
     let kafka = broker.kafka.unwrap().to_string();
     let out = python(&[&script("confluent_acls.py"), &kafka, "setup"]);
     assert!(out.contains(r#""acls": 4"#), "{out}");
@@ -200,7 +207,7 @@ fn confluent_kafka_manages_acls_kafka_python_reads_them_and_they_survive_a_resta
     );
     assert_eq!(broker.terminate(Duration::from_secs(30)), 0);
 
-    let broker = start(&data, &["--authorizer", "acl"]);
+    let broker = start(&data, &["--authorizer", "acl", "--super-users", OPERATOR]);
     let out = python(&[
         &script("confluent_acls.py"),
         &broker.kafka.unwrap().to_string(),
@@ -261,7 +268,7 @@ fn without_an_authorizer_the_acl_apis_answer_security_disabled() {
 #[test]
 fn the_cli_creates_lists_and_deletes_users_and_acls() {
     let tmp = tempfile::tempdir().unwrap();
-    let broker = start(&data_dir(&tmp), &["--authorizer", "acl"]);
+    let broker = start(&data_dir(&tmp), &["--authorizer", "acl", "--super-users", OPERATOR]);
     let kafka = broker.kafka.unwrap();
 
     // Users: the password from the flag or the environment.
