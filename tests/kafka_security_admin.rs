@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-
 /// With ACLs enforced, these tests administer the broker over its
 /// loopback plaintext Kafka listener, whose anonymous principal is made a
 /// super user (the operator's path; real deployments would use a SASL or
@@ -268,7 +267,10 @@ fn without_an_authorizer_the_acl_apis_answer_security_disabled() {
 #[test]
 fn the_cli_creates_lists_and_deletes_users_and_acls() {
     let tmp = tempfile::tempdir().unwrap();
-    let broker = start(&data_dir(&tmp), &["--authorizer", "acl", "--super-users", OPERATOR]);
+    let broker = start(
+        &data_dir(&tmp),
+        &["--authorizer", "acl", "--super-users", OPERATOR],
+    );
     let kafka = broker.kafka.unwrap();
 
     // Users: the password from the flag or the environment.
