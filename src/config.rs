@@ -128,6 +128,14 @@ pub struct BrokerConfig {
     /// (`--bootstrap-user`), so a new cluster with SASL has someone to log
     /// in as.
     pub bootstrap_user: Option<BootstrapUser>,
+    /// The controller quorum (`--controllers`): with voters, this broker is
+    /// node `node_id` of a cluster whose metadata is replicated by Raft;
+    /// empty, a one-broker cluster with its own metadata file.
+    pub controllers: Vec<crate::cluster::Voter>,
+    /// Where this broker's controller accepts the other controllers.
+    pub controller_listen: Option<SocketAddr>,
+    /// Applied Raft entries between two metadata snapshots.
+    pub raft_snapshot_entries: u64,
 }
 
 /// The environment variable `--bootstrap-user`'s password comes from (not
@@ -282,6 +290,23 @@ impl BrokerConfig {
                 opt(self.disk_free_min_bytes.map(|v| v.to_string())),
             ),
             ("trace_latency", self.trace_latency.to_string()),
+            ("node_id", self.node_id.to_string()),
+            (
+                "controllers",
+                if self.clustered() {
+                    self.controllers
+                        .iter()
+                        .map(|v| format!("{}@{}", v.id, v.addr))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                } else {
+                    "none".to_string()
+                },
+            ),
+            (
+                "controller_listen",
+                opt(self.controller_listen.map(|a| a.to_string())),
+            ),
             ("authorizer", self.authorizer.name().to_string()),
             (
                 "super_users",
@@ -369,7 +394,46 @@ impl BrokerConfig {
             super_users: Vec::new(),
             allow_everyone_if_no_acl_found: false,
             bootstrap_user: None,
+            controllers: Vec::new(),
+            controller_listen: None,
+            raft_snapshot_entries: crate::constants::RAFT_SNAPSHOT_ENTRIES,
         }
+    }
+
+    /// Whether this broker is part of a Raft-replicated cluster.
+    pub fn clustered(&self) -> bool {
+        !self.controllers.is_empty()
+    }
+
+    fn validate_cluster(&self) -> Result<(), String> {
+        if !self.clustered() {
+            if self.controller_listen.is_some() {
+                return Err("--controller-listen needs --controllers (the quorum's voters)".into());
+            }
+            return Ok(());
+        }
+        let id = self.node_id as u64;
+        if !self.controllers.iter().any(|v| v.id == id) {
+            return Err(format!(
+                "--node-id {} is not among the --controllers ({}); every broker of a cluster is a controller voter for now",
+                self.node_id,
+                self.controllers
+                    .iter()
+                    .map(|v| v.id.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if self.controller_listen.is_none() {
+            return Err("a cluster broker needs --controller-listen HOST:PORT (where the other controllers reach it)".into());
+        }
+        if self.bootstrap_user.is_some() {
+            return Err("--bootstrap-user is not supported in a cluster yet: create users with `corelog user create` once the cluster is up".into());
+        }
+        if self.raft_snapshot_entries == 0 {
+            return Err("--raft-snapshot-entries must be at least 1".into());
+        }
+        Ok(())
     }
 
     /// Every Kafka listener, the one at `kafka_listen` first.
@@ -535,6 +599,7 @@ impl BrokerConfig {
             ));
         }
         self.validate_kafka_shard_brokers()?;
+        self.validate_cluster()?;
         for user in &self.super_users {
             if user.strip_prefix("User:").is_none_or(str::is_empty) {
                 return Err(format!(
@@ -816,6 +881,19 @@ impl BrokerConfig {
         if let Some(v) = file.node_id {
             self.node_id = v;
         }
+        if let Some(v) = &file.controllers {
+            self.controllers = crate::cluster::parse_controllers(v)
+                .map_err(|e| format!("{}: controllers: {e}", path.display()))?;
+        }
+        if let Some(v) = &file.controller_listen {
+            self.controller_listen = Some(
+                v.parse()
+                    .map_err(|e| format!("{}: controller_listen {v:?}: {e}", path.display()))?,
+            );
+        }
+        if let Some(v) = file.raft_snapshot_entries {
+            self.raft_snapshot_entries = v;
+        }
         if let Some(v) = file.disk_free_min_bytes {
             self.disk_free_min_bytes = Some(v);
         }
@@ -871,6 +949,9 @@ struct FileConfig {
     auto_create_partitions: Option<u32>,
     trace_latency: Option<bool>,
     node_id: Option<i32>,
+    controllers: Option<String>,
+    controller_listen: Option<String>,
+    raft_snapshot_entries: Option<u64>,
     disk_free_min_bytes: Option<u64>,
     authorizer: Option<String>,
     super_users: Option<Vec<String>>,

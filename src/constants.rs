@@ -339,3 +339,29 @@ const _: () = assert!(
     SHARD_BROKER_ID_BASE as i64 + (NODE_ID_MAX as i64 + 1) * SHARD_BROKER_IDS_PER_NODE as i64
         <= i32::MAX as i64 + 1
 );
+
+// ---- Cluster: the Raft controller quorum -------------------------------
+
+/// One Raft tick. Elections time out after 10 to 20 ticks (1–2 s) without
+/// a leader's heartbeat, sent every 2 ticks.
+pub const RAFT_TICK_MS: u64 = 100;
+/// Ticks without a heartbeat before a follower campaigns (raft-rs
+/// randomizes the timeout between this and twice this).
+pub const RAFT_ELECTION_TICKS: usize = 10;
+/// Ticks between a leader's heartbeats.
+pub const RAFT_HEARTBEAT_TICKS: usize = 2;
+/// Applied entries between two snapshots of the metadata (after which
+/// the log before them is dropped); `--raft-snapshot-entries` changes it.
+pub const RAFT_SNAPSHOT_ENTRIES: u64 = 1024;
+/// How long a metadata change waits to be committed and applied before
+/// the client is told REQUEST_TIMED_OUT (it may still take effect).
+pub const CONTROLLER_COMMIT_TIMEOUT_MS: u64 = 8_000;
+/// Raft messages queued for one peer; past it new ones are dropped (Raft
+/// resends what is lost).
+pub const RAFT_PEER_QUEUE_MAX: usize = 4096;
+/// Raft messages received and not yet stepped; past it they are dropped.
+pub const RAFT_INBOX_MAX: usize = 8192;
+/// Largest Raft message on the wire (a metadata snapshot).
+pub const RAFT_MESSAGE_BYTES_MAX: usize = 64 << 20;
+/// How long connecting to a peer controller may take.
+pub const RAFT_CONNECT_TIMEOUT_MS: u64 = 1_000;

@@ -33,6 +33,9 @@ pub enum ErrorKind {
     ShuttingDown,
     /// The request did not complete within its timeout (retriable).
     RequestTimedOut,
+    /// The metadata change reached no controller leader, or was computed
+    /// from metadata another broker changed meanwhile (retriable).
+    NotController,
     /// An argument is outside its valid range (acks, max bytes, …).
     InvalidArgument,
     /// The broker is at its connection limit: the connection is refused,
@@ -155,6 +158,7 @@ impl ErrorKind {
             ErrorKind::FrameTooLarge => "FRAME_TOO_LARGE",
             ErrorKind::ShuttingDown => "SHUTTING_DOWN",
             ErrorKind::RequestTimedOut => "REQUEST_TIMED_OUT",
+            ErrorKind::NotController => "NOT_CONTROLLER",
             ErrorKind::InvalidArgument => "INVALID_ARGUMENT",
             ErrorKind::ConnectionLimit => "CONNECTION_LIMIT",
             ErrorKind::UnknownTopic => "UNKNOWN_TOPIC",

@@ -13,6 +13,7 @@
 //! | [`storage`] | one partition's log: segments, indexes, recovery, retention, durability | glommio direct I/O |
 //! | [`meta`] | topics, placement of partitions on shards, the metadata file | the metadata file |
 //! | [`error`] | protocol-neutral error kinds clients are answered with | none |
+//! | [`cluster`] | the Raft controller quorum that replicates metadata across brokers | the Raft files, controller sockets |
 //! | [`shard`] | executors, cross-core messages, routing, the controller | through storage |
 //! | [`broker`] | the protocol-neutral core: what each request means | through shards |
 //! | [`server`] | listeners and connections, generic over the protocol | sockets |
@@ -33,6 +34,7 @@ pub mod bench;
 pub mod broker;
 pub mod cli;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod constants;
 pub mod error;

@@ -2,6 +2,7 @@
 //! Parsing lives here; each command's work lives in the module that owns it.
 
 mod client_cmds;
+mod cluster;
 mod debug;
 mod demo;
 mod group;
@@ -58,6 +59,8 @@ enum Command {
     /// Add, list or remove ACLs (through the Kafka listener; the broker
     /// needs --authorizer acl).
     Acl(security::AclArgs),
+    /// The controller quorum of a cluster (through a broker's HTTP API).
+    Cluster(cluster::ClusterArgs),
     /// Show each shard's counters (connections, requests, cross-core hops).
     Stats(client_cmds::BrokerArg),
     /// Run a workload and report throughput and latency (with no --broker,
@@ -124,6 +127,7 @@ pub fn main() -> i32 {
             .apply_tls()
             .and_then(|()| client_cmds::consume(args)),
         Command::Group(args) => group::run(args),
+        Command::Cluster(args) => cluster::run(args),
         Command::User(args) => security::user(args),
         Command::Acl(args) => security::acl(args),
         Command::Stats(broker) => broker

@@ -79,6 +79,25 @@ pub struct ServeArgs {
     /// Do not pin shards to CPUs.
     #[arg(long)]
     no_pin: bool,
+    /// This broker's node id: the Kafka broker id clients see and, with
+    /// --controllers, its id in the controller quorum (1 or more)
+    /// [default: 0].
+    #[arg(long)]
+    node_id: Option<i32>,
+    /// The controller quorum of a cluster: ID@HOST:PORT of every voter's
+    /// --controller-listen, comma separated, the same list on every broker
+    /// (e.g. 1@10.0.0.1:9500,2@10.0.0.2:9500,3@10.0.0.3:9500). Without it
+    /// the broker is a cluster of one.
+    #[arg(long)]
+    controllers: Option<String>,
+    /// Where this broker's controller accepts the other controllers' Raft
+    /// traffic, HOST:PORT (plaintext: keep it on a private network).
+    #[arg(long)]
+    controller_listen: Option<SocketAddr>,
+    /// Applied metadata changes between two Raft snapshots (the log before
+    /// a snapshot is dropped) [default: 1024].
+    #[arg(long)]
+    raft_snapshot_entries: Option<u64>,
     /// Kafka protocol listener, HOST:PORT (every shard accepts there);
     /// `none` turns it off; port 0 picks one [default: 127.0.0.1:9092].
     /// Repeat it as PROTOCOL://HOST:PORT (PLAINTEXT, SSL, SASL_PLAINTEXT,
@@ -265,6 +284,18 @@ fn config_from(args: &ServeArgs) -> Result<BrokerConfig, String> {
     if let Some(v) = &args.super_users {
         config.super_users = crate::config::parse_super_users(v);
     }
+    if let Some(v) = args.node_id {
+        config.node_id = v;
+    }
+    if let Some(v) = &args.controllers {
+        config.controllers = crate::cluster::parse_controllers(v)?;
+    }
+    if let Some(v) = args.controller_listen {
+        config.controller_listen = Some(v);
+    }
+    if let Some(v) = args.raft_snapshot_entries {
+        config.raft_snapshot_entries = v;
+    }
     if let Some(name) = &args.bootstrap_user {
         config.bootstrap_user = Some(bootstrap_user(
             name,
@@ -447,6 +478,7 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
     board.set_broker(|b| {
         b.data_dir = data_dir.display().to_string();
         b.cores = cores;
+        b.node_id = config.node_id;
         b.config = config.describe();
     });
     let http = start_http(&config, &board)?;
@@ -519,14 +551,18 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(
         stdout,
-        "corelog listening on {} shards={} shard_ports={} data_dir={} kafka={}{}{}",
+        "corelog listening on {} shards={} shard_ports={} data_dir={} kafka={}{}{}{}",
         broker.addr,
         cores,
         ports.join(","),
         data_dir.display(),
         kafka,
         kafka_shard_ports,
-        kafka_listeners
+        kafka_listeners,
+        broker
+            .controller_addr
+            .map(|a| format!(" controller={a}"))
+            .unwrap_or_default()
     );
     let _ = stdout.flush();
     drop(stdout);

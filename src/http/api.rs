@@ -327,8 +327,9 @@ fn shards_json(pairs: &Pairs) -> Value {
 fn cluster(board: &Board, shards: &[Arc<ShardReport>]) -> Value {
     let broker = board.broker();
     json!({
+        "controller": board.controller().map(|c| serde_json::to_value(&*c).unwrap_or(Value::Null)),
         "brokers": [{
-            "node_id": 0,
+            "node_id": broker.node_id,
             "native": broker.native_addr,
             "kafka": broker.kafka_addr,
             "shards": shards.len(),

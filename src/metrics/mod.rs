@@ -183,6 +183,7 @@ pub struct BrokerReport {
     pub kafka_addr: Option<String>,
     pub data_dir: String,
     pub cores: usize,
+    pub node_id: i32,
 }
 
 /// Where shards publish and the HTTP side reads (see the module docs).
@@ -191,6 +192,8 @@ pub struct Board {
     /// Each shard's report before its last (for rates per second).
     previous: Vec<ArcSwap<ShardReport>>,
     broker: ArcSwap<BrokerReport>,
+    /// The controller quorum as this broker sees it (cluster mode).
+    controller: arc_swap::ArcSwapOption<crate::cluster::ControllerStatus>,
 }
 
 impl Board {
@@ -217,6 +220,7 @@ impl Board {
                 started: Some(SystemTime::now()),
                 ..BrokerReport::default()
             }),
+            controller: arc_swap::ArcSwapOption::empty(),
         }
     }
 
@@ -256,6 +260,15 @@ impl Board {
         let mut report = (*self.broker.load_full()).clone();
         f(&mut report);
         self.broker.store(Arc::new(report));
+    }
+
+    /// The controller quorum's last published state, in cluster mode.
+    pub fn controller(&self) -> Option<Arc<crate::cluster::ControllerStatus>> {
+        self.controller.load_full()
+    }
+
+    pub fn set_controller(&self, status: crate::cluster::ControllerStatus) {
+        self.controller.store(Some(Arc::new(status)));
     }
 
     /// Whether every shard has recovered its partitions.

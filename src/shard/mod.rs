@@ -173,6 +173,8 @@ struct Startup {
     /// Each shard's connections within its share, for connection handoff.
     connection_load: Arc<[std::sync::atomic::AtomicU32]>,
     snapshot: Mutex<Option<Arc<Snapshot>>>,
+    /// The controller listener's bound address (cluster mode, shard 0).
+    controller_addr: Mutex<Option<SocketAddr>>,
     error: Mutex<Option<String>>,
     bound: Barrier,
     ready: Barrier,
@@ -195,6 +197,9 @@ pub struct BrokerHandle {
     /// Each shard's own Kafka port, by shard, in the shard-aware Kafka mode;
     /// empty otherwise.
     pub kafka_shard_ports: Vec<u16>,
+    /// Where the controller listens for the other controllers (cluster
+    /// mode).
+    pub controller_addr: Option<SocketAddr>,
     shutdown: Arc<Signal>,
     threads: Vec<glommio::ExecutorJoinHandle<Result<(), String>>>,
     /// Held until the shards have stopped.
@@ -265,6 +270,9 @@ pub fn start_with(
     for kafka in config.kafka_listeners() {
         lock::check_port_free(kafka.listen, &format!("the {} Kafka port", kafka.protocol))?;
     }
+    if let Some(addr) = config.controller_listen {
+        lock::check_port_free(addr, "the controller port")?;
+    }
     let tls = ListenerTls::load(&config)?;
     if config.trace_latency {
         crate::trace::enable(true);
@@ -309,6 +317,7 @@ pub fn start_with(
         peers: Mutex::new(vec![usize::MAX; n]),
         connection_load: (0..n).map(|_| Default::default()).collect(),
         snapshot: Mutex::new(None),
+        controller_addr: Mutex::new(None),
         error: Mutex::new(None),
         bound: Barrier::new(n),
         ready: Barrier::new(n),
@@ -409,6 +418,7 @@ pub fn start_with(
         kafka_addrs,
         tls,
         kafka_shard_ports: startup.kafka_shard_ports.lock().unwrap().clone(),
+        controller_addr: *startup.controller_addr.lock().unwrap(),
         shutdown,
         threads,
         _lock: lock,
@@ -474,6 +484,9 @@ pub struct Shard {
     producer_ids: Cell<(i64, i64)>,
     /// The consumer groups this shard coordinates.
     pub groups: crate::group::Coordinator,
+    /// The controller quorum (shard 0 of a cluster broker): metadata
+    /// changes are committed through it.
+    controller: std::cell::OnceCell<Rc<crate::cluster::Controller>>,
     /// What this shard counts for metrics (published on `board`).
     pub metrics: Rc<crate::metrics::ShardMetrics>,
     pub board: Arc<crate::metrics::Board>,
@@ -731,10 +744,20 @@ async fn run_shard(
     disk.open_files().set_capacity(budget.open_files_per_shard);
     // Shard 0 binds the shared port first (it may be 0: ephemeral), then
     // the others join it with SO_REUSEPORT.
+    let mut quorum = None;
     if index == 0 {
         let mut snapshot = Snapshot::load(&config.data_dir, &config.topic_defaults)?;
         if let Some(user) = &config.bootstrap_user {
             snapshot = bootstrap_user(&config.data_dir, snapshot, user)?;
+        }
+        if config.clustered() {
+            let (store, listener, newer) = open_quorum(&config, &snapshot)?;
+            if let Some(newer) = newer {
+                snapshot = newer;
+            }
+            *startup.controller_addr.lock().unwrap() =
+                Some(listener.local_addr().map_err(|e| e.to_string())?);
+            quorum = Some((store, listener));
         }
         *startup.snapshot.lock().unwrap() = Some(Arc::new(snapshot));
     } else {
@@ -836,6 +859,7 @@ async fn run_shard(
         controller_lock: glommio::sync::Semaphore::new(1),
         producer_ids: Cell::new((0, 0)),
         groups: crate::group::Coordinator::default(),
+        controller: std::cell::OnceCell::new(),
         disk_low: Cell::new(None),
         metrics: Rc::default(),
         board,
@@ -879,6 +903,12 @@ async fn run_shard(
     shard.publish().await;
     startup.ready.wait().await?;
     tracing::info!(shard = index, shared = %shared_addr.ip(), shared_port, own_port = shard.ports[index], partitions = shard.logs.borrow().len(), "shard ready");
+    if let Some((store, listener)) = quorum {
+        // Every shard is ready: committed changes can be applied on all.
+        let controller = crate::cluster::Controller::start(&shard, store, listener)?;
+        tracing::info!(node = controller.id, voters = ?config.controllers, "controller started");
+        let _ = shard.controller.set(controller);
+    }
 
     let retention = glommio::spawn_local(shard.clone().retention_loop());
     let cleaner = glommio::spawn_local(shard.clone().cleaner_loop());
@@ -928,6 +958,48 @@ async fn run_shard(
     drop(mesh_tasks);
     tracing::info!(shard = index, "shard stopped");
     closed
+}
+
+/// Opens the Raft state of a cluster broker and binds its controller
+/// listener. Returns the metadata in the Raft snapshot when it is newer
+/// than the metadata file (a crash between installing a snapshot and
+/// saving the file). Blocking.
+fn open_quorum(
+    config: &BrokerConfig,
+    loaded: &Snapshot,
+) -> Result<
+    (
+        crate::cluster::store::Store,
+        glommio::net::TcpListener,
+        Option<Snapshot>,
+    ),
+    String,
+> {
+    let voters: Vec<u64> = config.controllers.iter().map(|v| v.id).collect();
+    let (store, existed) = crate::cluster::store::Store::open(&config.data_dir, &voters)?;
+    if !existed && (loaded.version > 0 || !loaded.topics.is_empty()) {
+        let _ = std::fs::remove_dir_all(config.data_dir.join(crate::cluster::store::RAFT_DIR_NAME));
+        return Err(format!(
+            "{} holds the metadata of a one-broker setup (version {}, {} topics); a cluster starts on empty data directories (turning a one-broker data directory into a cluster node is not supported yet)",
+            config.data_dir.display(),
+            loaded.version,
+            loaded.topics.len()
+        ));
+    }
+    let mut newer = None;
+    if store.snapshot_index() > 0 {
+        let (snapshot, _) = Snapshot::decode_with(store.snapshot_data(), &config.topic_defaults)
+            .map_err(|e| format!("the Raft snapshot's metadata does not decode: {e}"))?;
+        if snapshot.version > loaded.version {
+            newer = Some(snapshot);
+        }
+    }
+    let addr = config
+        .controller_listen
+        .expect("validated: a cluster broker has one");
+    let listener = glommio::net::TcpListener::bind(addr)
+        .map_err(|e| format!("binding the controller listener {addr}: {e}"))?;
+    Ok((store, listener, newer))
 }
 
 /// Iterations of the bootstrap user's credentials (Kafka's tools default
@@ -1234,39 +1306,64 @@ impl Shard {
                 overrides,
                 reply,
             } => {
-                let _ = reply.send(self.controller_create(name, partitions, overrides).await);
+                let created = self
+                    .changing(|| {
+                        self.controller_create(name.clone(), partitions, overrides.clone())
+                    })
+                    .await;
+                let _ = reply.send(created);
             }
             ShardMsg::AlterConfigs {
                 name,
                 changes,
                 reply,
             } => {
-                let _ = reply.send(self.controller_alter_configs(name, changes).await);
+                let altered = self
+                    .changing(|| self.controller_alter_configs(name.clone(), changes.clone()))
+                    .await;
+                let _ = reply.send(altered);
             }
             ShardMsg::DeleteTopic { name, reply } => {
-                let _ = reply.send(self.controller_delete(name).await);
+                let _ = reply.send(self.changing(|| self.controller_delete(name.clone())).await);
             }
             ShardMsg::CreatePartitions { name, total, reply } => {
-                let _ = reply.send(self.controller_create_partitions(name, total).await);
+                let grown = self
+                    .changing(|| self.controller_create_partitions(name.clone(), total))
+                    .await;
+                let _ = reply.send(grown);
             }
             ShardMsg::AlterScramCredentials {
                 upsertions,
                 deletions,
                 reply,
             } => {
-                let _ = reply.send(
-                    self.controller_alter_scram_credentials(upsertions, deletions)
-                        .await,
-                );
+                let altered = self
+                    .changing(|| {
+                        self.controller_alter_scram_credentials(
+                            upsertions.clone(),
+                            deletions.clone(),
+                        )
+                    })
+                    .await;
+                let _ = reply.send(altered);
             }
             ShardMsg::CreateAcls { bindings, reply } => {
-                let _ = reply.send(self.controller_create_acls(bindings).await);
+                let created = self
+                    .changing(|| self.controller_create_acls(bindings.clone()))
+                    .await;
+                let _ = reply.send(created);
             }
             ShardMsg::DeleteAcls { filters, reply } => {
-                let _ = reply.send(self.controller_delete_acls(filters).await);
+                let deleted = self
+                    .changing(|| self.controller_delete_acls(filters.clone()))
+                    .await;
+                let _ = reply.send(deleted);
             }
             ShardMsg::AllocateProducerId { reply } => {
-                let _ = reply.send(self.controller_allocate_producer_id().await);
+                let _ = reply.send(
+                    self.changing(|| self.controller_allocate_producer_id())
+                        .await,
+                );
             }
             ShardMsg::Group { group, call, reply } => {
                 let _ = reply.send(self.groups.run(&self, group, call).await);
@@ -1275,6 +1372,88 @@ impl Shard {
                 let _ = reply.send(self.groups.list());
             }
         }
+    }
+
+    /// Runs a metadata change (controller only), again while it is
+    /// NOT_CONTROLLER — no controller leader yet, or computed from metadata
+    /// another broker changed meanwhile — until the commit timeout. Only a
+    /// cluster broker's changes can be NOT_CONTROLLER.
+    async fn changing<T, F, Fut>(&self, change: F) -> Result<T, BrokerError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, BrokerError>>,
+    {
+        let deadline =
+            Instant::now() + Duration::from_millis(crate::constants::CONTROLLER_COMMIT_TIMEOUT_MS);
+        let mut pause = Duration::from_millis(10);
+        loop {
+            match change().await {
+                Err(e)
+                    if e.kind == ErrorKind::NotController && Instant::now() + pause < deadline =>
+                {
+                    tracing::debug!(error = %e, "metadata change not committed; trying again");
+                    glommio::timer::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// Applies a metadata change the controller quorum committed (cluster
+    /// mode, shard 0): what a one-broker controller does around a change,
+    /// on every broker — the metadata file saved, a new topic's leftover
+    /// directory removed, every shard's logs opened and closed to match,
+    /// a deleted topic's files removed. Failures are logged: the change is
+    /// the cluster's and stands; a partition that does not open here
+    /// reports STORAGE_FAILED.
+    pub(crate) async fn apply_committed(&self, next: Arc<Snapshot>) {
+        let previous = self.snapshot();
+        let created: Vec<String> = next
+            .topics
+            .values()
+            .filter(|t| previous.topic_by_id(t.id).is_none())
+            .map(|t| t.name.to_string())
+            .collect();
+        let deleted: Vec<String> = previous
+            .topics
+            .values()
+            .filter(|t| next.topic_by_id(t.id).is_none() && next.topic(&t.name).is_none())
+            .map(|t| t.name.to_string())
+            .collect();
+        let (data_dir, saved, fresh) =
+            (self.config.data_dir.clone(), next.clone(), created.clone());
+        let save = glommio::executor()
+            .spawn_blocking(move || -> std::io::Result<()> {
+                for name in fresh {
+                    // Left from a deletion that was cut short: no live data.
+                    let dir = data_dir.join(&name);
+                    if dir.exists() {
+                        std::fs::remove_dir_all(&dir)?;
+                    }
+                }
+                saved.save(&data_dir)
+            })
+            .await;
+        if let Err(e) = save {
+            tracing::error!(version = next.version, error = %e, "saving committed metadata failed; this broker has it from the Raft log");
+        }
+        let version = next.version;
+        if let Err(e) = self.broadcast(next).await {
+            tracing::error!(version, error = %e, "applying committed metadata on this broker's shards failed");
+        }
+        for name in deleted {
+            let dir = self.config.data_dir.join(&name);
+            let removed = glommio::executor()
+                .spawn_blocking(move || std::fs::remove_dir_all(&dir))
+                .await;
+            if let Err(e) = removed
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(topic = %name, error = %e, "removing a deleted topic's files failed; they are removed when the name is reused");
+            }
+        }
+        tracing::debug!(version, ?created, "applied committed metadata");
     }
 
     /// Swaps in `next` and opens or closes this shard's logs to match.
@@ -1435,17 +1614,13 @@ impl Shard {
                 .ok_or_else(|| BrokerError::unknown_topic(&name))?;
             return Ok(meta);
         };
-        let next = Arc::new(next);
-        self.persist(next.clone()).await?;
+        self.commit(Arc::new(next)).await?;
         tracing::info!(
             topic = %name,
             changes = ?changes.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
             config = ?meta.config,
             "changed topic configuration"
         );
-        self.broadcast(next)
-            .await
-            .map_err(|e| BrokerError::new(ErrorKind::StorageFailed, e))?;
         Ok(meta)
     }
 
@@ -1469,6 +1644,14 @@ impl Shard {
         // Checked before anything is written: a topic the broker cannot
         // hold open is refused whole.
         self.check_partition_budget(&current, partitions, &format!("topic {name:?}"))?;
+        if let Some(quorum) = self.controller.get() {
+            // Every broker's applier creates it (a partition that does not
+            // open there is reported failed, not rolled back: the change is
+            // the cluster's).
+            quorum.commit(&next).await?;
+            tracing::info!(topic = %name, partitions, id = %meta.id, "created topic");
+            return Ok(meta);
+        }
         let next = Arc::new(next);
         let (data_dir, saved, topic) = (self.config.data_dir.clone(), next.clone(), name.clone());
         glommio::executor()
@@ -1548,6 +1731,11 @@ impl Shard {
             .map_err(BrokerError::from)?;
         let before = current.topic(&name).map_or(0, |t| t.partitions);
         self.check_partition_budget(&current, total - before, &format!("topic {name:?}"))?;
+        if let Some(quorum) = self.controller.get() {
+            quorum.commit(&next).await?;
+            tracing::info!(topic = %name, partitions = total, "added partitions");
+            return Ok(meta);
+        }
         let next = Arc::new(next);
         self.persist(next.clone()).await?;
         if let Err(e) = self.broadcast(next.clone()).await {
@@ -1592,12 +1780,8 @@ impl Shard {
             return Ok(next);
         }
         let (snapshot, first) = self.snapshot().with_producer_block(PRODUCER_ID_BLOCK);
-        let snapshot = Arc::new(snapshot);
-        self.persist(snapshot.clone()).await?;
         let end = snapshot.next_producer_id;
-        self.broadcast(snapshot)
-            .await
-            .map_err(|e| BrokerError::new(ErrorKind::StorageFailed, e))?;
+        self.commit(Arc::new(snapshot)).await?;
         tracing::info!(first, end, "reserved a block of producer ids");
         self.producer_ids.set((first + 1, end));
         Ok(first)
@@ -1685,9 +1869,13 @@ impl Shard {
         Ok(deleted)
     }
 
-    /// Saves `next` and applies it on every shard (a metadata change that
-    /// opens or closes no partition).
+    /// Saves `next` and applies it on every shard; in a cluster, commits it
+    /// through the controller quorum, whose applier does that on every
+    /// broker.
     async fn commit(&self, next: Arc<Snapshot>) -> Result<(), BrokerError> {
+        if let Some(quorum) = self.controller.get() {
+            return quorum.commit(&next).await;
+        }
         self.persist(next.clone()).await?;
         self.broadcast(next)
             .await
@@ -1716,11 +1904,12 @@ impl Shard {
             .snapshot()
             .without_topic(&name)
             .map_err(BrokerError::from)?;
-        let next = Arc::new(next);
-        self.persist(next.clone()).await?;
-        self.broadcast(next)
-            .await
-            .map_err(|e| BrokerError::new(ErrorKind::StorageFailed, e))?;
+        self.commit(Arc::new(next)).await?;
+        if self.controller.get().is_some() {
+            // The applier removed the files.
+            tracing::info!(topic = %name, "deleted topic");
+            return Ok(());
+        }
         let dir = self.config.data_dir.join(&name);
         let removed = glommio::executor()
             .spawn_blocking(move || std::fs::remove_dir_all(&dir))

@@ -25,6 +25,8 @@ pub struct Broker {
     /// with `--http-listen none`.
     #[allow(dead_code)]
     pub http: Option<SocketAddr>,
+    /// The controller listener (cluster brokers, `--controller-listen`).
+    pub controller: Option<SocketAddr>,
     pub data_dir: PathBuf,
     stderr_path: PathBuf,
 }
@@ -196,6 +198,10 @@ impl Broker {
                     .collect()
             })
             .unwrap_or_default();
+        let controller = fields
+            .iter()
+            .find_map(|f| f.strip_prefix("controller="))
+            .and_then(|a| a.parse().ok());
         Broker {
             child: Some(child),
             addr,
@@ -204,6 +210,7 @@ impl Broker {
             kafka_shard_ports,
             kafka_listeners,
             http,
+            controller,
             data_dir: data_dir.to_path_buf(),
             stderr_path,
         }
@@ -270,6 +277,7 @@ impl Broker {
         let mut ports = vec![self.addr];
         ports.extend(self.kafka);
         ports.extend(self.kafka_listeners.iter().map(|(_, a)| *a));
+        ports.extend(self.controller);
         wait_until(
             Duration::from_secs(10),
             "the killed broker's ports to close",

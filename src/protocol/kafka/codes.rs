@@ -11,6 +11,7 @@ pub const CORRUPT_MESSAGE: i16 = 2;
 pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 pub const REQUEST_TIMED_OUT: i16 = 7;
+pub const NOT_CONTROLLER: i16 = 41;
 pub const MESSAGE_TOO_LARGE: i16 = 10;
 pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
 pub const INVALID_REQUIRED_ACKS: i16 = 21;
@@ -76,6 +77,7 @@ pub fn code(kind: ErrorKind) -> i16 {
         // is what a rolling restart needs.
         ErrorKind::ShuttingDown => NOT_LEADER_OR_FOLLOWER,
         ErrorKind::RequestTimedOut => REQUEST_TIMED_OUT,
+        ErrorKind::NotController => NOT_CONTROLLER,
         // Kafka connections over the limit are closed, not answered; a
         // retriable code should one ever be needed.
         ErrorKind::ConnectionLimit => THROTTLING_QUOTA_EXCEEDED,

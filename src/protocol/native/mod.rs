@@ -154,7 +154,8 @@ pub fn error_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::UnknownRequestKind => ErrorCode::UNKNOWN_REQUEST_KIND,
         ErrorKind::FrameTooLarge => ErrorCode::FRAME_TOO_LARGE,
         ErrorKind::ShuttingDown => ErrorCode::SHUTTING_DOWN,
-        ErrorKind::RequestTimedOut => ErrorCode::REQUEST_TIMED_OUT,
+        // Retriable in both cases; the message says which.
+        ErrorKind::RequestTimedOut | ErrorKind::NotController => ErrorCode::REQUEST_TIMED_OUT,
         ErrorKind::ConnectionLimit => ErrorCode::CONNECTION_LIMIT,
         ErrorKind::InvalidArgument => ErrorCode::INVALID_ARGUMENT,
         ErrorKind::UnknownTopic => ErrorCode::UNKNOWN_TOPIC,

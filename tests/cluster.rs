@@ -1,0 +1,418 @@
+//! A cluster of real brokers on loopback whose metadata is one Raft log:
+//! changes made on any broker are seen by all, the quorum survives the
+//! loss of its leader, a returning broker catches up from a snapshot, and
+//! a broker cut off from the majority cannot change anything.
+//!
+//! Controllers reach each other through a proxy per broker (the
+//! `--controllers` addresses are the proxies'), which can cut a broker
+//! off. Brokers run with one core each; the tests run one at a time (they
+//! take several brokers each).
+
+mod common;
+
+use common::{Broker, corelog_bin, wait_until};
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The tests share the machine's two cores; one cluster at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// A TCP proxy in front of one broker's controller listener. It reads the
+/// connection's hello (magic and sender node id) to know who is talking,
+/// so it can cut a node off from everyone.
+struct Proxy {
+    node: u64,
+    addr: SocketAddr,
+    target: Arc<Mutex<Option<SocketAddr>>>,
+    /// Nodes cut off (shared by every proxy of the cluster).
+    cut: Arc<Mutex<HashSet<u64>>>,
+    /// Open connections: (from node, the two sockets).
+    open: Arc<Mutex<Vec<(u64, TcpStream, TcpStream)>>>,
+}
+
+impl Proxy {
+    fn start(node: u64, cut: Arc<Mutex<HashSet<u64>>>) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let proxy = Proxy {
+            node,
+            addr: listener.local_addr().unwrap(),
+            target: Arc::default(),
+            cut,
+            open: Arc::default(),
+        };
+        let (target, cut, open) = (proxy.target.clone(), proxy.cut.clone(), proxy.open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { continue };
+                let (target, cut, open) = (target.clone(), cut.clone(), open.clone());
+                std::thread::spawn(move || {
+                    client
+                        .set_read_timeout(Some(Duration::from_secs(5)))
+                        .unwrap();
+                    let mut hello = [0u8; 16];
+                    if client.read_exact(&mut hello).is_err() {
+                        return;
+                    }
+                    client.set_read_timeout(None).unwrap();
+                    let from = u64::from_le_bytes(hello[8..].try_into().unwrap());
+                    let blocked = {
+                        let cut = cut.lock().unwrap();
+                        cut.contains(&from) || cut.contains(&node)
+                    };
+                    let Some(to) = *target.lock().unwrap() else {
+                        return;
+                    };
+                    if blocked {
+                        return;
+                    }
+                    let Ok(mut upstream) = TcpStream::connect(to) else {
+                        return;
+                    };
+                    if upstream.write_all(&hello).is_err() {
+                        return;
+                    }
+                    open.lock().unwrap().push((
+                        from,
+                        client.try_clone().unwrap(),
+                        upstream.try_clone().unwrap(),
+                    ));
+                    let (mut c2, mut u2) =
+                        (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut u2, &mut c2);
+                        let _ = c2.shutdown(Shutdown::Both);
+                    });
+                    let _ = std::io::copy(&mut client, &mut upstream);
+                    let _ = upstream.shutdown(Shutdown::Both);
+                });
+            }
+        });
+        proxy
+    }
+
+    /// Closes the connections from or to `node`.
+    fn sever(&self, node: u64) {
+        let mut open = self.open.lock().unwrap();
+        for (from, a, b) in open.iter() {
+            if *from == node || self.node == node {
+                let _ = a.shutdown(Shutdown::Both);
+                let _ = b.shutdown(Shutdown::Both);
+            }
+        }
+        open.retain(|(from, _, _)| *from != node && self.node != node);
+    }
+}
+
+struct Cluster {
+    _dir: tempfile::TempDir,
+    dirs: Vec<PathBuf>,
+    proxies: Vec<Proxy>,
+    cut: Arc<Mutex<HashSet<u64>>>,
+    brokers: Vec<Option<Broker>>,
+    controllers: String,
+}
+
+impl Cluster {
+    fn start(n: u64) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let cut = Arc::new(Mutex::new(HashSet::new()));
+        let proxies: Vec<Proxy> = (1..=n).map(|id| Proxy::start(id, cut.clone())).collect();
+        let controllers = proxies
+            .iter()
+            .map(|p| format!("{}@{}", p.node, p.addr))
+            .collect::<Vec<_>>()
+            .join(",");
+        let dirs = (1..=n)
+            .map(|id| dir.path().join(format!("node{id}")))
+            .collect();
+        let mut cluster = Cluster {
+            _dir: dir,
+            dirs,
+            proxies,
+            cut,
+            brokers: Vec::new(),
+            controllers,
+        };
+        for id in 1..=n {
+            let broker = cluster.launch(id);
+            cluster.brokers.push(Some(broker));
+        }
+        cluster
+    }
+
+    fn launch(&self, id: u64) -> Broker {
+        let node = id.to_string();
+        let broker = Broker::start(
+            &self.dirs[id as usize - 1],
+            1,
+            &[
+                "--kafka-listen",
+                "127.0.0.1:0",
+                "--node-id",
+                &node,
+                "--controllers",
+                &self.controllers,
+                "--controller-listen",
+                "127.0.0.1:0",
+                // Small, so a broker away for a few changes catches up
+                // from a snapshot.
+                "--raft-snapshot-entries",
+                "4",
+            ],
+        );
+        *self.proxies[id as usize - 1].target.lock().unwrap() = broker.controller;
+        broker
+    }
+
+    fn broker(&self, id: u64) -> &Broker {
+        self.brokers[id as usize - 1].as_ref().expect("running")
+    }
+
+    fn status(&self, id: u64) -> serde_json::Value {
+        let http = self.broker(id).http.expect("an HTTP listener");
+        let body: serde_json::Value = ureq::get(&format!("http://{http}/v1/cluster"))
+            .timeout(Duration::from_secs(5))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap();
+        body["controller"].clone()
+    }
+
+    /// The leader every running broker (of `among`) agrees on.
+    fn leader(&self, among: &[u64]) -> u64 {
+        let mut leader = 0;
+        wait_until(Duration::from_secs(15), "a controller leader", || {
+            let seen: HashSet<u64> = among
+                .iter()
+                .map(|id| self.status(*id)["leader_id"].as_u64().unwrap())
+                .collect();
+            leader = *seen.iter().next().unwrap();
+            seen.len() == 1 && leader != 0 && among.contains(&leader)
+        });
+        leader
+    }
+
+    fn isolate(&self, id: u64) {
+        self.cut.lock().unwrap().insert(id);
+        for p in &self.proxies {
+            p.sever(id);
+        }
+    }
+
+    fn heal(&self) {
+        self.cut.lock().unwrap().clear();
+    }
+}
+
+fn corelog(args: &[&str]) -> (bool, String) {
+    let out = Command::new(corelog_bin()).args(args).output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn topics(broker: &Broker) -> Vec<String> {
+    let (ok, out) = corelog(&["topic", "list", "--broker", &broker.addr.to_string()]);
+    assert!(ok, "{out}");
+    let mut names: Vec<String> = out
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names
+}
+
+/// Creates `name` through `broker`, retrying (bounded) while the quorum
+/// elects a leader.
+fn create(broker: &Broker, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (ok, out) = corelog(&[
+            "topic",
+            "create",
+            name,
+            "--partitions",
+            "2",
+            "--broker",
+            &broker.addr.to_string(),
+        ]);
+        if ok {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline
+                && (out.contains("REQUEST_TIMED_OUT") || out.contains("NOT_CONTROLLER")),
+            "creating {name}: {out}"
+        );
+    }
+}
+
+fn expect_topics(cluster: &Cluster, on: &[u64], want: &[&str]) {
+    let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    for id in on {
+        wait_until(
+            Duration::from_secs(10),
+            &format!("node {id} to list {want:?}"),
+            || topics(cluster.broker(*id)) == want,
+        );
+    }
+}
+
+fn data_dir_has(dir: &Path, topic: &str) -> bool {
+    dir.join(topic).join("0").exists()
+}
+
+#[test]
+fn metadata_changes_on_any_broker_reach_all_and_survive_the_leader() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut cluster = Cluster::start(3);
+    let leader = cluster.leader(&[1, 2, 3]);
+
+    // A change through each broker, followers included.
+    for id in 1..=3u64 {
+        create(cluster.broker(id), &format!("t{id}"));
+    }
+    expect_topics(&cluster, &[1, 2, 3], &["t1", "t2", "t3"]);
+    for dir in &cluster.dirs {
+        assert!(
+            data_dir_has(dir, "t2"),
+            "every broker opened t2's partitions"
+        );
+    }
+
+    // A Kafka client's CreateTopics through a follower.
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    if common::kafka_clients_available() {
+        let kafka = cluster.broker(follower).kafka.unwrap().to_string();
+        let script = format!(
+            "from confluent_kafka.admin import AdminClient, NewTopic\n\
+             a = AdminClient({{'bootstrap.servers': '{kafka}'}})\n\
+             for t, f in a.create_topics([NewTopic('kafka-made', 3, 1)], request_timeout=15).items():\n    f.result()\n"
+        );
+        let out = Command::new("python3")
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        expect_topics(&cluster, &[1, 2, 3], &["t1", "t2", "t3", "kafka-made"]);
+    }
+
+    // Kill the leader: the other two elect one and take changes.
+    let killed = Instant::now();
+    cluster.brokers[leader as usize - 1]
+        .as_mut()
+        .unwrap()
+        .kill();
+    let survivors: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+    create(cluster.broker(survivors[0]), "after-1");
+    eprintln!(
+        "first change after killing the leader: {:?}",
+        killed.elapsed()
+    );
+    let new_leader = cluster.leader(&survivors);
+    assert_ne!(new_leader, leader);
+    // Enough changes that the log the killed broker missed is compacted
+    // into a snapshot.
+    for i in 2..=6 {
+        create(cluster.broker(survivors[i % 2]), &format!("after-{i}"));
+    }
+    cluster.brokers[leader as usize - 1] = None;
+    let mut all = vec![
+        "t1", "t2", "t3", "after-1", "after-2", "after-3", "after-4", "after-5", "after-6",
+    ];
+    if common::kafka_clients_available() {
+        all.push("kafka-made");
+    }
+    expect_topics(&cluster, &survivors, &all);
+
+    // The killed broker returns and catches up from a snapshot.
+    let restarted = cluster.launch(leader);
+    cluster.brokers[leader as usize - 1] = Some(restarted);
+    expect_topics(&cluster, &[leader], &all);
+    assert!(
+        cluster
+            .broker(leader)
+            .log()
+            .contains("installing the leader's metadata snapshot"),
+        "the restarted broker caught up from a snapshot:\n{}",
+        cluster.broker(leader).log()
+    );
+    assert!(data_dir_has(&cluster.dirs[leader as usize - 1], "after-6"));
+    // It takes part again: a change through it reaches everyone.
+    create(cluster.broker(leader), "back");
+    all.push("back");
+    expect_topics(&cluster, &[1, 2, 3], &all);
+    let status = cluster.status(cluster.leader(&[1, 2, 3]));
+    assert_eq!(status["voters"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn a_minority_cannot_commit_and_the_cluster_heals_to_one_history() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let cluster = Cluster::start(3);
+    let leader = cluster.leader(&[1, 2, 3]);
+    create(cluster.broker(1), "before");
+    expect_topics(&cluster, &[1, 2, 3], &["before"]);
+
+    // Cut the leader off: it is the minority.
+    cluster.isolate(leader);
+    let majority: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+    let (ok, out) = corelog(&[
+        "topic",
+        "create",
+        "minority",
+        "--partitions",
+        "1",
+        "--broker",
+        &cluster.broker(leader).addr.to_string(),
+    ]);
+    assert!(!ok, "the isolated broker committed a change: {out}");
+    assert!(
+        out.contains("REQUEST_TIMED_OUT") || out.contains("NOT_CONTROLLER"),
+        "{out}"
+    );
+    // The majority elects a leader of its own and goes on.
+    create(cluster.broker(majority[0]), "majority");
+    let new_leader = cluster.leader(&majority);
+    assert_ne!(new_leader, leader);
+    expect_topics(&cluster, &majority, &["before", "majority"]);
+    assert_eq!(topics(cluster.broker(leader)), vec!["before".to_string()]);
+
+    // Healed: one history everywhere (the minority's change, computed
+    // from metadata the majority has moved past, never takes effect).
+    cluster.heal();
+    expect_topics(&cluster, &[1, 2, 3], &["before", "majority"]);
+    let versions: HashSet<u64> = (1..=3)
+        .map(|id| {
+            let mut v = 0;
+            wait_until(
+                Duration::from_secs(10),
+                "applied metadata to settle",
+                || {
+                    v = cluster.status(id)["metadata_version"].as_u64().unwrap();
+                    v == 2
+                },
+            );
+            v
+        })
+        .collect();
+    assert_eq!(versions.len(), 1);
+}
