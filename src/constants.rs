@@ -365,3 +365,6 @@ pub const RAFT_INBOX_MAX: usize = 8192;
 pub const RAFT_MESSAGE_BYTES_MAX: usize = 64 << 20;
 /// How long connecting to a peer controller may take.
 pub const RAFT_CONNECT_TIMEOUT_MS: u64 = 1_000;
+/// A broker the controller leader has not heard from this long is fenced
+/// (shown as such in the cluster metadata) until it answers again.
+pub const BROKER_SESSION_TIMEOUT_MS: u64 = 4_000;

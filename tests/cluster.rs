@@ -400,19 +400,92 @@ fn a_minority_cannot_commit_and_the_cluster_heals_to_one_history() {
     // from metadata the majority has moved past, never takes effect).
     cluster.heal();
     expect_topics(&cluster, &[1, 2, 3], &["before", "majority"]);
-    let versions: HashSet<u64> = (1..=3)
-        .map(|id| {
-            let mut v = 0;
-            wait_until(
-                Duration::from_secs(10),
-                "applied metadata to settle",
-                || {
-                    v = cluster.status(id)["metadata_version"].as_u64().unwrap();
-                    v == 2
-                },
-            );
-            v
-        })
-        .collect();
-    assert_eq!(versions.len(), 1);
+    wait_until(
+        Duration::from_secs(15),
+        "every broker to apply the same metadata, with nobody fenced",
+        || {
+            let seen: Vec<serde_json::Value> = (1..=3).map(|id| cluster.status(id)).collect();
+            let versions: HashSet<u64> = seen
+                .iter()
+                .map(|s| s["metadata_version"].as_u64().unwrap())
+                .collect();
+            versions.len() == 1 && seen.iter().all(|s| fenced(s).is_empty())
+        },
+    );
+}
+
+/// The brokers `status` reports fenced.
+fn fenced(status: &serde_json::Value) -> Vec<u64> {
+    status["brokers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["fenced"].as_bool().unwrap())
+        .map(|b| b["node_id"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn brokers_register_and_a_silent_broker_is_fenced_until_it_returns() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut cluster = Cluster::start(3);
+    let leader = cluster.leader(&[1, 2, 3]);
+    wait_until(Duration::from_secs(15), "three registered brokers", || {
+        cluster.status(leader)["brokers"].as_array().unwrap().len() == 3
+    });
+    let status = cluster.status(leader);
+    for b in status["brokers"].as_array().unwrap() {
+        let id = b["node_id"].as_u64().unwrap();
+        assert_eq!(b["native"], cluster.broker(id).addr.to_string());
+        assert_eq!(
+            b["kafka"][0],
+            format!("PLAINTEXT://{}", cluster.broker(id).kafka.unwrap())
+        );
+        assert_eq!(b["shards"], 1);
+    }
+    let (ok, out) = corelog(&[
+        "cluster",
+        "status",
+        "--http",
+        &cluster.broker(leader).http.unwrap().to_string(),
+    ]);
+    assert!(ok, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.contains(" active ")).count(),
+        3,
+        "{out}"
+    );
+    assert!(out.contains(" leader "), "{out}");
+
+    // A follower stops (SIGSTOP): no heartbeats, fenced; it resumes,
+    // unfenced.
+    let silent = (1..=3).find(|id| *id != leader).unwrap();
+    let stopped = Instant::now();
+    cluster.brokers[silent as usize - 1]
+        .as_mut()
+        .unwrap()
+        .signal(libc::SIGSTOP);
+    wait_until(
+        Duration::from_secs(15),
+        "the silent broker to be fenced",
+        || fenced(&cluster.status(leader)) == vec![silent],
+    );
+    eprintln!("fenced after {:?}", stopped.elapsed());
+    cluster.brokers[silent as usize - 1]
+        .as_mut()
+        .unwrap()
+        .signal(libc::SIGCONT);
+    wait_until(Duration::from_secs(15), "the broker to be unfenced", || {
+        fenced(&cluster.status(leader)).is_empty()
+    });
+    // The fence went through the log: the returning broker applies the
+    // unfencing too.
+    wait_until(
+        Duration::from_secs(10),
+        "the returning broker to see itself unfenced",
+        || {
+            let s = cluster.status(silent);
+            s["brokers"].as_array().unwrap().len() == 3 && fenced(&s).is_empty()
+        },
+    );
 }

@@ -12,9 +12,10 @@ pub struct ClusterArgs {
 
 #[derive(clap::Subcommand, Debug)]
 enum ClusterCommand {
-    /// One line per controller voter — node id, role, address, how far
-    /// behind the leader it is — with the leader marked, the Raft term and
-    /// the metadata version this broker applied.
+    /// One line per broker — node id, state (active or fenced), its
+    /// controller role and address, how far behind the leader's log it
+    /// is, its listeners — after the Raft term, the leader and the
+    /// metadata version the asked broker applied.
     Status {
         /// The HTTP listener of any broker of the cluster (plain HTTP).
         #[arg(long, default_value = "127.0.0.1:9644")]
@@ -64,7 +65,16 @@ fn status(http: &str, json: bool) -> Result<(), String> {
         c["applied_index"],
         c["metadata_version"]
     );
-    outln!("{:<8} {:<10} {:<24} LAG", "NODE", "ROLE", "CONTROLLER");
+    outln!(
+        "{:<6} {:<9} {:<10} {:<22} {:<6} {:<22} KAFKA",
+        "NODE",
+        "STATE",
+        "ROLE",
+        "CONTROLLER",
+        "LAG",
+        "NATIVE"
+    );
+    let brokers: Vec<&Value> = c["brokers"].as_array().into_iter().flatten().collect();
     for v in c["voters"].as_array().into_iter().flatten() {
         let id = v["id"].as_u64().unwrap_or(0);
         let role = if id == leader {
@@ -77,12 +87,35 @@ fn status(http: &str, json: bool) -> Result<(), String> {
         let lag = v["lag"]
             .as_u64()
             .map_or_else(|| "-".to_string(), |l| l.to_string());
+        let broker = brokers.iter().find(|b| b["node_id"].as_u64() == Some(id));
+        let state = match broker {
+            None => "unregistered",
+            Some(b) if b["fenced"].as_bool() == Some(true) => "fenced",
+            Some(_) => "active",
+        };
+        let native = broker.and_then(|b| b["native"].as_str()).unwrap_or("-");
+        let kafka = broker
+            .and_then(|b| b["kafka"].as_array())
+            .map(|k| {
+                k.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .filter(|k| !k.is_empty())
+            .unwrap_or_else(|| "-".to_string());
         outln!(
-            "{:<8} {:<10} {:<24} {lag}",
+            "{:<6} {:<9} {:<10} {:<22} {:<6} {:<22} {kafka}",
             format!("{id}{}", if id == me { "*" } else { "" }),
+            state,
             role,
             v["addr"].as_str().unwrap_or("?"),
+            lag,
+            native,
         );
     }
+    outln!(
+        "(* the broker answering; LAG, entries behind the leader's log, is known on the leader)"
+    );
     Ok(())
 }

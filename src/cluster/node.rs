@@ -42,6 +42,8 @@ enum Outcome {
     Applied,
     /// Computed from metadata that another change had replaced.
     Stale,
+    /// Raft dropped the proposal: no leader is known.
+    NoLeader,
 }
 
 enum Apply {
@@ -62,6 +64,8 @@ pub struct ControllerStatus {
     pub snapshot_index: u64,
     pub metadata_version: u64,
     pub voters: Vec<VoterStatus>,
+    /// The registered brokers, from the applied metadata.
+    pub brokers: Vec<crate::meta::BrokerMeta>,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -93,8 +97,15 @@ pub struct Controller {
     /// [`REPROPOSE_AFTER`]: should two copies commit, the first applies and
     /// the second finds its base version gone and is skipped.
     pending: RefCell<HashMap<u64, (Vec<u8>, Instant)>>,
+    /// Proposals for the Raft task to make: raft-rs takes no proposal
+    /// between a `Ready` and its `advance`, so only that task proposes.
+    to_propose: RefCell<VecDeque<(u64, Vec<u8>)>>,
     /// The leader last seen (to notice a change).
     leader: Cell<u64>,
+    /// When this broker last became the leader.
+    leader_since: Cell<Option<Instant>>,
+    /// When a message from each peer last arrived.
+    heard: RefCell<HashMap<u64, Instant>>,
     next_seq: Cell<u64>,
     /// (index, term, metadata) the applier asks the Raft task to keep as
     /// the snapshot.
@@ -146,14 +157,10 @@ impl slog::Drain for TracingDrain {
 }
 
 impl Controller {
-    /// Opens this broker's Raft state and starts the controller's tasks on
-    /// `shard` (shard 0): the Raft driver, the applier, the listener and a
-    /// sender per peer.
-    pub fn start(
-        shard: &Rc<Shard>,
-        store: Store,
-        listener: glommio::net::TcpListener,
-    ) -> Result<Rc<Controller>, String> {
+    /// The controller of `shard` (shard 0) over this broker's Raft state;
+    /// [`Controller::run`] starts it once the shard has it (its tasks
+    /// commit metadata changes through the shard).
+    pub fn new(shard: &Rc<Shard>, store: Store) -> Result<Rc<Controller>, String> {
         let config = &shard.config;
         let id = config.node_id as u64;
         let applied = store.snapshot_index();
@@ -193,7 +200,10 @@ impl Controller {
             apply_ready: Event::new(),
             waiters: RefCell::new(HashMap::new()),
             pending: RefCell::new(HashMap::new()),
+            to_propose: RefCell::new(VecDeque::new()),
             leader: Cell::new(0),
+            leader_since: Cell::new(None),
+            heard: RefCell::new(HashMap::new()),
             next_seq: Cell::new(1),
             compaction: RefCell::new(None),
             applied: Cell::new(applied),
@@ -202,6 +212,14 @@ impl Controller {
             shutdown: shard.shutdown.clone(),
             board: shard.board.clone(),
         });
+        Ok(controller)
+    }
+
+    /// Starts the controller's tasks on `shard`: the Raft driver, the
+    /// applier, registration and fencing, the listener and a sender per
+    /// peer.
+    pub fn run(self: &Rc<Self>, shard: &Rc<Shard>, listener: glommio::net::TcpListener) {
+        let (controller, id) = (self.clone(), self.id);
         let report: Rc<dyn Fn(Report)> = {
             let c = Rc::downgrade(&controller);
             Rc::new(move |r| {
@@ -224,6 +242,7 @@ impl Controller {
             let c = Rc::downgrade(&controller);
             Rc::new(move |m| {
                 if let Some(c) = c.upgrade() {
+                    c.heard.borrow_mut().insert(m.from, Instant::now());
                     let mut inbox = c.inbox.borrow_mut();
                     if inbox.len() < RAFT_INBOX_MAX {
                         inbox.push_back(m);
@@ -241,8 +260,8 @@ impl Controller {
         .detach();
         glommio::spawn_local(controller.clone().raft_loop()).detach();
         glommio::spawn_local(controller.clone().apply_loop(shard.clone())).detach();
-        controller.publish_status(shard.snapshot().version);
-        Ok(controller)
+        glommio::spawn_local(controller.clone().membership_loop(shard.clone())).detach();
+        controller.publish_status(Some(&shard.snapshot()));
     }
 
     /// Proposes `next` (computed from the metadata version before it) and waits
@@ -267,27 +286,9 @@ impl Controller {
         data.extend_from_slice(&seq.to_le_bytes());
         data.extend_from_slice(&base.to_le_bytes());
         data.extend_from_slice(&next.encode());
-        let proposed = self.node.borrow_mut().propose(Vec::new(), data.clone());
-        match proposed {
-            Ok(()) => {}
-            Err(raft::Error::ProposalDropped) => {
-                return Err(BrokerError::new(
-                    ErrorKind::NotController,
-                    "no controller leader is known (an election is under way, or this broker cannot reach a majority of the controllers)",
-                ));
-            }
-            Err(e) => {
-                return Err(BrokerError::new(
-                    ErrorKind::UnknownServerError,
-                    format!("proposing a metadata change: {e}"),
-                ));
-            }
-        }
         let (tx, rx) = futures::channel::oneshot::channel();
         self.waiters.borrow_mut().insert(seq, tx);
-        self.pending
-            .borrow_mut()
-            .insert(seq, (data, Instant::now()));
+        self.to_propose.borrow_mut().push_back((seq, data));
         self.wake.notify(1);
         let waited =
             glommio::timer::timeout(Duration::from_millis(CONTROLLER_COMMIT_TIMEOUT_MS), async {
@@ -303,6 +304,10 @@ impl Controller {
             Ok(Outcome::Stale) => Err(BrokerError::new(
                 ErrorKind::NotController,
                 "the metadata changed on another broker while this change was proposed",
+            )),
+            Ok(Outcome::NoLeader) => Err(BrokerError::new(
+                ErrorKind::NotController,
+                "no controller leader is known (an election is under way, or this broker cannot reach a majority of the controllers)",
             )),
             Err(_) => Err(BrokerError::new(
                 ErrorKind::RequestTimedOut,
@@ -368,6 +373,25 @@ impl Controller {
                     node.tick();
                     next_tick = Instant::now() + tick;
                 }
+                let proposals: Vec<(u64, Vec<u8>)> =
+                    self.to_propose.borrow_mut().drain(..).collect();
+                for (seq, data) in proposals {
+                    match node.propose(Vec::new(), data.clone()) {
+                        Ok(()) => {
+                            self.pending
+                                .borrow_mut()
+                                .insert(seq, (data, Instant::now()));
+                        }
+                        Err(e) => {
+                            if !matches!(e, raft::Error::ProposalDropped) {
+                                tracing::warn!(error = %e, "proposing a metadata change failed");
+                            }
+                            if let Some(waiter) = self.waiters.borrow_mut().remove(&seq) {
+                                let _ = waiter.send(Outcome::NoLeader);
+                            }
+                        }
+                    }
+                }
             }
             let compaction = self.compaction.borrow_mut().take();
             if let Some((index, term, data)) = compaction {
@@ -398,6 +422,7 @@ impl Controller {
     fn has_work(&self) -> bool {
         !self.inbox.borrow().is_empty()
             || !self.reports.borrow().is_empty()
+            || !self.to_propose.borrow().is_empty()
             || self.compaction.borrow().is_some()
             || self.node.borrow().has_ready()
     }
@@ -476,6 +501,10 @@ impl Controller {
             };
             tracing::info!(leader, term, role = ?role, "controller quorum changed");
             self.refresh_status();
+            let leads = role == StateRole::Leader;
+            if leads != self.leader_since.get().is_some() {
+                self.leader_since.set(leads.then(Instant::now));
+            }
             if leader != 0 && leader != self.leader.get() {
                 self.propose_again(true);
             }
@@ -595,8 +624,85 @@ impl Controller {
                     self.applied.set(index);
                 }
             }
-            self.publish_status(shard.snapshot().version);
+            self.publish_status(Some(&shard.snapshot()));
         }
+    }
+
+    /// Registers this broker in the cluster metadata (again at every
+    /// start: its ports may have changed), then, while it leads, fences
+    /// the brokers it has not heard from within
+    /// [`BROKER_SESSION_TIMEOUT_MS`](crate::constants::BROKER_SESSION_TIMEOUT_MS)
+    /// and unfences those it hears from again.
+    async fn membership_loop(self: Rc<Self>, shard: Rc<Shard>) {
+        use crate::constants::BROKER_SESSION_TIMEOUT_MS;
+        let session = Duration::from_millis(BROKER_SESSION_TIMEOUT_MS);
+        let record = shard.broker_record();
+        loop {
+            match shard
+                .change_metadata(|s| s.with_broker(record.clone()))
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(node = self.id, native = %record.native, kafka = ?record.kafka, "registered with the cluster");
+                    break;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "registering with the cluster: trying again");
+                    if self.pause(Duration::from_millis(200)).await {
+                        return;
+                    }
+                }
+            }
+        }
+        loop {
+            if self.pause(Duration::from_millis(RAFT_TICK_MS * 5)).await {
+                return;
+            }
+            let led_long_enough = self.is_leader()
+                && self
+                    .leader_since
+                    .get()
+                    .is_some_and(|t| t.elapsed() >= session);
+            if !led_long_enough {
+                continue;
+            }
+            let snapshot = shard.snapshot();
+            for broker in snapshot.brokers.values() {
+                let node = broker.node_id as u64;
+                if node == self.id {
+                    continue;
+                }
+                let silent = self
+                    .heard
+                    .borrow()
+                    .get(&node)
+                    .is_none_or(|t| t.elapsed() >= session);
+                if broker.fenced == silent {
+                    continue;
+                }
+                let id = broker.node_id;
+                match shard.change_metadata(|s| s.with_fenced(id, silent)).await {
+                    Ok(true) if silent => {
+                        tracing::warn!(
+                            node = id,
+                            session_timeout_ms = BROKER_SESSION_TIMEOUT_MS,
+                            "fenced a broker the controller has not heard from"
+                        )
+                    }
+                    Ok(true) => tracing::info!(node = id, "unfenced a broker that answers again"),
+                    Ok(false) => {}
+                    Err(e) => tracing::debug!(node = id, error = %e, "changing a broker's fence"),
+                }
+            }
+        }
+    }
+
+    /// Sleeps `d`; true if the broker is shutting down.
+    async fn pause(&self, d: Duration) -> bool {
+        let sleep = glommio::timer::sleep(d);
+        let stop = self.shutdown.wait();
+        futures::pin_mut!(sleep, stop);
+        matches!(futures::future::select(sleep, stop).await, Either::Right(_))
     }
 
     async fn apply_entry(&self, shard: &Rc<Shard>, entry: &Entry) {
@@ -662,11 +768,19 @@ impl Controller {
     }
 
     fn refresh_status(&self) {
-        let version = self.board.controller().map_or(0, |s| s.metadata_version);
-        self.publish_status(version);
+        self.publish_status(None);
     }
 
-    fn publish_status(&self, metadata_version: u64) {
+    /// Publishes the quorum's state, with the metadata version and brokers
+    /// of `applied` (or those published last).
+    fn publish_status(&self, applied: Option<&Snapshot>) {
+        let last_published = self.board.controller();
+        let (metadata_version, brokers) = match applied {
+            Some(s) => (s.version, s.brokers.values().cloned().collect()),
+            None => last_published
+                .map(|s| (s.metadata_version, s.brokers.clone()))
+                .unwrap_or_default(),
+        };
         let node = self.node.borrow();
         let raft = &node.raft;
         let last = raft.raft_log.last_index();
@@ -696,6 +810,7 @@ impl Controller {
             snapshot_index: node.store().snapshot_index(),
             metadata_version,
             voters,
+            brokers,
         };
         drop(node);
         self.board.set_controller(status);

@@ -1193,6 +1193,170 @@ impl ::core::fmt::Debug for AclRecord<'_> {
       ds.finish()
   }
 }
+pub enum BrokerRecordOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct BrokerRecord<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for BrokerRecord<'a> {
+  type Inner = BrokerRecord<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> BrokerRecord<'a> {
+  pub const VT_NODE_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_NATIVE: ::flatbuffers::VOffsetT = 6;
+  pub const VT_KAFKA: ::flatbuffers::VOffsetT = 8;
+  pub const VT_SHARDS: ::flatbuffers::VOffsetT = 10;
+  pub const VT_FENCED: ::flatbuffers::VOffsetT = 12;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    BrokerRecord { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args BrokerRecordArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<BrokerRecord<'bldr>> {
+    let mut builder = BrokerRecordBuilder::new(_fbb);
+    builder.add_shards(args.shards);
+    if let Some(x) = args.kafka { builder.add_kafka(x); }
+    if let Some(x) = args.native { builder.add_native(x); }
+    builder.add_node_id(args.node_id);
+    builder.add_fenced(args.fenced);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn node_id(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(BrokerRecord::VT_NODE_ID, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn native(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(BrokerRecord::VT_NATIVE, None)}
+  }
+  #[inline]
+  pub fn kafka(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>>>(BrokerRecord::VT_KAFKA, None)}
+  }
+  #[inline]
+  pub fn shards(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(BrokerRecord::VT_SHARDS, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn fenced(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(BrokerRecord::VT_FENCED, Some(false)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for BrokerRecord<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u32>("node_id", Self::VT_NODE_ID, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("native", Self::VT_NATIVE, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<&'_ str>>>>("kafka", Self::VT_KAFKA, false)?
+     .visit_field::<u32>("shards", Self::VT_SHARDS, false)?
+     .visit_field::<bool>("fenced", Self::VT_FENCED, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct BrokerRecordArgs<'a> {
+    pub node_id: u32,
+    pub native: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub kafka: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>>>,
+    pub shards: u32,
+    pub fenced: bool,
+}
+impl<'a> Default for BrokerRecordArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    BrokerRecordArgs {
+      node_id: 0,
+      native: None,
+      kafka: None,
+      shards: 0,
+      fenced: false,
+    }
+  }
+}
+
+pub struct BrokerRecordBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> BrokerRecordBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_node_id(&mut self, node_id: u32) {
+    self.fbb_.push_slot::<u32>(BrokerRecord::VT_NODE_ID, node_id, 0);
+  }
+  #[inline]
+  pub fn add_native(&mut self, native: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(BrokerRecord::VT_NATIVE, native);
+  }
+  #[inline]
+  pub fn add_kafka(&mut self, kafka: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<&'b  str>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(BrokerRecord::VT_KAFKA, kafka);
+  }
+  #[inline]
+  pub fn add_shards(&mut self, shards: u32) {
+    self.fbb_.push_slot::<u32>(BrokerRecord::VT_SHARDS, shards, 0);
+  }
+  #[inline]
+  pub fn add_fenced(&mut self, fenced: bool) {
+    self.fbb_.push_slot::<bool>(BrokerRecord::VT_FENCED, fenced, false);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> BrokerRecordBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    BrokerRecordBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<BrokerRecord<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for BrokerRecord<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("BrokerRecord");
+      ds.field("node_id", &self.node_id());
+      ds.field("native", &self.native());
+      ds.field("kafka", &self.kafka());
+      ds.field("shards", &self.shards());
+      ds.field("fenced", &self.fenced());
+      ds.finish()
+  }
+}
 pub enum MetadataFileOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -1216,6 +1380,7 @@ impl<'a> MetadataFile<'a> {
   pub const VT_NEXT_PRODUCER_ID: ::flatbuffers::VOffsetT = 12;
   pub const VT_SCRAM_CREDENTIALS: ::flatbuffers::VOffsetT = 14;
   pub const VT_ACLS: ::flatbuffers::VOffsetT = 16;
+  pub const VT_BROKERS: ::flatbuffers::VOffsetT = 18;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -1229,6 +1394,7 @@ impl<'a> MetadataFile<'a> {
     let mut builder = MetadataFileBuilder::new(_fbb);
     builder.add_next_producer_id(args.next_producer_id);
     builder.add_version(args.version);
+    if let Some(x) = args.brokers { builder.add_brokers(x); }
     if let Some(x) = args.acls { builder.add_acls(x); }
     if let Some(x) = args.scram_credentials { builder.add_scram_credentials(x); }
     if let Some(x) = args.cluster_id { builder.add_cluster_id(x); }
@@ -1295,6 +1461,13 @@ impl<'a> MetadataFile<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<AclRecord>>>>(MetadataFile::VT_ACLS, None)}
   }
+  #[inline]
+  pub fn brokers(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<BrokerRecord<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<BrokerRecord>>>>(MetadataFile::VT_BROKERS, None)}
+  }
 }
 
 impl ::flatbuffers::Verifiable for MetadataFile<'_> {
@@ -1310,6 +1483,7 @@ impl ::flatbuffers::Verifiable for MetadataFile<'_> {
      .visit_field::<i64>("next_producer_id", Self::VT_NEXT_PRODUCER_ID, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<ScramCredentialRecord>>>>("scram_credentials", Self::VT_SCRAM_CREDENTIALS, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<AclRecord>>>>("acls", Self::VT_ACLS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<BrokerRecord>>>>("brokers", Self::VT_BROKERS, false)?
      .finish();
     Ok(())
   }
@@ -1322,6 +1496,7 @@ pub struct MetadataFileArgs<'a> {
     pub next_producer_id: i64,
     pub scram_credentials: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<ScramCredentialRecord<'a>>>>>,
     pub acls: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<AclRecord<'a>>>>>,
+    pub brokers: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<BrokerRecord<'a>>>>>,
 }
 impl<'a> Default for MetadataFileArgs<'a> {
   #[inline]
@@ -1334,6 +1509,7 @@ impl<'a> Default for MetadataFileArgs<'a> {
       next_producer_id: 0,
       scram_credentials: None,
       acls: None,
+      brokers: None,
     }
   }
 }
@@ -1372,6 +1548,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> MetadataFileBuilder<'a, 'b, A
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(MetadataFile::VT_ACLS, acls);
   }
   #[inline]
+  pub fn add_brokers(&mut self, brokers: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<BrokerRecord<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(MetadataFile::VT_BROKERS, brokers);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> MetadataFileBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     MetadataFileBuilder {
@@ -1396,6 +1576,7 @@ impl ::core::fmt::Debug for MetadataFile<'_> {
       ds.field("next_producer_id", &self.next_producer_id());
       ds.field("scram_credentials", &self.scram_credentials());
       ds.field("acls", &self.acls());
+      ds.field("brokers", &self.brokers());
       ds.finish()
   }
 }

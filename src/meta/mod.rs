@@ -21,10 +21,12 @@ use crate::error::{BrokerError, ErrorKind};
 #[rustfmt::skip]
 #[allow(clippy::all, clippy::pedantic, unsafe_op_in_unsafe_fn, mismatched_lifetime_syntaxes, unused_imports, dead_code)]
 mod metadata_generated;
+mod brokers;
 mod node_ids;
 mod security;
 mod settings;
 
+pub use brokers::BrokerMeta;
 pub use node_ids::shard_broker_id;
 pub use security::{SecurityState, UserResult};
 
@@ -172,6 +174,8 @@ pub struct Snapshot {
     /// SCRAM credentials and ACLs (shared: most changes leave them as
     /// they are).
     pub security: Arc<SecurityState>,
+    /// The brokers of a cluster, by node id (empty for one broker).
+    pub brokers: BTreeMap<u32, BrokerMeta>,
 }
 
 /// A random (version 4) UUID.
@@ -357,6 +361,7 @@ impl Snapshot {
         let topics = fbb.create_vector(&topics);
         let cluster_id = fbb.create_string(&self.cluster_id);
         let (scram_credentials, acls) = security::encode(&self.security, &mut fbb);
+        let brokers = brokers::encode(self, &mut fbb);
         let root = file::MetadataFile::create(
             &mut fbb,
             &file::MetadataFileArgs {
@@ -367,6 +372,7 @@ impl Snapshot {
                 next_producer_id: self.next_producer_id,
                 scram_credentials,
                 acls,
+                brokers,
             },
         );
         fbb.finish(root, Some(METADATA_FILE_IDENTIFIER));
@@ -401,6 +407,7 @@ impl Snapshot {
             next_producer_id: root.next_producer_id(),
             topic_defaults: defaults.clone(),
             security: Arc::new(security::decode(&root)?),
+            brokers: brokers::decode(&root),
         };
         let mut migrated = false;
         for t in root.topics().iter().flatten() {

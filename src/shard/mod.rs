@@ -905,9 +905,10 @@ async fn run_shard(
     tracing::info!(shard = index, shared = %shared_addr.ip(), shared_port, own_port = shard.ports[index], partitions = shard.logs.borrow().len(), "shard ready");
     if let Some((store, listener)) = quorum {
         // Every shard is ready: committed changes can be applied on all.
-        let controller = crate::cluster::Controller::start(&shard, store, listener)?;
+        let controller = crate::cluster::Controller::new(&shard, store)?;
+        let _ = shard.controller.set(controller.clone());
+        controller.run(&shard, listener);
         tracing::info!(node = controller.id, voters = ?config.controllers, "controller started");
-        let _ = shard.controller.set(controller);
     }
 
     let retention = glommio::spawn_local(shard.clone().retention_loop());
@@ -1397,6 +1398,47 @@ impl Shard {
                 }
                 result => return result,
             }
+        }
+    }
+
+    /// Makes the metadata change `change` computes from the metadata in
+    /// force, if it computes one (controller only); whether it did.
+    pub(crate) async fn change_metadata(
+        &self,
+        change: impl Fn(&Snapshot) -> Option<Snapshot>,
+    ) -> Result<bool, BrokerError> {
+        self.changing(|| async {
+            let _lock = self
+                .controller_lock
+                .acquire_permit(1)
+                .await
+                .map_err(|_| BrokerError::shutting_down())?;
+            match change(&self.snapshot()) {
+                Some(next) => self.commit(Arc::new(next)).await.map(|()| true),
+                None => Ok(false),
+            }
+        })
+        .await
+    }
+
+    /// This broker as it registers with a cluster: its native address,
+    /// its Kafka listeners as advertised, its shards.
+    pub(crate) fn broker_record(&self) -> crate::meta::BrokerMeta {
+        crate::meta::BrokerMeta {
+            node_id: self.config.node_id as u32,
+            native: format!("{}:{}", self.host, self.shared_port),
+            kafka: self
+                .listeners
+                .iter()
+                .filter(|l| l.kind == ListenerKind::Kafka)
+                .filter_map(|l| {
+                    l.advertised
+                        .as_ref()
+                        .map(|(host, port)| format!("{}://{host}:{port}", l.name))
+                })
+                .collect(),
+            shards: self.count,
+            fenced: false,
         }
     }
 
