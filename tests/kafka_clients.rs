@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{Broker, corelog_bin, kafka_clients_available, start_with_kafka, wait_until};
+use common::{Broker, corelog_bin, kafka_clients_available, script, start_with_kafka, wait_until};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -19,10 +19,6 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-fn script(name: &str) -> String {
-    format!("{}/tests/kafka/{name}", env!("CARGO_MANIFEST_DIR"))
-}
 
 fn ok(out: Output, what: &str) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();

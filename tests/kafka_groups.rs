@@ -7,7 +7,7 @@
 mod common;
 
 use bytes::{Bytes, BytesMut};
-use common::{Broker, corelog_bin, kafka_clients_available, wait_until};
+use common::{Broker, corelog_bin, kafka_clients_available, script, wait_until};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use std::collections::{BTreeSet, HashSet};
@@ -16,10 +16,6 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-fn script(name: &str) -> String {
-    format!("{}/tests/kafka/{name}", env!("CARGO_MANIFEST_DIR"))
-}
 
 fn corelog(broker: &Broker, args: &[&str]) -> String {
     let out = Command::new(corelog_bin())

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Broker, corelog_bin, kafka_clients_available, wait_until};
+use common::{Broker, corelog_bin, kafka_clients_available, script, wait_until};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -18,10 +18,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 const PRODUCE_API: i16 = 0;
-
-fn script(name: &str) -> String {
-    format!("{}/tests/kafka/{name}", env!("CARGO_MANIFEST_DIR"))
-}
 
 fn create_topic(broker: &Broker, name: &str) {
     let out = Command::new(corelog_bin())

@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{Broker, corelog_bin, kafka_clients_available};
+use common::{Broker, corelog_bin, kafka_clients_available, script};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -21,10 +21,6 @@ use std::time::{Duration, Instant};
 /// super user (the operator's path; real deployments would use a SASL or
 /// mTLS principal).
 const OPERATOR: &str = "User:ANONYMOUS";
-
-fn script(name: &str) -> String {
-    format!("{}/tests/kafka/{name}", env!("CARGO_MANIFEST_DIR"))
-}
 
 fn text(out: &Output) -> (String, String) {
     (

@@ -6,31 +6,16 @@
 
 mod common;
 
+use common::clients::{kcat, roundtrip, sasl_config, timed, tls_args};
 use common::pki::Pki;
-use common::{Broker, kafka_clients_available};
+use common::{Broker, kafka_clients_available, script};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn script(name: &str) -> String {
-    format!("{}/tests/kafka/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
 fn python(args: &[&str]) -> (bool, String) {
-    let out = Command::new("timeout")
-        .args(["180", "python3"])
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    timed(180, "python3", args)
 }
 
 /// Creates SCRAM users through the Kafka admin API at `bootstrap`.
@@ -46,65 +31,6 @@ fn create_users(bootstrap: SocketAddr, config: &serde_json::Value, specs: &[&str
     assert!(ok, "creating users: {out}");
 }
 
-fn roundtrip(
-    client: &str,
-    bootstrap: SocketAddr,
-    topic: &str,
-    count: usize,
-    config: &serde_json::Value,
-) -> Result<(), String> {
-    let (_, out) = python(&[
-        &script("secure_roundtrip.py"),
-        client,
-        &bootstrap.to_string(),
-        topic,
-        &count.to_string(),
-        &config.to_string(),
-    ]);
-    let line = out.lines().find(|l| l.starts_with('{')).unwrap_or_default();
-    let parsed: serde_json::Value =
-        serde_json::from_str(line).unwrap_or_else(|_| panic!("{client}: {out}"));
-    match parsed.get("error") {
-        Some(kind) => Err(format!("{}: {}", kind.as_str().unwrap(), parsed["detail"])),
-        None => Ok(()),
-    }
-}
-
-fn sasl(
-    protocol: &str,
-    mechanism: &str,
-    user: &str,
-    password: &str,
-    pki: &Pki,
-) -> serde_json::Value {
-    let mut c = serde_json::json!({
-        "security.protocol": protocol,
-        "sasl.mechanisms": mechanism,
-        "sasl.username": user,
-        "sasl.password": password,
-    });
-    if protocol == "SASL_SSL" {
-        c["ssl.ca.location"] = pki.ca_pem.to_str().unwrap().into();
-    }
-    c
-}
-
-fn kcat(args: &[&str]) -> (bool, String) {
-    let out = Command::new("timeout")
-        .args(["60", "kcat"])
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 /// A broker with PLAINTEXT (the operator's path to create users),
 /// SASL_PLAINTEXT and SASL_SSL listeners, SCRAM and PLAIN enabled.
 fn sasl_broker(tmp: &tempfile::TempDir, pki: &Pki, extra: &[&str]) -> Broker {
@@ -118,14 +44,9 @@ fn sasl_broker(tmp: &tempfile::TempDir, pki: &Pki, extra: &[&str]) -> Broker {
         "SASL_SSL://127.0.0.1:0",
         "--sasl-enabled-mechanisms",
         "SCRAM-SHA-256,SCRAM-SHA-512,PLAIN",
-        "--tls-cert",
-        server.cert.to_str().unwrap(),
-        "--tls-key",
-        server.key.to_str().unwrap(),
     ];
+    args.extend(tls_args(&server));
     args.extend_from_slice(extra);
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     Broker::start(&tmp.path().join("data"), 2, &args)
 }
 
@@ -154,9 +75,9 @@ fn kafka_clients_authenticate_with_scram_and_plain_and_wrong_credentials_are_ref
 
     // SCRAM-SHA-512 over TLS (confluent-kafka), SCRAM-SHA-256 in the clear
     // (kafka-python), both ways round.
-    let alice512 = sasl("SASL_SSL", "SCRAM-SHA-512", "alice", "alice-secret", &pki);
+    let alice512 = sasl_config("SASL_SSL", "SCRAM-SHA-512", "alice", "alice-secret", &pki);
     roundtrip("confluent", sasl_ssl, "sasl-a", 1000, &alice512).unwrap();
-    let alice256 = sasl(
+    let alice256 = sasl_config(
         "SASL_PLAINTEXT",
         "SCRAM-SHA-256",
         "alice",
@@ -164,7 +85,7 @@ fn kafka_clients_authenticate_with_scram_and_plain_and_wrong_credentials_are_ref
         &pki,
     );
     roundtrip("kafka-python", sasl_plain, "sasl-b", 200, &alice256).unwrap();
-    let bob = sasl("SASL_SSL", "SCRAM-SHA-256", "bob", "bob-secret", &pki);
+    let bob = sasl_config("SASL_SSL", "SCRAM-SHA-256", "bob", "bob-secret", &pki);
     if let Err(e) = roundtrip("kafka-python", sasl_ssl, "sasl-c", 200, &bob) {
         let log = broker.log();
         let tail: Vec<&str> = log.lines().rev().take(40).collect();
@@ -205,11 +126,11 @@ fn kafka_clients_authenticate_with_scram_and_plain_and_wrong_credentials_are_ref
     assert!(ok && out.contains("sasl-a"), "{out}");
 
     // Wrong password, unknown user: an authentication error, no data.
-    let mut wrong = sasl("SASL_SSL", "SCRAM-SHA-512", "alice", "guess", &pki);
+    let mut wrong = sasl_config("SASL_SSL", "SCRAM-SHA-512", "alice", "guess", &pki);
     wrong["socket.timeout.ms"] = 5000.into();
     let err = roundtrip("confluent", sasl_ssl, "sasl-a", 1, &wrong).unwrap_err();
     assert!(err.starts_with("authentication"), "{err}");
-    let mut nobody = sasl("SASL_PLAINTEXT", "SCRAM-SHA-256", "mallory", "x", &pki);
+    let mut nobody = sasl_config("SASL_PLAINTEXT", "SCRAM-SHA-256", "mallory", "x", &pki);
     nobody["socket.timeout.ms"] = 5000.into();
     let err = roundtrip("confluent", sasl_plain, "sasl-a", 1, &nobody).unwrap_err();
     assert!(err.starts_with("authentication"), "{err}");
@@ -222,7 +143,7 @@ fn kafka_clients_authenticate_with_scram_and_plain_and_wrong_credentials_are_ref
         || failed_logins(http) >= 2.0,
     );
     let failures = failed_logins(http);
-    let wrong = sasl("SASL_PLAINTEXT", "SCRAM-SHA-256", "bob", "guess", &pki);
+    let wrong = sasl_config("SASL_PLAINTEXT", "SCRAM-SHA-256", "bob", "guess", &pki);
     assert!(roundtrip("kafka-python", sasl_plain, "sasl-a", 1, &wrong).is_err());
     common::wait_until(
         Duration::from_secs(10),
@@ -394,7 +315,7 @@ fn before_authentication_a_sasl_listener_serves_only_the_handshake() {
     }
     let storm = started.elapsed();
     let started = Instant::now();
-    let carol = sasl(
+    let carol = sasl_config(
         "SASL_PLAINTEXT",
         "SCRAM-SHA-256",
         "carol",

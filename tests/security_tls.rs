@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::clients::{kcat, roundtrip, ssl_config, tls_args};
 use common::pki::{Leaf, Pki};
 use common::{Broker, kafka_clients_available, wait_until};
 use std::io::{Read, Write};
@@ -15,78 +16,13 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn script(name: &str) -> String {
-    format!("{}/tests/kafka/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Runs tests/kafka/secure_roundtrip.py: `Ok(json)` on success, `Err(kind)`
-/// ("authentication", "authorization", "transport", "other") when the client
-/// was refused.
-fn roundtrip(
-    client: &str,
-    bootstrap: SocketAddr,
-    topic: &str,
-    count: usize,
-    config: &serde_json::Value,
-) -> Result<serde_json::Value, String> {
-    let out = Command::new("timeout")
-        .args(["120", "python3", &script("secure_roundtrip.py"), client])
-        .arg(bootstrap.to_string())
-        .arg(topic)
-        .arg(count.to_string())
-        .arg(config.to_string())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or_default();
-    let parsed: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|_| {
-        panic!(
-            "{client} printed no result ({}):\n{stdout}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    match parsed.get("error") {
-        Some(kind) => Err(format!(
-            "{}: {}",
-            kind.as_str().unwrap(),
-            parsed["detail"].as_str().unwrap_or_default()
-        )),
-        None => Ok(parsed),
-    }
-}
-
-fn tls_args(server: &Leaf) -> Vec<&str> {
-    vec![
-        "--tls-cert",
-        server.cert.to_str().unwrap(),
-        "--tls-key",
-        server.key.to_str().unwrap(),
-    ]
-}
-
-fn ssl_config(pki: &Pki) -> serde_json::Value {
-    serde_json::json!({
-        "security.protocol": "SSL",
-        "ssl.ca.location": pki.ca_pem.to_str().unwrap(),
-    })
-}
-
-/// kcat with a 60 s ceiling: (success, stdout + stderr).
-fn kcat(args: &[&str]) -> (bool, String) {
-    let out = Command::new("timeout")
-        .args(["60", "kcat"])
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+/// `config` with 5 s client timeouts, for a client expected to be refused:
+/// it gives up soon rather than at librdkafka's defaults (a minute and
+/// more).
+fn failing_fast(mut config: serde_json::Value) -> serde_json::Value {
+    config["socket.timeout.ms"] = 5000.into();
+    config["message.timeout.ms"] = 5000.into();
+    config
 }
 
 #[test]
@@ -141,7 +77,7 @@ fn kafka_clients_use_an_ssl_listener_beside_a_plaintext_one_each_advertising_its
         ssl,
         "tls-plain",
         1,
-        &serde_json::json!({"socket.timeout.ms": 5000, "message.timeout.ms": 5000}),
+        &failing_fast(serde_json::json!({})),
     );
     assert!(refused.is_err(), "{refused:?}");
     let (ok, out) = kcat(&[
@@ -189,16 +125,12 @@ fn mutual_tls_lets_in_clients_with_a_certificate_of_the_ca_and_nobody_else() {
         let mut c = ssl_config(&pki);
         c["ssl.certificate.location"] = leaf.cert.to_str().unwrap().into();
         c["ssl.key.location"] = leaf.key.to_str().unwrap().into();
-        c["socket.timeout.ms"] = 5000.into();
-        c["message.timeout.ms"] = 5000.into();
-        c
+        failing_fast(c)
     };
     roundtrip("confluent", ssl, "mtls", 100, &with_cert(&alice)).unwrap();
     roundtrip("kafka-python", ssl, "mtls", 100, &with_cert(&alice)).unwrap();
     // No certificate, or one from another CA: the handshake fails.
-    let mut none = ssl_config(&pki);
-    none["socket.timeout.ms"] = 5000.into();
-    none["message.timeout.ms"] = 5000.into();
+    let none = failing_fast(ssl_config(&pki));
     let err = roundtrip("confluent", ssl, "mtls", 1, &none).unwrap_err();
     assert!(err.starts_with("transport"), "{err}");
     let err = roundtrip("confluent", ssl, "mtls", 1, &with_cert(&mallory)).unwrap_err();
@@ -222,16 +154,12 @@ fn clients_refuse_an_expired_or_untrusted_server_certificate() {
     args.extend(tls_args(&expired));
     let broker = Broker::start(&tmp.path().join("data"), 1, &args);
     let ssl = broker.kafka_listener("SSL");
-    let mut config = ssl_config(&pki);
-    config["socket.timeout.ms"] = 5000.into();
-    config["message.timeout.ms"] = 5000.into();
+    let config = failing_fast(ssl_config(&pki));
     let err = roundtrip("confluent", ssl, "expired", 1, &config).unwrap_err();
     assert!(err.starts_with("transport"), "{err}");
     // A CA the client does not trust.
     let other = Pki::new(tmp.path(), "other");
-    let mut config = ssl_config(&other);
-    config["socket.timeout.ms"] = 5000.into();
-    config["message.timeout.ms"] = 5000.into();
+    let config = failing_fast(ssl_config(&other));
     let err = roundtrip("kafka-python", ssl, "expired", 1, &config).unwrap_err();
     assert!(
         err.starts_with("transport") || err.starts_with("other"),

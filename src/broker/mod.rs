@@ -103,22 +103,12 @@ pub async fn produce_allowed(
     turn: Option<crate::order::Turn>,
     allowed: impl Fn(&str) -> bool,
 ) -> ProduceResponse {
-    let mask: Vec<bool> = request.topics.iter().map(|t| allowed(&t.name)).collect();
-    let (served, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut request.topics)
-        .into_iter()
-        .zip(&mask)
-        .partition(|(_, ok)| **ok);
-    request.topics = served.into_iter().map(|(t, _)| t).collect();
-    let denied = denied
-        .into_iter()
-        .map(|(t, _)| denied_topic(&t.name, t.partitions.iter().map(|(p, _)| *p)))
-        .collect();
-    let served = if request.topics.is_empty() {
-        Vec::new()
-    } else {
-        produce(shard, request, turn).await
-    };
-    merge_denied(&mask, served, denied)
+    let topics = std::mem::take(&mut request.topics);
+    serve_allowed(topics, allowed, |topics| {
+        request.topics = topics;
+        produce(shard, request, turn)
+    })
+    .await
 }
 
 /// [`fetch`] of the topics `allowed` says yes to; the others are answered
@@ -128,20 +118,63 @@ pub async fn fetch_allowed(
     mut request: FetchRequest,
     allowed: impl Fn(&str) -> bool,
 ) -> FetchResponse {
-    let mask: Vec<bool> = request.topics.iter().map(|t| allowed(&t.name)).collect();
-    let (served, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut request.topics)
-        .into_iter()
-        .zip(&mask)
-        .partition(|(_, ok)| **ok);
-    request.topics = served.into_iter().map(|(t, _)| t).collect();
+    let topics = std::mem::take(&mut request.topics);
+    serve_allowed(topics, allowed, |topics| {
+        request.topics = topics;
+        fetch(shard, request)
+    })
+    .await
+}
+
+/// A topic of a request, as [`serve_allowed`] sees it.
+trait RequestTopic {
+    fn name(&self) -> &str;
+    fn partitions(&self) -> impl Iterator<Item = u32>;
+}
+
+impl RequestTopic for ProduceTopic {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn partitions(&self) -> impl Iterator<Item = u32> {
+        self.partitions.iter().map(|(p, _)| *p)
+    }
+}
+
+impl RequestTopic for FetchTopic {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn partitions(&self) -> impl Iterator<Item = u32> {
+        self.partitions.iter().map(|p| p.partition)
+    }
+}
+
+/// `serve` of the `topics` that `allowed` says yes to, the others answered
+/// with [`denied_topic`], all in request order: what [`produce_allowed`]
+/// and [`fetch_allowed`] share. `serve` is not called when every topic is
+/// denied.
+async fn serve_allowed<Topic: RequestTopic, T, E, F>(
+    topics: Vec<Topic>,
+    allowed: impl Fn(&str) -> bool,
+    serve: impl FnOnce(Vec<Topic>) -> F,
+) -> Vec<TopicResult<T, E>>
+where
+    E: From<BrokerError>,
+    F: std::future::Future<Output = Vec<TopicResult<T, E>>>,
+{
+    let mask: Vec<bool> = topics.iter().map(|t| allowed(t.name())).collect();
+    let (served, denied): (Vec<_>, Vec<_>) =
+        topics.into_iter().zip(&mask).partition(|(_, ok)| **ok);
+    let served: Vec<Topic> = served.into_iter().map(|(t, _)| t).collect();
     let denied = denied
         .into_iter()
-        .map(|(t, _)| denied_topic(&t.name, t.partitions.iter().map(|p| p.partition)))
+        .map(|(t, _)| denied_topic(t.name(), t.partitions()))
         .collect();
-    let served = if request.topics.is_empty() {
+    let served = if served.is_empty() {
         Vec::new()
     } else {
-        fetch(shard, request).await
+        serve(served).await
     };
     merge_denied(&mask, served, denied)
 }

@@ -248,44 +248,21 @@ pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
     ServerName::try_from(host.to_string()).map_err(|e| format!("TLS server name {host:?}: {e}"))
 }
 
+/// The integration tests' certificate authority (tests/common/pki.rs),
+/// so that these tests make their certificates as those do.
+#[cfg(test)]
+#[path = "../../tests/common/pki.rs"]
+mod test_pki;
+
 #[cfg(test)]
 mod tests {
+    use super::test_pki::{Leaf, Pki};
     use super::*;
-    use rcgen::{CertificateParams, CertifiedIssuer, DistinguishedName, DnType, IsCa, KeyPair};
 
-    struct Ca(CertifiedIssuer<'static, KeyPair>);
-
-    impl Ca {
-        fn new() -> Ca {
-            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-            params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-            Ca(CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap())
-        }
-
-        /// Writes a leaf for `cn` to `dir/stem.{pem,key}`.
-        fn leaf(&self, dir: &Path, stem: &str, cn: &str) -> (PathBuf, PathBuf) {
-            let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-            let mut dn = DistinguishedName::new();
-            // Most general first: printed (RFC 4514) as CN=…,O=corelog.
-            dn.push(DnType::OrganizationName, "corelog");
-            dn.push(DnType::CommonName, cn);
-            params.distinguished_name = dn;
-            let key = KeyPair::generate().unwrap();
-            let cert = params.signed_by(&key, &self.0).unwrap();
-            let (c, k) = (
-                dir.join(format!("{stem}.pem")),
-                dir.join(format!("{stem}.key")),
-            );
-            std::fs::write(&c, cert.pem()).unwrap();
-            std::fs::write(&k, key.serialize_pem()).unwrap();
-            (c, k)
-        }
-    }
-
-    fn files(cert: PathBuf, key: PathBuf) -> TlsFiles {
+    fn files(leaf: &Leaf) -> TlsFiles {
         TlsFiles {
-            cert,
-            key,
+            cert: leaf.cert.clone(),
+            key: leaf.key.clone(),
             client_ca: None,
             client_auth: ClientAuth::None,
         }
@@ -294,34 +271,42 @@ mod tests {
     #[test]
     fn a_certificate_and_its_key_load_and_a_mismatched_pair_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let ca = Ca::new();
-        let (c1, k1) = ca.leaf(dir.path(), "one", "one");
-        let (_, k2) = ca.leaf(dir.path(), "two", "two");
-        let server = TlsServer::load(files(c1.clone(), k1)).unwrap();
+        let pki = Pki::new(dir.path(), "test");
+        let (one, two) = (pki.client("one"), pki.client("two"));
+        let server = TlsServer::load(files(&one)).unwrap();
         assert!(
             server.summary().contains("subject=CN=one,O=corelog"),
             "{}",
             server.summary()
         );
-        let err = TlsServer::load(files(c1, k2)).unwrap_err();
+        let mismatched = Leaf {
+            cert: one.cert.clone(),
+            key: two.key,
+        };
+        let err = TlsServer::load(files(&mismatched)).unwrap_err();
         assert!(err.contains("one.pem") && err.contains("two.key"), "{err}");
-        let err = TlsServer::load(files(dir.path().join("absent.pem"), dir.path().join("x")))
-            .unwrap_err();
+        let absent = Leaf {
+            cert: dir.path().join("absent.pem"),
+            key: dir.path().join("x"),
+        };
+        let err = TlsServer::load(files(&absent)).unwrap_err();
         assert!(err.contains("absent.pem"), "{err}");
     }
 
     #[test]
     fn reload_swaps_the_certificate_and_a_broken_file_keeps_the_old_one() {
         let dir = tempfile::tempdir().unwrap();
-        let ca = Ca::new();
-        let (c, k) = ca.leaf(dir.path(), "srv", "first");
-        let server = TlsServer::load(files(c.clone(), k.clone())).unwrap();
+        let pki = Pki::new(dir.path(), "test");
+        let first = pki.client("first");
+        let server = TlsServer::load(files(&first)).unwrap();
         let before = server.config();
-        ca.leaf(dir.path(), "srv", "second");
+        let second = pki.client("second");
+        std::fs::copy(&second.cert, &first.cert).unwrap();
+        std::fs::copy(&second.key, &first.key).unwrap();
         let summary = server.reload().unwrap();
         assert!(summary.contains("CN=second"), "{summary}");
         assert!(!Arc::ptr_eq(&before, &server.config()));
-        std::fs::write(&c, "not a certificate").unwrap();
+        std::fs::write(&first.cert, "not a certificate").unwrap();
         assert!(server.reload().is_err());
         assert!(server.summary().contains("CN=second"));
     }
@@ -329,9 +314,8 @@ mod tests {
     #[test]
     fn a_client_certificate_gives_a_principal_named_by_its_subject() {
         let dir = tempfile::tempdir().unwrap();
-        let ca = Ca::new();
-        let (c, _) = ca.leaf(dir.path(), "alice", "alice");
-        let cert = CertificateDer::pem_file_iter(&c)
+        let alice = Pki::new(dir.path(), "test").client("alice");
+        let cert = CertificateDer::pem_file_iter(&alice.cert)
             .unwrap()
             .next()
             .unwrap()
@@ -345,9 +329,8 @@ mod tests {
     #[test]
     fn mutual_tls_without_a_client_ca_is_a_configuration_error() {
         let dir = tempfile::tempdir().unwrap();
-        let ca = Ca::new();
-        let (c, k) = ca.leaf(dir.path(), "srv", "srv");
-        let mut f = files(c, k);
+        let srv = Pki::new(dir.path(), "test").server("srv");
+        let mut f = files(&srv);
         f.client_auth = ClientAuth::Required;
         assert!(TlsServer::load(f).unwrap_err().contains("--tls-client-ca"));
     }

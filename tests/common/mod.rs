@@ -2,6 +2,7 @@
 //! ports, stopped by the test (or killed when the handle drops).
 #![allow(dead_code)]
 
+pub mod clients;
 pub mod pki;
 
 use std::io::{BufRead, BufReader, Read};
@@ -29,6 +30,11 @@ pub struct Broker {
     pub controller: Option<SocketAddr>,
     pub data_dir: PathBuf,
     stderr_path: PathBuf,
+}
+
+/// The path of a client script in tests/kafka.
+pub fn script(name: &str) -> String {
+    format!("{}/tests/kafka/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
 pub fn corelog_bin() -> &'static str {

@@ -1,6 +1,9 @@
 //! A test certificate authority, made with rcgen in a test's directory:
 //! the CA, a server leaf for `localhost` and `127.0.0.1`, and client
 //! leaves, each written as PEM files (ECDSA P-256 keys).
+//!
+//! The library's own unit tests (src/security/tls.rs) include this file
+//! too: it may use only rcgen and std.
 #![allow(dead_code)]
 
 use rcgen::{
