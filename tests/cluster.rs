@@ -489,3 +489,80 @@ fn brokers_register_and_a_silent_broker_is_fenced_until_it_returns() {
         },
     );
 }
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_data_directory_written_by_23d2df6_serves_as_before_and_is_refused_as_a_cluster_node() {
+    // tests/fixtures/README.md says how the fixture was made: a topic with
+    // 20 records, a SCRAM user and an ACL, and no brokers table.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/data-23d2df6");
+    copy_tree(&fixture, &data);
+    let before = std::fs::read(data.join(".corelog-metadata")).unwrap();
+
+    // As a cluster node: refused, with the reason, and nothing written.
+    let refused = Command::new(corelog_bin())
+        .args(["serve", "--cores", "1", "--listen", "127.0.0.1:0"])
+        .args(["--kafka-listen", "none", "--http-listen", "none"])
+        .args(["--node-id", "1", "--controllers", "1@127.0.0.1:1"])
+        .args(["--controller-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(stderr.contains("one-broker"), "{stderr}");
+    assert!(!data.join(".corelog-raft").exists());
+    assert_eq!(
+        std::fs::read(data.join(".corelog-metadata")).unwrap(),
+        before
+    );
+
+    // As one broker: everything it had.
+    let snapshot = corelog::meta::Snapshot::decode(&before).unwrap();
+    assert!(snapshot.brokers.is_empty());
+    assert_eq!(snapshot.security.user_credentials("alice").count(), 2);
+    assert_eq!(snapshot.security.acls.len(), 1);
+    let broker = Broker::start(
+        &data,
+        1,
+        &["--authorizer", "acl", "--super-users", "User:ANONYMOUS"],
+    );
+    assert_eq!(topics(&broker), vec!["events".to_string()]);
+    let (ok, out) = corelog(&[
+        "consume",
+        "events",
+        "--from-beginning",
+        "--max-messages",
+        "20",
+        "--format",
+        "{key}:{value}\\n",
+        "--broker",
+        &broker.addr.to_string(),
+    ]);
+    assert!(ok, "{out}");
+    let mut got: Vec<&str> = out.lines().filter(|l| l.starts_with("user-")).collect();
+    got.sort();
+    let mut want: Vec<String> = (0..20)
+        .map(|i| format!("user-{}:event {i:02}", i % 3))
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+    let after =
+        corelog::meta::Snapshot::decode(&std::fs::read(data.join(".corelog-metadata")).unwrap())
+            .unwrap();
+    assert_eq!(after.security, snapshot.security);
+}
