@@ -427,6 +427,9 @@ impl BrokerConfig {
         if self.controller_listen.is_none() {
             return Err("a cluster broker needs --controller-listen HOST:PORT (where the other controllers reach it)".into());
         }
+        if self.kafka_shard_brokers {
+            return Err("--kafka-shard-brokers is not supported in a cluster yet".into());
+        }
         if self.bootstrap_user.is_some() {
             return Err("--bootstrap-user is not supported in a cluster yet: create users with `corelog user create` once the cluster is up".into());
         }

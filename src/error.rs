@@ -36,6 +36,15 @@ pub enum ErrorKind {
     /// The metadata change reached no controller leader, or was computed
     /// from metadata another broker changed meanwhile (retriable).
     NotController,
+    /// The partition is on another broker of the cluster (retriable: the
+    /// client refreshes its metadata and goes there).
+    NotLeaderOrFollower,
+    /// The partition's broker is fenced (not heard from): unavailable
+    /// until it returns (retriable).
+    LeaderNotAvailable,
+    /// The group is coordinated by another broker of the cluster
+    /// (retriable: the client finds the coordinator again).
+    NotCoordinator,
     /// An argument is outside its valid range (acks, max bytes, …).
     InvalidArgument,
     /// The broker is at its connection limit: the connection is refused,
@@ -159,6 +168,9 @@ impl ErrorKind {
             ErrorKind::ShuttingDown => "SHUTTING_DOWN",
             ErrorKind::RequestTimedOut => "REQUEST_TIMED_OUT",
             ErrorKind::NotController => "NOT_CONTROLLER",
+            ErrorKind::NotLeaderOrFollower => "NOT_LEADER_OR_FOLLOWER",
+            ErrorKind::LeaderNotAvailable => "LEADER_NOT_AVAILABLE",
+            ErrorKind::NotCoordinator => "NOT_COORDINATOR",
             ErrorKind::InvalidArgument => "INVALID_ARGUMENT",
             ErrorKind::ConnectionLimit => "CONNECTION_LIMIT",
             ErrorKind::UnknownTopic => "UNKNOWN_TOPIC",

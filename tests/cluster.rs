@@ -272,8 +272,32 @@ fn expect_topics(cluster: &Cluster, on: &[u64], want: &[&str]) {
     }
 }
 
-fn data_dir_has(dir: &Path, topic: &str) -> bool {
-    dir.join(topic).join("0").exists()
+/// Checks that node `id` opened exactly the partitions of `topic` the
+/// cluster placed on it (waiting, bounded, for it to apply the change).
+fn holds_its_partitions(cluster: &Cluster, id: u64, topic: &str) {
+    let dir = &cluster.dirs[id as usize - 1];
+    wait_until(
+        Duration::from_secs(10),
+        &format!("node {id} to open its partitions of {topic}"),
+        || {
+            let Ok(bytes) = std::fs::read(dir.join(".corelog-metadata")) else {
+                return false;
+            };
+            let snapshot = corelog::meta::Snapshot::decode(&bytes).unwrap();
+            let Some(meta) = snapshot.topic(topic) else {
+                return false;
+            };
+            assert_eq!(
+                meta.nodes.len(),
+                meta.partitions as usize,
+                "{topic} is placed"
+            );
+            (0..meta.partitions).all(|p| {
+                let here = meta.nodes[p as usize] as u64 == id;
+                dir.join(topic).join(p.to_string()).exists() == here
+            })
+        },
+    );
 }
 
 #[test]
@@ -281,17 +305,17 @@ fn metadata_changes_on_any_broker_reach_all_and_survive_the_leader() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut cluster = Cluster::start(3);
     let leader = cluster.leader(&[1, 2, 3]);
+    wait_until(Duration::from_secs(15), "three registered brokers", || {
+        cluster.status(leader)["brokers"].as_array().unwrap().len() == 3
+    });
 
     // A change through each broker, followers included.
     for id in 1..=3u64 {
         create(cluster.broker(id), &format!("t{id}"));
     }
     expect_topics(&cluster, &[1, 2, 3], &["t1", "t2", "t3"]);
-    for dir in &cluster.dirs {
-        assert!(
-            data_dir_has(dir, "t2"),
-            "every broker opened t2's partitions"
-        );
+    for id in 1..=3 {
+        holds_its_partitions(&cluster, id, "t2");
     }
 
     // A Kafka client's CreateTopics through a follower.
@@ -355,7 +379,7 @@ fn metadata_changes_on_any_broker_reach_all_and_survive_the_leader() {
         "the restarted broker caught up from a snapshot:\n{}",
         cluster.broker(leader).log()
     );
-    assert!(data_dir_has(&cluster.dirs[leader as usize - 1], "after-6"));
+    holds_its_partitions(&cluster, leader, "after-6");
     // It takes part again: a change through it reaches everyone.
     create(cluster.broker(leader), "back");
     all.push("back");
@@ -457,8 +481,48 @@ fn brokers_register_and_a_silent_broker_is_fenced_until_it_returns() {
     );
     assert!(out.contains(" leader "), "{out}");
 
-    // A follower stops (SIGSTOP): no heartbeats, fenced; it resumes,
-    // unfenced.
+    // One partition a broker.
+    create(cluster.broker(leader), "fence-me");
+    let (ok, out) = corelog(&[
+        "topic",
+        "add-partitions",
+        "fence-me",
+        "--total",
+        "3",
+        "--broker",
+        &cluster.broker(leader).addr.to_string(),
+    ]);
+    assert!(ok, "{out}");
+    let kafka = cluster.broker(leader).kafka.unwrap().to_string();
+    // (partition, leader, error code) of fence-me as a Kafka client sees it.
+    let partitions = || -> Vec<(i64, i64, i64)> {
+        let script = format!(
+            "import json\nfrom confluent_kafka.admin import AdminClient\n\
+             md = AdminClient({{'bootstrap.servers': '{kafka}'}}).list_topics('fence-me', timeout=10)\n\
+             print(json.dumps(sorted([p.id, p.leader, p.error.code() if p.error else 0] \
+             for p in md.topics['fence-me'].partitions.values())))\n"
+        );
+        let out = Command::new("python3")
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Vec<(i64, i64, i64)>>(&out.stdout).unwrap()
+    };
+    let clients = common::kafka_clients_available();
+    if clients {
+        let seen = partitions();
+        let leaders: HashSet<i64> = seen.iter().map(|p| p.1).collect();
+        assert_eq!(leaders.len(), 3, "{seen:?}");
+        assert!(seen.iter().all(|p| p.2 == 0), "{seen:?}");
+    }
+
+    // A follower stops (SIGSTOP): no heartbeats, fenced (its partition is
+    // unavailable); it resumes, unfenced.
     let silent = (1..=3).find(|id| *id != leader).unwrap();
     let stopped = Instant::now();
     cluster.brokers[silent as usize - 1]
@@ -471,6 +535,13 @@ fn brokers_register_and_a_silent_broker_is_fenced_until_it_returns() {
         || fenced(&cluster.status(leader)) == vec![silent],
     );
     eprintln!("fenced after {:?}", stopped.elapsed());
+    if clients {
+        let seen = partitions();
+        let unavailable: Vec<_> = seen.iter().filter(|p| p.2 != 0).collect();
+        // LEADER_NOT_AVAILABLE (5), no leader.
+        assert_eq!(unavailable.len(), 1, "{seen:?}");
+        assert_eq!((unavailable[0].1, unavailable[0].2), (-1, 5), "{seen:?}");
+    }
     cluster.brokers[silent as usize - 1]
         .as_mut()
         .unwrap()
@@ -478,6 +549,10 @@ fn brokers_register_and_a_silent_broker_is_fenced_until_it_returns() {
     wait_until(Duration::from_secs(15), "the broker to be unfenced", || {
         fenced(&cluster.status(leader)).is_empty()
     });
+    if clients {
+        let seen = partitions();
+        assert!(seen.iter().all(|p| p.2 == 0 && p.1 > 0), "{seen:?}");
+    }
     // The fence went through the log: the returning broker applies the
     // unfencing too.
     wait_until(
@@ -565,4 +640,144 @@ fn a_data_directory_written_by_23d2df6_serves_as_before_and_is_refused_as_a_clus
         corelog::meta::Snapshot::decode(&std::fs::read(data.join(".corelog-metadata")).unwrap())
             .unwrap();
     assert_eq!(after.security, snapshot.security);
+}
+
+#[test]
+fn kafka_clients_produce_and_consume_across_brokers_each_partition_on_its_broker() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !common::kafka_clients_available() {
+        return;
+    }
+    let cluster = Cluster::start(3);
+    let leader = cluster.leader(&[1, 2, 3]);
+    wait_until(Duration::from_secs(15), "three registered brokers", || {
+        (1..=3).all(|id| cluster.status(id)["brokers"].as_array().unwrap().len() == 3)
+    });
+    let _ = leader;
+    let (ok, out) = corelog(&[
+        "topic",
+        "create",
+        "spread",
+        "--partitions",
+        "6",
+        "--broker",
+        &cluster.broker(1).addr.to_string(),
+    ]);
+    assert!(ok, "{out}");
+    // Placed two partitions a broker; each broker opened only its own.
+    for (i, dir) in cluster.dirs.iter().enumerate() {
+        let here = (0..6)
+            .filter(|p| dir.join("spread").join(p.to_string()).exists())
+            .count();
+        assert_eq!(here, 2, "node {} holds {here} partitions of spread", i + 1);
+    }
+
+    // confluent-kafka bootstrapped from broker 1 only: it sees every
+    // broker, sends each partition's records to its broker; a group
+    // consumer bootstrapped from broker 3 reads them all back (its
+    // coordinator may be any broker).
+    let b1 = cluster.broker(1).kafka.unwrap().to_string();
+    let b3 = cluster.broker(3).kafka.unwrap().to_string();
+    let script = format!(
+        r#"
+import json, time
+from confluent_kafka import Producer, Consumer
+md = Producer({{'bootstrap.servers': '{b1}'}}).list_topics('spread', timeout=15)
+leaders = sorted({{p.leader for p in md.topics['spread'].partitions.values()}})
+brokers = sorted(md.brokers)
+p = Producer({{'bootstrap.servers': '{b1}', 'acks': 'all', 'linger.ms': 5}})
+acked = []
+for i in range(300):
+    p.produce('spread', key=f'k{{i}}', value=f'v{{i}}', partition=i % 6,
+              on_delivery=lambda e, m: acked.append(m.value().decode()) if e is None else None)
+p.flush(30)
+c = Consumer({{'bootstrap.servers': '{b3}', 'group.id': 'spread-readers',
+              'auto.offset.reset': 'earliest', 'enable.auto.commit': False}})
+c.subscribe(['spread'])
+got = []
+deadline = time.time() + 60
+while len(got) < 300 and time.time() < deadline:
+    m = c.poll(0.5)
+    if m is None or m.error():
+        continue
+    got.append(m.value().decode())
+c.commit(asynchronous=False)
+c.close()
+print(json.dumps({{'leaders': leaders, 'brokers': brokers, 'acked': len(acked), 'got': sorted(got)}}))
+"#
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let result: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(result["leaders"], serde_json::json!([1, 2, 3]), "{result}");
+    assert_eq!(result["brokers"], serde_json::json!([1, 2, 3]), "{result}");
+    assert_eq!(result["acked"], 300);
+    let mut want: Vec<String> = (0..300).map(|i| format!("v{i}")).collect();
+    want.sort();
+    let got: Vec<String> = serde_json::from_value(result["got"].clone()).unwrap();
+    assert_eq!(got, want, "every acknowledged record once");
+
+    // kcat bootstrapped from broker 2 reads every partition too.
+    let b2 = cluster.broker(2).kafka.unwrap().to_string();
+    let kcat = Command::new("kcat")
+        .args([
+            "-C",
+            "-b",
+            &b2,
+            "-t",
+            "spread",
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        kcat.status.success(),
+        "{}",
+        String::from_utf8_lossy(&kcat.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&kcat.stdout).lines().count(), 300);
+
+    // The native client asked the wrong broker is told where to go.
+    let snapshot = corelog::meta::Snapshot::decode(
+        &std::fs::read(cluster.dirs[0].join(".corelog-metadata")).unwrap(),
+    )
+    .unwrap();
+    let nodes = snapshot.topic("spread").unwrap().nodes.clone();
+    let elsewhere = nodes.iter().position(|n| *n != 1).unwrap();
+    let produce = |broker: &Broker| {
+        let mut child = Command::new(corelog_bin())
+            .args(["produce", "spread", "--partition", &elsewhere.to_string()])
+            .args(["--acks", "all", "--broker", &broker.addr.to_string()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"native\n").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let refused = produce(cluster.broker(1));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&refused.stdout),
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(text.contains("NOT_LEADER_OR_FOLLOWER"), "{text}");
+    let right = produce(cluster.broker(nodes[elsewhere] as u64));
+    assert!(
+        right.status.success(),
+        "{}",
+        String::from_utf8_lossy(&right.stderr)
+    );
 }

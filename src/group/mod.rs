@@ -344,14 +344,39 @@ pub async fn ensure_offsets_topic(shard: &Rc<Shard>) -> Result<crate::types::Top
 }
 
 /// The shard that coordinates `group` (creating the offsets topic if
-/// needed).
+/// needed); NOT_COORDINATOR if another broker of the cluster does.
 pub async fn coordinator_shard(
     shard: &Rc<Shard>,
     group: &str,
 ) -> Result<crate::types::ShardId, BrokerError> {
-    check_group_id(group)?;
+    if let Some(node) = coordinator_elsewhere(shard, group).await? {
+        return Err(BrokerError::new(
+            ErrorKind::NotCoordinator,
+            format!(
+                "group {group:?} is coordinated by broker {node}; this is broker {}",
+                shard.config.node_id
+            ),
+        ));
+    }
     let topic = ensure_offsets_topic(shard).await?;
     Ok(shard.owner(topic, partition_for(group)))
+}
+
+/// In a cluster, the broker that coordinates `group` when it is not this
+/// one: the broker its offsets partition is on (creating the offsets
+/// topic if needed).
+pub async fn coordinator_elsewhere(
+    shard: &Rc<Shard>,
+    group: &str,
+) -> Result<Option<u32>, BrokerError> {
+    check_group_id(group)?;
+    let topic = ensure_offsets_topic(shard).await?;
+    let partition = partition_for(group);
+    let snapshot = shard.snapshot();
+    Ok(snapshot
+        .topic_by_id(topic)
+        .filter(|meta| !shard.hosts(meta, partition))
+        .and_then(|meta| meta.node_of(partition)))
 }
 
 /// Runs `call` for `group` on its coordinator shard.

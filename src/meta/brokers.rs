@@ -126,4 +126,43 @@ mod tests {
         // Re-registering unfences.
         assert!(!fenced.with_broker(b).unwrap().brokers[&2].fenced);
     }
+
+    fn broker(node_id: u32) -> BrokerMeta {
+        BrokerMeta {
+            node_id,
+            native: format!("127.0.0.1:{}", 9400 + node_id),
+            kafka: Vec::new(),
+            shards: 1,
+            fenced: false,
+        }
+    }
+
+    #[test]
+    fn partitions_spread_over_active_brokers_and_keep_their_place() {
+        use crate::meta::TopicOverrides;
+        // One broker: nothing placed, every partition is local.
+        let (single, t) = Snapshot::default()
+            .with_topic("a", 4, TopicOverrides::default())
+            .unwrap();
+        assert!(t.nodes.is_empty() && t.node_of(0).is_none());
+        let mut s = single;
+        for n in [3, 1, 2] {
+            s = s.with_broker(broker(n)).unwrap();
+        }
+        // "a" was not placed and stays so when it grows.
+        let (s, a) = s.with_partitions("a", 6).unwrap();
+        assert!(a.nodes.is_empty());
+        let (s, b) = s.with_topic("b", 6, TopicOverrides::default()).unwrap();
+        assert_eq!(&*b.nodes, &[1, 2, 3, 1, 2, 3]);
+        // The least loaded first; a fenced broker gets nothing.
+        let s = s.with_fenced(3, true).unwrap();
+        let (s, c) = s.with_topic("c", 3, TopicOverrides::default()).unwrap();
+        assert_eq!(&*c.nodes, &[1, 2, 1]);
+        let (s, c) = s.with_partitions("c", 5).unwrap();
+        assert_eq!(&c.nodes[..3], &[1, 2, 1], "existing partitions stay");
+        assert_eq!(&c.nodes[3..], &[2, 1]);
+        let back = Snapshot::decode(&s.encode()).unwrap();
+        assert_eq!(back.topic("c").unwrap().nodes, c.nodes);
+        assert!(back.topic("a").unwrap().nodes.is_empty());
+    }
 }

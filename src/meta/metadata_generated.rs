@@ -634,6 +634,7 @@ impl<'a> TopicRecord<'a> {
   pub const VT_CONFIG: ::flatbuffers::VOffsetT = 10;
   pub const VT_UUID: ::flatbuffers::VOffsetT = 12;
   pub const VT_TOPIC_SETTINGS: ::flatbuffers::VOffsetT = 14;
+  pub const VT_PARTITION_NODES: ::flatbuffers::VOffsetT = 16;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -645,6 +646,7 @@ impl<'a> TopicRecord<'a> {
     args: &'args TopicRecordArgs<'args>
   ) -> ::flatbuffers::WIPOffset<TopicRecord<'bldr>> {
     let mut builder = TopicRecordBuilder::new(_fbb);
+    if let Some(x) = args.partition_nodes { builder.add_partition_nodes(x); }
     if let Some(x) = args.topic_settings { builder.add_topic_settings(x); }
     if let Some(x) = args.uuid { builder.add_uuid(x); }
     if let Some(x) = args.config { builder.add_config(x); }
@@ -704,6 +706,13 @@ impl<'a> TopicRecord<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>>>(TopicRecord::VT_TOPIC_SETTINGS, None)}
   }
+  #[inline]
+  pub fn partition_nodes(&self) -> Option<::flatbuffers::Vector<'a, u32>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u32>>>(TopicRecord::VT_PARTITION_NODES, None)}
+  }
 }
 
 impl ::flatbuffers::Verifiable for TopicRecord<'_> {
@@ -718,6 +727,7 @@ impl ::flatbuffers::Verifiable for TopicRecord<'_> {
      .visit_field::<::flatbuffers::ForwardsUOffset<TopicConfig>>("config", Self::VT_CONFIG, false)?
      .visit_field::<Uuid>("uuid", Self::VT_UUID, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<&'_ str>>>>("topic_settings", Self::VT_TOPIC_SETTINGS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u32>>>("partition_nodes", Self::VT_PARTITION_NODES, false)?
      .finish();
     Ok(())
   }
@@ -729,6 +739,7 @@ pub struct TopicRecordArgs<'a> {
     pub config: Option<::flatbuffers::WIPOffset<TopicConfig<'a>>>,
     pub uuid: Option<&'a Uuid>,
     pub topic_settings: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>>>,
+    pub partition_nodes: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u32>>>,
 }
 impl<'a> Default for TopicRecordArgs<'a> {
   #[inline]
@@ -740,6 +751,7 @@ impl<'a> Default for TopicRecordArgs<'a> {
       config: None,
       uuid: None,
       topic_settings: None,
+      partition_nodes: None,
     }
   }
 }
@@ -774,6 +786,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> TopicRecordBuilder<'a, 'b, A>
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(TopicRecord::VT_TOPIC_SETTINGS, topic_settings);
   }
   #[inline]
+  pub fn add_partition_nodes(&mut self, partition_nodes: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u32>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(TopicRecord::VT_PARTITION_NODES, partition_nodes);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> TopicRecordBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     TopicRecordBuilder {
@@ -797,6 +813,7 @@ impl ::core::fmt::Debug for TopicRecord<'_> {
       ds.field("config", &self.config());
       ds.field("uuid", &self.uuid());
       ds.field("topic_settings", &self.topic_settings());
+      ds.field("partition_nodes", &self.partition_nodes());
       ds.finish()
   }
 }

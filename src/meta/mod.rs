@@ -151,6 +151,16 @@ pub struct TopicMeta {
     /// The topic's UUID (Kafka's topic id): random, never reused, stable
     /// for the topic's life.
     pub uuid: [u8; 16],
+    /// In a cluster, the broker (node id) each partition is on, by
+    /// partition; empty for one broker (every partition is on it).
+    pub nodes: Arc<[u32]>,
+}
+
+impl TopicMeta {
+    /// The broker partition `p` is on, in a cluster.
+    pub fn node_of(&self, p: u32) -> Option<u32> {
+        self.nodes.get(p as usize).copied()
+    }
 }
 
 /// An immutable view of all topics, swapped in whole.
@@ -231,12 +241,52 @@ impl Snapshot {
             config,
             overrides,
             uuid: random_uuid(),
+            nodes: self.place(None, partitions).into(),
         });
         let mut next = self.clone();
         next.version += 1;
         next.next_topic_id += 1;
         next.topics.insert(meta.name.clone(), meta.clone());
         Ok((next, meta))
+    }
+
+    /// Places a topic's partitions up to `total` on the cluster's brokers,
+    /// keeping where an existing topic's (`had`) are: each new one on the
+    /// active (unfenced) broker with the fewest partitions so far, ties to
+    /// the lowest node id. Empty when no broker is registered (one broker:
+    /// every partition is on it), and for an existing topic that was not
+    /// placed (its partitions are on every broker that had it).
+    fn place(&self, had: Option<&[u32]>, total: u32) -> Vec<u32> {
+        let active: Vec<u32> = self
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .map(|b| b.node_id)
+            .collect();
+        let have = had.unwrap_or(&[]);
+        if active.is_empty() || (had.is_some() && have.is_empty()) {
+            return have.to_vec();
+        }
+        // Partitions per active broker (a growing topic's own included:
+        // it is in `topics` already).
+        let mut load: BTreeMap<u32, usize> = active.iter().map(|&n| (n, 0)).collect();
+        for t in self.topics.values() {
+            for n in t.nodes.iter() {
+                if let Some(c) = load.get_mut(n) {
+                    *c += 1;
+                }
+            }
+        }
+        let mut nodes = have.to_vec();
+        while (nodes.len() as u32) < total {
+            let (&node, count) = load
+                .iter_mut()
+                .min_by_key(|(n, c)| (**c, **n))
+                .expect("at least one active broker");
+            *count += 1;
+            nodes.push(node);
+        }
+        nodes
     }
 
     /// A new snapshot in which `name` has `total` partitions (more than it
@@ -259,6 +309,7 @@ impl Snapshot {
         }
         let meta = Arc::new(TopicMeta {
             partitions: total,
+            nodes: self.place(Some(&current.nodes), total).into(),
             ..(**current).clone()
         });
         let mut next = self.clone();
@@ -341,6 +392,7 @@ impl Snapshot {
                     .map(|f| fbb.create_string(f))
                     .collect();
                 let set = fbb.create_vector(&set);
+                let partition_nodes = (!t.nodes.is_empty()).then(|| fbb.create_vector(&t.nodes));
                 let uuid = file::Uuid::new(
                     u64::from_be_bytes(t.uuid[..8].try_into().expect("8 bytes")),
                     u64::from_be_bytes(t.uuid[8..].try_into().expect("8 bytes")),
@@ -354,6 +406,7 @@ impl Snapshot {
                         config: Some(config),
                         uuid: Some(&uuid),
                         topic_settings: Some(set),
+                        partition_nodes,
                     },
                 )
             })
@@ -437,6 +490,11 @@ impl Snapshot {
                 config,
                 overrides,
                 uuid,
+                nodes: t
+                    .partition_nodes()
+                    .map(|n| n.iter().collect::<Vec<u32>>())
+                    .unwrap_or_default()
+                    .into(),
             };
             snapshot.topics.insert(meta.name.clone(), Arc::new(meta));
         }

@@ -97,7 +97,7 @@ pub const ENUM_MIN_ERROR_CODE: u16 = 0;
 pub const ENUM_MAX_ERROR_CODE: u16 = 102;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 46] = [
+pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 47] = [
   ErrorCode::NONE,
   ErrorCode::UNKNOWN_SERVER_ERROR,
   ErrorCode::INVALID_REQUEST,
@@ -114,6 +114,7 @@ pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 46] = [
   ErrorCode::INVALID_PARTITION_COUNT,
   ErrorCode::INVALID_TOPIC_NAME,
   ErrorCode::INVALID_CONFIG,
+  ErrorCode::NOT_LEADER_OR_FOLLOWER,
   ErrorCode::CORRUPT_BATCH_CRC,
   ErrorCode::UNSUPPORTED_MAGIC,
   ErrorCode::RECORD_COUNT_MISMATCH,
@@ -188,6 +189,9 @@ impl ErrorCode {
   pub const INVALID_TOPIC_NAME: Self = Self(24);
   /// A topic configuration value is out of range.
   pub const INVALID_CONFIG: Self = Self(25);
+  /// The partition is on another broker of the cluster (the message names
+  /// it); connect there. Retriable.
+  pub const NOT_LEADER_OR_FOLLOWER: Self = Self(26);
   /// A batch's stored CRC does not match its bytes.
   pub const CORRUPT_BATCH_CRC: Self = Self(40);
   /// A batch with a magic other than 2.
@@ -275,6 +279,7 @@ impl ErrorCode {
     Self::INVALID_PARTITION_COUNT,
     Self::INVALID_TOPIC_NAME,
     Self::INVALID_CONFIG,
+    Self::NOT_LEADER_OR_FOLLOWER,
     Self::CORRUPT_BATCH_CRC,
     Self::UNSUPPORTED_MAGIC,
     Self::RECORD_COUNT_MISMATCH,
@@ -325,6 +330,7 @@ impl ErrorCode {
       Self::INVALID_PARTITION_COUNT => Some("INVALID_PARTITION_COUNT"),
       Self::INVALID_TOPIC_NAME => Some("INVALID_TOPIC_NAME"),
       Self::INVALID_CONFIG => Some("INVALID_CONFIG"),
+      Self::NOT_LEADER_OR_FOLLOWER => Some("NOT_LEADER_OR_FOLLOWER"),
       Self::CORRUPT_BATCH_CRC => Some("CORRUPT_BATCH_CRC"),
       Self::UNSUPPORTED_MAGIC => Some("UNSUPPORTED_MAGIC"),
       Self::RECORD_COUNT_MISMATCH => Some("RECORD_COUNT_MISMATCH"),

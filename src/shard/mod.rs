@@ -1170,6 +1170,63 @@ impl Shard {
         }
     }
 
+    /// Whether partition `p` of `topic` is on this broker (always, but in
+    /// a cluster that placed it on another).
+    pub fn hosts(&self, topic: &TopicMeta, p: u32) -> bool {
+        topic
+            .node_of(p)
+            .is_none_or(|node| node == self.config.node_id as u32)
+    }
+
+    /// Where Kafka clients of `listener` reach broker `node` of the
+    /// cluster: the address it registered for a listener of the same
+    /// security protocol (`None` if it has none, or is unknown).
+    pub fn kafka_address_of(&self, node: u32, listener: ListenerId) -> Option<(String, u16)> {
+        if node == self.config.node_id as u32 {
+            return self.kafka_advertised(listener);
+        }
+        let protocol = match self.listener(listener).kind {
+            ListenerKind::Kafka => self.listener(listener).name,
+            ListenerKind::Native => self.listeners.get(1).map(|l| l.name)?,
+        };
+        let snapshot = self.snapshot();
+        let broker = snapshot.brokers.get(&node)?;
+        broker.kafka.iter().find_map(|l| {
+            let rest = l.strip_prefix(protocol)?.strip_prefix("://")?;
+            let (host, port) = rest.rsplit_once(':')?;
+            Some((host.to_string(), port.parse().ok()?))
+        })
+    }
+
+    /// The error for a partition this broker does not serve because the
+    /// cluster placed it on broker `node`.
+    pub fn elsewhere(&self, topic: &TopicMeta, p: u32, node: u32) -> BrokerError {
+        let snapshot = self.snapshot();
+        match snapshot.brokers.get(&node) {
+            Some(b) if b.fenced => BrokerError::new(
+                ErrorKind::LeaderNotAvailable,
+                format!(
+                    "partition {p} of topic {:?} is on broker {node}, which is fenced (not heard from); unavailable until it returns",
+                    topic.name
+                ),
+            ),
+            Some(b) => BrokerError::new(
+                ErrorKind::NotLeaderOrFollower,
+                format!(
+                    "partition {p} of topic {:?} is on broker {node} ({}); this is broker {}",
+                    topic.name, b.native, self.config.node_id
+                ),
+            ),
+            None => BrokerError::new(
+                ErrorKind::NotLeaderOrFollower,
+                format!(
+                    "partition {p} of topic {:?} is on broker {node}; this is broker {}",
+                    topic.name, self.config.node_id
+                ),
+            ),
+        }
+    }
+
     /// The current metadata snapshot.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.borrow().clone()
@@ -1198,6 +1255,12 @@ impl Shard {
     /// failed to open (`STORAGE_FAILED`, with the reason), or it is not
     /// this shard's.
     pub(crate) fn unavailable(&self, topic: TopicId, partition: u32) -> BrokerError {
+        if let Some(meta) = self.snapshot().topic_by_id(topic)
+            && let Some(node) = meta.node_of(partition)
+            && !self.hosts(meta, partition)
+        {
+            return self.elsewhere(meta, partition, node);
+        }
         match self.failed.borrow().get(&(topic, partition)) {
             Some(reason) => BrokerError::new(ErrorKind::StorageFailed, reason.clone()),
             None => BrokerError::new(
@@ -1563,6 +1626,7 @@ impl Shard {
             }
             for p in 0..topic.partitions {
                 if self.owner(topic.id, p) != self.id
+                    || !self.hosts(topic, p)
                     || self.logs.borrow().contains_key(&(topic.id, p))
                 {
                     continue;

@@ -64,6 +64,39 @@ pub async fn find_coordinator(
             c.error_code = codes::COORDINATOR_NOT_AVAILABLE;
             c.error_message = Some(s("transactions are not supported by this broker"));
         } else {
+            let elsewhere = match group::coordinator_elsewhere(shard, &key).await {
+                Ok(Some(node)) => Some(
+                    shard
+                        .kafka_address_of(node, caller.listener)
+                        .filter(|_| {
+                            !shard
+                                .snapshot()
+                                .brokers
+                                .get(&node)
+                                .is_some_and(|b| b.fenced)
+                        })
+                        .map(|address| (node, address)),
+                ),
+                _ => None,
+            };
+            match elsewhere {
+                Some(Some((node, (host, port)))) => {
+                    c.node_id = BrokerId(node as i32);
+                    c.host = s(&host);
+                    c.port = port as i32;
+                    coordinators.push(c);
+                    continue;
+                }
+                Some(None) => {
+                    c.error_code = codes::COORDINATOR_NOT_AVAILABLE;
+                    c.error_message = Some(s(
+                        "the group's coordinator broker is fenced or has no listener of this kind",
+                    ));
+                    coordinators.push(c);
+                    continue;
+                }
+                None => {}
+            }
             match group::coordinator_shard(shard, &key).await {
                 Ok(owner) if shard.config.kafka_shard_brokers => {
                     c.node_id = BrokerId(crate::meta::shard_broker_id(shard.config.node_id, owner));

@@ -180,6 +180,27 @@ fn brokers(shard: &Shard, listener: ListenerId) -> Vec<MetadataResponseBroker> {
             .with_host(StrBytes::from_string(host.clone()))
             .with_port(port as i32)
     };
+    let snapshot = shard.snapshot();
+    if !snapshot.brokers.is_empty() {
+        // A cluster: every active broker, at its listener of this
+        // listener's security protocol (this one always).
+        let me = shard.config.node_id as u32;
+        let mut out = vec![broker(shard.config.node_id, port)];
+        for b in snapshot.brokers.values() {
+            if b.node_id == me || b.fenced {
+                continue;
+            }
+            if let Some((host, port)) = shard.kafka_address_of(b.node_id, listener) {
+                out.push(
+                    MetadataResponseBroker::default()
+                        .with_node_id(BrokerId(b.node_id as i32))
+                        .with_host(StrBytes::from_string(host))
+                        .with_port(port as i32),
+                );
+            }
+        }
+        return out;
+    }
     if !shard_brokers(shard) {
         return vec![broker(shard.config.node_id, port)];
     }
@@ -215,8 +236,12 @@ pub(super) fn is_this_broker(shard: &Shard, id: i32) -> bool {
             && (0..shard.count).any(|s| shard_broker_id(shard.config.node_id, ShardId(s)) == id))
 }
 
-/// The broker leading a partition: this one, or the shard that owns it.
+/// The broker leading a partition: this one, the shard that owns it, or
+/// in a cluster the broker it is on.
 fn leader(shard: &Shard, meta: &TopicMeta, partition: u32) -> BrokerId {
+    if let Some(node) = meta.node_of(partition) {
+        return BrokerId(node as i32);
+    }
     if shard_brokers(shard) {
         let owner = shard.owner(meta.id, partition);
         BrokerId(shard_broker_id(shard.config.node_id, owner))
@@ -226,16 +251,27 @@ fn leader(shard: &Shard, meta: &TopicMeta, partition: u32) -> BrokerId {
 }
 
 fn topic(shard: &Shard, version: i16, ops: bool, meta: &Arc<TopicMeta>) -> MetadataResponseTopic {
+    let snapshot = shard.snapshot();
     let partitions = (0..meta.partitions)
         .map(|p| {
             let node = leader(shard, meta, p);
+            // A partition on a fenced broker has no leader for now.
+            let fenced = meta
+                .node_of(p)
+                .and_then(|n| snapshot.brokers.get(&n).map(|b| b.fenced))
+                .unwrap_or(false);
             // Leader epoch -1: clients skip offset validation by epoch,
             // which needs OffsetForLeaderEpoch (comes with replication).
             MetadataResponsePartition::default()
+                .with_error_code(if fenced {
+                    codes::LEADER_NOT_AVAILABLE
+                } else {
+                    0
+                })
                 .with_partition_index(p as i32)
-                .with_leader_id(node)
+                .with_leader_id(if fenced { BrokerId(-1) } else { node })
                 .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
+                .with_isr_nodes(if fenced { vec![] } else { vec![node] })
         })
         .collect();
     let mut t = MetadataResponseTopic::default()

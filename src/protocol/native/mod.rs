@@ -181,7 +181,12 @@ pub fn error_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::StorageFailed => ErrorCode::STORAGE_FAILED,
         ErrorKind::DiskFull => ErrorCode::DISK_FULL,
         ErrorKind::InvalidGroupId => ErrorCode::INVALID_GROUP_ID,
-        ErrorKind::CoordinatorNotAvailable => ErrorCode::COORDINATOR_NOT_AVAILABLE,
+        ErrorKind::CoordinatorNotAvailable | ErrorKind::NotCoordinator => {
+            ErrorCode::COORDINATOR_NOT_AVAILABLE
+        }
+        ErrorKind::NotLeaderOrFollower | ErrorKind::LeaderNotAvailable => {
+            ErrorCode::NOT_LEADER_OR_FOLLOWER
+        }
         ErrorKind::UnknownMemberId => ErrorCode::UNKNOWN_MEMBER_ID,
         ErrorKind::FencedMemberEpoch => ErrorCode::FENCED_MEMBER_EPOCH,
         ErrorKind::StaleMemberEpoch => ErrorCode::STALE_MEMBER_EPOCH,
