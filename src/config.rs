@@ -134,6 +134,9 @@ pub struct BrokerConfig {
     pub controllers: Vec<crate::cluster::Voter>,
     /// Where this broker's controller accepts the other controllers.
     pub controller_listen: Option<SocketAddr>,
+    /// The host (and shared port) native clients and other brokers are
+    /// told to use (`--advertise HOST[:PORT]`); default: the bound address.
+    pub advertise: Option<(String, Option<u16>)>,
     /// Applied Raft entries between two metadata snapshots.
     pub raft_snapshot_entries: u64,
 }
@@ -292,6 +295,13 @@ impl BrokerConfig {
             ("trace_latency", self.trace_latency.to_string()),
             ("node_id", self.node_id.to_string()),
             (
+                "advertise",
+                opt(self.advertise.as_ref().map(|(h, p)| match p {
+                    Some(p) => format!("{h}:{p}"),
+                    None => h.clone(),
+                })),
+            ),
+            (
                 "controllers",
                 if self.clustered() {
                     self.controllers
@@ -396,6 +406,7 @@ impl BrokerConfig {
             bootstrap_user: None,
             controllers: Vec::new(),
             controller_listen: None,
+            advertise: None,
             raft_snapshot_entries: crate::constants::RAFT_SNAPSHOT_ENTRIES,
         }
     }
@@ -894,6 +905,12 @@ impl BrokerConfig {
                     .map_err(|e| format!("{}: controller_listen {v:?}: {e}", path.display()))?,
             );
         }
+        if let Some(v) = &file.advertise {
+            self.advertise = Some(
+                parse_native_advertise(v)
+                    .map_err(|e| format!("{}: advertise: {e}", path.display()))?,
+            );
+        }
         if let Some(v) = file.raft_snapshot_entries {
             self.raft_snapshot_entries = v;
         }
@@ -955,6 +972,7 @@ struct FileConfig {
     controllers: Option<String>,
     controller_listen: Option<String>,
     raft_snapshot_entries: Option<u64>,
+    advertise: Option<String>,
     disk_free_min_bytes: Option<u64>,
     authorizer: Option<String>,
     super_users: Option<Vec<String>>,
@@ -1059,6 +1077,20 @@ pub fn parse_listen(text: &str) -> Result<Option<SocketAddr>, String> {
 }
 
 /// Parses an advertised `host:port` (a name or an address).
+/// Parses `--advertise`: `HOST` (the bound port) or `HOST:PORT` (an IPv6
+/// address in brackets).
+pub fn parse_native_advertise(text: &str) -> Result<(String, Option<u16>), String> {
+    if text.contains(':') && !(text.starts_with('[') && text.ends_with(']')) {
+        let (host, port) = parse_advertise(text)?;
+        return Ok((host, Some(port)));
+    }
+    let host = text.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("{text:?} has no host"));
+    }
+    Ok((host.to_string(), None))
+}
+
 pub fn parse_advertise(text: &str) -> Result<(String, u16), String> {
     let (host, port) = text
         .rsplit_once(':')
@@ -1096,6 +1128,53 @@ pub fn connection_share(max_connections: usize, shard: usize, shards: usize) -> 
 mod tests {
     use super::*;
     use crate::storage::FsyncPolicy;
+
+    #[test]
+    fn cluster_settings_come_from_the_file_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("corelog.toml");
+        std::fs::write(
+            &path,
+            r#"
+node_id = 2
+controllers = "1@10.0.0.1:9500,2@10.0.0.2:9500,3@10.0.0.3:9500"
+controller_listen = "0.0.0.0:9500"
+advertise = "broker-2.example"
+raft_snapshot_entries = 64
+"#,
+        )
+        .unwrap();
+        let mut config = BrokerConfig::new(dir.path());
+        config.apply_file(&path).unwrap();
+        assert!(config.clustered());
+        assert_eq!(config.controllers[1].addr, "10.0.0.2:9500");
+        assert_eq!(config.advertise, Some(("broker-2.example".into(), None)));
+        assert_eq!(config.raft_snapshot_entries, 64);
+        config.validate().unwrap();
+        // Not a voter, no controller listener, shard-aware Kafka: refused.
+        let mut c = config.clone();
+        c.node_id = 4;
+        assert!(c.validate().unwrap_err().contains("not among"));
+        let mut c = config.clone();
+        c.controller_listen = None;
+        assert!(c.validate().unwrap_err().contains("--controller-listen"));
+        let mut c = config.clone();
+        c.kafka_shard_brokers = true;
+        assert!(c.validate().is_err());
+        // A one-broker setup with a controller listener is a mistake.
+        let mut c = BrokerConfig::new(dir.path());
+        c.controller_listen = Some("127.0.0.1:9500".parse().unwrap());
+        assert!(c.validate().is_err());
+        assert_eq!(
+            parse_native_advertise("[::1]:9400").unwrap(),
+            ("::1".to_string(), Some(9400))
+        );
+        assert_eq!(
+            parse_native_advertise("10.1.2.3").unwrap(),
+            ("10.1.2.3".to_string(), None)
+        );
+        assert!(parse_native_advertise("host:0").is_err());
+    }
 
     #[test]
     fn a_config_file_overrides_defaults_and_unknown_keys_are_errors() {

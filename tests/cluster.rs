@@ -115,10 +115,16 @@ struct Cluster {
     cut: Arc<Mutex<HashSet<u64>>>,
     brokers: Vec<Option<Broker>>,
     controllers: String,
+    /// Flags every broker gets besides the cluster's.
+    extra: Vec<String>,
 }
 
 impl Cluster {
     fn start(n: u64) -> Cluster {
+        Cluster::start_with(n, &[])
+    }
+
+    fn start_with(n: u64, extra: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let cut = Arc::new(Mutex::new(HashSet::new()));
         let proxies: Vec<Proxy> = (1..=n).map(|id| Proxy::start(id, cut.clone())).collect();
@@ -137,6 +143,7 @@ impl Cluster {
             cut,
             brokers: Vec::new(),
             controllers,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         for id in 1..=n {
             let broker = cluster.launch(id);
@@ -147,24 +154,22 @@ impl Cluster {
 
     fn launch(&self, id: u64) -> Broker {
         let node = id.to_string();
-        let broker = Broker::start(
-            &self.dirs[id as usize - 1],
-            1,
-            &[
-                "--kafka-listen",
-                "127.0.0.1:0",
-                "--node-id",
-                &node,
-                "--controllers",
-                &self.controllers,
-                "--controller-listen",
-                "127.0.0.1:0",
-                // Small, so a broker away for a few changes catches up
-                // from a snapshot.
-                "--raft-snapshot-entries",
-                "4",
-            ],
-        );
+        let mut args: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        args.extend([
+            "--kafka-listen",
+            "127.0.0.1:0",
+            "--node-id",
+            &node,
+            "--controllers",
+            &self.controllers,
+            "--controller-listen",
+            "127.0.0.1:0",
+            // Small, so a broker away for a few changes catches up
+            // from a snapshot.
+            "--raft-snapshot-entries",
+            "4",
+        ]);
+        let broker = Broker::start(&self.dirs[id as usize - 1], 1, &args);
         *self.proxies[id as usize - 1].target.lock().unwrap() = broker.controller;
         broker
     }
@@ -452,7 +457,8 @@ fn fenced(status: &serde_json::Value) -> Vec<u64> {
 #[test]
 fn brokers_register_and_a_silent_broker_is_fenced_until_it_returns() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let mut cluster = Cluster::start(3);
+    // Registered under the advertised host, at the bound shared port.
+    let mut cluster = Cluster::start_with(3, &["--advertise", "localhost"]);
     let leader = cluster.leader(&[1, 2, 3]);
     wait_until(Duration::from_secs(15), "three registered brokers", || {
         cluster.status(leader)["brokers"].as_array().unwrap().len() == 3
@@ -460,7 +466,10 @@ fn brokers_register_and_a_silent_broker_is_fenced_until_it_returns() {
     let status = cluster.status(leader);
     for b in status["brokers"].as_array().unwrap() {
         let id = b["node_id"].as_u64().unwrap();
-        assert_eq!(b["native"], cluster.broker(id).addr.to_string());
+        assert_eq!(
+            b["native"],
+            format!("localhost:{}", cluster.broker(id).addr.port())
+        );
         assert_eq!(
             b["kafka"][0],
             format!("PLAINTEXT://{}", cluster.broker(id).kafka.unwrap())

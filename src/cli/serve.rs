@@ -94,6 +94,12 @@ pub struct ServeArgs {
     /// traffic, HOST:PORT (plaintext: keep it on a private network).
     #[arg(long)]
     controller_listen: Option<SocketAddr>,
+    /// The host, or HOST:PORT, native clients (and the other brokers of a
+    /// cluster) are told to connect to: needed when --listen is 0.0.0.0 or
+    /// behind NAT; the shard ports are advertised at this host too
+    /// [default: the --listen address].
+    #[arg(long)]
+    advertise: Option<String>,
     /// Applied metadata changes between two Raft snapshots (the log before
     /// a snapshot is dropped) [default: 1024].
     #[arg(long)]
@@ -292,6 +298,9 @@ fn config_from(args: &ServeArgs) -> Result<BrokerConfig, String> {
     }
     if let Some(v) = args.controller_listen {
         config.controller_listen = Some(v);
+    }
+    if let Some(v) = &args.advertise {
+        config.advertise = Some(crate::config::parse_native_advertise(v)?);
     }
     if let Some(v) = args.raft_snapshot_entries {
         config.raft_snapshot_entries = v;

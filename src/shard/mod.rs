@@ -453,6 +453,9 @@ pub struct Shard {
     /// Host the ports listen on, as given to clients.
     pub host: String,
     pub shared_port: u16,
+    /// The shared port native clients are told (`--advertise`, or the
+    /// bound one).
+    pub advertised_port: u16,
     pub ports: Vec<u16>,
     /// Every listener, by [`ListenerId`]: what it speaks, its TLS, and
     /// (Kafka) where its clients are told to connect.
@@ -838,7 +841,15 @@ async fn run_shard(
     let shard = Rc::new(Shard {
         id: ShardId(index as u32),
         count: n as u32,
-        host: config.listen.ip().to_string(),
+        host: config
+            .advertise
+            .as_ref()
+            .map_or_else(|| config.listen.ip().to_string(), |(h, _)| h.clone()),
+        advertised_port: config
+            .advertise
+            .as_ref()
+            .and_then(|(_, p)| *p)
+            .unwrap_or(shared_port),
         shared_port,
         ports: startup.ports.lock().unwrap().clone(),
         listeners,
@@ -1489,7 +1500,7 @@ impl Shard {
     pub(crate) fn broker_record(&self) -> crate::meta::BrokerMeta {
         crate::meta::BrokerMeta {
             node_id: self.config.node_id as u32,
-            native: format!("{}:{}", self.host, self.shared_port),
+            native: format!("{}:{}", self.host, self.advertised_port),
             kafka: self
                 .listeners
                 .iter()

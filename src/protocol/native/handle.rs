@@ -516,7 +516,7 @@ fn metadata(
         &mut fbb,
         &wire::MetadataResponseArgs {
             host: Some(host),
-            shared_port: shard.shared_port,
+            shared_port: shard.advertised_port,
             shards: Some(shards),
             topics: Some(topics),
             metadata_version: snapshot.version,
