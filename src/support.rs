@@ -1,6 +1,7 @@
 //! Small process-level helpers shared by the command line and the load
 //! generator (which must not depend on each other): running a future on a
-//! fresh executor, making a temporary directory.
+//! fresh executor, making a temporary directory; and [`Signal`], which the
+//! shards and the cluster controller both wait on.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -121,5 +122,37 @@ pub fn log_limited(key: &'static str, log: impl FnOnce(u64)) {
     });
     if let Some(suppressed) = due {
         log(suppressed);
+    }
+}
+
+/// A one-way flag other threads can raise and shard tasks can await.
+#[derive(Default)]
+pub struct Signal {
+    raised: std::sync::atomic::AtomicBool,
+    event: event_listener::Event,
+}
+
+impl Signal {
+    pub fn raise(&self) {
+        self.raised.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.event.notify(usize::MAX);
+    }
+
+    pub fn is_raised(&self) -> bool {
+        self.raised.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Completes once raised (at once if it already is).
+    pub async fn wait(&self) {
+        loop {
+            if self.is_raised() {
+                return;
+            }
+            let listener = self.event.listen();
+            if self.is_raised() {
+                return;
+            }
+            listener.await;
+        }
     }
 }

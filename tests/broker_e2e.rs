@@ -998,19 +998,6 @@ fn topic_settings_change_on_running_partitions_and_survive_a_restart() {
 }
 
 /// Copies a directory tree (a fixture) to `to`.
-fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 #[test]
 fn a_data_directory_written_by_version_0_1_0_starts_and_serves_everything() {
     // tests/fixtures/README.md says how the fixture was made; its first
@@ -1020,7 +1007,7 @@ fn a_data_directory_written_by_version_0_1_0_starts_and_serves_everything() {
     let data = tmp.path().join("data");
     let fixture =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/data-v0.1.0");
-    copy_tree(&fixture, &data);
+    common::copy_tree(&fixture, &data);
     let padded = data.join("events/0/00000000000000000000.log");
     assert_eq!(std::fs::metadata(&padded).unwrap().len(), 65536);
     let check = |addr: SocketAddr, extra_events: u64| {
@@ -1147,7 +1134,7 @@ fn a_data_directory_written_by_a4dde11_keeps_its_records_ids_and_settings() {
     let data = tmp.path().join("data");
     let fixture =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/data-a4dde11");
-    copy_tree(&fixture, &data);
+    common::copy_tree(&fixture, &data);
     let metadata = std::fs::read(data.join(".corelog-metadata")).unwrap();
     let before = corelog::meta::Snapshot::decode(&metadata).unwrap();
     let check = |addr: SocketAddr| {

@@ -203,6 +203,15 @@ impl Cluster {
         leader
     }
 
+    /// Waits (bounded) until each of `on` has every broker registered.
+    fn wait_registered(&self, on: &[u64]) {
+        let n = self.brokers.len();
+        wait_until(Duration::from_secs(15), "every broker registered", || {
+            on.iter()
+                .all(|id| self.status(*id)["brokers"].as_array().unwrap().len() == n)
+        });
+    }
+
     fn isolate(&self, id: u64) {
         self.cut.lock().unwrap().insert(id);
         for p in &self.proxies {
@@ -225,6 +234,20 @@ fn corelog(args: &[&str]) -> (bool, String) {
             String::from_utf8_lossy(&out.stderr)
         ),
     )
+}
+
+/// Runs a Python script (the Kafka clients' side of a test); its stdout.
+fn python(script: &str) -> Vec<u8> {
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }
 
 fn topics(broker: &Broker) -> Vec<String> {
@@ -310,9 +333,7 @@ fn metadata_changes_on_any_broker_reach_all_and_survive_the_leader() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut cluster = Cluster::start(3);
     let leader = cluster.leader(&[1, 2, 3]);
-    wait_until(Duration::from_secs(15), "three registered brokers", || {
-        cluster.status(leader)["brokers"].as_array().unwrap().len() == 3
-    });
+    cluster.wait_registered(&[1, 2, 3]);
 
     // A change through each broker, followers included.
     for id in 1..=3u64 {
@@ -332,15 +353,7 @@ fn metadata_changes_on_any_broker_reach_all_and_survive_the_leader() {
              a = AdminClient({{'bootstrap.servers': '{kafka}'}})\n\
              for t, f in a.create_topics([NewTopic('kafka-made', 3, 1)], request_timeout=15).items():\n    f.result()\n"
         );
-        let out = Command::new("python3")
-            .args(["-c", &script])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        python(&script);
         expect_topics(&cluster, &[1, 2, 3], &["t1", "t2", "t3", "kafka-made"]);
     }
 
@@ -443,6 +456,18 @@ fn a_minority_cannot_commit_and_the_cluster_heals_to_one_history() {
     );
 }
 
+/// (partition, leader, error code) of `topic` as a Kafka client
+/// bootstrapped from `kafka` sees it, sorted.
+fn partitions_of(topic: &str, kafka: &str) -> Vec<(i64, i64, i64)> {
+    let script = format!(
+        "import json\nfrom confluent_kafka.admin import AdminClient\n\
+         md = AdminClient({{'bootstrap.servers': '{kafka}'}}).list_topics('{topic}', timeout=10)\n\
+         print(json.dumps(sorted([p.id, p.leader, p.error.code() if p.error else 0] \
+         for p in md.topics['{topic}'].partitions.values())))\n"
+    );
+    serde_json::from_slice(&python(&script)).unwrap()
+}
+
 /// The brokers `status` reports fenced.
 fn fenced(status: &serde_json::Value) -> Vec<u64> {
     status["brokers"]
@@ -460,9 +485,7 @@ fn brokers_register_and_a_silent_broker_is_fenced_until_it_returns() {
     // Registered under the advertised host, at the bound shared port.
     let mut cluster = Cluster::start_with(3, &["--advertise", "localhost"]);
     let leader = cluster.leader(&[1, 2, 3]);
-    wait_until(Duration::from_secs(15), "three registered brokers", || {
-        cluster.status(leader)["brokers"].as_array().unwrap().len() == 3
-    });
+    cluster.wait_registered(&[1, 2, 3]);
     let status = cluster.status(leader);
     for b in status["brokers"].as_array().unwrap() {
         let id = b["node_id"].as_u64().unwrap();
@@ -503,25 +526,7 @@ fn brokers_register_and_a_silent_broker_is_fenced_until_it_returns() {
     ]);
     assert!(ok, "{out}");
     let kafka = cluster.broker(leader).kafka.unwrap().to_string();
-    // (partition, leader, error code) of fence-me as a Kafka client sees it.
-    let partitions = || -> Vec<(i64, i64, i64)> {
-        let script = format!(
-            "import json\nfrom confluent_kafka.admin import AdminClient\n\
-             md = AdminClient({{'bootstrap.servers': '{kafka}'}}).list_topics('fence-me', timeout=10)\n\
-             print(json.dumps(sorted([p.id, p.leader, p.error.code() if p.error else 0] \
-             for p in md.topics['fence-me'].partitions.values())))\n"
-        );
-        let out = Command::new("python3")
-            .args(["-c", &script])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<Vec<(i64, i64, i64)>>(&out.stdout).unwrap()
-    };
+    let partitions = || partitions_of("fence-me", &kafka);
     let clients = common::kafka_clients_available();
     if clients {
         let seen = partitions();
@@ -574,19 +579,6 @@ fn brokers_register_and_a_silent_broker_is_fenced_until_it_returns() {
     );
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 #[test]
 fn a_data_directory_written_by_23d2df6_serves_as_before_and_is_refused_as_a_cluster_node() {
     // tests/fixtures/README.md says how the fixture was made: a topic with
@@ -594,7 +586,7 @@ fn a_data_directory_written_by_23d2df6_serves_as_before_and_is_refused_as_a_clus
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/data-23d2df6");
-    copy_tree(&fixture, &data);
+    common::copy_tree(&fixture, &data);
     let before = std::fs::read(data.join(".corelog-metadata")).unwrap();
 
     // As a cluster node: refused, with the reason, and nothing written.
@@ -658,11 +650,8 @@ fn kafka_clients_produce_and_consume_across_brokers_each_partition_on_its_broker
         return;
     }
     let cluster = Cluster::start(3);
-    let leader = cluster.leader(&[1, 2, 3]);
-    wait_until(Duration::from_secs(15), "three registered brokers", || {
-        (1..=3).all(|id| cluster.status(id)["brokers"].as_array().unwrap().len() == 3)
-    });
-    let _ = leader;
+    cluster.leader(&[1, 2, 3]);
+    cluster.wait_registered(&[1, 2, 3]);
     let (ok, out) = corelog(&[
         "topic",
         "create",
@@ -687,45 +676,7 @@ fn kafka_clients_produce_and_consume_across_brokers_each_partition_on_its_broker
     // coordinator may be any broker).
     let b1 = cluster.broker(1).kafka.unwrap().to_string();
     let b3 = cluster.broker(3).kafka.unwrap().to_string();
-    let script = format!(
-        r#"
-import json, time
-from confluent_kafka import Producer, Consumer
-md = Producer({{'bootstrap.servers': '{b1}'}}).list_topics('spread', timeout=15)
-leaders = sorted({{p.leader for p in md.topics['spread'].partitions.values()}})
-brokers = sorted(md.brokers)
-p = Producer({{'bootstrap.servers': '{b1}', 'acks': 'all', 'linger.ms': 5}})
-acked = []
-for i in range(300):
-    p.produce('spread', key=f'k{{i}}', value=f'v{{i}}', partition=i % 6,
-              on_delivery=lambda e, m: acked.append(m.value().decode()) if e is None else None)
-p.flush(30)
-c = Consumer({{'bootstrap.servers': '{b3}', 'group.id': 'spread-readers',
-              'auto.offset.reset': 'earliest', 'enable.auto.commit': False}})
-c.subscribe(['spread'])
-got = []
-deadline = time.time() + 60
-while len(got) < 300 and time.time() < deadline:
-    m = c.poll(0.5)
-    if m is None or m.error():
-        continue
-    got.append(m.value().decode())
-c.commit(asynchronous=False)
-c.close()
-print(json.dumps({{'leaders': leaders, 'brokers': brokers, 'acked': len(acked), 'got': sorted(got)}}))
-"#
-    );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let result: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let result = produce_then_read_as_group(&b1, &b3);
     assert_eq!(result["leaders"], serde_json::json!([1, 2, 3]), "{result}");
     assert_eq!(result["brokers"], serde_json::json!([1, 2, 3]), "{result}");
     assert_eq!(result["acked"], 300);
@@ -764,29 +715,72 @@ print(json.dumps({{'leaders': leaders, 'brokers': brokers, 'acked': len(acked), 
     .unwrap();
     let nodes = snapshot.topic("spread").unwrap().nodes.clone();
     let elsewhere = nodes.iter().position(|n| *n != 1).unwrap();
-    let produce = |broker: &Broker| {
-        let mut child = Command::new(corelog_bin())
-            .args(["produce", "spread", "--partition", &elsewhere.to_string()])
-            .args(["--acks", "all", "--broker", &broker.addr.to_string()])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(b"native\n").unwrap();
-        child.wait_with_output().unwrap()
-    };
-    let refused = produce(cluster.broker(1));
+    let (ok, text) = native_produce(cluster.broker(1), elsewhere);
+    assert!(!ok && text.contains("NOT_LEADER_OR_FOLLOWER"), "{text}");
+    let (ok, text) = native_produce(cluster.broker(nodes[elsewhere] as u64), elsewhere);
+    assert!(ok, "{text}");
+}
+
+/// confluent-kafka produces 300 records to `spread` (partition i % 6)
+/// bootstrapped from `producer_bootstrap` only, then a group consumer
+/// bootstrapped from `consumer_bootstrap` reads them back; the leaders
+/// and brokers the producer's metadata showed, the acknowledged count and
+/// the values read, sorted.
+fn produce_then_read_as_group(
+    producer_bootstrap: &str,
+    consumer_bootstrap: &str,
+) -> serde_json::Value {
+    let (b1, b3) = (producer_bootstrap, consumer_bootstrap);
+    let script = format!(
+        r#"
+import json, time
+from confluent_kafka import Producer, Consumer
+md = Producer({{'bootstrap.servers': '{b1}'}}).list_topics('spread', timeout=15)
+leaders = sorted({{p.leader for p in md.topics['spread'].partitions.values()}})
+brokers = sorted(md.brokers)
+p = Producer({{'bootstrap.servers': '{b1}', 'acks': 'all', 'linger.ms': 5}})
+acked = []
+for i in range(300):
+    p.produce('spread', key=f'k{{i}}', value=f'v{{i}}', partition=i % 6,
+              on_delivery=lambda e, m: acked.append(m.value().decode()) if e is None else None)
+p.flush(30)
+c = Consumer({{'bootstrap.servers': '{b3}', 'group.id': 'spread-readers',
+              'auto.offset.reset': 'earliest', 'enable.auto.commit': False}})
+c.subscribe(['spread'])
+got = []
+deadline = time.time() + 60
+while len(got) < 300 and time.time() < deadline:
+    m = c.poll(0.5)
+    if m is None or m.error():
+        continue
+    got.append(m.value().decode())
+c.commit(asynchronous=False)
+c.close()
+print(json.dumps({{'leaders': leaders, 'brokers': brokers, 'acked': len(acked), 'got': sorted(got)}}))
+"#
+    );
+    let stdout = python(&script);
+    let stdout = String::from_utf8_lossy(&stdout);
+    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+}
+
+/// One record to `spread`'s `partition` through `broker` with the corelog
+/// CLI (native protocol): whether it succeeded, and what it printed.
+fn native_produce(broker: &Broker, partition: usize) -> (bool, String) {
+    let mut child = Command::new(corelog_bin())
+        .args(["produce", "spread", "--partition", &partition.to_string()])
+        .args(["--acks", "all", "--broker", &broker.addr.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"native\n").unwrap();
+    let out = child.wait_with_output().unwrap();
     let text = format!(
         "{}{}",
-        String::from_utf8_lossy(&refused.stdout),
-        String::from_utf8_lossy(&refused.stderr)
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains("NOT_LEADER_OR_FOLLOWER"), "{text}");
-    let right = produce(cluster.broker(nodes[elsewhere] as u64));
-    assert!(
-        right.status.success(),
-        "{}",
-        String::from_utf8_lossy(&right.stderr)
-    );
+    (out.status.success(), text)
 }

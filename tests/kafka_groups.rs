@@ -850,19 +850,6 @@ fn corelog_consume_group_members_split_partitions_with_a_kafka_member_and_resume
     wait_for_split(&[&two, &three], 6, "a new corelog member joins");
 }
 
-fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 #[test]
 fn a_data_directory_written_by_096b07a_keeps_groups_producer_ids_and_settings() {
     // tests/fixtures/README.md says how the fixture was made: idempotent
@@ -872,7 +859,7 @@ fn a_data_directory_written_by_096b07a_keeps_groups_producer_ids_and_settings() 
     let data = tmp.path().join("data");
     let fixture =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/data-096b07a");
-    copy_tree(&fixture, &data);
+    common::copy_tree(&fixture, &data);
     for round in 0..2 {
         let mut broker = Broker::start(&data, 2, &["--kafka-listen", "127.0.0.1:0"]);
         let events = corelog(

@@ -76,46 +76,50 @@ fn status(http: &str, json: bool) -> Result<(), String> {
     );
     let brokers: Vec<&Value> = c["brokers"].as_array().into_iter().flatten().collect();
     for v in c["voters"].as_array().into_iter().flatten() {
-        let id = v["id"].as_u64().unwrap_or(0);
-        let role = if id == leader {
-            "leader"
-        } else if leader == 0 {
-            "unknown"
-        } else {
-            "follower"
-        };
-        let lag = v["lag"]
-            .as_u64()
-            .map_or_else(|| "-".to_string(), |l| l.to_string());
-        let broker = brokers.iter().find(|b| b["node_id"].as_u64() == Some(id));
-        let state = match broker {
-            None => "unregistered",
-            Some(b) if b["fenced"].as_bool() == Some(true) => "fenced",
-            Some(_) => "active",
-        };
-        let native = broker.and_then(|b| b["native"].as_str()).unwrap_or("-");
-        let kafka = broker
-            .and_then(|b| b["kafka"].as_array())
-            .map(|k| {
-                k.iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .filter(|k| !k.is_empty())
-            .unwrap_or_else(|| "-".to_string());
-        outln!(
-            "{:<6} {:<9} {:<10} {:<22} {:<6} {:<22} {kafka}",
-            format!("{id}{}", if id == me { "*" } else { "" }),
-            state,
-            role,
-            v["addr"].as_str().unwrap_or("?"),
-            lag,
-            native,
-        );
+        outln!("{}", voter_line(v, &brokers, leader, me));
     }
     outln!(
         "(* the broker answering; LAG, entries behind the leader's log, is known on the leader)"
     );
     Ok(())
+}
+
+/// One voter's line: node id (`*`: the broker answering), state, role,
+/// controller address, lag, native and Kafka listeners.
+fn voter_line(v: &Value, brokers: &[&Value], leader: u64, me: u64) -> String {
+    let id = v["id"].as_u64().unwrap_or(0);
+    let role = match leader {
+        0 => "unknown",
+        l if l == id => "leader",
+        _ => "follower",
+    };
+    let lag = v["lag"]
+        .as_u64()
+        .map_or_else(|| "-".to_string(), |l| l.to_string());
+    let broker = brokers.iter().find(|b| b["node_id"].as_u64() == Some(id));
+    let state = match broker {
+        None => "unregistered",
+        Some(b) if b["fenced"].as_bool() == Some(true) => "fenced",
+        Some(_) => "active",
+    };
+    let native = broker.and_then(|b| b["native"].as_str()).unwrap_or("-");
+    let kafka = broker
+        .and_then(|b| b["kafka"].as_array())
+        .map(|k| {
+            k.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .filter(|k| !k.is_empty())
+        .unwrap_or_else(|| "-".to_string());
+    format!(
+        "{:<6} {:<9} {:<10} {:<22} {:<6} {:<22} {kafka}",
+        format!("{id}{}", if id == me { "*" } else { "" }),
+        state,
+        role,
+        v["addr"].as_str().unwrap_or("?"),
+        lag,
+        native,
+    )
 }

@@ -35,6 +35,31 @@ pub mod transport;
 
 pub use node::{Controller, ControllerStatus, VoterStatus};
 
+use crate::error::BrokerError;
+use crate::meta::{BrokerMeta, Snapshot, TopicConfig};
+use std::future::Future;
+use std::sync::Arc;
+
+/// What the controller needs of the shard it runs on (shard 0 of a cluster
+/// broker): the metadata in force, applying a committed change on every
+/// shard, and proposing a change. The shard implements it; a trait, so
+/// that this module does not depend on the shard's (which depends on it).
+pub(crate) trait Host: 'static {
+    fn snapshot(&self) -> Arc<Snapshot>;
+    /// The broker's topic defaults (committed metadata decodes over them).
+    fn topic_defaults(&self) -> &TopicConfig;
+    /// This broker as it registers with the cluster.
+    fn broker_record(&self) -> BrokerMeta;
+    /// Applies committed metadata on every shard of this broker.
+    fn apply_committed(&self, next: Arc<Snapshot>) -> impl Future<Output = ()>;
+    /// Commits the change `change` computes from the metadata in force, if
+    /// it computes one; whether it did.
+    fn change_metadata(
+        &self,
+        change: impl Fn(&Snapshot) -> Option<Snapshot>,
+    ) -> impl Future<Output = Result<bool, BrokerError>>;
+}
+
 /// One voter of the controller quorum: its node id and the address the
 /// others reach its controller listener at.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,16 +8,19 @@
 //! take a while, and must not hold up heartbeats). Proposals come from the
 //! controller's metadata handlers on the same shard.
 
+use super::Host;
 use super::Voter;
 use super::store::{Store, Write};
 use super::transport::{self, Peer, Report};
+use crate::config::BrokerConfig;
 use crate::constants::{
     CONTROLLER_COMMIT_TIMEOUT_MS, RAFT_ELECTION_TICKS, RAFT_HEARTBEAT_TICKS, RAFT_INBOX_MAX,
     RAFT_TICK_MS,
 };
 use crate::error::{BrokerError, ErrorKind};
 use crate::meta::Snapshot;
-use crate::shard::{Shard, Signal};
+use crate::metrics::Board;
+use crate::support::Signal;
 use event_listener::Event;
 use futures::future::Either;
 use raft::eraftpb::{Entry, EntryType, Message};
@@ -157,11 +160,15 @@ impl slog::Drain for TracingDrain {
 }
 
 impl Controller {
-    /// The controller of `shard` (shard 0) over this broker's Raft state;
-    /// [`Controller::run`] starts it once the shard has it (its tasks
-    /// commit metadata changes through the shard).
-    pub fn new(shard: &Rc<Shard>, store: Store) -> Result<Rc<Controller>, String> {
-        let config = &shard.config;
+    /// The controller of a broker with `config` over its Raft state;
+    /// [`Controller::run`] starts it once the shard it runs on has it (its
+    /// tasks commit metadata changes through that shard).
+    pub(crate) fn new(
+        config: &BrokerConfig,
+        store: Store,
+        shutdown: Arc<Signal>,
+        board: Arc<Board>,
+    ) -> Result<Rc<Controller>, String> {
         let id = config.node_id as u64;
         let applied = store.snapshot_index();
         let raft_config = raft::Config {
@@ -209,8 +216,8 @@ impl Controller {
             applied: Cell::new(applied),
             snapshot_entries: config.raft_snapshot_entries.max(1),
             failed: Cell::new(false),
-            shutdown: shard.shutdown.clone(),
-            board: shard.board.clone(),
+            shutdown,
+            board,
         });
         Ok(controller)
     }
@@ -218,7 +225,11 @@ impl Controller {
     /// Starts the controller's tasks on `shard`: the Raft driver, the
     /// applier, registration and fencing, the listener and a sender per
     /// peer.
-    pub fn run(self: &Rc<Self>, shard: &Rc<Shard>, listener: glommio::net::TcpListener) {
+    pub(crate) fn run<H: Host>(
+        self: &Rc<Self>,
+        shard: &Rc<H>,
+        listener: glommio::net::TcpListener,
+    ) {
         let (controller, id) = (self.clone(), self.id);
         let report: Rc<dyn Fn(Report)> = {
             let c = Rc::downgrade(&controller);
@@ -234,7 +245,7 @@ impl Controller {
                 id,
                 peer.clone(),
                 report.clone(),
-                shard.shutdown.clone(),
+                self.shutdown.clone(),
             ))
             .detach();
         }
@@ -255,7 +266,7 @@ impl Controller {
         glommio::spawn_local(transport::accept_loop(
             listener,
             deliver,
-            shard.shutdown.clone(),
+            self.shutdown.clone(),
         ))
         .detach();
         glommio::spawn_local(controller.clone().raft_loop()).detach();
@@ -334,10 +345,9 @@ impl Controller {
                 let sleep = glommio::timer::sleep(wait);
                 let stop = self.shutdown.wait();
                 futures::pin_mut!(sleep, stop, listener);
-                match futures::future::select(futures::future::select(sleep, listener), stop).await
-                {
-                    Either::Right(_) => return,
-                    Either::Left(_) => {}
+                let woken = futures::future::select(sleep, listener);
+                if let Either::Right(_) = futures::future::select(woken, stop).await {
+                    return;
                 }
             } else {
                 drop(listener);
@@ -345,70 +355,12 @@ impl Controller {
             if self.shutdown.is_raised() {
                 return;
             }
-            {
-                let mut node = self.node.borrow_mut();
-                let messages: Vec<Message> = self.inbox.borrow_mut().drain(..).collect();
-                for m in messages {
-                    // A message for another term or a stale one is
-                    // Raft's to ignore; errors here are not fatal.
-                    if let Err(e) = node.step(m) {
-                        tracing::debug!(error = %e, "a Raft message was not taken");
-                    }
-                }
-                let reports: Vec<Report> = self.reports.borrow_mut().drain(..).collect();
-                for r in reports {
-                    match r {
-                        Report::Unreachable(id) => node.report_unreachable(id),
-                        Report::Snapshot(id, ok) => node.report_snapshot(
-                            id,
-                            if ok {
-                                raft::SnapshotStatus::Finish
-                            } else {
-                                raft::SnapshotStatus::Failure
-                            },
-                        ),
-                    }
-                }
-                if Instant::now() >= next_tick {
-                    node.tick();
-                    next_tick = Instant::now() + tick;
-                }
-                let proposals: Vec<(u64, Vec<u8>)> =
-                    self.to_propose.borrow_mut().drain(..).collect();
-                for (seq, data) in proposals {
-                    match node.propose(Vec::new(), data.clone()) {
-                        Ok(()) => {
-                            self.pending
-                                .borrow_mut()
-                                .insert(seq, (data, Instant::now()));
-                        }
-                        Err(e) => {
-                            if !matches!(e, raft::Error::ProposalDropped) {
-                                tracing::warn!(error = %e, "proposing a metadata change failed");
-                            }
-                            if let Some(waiter) = self.waiters.borrow_mut().remove(&seq) {
-                                let _ = waiter.send(Outcome::NoLeader);
-                            }
-                        }
-                    }
-                }
+            let tick_due = Instant::now() >= next_tick;
+            if tick_due {
+                next_tick = Instant::now() + tick;
             }
-            let compaction = self.compaction.borrow_mut().take();
-            if let Some((index, term, data)) = compaction {
-                let write =
-                    self.node
-                        .borrow_mut()
-                        .mut_store()
-                        .compact(&self.data_dir, index, term, data);
-                if self.persist(write).await.is_err() {
-                    return;
-                }
-                tracing::info!(
-                    index,
-                    "took a metadata snapshot; the Raft log before it is dropped"
-                );
-            }
-            if self.handle_ready().await.is_err() {
+            self.step(tick_due);
+            if self.compact_if_asked().await.is_err() || self.handle_ready().await.is_err() {
                 return;
             }
             if last_status.elapsed() >= Duration::from_millis(500) {
@@ -417,6 +369,73 @@ impl Controller {
                 self.propose_again(false);
             }
         }
+    }
+
+    /// Hands Raft what arrived since the last cycle — received messages,
+    /// peer reports, a tick if due, this broker's new proposals — outside
+    /// any `Ready` (raft-rs refuses input between a `Ready` and its
+    /// `advance`).
+    fn step(&self, tick_due: bool) {
+        let mut node = self.node.borrow_mut();
+        let messages: Vec<Message> = self.inbox.borrow_mut().drain(..).collect();
+        for m in messages {
+            // A message for another term or a stale one is Raft's to
+            // ignore; errors here are not fatal.
+            if let Err(e) = node.step(m) {
+                tracing::debug!(error = %e, "a Raft message was not taken");
+            }
+        }
+        let reports: Vec<Report> = self.reports.borrow_mut().drain(..).collect();
+        for r in reports {
+            match r {
+                Report::Unreachable(id) => node.report_unreachable(id),
+                Report::Snapshot(id, true) => {
+                    node.report_snapshot(id, raft::SnapshotStatus::Finish)
+                }
+                Report::Snapshot(id, false) => {
+                    node.report_snapshot(id, raft::SnapshotStatus::Failure)
+                }
+            }
+        }
+        if tick_due {
+            node.tick();
+        }
+        let proposals: Vec<(u64, Vec<u8>)> = self.to_propose.borrow_mut().drain(..).collect();
+        for (seq, data) in proposals {
+            match node.propose(Vec::new(), data.clone()) {
+                Ok(()) => {
+                    self.pending
+                        .borrow_mut()
+                        .insert(seq, (data, Instant::now()));
+                }
+                Err(e) => {
+                    if !matches!(e, raft::Error::ProposalDropped) {
+                        tracing::warn!(error = %e, "proposing a metadata change failed");
+                    }
+                    if let Some(waiter) = self.waiters.borrow_mut().remove(&seq) {
+                        let _ = waiter.send(Outcome::NoLeader);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes the snapshot the applier asked for, if it did.
+    async fn compact_if_asked(&self) -> Result<(), ()> {
+        let Some((index, term, data)) = self.compaction.borrow_mut().take() else {
+            return Ok(());
+        };
+        let write = self
+            .node
+            .borrow_mut()
+            .mut_store()
+            .compact(&self.data_dir, index, term, data);
+        self.persist(write).await?;
+        tracing::info!(
+            index,
+            "took a metadata snapshot; the Raft log before it is dropped"
+        );
+        Ok(())
     }
 
     fn has_work(&self) -> bool {
@@ -439,44 +458,7 @@ impl Controller {
         };
         let role_changed = ready.ss().is_some();
         self.send(ready.take_messages());
-        let mut write = Write::default();
-        if !ready.snapshot().is_empty() {
-            let snapshot = ready.snapshot().clone();
-            tracing::info!(
-                index = snapshot.get_metadata().index,
-                term = snapshot.get_metadata().term,
-                "installing the leader's metadata snapshot"
-            );
-            write.merge(
-                self.node
-                    .borrow_mut()
-                    .mut_store()
-                    .install(&self.data_dir, snapshot.clone()),
-            );
-            self.push_apply(Apply::Snapshot(snapshot));
-        }
-        let committed = ready.take_committed_entries();
-        if !committed.is_empty() {
-            self.push_apply(Apply::Entries(committed));
-        }
-        if !ready.entries().is_empty() {
-            let entries = ready.take_entries();
-            write.merge(
-                self.node
-                    .borrow_mut()
-                    .mut_store()
-                    .append(&self.data_dir, &entries),
-            );
-        }
-        if let Some(hs) = ready.hs() {
-            let hs = hs.clone();
-            write.merge(
-                self.node
-                    .borrow_mut()
-                    .mut_store()
-                    .set_hard_state(&self.data_dir, hs),
-            );
-        }
+        let write = self.store_ready(&mut ready);
         self.persist(write).await?;
         self.send(ready.take_persisted_messages());
         let mut light = self.node.borrow_mut().advance(ready);
@@ -495,22 +477,58 @@ impl Controller {
         }
         self.node.borrow_mut().advance_apply();
         if role_changed {
-            let (leader, term, role) = {
-                let node = self.node.borrow();
-                (node.raft.leader_id, node.raft.term, node.raft.state)
-            };
-            tracing::info!(leader, term, role = ?role, "controller quorum changed");
-            self.refresh_status();
-            let leads = role == StateRole::Leader;
-            if leads != self.leader_since.get().is_some() {
-                self.leader_since.set(leads.then(Instant::now));
-            }
-            if leader != 0 && leader != self.leader.get() {
-                self.propose_again(true);
-            }
-            self.leader.set(leader);
+            self.on_role_change();
         }
         Ok(())
+    }
+
+    /// Takes a `Ready`'s snapshot, entries and hard state into the store
+    /// (returning the writes that make them durable) and hands its snapshot
+    /// and committed entries to the applier.
+    fn store_ready(&self, ready: &mut raft::Ready) -> Write {
+        let mut node = self.node.borrow_mut();
+        let store = node.mut_store();
+        let mut write = Write::default();
+        if !ready.snapshot().is_empty() {
+            let snapshot = ready.snapshot().clone();
+            tracing::info!(
+                index = snapshot.get_metadata().index,
+                term = snapshot.get_metadata().term,
+                "installing the leader's metadata snapshot"
+            );
+            write.merge(store.install(&self.data_dir, snapshot.clone()));
+            self.push_apply(Apply::Snapshot(snapshot));
+        }
+        let committed = ready.take_committed_entries();
+        if !committed.is_empty() {
+            self.push_apply(Apply::Entries(committed));
+        }
+        if !ready.entries().is_empty() {
+            write.merge(store.append(&self.data_dir, &ready.take_entries()));
+        }
+        if let Some(hs) = ready.hs() {
+            write.merge(store.set_hard_state(&self.data_dir, hs.clone()));
+        }
+        write
+    }
+
+    /// Logs a change of leader or role, notes when this broker began to
+    /// lead, and proposes pending changes again to a new leader.
+    fn on_role_change(&self) {
+        let (leader, term, role) = {
+            let node = self.node.borrow();
+            (node.raft.leader_id, node.raft.term, node.raft.state)
+        };
+        tracing::info!(leader, term, role = ?role, "controller quorum changed");
+        self.refresh_status();
+        let leads = role == StateRole::Leader;
+        if leads != self.leader_since.get().is_some() {
+            self.leader_since.set(leads.then(Instant::now));
+        }
+        if leader != 0 && leader != self.leader.get() {
+            self.propose_again(true);
+        }
+        self.leader.set(leader);
     }
 
     /// Proposes again this broker's pending changes: all of them (the
@@ -578,7 +596,7 @@ impl Controller {
         self.apply_ready.notify(1);
     }
 
-    async fn apply_loop(self: Rc<Self>, shard: Rc<Shard>) {
+    async fn apply_loop<H: Host>(self: Rc<Self>, shard: Rc<H>) {
         loop {
             let item = loop {
                 if let Some(item) = self.applies.borrow_mut().pop_front() {
@@ -601,9 +619,9 @@ impl Controller {
                         if entry.index <= self.applied.get() {
                             continue;
                         }
-                        self.apply_entry(&shard, &entry).await;
+                        self.apply_entry(&*shard, &entry).await;
                         self.applied.set(entry.index);
-                        self.maybe_compact(&shard, entry.index, entry.term);
+                        self.maybe_compact(&*shard, entry.index, entry.term);
                     }
                 }
                 Apply::Snapshot(snapshot) => {
@@ -611,7 +629,7 @@ impl Controller {
                     if index <= self.applied.get() {
                         continue;
                     }
-                    match Snapshot::decode_with(&snapshot.data, &shard.config.topic_defaults) {
+                    match Snapshot::decode_with(&snapshot.data, shard.topic_defaults()) {
                         Ok((next, _)) => {
                             if next.version > shard.snapshot().version {
                                 shard.apply_committed(Arc::new(next)).await;
@@ -633,7 +651,7 @@ impl Controller {
     /// the brokers it has not heard from within
     /// [`BROKER_SESSION_TIMEOUT_MS`](crate::constants::BROKER_SESSION_TIMEOUT_MS)
     /// and unfences those it hears from again.
-    async fn membership_loop(self: Rc<Self>, shard: Rc<Shard>) {
+    async fn membership_loop<H: Host>(self: Rc<Self>, shard: Rc<H>) {
         use crate::constants::BROKER_SESSION_TIMEOUT_MS;
         let session = Duration::from_millis(BROKER_SESSION_TIMEOUT_MS);
         let record = shard.broker_record();
@@ -705,7 +723,7 @@ impl Controller {
         matches!(futures::future::select(sleep, stop).await, Either::Right(_))
     }
 
-    async fn apply_entry(&self, shard: &Rc<Shard>, entry: &Entry) {
+    async fn apply_entry<H: Host>(&self, shard: &H, entry: &Entry) {
         if entry.get_entry_type() != EntryType::EntryNormal {
             tracing::warn!(
                 index = entry.index,
@@ -731,7 +749,7 @@ impl Controller {
         let outcome = if base != current {
             Outcome::Stale
         } else {
-            match Snapshot::decode_with(&data[PROPOSAL_HEADER..], &shard.config.topic_defaults) {
+            match Snapshot::decode_with(&data[PROPOSAL_HEADER..], shard.topic_defaults()) {
                 Ok((next, _)) if next.version == base + 1 => {
                     shard.apply_committed(Arc::new(next)).await;
                     Outcome::Applied
@@ -759,7 +777,7 @@ impl Controller {
         }
     }
 
-    fn maybe_compact(&self, shard: &Shard, index: u64, term: u64) {
+    fn maybe_compact<H: Host>(&self, shard: &H, index: u64, term: u64) {
         let since = index.saturating_sub(self.node.borrow().store().snapshot_index());
         if since >= self.snapshot_entries {
             *self.compaction.borrow_mut() = Some((index, term, shard.snapshot().encode()));

@@ -140,6 +140,54 @@ fn read_record(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
     (crc32c::crc32c(payload) == crc).then_some((payload, at + 8 + len))
 }
 
+/// The contents of `dir/name`; `None` if there is no such file.
+fn read_file(dir: &Path, name: &str) -> Result<Option<Vec<u8>>, String> {
+    match std::fs::read(dir.join(name)) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("{}: {e}", dir.join(name).display())),
+    }
+}
+
+/// The one record of `dir/name` (a file replaced whole), as a `M`.
+fn read_message<M: protobuf::Message>(dir: &Path, name: &str) -> Result<Option<M>, String> {
+    let Some(bytes) = read_file(dir, name)? else {
+        return Ok(None);
+    };
+    let (payload, _) =
+        read_record(&bytes, 0).ok_or_else(|| format!("{}/{name} is corrupt", dir.display()))?;
+    M::parse_from_bytes(payload)
+        .map(Some)
+        .map_err(|e| format!("{}/{name}: {e}", dir.display()))
+}
+
+/// The voters are fixed by `--controllers` when the quorum is made (and
+/// kept in `dir/voters`); a different list would be a membership change,
+/// which goes through Raft (not yet).
+fn check_voters(dir: &Path, voters: &[u64]) -> Result<(), String> {
+    let mut given = voters.to_vec();
+    given.sort_unstable();
+    let stored: Vec<u64> = match read_file(dir, "voters")? {
+        Some(text) => String::from_utf8_lossy(&text)
+            .trim()
+            .split(',')
+            .filter_map(|id| id.parse().ok())
+            .collect(),
+        None => {
+            let listed: Vec<String> = given.iter().map(u64::to_string).collect();
+            replace(dir, "voters", listed.join(",").as_bytes())
+                .map_err(|e| format!("{}/voters: {e}", dir.display()))?;
+            return Ok(());
+        }
+    };
+    if stored != given {
+        return Err(format!(
+            "this data directory's controller quorum has voters {stored:?}, but --controllers names {given:?}; changing the voters is not supported yet"
+        ));
+    }
+    Ok(())
+}
+
 fn encode<M: protobuf::Message>(m: &M) -> Vec<u8> {
     m.write_to_bytes().expect("raft messages always encode")
 }
@@ -152,85 +200,19 @@ impl Store {
         let dir = data_dir.join(RAFT_DIR_NAME);
         let existed = dir.join("hardstate").exists();
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let read = |name: &str| -> Result<Option<Vec<u8>>, String> {
-            match std::fs::read(dir.join(name)) {
-                Ok(bytes) => Ok(Some(bytes)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(format!("{}: {e}", dir.join(name).display())),
-            }
-        };
         let mut store = Store {
-            hard_state: HardState::default(),
+            hard_state: read_message(&dir, "hardstate")?.unwrap_or_default(),
             conf_state: ConfState::default(),
             snapshot: Snapshot::default(),
             entries: Vec::new(),
         };
         store.conf_state.voters = voters.to_vec();
-        if let Some(bytes) = read("hardstate")? {
-            let (payload, _) = read_record(&bytes, 0)
-                .ok_or_else(|| format!("{}/hardstate is corrupt", dir.display()))?;
-            store.hard_state = HardState::parse_from_bytes(payload)
-                .map_err(|e| format!("{}/hardstate: {e}", dir.display()))?;
-        }
-        if let Some(bytes) = read("snapshot")? {
-            let (payload, _) = read_record(&bytes, 0)
-                .ok_or_else(|| format!("{}/snapshot is corrupt", dir.display()))?;
-            let snapshot = Snapshot::parse_from_bytes(payload)
-                .map_err(|e| format!("{}/snapshot: {e}", dir.display()))?;
+        if let Some(snapshot) = read_message::<Snapshot>(&dir, "snapshot")? {
             store.conf_state = snapshot.get_metadata().get_conf_state().clone();
             store.snapshot = snapshot;
         }
-        if let Some(bytes) = read("log")? {
-            let mut at = 0;
-            while let Some((payload, next)) = read_record(&bytes, at) {
-                let entry = Entry::parse_from_bytes(payload)
-                    .map_err(|e| format!("{}/log at byte {at}: {e}", dir.display()))?;
-                store.put(entry);
-                at = next;
-            }
-            if at < bytes.len() {
-                tracing::warn!(
-                    file = %dir.join("log").display(),
-                    kept = at,
-                    dropped = bytes.len() - at,
-                    "the Raft log ends in a torn record (a crash during an append); it is cut off"
-                );
-                let mut kept = Vec::new();
-                for e in &store.entries {
-                    record(&encode(e), &mut kept);
-                }
-                Write {
-                    dir: dir.clone(),
-                    rewrite_log: Some(kept),
-                    ..Write::default()
-                }
-                .run()
-                .map_err(|e| format!("{}/log: {e}", dir.display()))?;
-            }
-        }
-        // The voters are fixed by `--controllers` when the quorum is made
-        // (and kept in `voters`); a different list would be a membership
-        // change, which goes through Raft (not yet).
-        let mut given = voters.to_vec();
-        given.sort_unstable();
-        let listed = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
-        let stored: Vec<u64> = match read("voters")? {
-            Some(text) => String::from_utf8_lossy(&text)
-                .trim()
-                .split(',')
-                .filter_map(|id| id.parse().ok())
-                .collect(),
-            None => {
-                replace(&dir, "voters", listed(&given).as_bytes())
-                    .map_err(|e| format!("{}/voters: {e}", dir.display()))?;
-                given.clone()
-            }
-        };
-        if stored != given {
-            return Err(format!(
-                "this data directory's controller quorum has voters {stored:?}, but --controllers names {given:?}; changing the voters is not supported yet"
-            ));
-        }
+        store.read_log(&dir)?;
+        check_voters(&dir, voters)?;
         if !existed {
             Write {
                 dir: dir.clone(),
@@ -241,6 +223,41 @@ impl Store {
             .map_err(|e| format!("{}: {e}", dir.display()))?;
         }
         Ok((store, existed))
+    }
+
+    /// Adds the entries of `dir/log`, cutting a torn record at its end off
+    /// (durably).
+    fn read_log(&mut self, dir: &Path) -> Result<(), String> {
+        let Some(bytes) = read_file(dir, "log")? else {
+            return Ok(());
+        };
+        let mut at = 0;
+        while let Some((payload, next)) = read_record(&bytes, at) {
+            let entry = Entry::parse_from_bytes(payload)
+                .map_err(|e| format!("{}/log at byte {at}: {e}", dir.display()))?;
+            self.put(entry);
+            at = next;
+        }
+        if at == bytes.len() {
+            return Ok(());
+        }
+        tracing::warn!(
+            file = %dir.join("log").display(),
+            kept = at,
+            dropped = bytes.len() - at,
+            "the Raft log ends in a torn record (a crash during an append); it is cut off"
+        );
+        let mut kept = Vec::new();
+        for e in &self.entries {
+            record(&encode(e), &mut kept);
+        }
+        Write {
+            dir: dir.to_path_buf(),
+            rewrite_log: Some(kept),
+            ..Write::default()
+        }
+        .run()
+        .map_err(|e| format!("{}/log: {e}", dir.display()))
     }
 
     /// Adds `entry`, dropping any at its index or after.
@@ -279,21 +296,9 @@ impl Store {
         &self.snapshot.data
     }
 
-    pub fn hard_state(&self) -> &HardState {
+    #[cfg(test)]
+    fn hard_state(&self) -> &HardState {
         &self.hard_state
-    }
-
-    pub fn conf_state(&self) -> &ConfState {
-        &self.conf_state
-    }
-
-    /// Entries in memory: those after the snapshot.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 
     fn last(&self) -> u64 {

@@ -9,7 +9,7 @@
 //! Received messages go to the controller's bounded inbox.
 
 use crate::constants::{RAFT_CONNECT_TIMEOUT_MS, RAFT_MESSAGE_BYTES_MAX, RAFT_PEER_QUEUE_MAX};
-use crate::shard::Signal;
+use crate::support::Signal;
 use event_listener::Event;
 use futures::future::Either;
 use futures::{AsyncReadExt, AsyncWriteExt};

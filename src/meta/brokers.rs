@@ -31,6 +31,11 @@ impl Snapshot {
         Some(next)
     }
 
+    /// Whether broker `node` is registered and fenced.
+    pub fn is_fenced(&self, node: u32) -> bool {
+        self.brokers.get(&node).is_some_and(|b| b.fenced)
+    }
+
     /// Fences or unfences broker `node`; `None` if it is unknown or already
     /// so.
     pub fn with_fenced(&self, node: u32, fenced: bool) -> Option<Snapshot> {

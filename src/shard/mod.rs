@@ -61,37 +61,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A one-way flag other threads can raise and shard tasks can await.
-#[derive(Default)]
-pub struct Signal {
-    raised: AtomicBool,
-    event: Event,
-}
-
-impl Signal {
-    pub fn raise(&self) {
-        self.raised.store(true, Ordering::SeqCst);
-        self.event.notify(usize::MAX);
-    }
-
-    pub fn is_raised(&self) -> bool {
-        self.raised.load(Ordering::SeqCst)
-    }
-
-    /// Completes once raised (at once if it already is).
-    pub async fn wait(&self) {
-        loop {
-            if self.is_raised() {
-                return;
-            }
-            let listener = self.event.listen();
-            if self.is_raised() {
-                return;
-            }
-            listener.await;
-        }
-    }
-}
+pub use crate::support::Signal;
 
 /// An async barrier across shard threads that can be aborted, so one
 /// shard's start-up failure releases the others instead of hanging them.
@@ -916,7 +886,12 @@ async fn run_shard(
     tracing::info!(shard = index, shared = %shared_addr.ip(), shared_port, own_port = shard.ports[index], partitions = shard.logs.borrow().len(), "shard ready");
     if let Some((store, listener)) = quorum {
         // Every shard is ready: committed changes can be applied on all.
-        let controller = crate::cluster::Controller::new(&shard, store)?;
+        let controller = crate::cluster::Controller::new(
+            &shard.config,
+            store,
+            shard.shutdown.clone(),
+            shard.board.clone(),
+        )?;
         let _ = shard.controller.set(controller.clone());
         controller.run(&shard, listener);
         tracing::info!(node = controller.id, voters = ?config.controllers, "controller started");
@@ -970,6 +945,31 @@ async fn run_shard(
     drop(mesh_tasks);
     tracing::info!(shard = index, "shard stopped");
     closed
+}
+
+impl crate::cluster::Host for Shard {
+    fn snapshot(&self) -> Arc<Snapshot> {
+        Shard::snapshot(self)
+    }
+
+    fn topic_defaults(&self) -> &crate::meta::TopicConfig {
+        &self.config.topic_defaults
+    }
+
+    fn broker_record(&self) -> crate::meta::BrokerMeta {
+        Shard::broker_record(self)
+    }
+
+    async fn apply_committed(&self, next: Arc<Snapshot>) {
+        Shard::apply_committed(self, next).await
+    }
+
+    async fn change_metadata(
+        &self,
+        change: impl Fn(&Snapshot) -> Option<Snapshot>,
+    ) -> Result<bool, BrokerError> {
+        Shard::change_metadata(self, change).await
+    }
 }
 
 /// Opens the Raft state of a cluster broker and binds its controller
@@ -1559,15 +1559,7 @@ impl Shard {
             tracing::error!(version, error = %e, "applying committed metadata on this broker's shards failed");
         }
         for name in deleted {
-            let dir = self.config.data_dir.join(&name);
-            let removed = glommio::executor()
-                .spawn_blocking(move || std::fs::remove_dir_all(&dir))
-                .await;
-            if let Err(e) = removed
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                tracing::warn!(topic = %name, error = %e, "removing a deleted topic's files failed; they are removed when the name is reused");
-            }
+            self.remove_topic_files(&name).await;
         }
         tracing::debug!(version, ?created, "applied committed metadata");
     }
@@ -2022,12 +2014,18 @@ impl Shard {
             .without_topic(&name)
             .map_err(BrokerError::from)?;
         self.commit(Arc::new(next)).await?;
-        if self.controller.get().is_some() {
-            // The applier removed the files.
-            tracing::info!(topic = %name, "deleted topic");
-            return Ok(());
+        // In a cluster, the applier removed them (on every broker).
+        if self.controller.get().is_none() {
+            self.remove_topic_files(&name).await;
         }
-        let dir = self.config.data_dir.join(&name);
+        tracing::info!(topic = %name, "deleted topic");
+        Ok(())
+    }
+
+    /// Removes a deleted topic's directory (off the executor). A failure is
+    /// logged: the files go when the name is reused.
+    async fn remove_topic_files(&self, name: &str) {
+        let dir = self.config.data_dir.join(name);
         let removed = glommio::executor()
             .spawn_blocking(move || std::fs::remove_dir_all(&dir))
             .await;
@@ -2036,8 +2034,6 @@ impl Shard {
         {
             tracing::warn!(topic = %name, error = %e, "removing a deleted topic's files failed; they are removed when the name is reused");
         }
-        tracing::info!(topic = %name, "deleted topic");
-        Ok(())
     }
 
     /// Samples the free space of the data directory's file system every

@@ -50,7 +50,7 @@ pub async fn find_coordinator(
     } else {
         vec![request.key]
     };
-    let (host, port) = shard
+    let here = shard
         .kafka_advertised(caller.listener)
         .unwrap_or_else(|| (shard.host.clone(), 0));
     let mut coordinators = Vec::with_capacity(keys.len());
@@ -64,55 +64,7 @@ pub async fn find_coordinator(
             c.error_code = codes::COORDINATOR_NOT_AVAILABLE;
             c.error_message = Some(s("transactions are not supported by this broker"));
         } else {
-            let elsewhere = match group::coordinator_elsewhere(shard, &key).await {
-                Ok(Some(node)) => Some(
-                    shard
-                        .kafka_address_of(node, caller.listener)
-                        .filter(|_| {
-                            !shard
-                                .snapshot()
-                                .brokers
-                                .get(&node)
-                                .is_some_and(|b| b.fenced)
-                        })
-                        .map(|address| (node, address)),
-                ),
-                _ => None,
-            };
-            match elsewhere {
-                Some(Some((node, (host, port)))) => {
-                    c.node_id = BrokerId(node as i32);
-                    c.host = s(&host);
-                    c.port = port as i32;
-                    coordinators.push(c);
-                    continue;
-                }
-                Some(None) => {
-                    c.error_code = codes::COORDINATOR_NOT_AVAILABLE;
-                    c.error_message = Some(s(
-                        "the group's coordinator broker is fenced or has no listener of this kind",
-                    ));
-                    coordinators.push(c);
-                    continue;
-                }
-                None => {}
-            }
-            match group::coordinator_shard(shard, &key).await {
-                Ok(owner) if shard.config.kafka_shard_brokers => {
-                    c.node_id = BrokerId(crate::meta::shard_broker_id(shard.config.node_id, owner));
-                    c.host = s(&host);
-                    c.port = shard.kafka_shard_ports[owner.0 as usize] as i32;
-                }
-                Ok(_) => {
-                    c.node_id = BrokerId(shard.config.node_id);
-                    c.host = s(&host);
-                    c.port = port as i32;
-                }
-                Err(e) => {
-                    c.error_code = code(&e);
-                    c.error_message = Some(s(&e.message));
-                }
-            }
+            locate(shard, caller, &key, &here, &mut c).await;
         }
         coordinators.push(c);
     }
@@ -128,6 +80,56 @@ pub async fn find_coordinator(
         out.port = c.port;
     }
     out
+}
+
+/// Fills in where group `key`'s coordinator is: another broker of the
+/// cluster, this broker (at `here`), or in the shard-aware mode the shard
+/// of this broker that coordinates it.
+async fn locate(
+    shard: &Rc<Shard>,
+    caller: &super::Caller,
+    key: &str,
+    here: &(String, u16),
+    c: &mut Coordinator,
+) {
+    // An error here (a bad group id, no offsets topic) is reported by
+    // `coordinator_shard` below.
+    if let Ok(Some(node)) = group::coordinator_elsewhere(shard, key).await {
+        let fenced = shard.snapshot().is_fenced(node);
+        match shard
+            .kafka_address_of(node, caller.listener)
+            .filter(|_| !fenced)
+        {
+            Some((host, port)) => {
+                c.node_id = BrokerId(node as i32);
+                c.host = s(&host);
+                c.port = port as i32;
+            }
+            None => {
+                c.error_code = codes::COORDINATOR_NOT_AVAILABLE;
+                c.error_message = Some(s(
+                    "the group's coordinator broker is fenced or has no listener of this kind",
+                ));
+            }
+        }
+        return;
+    }
+    match group::coordinator_shard(shard, key).await {
+        Ok(owner) if shard.config.kafka_shard_brokers => {
+            c.node_id = BrokerId(crate::meta::shard_broker_id(shard.config.node_id, owner));
+            c.host = s(&here.0);
+            c.port = shard.kafka_shard_ports[owner.0 as usize] as i32;
+        }
+        Ok(_) => {
+            c.node_id = BrokerId(shard.config.node_id);
+            c.host = s(&here.0);
+            c.port = here.1 as i32;
+        }
+        Err(e) => {
+            c.error_code = code(&e);
+            c.error_message = Some(s(&e.message));
+        }
+    }
 }
 
 pub async fn join_group(

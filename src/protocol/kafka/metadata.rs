@@ -256,10 +256,7 @@ fn topic(shard: &Shard, version: i16, ops: bool, meta: &Arc<TopicMeta>) -> Metad
         .map(|p| {
             let node = leader(shard, meta, p);
             // A partition on a fenced broker has no leader for now.
-            let fenced = meta
-                .node_of(p)
-                .and_then(|n| snapshot.brokers.get(&n).map(|b| b.fenced))
-                .unwrap_or(false);
+            let fenced = meta.node_of(p).is_some_and(|n| snapshot.is_fenced(n));
             // Leader epoch -1: clients skip offset validation by epoch,
             // which needs OffsetForLeaderEpoch (comes with replication).
             MetadataResponsePartition::default()
