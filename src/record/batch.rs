@@ -394,12 +394,23 @@ fn parse_record<'a>(buf: &'a [u8], pos: &mut usize) -> Result<Record<'a>, &'stat
 /// batch is decompressed into a scratch buffer kept per thread; see
 /// [`validate_with`] to pass one instead.
 pub fn validate(buf: &[u8], max_bytes: usize) -> Result<BatchInfo, BatchError> {
+    with_scratch(|scratch| validate_with(buf, max_bytes, scratch))
+}
+
+/// [`validate_stored_with`] with the per-thread scratch buffer of
+/// [`validate`].
+fn validate_stored(buf: &[u8], max_bytes: usize) -> Result<BatchInfo, BatchError> {
+    with_scratch(|scratch| validate_stored_with(buf, max_bytes, scratch))
+}
+
+/// Runs `f` with the decompression buffer kept per thread.
+fn with_scratch<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
     thread_local! {
         static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     }
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut scratch) => {
-            let result = validate_with(buf, max_bytes, &mut scratch);
+            let result = f(&mut scratch);
             if scratch.capacity() > DECOMPRESS_SCRATCH_KEPT_BYTES_MAX {
                 *scratch = Vec::new();
             }
@@ -407,7 +418,7 @@ pub fn validate(buf: &[u8], max_bytes: usize) -> Result<BatchInfo, BatchError> {
         }
         // Validation does not call itself, so the buffer is never in use
         // here; should that change, a fresh buffer is still correct.
-        Err(_) => validate_with(buf, max_bytes, &mut Vec::new()),
+        Err(_) => f(&mut Vec::new()),
     })
 }
 
@@ -747,6 +758,20 @@ pub fn stamp_base_offset(batch: &mut [u8], base: Offset) {
     batch[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&(base.0 as i64).to_be_bytes());
 }
 
+/// Writes `epoch` into the batch's partition-leader-epoch field (bytes
+/// 12..16). The CRC does not cover it, so the batch stays valid. A leader
+/// stamps its epoch into every batch it appends; followers keep it.
+pub fn stamp_leader_epoch(batch: &mut [u8], epoch: i32) {
+    batch[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&epoch.to_be_bytes());
+}
+
+/// The partition leader epoch in a batch's header (at least the first 16
+/// bytes of a batch): what the leader stamped, or what the client sent
+/// (-1) in a batch no leader epoch was stamped into.
+pub fn leader_epoch(batch: &[u8]) -> i32 {
+    be_i32(batch, LEADER_EPOCH_AT)
+}
+
 /// A validated record batch over shared bytes: reading fields and records
 /// never copies. A compressed batch's records are decompressed once, when
 /// it is parsed (see the module docs).
@@ -952,6 +977,8 @@ pub struct BatchWalk<'a> {
     buf: &'a [u8],
     pos: usize,
     max_bytes: usize,
+    /// Validate as batches read back from a log ([`validate_stored_with`]).
+    stored: bool,
 }
 
 impl<'a> BatchWalk<'a> {
@@ -960,6 +987,18 @@ impl<'a> BatchWalk<'a> {
             buf,
             pos: 0,
             max_bytes,
+            stored: false,
+        }
+    }
+
+    /// A walk over batches copied from another log (a follower's fetch
+    /// from its leader): each is validated like [`BatchWalk::new`] does,
+    /// except that a batch compaction rewrote (fewer records than offsets,
+    /// none at all) is accepted, as [`validate_stored_with`] does.
+    pub fn stored(buf: &'a [u8], max_bytes: usize) -> BatchWalk<'a> {
+        BatchWalk {
+            stored: true,
+            ..BatchWalk::new(buf, max_bytes)
         }
     }
 }
@@ -973,7 +1012,12 @@ impl Iterator for BatchWalk<'_> {
             return None;
         }
         let at = self.pos;
-        match validate(&self.buf[at..], self.max_bytes) {
+        let result = if self.stored {
+            validate_stored(&self.buf[at..], self.max_bytes)
+        } else {
+            validate(&self.buf[at..], self.max_bytes)
+        };
+        match result {
             Ok(info) => {
                 self.pos += info.bytes;
                 Some(Ok((at, info)))

@@ -21,9 +21,9 @@ pub mod varint;
 pub use batch::{
     ATTR_COMPRESSION_MASK, ATTR_CONTROL, ATTR_LOG_APPEND_TIME, ATTR_TRANSACTIONAL, BatchError,
     BatchInfo, BatchWalk, Framing, HEADER_BYTES, Header, HeaderIter, LOG_OVERHEAD_BYTES, MAGIC_V2,
-    ProducerFields, Record, RecordBatch, RecordIter, StoredInfo, producer_fields, read_framing,
-    set_max_timestamp, set_timestamps, stamp_base_offset, validate, validate_stored_with,
-    validate_with, verify_stored,
+    ProducerFields, Record, RecordBatch, RecordIter, StoredInfo, leader_epoch, producer_fields,
+    read_framing, set_max_timestamp, set_timestamps, stamp_base_offset, stamp_leader_epoch,
+    validate, validate_stored_with, validate_with, verify_stored,
 };
 pub use builder::{BatchBuilder, filler_batch, rewrite_batch};
 pub use compression::{
@@ -739,5 +739,27 @@ mod tests {
         let raws: Vec<&[u8]> = original.raw_records().map(|(_, raw)| raw).collect();
         let swapped = rewrite_batch(&original, &[raws[1], raws[0]]).unwrap();
         assert!(RecordBatch::parse(swapped, BATCH_BYTES_MAX).is_err());
+    }
+
+    #[test]
+    fn a_stamped_leader_epoch_reads_back_and_keeps_the_crc_valid() {
+        let batch = build(&[(1000, Some(b"k".to_vec()), Some(b"v".to_vec()), vec![])]);
+        let mut bytes = BytesMut::from(&batch[..]);
+        assert_eq!(leader_epoch(&bytes), 0, "the builder writes 0");
+        stamp_leader_epoch(&mut bytes, 7);
+        assert_eq!(leader_epoch(&bytes), 7);
+        let parsed = RecordBatch::parse(bytes.freeze(), BATCH_BYTES_MAX).unwrap();
+        assert_eq!(parsed.partition_leader_epoch(), 7);
+    }
+
+    #[test]
+    fn a_stored_walk_accepts_compacted_batches_a_plain_walk_refuses() {
+        let filler = filler_batch(Offset(10), 5, Timestamp(1000));
+        assert!(BatchWalk::new(&filler, BATCH_BYTES_MAX).next().unwrap().is_err());
+        let (at, info) = BatchWalk::stored(&filler, BATCH_BYTES_MAX)
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!((at, info.records, info.offset_span), (0, 0, 5));
     }
 }
