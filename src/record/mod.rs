@@ -755,7 +755,12 @@ mod tests {
     #[test]
     fn a_stored_walk_accepts_compacted_batches_a_plain_walk_refuses() {
         let filler = filler_batch(Offset(10), 5, Timestamp(1000));
-        assert!(BatchWalk::new(&filler, BATCH_BYTES_MAX).next().unwrap().is_err());
+        assert!(
+            BatchWalk::new(&filler, BATCH_BYTES_MAX)
+                .next()
+                .unwrap()
+                .is_err()
+        );
         let (at, info) = BatchWalk::stored(&filler, BATCH_BYTES_MAX)
             .next()
             .unwrap()
