@@ -277,6 +277,11 @@ impl BrokerError {
             StorageError::DiskFull { .. } => ErrorKind::DiskFull,
             StorageError::Closed => ErrorKind::ShuttingDown,
             StorageError::Config(_) => ErrorKind::InvalidConfig,
+            // Replication's own errors: a broker-to-broker mismatch.
+            StorageError::ReplicaOffsetMismatch { .. }
+            | StorageError::TruncateBelowStart { .. }
+            | StorageError::Truncated { .. }
+            | StorageError::InvalidLeaderEpoch { .. } => ErrorKind::InvalidRequest,
             StorageError::Producer(p) => match p {
                 ProducerError::OutOfOrder { .. } => ErrorKind::OutOfOrderSequence,
                 ProducerError::Fenced { .. } => ErrorKind::ProducerFenced,

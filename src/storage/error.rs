@@ -48,6 +48,16 @@ pub enum StorageError {
     /// An idempotent producer's batch is out of sequence or fenced; nothing
     /// of the append was stored.
     Producer(super::producers::ProducerError),
+    /// A replica append's batch does not start where the log (or the batch
+    /// before it) ends; nothing of the append was stored.
+    ReplicaOffsetMismatch { expected: Offset, got: Offset },
+    /// A truncation below the log start offset.
+    TruncateBelowStart { requested: Offset, start: Offset },
+    /// Records waiting to become durable (up to `offset`) were cut by a
+    /// truncation to `cut_to` (a replica dropping its divergent tail).
+    Truncated { offset: Offset, cut_to: Offset },
+    /// A leader epoch below 0 or below the newest the log holds.
+    InvalidLeaderEpoch { epoch: i32, latest: Option<i32> },
 }
 
 impl StorageError {
@@ -124,6 +134,25 @@ impl fmt::Display for StorageError {
             StorageError::Closed => write!(f, "log is closed"),
             StorageError::Config(reason) => write!(f, "invalid log configuration: {reason}"),
             StorageError::Producer(e) => write!(f, "{e}"),
+            StorageError::ReplicaOffsetMismatch { expected, got } => write!(
+                f,
+                "a replicated batch starts at offset {got}, but the log expects {expected}; nothing of the append was stored"
+            ),
+            StorageError::TruncateBelowStart { requested, start } => write!(
+                f,
+                "cannot truncate to offset {requested}: the log starts at {start}"
+            ),
+            StorageError::Truncated { offset, cut_to } => write!(
+                f,
+                "the records below offset {offset} were cut by a truncation to {cut_to} before they became durable"
+            ),
+            StorageError::InvalidLeaderEpoch { epoch, latest } => match latest {
+                Some(latest) => write!(
+                    f,
+                    "leader epoch {epoch} is invalid: the log already holds epoch {latest}, and epochs never go back"
+                ),
+                None => write!(f, "leader epoch {epoch} is invalid: epochs start at 0"),
+            },
         }
     }
 }
