@@ -1230,14 +1230,54 @@ impl Segment {
         Ok(outcome.valid_end)
     }
 
-    /// Recovery of the active segment after a failed write (a full disk),
-    /// without reopening the log: the log file is cut at `pos` (a batch
-    /// boundary below which everything is known to be written) and synced,
-    /// the index files are rewritten with the entries below `pos`, and a
-    /// new active segment over the same files continues at `pos` with fresh
-    /// appenders. This segment must be settled ([`Segment::settle`]) and is
-    /// not to be used afterwards. Fails (and may be retried) while the disk
-    /// is still full.
+    /// The start of the batch holding `offset` (or `offset` itself, if a
+    /// batch starts there): its offset and file position, found by
+    /// scanning the written part of the file from the index entry at or
+    /// before it. If `offset` is at or past the segment's end, that is the
+    /// end of the written part.
+    pub async fn batch_start_at_or_below(&self, offset: Offset) -> Result<(Offset, u64)> {
+        if offset <= self.base {
+            return Ok((self.base, 0));
+        }
+        let (rel, pos) = {
+            let st = self.state.borrow();
+            st.index
+                .lookup(offset.distance_from(self.base).min(u32::MAX as u64) as u32)
+        };
+        let file = self.file().await?;
+        let outcome = scan(
+            &file,
+            pos as u64,
+            self.written(),
+            self.base.plus(rel as u64),
+            offset,
+            self.batch_bytes_max,
+            |_, _, _, _, _| {},
+        )
+        .await?;
+        match &outcome.stopped {
+            None | Some(ScanStop::PastLimit { .. }) => Ok((outcome.next_offset, outcome.valid_end)),
+            Some(stop) => Err(StorageError::Corrupt {
+                file: self.log_path.clone(),
+                position: outcome.valid_end,
+                reason: format!(
+                    "looking for the batch that holds offset {offset}, the scan stopped at offset {}: {stop}",
+                    outcome.next_offset
+                ),
+            }),
+        }
+    }
+
+    /// Cuts the segment at `pos` and makes it active again, without
+    /// reopening the log: the log file is cut at `pos` (a batch boundary
+    /// below which everything is known to be written) and synced, the
+    /// index files are rewritten with the entries below `pos`, and a new
+    /// active segment over the same files continues at `pos` with fresh
+    /// appenders. Used by the recovery of the active segment after a
+    /// failed write (a full disk), and by a truncation (on the active
+    /// segment, or on a sealed one that becomes the last). This segment
+    /// must be settled ([`Segment::settle`]) and is not to be used
+    /// afterwards. Fails (and may be retried) while the disk is still full.
     pub async fn reopen_at(
         &self,
         disk: &Disk,
@@ -1249,7 +1289,8 @@ impl Segment {
         // (the log serves what lies above it from its tail cache).
         self.cut_at
             .set(Some(self.cut_at.get().map_or(pos, |cut| cut.min(pos))));
-        let file = self.owned_file()?;
+        // Its own file if active; a sealed one's from the open-file cache.
+        let file = self.file().await?;
         file.truncate(pos)
             .await
             .map_err(|e| StorageError::io("truncating", &self.log_path, e))?;

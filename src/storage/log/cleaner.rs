@@ -204,6 +204,16 @@ impl Checkpoint {
     }
 }
 
+/// Removes the checkpoint of the log in `dir` (a truncation cut below
+/// what it covers); a missing one means the log start, which is always
+/// safe.
+pub(super) async fn forget_checkpoint(disk: &Disk, dir: &Path) -> Result<()> {
+    remove_if_present(disk, &dir.join(CHECKPOINT_NAME)).await?;
+    disk.sync_dir(dir)
+        .await
+        .map_err(|e| StorageError::io("syncing directory", dir, e))
+}
+
 /// The checkpoint of the log in `dir`, if it is readable and does not
 /// reach past `active_base` (the active segment's base after recovery).
 pub(super) async fn load_checkpoint(
