@@ -43,13 +43,30 @@
 //! * A log-append-time log stamps each appended batch with the append's
 //!   time (attribute bit 3 and the max timestamp, CRC recomputed); the time
 //!   index then holds stamped times, so lookups by time find them.
+//! * Replication (Kafka's ISR model with leader epochs): a leader's appends
+//!   stamp the leader epoch set by [`PartitionLog::set_leader_epoch`]
+//!   (outside the CRC); a follower appends the leader's batches unchanged
+//!   ([`PartitionLog::start_append_replica`]) in the same append order, and
+//!   cuts a divergent tail with [`PartitionLog::truncate_to`] — the one
+//!   operation that moves the end offset (and the high watermark) back.
+//!   The leader-epoch cache (`log/epochs.rs`) records where each epoch
+//!   starts; it is saved before records of a new epoch are written and
+//!   after a truncation's cut, and open drops the entries at or past the
+//!   recovered end. Client reads are capped by the replicated high
+//!   watermark ([`PartitionLog::set_visible_end`]); the log's own work
+//!   (recovery, compaction, producer state) and
+//!   [`PartitionLog::read_replica`] use the local one.
 //!
 //! Owned by one glommio executor, `!Send`. No `RefCell` borrow is held
 //! across an `.await`.
 
 mod cleaner;
+mod epochs;
+#[cfg(test)]
+mod replication_tests;
 
 pub use cleaner::{CleanOptions, CleanOutcome};
+use epochs::EpochCache;
 
 use super::config::{FsyncPolicy, LogConfig, TimestampType};
 use super::crash;
@@ -66,8 +83,8 @@ use crate::constants::{BATCH_BYTES_MAX, DISK_FULL_RETRY_MS, READ_BYTES_MAX, WRIT
 use crate::constants::{PRODUCER_EXPIRY_MS, PRODUCER_SNAPSHOTS_KEPT};
 use crate::constants::{READ_AHEAD_BYTES, READ_STREAMS_PER_LOG};
 use crate::record::{
-    BatchInfo, BatchWalk, RecordBatch, producer_fields, read_framing, set_timestamps,
-    stamp_base_offset,
+    BatchInfo, BatchWalk, RecordBatch, leader_epoch, producer_fields, read_framing, set_timestamps,
+    stamp_base_offset, stamp_leader_epoch,
 };
 use crate::types::{Offset, Timestamp};
 use bytes::{Bytes, BytesMut};
@@ -272,13 +289,14 @@ struct Inner {
     /// The failure is a full disk: recoverable in place (see the module
     /// docs).
     disk_full: Cell<bool>,
-    /// Moves at every failure and every recovery: a durability wait that
-    /// sees it move fails (its records may have been cut and their offsets
-    /// reused), and a flusher pass that sees it move drops its error.
+    /// Moves at every failure, every recovery and every truncation: a
+    /// durability wait that sees it move fails (its records may have been
+    /// cut and their offsets reused), and a flusher pass that sees it move
+    /// drops its error.
     epoch: Cell<u64>,
-    /// The last recoveries from a full disk: (epoch after it, kept end).
-    /// A durability wait fails if one cut below its records.
-    cuts: RefCell<VecDeque<(u64, Offset)>>,
+    /// The last cuts of the tail (recoveries from a full disk and
+    /// truncations). A durability wait fails if one cut below its records.
+    cuts: RefCell<VecDeque<Cut>>,
     /// When the last recovery from a full disk was tried.
     last_recovery_try: Cell<Option<Instant>>,
     /// Rolled segments whose background seal a full disk failed; recovery
@@ -315,6 +333,39 @@ struct Inner {
     producer_last: RefCell<Option<std::collections::HashMap<i64, Offset>>>,
     /// When a tombstone kept by the last pass may be removed (ms).
     tombstone_due: Cell<Option<i64>>,
+    /// The leader-epoch cache (see `log/epochs.rs`); its file is rewritten
+    /// whole with the append lock held, so it is never borrowed across an
+    /// `.await` (changes are made on a copy, saved, then swapped in).
+    epochs: RefCell<EpochCache>,
+    /// The epoch leader appends stamp into their batches
+    /// ([`PartitionLog::set_leader_epoch`]); `None`: batches keep what the
+    /// client sent. Read and changed with the append lock held.
+    stamp_epoch: Cell<Option<i32>>,
+    /// The replicated high watermark ([`PartitionLog::set_visible_end`]):
+    /// client reads see nothing at or past it. `None`: no cap.
+    visible_end: Cell<Option<Offset>>,
+}
+
+/// One cut of the log's tail, remembered for durability waits: the
+/// `Inner::epoch` after it, the end it kept, and whether it was a
+/// truncation ([`PartitionLog::truncate_to`]) rather than a recovery from
+/// a full disk.
+#[derive(Copy, Clone, Debug)]
+struct Cut {
+    epoch: u64,
+    keep: Offset,
+    truncation: bool,
+}
+
+/// Who an append comes from (see [`Inner::append_locked`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum AppendKind {
+    /// A client's produce on the leader: offsets assigned, timestamps and
+    /// the leader epoch stamped, idempotent producers checked.
+    Leader,
+    /// Batches copied from the leader by a follower: offsets, timestamps
+    /// and epochs kept as they are; they must continue the log exactly.
+    Replica,
 }
 
 /// A partition's append-only log (see the module docs).
@@ -464,9 +515,43 @@ impl Inner {
             self.advance_durable(segment.next_offset());
         }
         let active = self.active();
+        let end = self.next_offset.get();
+        // The local high watermark: what was acknowledged or read, whatever
+        // a replicated cap says (see `visible_end`).
+        let keep = self.high_watermark().max(active.base()).min(end);
+        let rewritten = self.cut_active(keep).await?;
+        *self.failed.borrow_mut() = None;
+        self.disk_full.set(false);
+        self.record_cut(keep, false);
+        self.last_recovery_try.set(None);
+        tracing::warn!(
+            dir = %self.dir.display(),
+            kept_end = %keep,
+            records_cut = end.distance_from(keep),
+            bytes_rewritten = rewritten,
+            millis = started.elapsed().as_millis() as u64,
+            "partition log recovered from a full disk and takes appends again (records not acknowledged were cut)"
+        );
+        self.dirty.notify(usize::MAX);
+        self.progress.notify(usize::MAX);
+        self.data.notify(usize::MAX);
+        Ok(())
+    }
+
+    /// Cuts the active segment's records at and above `keep` (a batch
+    /// boundary in it, at or above its base), with the append lock held:
+    /// the segment's writes are let finish; the file is cut at the first
+    /// batch not wholly written (or at `keep`, if that comes first) and
+    /// synced; the segment reopens there with its indexes (as after a clean
+    /// close); the batches below `keep` the file lost are appended again
+    /// from the tail cache (the same bytes at the same positions and
+    /// offsets); what is cut leaves the tail cache and the producer state,
+    /// and the next append takes offset `keep`. The caller records the cut
+    /// ([`Inner::record_cut`]). Returns the bytes rewritten.
+    async fn cut_active(&self, keep: Offset) -> Result<usize> {
+        let active = self.active();
         active.settle().await;
         let end = self.next_offset.get();
-        let keep = self.high_watermark().max(active.base()).min(end);
         let written = active.written();
         let (keep_pos, first_unwritten, rewrite) = {
             let cache = self.cache.borrow();
@@ -503,7 +588,7 @@ impl Inner {
                 file: active.log_path().to_path_buf(),
                 position: restart,
                 reason: format!(
-                    "recovering from a full disk found offset {} at position {restart}, where {restart_offset} was expected",
+                    "cutting the tail found offset {} at position {restart}, where {restart_offset} was expected",
                     segment.next_offset()
                 ),
             });
@@ -527,6 +612,7 @@ impl Inner {
         }
         self.flushed.set(self.flushed.get().min(restart_offset));
         self.synced.set(self.synced.get().min(keep));
+        self.durable.set(self.durable.get().min(keep));
         self.seen_before_always
             .set(self.seen_before_always.get().min(keep));
         let mut rewritten = 0usize;
@@ -542,40 +628,44 @@ impl Inner {
                 .await?;
             rewritten += bytes.len();
         }
-        *self.failed.borrow_mut() = None;
-        self.disk_full.set(false);
-        self.epoch.set(self.epoch.get() + 1);
-        {
-            let mut cuts = self.cuts.borrow_mut();
-            if cuts.len() == CUTS_KEPT {
-                cuts.pop_front();
-            }
-            cuts.push_back((self.epoch.get(), keep));
-        }
-        self.last_recovery_try.set(None);
-        tracing::warn!(
-            dir = %self.dir.display(),
-            kept_end = %keep,
-            records_cut = end.distance_from(keep),
-            bytes_rewritten = rewritten,
-            millis = started.elapsed().as_millis() as u64,
-            "partition log recovered from a full disk and takes appends again (records not acknowledged were cut)"
-        );
-        self.dirty.notify(usize::MAX);
-        self.progress.notify(usize::MAX);
-        self.data.notify(usize::MAX);
-        Ok(())
+        Ok(rewritten)
     }
 
-    /// Whether the records below `offset`, appended at `epoch`, are still
-    /// in the log: no recovery since cut below them.
-    fn survived(&self, epoch: u64, offset: Offset) -> bool {
-        let cuts = self.cuts.borrow();
-        if cuts.len() == CUTS_KEPT && cuts.front().is_some_and(|&(e, _)| e > epoch + 1) {
-            // Older recoveries are forgotten: assume the worst.
-            return false;
+    /// Records a cut of the tail at `keep`: moves the epoch (stale flusher
+    /// passes drop their results) and remembers the cut for durability
+    /// waits.
+    fn record_cut(&self, keep: Offset, truncation: bool) {
+        self.epoch.set(self.epoch.get() + 1);
+        let mut cuts = self.cuts.borrow_mut();
+        if cuts.len() == CUTS_KEPT {
+            cuts.pop_front();
         }
-        cuts.iter().all(|&(e, keep)| e <= epoch || keep >= offset)
+        cuts.push_back(Cut {
+            epoch: self.epoch.get(),
+            keep,
+            truncation,
+        });
+    }
+
+    /// Whether the records below `offset`, appended at `epoch`, were cut
+    /// since: `None` if still in the log, else the cut that took them.
+    fn cut_since(&self, epoch: u64, offset: Offset) -> Option<Cut> {
+        let cuts = self.cuts.borrow();
+        let lost = cuts
+            .iter()
+            .find(|c| c.epoch > epoch && c.keep < offset)
+            .copied();
+        if lost.is_none()
+            && cuts.len() == CUTS_KEPT
+            && cuts.front().is_some_and(|c| c.epoch > epoch + 1)
+        {
+            // Older cuts are forgotten: assume the worst.
+            return cuts.front().copied().map(|c| Cut {
+                truncation: false,
+                ..c
+            });
+        }
+        lost
     }
 
     fn high_watermark(&self) -> Offset {
@@ -583,6 +673,13 @@ impl Inner {
             FsyncPolicy::Always => self.durable.get().max(self.seen_before_always.get()),
             _ => self.next_offset.get(),
         }
+    }
+
+    /// What client reads see: the high watermark, capped by the
+    /// replicated one ([`PartitionLog::set_visible_end`]).
+    fn visible_high_watermark(&self) -> Offset {
+        let hw = self.high_watermark();
+        self.visible_end.get().map_or(hw, |cap| hw.min(cap))
     }
 
     fn bump_stats(&self, f: impl FnOnce(&mut LogStats)) {
@@ -753,21 +850,25 @@ impl Inner {
     }
 }
 
-/// Stamps offsets from `base` and the timestamps `timestamp_type` asks for
-/// into validated batches, and records in `found` the max timestamp each
-/// now carries (what the time index gets). Returns the stamped append time
-/// under log-append time.
+/// Stamps offsets from `base`, the timestamps `timestamp_type` asks for
+/// and the leader epoch (if one is set) into validated batches, and records
+/// in `found` the max timestamp each now carries (what the time index
+/// gets). Returns the stamped append time under log-append time.
 fn stamp_batches(
     batches: &mut BytesMut,
     found: &mut [(usize, BatchInfo)],
     base: Offset,
     timestamp_type: TimestampType,
+    leader_epoch: Option<i32>,
 ) -> Option<Timestamp> {
     let append_time = (timestamp_type == TimestampType::LogAppendTime).then(Timestamp::now);
     let mut offset = base;
     for (at, info) in found.iter_mut() {
         let batch = &mut batches[*at..*at + info.bytes];
         stamp_base_offset(batch, offset);
+        if let Some(epoch) = leader_epoch {
+            stamp_leader_epoch(batch, epoch);
+        }
         info.max_timestamp = append_time.unwrap_or(info.create_max_timestamp);
         info.log_append_time = append_time.is_some();
         set_timestamps(batch, info.log_append_time, info.max_timestamp);
@@ -795,14 +896,18 @@ impl Inner {
     async fn wait_durable(&self, offset: Offset, epoch: u64) -> Result<()> {
         let inner = self;
         let moved = || -> Result<()> {
-            if inner.survived(epoch, offset) {
-                return Ok(());
+            match inner.cut_since(epoch, offset) {
+                None => Ok(()),
+                Some(cut) if cut.truncation => Err(StorageError::Truncated {
+                    offset,
+                    cut_to: cut.keep,
+                }),
+                Some(_) => Err(StorageError::DiskFull {
+                    reason: format!(
+                        "the log ran out of space while offset {offset} waited to become durable; the records were cut and not acknowledged"
+                    ),
+                }),
             }
-            Err(StorageError::DiskFull {
-                reason: format!(
-                    "the log ran out of space while offset {offset} waited to become durable; the records were cut and not acknowledged"
-                ),
-            })
         };
         loop {
             moved()?;
@@ -820,53 +925,85 @@ impl Inner {
         }
     }
 
-    /// Assigns offsets to validated batches, stamps them and copies them
-    /// into the active segment (rolling as needed). Must run to completion
-    /// (see `PartitionLog::append`).
-    async fn append_locked(
-        inner: Rc<Inner>,
-        turn: crate::order::Turn,
-        mut batches: BytesMut,
-        mut found: Vec<(usize, BatchInfo)>,
-    ) -> Result<Assigned> {
+    /// Takes the append lock in `turn` (behind every append queued
+    /// before), recovering from a full disk first if need be.
+    async fn lock_in_turn(&self, turn: crate::order::Turn) -> Result<glommio::sync::Permit<'_>> {
         // Earlier appends first; then the lock (with no later append
         // competing for it, since their turns have not come).
         turn.come().await;
-        let permit = inner
+        let permit = self
             .append_lock
             .acquire_permit(1)
             .await
             .map_err(|_| StorageError::Closed)?;
         turn.end();
-        if let Err(StorageError::DiskFull { .. }) = inner.check() {
-            inner.recover(true).await?;
+        if let Err(StorageError::DiskFull { .. }) = self.check() {
+            self.recover(true).await?;
         }
-        inner.check()?;
+        self.check()?;
+        Ok(permit)
+    }
+
+    /// Copies validated batches into the active segment (rolling as
+    /// needed). A leader append is assigned offsets from the log end and
+    /// stamped (offsets, timestamps, the leader epoch), after its
+    /// idempotent producers are checked; a replica append keeps its bytes
+    /// and must start at the log end, and its new leader epochs enter the
+    /// epoch cache (saved before the data is written: see `log/epochs.rs`).
+    /// Must run to completion (see `PartitionLog::append`).
+    async fn append_locked(
+        inner: Rc<Inner>,
+        turn: crate::order::Turn,
+        mut batches: BytesMut,
+        mut found: Vec<(usize, BatchInfo)>,
+        kind: AppendKind,
+    ) -> Result<Assigned> {
+        let permit = inner.lock_in_turn(turn).await?;
         let epoch = inner.epoch.get();
-        if let Some(original) = inner.check_producers(&batches, &found)? {
-            // A retry of batches already in the log: their offsets, again.
-            // The append time it was stamped with is not kept: none is
-            // reported (Kafka clients then read the batches' own times).
-            return Ok((original.base, original.last.plus(1), None, epoch));
-        }
         let base = inner.next_offset.get();
-        let timestamp_type = inner.config.get().timestamp_type;
-        let append_time = stamp_batches(&mut batches, &mut found, base, timestamp_type);
+        let append_time = match kind {
+            AppendKind::Leader => {
+                if let Some(original) = inner.check_producers(&batches, &found)? {
+                    // A retry of batches already in the log: their offsets,
+                    // again. The append time it was stamped with is not
+                    // kept: none is reported (Kafka clients then read the
+                    // batches' own times).
+                    return Ok((original.base, original.last.plus(1), None, epoch));
+                }
+                let timestamp_type = inner.config.get().timestamp_type;
+                let leader_epoch = inner.stamp_epoch.get();
+                stamp_batches(&mut batches, &mut found, base, timestamp_type, leader_epoch)
+            }
+            AppendKind::Replica => {
+                let got = read_framing(&batches).map_or(-1, |f| f.base_offset);
+                if got != base.0 as i64 {
+                    return Err(StorageError::ReplicaOffsetMismatch {
+                        expected: base,
+                        got: Offset(got as u64),
+                    });
+                }
+                inner.assign_replica_epochs(&batches, &found).await?;
+                None
+            }
+        };
         let data = batches.freeze();
         let mut offset = base;
         for &(at, info) in &found {
+            // Offsets the batch spans: its record count, except in a
+            // compacted batch a replica copied.
+            let span = info.offset_span;
             inner
-                .maybe_roll(info.bytes as u64, info.records)
+                .maybe_roll(info.bytes as u64, span)
                 .await
                 .map_err(|e| inner.fail(e))?;
             let active = inner.active();
             let end_pos = active.size() + info.bytes as u64;
             let bytes = data.slice(at..at + info.bytes);
             active
-                .append_batch(&bytes, offset, info.max_timestamp, info.records)
+                .append_batch(&bytes, offset, info.max_timestamp, span)
                 .await
                 .map_err(|e| inner.fail(e))?;
-            let next = offset.plus(info.records as u64);
+            let next = offset.plus(span as u64);
             {
                 let mut cache = inner.cache.borrow_mut();
                 cache.bytes += bytes.len();
@@ -879,7 +1016,7 @@ impl Inner {
                 });
             }
             inner.next_offset.set(next);
-            inner.record_producer(&data[at..], offset, info.records);
+            inner.record_producer(&data[at..], offset, span);
             offset = next;
         }
         if inner.config.get().fsync != FsyncPolicy::Always {
@@ -904,6 +1041,186 @@ impl Inner {
 }
 
 impl Inner {
+    /// [`PartitionLog::truncate_to`] for a cut at or above the active
+    /// segment's base, with the append lock held: the cut moves down to
+    /// the start of the batch holding `offset`, and the active segment is
+    /// cut there ([`Inner::cut_active`]). Returns the kept end.
+    async fn truncate_active(&self, offset: Offset) -> Result<Offset> {
+        let active = self.active();
+        let cached = self
+            .cache
+            .borrow()
+            .entries
+            .iter()
+            .find(|e| e.segment == active.base() && e.base <= offset && offset < e.next)
+            .map(|e| e.base);
+        let keep = match cached {
+            Some(base) => base,
+            None => active.batch_start_at_or_below(offset).await?.0,
+        };
+        self.cut_active(keep).await?;
+        Ok(keep)
+    }
+
+    /// [`PartitionLog::truncate_to`] for a cut below the active segment's
+    /// base, with the maintenance and append locks held. Segments still
+    /// sealing in the background finish first (nothing is deleted or
+    /// reopened under a seal). Then the segments after the one holding
+    /// `offset` are deleted, the newest first (a crash leaves the log
+    /// ending at a segment boundary above the cut: the open path takes
+    /// the last segment left as the active one), and the segment holding
+    /// `offset` is cut at the start of that batch and reopened as the
+    /// active segment ([`Segment::reopen_at`], the path of a recovery).
+    /// Returns the kept end.
+    async fn truncate_deep(&self, offset: Offset) -> Result<Offset> {
+        loop {
+            let listener = self.progress.listen();
+            if self.pending_seals.borrow().is_empty() {
+                break;
+            }
+            self.check()?;
+            listener.await;
+        }
+        self.check()?;
+        let segments: Vec<Rc<Segment>> = self.segments.borrow().clone();
+        let i = segments
+            .partition_point(|s| s.base() <= offset)
+            .checked_sub(1)
+            .expect("the caller checked the offset against the log start");
+        let holder = segments[i].clone();
+        let (keep, pos) = holder.batch_start_at_or_below(offset).await?;
+        let later = &segments[i + 1..];
+        for segment in later.iter().rev() {
+            segment.settle().await;
+            segment.delete(&self.disk).await?;
+        }
+        self.disk
+            .sync_dir(&self.dir)
+            .await
+            .map_err(|e| StorageError::io("syncing directory", &self.dir, e))?;
+        let reopened = holder
+            .reopen_at(&self.disk, &self.dir, pos, self.settings)
+            .await?;
+        if reopened.next_offset() != keep {
+            return Err(StorageError::Corrupt {
+                file: holder.log_path().to_path_buf(),
+                position: pos,
+                reason: format!(
+                    "truncating found offset {} at position {pos}, where {keep} was expected",
+                    reopened.next_offset()
+                ),
+            });
+        }
+        let reopened = Rc::new(reopened);
+        {
+            let mut segments = self.segments.borrow_mut();
+            segments.truncate(i);
+            segments.push(reopened.clone());
+        }
+        for stream in self.streams.borrow_mut().iter_mut() {
+            for segment in later.iter().chain(std::iter::once(&holder)) {
+                stream.drop_segment(segment.key());
+            }
+        }
+        {
+            let mut cache = self.cache.borrow_mut();
+            while cache.entries.back().is_some_and(|e| e.base >= keep) {
+                let e = cache.entries.pop_back().expect("checked");
+                cache.bytes -= e.bytes.len();
+            }
+        }
+        self.next_offset.set(keep);
+        self.producers.borrow_mut().truncate_from(keep);
+        // Everything kept is synced: the segments below were sealed, and
+        // the cut segment was synced at the cut.
+        self.synced.set(keep);
+        self.durable.set(keep);
+        self.flushed.set(keep);
+        self.seen_before_always
+            .set(self.seen_before_always.get().min(keep));
+        if self.cleaned_to.get() > reopened.base() {
+            // The cleaner covered records that are gone, and new ones will
+            // take their offsets: it starts over from the new active
+            // segment's base, and keeps every emptied idempotent batch.
+            self.cleaned_to.set(reopened.base());
+            *self.producer_last.borrow_mut() = None;
+            cleaner::forget_checkpoint(&self.disk, &self.dir).await?;
+        }
+        snapshot::prune(
+            &self.disk,
+            &self.dir,
+            PRODUCER_SNAPSHOTS_KEPT,
+            self.start_offset(),
+            keep,
+        )
+        .await?;
+        Ok(keep)
+    }
+
+    /// Adds to the epoch cache each leader epoch of replicated batches
+    /// that is newer than every cached one, starting at its first batch's
+    /// base, and saves the cache — before the batches are written, so no
+    /// crash leaves records of an epoch the cache lacks. With the append
+    /// lock held. Nothing is allocated unless an epoch is new.
+    async fn assign_replica_epochs(
+        &self,
+        batches: &[u8],
+        found: &[(usize, BatchInfo)],
+    ) -> Result<()> {
+        let mut latest = self.epochs.borrow().latest();
+        let mut new: Vec<(i32, Offset)> = Vec::new();
+        for &(at, _) in found {
+            let epoch = leader_epoch(&batches[at..]);
+            if epoch >= 0 && latest.is_none_or(|l| epoch > l) {
+                let base = read_framing(&batches[at..]).map_or(0, |f| f.base_offset as u64);
+                new.push((epoch, Offset(base)));
+                latest = Some(epoch);
+            }
+        }
+        if new.is_empty() {
+            return Ok(());
+        }
+        let mut cache = self.epochs.borrow().clone();
+        for (epoch, start) in new {
+            cache.assign(epoch, start);
+        }
+        self.save_epochs(cache).await
+    }
+
+    /// Saves `cache` as the log's epoch cache and takes it into use once
+    /// it is durable. On error the cache in use is unchanged (and so is
+    /// the log: nothing else was written).
+    async fn save_epochs(&self, cache: EpochCache) -> Result<()> {
+        epochs::save(&self.disk, &self.dir, &cache).await?;
+        tracing::info!(dir = %self.dir.display(), epochs = ?cache.entries(), "leader-epoch cache changed");
+        *self.epochs.borrow_mut() = cache;
+        Ok(())
+    }
+
+    /// The body of [`PartitionLog::set_leader_epoch`], in the append
+    /// order.
+    async fn set_leader_epoch_locked(
+        inner: Rc<Inner>,
+        turn: crate::order::Turn,
+        epoch: i32,
+    ) -> Result<()> {
+        let _permit = inner.lock_in_turn(turn).await?;
+        let (latest, new) = {
+            let cache = inner.epochs.borrow();
+            (cache.latest(), cache.is_new(epoch))
+        };
+        if epoch < 0 || latest.is_some_and(|l| epoch < l) {
+            return Err(StorageError::InvalidLeaderEpoch { epoch, latest });
+        }
+        if new {
+            let mut cache = inner.epochs.borrow().clone();
+            cache.assign(epoch, inner.next_offset.get());
+            inner.save_epochs(cache).await?;
+        }
+        inner.stamp_epoch.set(Some(epoch));
+        Ok(())
+    }
+
     /// Checks every idempotent batch of an append against its producer's
     /// sequence (and against earlier batches of the same producer in this
     /// append). `Some`: every batch is a retry of batches already appended,
@@ -1170,6 +1487,7 @@ impl PartitionLog {
         // stable media before calling it durable.
         active.sync_log().await?;
         let end = active.next_offset();
+        let epochs = epochs::load(disk, &dir, end).await?;
         tracing::info!(
             dir = %dir.display(),
             segments = segments.len(),
@@ -1216,6 +1534,9 @@ impl PartitionLog {
             cleaned_to: Cell::new(checkpoint.cleaned_to),
             producer_last: RefCell::new(Some(Default::default())),
             tombstone_due: Cell::new(checkpoint.tombstone_due),
+            epochs: RefCell::new(epochs),
+            stamp_epoch: Cell::new(None),
+            visible_end: Cell::new(None),
         });
         let log = PartitionLog { inner };
         log.rebuild_producers().await?;
@@ -1313,8 +1634,39 @@ impl PartitionLog {
         &self,
         batches: BytesMut,
     ) -> impl std::future::Future<Output = Result<AppendInfo>> + use<> {
+        self.start_append_as(batches, AppendKind::Leader)
+    }
+
+    /// A follower's append of batches copied from its leader (a fetch
+    /// response), started now like [`PartitionLog::start_append`] and
+    /// ordered with every other append, and with the same durability
+    /// under each fsync policy. Each batch is validated as a leader append
+    /// validates it, except that a batch compaction rewrote on the leader
+    /// is accepted ([`BatchWalk::stored`]). Nothing is stamped: offsets,
+    /// timestamps and leader epochs stay as the leader wrote them. The
+    /// first batch must start at the log's end offset and each next one
+    /// where the one before ends, else
+    /// [`StorageError::ReplicaOffsetMismatch`] and nothing is stored.
+    /// Idempotent producers' state is updated as for a leader append, but
+    /// nothing is refused for its sequence (the leader checked it). A
+    /// batch whose leader epoch (≥ 0) is newer than the epoch cache's
+    /// latest starts a new cache entry at its base offset; the cache is
+    /// saved before the batches are written (see `log/epochs.rs` for the
+    /// crash ordering).
+    pub fn start_append_replica(
+        &self,
+        batches: BytesMut,
+    ) -> impl std::future::Future<Output = Result<AppendInfo>> + use<> {
+        self.start_append_as(batches, AppendKind::Replica)
+    }
+
+    fn start_append_as(
+        &self,
+        batches: BytesMut,
+        kind: AppendKind,
+    ) -> impl std::future::Future<Output = Result<AppendInfo>> + use<> {
         let inner = self.inner.clone();
-        let started = self.queue_append(batches);
+        let started = self.queue_append(batches, kind);
         async move {
             let (base, offset, log_append_time, epoch) =
                 started?.await.ok_or(StorageError::Closed)??;
@@ -1335,6 +1687,7 @@ impl PartitionLog {
     fn queue_append(
         &self,
         batches: BytesMut,
+        kind: AppendKind,
     ) -> Result<glommio::task::JoinHandle<Result<Assigned>>> {
         let inner = &self.inner;
         inner.check_permanent()?;
@@ -1342,11 +1695,29 @@ impl PartitionLog {
             return Err(StorageError::EmptyAppend);
         }
         let mut found: Vec<(usize, BatchInfo)> = Vec::new();
-        for (index, result) in
-            BatchWalk::new(&batches, inner.config.get().append_batch_bytes_max()).enumerate()
-        {
+        let max_bytes = inner.config.get().append_batch_bytes_max();
+        let walk = match kind {
+            AppendKind::Leader => BatchWalk::new(&batches, max_bytes),
+            AppendKind::Replica => BatchWalk::stored(&batches, max_bytes),
+        };
+        // For a replica append: where the next batch must start.
+        let mut expected: Option<Offset> = None;
+        for (index, result) in walk.enumerate() {
             match result {
-                Ok(batch) => found.push(batch),
+                Ok(batch) => {
+                    if kind == AppendKind::Replica {
+                        let base =
+                            read_framing(&batches[batch.0..]).map_or(0, |f| f.base_offset as u64);
+                        if let Some(expected) = expected.filter(|&e| e != Offset(base)) {
+                            return Err(StorageError::ReplicaOffsetMismatch {
+                                expected,
+                                got: Offset(base),
+                            });
+                        }
+                        expected = Some(Offset(base).plus(batch.1.offset_span as u64));
+                    }
+                    found.push(batch)
+                }
                 Err(error) => return Err(StorageError::InvalidBatch { index, error }),
             }
         }
@@ -1361,6 +1732,7 @@ impl PartitionLog {
             turn,
             batches,
             found,
+            kind,
         ))
         .detach())
     }
@@ -1398,7 +1770,7 @@ impl PartitionLog {
     /// Batches read from disk are validated; a bad one is
     /// [`StorageError::Corrupt`] naming file and position.
     pub async fn read(&self, from: Offset, max_bytes: usize) -> Result<ReadBatches> {
-        let read = self.read_counted(from, max_bytes).await?;
+        let read = self.read_counted(from, max_bytes, true).await?;
         let (disk, cache) = read;
         self.inner.bump_stats(|s| {
             s.disk_read_bytes += disk.1 as u64;
@@ -1413,8 +1785,27 @@ impl PartitionLog {
 
     /// [`PartitionLog::read`] without counting it in the log's read stats
     /// (the broker's own reads: compaction, lookups, recovery).
+    /// Reads up to the local high watermark, whatever the replicated one
+    /// ([`PartitionLog::set_visible_end`]).
     async fn read_uncounted(&self, from: Offset, max_bytes: usize) -> Result<ReadBatches> {
-        Ok(self.read_counted(from, max_bytes).await?.0.0)
+        Ok(self.read_counted(from, max_bytes, false).await?.0.0)
+    }
+
+    /// What a leader ships to its followers: [`PartitionLog::read`] up to
+    /// the local high watermark, ignoring the replicated one
+    /// ([`PartitionLog::set_visible_end`]); the result's `high_watermark`
+    /// is the local one. Counted in the log's read stats like a fetch.
+    pub async fn read_replica(&self, from: Offset, max_bytes: usize) -> Result<ReadBatches> {
+        let ((read, disk), cache) = self.read_counted(from, max_bytes, false).await?;
+        self.inner.bump_stats(|s| {
+            s.disk_read_bytes += disk as u64;
+            s.cache_read_bytes += cache as u64;
+        });
+        self.inner
+            .disk
+            .read_ahead()
+            .count_read(disk as u64, cache as u64);
+        Ok(read)
     }
 
     /// Takes the read stream that continues at `from`, or the least
@@ -1448,11 +1839,14 @@ impl PartitionLog {
     }
 
     /// The read, with the bytes it took from segment files and from the
-    /// tail cache: `((batches, disk bytes), cache bytes)`.
+    /// tail cache: `((batches, disk bytes), cache bytes)`. `visible`: up
+    /// to the high watermark client reads see (capped by the replicated
+    /// one); else up to the local one.
     async fn read_counted(
         &self,
         from: Offset,
         max_bytes: usize,
+        visible: bool,
     ) -> Result<((ReadBatches, usize), usize)> {
         let inner = &self.inner;
         if inner.closed.get() {
@@ -1460,7 +1854,11 @@ impl PartitionLog {
         }
         let max_bytes = max_bytes.min(READ_BYTES_MAX);
         let start = self.start_offset();
-        let hw = inner.high_watermark();
+        let hw = if visible {
+            inner.visible_high_watermark()
+        } else {
+            inner.high_watermark()
+        };
         if from < start || from > hw {
             return Err(StorageError::OffsetOutOfRange {
                 requested: from,
@@ -1619,7 +2017,8 @@ impl PartitionLog {
     }
 
     /// The offset and timestamp of the first record whose timestamp is at
-    /// or after `target`, or `None` if every readable record is older.
+    /// or after `target`, or `None` if every readable record is older
+    /// (readable: below [`PartitionLog::high_watermark`]).
     pub async fn offset_for_timestamp(
         &self,
         target: Timestamp,
@@ -1634,10 +2033,10 @@ impl PartitionLog {
         let mut pos = start.max(self.start_offset());
         // Each read moves `pos` forward by at least one batch.
         loop {
-            if pos >= self.inner.high_watermark() {
+            if pos >= self.inner.visible_high_watermark() {
                 return Ok(None);
             }
-            let read = self.read_uncounted(pos, 256 << 10).await?;
+            let read = self.read_counted(pos, 256 << 10, true).await?.0.0;
             if read.chunks.is_empty() {
                 return Ok(None);
             }
@@ -1668,14 +2067,50 @@ impl PartitionLog {
     /// timestamp (the first one, if several share it), or `None` if the log
     /// holds no readable record (Kafka's `MAX_TIMESTAMP` list-offsets spec).
     pub async fn offset_of_max_timestamp(&self) -> Result<Option<(Offset, Timestamp)>> {
-        let max = self
-            .inner
-            .segments
-            .borrow()
-            .iter()
-            .map(|s| s.max_timestamp())
-            .max()
-            .unwrap_or(Timestamp::NONE);
+        let hw = self.inner.visible_high_watermark();
+        // Segments wholly below the high watermark give their largest
+        // timestamp from memory. The one it cuts (records not yet durable,
+        // or not yet replicated) gives it up to its last time-index entry
+        // at or below the high watermark, and the batches from there are
+        // read.
+        let (mut max, scan_from) = {
+            let segments = self.inner.segments.borrow();
+            let mut max = Timestamp::NONE;
+            let mut scan_from = None;
+            for s in segments.iter() {
+                if s.next_offset() <= hw {
+                    max = max.max(s.max_timestamp());
+                } else if s.base() < hw {
+                    let entries = s.time_index_entries();
+                    match entries
+                        .iter()
+                        .rev()
+                        .find(|&&(_, rel)| s.base().plus(rel as u64) <= hw)
+                    {
+                        Some(&(t, rel)) => {
+                            max = max.max(t);
+                            scan_from = Some(s.base().plus(rel as u64));
+                        }
+                        None => scan_from = Some(s.base()),
+                    }
+                }
+            }
+            (max, scan_from)
+        };
+        if let Some(mut pos) = scan_from {
+            pos = pos.max(self.start_offset());
+            while pos < hw {
+                let read = self.read_counted(pos, 256 << 10, true).await?.0.0;
+                if read.chunks.is_empty() {
+                    break;
+                }
+                for batch in read.batches() {
+                    // Exact in stored headers: appends set it.
+                    max = max.max(producer_fields(&batch).max_timestamp);
+                }
+                pos = read.next_offset;
+            }
+        }
         if max == Timestamp::NONE {
             return Ok(None);
         }
@@ -1847,9 +2282,208 @@ impl PartitionLog {
         self.inner.next_offset.get()
     }
 
-    /// Readers see offsets below this (see the module docs).
+    /// Readers see offsets below this (see the module docs), capped by
+    /// the replicated high watermark if one is set
+    /// ([`PartitionLog::set_visible_end`]).
     pub fn high_watermark(&self) -> Offset {
+        self.inner.visible_high_watermark()
+    }
+
+    /// The high watermark of this log alone, ignoring the replicated one:
+    /// what [`PartitionLog::read_replica`] reads up to.
+    pub fn local_high_watermark(&self) -> Offset {
         self.inner.high_watermark()
+    }
+
+    /// Caps what client reads see at `hw`, the partition's replicated high
+    /// watermark: [`PartitionLog::read`], [`PartitionLog::offset_for_timestamp`],
+    /// [`PartitionLog::offset_of_max_timestamp`] and
+    /// [`PartitionLog::high_watermark`] use the smaller of it and the local
+    /// high watermark. Never set, nothing is capped. The replication layer
+    /// moves it forward as followers catch up; it may set it lower (a new
+    /// leader whose high watermark lags the old one's, for a moment), and
+    /// the log takes the value as given. Internal work (recovery from a
+    /// full disk, compaction, producer state) uses the local high
+    /// watermark. Wakes readers waiting for data.
+    pub fn set_visible_end(&self, hw: Offset) {
+        self.inner.visible_end.set(Some(hw));
+        self.inner.data.notify(usize::MAX);
+    }
+
+    /// The replicated high watermark set by
+    /// [`PartitionLog::set_visible_end`], if any.
+    pub fn visible_end(&self) -> Option<Offset> {
+        self.inner.visible_end.get()
+    }
+
+    /// Makes leader appends ([`PartitionLog::start_append`],
+    /// [`PartitionLog::append`]) stamp `epoch` into every batch's
+    /// partition-leader-epoch field (outside the CRC). Until it is called
+    /// the batches keep what the client sent (-1). If `epoch` is newer than
+    /// the epoch cache's latest, `(epoch, end offset)` enters the cache and
+    /// the cache is saved before any batch stamped with it is written.
+    ///
+    /// Started now, like [`PartitionLog::start_append`]: it takes its
+    /// place in the append order when called, so appends queued before it
+    /// are stamped with the previous epoch and appends queued after with
+    /// this one, and the cache entry starts at the first offset stamped
+    /// with `epoch`. The future resolves once the cache is durable;
+    /// dropping it does not cancel the change. Errors:
+    /// [`StorageError::InvalidLeaderEpoch`] for an epoch below 0 or below
+    /// the cache's latest (the same epoch again only resumes stamping).
+    /// A follower that becomes leader calls this before its first leader
+    /// append; replica appends never stamp.
+    pub fn set_leader_epoch(
+        &self,
+        epoch: i32,
+    ) -> impl std::future::Future<Output = Result<()>> + use<> {
+        let turn = self.inner.append_order.turn();
+        let task = glommio::spawn_local(Inner::set_leader_epoch_locked(
+            self.inner.clone(),
+            turn,
+            epoch,
+        ))
+        .detach();
+        async move { task.await.ok_or(StorageError::Closed)? }
+    }
+
+    /// The newest epoch of the leader-epoch cache, if any.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.inner.epochs.borrow().latest()
+    }
+
+    /// The leader-epoch cache: `(epoch, start offset)`, strictly
+    /// increasing in both (for tests and describe output).
+    pub fn epoch_entries(&self) -> Vec<(i32, Offset)> {
+        self.inner.epochs.borrow().entries().to_vec()
+    }
+
+    /// OffsetForLeaderEpoch (KIP-101/KIP-279): the largest cached epoch at
+    /// or below `epoch`, and where that epoch ends in this log — the start
+    /// offset of the next cached epoch, or the log end offset if there is
+    /// none (`epoch` is the latest or newer). `None` (Kafka's
+    /// `UNDEFINED_EPOCH`/`UNDEFINED_EPOCH_OFFSET`) if every cached epoch is
+    /// newer than `epoch`, or the cache and the log are both empty. An
+    /// empty cache over records (a log written before epochs were
+    /// recorded) answers as if it held `(0, log start)`: the whole log is
+    /// epoch 0.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, Offset)> {
+        self.inner
+            .epochs
+            .borrow()
+            .end_offset_for(epoch, self.start_offset(), self.end_offset())
+    }
+
+    /// Cuts every record at or above `offset`: a follower dropping the
+    /// tail where its log diverges from its leader's. A no-op if `offset`
+    /// is at or past the end offset; [`StorageError::TruncateBelowStart`]
+    /// below the log start (`offset` equal to it empties the log, which
+    /// then starts and ends there). Kafka cuts at batch boundaries too:
+    /// if `offset` falls inside a batch, the cut is at that batch's base.
+    ///
+    /// Appends queued before this call is first polled complete first
+    /// (and are cut if at or above `offset`); it takes the append lock in
+    /// the append order, so later appends continue at the cut. Afterwards
+    /// the log is as if the cut records were never appended: the segment
+    /// holding the cut is cut and synced with its indexes; later segments
+    /// (a cut below the active segment) are deleted with their producer
+    /// snapshots, and the cut segment becomes the active one (this takes
+    /// the maintenance lock too, so it waits for a compaction pass or
+    /// retention); the tail cache, producer state, durable and flushed
+    /// offsets and the next offset follow; epoch-cache entries starting at
+    /// or past the cut are dropped and the cache saved (after the data:
+    /// see `log/epochs.rs`); durability waits for cut records fail with
+    /// [`StorageError::Truncated`]; readers are woken. The high watermark
+    /// moves back if it was past the cut — the one exception to its never
+    /// moving backwards, since a follower's records past the replicated
+    /// high watermark were never committed.
+    ///
+    /// Leader stamping ([`PartitionLog::set_leader_epoch`]) stops: a log
+    /// that truncates is a follower, until it is made leader again.
+    ///
+    /// An I/O error on the way fails the log (until it is reopened). A
+    /// crash or an error at any step leaves files the open path recovers:
+    /// the log then ends at a segment or batch boundary at or above the
+    /// cut (later segments are deleted newest first, and the segment
+    /// holding the cut is cut last), or below it only where records were
+    /// not yet durable anyway; the replication protocol then cuts again.
+    pub async fn truncate_to(&self, offset: Offset) -> Result<()> {
+        let inner = &self.inner;
+        inner.check_permanent()?;
+        let mut maintenance = None;
+        let (keep, end) = loop {
+            if maintenance.is_none() && offset < inner.active().base() {
+                maintenance = Some(
+                    inner
+                        .maintenance
+                        .acquire_permit(1)
+                        .await
+                        .map_err(|_| StorageError::Closed)?,
+                );
+            }
+            let permit = inner.lock_in_turn(inner.append_order.turn()).await?;
+            let end = inner.next_offset.get();
+            if offset >= end {
+                return Ok(());
+            }
+            let start = inner.start_offset();
+            if offset < start {
+                return Err(StorageError::TruncateBelowStart {
+                    requested: offset,
+                    start,
+                });
+            }
+            let deep = offset < inner.active().base();
+            if deep && maintenance.is_none() {
+                // A roll while this waited put the cut below the active
+                // segment: the maintenance lock comes first.
+                drop(permit);
+                continue;
+            }
+            // Before anything is cut: a flusher pass already under way
+            // drops its result rather than call the old end durable, and a
+            // durability wait that starts meanwhile sees the cut recorded
+            // below (whose epoch is newer again).
+            inner.epoch.set(inner.epoch.get() + 1);
+            let cut = if deep {
+                inner.truncate_deep(offset).await
+            } else {
+                inner.truncate_active(offset).await
+            };
+            let keep = cut.map_err(|e| {
+                inner.fail(StorageError::Failed {
+                    reason: format!("truncating the log to offset {offset}: {e}"),
+                })
+            })?;
+            inner.record_cut(keep, true);
+            // A log that truncates is a follower: no stamping until it is
+            // made leader again (its epoch may just have been cut).
+            inner.stamp_epoch.set(None);
+            let mut cache = inner.epochs.borrow().clone();
+            if cache.truncate_from(keep) {
+                inner.save_epochs(cache).await.map_err(|e| {
+                    inner.fail(StorageError::Failed {
+                        reason: format!(
+                            "saving the leader-epoch cache after a truncation to {keep}: {e}"
+                        ),
+                    })
+                })?;
+            }
+            drop(permit);
+            break (keep, end);
+        };
+        tracing::warn!(
+            dir = %inner.dir.display(),
+            requested = %offset,
+            kept_end = %keep,
+            records_cut = end.distance_from(keep),
+            segments = inner.segments.borrow().len(),
+            "truncated the partition log"
+        );
+        inner.dirty.notify(usize::MAX);
+        inner.progress.notify(usize::MAX);
+        inner.data.notify(usize::MAX);
+        Ok(())
     }
 
     /// Everything below is on stable media.
