@@ -578,3 +578,71 @@ fn a_durability_wait_on_truncated_records_fails() {
         log.close().await.unwrap();
     });
 }
+
+#[test]
+fn a_follower_with_a_divergent_tail_truncates_and_catches_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(async {
+        let config = small_segments();
+        let old_leader = open(&log_dir(&tmp, "a"), config).await;
+        let new_leader = open(&log_dir(&tmp, "b"), config).await;
+        // Epoch 1: both hold offsets 0..40.
+        old_leader.set_leader_epoch(1).await.unwrap();
+        for i in 0..10u64 {
+            old_leader.append(batch(i * 4, 4, 500, 1000)).await.unwrap();
+        }
+        replicate(&old_leader, &new_leader).await;
+        // The old leader appends more at epoch 1 that never replicates…
+        for i in 10..30u64 {
+            old_leader.append(batch(i * 4, 4, 500, 1000)).await.unwrap();
+        }
+        // …while the new leader, at epoch 2, takes other records.
+        new_leader.set_leader_epoch(2).await.unwrap();
+        for i in 0..5u64 {
+            new_leader
+                .append(batch(900 + i * 4, 4, 500, 2000))
+                .await
+                .unwrap();
+        }
+        // The old leader becomes a follower: OffsetForLeaderEpoch with its
+        // latest epoch, then a cut there and a fetch.
+        let latest = old_leader.latest_epoch().unwrap();
+        let (epoch, end) = new_leader.end_offset_for_epoch(latest).unwrap();
+        assert_eq!((epoch, end), (1, Offset(40)));
+        old_leader.truncate_to(end).await.unwrap();
+        assert_eq!(old_leader.end_offset(), Offset(40));
+        replicate(&new_leader, &old_leader).await;
+        assert_eq!(
+            batches(&old_leader, false).await,
+            batches(&new_leader, false).await
+        );
+        assert_eq!(old_leader.epoch_entries(), entries(&[(1, 0), (2, 40)]));
+        old_leader.close().await.unwrap();
+        new_leader.close().await.unwrap();
+    });
+}
+
+#[test]
+fn appends_queued_before_a_truncation_are_cut_and_later_ones_follow_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = log_dir(&tmp, "t");
+    run(async {
+        let log = open(&dir, LogConfig::default()).await;
+        log.append(batch(0, 4, 10, 1000)).await.unwrap();
+        let before = log.start_append(batch(4, 4, 10, 1000));
+        let cut = log.truncate_to(Offset(4));
+        let (before, cut) = futures::join!(before, cut);
+        cut.unwrap();
+        assert_eq!(before.unwrap().base_offset, Offset(4));
+        assert_eq!(log.end_offset(), Offset(4));
+        let after = log.append(batch(8, 2, 10, 1000)).await.unwrap();
+        assert_eq!(after.base_offset, Offset(4));
+        let keys: Vec<Vec<u8>> = batches(&log, false)
+            .await
+            .into_iter()
+            .map(|b| b.3)
+            .collect();
+        assert_eq!(keys, vec![b"k00000000".to_vec(), b"k00000008".to_vec()]);
+        log.close().await.unwrap();
+    });
+}
