@@ -2332,7 +2332,9 @@ impl PartitionLog {
     /// [`StorageError::InvalidLeaderEpoch`] for an epoch below 0 or below
     /// the cache's latest (the same epoch again only resumes stamping).
     /// A follower that becomes leader calls this before its first leader
-    /// append; replica appends never stamp.
+    /// append; replica appends never stamp. The stamping epoch is not
+    /// persisted (the cache is): after a reopen, or a truncation, appends
+    /// keep the client's value until this is called again.
     pub fn set_leader_epoch(
         &self,
         epoch: i32,

@@ -17,7 +17,9 @@
 //! * [`PartitionLog`]: offsets, durability policies, tail cache,
 //!   rolling, retention, compaction (`PartitionLog::clean`; the pass, its
 //!   file swap and how open recovers an interrupted one are described in
-//!   `log/cleaner.rs`).
+//!   `log/cleaner.rs`), and what replication needs of a log: leader
+//!   epochs and their cache (`log/epochs.rs`), replica appends,
+//!   truncation, a replicated high watermark.
 //!
 //! No sockets here, and nothing `Send`: a log lives on the executor that
 //! opened it.
