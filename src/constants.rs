@@ -368,3 +368,30 @@ pub const RAFT_CONNECT_TIMEOUT_MS: u64 = 1_000;
 /// A broker the controller leader has not heard from this long is fenced
 /// (shown as such in the cluster metadata) until it answers again.
 pub const BROKER_SESSION_TIMEOUT_MS: u64 = 4_000;
+
+/// A follower that has not caught up with its leader's log end for this
+/// long leaves the partition's in-sync replicas (Kafka's
+/// `replica.lag.time.max.ms`; Kafka's default is 30 s, ours is shorter so
+/// a stalled follower stops holding `acks=all` writes sooner).
+pub const REPLICA_LAG_TIME_MAX_MS: u64 = 10_000;
+
+/// How long a follower's replica fetch waits at the leader for new data.
+pub const REPLICA_FETCH_WAIT_MS: u64 = 500;
+
+/// Most bytes one replica fetch brings per partition.
+pub const REPLICA_FETCH_BYTES: u32 = 4 << 20;
+
+/// Longest an `acks=all` produce waits for the in-sync replicas before it
+/// is answered REQUEST_TIMED_OUT (or NOT_ENOUGH_REPLICAS_AFTER_APPEND when
+/// the ISR shrank below `min.insync.replicas` meanwhile).
+pub const REPLICATION_ACK_TIMEOUT_MS: u64 = 15_000;
+
+/// How often the controller leader hands partitions back to their
+/// preferred leader (the first replica) once it is in sync again (Kafka
+/// checks every 300 s; a small cluster rebalances sooner).
+pub const PREFERRED_LEADER_CHECK_MS: u64 = 10_000;
+
+/// Longest a cluster broker spends handing its partitions' leadership to
+/// other in-sync replicas when asked to stop (SIGTERM) before it stops
+/// anyway.
+pub const CONTROLLED_SHUTDOWN_MS: u64 = 10_000;

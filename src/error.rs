@@ -66,6 +66,18 @@ pub enum ErrorKind {
     InvalidConfig,
     /// A replication factor this broker cannot provide.
     InvalidReplicationFactor,
+    /// The partition has fewer in-sync replicas than its
+    /// `min.insync.replicas`: an `acks=all` write is refused, nothing
+    /// appended (retriable).
+    NotEnoughReplicas,
+    /// The write was appended on the leader but the ISR shrank below
+    /// `min.insync.replicas` before it was replicated (retriable).
+    NotEnoughReplicasAfterAppend,
+    /// The request names an older leader epoch than the partition's.
+    FencedLeaderEpoch,
+    /// The request names a newer leader epoch than this broker knows
+    /// (its metadata is behind; retriable).
+    UnknownLeaderEpoch,
     /// Internal topics take no writes, creates or deletes from clients.
     InternalTopic,
     /// A batch's CRC does not match its bytes.
@@ -180,6 +192,10 @@ impl ErrorKind {
             ErrorKind::InvalidTopicName => "INVALID_TOPIC_NAME",
             ErrorKind::InvalidConfig => "INVALID_CONFIG",
             ErrorKind::InvalidReplicationFactor => "INVALID_REPLICATION_FACTOR",
+            ErrorKind::NotEnoughReplicas => "NOT_ENOUGH_REPLICAS",
+            ErrorKind::NotEnoughReplicasAfterAppend => "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
+            ErrorKind::FencedLeaderEpoch => "FENCED_LEADER_EPOCH",
+            ErrorKind::UnknownLeaderEpoch => "UNKNOWN_LEADER_EPOCH",
             ErrorKind::InternalTopic => "INTERNAL_TOPIC",
             ErrorKind::CorruptBatch => "CORRUPT_BATCH",
             ErrorKind::InvalidRecord => "INVALID_RECORD",

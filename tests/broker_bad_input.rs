@@ -83,6 +83,7 @@ fn create_frame(corr: u64, name: &str, partitions: u32) -> Vec<u8> {
                 name: Some(name),
                 partitions,
                 config: None,
+                replication_factor: 1,
             },
         );
         (wire::Request::CreateTopicRequest, body.as_union_value())

@@ -402,6 +402,7 @@ fn fetch_frame(topic: &str, n: u32) -> Vec<u8> {
                     partition: p,
                     offset: 0,
                     max_bytes: 1 << 20,
+                    ..Default::default()
                 },
             )
         })
@@ -423,6 +424,7 @@ fn fetch_frame(topic: &str, n: u32) -> Vec<u8> {
             min_bytes: 0,
             max_bytes: 64 << 20,
             topics: Some(topics),
+            ..Default::default()
         },
     );
     let env = wire::RequestEnvelope::create(

@@ -18,9 +18,12 @@ pub async fn create_topic(
     name: String,
     partitions: u32,
     overrides: TopicOverrides,
+    replication: u32,
 ) -> Result<Arc<TopicMeta>, BrokerError> {
     refuse_internal(&name, "created")?;
-    shard.create_topic(name, partitions, overrides).await
+    shard
+        .create_topic(name, partitions, overrides, replication)
+        .await
 }
 
 /// Internal topics are the broker's: clients may read them but not create,
@@ -47,11 +50,12 @@ pub fn validate_new_topic(
     name: &str,
     partitions: u32,
     overrides: TopicOverrides,
+    replication: u32,
 ) -> Result<Arc<TopicMeta>, BrokerError> {
     refuse_internal(name, "created")?;
     let snapshot = shard.snapshot();
     let meta = snapshot
-        .with_topic(name, partitions, overrides)
+        .with_replicated_topic(name, partitions, overrides, replication)
         .map(|(_, meta)| meta)
         .map_err(BrokerError::from)?;
     shard.check_partition_budget(&snapshot, partitions, &format!("topic {name:?}"))?;
@@ -154,7 +158,7 @@ pub async fn auto_create(shard: &Rc<Shard>, name: &str) -> Result<(), BrokerErro
     }
     let partitions = shard.config.auto_create_partitions;
     match shard
-        .create_topic(name.to_string(), partitions, TopicOverrides::default())
+        .create_topic(name.to_string(), partitions, TopicOverrides::default(), 1)
         .await
     {
         Ok(meta) => {

@@ -22,7 +22,7 @@ pub async fn fetch(shard: &Rc<Shard>, request: FetchRequest) -> FetchResponse {
         + request
             .max_wait
             .min(Duration::from_millis(FETCH_WAIT_MS_MAX));
-    let (mut response, slots, items) = resolve(shard, request.topics);
+    let (mut response, slots, items) = resolve(shard, request.topics, request.replica);
     let outcomes = read_until_enough(shard, &items, request.min_bytes as usize, deadline).await;
     for o in outcomes {
         let (t, p) = slots[o.idx];
@@ -41,6 +41,7 @@ type Slots = Vec<(usize, usize)>;
 fn resolve(
     shard: &Shard,
     topics: Vec<super::FetchTopic>,
+    replica: Option<u32>,
 ) -> (FetchResponse, Slots, Vec<FetchItem>) {
     let snapshot = shard.snapshot();
     let mut response: FetchResponse = Vec::with_capacity(topics.len());
@@ -68,6 +69,9 @@ fn resolve(
                         partition: p.partition,
                         offset: Offset(p.offset as u64),
                         max_bytes: p.max_bytes.max(1) as usize,
+                        replica,
+                        current_leader_epoch: p.current_leader_epoch,
+                        last_fetched_epoch: p.last_fetched_epoch,
                     });
                     slots.push((response.len(), partitions.len()));
                     None
@@ -123,11 +127,16 @@ async fn read_until_enough(
             .iter()
             .map(|o| {
                 let item = &items[o.idx];
-                let seen = o
-                    .result
-                    .as_ref()
-                    .ok()
-                    .map_or(item.offset, |d| d.high_watermark.max(item.offset));
+                // A follower waits for the log end to pass its offset; a
+                // consumer for the high watermark to pass what it saw.
+                let seen = match item.replica {
+                    Some(_) => item.offset,
+                    None => o
+                        .result
+                        .as_ref()
+                        .ok()
+                        .map_or(item.offset, |d| d.high_watermark.max(item.offset)),
+                };
                 FetchItem {
                     offset: seen,
                     ..item.clone()

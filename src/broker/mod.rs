@@ -247,6 +247,12 @@ pub struct FetchPartition {
     pub partition: u32,
     pub offset: i64,
     pub max_bytes: u32,
+    /// The leader epoch the fetcher believes current (-1: not checked):
+    /// an older one is FENCED_LEADER_EPOCH, a newer one
+    /// UNKNOWN_LEADER_EPOCH.
+    pub current_leader_epoch: i32,
+    /// A follower's last batch's epoch (-1: none), to detect divergence.
+    pub last_fetched_epoch: i32,
 }
 
 #[derive(Clone, Debug)]
@@ -264,6 +270,9 @@ pub struct FetchRequest {
     /// gets its batches.
     pub max_bytes: u32,
     pub topics: Vec<FetchTopic>,
+    /// A follower broker (its node id) replicating the partitions; `None`
+    /// for consumers.
+    pub replica: Option<u32>,
 }
 
 /// A partition read that failed: why, and the partition's valid range

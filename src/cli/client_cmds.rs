@@ -81,6 +81,14 @@ pub enum TopicCommand {
         name: String,
         #[arg(long)]
         partitions: u32,
+        /// Replicas of each partition, on distinct brokers of a cluster
+        /// (default 1).
+        #[arg(long, default_value_t = 1)]
+        replication_factor: u32,
+        /// Kafka's min.insync.replicas: an acks=all write needs this many
+        /// in-sync replicas (default: the broker's, 1).
+        #[arg(long)]
+        min_insync_replicas: Option<u32>,
         /// Delete sealed segments whose newest record is older (ms).
         #[arg(long)]
         retention_ms: Option<u64>,
@@ -140,6 +148,8 @@ pub fn topic(command: TopicCommand, broker: SocketAddr) -> Result<(), String> {
             TopicCommand::Create {
                 name,
                 partitions,
+                replication_factor,
+                min_insync_replicas,
                 retention_ms,
                 retention_bytes,
                 segment_bytes,
@@ -153,12 +163,15 @@ pub fn topic(command: TopicCommand, broker: SocketAddr) -> Result<(), String> {
                     segment_ms,
                     fsync,
                     max_batch_bytes: None,
+                    min_insync_replicas,
                 };
                 let (id, _) = admin
-                    .create_topic(&name, partitions, &settings)
+                    .create_replicated_topic(&name, partitions, replication_factor, &settings)
                     .await
                     .map_err(show)?;
-                outln!("created topic {name} with {partitions} partitions (id {id})");
+                outln!(
+                    "created topic {name} with {partitions} partitions, {replication_factor} replica(s) each (id {id})"
+                );
             }
             TopicCommand::AddPartitions { name, total } => {
                 let now = admin.create_partitions(&name, total).await.map_err(show)?;
@@ -199,14 +212,18 @@ pub fn topic(command: TopicCommand, broker: SocketAddr) -> Result<(), String> {
                 outln!("topic {} (id {}), fsync {fsync}", d.name, d.topic_id);
                 print_settings(&settings);
                 outln!(
-                    "{:>9} {:>5} {:>12} {:>12} {:>12} {:>14} {:>8}  STATUS",
+                    "{:>9} {:>6} {:>5} {:>12} {:>12} {:>12} {:>14} {:>8} {:>12} {:>12} {:>6}  STATUS",
                     "PARTITION",
+                    "LEADER",
                     "SHARD",
                     "START",
                     "END",
                     "HW",
                     "BYTES",
-                    "SEGMENTS"
+                    "SEGMENTS",
+                    "REPLICAS",
+                    "ISR",
+                    "EPOCH"
                 );
                 for p in d.partitions {
                     let status = if p.error == crate::protocol::wire::ErrorCode::NONE {
@@ -214,15 +231,31 @@ pub fn topic(command: TopicCommand, broker: SocketAddr) -> Result<(), String> {
                     } else {
                         error_name(p.error)
                     };
+                    let list = |v: &[u32]| {
+                        if v.is_empty() {
+                            "-".to_string()
+                        } else {
+                            v.iter()
+                                .map(|n| n.to_string())
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        }
+                    };
+                    let under = p.isr.len() < p.replicas.len();
                     outln!(
-                        "{:>9} {:>5} {:>12} {:>12} {:>12} {:>14} {:>8}  {status}",
+                        "{:>9} {:>6} {:>5} {:>12} {:>12} {:>12} {:>14} {:>8} {:>12} {:>12} {:>6}  {status}{}",
                         p.partition,
+                        p.leader.map_or("-".to_string(), |n| n.to_string()),
                         p.shard,
                         p.start_offset,
                         p.end_offset,
                         p.high_watermark,
                         p.size_bytes,
-                        p.segments
+                        p.segments,
+                        list(&p.replicas),
+                        list(&p.isr),
+                        p.leader_epoch.map_or("-".to_string(), |e| e.to_string()),
+                        if under { " under-replicated" } else { "" }
                     );
                 }
             }

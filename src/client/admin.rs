@@ -19,6 +19,8 @@ pub struct TopicSettings {
     pub segment_ms: Option<u64>,
     pub fsync: Option<FsyncPolicy>,
     pub max_batch_bytes: Option<u64>,
+    /// Kafka's `min.insync.replicas`.
+    pub min_insync_replicas: Option<u32>,
 }
 
 impl TopicSettings {
@@ -46,6 +48,7 @@ impl TopicSettings {
                 fsync,
                 fsync_interval_ms: interval,
                 max_batch_bytes: opt(self.max_batch_bytes),
+                min_insync_replicas: self.min_insync_replicas.unwrap_or(0),
             },
         )
     }
@@ -69,6 +72,7 @@ impl TopicSettings {
                 _ => None,
             },
             max_batch_bytes: opt(c.max_batch_bytes()),
+            min_insync_replicas: (c.min_insync_replicas() > 0).then_some(c.min_insync_replicas()),
         }
     }
 }
@@ -151,6 +155,11 @@ pub struct PartitionDescription {
     pub high_watermark: u64,
     pub size_bytes: u64,
     pub segments: u32,
+    /// The leader's node id, if known.
+    pub leader: Option<u32>,
+    pub replicas: Vec<u32>,
+    pub isr: Vec<u32>,
+    pub leader_epoch: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -267,6 +276,19 @@ impl Admin {
         partitions: u32,
         settings: &TopicSettings,
     ) -> Result<(u32, TopicSettings)> {
+        self.create_replicated_topic(name, partitions, 1, settings)
+            .await
+    }
+
+    /// Creates a topic with `replication_factor` replicas of each
+    /// partition (a cluster with that many active brokers).
+    pub async fn create_replicated_topic(
+        &self,
+        name: &str,
+        partitions: u32,
+        replication_factor: u32,
+        settings: &TopicSettings,
+    ) -> Result<(u32, TopicSettings)> {
         let response = self
             .conn
             .call_timeout(ADMIN_TIMEOUT, 512, |fbb| {
@@ -278,6 +300,7 @@ impl Admin {
                         name: Some(name),
                         partitions,
                         config: Some(config),
+                        replication_factor,
                     },
                 );
                 (wire::Request::CreateTopicRequest, body.as_union_value())
@@ -397,6 +420,10 @@ impl Admin {
                     high_watermark: p.high_watermark().max(0) as u64,
                     size_bytes: p.size_bytes(),
                     segments: p.segments(),
+                    leader: u32::try_from(p.leader()).ok(),
+                    replicas: p.replicas().map(|v| v.iter().collect()).unwrap_or_default(),
+                    isr: p.isr().map(|v| v.iter().collect()).unwrap_or_default(),
+                    leader_epoch: u32::try_from(p.leader_epoch()).ok(),
                 })
                 .collect(),
         })

@@ -493,6 +493,8 @@ impl Consumer {
                                 partition: a.partition,
                                 offset: a.position as i64,
                                 max_bytes: config.partition_max_bytes,
+                                current_leader_epoch: -1,
+                                last_fetched_epoch: -1,
                             },
                         );
                         let parts = fbb.create_vector(&[part]);
@@ -514,6 +516,7 @@ impl Consumer {
                         min_bytes: config.min_bytes,
                         max_bytes: config.fetch_max_bytes,
                         topics: Some(topics),
+                        replica_id: -1,
                     },
                 );
                 (wire::Request::FetchRequest, body.as_union_value())

@@ -652,7 +652,8 @@ impl Controller {
     /// [`BROKER_SESSION_TIMEOUT_MS`](crate::constants::BROKER_SESSION_TIMEOUT_MS)
     /// and unfences those it hears from again.
     async fn membership_loop<H: Host>(self: Rc<Self>, shard: Rc<H>) {
-        use crate::constants::BROKER_SESSION_TIMEOUT_MS;
+        use crate::constants::{BROKER_SESSION_TIMEOUT_MS, PREFERRED_LEADER_CHECK_MS};
+        let mut last_preferred = std::time::Instant::now();
         let session = Duration::from_millis(BROKER_SESSION_TIMEOUT_MS);
         let record = shard.broker_record();
         loop {
@@ -683,6 +684,14 @@ impl Controller {
                     .is_some_and(|t| t.elapsed() >= session);
             if !led_long_enough {
                 continue;
+            }
+            if last_preferred.elapsed() >= Duration::from_millis(PREFERRED_LEADER_CHECK_MS) {
+                last_preferred = std::time::Instant::now();
+                match shard.change_metadata(|s| s.with_preferred_leaders()).await {
+                    Ok(true) => tracing::info!("handed partitions back to their preferred leaders"),
+                    Ok(false) => {}
+                    Err(e) => tracing::debug!(error = %e, "preferred leader election"),
+                }
             }
             let snapshot = shard.snapshot();
             for broker in snapshot.brokers.values() {

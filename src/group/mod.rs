@@ -316,6 +316,7 @@ pub async fn ensure_offsets_topic(shard: &Rc<Shard>) -> Result<crate::types::Top
             OFFSETS_TOPIC.to_string(),
             OFFSETS_TOPIC_PARTITIONS,
             offsets_topic_config(),
+            1,
         )
         .await
     {

@@ -16,6 +16,10 @@ pub struct BrokerMeta {
     pub shards: u32,
     /// Not heard from by the controller leader within the session timeout.
     pub fenced: bool,
+    /// Random at every start of the broker: a restart always changes the
+    /// record, so the controller moves leadership off the restarted
+    /// broker's partitions (its log may have lost an unsynced tail).
+    pub incarnation: u64,
 }
 
 impl Snapshot {
@@ -25,8 +29,14 @@ impl Snapshot {
         if self.brokers.get(&broker.node_id) == Some(&broker) {
             return None;
         }
+        let restarted = self
+            .brokers
+            .get(&broker.node_id)
+            .is_none_or(|b| b.incarnation != broker.incarnation);
+        let node = broker.node_id;
         let mut next = self.clone();
-        next.brokers.insert(broker.node_id, broker);
+        next.brokers.insert(node, broker);
+        next.settle_leaders(restarted.then_some(node));
         next.version += 1;
         Some(next)
     }
@@ -51,6 +61,7 @@ impl Snapshot {
                 ..broker.clone()
             },
         );
+        next.settle_leaders(None);
         next.version += 1;
         Some(next)
     }
@@ -82,6 +93,7 @@ pub(super) fn encode<'a>(
                     kafka: Some(kafka),
                     shards: b.shards,
                     fenced: b.fenced,
+                    incarnation: b.incarnation,
                 },
             )
         })
@@ -100,6 +112,7 @@ pub(super) fn decode(root: &file::MetadataFile) -> std::collections::BTreeMap<u3
                 kafka: b.kafka().iter().flatten().map(str::to_string).collect(),
                 shards: b.shards(),
                 fenced: b.fenced(),
+                incarnation: b.incarnation(),
             };
             (meta.node_id, meta)
         })
@@ -118,6 +131,7 @@ mod tests {
             kafka: vec!["PLAINTEXT://127.0.0.1:9092".into()],
             shards: 4,
             fenced: false,
+            incarnation: 1,
         };
         let s = Snapshot::default().with_broker(b.clone()).unwrap();
         assert_eq!(s.version, 1);
@@ -139,6 +153,7 @@ mod tests {
             kafka: Vec::new(),
             shards: 1,
             fenced: false,
+            incarnation: 1,
         }
     }
 

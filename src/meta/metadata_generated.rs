@@ -635,6 +635,7 @@ impl<'a> TopicRecord<'a> {
   pub const VT_UUID: ::flatbuffers::VOffsetT = 12;
   pub const VT_TOPIC_SETTINGS: ::flatbuffers::VOffsetT = 14;
   pub const VT_PARTITION_NODES: ::flatbuffers::VOffsetT = 16;
+  pub const VT_PARTITION_REPLICAS: ::flatbuffers::VOffsetT = 18;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -646,6 +647,7 @@ impl<'a> TopicRecord<'a> {
     args: &'args TopicRecordArgs<'args>
   ) -> ::flatbuffers::WIPOffset<TopicRecord<'bldr>> {
     let mut builder = TopicRecordBuilder::new(_fbb);
+    if let Some(x) = args.partition_replicas { builder.add_partition_replicas(x); }
     if let Some(x) = args.partition_nodes { builder.add_partition_nodes(x); }
     if let Some(x) = args.topic_settings { builder.add_topic_settings(x); }
     if let Some(x) = args.uuid { builder.add_uuid(x); }
@@ -713,6 +715,17 @@ impl<'a> TopicRecord<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u32>>>(TopicRecord::VT_PARTITION_NODES, None)}
   }
+  /// Added after 612ed40: each partition's replicas (preferred leader
+  /// first), in-sync replicas and leader epoch, by partition; absent for
+  /// topics with one replica per partition (the one in partition_nodes,
+  /// epoch 0). partition_nodes then holds each partition's leader.
+  #[inline]
+  pub fn partition_replicas(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<PartitionRecord<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<PartitionRecord>>>>(TopicRecord::VT_PARTITION_REPLICAS, None)}
+  }
 }
 
 impl ::flatbuffers::Verifiable for TopicRecord<'_> {
@@ -728,6 +741,7 @@ impl ::flatbuffers::Verifiable for TopicRecord<'_> {
      .visit_field::<Uuid>("uuid", Self::VT_UUID, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<&'_ str>>>>("topic_settings", Self::VT_TOPIC_SETTINGS, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u32>>>("partition_nodes", Self::VT_PARTITION_NODES, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<PartitionRecord>>>>("partition_replicas", Self::VT_PARTITION_REPLICAS, false)?
      .finish();
     Ok(())
   }
@@ -740,6 +754,7 @@ pub struct TopicRecordArgs<'a> {
     pub uuid: Option<&'a Uuid>,
     pub topic_settings: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>>>,
     pub partition_nodes: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u32>>>,
+    pub partition_replicas: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<PartitionRecord<'a>>>>>,
 }
 impl<'a> Default for TopicRecordArgs<'a> {
   #[inline]
@@ -752,6 +767,7 @@ impl<'a> Default for TopicRecordArgs<'a> {
       uuid: None,
       topic_settings: None,
       partition_nodes: None,
+      partition_replicas: None,
     }
   }
 }
@@ -790,6 +806,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> TopicRecordBuilder<'a, 'b, A>
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(TopicRecord::VT_PARTITION_NODES, partition_nodes);
   }
   #[inline]
+  pub fn add_partition_replicas(&mut self, partition_replicas: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<PartitionRecord<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(TopicRecord::VT_PARTITION_REPLICAS, partition_replicas);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> TopicRecordBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     TopicRecordBuilder {
@@ -814,6 +834,138 @@ impl ::core::fmt::Debug for TopicRecord<'_> {
       ds.field("uuid", &self.uuid());
       ds.field("topic_settings", &self.topic_settings());
       ds.field("partition_nodes", &self.partition_nodes());
+      ds.field("partition_replicas", &self.partition_replicas());
+      ds.finish()
+  }
+}
+pub enum PartitionRecordOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Added after 612ed40: one replicated partition.
+pub struct PartitionRecord<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PartitionRecord<'a> {
+  type Inner = PartitionRecord<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PartitionRecord<'a> {
+  pub const VT_REPLICAS: ::flatbuffers::VOffsetT = 4;
+  pub const VT_ISR: ::flatbuffers::VOffsetT = 6;
+  pub const VT_LEADER_EPOCH: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PartitionRecord { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PartitionRecordArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PartitionRecord<'bldr>> {
+    let mut builder = PartitionRecordBuilder::new(_fbb);
+    builder.add_leader_epoch(args.leader_epoch);
+    if let Some(x) = args.isr { builder.add_isr(x); }
+    if let Some(x) = args.replicas { builder.add_replicas(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn replicas(&self) -> Option<::flatbuffers::Vector<'a, u32>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u32>>>(PartitionRecord::VT_REPLICAS, None)}
+  }
+  #[inline]
+  pub fn isr(&self) -> Option<::flatbuffers::Vector<'a, u32>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u32>>>(PartitionRecord::VT_ISR, None)}
+  }
+  #[inline]
+  pub fn leader_epoch(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(PartitionRecord::VT_LEADER_EPOCH, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PartitionRecord<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u32>>>("replicas", Self::VT_REPLICAS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u32>>>("isr", Self::VT_ISR, false)?
+     .visit_field::<u32>("leader_epoch", Self::VT_LEADER_EPOCH, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PartitionRecordArgs<'a> {
+    pub replicas: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u32>>>,
+    pub isr: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u32>>>,
+    pub leader_epoch: u32,
+}
+impl<'a> Default for PartitionRecordArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PartitionRecordArgs {
+      replicas: None,
+      isr: None,
+      leader_epoch: 0,
+    }
+  }
+}
+
+pub struct PartitionRecordBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartitionRecordBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_replicas(&mut self, replicas: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u32>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartitionRecord::VT_REPLICAS, replicas);
+  }
+  #[inline]
+  pub fn add_isr(&mut self, isr: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u32>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartitionRecord::VT_ISR, isr);
+  }
+  #[inline]
+  pub fn add_leader_epoch(&mut self, leader_epoch: u32) {
+    self.fbb_.push_slot::<u32>(PartitionRecord::VT_LEADER_EPOCH, leader_epoch, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartitionRecordBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PartitionRecordBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartitionRecord<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PartitionRecord<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PartitionRecord");
+      ds.field("replicas", &self.replicas());
+      ds.field("isr", &self.isr());
+      ds.field("leader_epoch", &self.leader_epoch());
       ds.finish()
   }
 }
@@ -1231,6 +1383,7 @@ impl<'a> BrokerRecord<'a> {
   pub const VT_KAFKA: ::flatbuffers::VOffsetT = 8;
   pub const VT_SHARDS: ::flatbuffers::VOffsetT = 10;
   pub const VT_FENCED: ::flatbuffers::VOffsetT = 12;
+  pub const VT_INCARNATION: ::flatbuffers::VOffsetT = 14;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -1242,6 +1395,7 @@ impl<'a> BrokerRecord<'a> {
     args: &'args BrokerRecordArgs<'args>
   ) -> ::flatbuffers::WIPOffset<BrokerRecord<'bldr>> {
     let mut builder = BrokerRecordBuilder::new(_fbb);
+    builder.add_incarnation(args.incarnation);
     builder.add_shards(args.shards);
     if let Some(x) = args.kafka { builder.add_kafka(x); }
     if let Some(x) = args.native { builder.add_native(x); }
@@ -1286,6 +1440,13 @@ impl<'a> BrokerRecord<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<bool>(BrokerRecord::VT_FENCED, Some(false)).unwrap()}
   }
+  #[inline]
+  pub fn incarnation(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(BrokerRecord::VT_INCARNATION, Some(0)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for BrokerRecord<'_> {
@@ -1299,6 +1460,7 @@ impl ::flatbuffers::Verifiable for BrokerRecord<'_> {
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<&'_ str>>>>("kafka", Self::VT_KAFKA, false)?
      .visit_field::<u32>("shards", Self::VT_SHARDS, false)?
      .visit_field::<bool>("fenced", Self::VT_FENCED, false)?
+     .visit_field::<u64>("incarnation", Self::VT_INCARNATION, false)?
      .finish();
     Ok(())
   }
@@ -1309,6 +1471,7 @@ pub struct BrokerRecordArgs<'a> {
     pub kafka: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>>>,
     pub shards: u32,
     pub fenced: bool,
+    pub incarnation: u64,
 }
 impl<'a> Default for BrokerRecordArgs<'a> {
   #[inline]
@@ -1319,6 +1482,7 @@ impl<'a> Default for BrokerRecordArgs<'a> {
       kafka: None,
       shards: 0,
       fenced: false,
+      incarnation: 0,
     }
   }
 }
@@ -1349,6 +1513,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> BrokerRecordBuilder<'a, 'b, A
     self.fbb_.push_slot::<bool>(BrokerRecord::VT_FENCED, fenced, false);
   }
   #[inline]
+  pub fn add_incarnation(&mut self, incarnation: u64) {
+    self.fbb_.push_slot::<u64>(BrokerRecord::VT_INCARNATION, incarnation, 0);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> BrokerRecordBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     BrokerRecordBuilder {
@@ -1371,6 +1539,7 @@ impl ::core::fmt::Debug for BrokerRecord<'_> {
       ds.field("kafka", &self.kafka());
       ds.field("shards", &self.shards());
       ds.field("fenced", &self.fenced());
+      ds.field("incarnation", &self.incarnation());
       ds.finish()
   }
 }

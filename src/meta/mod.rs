@@ -23,11 +23,13 @@ use crate::error::{BrokerError, ErrorKind};
 mod metadata_generated;
 mod brokers;
 mod node_ids;
+mod replicas;
 mod security;
 mod settings;
 
 pub use brokers::BrokerMeta;
 pub use node_ids::shard_broker_id;
+pub use replicas::PartitionReplicas;
 pub use security::{SecurityState, UserResult};
 
 pub use settings::{
@@ -151,9 +153,14 @@ pub struct TopicMeta {
     /// The topic's UUID (Kafka's topic id): random, never reused, stable
     /// for the topic's life.
     pub uuid: [u8; 16],
-    /// In a cluster, the broker (node id) each partition is on, by
-    /// partition; empty for one broker (every partition is on it).
+    /// In a cluster, the broker (node id) each partition is on — its
+    /// leader, when it has several replicas — by partition; empty for one
+    /// broker (every partition is on it).
     pub nodes: Arc<[u32]>,
+    /// In a cluster, each partition's replicas, in-sync replicas and
+    /// leader epoch, by partition; empty when the topic has one replica
+    /// per partition (the one in `nodes`, epoch 0).
+    pub replicas: Arc<[PartitionReplicas]>,
 }
 
 impl TopicMeta {
@@ -223,6 +230,19 @@ impl Snapshot {
         partitions: u32,
         overrides: TopicOverrides,
     ) -> Result<(Snapshot, Arc<TopicMeta>), MetaError> {
+        self.with_replicated_topic(name, partitions, overrides, 1)
+    }
+
+    /// [`Snapshot::with_topic`] with `replication_factor` replicas of each
+    /// partition on distinct active brokers (more than one needs a
+    /// cluster with that many).
+    pub fn with_replicated_topic(
+        &self,
+        name: &str,
+        partitions: u32,
+        overrides: TopicOverrides,
+        replication_factor: u32,
+    ) -> Result<(Snapshot, Arc<TopicMeta>), MetaError> {
         validate_topic_name(name).map_err(MetaError::InvalidName)?;
         if self.topics.contains_key(name) {
             return Err(MetaError::Exists(name.to_string()));
@@ -242,7 +262,19 @@ impl Snapshot {
             overrides,
             uuid: random_uuid(),
             nodes: self.place(None, partitions).into(),
+            replicas: Arc::from([]),
         });
+        let meta = match replication_factor {
+            1 => meta,
+            rf => {
+                let (nodes, replicas) = self.place_replicas(None, partitions, rf)?;
+                Arc::new(TopicMeta {
+                    nodes: nodes.into(),
+                    replicas: replicas.into(),
+                    ..(*meta).clone()
+                })
+            }
+        };
         let mut next = self.clone();
         next.version += 1;
         next.next_topic_id += 1;
@@ -307,11 +339,25 @@ impl Snapshot {
                 asked: total,
             });
         }
-        let meta = Arc::new(TopicMeta {
-            partitions: total,
-            nodes: self.place(Some(&current.nodes), total).into(),
-            ..(**current).clone()
-        });
+        let meta = if current.replicas.is_empty() {
+            Arc::new(TopicMeta {
+                partitions: total,
+                nodes: self.place(Some(&current.nodes), total).into(),
+                ..(**current).clone()
+            })
+        } else {
+            let (nodes, replicas) = self.place_replicas(
+                Some((&current.nodes, &current.replicas)),
+                total,
+                current.replication_factor(),
+            )?;
+            Arc::new(TopicMeta {
+                partitions: total,
+                nodes: nodes.into(),
+                replicas: replicas.into(),
+                ..(**current).clone()
+            })
+        };
         let mut next = self.clone();
         next.version += 1;
         next.topics.insert(meta.name.clone(), meta.clone());
@@ -393,6 +439,7 @@ impl Snapshot {
                     .collect();
                 let set = fbb.create_vector(&set);
                 let partition_nodes = (!t.nodes.is_empty()).then(|| fbb.create_vector(&t.nodes));
+                let partition_replicas = replicas::encode(&t.replicas, &mut fbb);
                 let uuid = file::Uuid::new(
                     u64::from_be_bytes(t.uuid[..8].try_into().expect("8 bytes")),
                     u64::from_be_bytes(t.uuid[8..].try_into().expect("8 bytes")),
@@ -407,6 +454,7 @@ impl Snapshot {
                         uuid: Some(&uuid),
                         topic_settings: Some(set),
                         partition_nodes,
+                        partition_replicas,
                     },
                 )
             })
@@ -495,7 +543,9 @@ impl Snapshot {
                     .map(|n| n.iter().collect::<Vec<u32>>())
                     .unwrap_or_default()
                     .into(),
+                replicas: replicas::decode(&t).into(),
             };
+            replicas::check(&meta)?;
             snapshot.topics.insert(meta.name.clone(), Arc::new(meta));
         }
         Ok((snapshot, migrated))
@@ -842,6 +892,11 @@ const METADATA_FILE_IDENTIFIER: &str = "CLMD";
 /// Why a metadata change was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MetaError {
+    /// More replicas than active brokers, or zero.
+    InvalidReplicationFactor {
+        asked: u32,
+        brokers: usize,
+    },
     InvalidName(String),
     Exists(String),
     Unknown(String),
@@ -858,6 +913,7 @@ pub enum MetaError {
 impl From<MetaError> for BrokerError {
     fn from(e: MetaError) -> BrokerError {
         let kind = match &e {
+            MetaError::InvalidReplicationFactor { .. } => ErrorKind::InvalidReplicationFactor,
             MetaError::InvalidName(_) => ErrorKind::InvalidTopicName,
             MetaError::Exists(_) => ErrorKind::TopicAlreadyExists,
             MetaError::Unknown(_) => ErrorKind::UnknownTopic,
@@ -873,6 +929,10 @@ impl From<MetaError> for BrokerError {
 impl std::fmt::Display for MetaError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            MetaError::InvalidReplicationFactor { asked, brokers } => write!(
+                f,
+                "replication factor {asked} needs as many active brokers; the cluster has {brokers}"
+            ),
             MetaError::InvalidName(why) => write!(f, "{why}"),
             MetaError::Exists(name) => write!(f, "topic {name:?} already exists"),
             MetaError::Unknown(name) => write!(f, "topic {name:?} does not exist"),

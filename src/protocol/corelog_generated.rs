@@ -97,7 +97,7 @@ pub const ENUM_MIN_ERROR_CODE: u16 = 0;
 pub const ENUM_MAX_ERROR_CODE: u16 = 102;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 47] = [
+pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 52] = [
   ErrorCode::NONE,
   ErrorCode::UNKNOWN_SERVER_ERROR,
   ErrorCode::INVALID_REQUEST,
@@ -115,6 +115,11 @@ pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 47] = [
   ErrorCode::INVALID_TOPIC_NAME,
   ErrorCode::INVALID_CONFIG,
   ErrorCode::NOT_LEADER_OR_FOLLOWER,
+  ErrorCode::NOT_ENOUGH_REPLICAS,
+  ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+  ErrorCode::FENCED_LEADER_EPOCH,
+  ErrorCode::UNKNOWN_LEADER_EPOCH,
+  ErrorCode::INVALID_REPLICATION_FACTOR,
   ErrorCode::CORRUPT_BATCH_CRC,
   ErrorCode::UNSUPPORTED_MAGIC,
   ErrorCode::RECORD_COUNT_MISMATCH,
@@ -192,6 +197,18 @@ impl ErrorCode {
   /// The partition is on another broker of the cluster (the message names
   /// it); connect there. Retriable.
   pub const NOT_LEADER_OR_FOLLOWER: Self = Self(26);
+  /// The partition has fewer in-sync replicas than min.insync.replicas:
+  /// an acks=all write was refused and nothing appended. Retriable.
+  pub const NOT_ENOUGH_REPLICAS: Self = Self(27);
+  /// Appended on the leader, but the in-sync replicas fell below
+  /// min.insync.replicas before it was replicated. Retriable.
+  pub const NOT_ENOUGH_REPLICAS_AFTER_APPEND: Self = Self(28);
+  /// The request names an older leader epoch than the partition's.
+  pub const FENCED_LEADER_EPOCH: Self = Self(29);
+  /// The request names a newer leader epoch than the broker knows. Retriable.
+  pub const UNKNOWN_LEADER_EPOCH: Self = Self(30);
+  /// A replication factor of zero, or above the active brokers.
+  pub const INVALID_REPLICATION_FACTOR: Self = Self(31);
   /// A batch's stored CRC does not match its bytes.
   pub const CORRUPT_BATCH_CRC: Self = Self(40);
   /// A batch with a magic other than 2.
@@ -280,6 +297,11 @@ impl ErrorCode {
     Self::INVALID_TOPIC_NAME,
     Self::INVALID_CONFIG,
     Self::NOT_LEADER_OR_FOLLOWER,
+    Self::NOT_ENOUGH_REPLICAS,
+    Self::NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+    Self::FENCED_LEADER_EPOCH,
+    Self::UNKNOWN_LEADER_EPOCH,
+    Self::INVALID_REPLICATION_FACTOR,
     Self::CORRUPT_BATCH_CRC,
     Self::UNSUPPORTED_MAGIC,
     Self::RECORD_COUNT_MISMATCH,
@@ -331,6 +353,11 @@ impl ErrorCode {
       Self::INVALID_TOPIC_NAME => Some("INVALID_TOPIC_NAME"),
       Self::INVALID_CONFIG => Some("INVALID_CONFIG"),
       Self::NOT_LEADER_OR_FOLLOWER => Some("NOT_LEADER_OR_FOLLOWER"),
+      Self::NOT_ENOUGH_REPLICAS => Some("NOT_ENOUGH_REPLICAS"),
+      Self::NOT_ENOUGH_REPLICAS_AFTER_APPEND => Some("NOT_ENOUGH_REPLICAS_AFTER_APPEND"),
+      Self::FENCED_LEADER_EPOCH => Some("FENCED_LEADER_EPOCH"),
+      Self::UNKNOWN_LEADER_EPOCH => Some("UNKNOWN_LEADER_EPOCH"),
+      Self::INVALID_REPLICATION_FACTOR => Some("INVALID_REPLICATION_FACTOR"),
       Self::CORRUPT_BATCH_CRC => Some("CORRUPT_BATCH_CRC"),
       Self::UNSUPPORTED_MAGIC => Some("UNSUPPORTED_MAGIC"),
       Self::RECORD_COUNT_MISMATCH => Some("RECORD_COUNT_MISMATCH"),
@@ -1095,6 +1122,7 @@ impl<'a> TopicConfig<'a> {
   pub const VT_FSYNC: ::flatbuffers::VOffsetT = 12;
   pub const VT_FSYNC_INTERVAL_MS: ::flatbuffers::VOffsetT = 14;
   pub const VT_MAX_BATCH_BYTES: ::flatbuffers::VOffsetT = 16;
+  pub const VT_MIN_INSYNC_REPLICAS: ::flatbuffers::VOffsetT = 18;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -1111,6 +1139,7 @@ impl<'a> TopicConfig<'a> {
     builder.add_segment_bytes(args.segment_bytes);
     builder.add_retention_bytes(args.retention_bytes);
     builder.add_retention_ms(args.retention_ms);
+    builder.add_min_insync_replicas(args.min_insync_replicas);
     builder.add_fsync_interval_ms(args.fsync_interval_ms);
     builder.add_fsync(args.fsync);
     builder.finish()
@@ -1166,6 +1195,14 @@ impl<'a> TopicConfig<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<i64>(TopicConfig::VT_MAX_BATCH_BYTES, Some(-1)).unwrap()}
   }
+  /// Added after 612ed40: Kafka's min.insync.replicas (0: the default).
+  #[inline]
+  pub fn min_insync_replicas(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(TopicConfig::VT_MIN_INSYNC_REPLICAS, Some(0)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for TopicConfig<'_> {
@@ -1181,6 +1218,7 @@ impl ::flatbuffers::Verifiable for TopicConfig<'_> {
      .visit_field::<FsyncPolicy>("fsync", Self::VT_FSYNC, false)?
      .visit_field::<u32>("fsync_interval_ms", Self::VT_FSYNC_INTERVAL_MS, false)?
      .visit_field::<i64>("max_batch_bytes", Self::VT_MAX_BATCH_BYTES, false)?
+     .visit_field::<u32>("min_insync_replicas", Self::VT_MIN_INSYNC_REPLICAS, false)?
      .finish();
     Ok(())
   }
@@ -1193,6 +1231,7 @@ pub struct TopicConfigArgs {
     pub fsync: FsyncPolicy,
     pub fsync_interval_ms: u32,
     pub max_batch_bytes: i64,
+    pub min_insync_replicas: u32,
 }
 impl<'a> Default for TopicConfigArgs {
   #[inline]
@@ -1205,6 +1244,7 @@ impl<'a> Default for TopicConfigArgs {
       fsync: FsyncPolicy::DEFAULT,
       fsync_interval_ms: 0,
       max_batch_bytes: -1,
+      min_insync_replicas: 0,
     }
   }
 }
@@ -1243,6 +1283,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> TopicConfigBuilder<'a, 'b, A>
     self.fbb_.push_slot::<i64>(TopicConfig::VT_MAX_BATCH_BYTES, max_batch_bytes, -1);
   }
   #[inline]
+  pub fn add_min_insync_replicas(&mut self, min_insync_replicas: u32) {
+    self.fbb_.push_slot::<u32>(TopicConfig::VT_MIN_INSYNC_REPLICAS, min_insync_replicas, 0);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> TopicConfigBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     TopicConfigBuilder {
@@ -1267,6 +1311,7 @@ impl ::core::fmt::Debug for TopicConfig<'_> {
       ds.field("fsync", &self.fsync());
       ds.field("fsync_interval_ms", &self.fsync_interval_ms());
       ds.field("max_batch_bytes", &self.max_batch_bytes());
+      ds.field("min_insync_replicas", &self.min_insync_replicas());
       ds.finish()
   }
 }
@@ -2204,6 +2249,7 @@ impl<'a> CreateTopicRequest<'a> {
   pub const VT_NAME: ::flatbuffers::VOffsetT = 4;
   pub const VT_PARTITIONS: ::flatbuffers::VOffsetT = 6;
   pub const VT_CONFIG: ::flatbuffers::VOffsetT = 8;
+  pub const VT_REPLICATION_FACTOR: ::flatbuffers::VOffsetT = 10;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -2215,6 +2261,7 @@ impl<'a> CreateTopicRequest<'a> {
     args: &'args CreateTopicRequestArgs<'args>
   ) -> ::flatbuffers::WIPOffset<CreateTopicRequest<'bldr>> {
     let mut builder = CreateTopicRequestBuilder::new(_fbb);
+    builder.add_replication_factor(args.replication_factor);
     if let Some(x) = args.config { builder.add_config(x); }
     builder.add_partitions(args.partitions);
     if let Some(x) = args.name { builder.add_name(x); }
@@ -2243,6 +2290,15 @@ impl<'a> CreateTopicRequest<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<TopicConfig>>(CreateTopicRequest::VT_CONFIG, None)}
   }
+  /// Added after 612ed40: replicas of each partition (a cluster with at
+  /// least that many active brokers); 0 means 1.
+  #[inline]
+  pub fn replication_factor(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(CreateTopicRequest::VT_REPLICATION_FACTOR, Some(1)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for CreateTopicRequest<'_> {
@@ -2254,6 +2310,7 @@ impl ::flatbuffers::Verifiable for CreateTopicRequest<'_> {
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, false)?
      .visit_field::<u32>("partitions", Self::VT_PARTITIONS, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<TopicConfig>>("config", Self::VT_CONFIG, false)?
+     .visit_field::<u32>("replication_factor", Self::VT_REPLICATION_FACTOR, false)?
      .finish();
     Ok(())
   }
@@ -2262,6 +2319,7 @@ pub struct CreateTopicRequestArgs<'a> {
     pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
     pub partitions: u32,
     pub config: Option<::flatbuffers::WIPOffset<TopicConfig<'a>>>,
+    pub replication_factor: u32,
 }
 impl<'a> Default for CreateTopicRequestArgs<'a> {
   #[inline]
@@ -2270,6 +2328,7 @@ impl<'a> Default for CreateTopicRequestArgs<'a> {
       name: None,
       partitions: 0,
       config: None,
+      replication_factor: 1,
     }
   }
 }
@@ -2292,6 +2351,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> CreateTopicRequestBuilder<'a,
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<TopicConfig>>(CreateTopicRequest::VT_CONFIG, config);
   }
   #[inline]
+  pub fn add_replication_factor(&mut self, replication_factor: u32) {
+    self.fbb_.push_slot::<u32>(CreateTopicRequest::VT_REPLICATION_FACTOR, replication_factor, 1);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> CreateTopicRequestBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     CreateTopicRequestBuilder {
@@ -2312,6 +2375,7 @@ impl ::core::fmt::Debug for CreateTopicRequest<'_> {
       ds.field("name", &self.name());
       ds.field("partitions", &self.partitions());
       ds.field("config", &self.config());
+      ds.field("replication_factor", &self.replication_factor());
       ds.finish()
   }
 }
@@ -3026,6 +3090,10 @@ impl<'a> PartitionDescription<'a> {
   pub const VT_HIGH_WATERMARK: ::flatbuffers::VOffsetT = 14;
   pub const VT_SIZE_BYTES: ::flatbuffers::VOffsetT = 16;
   pub const VT_SEGMENTS: ::flatbuffers::VOffsetT = 18;
+  pub const VT_LEADER: ::flatbuffers::VOffsetT = 20;
+  pub const VT_REPLICAS: ::flatbuffers::VOffsetT = 22;
+  pub const VT_ISR: ::flatbuffers::VOffsetT = 24;
+  pub const VT_LEADER_EPOCH: ::flatbuffers::VOffsetT = 26;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -3034,13 +3102,17 @@ impl<'a> PartitionDescription<'a> {
   #[allow(unused_mut)]
   pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
     _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-    args: &'args PartitionDescriptionArgs
+    args: &'args PartitionDescriptionArgs<'args>
   ) -> ::flatbuffers::WIPOffset<PartitionDescription<'bldr>> {
     let mut builder = PartitionDescriptionBuilder::new(_fbb);
     builder.add_size_bytes(args.size_bytes);
     builder.add_high_watermark(args.high_watermark);
     builder.add_end_offset(args.end_offset);
     builder.add_start_offset(args.start_offset);
+    builder.add_leader_epoch(args.leader_epoch);
+    if let Some(x) = args.isr { builder.add_isr(x); }
+    if let Some(x) = args.replicas { builder.add_replicas(x); }
+    builder.add_leader(args.leader);
     builder.add_segments(args.segments);
     builder.add_shard(args.shard);
     builder.add_partition(args.partition);
@@ -3105,6 +3177,37 @@ impl<'a> PartitionDescription<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<u32>(PartitionDescription::VT_SEGMENTS, Some(0)).unwrap()}
   }
+  /// Added after 612ed40: the partition's leader (-1: none known), its
+  /// replicas, in-sync replicas and leader epoch (one replica, epoch 0,
+  /// for a topic that is not replicated).
+  #[inline]
+  pub fn leader(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(PartitionDescription::VT_LEADER, Some(-1)).unwrap()}
+  }
+  #[inline]
+  pub fn replicas(&self) -> Option<::flatbuffers::Vector<'a, u32>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u32>>>(PartitionDescription::VT_REPLICAS, None)}
+  }
+  #[inline]
+  pub fn isr(&self) -> Option<::flatbuffers::Vector<'a, u32>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u32>>>(PartitionDescription::VT_ISR, None)}
+  }
+  #[inline]
+  pub fn leader_epoch(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(PartitionDescription::VT_LEADER_EPOCH, Some(-1)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for PartitionDescription<'_> {
@@ -3121,11 +3224,15 @@ impl ::flatbuffers::Verifiable for PartitionDescription<'_> {
      .visit_field::<i64>("high_watermark", Self::VT_HIGH_WATERMARK, false)?
      .visit_field::<u64>("size_bytes", Self::VT_SIZE_BYTES, false)?
      .visit_field::<u32>("segments", Self::VT_SEGMENTS, false)?
+     .visit_field::<i32>("leader", Self::VT_LEADER, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u32>>>("replicas", Self::VT_REPLICAS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u32>>>("isr", Self::VT_ISR, false)?
+     .visit_field::<i32>("leader_epoch", Self::VT_LEADER_EPOCH, false)?
      .finish();
     Ok(())
   }
 }
-pub struct PartitionDescriptionArgs {
+pub struct PartitionDescriptionArgs<'a> {
     pub partition: u32,
     pub shard: u32,
     pub error: ErrorCode,
@@ -3134,8 +3241,12 @@ pub struct PartitionDescriptionArgs {
     pub high_watermark: i64,
     pub size_bytes: u64,
     pub segments: u32,
+    pub leader: i32,
+    pub replicas: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u32>>>,
+    pub isr: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u32>>>,
+    pub leader_epoch: i32,
 }
-impl<'a> Default for PartitionDescriptionArgs {
+impl<'a> Default for PartitionDescriptionArgs<'a> {
   #[inline]
   fn default() -> Self {
     PartitionDescriptionArgs {
@@ -3147,6 +3258,10 @@ impl<'a> Default for PartitionDescriptionArgs {
       high_watermark: 0,
       size_bytes: 0,
       segments: 0,
+      leader: -1,
+      replicas: None,
+      isr: None,
+      leader_epoch: -1,
     }
   }
 }
@@ -3189,6 +3304,22 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartitionDescriptionBuilder<'
     self.fbb_.push_slot::<u32>(PartitionDescription::VT_SEGMENTS, segments, 0);
   }
   #[inline]
+  pub fn add_leader(&mut self, leader: i32) {
+    self.fbb_.push_slot::<i32>(PartitionDescription::VT_LEADER, leader, -1);
+  }
+  #[inline]
+  pub fn add_replicas(&mut self, replicas: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u32>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartitionDescription::VT_REPLICAS, replicas);
+  }
+  #[inline]
+  pub fn add_isr(&mut self, isr: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u32>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartitionDescription::VT_ISR, isr);
+  }
+  #[inline]
+  pub fn add_leader_epoch(&mut self, leader_epoch: i32) {
+    self.fbb_.push_slot::<i32>(PartitionDescription::VT_LEADER_EPOCH, leader_epoch, -1);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartitionDescriptionBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     PartitionDescriptionBuilder {
@@ -3214,6 +3345,10 @@ impl ::core::fmt::Debug for PartitionDescription<'_> {
       ds.field("high_watermark", &self.high_watermark());
       ds.field("size_bytes", &self.size_bytes());
       ds.field("segments", &self.segments());
+      ds.field("leader", &self.leader());
+      ds.field("replicas", &self.replicas());
+      ds.field("isr", &self.isr());
+      ds.field("leader_epoch", &self.leader_epoch());
       ds.finish()
   }
 }
@@ -4151,6 +4286,8 @@ impl<'a> FetchPartition<'a> {
   pub const VT_PARTITION: ::flatbuffers::VOffsetT = 4;
   pub const VT_OFFSET: ::flatbuffers::VOffsetT = 6;
   pub const VT_MAX_BYTES: ::flatbuffers::VOffsetT = 8;
+  pub const VT_CURRENT_LEADER_EPOCH: ::flatbuffers::VOffsetT = 10;
+  pub const VT_LAST_FETCHED_EPOCH: ::flatbuffers::VOffsetT = 12;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -4163,6 +4300,8 @@ impl<'a> FetchPartition<'a> {
   ) -> ::flatbuffers::WIPOffset<FetchPartition<'bldr>> {
     let mut builder = FetchPartitionBuilder::new(_fbb);
     builder.add_offset(args.offset);
+    builder.add_last_fetched_epoch(args.last_fetched_epoch);
+    builder.add_current_leader_epoch(args.current_leader_epoch);
     builder.add_max_bytes(args.max_bytes);
     builder.add_partition(args.partition);
     builder.finish()
@@ -4192,6 +4331,23 @@ impl<'a> FetchPartition<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<u32>(FetchPartition::VT_MAX_BYTES, Some(1048576)).unwrap()}
   }
+  /// Added after 612ed40 (followers): the leader epoch the follower
+  /// follows (-1: not checked), and the epoch of the last batch it has
+  /// (-1: none), for the leader to detect a divergent tail (KIP-595).
+  #[inline]
+  pub fn current_leader_epoch(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(FetchPartition::VT_CURRENT_LEADER_EPOCH, Some(-1)).unwrap()}
+  }
+  #[inline]
+  pub fn last_fetched_epoch(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(FetchPartition::VT_LAST_FETCHED_EPOCH, Some(-1)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for FetchPartition<'_> {
@@ -4203,6 +4359,8 @@ impl ::flatbuffers::Verifiable for FetchPartition<'_> {
      .visit_field::<u32>("partition", Self::VT_PARTITION, false)?
      .visit_field::<i64>("offset", Self::VT_OFFSET, false)?
      .visit_field::<u32>("max_bytes", Self::VT_MAX_BYTES, false)?
+     .visit_field::<i32>("current_leader_epoch", Self::VT_CURRENT_LEADER_EPOCH, false)?
+     .visit_field::<i32>("last_fetched_epoch", Self::VT_LAST_FETCHED_EPOCH, false)?
      .finish();
     Ok(())
   }
@@ -4211,6 +4369,8 @@ pub struct FetchPartitionArgs {
     pub partition: u32,
     pub offset: i64,
     pub max_bytes: u32,
+    pub current_leader_epoch: i32,
+    pub last_fetched_epoch: i32,
 }
 impl<'a> Default for FetchPartitionArgs {
   #[inline]
@@ -4219,6 +4379,8 @@ impl<'a> Default for FetchPartitionArgs {
       partition: 0,
       offset: 0,
       max_bytes: 1048576,
+      current_leader_epoch: -1,
+      last_fetched_epoch: -1,
     }
   }
 }
@@ -4241,6 +4403,14 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> FetchPartitionBuilder<'a, 'b,
     self.fbb_.push_slot::<u32>(FetchPartition::VT_MAX_BYTES, max_bytes, 1048576);
   }
   #[inline]
+  pub fn add_current_leader_epoch(&mut self, current_leader_epoch: i32) {
+    self.fbb_.push_slot::<i32>(FetchPartition::VT_CURRENT_LEADER_EPOCH, current_leader_epoch, -1);
+  }
+  #[inline]
+  pub fn add_last_fetched_epoch(&mut self, last_fetched_epoch: i32) {
+    self.fbb_.push_slot::<i32>(FetchPartition::VT_LAST_FETCHED_EPOCH, last_fetched_epoch, -1);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> FetchPartitionBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     FetchPartitionBuilder {
@@ -4261,6 +4431,8 @@ impl ::core::fmt::Debug for FetchPartition<'_> {
       ds.field("partition", &self.partition());
       ds.field("offset", &self.offset());
       ds.field("max_bytes", &self.max_bytes());
+      ds.field("current_leader_epoch", &self.current_leader_epoch());
+      ds.field("last_fetched_epoch", &self.last_fetched_epoch());
       ds.finish()
   }
 }
@@ -4393,10 +4565,11 @@ impl<'a> ::flatbuffers::Follow<'a> for FetchRequest<'a> {
 }
 
 impl<'a> FetchRequest<'a> {
-  pub const VT_MAX_WAIT_MS: ::flatbuffers::VOffsetT = 4;
-  pub const VT_MIN_BYTES: ::flatbuffers::VOffsetT = 6;
-  pub const VT_MAX_BYTES: ::flatbuffers::VOffsetT = 8;
-  pub const VT_TOPICS: ::flatbuffers::VOffsetT = 10;
+  pub const VT_REPLICA_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_MAX_WAIT_MS: ::flatbuffers::VOffsetT = 6;
+  pub const VT_MIN_BYTES: ::flatbuffers::VOffsetT = 8;
+  pub const VT_MAX_BYTES: ::flatbuffers::VOffsetT = 10;
+  pub const VT_TOPICS: ::flatbuffers::VOffsetT = 12;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -4412,10 +4585,21 @@ impl<'a> FetchRequest<'a> {
     builder.add_max_bytes(args.max_bytes);
     builder.add_min_bytes(args.min_bytes);
     builder.add_max_wait_ms(args.max_wait_ms);
+    builder.add_replica_id(args.replica_id);
     builder.finish()
   }
 
 
+  /// Added after 612ed40: the node id of a follower broker replicating the
+  /// partitions (-1: a consumer). A follower reads past the high watermark,
+  /// and its fetch offset tells the leader what it has.
+  #[inline]
+  pub fn replica_id(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(FetchRequest::VT_REPLICA_ID, Some(-1)).unwrap()}
+  }
   /// Wait up to this long for min_bytes to be available.
   #[inline]
   pub fn max_wait_ms(&self) -> u32 {
@@ -4454,6 +4638,7 @@ impl ::flatbuffers::Verifiable for FetchRequest<'_> {
     v: &mut ::flatbuffers::Verifier, pos: usize
   ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
     v.visit_table(pos)?
+     .visit_field::<i32>("replica_id", Self::VT_REPLICA_ID, false)?
      .visit_field::<u32>("max_wait_ms", Self::VT_MAX_WAIT_MS, false)?
      .visit_field::<u32>("min_bytes", Self::VT_MIN_BYTES, false)?
      .visit_field::<u32>("max_bytes", Self::VT_MAX_BYTES, false)?
@@ -4463,6 +4648,7 @@ impl ::flatbuffers::Verifiable for FetchRequest<'_> {
   }
 }
 pub struct FetchRequestArgs<'a> {
+    pub replica_id: i32,
     pub max_wait_ms: u32,
     pub min_bytes: u32,
     pub max_bytes: u32,
@@ -4472,6 +4658,7 @@ impl<'a> Default for FetchRequestArgs<'a> {
   #[inline]
   fn default() -> Self {
     FetchRequestArgs {
+      replica_id: -1,
       max_wait_ms: 500,
       min_bytes: 1,
       max_bytes: 52428800,
@@ -4485,6 +4672,10 @@ pub struct FetchRequestBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
   start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
 }
 impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> FetchRequestBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_replica_id(&mut self, replica_id: i32) {
+    self.fbb_.push_slot::<i32>(FetchRequest::VT_REPLICA_ID, replica_id, -1);
+  }
   #[inline]
   pub fn add_max_wait_ms(&mut self, max_wait_ms: u32) {
     self.fbb_.push_slot::<u32>(FetchRequest::VT_MAX_WAIT_MS, max_wait_ms, 500);
@@ -4519,6 +4710,7 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> FetchRequestBuilder<'a, 'b, A
 impl ::core::fmt::Debug for FetchRequest<'_> {
   fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
     let mut ds = f.debug_struct("FetchRequest");
+      ds.field("replica_id", &self.replica_id());
       ds.field("max_wait_ms", &self.max_wait_ms());
       ds.field("min_bytes", &self.min_bytes());
       ds.field("max_bytes", &self.max_bytes());
@@ -4548,6 +4740,8 @@ impl<'a> FetchPartitionResult<'a> {
   pub const VT_HIGH_WATERMARK: ::flatbuffers::VOffsetT = 10;
   pub const VT_LOG_START_OFFSET: ::flatbuffers::VOffsetT = 12;
   pub const VT_RECORDS: ::flatbuffers::VOffsetT = 14;
+  pub const VT_DIVERGING_EPOCH: ::flatbuffers::VOffsetT = 16;
+  pub const VT_DIVERGING_END_OFFSET: ::flatbuffers::VOffsetT = 18;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -4559,8 +4753,10 @@ impl<'a> FetchPartitionResult<'a> {
     args: &'args FetchPartitionResultArgs<'args>
   ) -> ::flatbuffers::WIPOffset<FetchPartitionResult<'bldr>> {
     let mut builder = FetchPartitionResultBuilder::new(_fbb);
+    builder.add_diverging_end_offset(args.diverging_end_offset);
     builder.add_log_start_offset(args.log_start_offset);
     builder.add_high_watermark(args.high_watermark);
+    builder.add_diverging_epoch(args.diverging_epoch);
     if let Some(x) = args.records { builder.add_records(x); }
     if let Some(x) = args.error_message { builder.add_error_message(x); }
     builder.add_partition(args.partition);
@@ -4612,6 +4808,24 @@ impl<'a> FetchPartitionResult<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(FetchPartitionResult::VT_RECORDS, None)}
   }
+  /// Added after 612ed40 (followers): the follower's log diverges from the
+  /// leader's: the largest epoch the leader has at or below the
+  /// follower's last fetched epoch, and where it ends; the follower
+  /// truncates there (-1: no divergence).
+  #[inline]
+  pub fn diverging_epoch(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(FetchPartitionResult::VT_DIVERGING_EPOCH, Some(-1)).unwrap()}
+  }
+  #[inline]
+  pub fn diverging_end_offset(&self) -> i64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i64>(FetchPartitionResult::VT_DIVERGING_END_OFFSET, Some(-1)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for FetchPartitionResult<'_> {
@@ -4626,6 +4840,8 @@ impl ::flatbuffers::Verifiable for FetchPartitionResult<'_> {
      .visit_field::<i64>("high_watermark", Self::VT_HIGH_WATERMARK, false)?
      .visit_field::<i64>("log_start_offset", Self::VT_LOG_START_OFFSET, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("records", Self::VT_RECORDS, false)?
+     .visit_field::<i32>("diverging_epoch", Self::VT_DIVERGING_EPOCH, false)?
+     .visit_field::<i64>("diverging_end_offset", Self::VT_DIVERGING_END_OFFSET, false)?
      .finish();
     Ok(())
   }
@@ -4637,6 +4853,8 @@ pub struct FetchPartitionResultArgs<'a> {
     pub high_watermark: i64,
     pub log_start_offset: i64,
     pub records: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+    pub diverging_epoch: i32,
+    pub diverging_end_offset: i64,
 }
 impl<'a> Default for FetchPartitionResultArgs<'a> {
   #[inline]
@@ -4648,6 +4866,8 @@ impl<'a> Default for FetchPartitionResultArgs<'a> {
       high_watermark: -1,
       log_start_offset: -1,
       records: None,
+      diverging_epoch: -1,
+      diverging_end_offset: -1,
     }
   }
 }
@@ -4682,6 +4902,14 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> FetchPartitionResultBuilder<'
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(FetchPartitionResult::VT_RECORDS, records);
   }
   #[inline]
+  pub fn add_diverging_epoch(&mut self, diverging_epoch: i32) {
+    self.fbb_.push_slot::<i32>(FetchPartitionResult::VT_DIVERGING_EPOCH, diverging_epoch, -1);
+  }
+  #[inline]
+  pub fn add_diverging_end_offset(&mut self, diverging_end_offset: i64) {
+    self.fbb_.push_slot::<i64>(FetchPartitionResult::VT_DIVERGING_END_OFFSET, diverging_end_offset, -1);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> FetchPartitionResultBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     FetchPartitionResultBuilder {
@@ -4705,6 +4933,8 @@ impl ::core::fmt::Debug for FetchPartitionResult<'_> {
       ds.field("high_watermark", &self.high_watermark());
       ds.field("log_start_offset", &self.log_start_offset());
       ds.field("records", &self.records());
+      ds.field("diverging_epoch", &self.diverging_epoch());
+      ds.field("diverging_end_offset", &self.diverging_end_offset());
       ds.finish()
   }
 }

@@ -31,6 +31,9 @@ mod authz;
 mod budget;
 mod lock;
 mod ops;
+mod replication;
+
+pub use replication::{EpochAnswer, EpochQuery};
 
 mod report;
 
@@ -128,6 +131,10 @@ pub type ServeFn =
 
 /// What shards tell each other while starting.
 struct Startup {
+    /// Raised to stop a cluster broker: shard 0 first hands the
+    /// partitions it leads to other in-sync replicas (a controlled
+    /// shutdown), then raises the shutdown signal.
+    stopping: Arc<Signal>,
     shared_port: Mutex<Option<u16>>,
     /// Each Kafka listener's bound port, published by shard 0.
     kafka_ports: Mutex<Vec<Option<u16>>>,
@@ -170,7 +177,10 @@ pub struct BrokerHandle {
     /// Where the controller listens for the other controllers (cluster
     /// mode).
     pub controller_addr: Option<SocketAddr>,
-    shutdown: Arc<Signal>,
+    /// What stops the broker: the shards' shutdown signal, or in a cluster
+    /// the signal that starts a controlled shutdown (see
+    /// `Startup::stopping`).
+    stop: Arc<Signal>,
     threads: Vec<glommio::ExecutorJoinHandle<Result<(), String>>>,
     /// Held until the shards have stopped.
     _lock: lock::DataDirLock,
@@ -193,13 +203,16 @@ impl BrokerHandle {
     /// Asks every shard to stop: no new connections, in-flight requests
     /// finish, logs are flushed, synced and closed. Returns at once; use
     /// [`BrokerHandle::join`] to wait.
+    /// A cluster broker first moves the leadership of its partitions to
+    /// other in-sync replicas (a controlled shutdown, bounded by
+    /// [`CONTROLLED_SHUTDOWN_MS`](crate::constants::CONTROLLED_SHUTDOWN_MS)).
     pub fn shutdown(&self) {
-        self.shutdown.raise();
+        self.stop.raise();
     }
 
     /// The signal [`BrokerHandle::shutdown`] raises (for signal handlers).
     pub fn shutdown_signal(&self) -> Arc<Signal> {
-        self.shutdown.clone()
+        self.stop.clone()
     }
 
     /// Waits for every shard to finish; the first error if any failed.
@@ -273,6 +286,7 @@ pub fn start_with(
     );
     let config = Arc::new(config);
     let startup = Arc::new(Startup {
+        stopping: Arc::new(Signal::default()),
         shared_port: Mutex::new(None),
         kafka_ports: Mutex::new(vec![None; config.kafka_listeners().len()]),
         tls: tls.clone(),
@@ -389,7 +403,11 @@ pub fn start_with(
         tls,
         kafka_shard_ports: startup.kafka_shard_ports.lock().unwrap().clone(),
         controller_addr: *startup.controller_addr.lock().unwrap(),
-        shutdown,
+        stop: if config.controllers.is_empty() {
+            shutdown
+        } else {
+            startup.stopping.clone()
+        },
         threads,
         _lock: lock,
     })
@@ -467,6 +485,18 @@ pub struct Shard {
     /// less free space than `--disk-free-min-bytes`: produce is refused.
     /// Sampled every [`DISK_FREE_CHECK_MS`](crate::constants::DISK_FREE_CHECK_MS).
     disk_low: Cell<Option<(u64, u64)>>,
+    /// The replicated partitions this shard owns, as leader or follower.
+    pub(crate) replication: replication::Replication,
+    /// This shard itself (for tasks that metadata changes start).
+    this: std::rc::Weak<Shard>,
+}
+
+/// Random at each start of the process: see [`crate::meta::BrokerMeta`].
+fn incarnation() -> u64 {
+    static INCARNATION: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *INCARNATION.get_or_init(|| {
+        u64::from_le_bytes(crate::meta::random_uuid()[..8].try_into().expect("8 bytes"))
+    })
 }
 
 /// What a client is told when the metadata file could not be saved.
@@ -648,6 +678,8 @@ pub enum ShardMsg {
         name: String,
         partitions: u32,
         overrides: crate::meta::TopicOverrides,
+        /// Replicas per partition (1: not replicated).
+        replication: u32,
         reply: futures::channel::oneshot::Sender<Result<Arc<TopicMeta>, BrokerError>>,
     },
     /// Changes a topic's settings, sent to shard 0.
@@ -682,6 +714,20 @@ pub enum ShardMsg {
         reply: futures::channel::oneshot::Sender<
             Result<Vec<Vec<crate::security::AclBinding>>, BrokerError>,
         >,
+    },
+    /// OffsetForLeaderEpoch questions, sent to the partitions' owner.
+    EpochEnds {
+        items: Vec<replication::EpochQuery>,
+        reply: futures::channel::oneshot::Sender<Vec<(usize, replication::EpochAnswer)>>,
+    },
+    /// An ISR change a partition leader asks for, sent to shard 0.
+    AlterIsr {
+        topic: TopicId,
+        partition: u32,
+        leader: u32,
+        epoch: u32,
+        isr: Vec<u32>,
+        reply: futures::channel::oneshot::Sender<Result<(), BrokerError>>,
     },
     /// A new idempotent producer id, sent to shard 0.
     AllocateProducerId {
@@ -808,7 +854,9 @@ async fn run_shard(
         .clone()
         .expect("shard 0 loaded metadata");
     let listeners = listener_infos(&config, &startup);
-    let shard = Rc::new(Shard {
+    let shard = Rc::new_cyclic(|this| Shard {
+        this: this.clone(),
+        replication: replication::Replication::default(),
         id: ShardId(index as u32),
         count: n as u32,
         host: config
@@ -895,9 +943,21 @@ async fn run_shard(
         let _ = shard.controller.set(controller.clone());
         controller.run(&shard, listener);
         tracing::info!(node = controller.id, voters = ?config.controllers, "controller started");
+        let (shard, stopping) = (shard.clone(), startup.stopping.clone());
+        glommio::spawn_local(async move {
+            let stop = stopping.wait();
+            let down = shard.shutdown.wait();
+            futures::pin_mut!(stop, down);
+            if let futures::future::Either::Left(_) = futures::future::select(stop, down).await {
+                shard.controlled_shutdown().await;
+                shard.shutdown.raise();
+            }
+        })
+        .detach();
     }
 
     let retention = glommio::spawn_local(shard.clone().retention_loop());
+    glommio::spawn_local(shard.clone().replication_loop()).detach();
     let cleaner = glommio::spawn_local(shard.clone().cleaner_loop());
     if shard.id == ShardId(0) {
         glommio::spawn_local(crate::group::compact_offsets_topic(shard.clone())).detach();
@@ -1333,6 +1393,19 @@ impl Shard {
                 crate::trace::since(crate::trace::Stage::Hop, sent);
                 let _ = reply.send(self.produce_local(items, acks).await);
             }
+            ShardMsg::EpochEnds { items, reply } => {
+                let _ = reply.send(self.epoch_ends_local(items));
+            }
+            ShardMsg::AlterIsr {
+                topic,
+                partition,
+                leader,
+                epoch,
+                isr,
+                reply,
+            } => {
+                let _ = reply.send(self.alter_isr(topic, partition, leader, epoch, isr).await);
+            }
             ShardMsg::Fetch { items, reply } => {
                 let _ = reply.send(self.fetch_local(items).await);
             }
@@ -1379,11 +1452,17 @@ impl Shard {
                 name,
                 partitions,
                 overrides,
+                replication,
                 reply,
             } => {
                 let created = self
                     .changing(|| {
-                        self.controller_create(name.clone(), partitions, overrides.clone())
+                        self.controller_create(
+                            name.clone(),
+                            partitions,
+                            overrides.clone(),
+                            replication,
+                        )
                     })
                     .await;
                 let _ = reply.send(created);
@@ -1513,6 +1592,7 @@ impl Shard {
                 .collect(),
             shards: self.count,
             fenced: false,
+            incarnation: incarnation(),
         }
     }
 
@@ -1629,7 +1709,7 @@ impl Shard {
             }
             for p in 0..topic.partitions {
                 if self.owner(topic.id, p) != self.id
-                    || !self.hosts(topic, p)
+                    || !topic.has_replica(p, self.config.node_id as u32)
                     || self.logs.borrow().contains_key(&(topic.id, p))
                 {
                     continue;
@@ -1653,6 +1733,9 @@ impl Shard {
                     }
                 }
             }
+        }
+        if let Some(this) = self.this.upgrade() {
+            this.sync_replication(&next);
         }
         if failures.is_empty() {
             Ok(())
@@ -1739,6 +1822,7 @@ impl Shard {
         name: String,
         partitions: u32,
         overrides: crate::meta::TopicOverrides,
+        replication: u32,
     ) -> Result<Arc<TopicMeta>, BrokerError> {
         assert_eq!(self.id, ShardId(0), "only the controller changes metadata");
         let _lock = self
@@ -1748,7 +1832,7 @@ impl Shard {
             .map_err(|_| BrokerError::shutting_down())?;
         let current = self.snapshot();
         let (next, meta) = current
-            .with_topic(&name, partitions, overrides)
+            .with_replicated_topic(&name, partitions, overrides, replication)
             .map_err(BrokerError::from)?;
         // Checked before anything is written: a topic the broker cannot
         // hold open is refused whole.

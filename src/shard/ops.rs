@@ -4,7 +4,9 @@
 //! by owning shard, sends one message per remote shard (one hop each), runs
 //! the local group itself, and returns the outcomes in request order.
 
+use super::replication::ReadKind;
 use super::{Shard, ShardMsg, Turn};
+use crate::constants::REPLICATION_ACK_TIMEOUT_MS;
 use crate::error::{BrokerError, ErrorKind};
 use crate::storage::{AppendInfo, StorageError};
 use crate::trace::{self, Stage};
@@ -13,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 use futures::channel::oneshot;
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Records for one partition.
 pub struct ProduceItem {
@@ -36,6 +38,12 @@ pub struct FetchItem {
     pub partition: u32,
     pub offset: Offset,
     pub max_bytes: usize,
+    /// A follower broker replicating the partition (reads past the high
+    /// watermark, reports what it has); `None` for consumers.
+    pub replica: Option<u32>,
+    /// See [`crate::broker::FetchPartition`].
+    pub current_leader_epoch: i32,
+    pub last_fetched_epoch: i32,
 }
 
 /// What a read found.
@@ -45,6 +53,9 @@ pub struct FetchData {
     pub bytes: usize,
     pub high_watermark: Offset,
     pub log_start: Offset,
+    /// For a follower whose log diverges from the leader's: the largest
+    /// leader epoch at or below its last fetched one and where it ends.
+    pub diverging: Option<(i32, Offset)>,
 }
 
 pub struct FetchOutcome {
@@ -99,7 +110,7 @@ pub struct ShardStatsData {
 }
 
 /// Splits `items` into this shard's and each other shard's.
-fn group_by_owner<T>(
+pub(super) fn group_by_owner<T>(
     shard: &Shard,
     items: Vec<T>,
     key: impl Fn(&T) -> (TopicId, u32),
@@ -191,13 +202,18 @@ impl Shard {
             .into_iter()
             .map(|item| {
                 let bytes = item.data.len() as u64;
-                let started = match self.log(item.topic, item.partition) {
-                    None => Err(self.unavailable(item.topic, item.partition)),
-                    Some(_) if refusal.is_some() => Err(refusal.clone().expect("checked above")),
-                    Some(log) => {
+                let started = match self.serving_log(item.topic, item.partition) {
+                    Err(e) => Err(e),
+                    Ok(_) if refusal.is_some() => Err(refusal.clone().expect("checked above")),
+                    Ok((_, Some(part)))
+                        if acks == Acks::All && part.check_min_insync().is_err() =>
+                    {
+                        Err(part.check_min_insync().expect_err("checked"))
+                    }
+                    Ok((log, part)) => {
                         let began = trace::now();
                         let pending = log.start_append(item.data);
-                        Ok((log, pending, began))
+                        Ok((log, part, pending, began))
                     }
                 };
                 let (idx, topic) = (item.idx, item.topic);
@@ -205,7 +221,7 @@ impl Shard {
                 async move {
                     let result = match started {
                         Err(e) => Err(e),
-                        Ok((log, pending, began)) => {
+                        Ok((log, part, pending, began)) => {
                             let appended = pending.await;
                             let appended_at = trace::since(Stage::Append, began);
                             if let Ok(info) = &appended {
@@ -218,12 +234,29 @@ impl Shard {
                             match appended {
                                 Ok(info) => match acks {
                                     Acks::All => {
-                                        let durable =
-                                            log.make_durable(info.last_offset.plus(1)).await;
+                                        let end = info.last_offset.plus(1);
+                                        let durable = log.make_durable(end).await;
                                         trace::since(Stage::Durable, appended_at);
-                                        durable.map(|()| info).map_err(|e| BrokerError::storage(&e))
+                                        match (durable, part) {
+                                            (Err(e), _) => Err(BrokerError::storage(&e)),
+                                            (Ok(()), None) => Ok(info),
+                                            (Ok(()), Some(part)) => part
+                                                .wait_replicated(
+                                                    end,
+                                                    Duration::from_millis(
+                                                        REPLICATION_ACK_TIMEOUT_MS,
+                                                    ),
+                                                )
+                                                .await
+                                                .map(|()| info),
+                                        }
                                     }
-                                    _ => Ok(info),
+                                    _ => {
+                                        if let Some(part) = part {
+                                            part.advance();
+                                        }
+                                        Ok(info)
+                                    }
                                 },
                                 Err(e) => Err(BrokerError::storage(&e)),
                             }
@@ -270,16 +303,32 @@ impl Shard {
 
     pub(super) async fn fetch_local(&self, items: Vec<FetchItem>) -> Vec<FetchOutcome> {
         let reads = items.into_iter().map(|item| async move {
-            let result = match self.log(item.topic, item.partition) {
-                None => Err((self.unavailable(item.topic, item.partition), None)),
-                Some(log) => match log.read(item.offset, item.max_bytes).await {
+            let result = match self.serving_read(&item) {
+                Err(e) => Err((e, None)),
+                Ok((_, ReadKind::Diverging(epoch, end, hw, start))) => Ok(FetchData {
+                    high_watermark: hw,
+                    log_start: start,
+                    diverging: Some((epoch, end)),
+                    ..FetchData::default()
+                }),
+                Ok((log, kind)) => match match kind {
+                    ReadKind::Replica => log.read_replica(item.offset, item.max_bytes).await,
+                    _ => log.read(item.offset, item.max_bytes).await,
+                } {
                     Ok(read) => {
                         self.metrics.fetched(item.topic, read.bytes as u64);
                         Ok(FetchData {
                             bytes: read.bytes,
                             chunks: read.chunks,
-                            high_watermark: read.high_watermark,
+                            high_watermark: match &kind {
+                                ReadKind::Replica => self
+                                    .replication
+                                    .get(item.topic, item.partition)
+                                    .map_or(read.high_watermark, |p| p.high_watermark()),
+                                _ => read.high_watermark,
+                            },
                             log_start: read.log_start_offset,
+                            diverging: None,
                         })
                     }
                     Err(e) => {
@@ -349,7 +398,13 @@ impl Shard {
                     None => return,
                     Some(log) => {
                         let listener = log.listen_for_data();
-                        if log.high_watermark() > item.offset || log.start_offset() > item.offset {
+                        // A follower waits for the log end, a consumer for
+                        // the high watermark.
+                        let end = match item.replica {
+                            Some(_) => log.end_offset(),
+                            None => log.high_watermark(),
+                        };
+                        if end > item.offset || log.start_offset() > item.offset {
                             return;
                         }
                         listeners.push(listener);
@@ -409,7 +464,7 @@ impl Shard {
     pub(super) async fn list_offsets_local(&self, items: Vec<OffsetQuery>) -> Vec<OffsetAnswer> {
         let mut out = Vec::with_capacity(items.len());
         for q in items {
-            let Some(log) = self.log(q.topic, q.partition) else {
+            let Ok((log, _)) = self.serving_log(q.topic, q.partition) else {
                 out.push(Err(self.unavailable(q.topic, q.partition)));
                 continue;
             };
@@ -554,9 +609,14 @@ impl Shard {
         name: String,
         partitions: u32,
         overrides: crate::meta::TopicOverrides,
+        replication: u32,
     ) -> Result<std::sync::Arc<crate::meta::TopicMeta>, BrokerError> {
         if self.id == ShardId(0) {
-            return self.controller_create(name, partitions, overrides).await;
+            return self
+                .changing(|| {
+                    self.controller_create(name.clone(), partitions, overrides.clone(), replication)
+                })
+                .await;
         }
         let (tx, rx) = oneshot::channel();
         self.send_to(
@@ -565,6 +625,7 @@ impl Shard {
                 name,
                 partitions,
                 overrides,
+                replication,
                 reply: tx,
             },
         )

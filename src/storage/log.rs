@@ -2377,8 +2377,9 @@ impl PartitionLog {
     }
 
     /// Cuts every record at or above `offset`: a follower dropping the
-    /// tail where its log diverges from its leader's. A no-op if `offset`
-    /// is at or past the end offset; [`StorageError::TruncateBelowStart`]
+    /// tail where its log diverges from its leader's. At or past the end
+    /// offset only epoch-cache entries starting at or past `offset` (epochs
+    /// led without a record) are dropped; [`StorageError::TruncateBelowStart`]
     /// below the log start (`offset` equal to it empties the log, which
     /// then starts and ends there). Kafka cuts at batch boundaries too:
     /// if `offset` falls inside a batch, the cut is at that batch's base.
@@ -2426,6 +2427,15 @@ impl PartitionLog {
             let permit = inner.lock_in_turn(inner.append_order.turn()).await?;
             let end = inner.next_offset.get();
             if offset >= end {
+                // No record to cut, but an epoch this log led without
+                // writing anything (its entry starts at the end) goes, or
+                // the follower would name it again and diverge forever.
+                let mut cache = inner.epochs.borrow().clone();
+                if cache.truncate_from(offset) {
+                    inner.stamp_epoch.set(None);
+                    inner.save_epochs(cache).await?;
+                }
+                drop(permit);
                 return Ok(());
             }
             let start = inner.start_offset();

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod clients;
+pub mod cluster;
 pub mod pki;
 
 use std::io::{BufRead, BufReader, Read};

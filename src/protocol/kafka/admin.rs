@@ -48,18 +48,18 @@ async fn create_one(
     let name = topic.name.0.to_string();
     let mut result = CreatableTopicResult::default().with_name(topic.name.clone());
     let outcome = async {
-        let (partitions, overrides) = settings(shard, &topic)?;
+        let (partitions, overrides, rf) = settings(shard, &topic)?;
         if validate_only {
-            let meta = broker::validate_new_topic(shard, &name, partitions, overrides)?;
-            return Ok((None, partitions, shard.snapshot().config_entries(&meta)));
+            let meta = broker::validate_new_topic(shard, &name, partitions, overrides, rf)?;
+            return Ok((None, partitions, rf, shard.snapshot().config_entries(&meta)));
         }
-        let meta = broker::create_topic(shard, name.clone(), partitions, overrides).await?;
+        let meta = broker::create_topic(shard, name.clone(), partitions, overrides, rf).await?;
         let entries = shard.snapshot().config_entries(&meta);
-        Ok::<_, BrokerError>((Some(meta.uuid), partitions, entries))
+        Ok::<_, BrokerError>((Some(meta.uuid), partitions, rf, entries))
     }
     .await;
     match outcome {
-        Ok((uuid, partitions, entries)) => {
+        Ok((uuid, partitions, rf, entries)) => {
             if version >= 7
                 && let Some(uuid) = uuid
             {
@@ -67,7 +67,7 @@ async fn create_one(
             }
             if version >= 5 {
                 result.num_partitions = partitions as i32;
-                result.replication_factor = 1;
+                result.replication_factor = rf as i16;
                 result.configs = Some(configs(&entries));
             }
         }
@@ -84,7 +84,10 @@ async fn create_one(
 }
 
 /// The partition count and the settings a create asks for, checked.
-fn settings(shard: &Shard, topic: &CreatableTopic) -> Result<(u32, TopicOverrides), BrokerError> {
+fn settings(
+    shard: &Shard,
+    topic: &CreatableTopic,
+) -> Result<(u32, TopicOverrides, u32), BrokerError> {
     // -1: the broker's default (CreateTopics v4+).
     let partitions = match topic.num_partitions {
         -1 => shard.config.auto_create_partitions,
@@ -98,15 +101,17 @@ fn settings(shard: &Shard, topic: &CreatableTopic) -> Result<(u32, TopicOverride
             ));
         }
     };
-    if !matches!(topic.replication_factor, -1 | 1) {
-        return Err(BrokerError::new(
-            ErrorKind::InvalidReplicationFactor,
-            format!(
-                "replication factor {} is not available: this broker runs alone (use 1 or -1)",
-                topic.replication_factor
-            ),
-        ));
-    }
+    // -1: the broker's default (1, as Kafka's default.replication.factor).
+    let rf = match topic.replication_factor {
+        -1 => 1,
+        n if n > 0 => n as u32,
+        n => {
+            return Err(BrokerError::new(
+                ErrorKind::InvalidReplicationFactor,
+                format!("replication factor must be at least 1 (or -1 for the default), got {n}"),
+            ));
+        }
+    };
     let node = shard.config.node_id;
     if let Some(a) = topic.assignments.iter().find(|a| {
         a.broker_ids
@@ -134,7 +139,7 @@ fn settings(shard: &Shard, topic: &CreatableTopic) -> Result<(u32, TopicOverride
     let overrides = TopicOverrides::default()
         .apply(&changes, &shard.snapshot().topic_defaults)
         .map_err(|e| BrokerError::new(ErrorKind::InvalidConfig, e))?;
-    Ok((partitions, overrides))
+    Ok((partitions, overrides, rf))
 }
 
 fn configs(entries: &[ConfigEntry]) -> Vec<CreatableTopicConfigs> {

@@ -58,6 +58,10 @@ pub const INVALID_REGULAR_EXPRESSION: i16 = 128;
 pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
 pub const GROUP_AUTHORIZATION_FAILED: i16 = 30;
 pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+pub const NOT_ENOUGH_REPLICAS: i16 = 19;
+pub const NOT_ENOUGH_REPLICAS_AFTER_APPEND: i16 = 20;
+pub const FENCED_LEADER_EPOCH: i16 = 74;
+pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
 pub const SASL_AUTHENTICATION_FAILED: i16 = 58;
 pub const ILLEGAL_SASL_STATE: i16 = 34;
 pub const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
@@ -89,6 +93,10 @@ pub fn code(kind: ErrorKind) -> i16 {
         ErrorKind::InvalidTopicName | ErrorKind::InternalTopic => INVALID_TOPIC_EXCEPTION,
         ErrorKind::InvalidConfig => INVALID_CONFIG,
         ErrorKind::InvalidReplicationFactor => INVALID_REPLICATION_FACTOR,
+        ErrorKind::NotEnoughReplicas => NOT_ENOUGH_REPLICAS,
+        ErrorKind::NotEnoughReplicasAfterAppend => NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+        ErrorKind::FencedLeaderEpoch => FENCED_LEADER_EPOCH,
+        ErrorKind::UnknownLeaderEpoch => UNKNOWN_LEADER_EPOCH,
         ErrorKind::CorruptBatch | ErrorKind::InvalidBatch | ErrorKind::EmptyProduce => {
             CORRUPT_MESSAGE
         }

@@ -44,6 +44,8 @@ pub async fn handle(
                     partition: u32::try_from(p.partition).unwrap_or(u32::MAX),
                     offset: p.fetch_offset,
                     max_bytes: p.partition_max_bytes.max(0) as u32,
+                    current_leader_epoch: p.current_leader_epoch,
+                    last_fetched_epoch: -1,
                 })
                 .collect(),
         })
@@ -53,6 +55,7 @@ pub async fn handle(
         min_bytes: request.min_bytes.max(0) as u32,
         max_bytes: request.max_bytes.max(0) as u32,
         topics,
+        replica: None,
     };
     // READ on each topic; a denied topic is answered without a read.
     let response = if shard.authorizer_enabled() {

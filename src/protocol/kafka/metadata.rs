@@ -257,8 +257,21 @@ fn topic(shard: &Shard, version: i16, ops: bool, meta: &Arc<TopicMeta>) -> Metad
             let node = leader(shard, meta, p);
             // A partition on a fenced broker has no leader for now.
             let fenced = meta.node_of(p).is_some_and(|n| snapshot.is_fenced(n));
-            // Leader epoch -1: clients skip offset validation by epoch,
-            // which needs OffsetForLeaderEpoch (comes with replication).
+            // Replicated partitions have real leader epochs (clients then
+            // validate their positions with OffsetForLeaderEpoch after a
+            // leader change); -1 for the others: nothing to validate.
+            let epoch = meta.replicas.get(p as usize).map_or(-1, |r| r.epoch as i32);
+            let (replicas, isr) = match meta.replicas.get(p as usize) {
+                Some(r) => (
+                    r.replicas.iter().map(|n| BrokerId(*n as i32)).collect(),
+                    r.isr
+                        .iter()
+                        .filter(|n| !snapshot.is_fenced(**n))
+                        .map(|n| BrokerId(*n as i32))
+                        .collect(),
+                ),
+                None => (vec![node], if fenced { vec![] } else { vec![node] }),
+            };
             MetadataResponsePartition::default()
                 .with_error_code(if fenced {
                     codes::LEADER_NOT_AVAILABLE
@@ -267,8 +280,9 @@ fn topic(shard: &Shard, version: i16, ops: bool, meta: &Arc<TopicMeta>) -> Metad
                 })
                 .with_partition_index(p as i32)
                 .with_leader_id(if fenced { BrokerId(-1) } else { node })
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(if fenced { vec![] } else { vec![node] })
+                .with_leader_epoch(epoch)
+                .with_replica_nodes(replicas)
+                .with_isr_nodes(isr)
         })
         .collect();
     let mut t = MetadataResponseTopic::default()

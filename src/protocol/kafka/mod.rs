@@ -27,6 +27,7 @@ mod authz;
 mod codes;
 mod configs;
 mod consumer_groups;
+mod epochs;
 mod fetch;
 mod frame;
 mod groups;
@@ -369,6 +370,7 @@ enum Answer {
     Metadata(kafka_protocol::messages::MetadataResponse),
     Fetch(kafka_protocol::messages::FetchResponse),
     ListOffsets(kafka_protocol::messages::ListOffsetsResponse),
+    OffsetForLeaderEpoch(kafka_protocol::messages::OffsetForLeaderEpochResponse),
     CreateTopics(kafka_protocol::messages::CreateTopicsResponse),
     DeleteTopics(kafka_protocol::messages::DeleteTopicsResponse),
     CreatePartitions(kafka_protocol::messages::CreatePartitionsResponse),
@@ -460,6 +462,9 @@ async fn run(shard: &Rc<Shard>, header: Header, request: RequestKind, caller: &C
         RequestKind::Metadata(r) => Answer::Metadata(metadata::handle(shard, caller, v, r).await),
         RequestKind::Fetch(r) => Answer::Fetch(fetch::handle(shard, caller, v, r).await),
         RequestKind::ListOffsets(r) => Answer::ListOffsets(offsets::handle(shard, v, r).await),
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            Answer::OffsetForLeaderEpoch(epochs::handle(shard, caller, r).await)
+        }
         RequestKind::CreateTopics(r) => {
             Answer::CreateTopics(admin::create_topics(shard, v, r).await)
         }
@@ -524,6 +529,7 @@ fn answer(header: Header, answer: Answer) -> Option<Outgoing> {
         Answer::Metadata(r) => encode_or_log(header, r),
         Answer::Fetch(r) => encode_or_log(header, r),
         Answer::ListOffsets(r) => encode_or_log(header, r),
+        Answer::OffsetForLeaderEpoch(r) => encode_or_log(header, r),
         Answer::CreateTopics(r) => encode_or_log(header, r),
         Answer::DeleteTopics(r) => encode_or_log(header, r),
         Answer::CreatePartitions(r) => encode_or_log(header, r),

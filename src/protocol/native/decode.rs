@@ -28,6 +28,7 @@ pub enum Request {
         partitions: u32,
         /// What the request sets, or why its configuration is invalid.
         overrides: Result<TopicOverrides, String>,
+        replication: u32,
     },
     DeleteTopic {
         name: String,
@@ -181,6 +182,7 @@ pub fn decode(frame: BytesMut) -> Result<(u64, Request), (u64, BrokerError)> {
                 name: required(c.name(), "topic name").map_err(fail)?.to_string(),
                 partitions: c.partitions(),
                 overrides: overrides(c.config()),
+                replication: c.replication_factor().max(1),
             }
         }
         R::DeleteTopicRequest => {
@@ -267,6 +269,8 @@ pub fn decode(frame: BytesMut) -> Result<(u64, Request), (u64, BrokerError)> {
                         partition: p.partition(),
                         offset: p.offset(),
                         max_bytes: p.max_bytes(),
+                        current_leader_epoch: p.current_leader_epoch(),
+                        last_fetched_epoch: p.last_fetched_epoch(),
                     })
                     .collect();
                 topics.push(FetchTopic {
@@ -281,6 +285,7 @@ pub fn decode(frame: BytesMut) -> Result<(u64, Request), (u64, BrokerError)> {
                 min_bytes: f.min_bytes(),
                 max_bytes: f.max_bytes(),
                 topics,
+                replica: u32::try_from(f.replica_id()).ok(),
             })
         }
         R::ListOffsetsRequest => {
@@ -448,6 +453,7 @@ fn overrides(config: Option<wire::TopicConfig<'_>>) -> Result<TopicOverrides, St
         o.retention_bytes = Some(Some(v));
     }
     o.segment_bytes = opt(w.segment_bytes(), "segment bytes")?;
+    o.min_insync_replicas = (w.min_insync_replicas() > 0).then_some(w.min_insync_replicas());
     o.segment_ms = opt(w.segment_ms(), "segment ms")?;
     o.max_batch_bytes = opt(w.max_batch_bytes(), "max batch bytes")?.map(|v| v as usize);
     o.fsync = match w.fsync() {

@@ -265,7 +265,8 @@ pub async fn handle(
             name,
             partitions,
             overrides,
-        } => create_topic(shard, corr, name, partitions, overrides).await,
+            replication,
+        } => create_topic(shard, corr, name, partitions, overrides, replication).await,
         Request::DeleteTopic { name } => match broker::delete_topic(shard, name).await {
             Ok(()) => {
                 let mut fbb = FlatBufferBuilder::new();
@@ -564,6 +565,7 @@ async fn create_topic(
     name: String,
     partitions: u32,
     overrides: Result<crate::meta::TopicOverrides, String>,
+    replication: u32,
 ) -> ResponseFrame {
     let overrides = match overrides {
         Ok(o) => o,
@@ -576,7 +578,7 @@ async fn create_topic(
             );
         }
     };
-    match broker::create_topic(shard, name, partitions, overrides).await {
+    match broker::create_topic(shard, name, partitions, overrides, replication).await {
         Ok(meta) => {
             let mut fbb = FlatBufferBuilder::new();
             let config = config_to_wire(&meta.config, &mut fbb);
@@ -623,6 +625,7 @@ fn config_to_wire<'a>(
             fsync,
             fsync_interval_ms: interval,
             max_batch_bytes: c.max_batch_bytes as i64,
+            min_insync_replicas: c.min_insync_replicas,
         },
     )
 }
@@ -679,10 +682,22 @@ async fn describe_topic(shard: &Rc<Shard>, corr: u64, name: &str) -> ResponseFra
         Err(e) => return refused(shard, "DescribeTopic", corr, &e),
     };
     let mut fbb = FlatBufferBuilder::new();
+    let meta = described.meta.clone();
     let parts: Vec<_> = described
         .partitions
         .iter()
         .map(|s| {
+            let state = meta.partition_replicas(s.partition);
+            let (replicas, isr) = match &state {
+                Some(r) => (
+                    Some(fbb.create_vector(&r.replicas)),
+                    Some(fbb.create_vector(&r.isr)),
+                ),
+                None => (None, None),
+            };
+            let leader = meta
+                .node_of(s.partition)
+                .map_or(shard.config.node_id, |n| n as i32);
             wire::PartitionDescription::create(
                 &mut fbb,
                 &wire::PartitionDescriptionArgs {
@@ -694,6 +709,10 @@ async fn describe_topic(shard: &Rc<Shard>, corr: u64, name: &str) -> ResponseFra
                     high_watermark: s.high_watermark.0 as i64,
                     size_bytes: s.bytes,
                     segments: s.segments,
+                    leader,
+                    replicas,
+                    isr,
+                    leader_epoch: meta.leader_epoch(s.partition) as i32,
                 },
             )
         })
@@ -832,6 +851,12 @@ fn fetch_response(corr: u64, response: &FetchResponse) -> ResponseFrame {
             .partitions
             .iter()
             .map(|slot| {
+                let diverging = slot
+                    .result
+                    .as_ref()
+                    .ok()
+                    .and_then(|d| d.diverging)
+                    .map_or((-1, -1), |(epoch, end)| (epoch, end.0 as i64));
                 let (error, message, hw, start, records) = match &slot.result {
                     Ok(data) => (
                         ErrorCode::NONE,
@@ -857,6 +882,8 @@ fn fetch_response(corr: u64, response: &FetchResponse) -> ResponseFrame {
                         high_watermark: hw,
                         log_start_offset: start,
                         records,
+                        diverging_epoch: diverging.0,
+                        diverging_end_offset: diverging.1,
                     },
                 )
             })
