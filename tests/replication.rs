@@ -86,11 +86,22 @@ struct Producer {
 
 impl Producer {
     fn start(dir: &Path, bootstrap: &str, topic: &str, rate: u32) -> Producer {
+        Producer::start_with("replicated_producer.py", dir, bootstrap, topic, rate)
+    }
+
+    /// `script` (in tests/kafka) as the producer.
+    fn start_with(
+        script_name: &str,
+        dir: &Path,
+        bootstrap: &str,
+        topic: &str,
+        rate: u32,
+    ) -> Producer {
         let acked = dir.join("acked.txt");
         let errors = dir.join("errors.txt");
         let stop = dir.join("stop");
         let child = Command::new("python3")
-            .arg(script("replicated_producer.py"))
+            .arg(script(script_name))
             .args([bootstrap, topic])
             .arg(&acked)
             .arg(&errors)
@@ -438,5 +449,161 @@ fn a_rolling_restart_with_sigterm_loses_nothing() {
     let (acked, errors) = producer.finish();
     assert!(errors.is_empty(), "the producer was told: {errors:?}");
     let read = read_all(&bootstrap(&cluster), "rolling");
+    check_no_loss_no_duplicates(&acked, &read);
+}
+
+#[test]
+fn an_isolated_leader_cannot_acknowledge_and_truncates_by_epoch_when_healed() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !common::kafka_clients_available() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start_proxied(3);
+    cluster.leader(&[1, 2, 3]);
+    cluster.wait_registered(&[1, 2, 3]);
+    create_replicated(&cluster, "split", 1);
+    wait_all_in_sync(&cluster, &[1, 2, 3], "split", 1, Duration::from_secs(20));
+    let (old_leader, epoch, _) = newest(&cluster, "split", 0);
+    let isolated = old_leader as u64;
+    let others: Vec<u64> = (1..=3).filter(|id| *id != isolated).collect();
+    let producer = Producer::start(work.path(), &bootstrap(&cluster), "split", 200);
+    producer.wait_progress(200, Duration::from_secs(30));
+
+    // Cut the leader off from both followers (and the controllers); its
+    // clients still reach it.
+    cluster.isolate_fully(isolated);
+    let direct = cluster.broker(isolated).kafka.unwrap().to_string();
+    let script = format!(
+        r#"
+from confluent_kafka import Producer
+p = Producer({{'bootstrap.servers': '{direct}', 'acks': 'all', 'message.timeout.ms': 4000,
+              'topic.metadata.refresh.interval.ms': 600000}})
+out = []
+p.produce('split', value='isolated', partition=0,
+          on_delivery=lambda e, m: out.append('acked' if e is None else e.name()))
+p.flush(20)
+print(out[0] if out else 'undelivered')
+"#
+    );
+    let outcome = String::from_utf8_lossy(&common::cluster::python(&script)).to_string();
+    assert!(
+        !outcome.contains("acked"),
+        "the isolated leader acknowledged an acks=all write: {outcome}"
+    );
+    // The majority elects a new leader with a newer epoch.
+    wait_until(
+        Duration::from_secs(20),
+        "a new leader elected by the majority",
+        || {
+            others.iter().all(|id| {
+                partition(&cluster, *id, "split", 0)
+                    .is_some_and(|(l, e, _)| l as u64 != isolated && e > epoch)
+            })
+        },
+    );
+
+    cluster.heal_fully();
+    // The old leader follows again: it cut the tail the others never had
+    // (at least the record written directly to it) where its epoch ends on
+    // the new leader, caught up and rejoined the ISR.
+    wait_all_in_sync(&cluster, &others, "split", 1, Duration::from_secs(40));
+    let log = cluster.broker(isolated).log();
+    assert!(
+        log.contains("diverges from the leader's"),
+        "the old leader did not truncate by epoch:\n{}",
+        &log[log.len().saturating_sub(4000)..]
+    );
+    producer.wait_progress(200, Duration::from_secs(40));
+    let (acked, errors) = producer.finish();
+    assert!(errors.is_empty(), "the producer was told: {errors:?}");
+    let read = read_all(&bootstrap(&cluster), "split");
+    check_no_loss_no_duplicates(&acked, &read);
+    assert!(
+        !read.iter().any(|v| !v.starts_with('v')),
+        "the record only the isolated leader took was read"
+    );
+    for id in 1..=3u64 {
+        cluster.brokers[id as usize - 1]
+            .as_mut()
+            .unwrap()
+            .terminate(Duration::from_secs(30));
+    }
+    let copies: Vec<Vec<u8>> = cluster
+        .dirs
+        .iter()
+        .map(|d| log_bytes(&d.join("split").join("0")))
+        .collect();
+    let shortest = copies.iter().map(Vec::len).min().unwrap();
+    for (i, c) in copies.iter().enumerate() {
+        assert!(
+            c[..shortest] == copies[0][..shortest],
+            "broker {}'s copy differs from broker 1's within the first {shortest} bytes",
+            i + 1
+        );
+    }
+}
+
+#[test]
+fn kafka_python_produces_and_consumes_through_a_failover() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !common::kafka_clients_available() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(3);
+    cluster.leader(&[1, 2, 3]);
+    cluster.wait_registered(&[1, 2, 3]);
+    create_replicated(&cluster, "py", 1);
+    wait_all_in_sync(&cluster, &[1, 2, 3], "py", 1, Duration::from_secs(20));
+    let producer = Producer::start_with(
+        "kafka_python_producer.py",
+        work.path(),
+        &bootstrap(&cluster),
+        "py",
+        100,
+    );
+    producer.wait_progress(100, Duration::from_secs(30));
+    let (leader, epoch, _) = newest(&cluster, "py", 0);
+    cluster.brokers[leader as usize - 1]
+        .as_mut()
+        .unwrap()
+        .kill();
+    let others: Vec<u64> = (1..=3).filter(|id| *id != leader as u64).collect();
+    wait_until(Duration::from_secs(10), "a new leader", || {
+        others.iter().all(|id| {
+            partition(&cluster, *id, "py", 0).is_some_and(|(l, e, _)| l != leader && e > epoch)
+        })
+    });
+    producer.wait_progress(100, Duration::from_secs(40));
+    let (acked, errors) = producer.finish();
+    assert!(errors.is_empty(), "kafka-python was told: {errors:?}");
+    // kafka-python reads it back from the new leader.
+    let servers = others
+        .iter()
+        .map(|id| format!("'{}'", cluster.broker(*id).kafka.unwrap()))
+        .collect::<Vec<_>>()
+        .join(",");
+    let script = format!(
+        r#"
+from kafka import KafkaConsumer, TopicPartition
+c = KafkaConsumer(bootstrap_servers=[{servers}], enable_auto_commit=False,
+                  auto_offset_reset='earliest', consumer_timeout_ms=5000)
+tp = TopicPartition('py', 0)
+c.assign([tp])
+end = c.end_offsets([tp])[tp]
+c.seek_to_beginning(tp)
+for m in c:
+    print(m.value.decode())
+    if m.offset + 1 >= end:
+        break
+c.close()
+"#
+    );
+    let out = common::cluster::python(&script);
+    let read: Vec<String> = String::from_utf8_lossy(&out)
+        .lines()
+        .map(str::to_string)
+        .collect();
     check_no_loss_no_duplicates(&acked, &read);
 }

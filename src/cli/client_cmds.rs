@@ -212,15 +212,15 @@ pub fn topic(command: TopicCommand, broker: SocketAddr) -> Result<(), String> {
                 outln!("topic {} (id {}), fsync {fsync}", d.name, d.topic_id);
                 print_settings(&settings);
                 outln!(
-                    "{:>9} {:>6} {:>5} {:>12} {:>12} {:>12} {:>14} {:>8} {:>12} {:>12} {:>6}  STATUS",
+                    "{:>9} {:>5} {:>12} {:>12} {:>12} {:>14} {:>8} {:>6} {:>12} {:>12} {:>6}  STATUS",
                     "PARTITION",
-                    "LEADER",
                     "SHARD",
                     "START",
                     "END",
                     "HW",
                     "BYTES",
                     "SEGMENTS",
+                    "LEADER",
                     "REPLICAS",
                     "ISR",
                     "EPOCH"
@@ -243,15 +243,15 @@ pub fn topic(command: TopicCommand, broker: SocketAddr) -> Result<(), String> {
                     };
                     let under = p.isr.len() < p.replicas.len();
                     outln!(
-                        "{:>9} {:>6} {:>5} {:>12} {:>12} {:>12} {:>14} {:>8} {:>12} {:>12} {:>6}  {status}{}",
+                        "{:>9} {:>5} {:>12} {:>12} {:>12} {:>14} {:>8} {:>6} {:>12} {:>12} {:>6}  {status}{}",
                         p.partition,
-                        p.leader.map_or("-".to_string(), |n| n.to_string()),
                         p.shard,
                         p.start_offset,
                         p.end_offset,
                         p.high_watermark,
                         p.size_bytes,
                         p.segments,
+                        p.leader.map_or("-".to_string(), |n| n.to_string()),
                         list(&p.replicas),
                         list(&p.isr),
                         p.leader_epoch.map_or("-".to_string(), |e| e.to_string()),

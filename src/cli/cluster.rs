@@ -81,6 +81,58 @@ fn status(http: &str, json: bool) -> Result<(), String> {
     outln!(
         "(* the broker answering; LAG, entries behind the leader's log, is known on the leader)"
     );
+    let under: Vec<&Value> = c["under_replicated"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .collect();
+    if under.is_empty() {
+        outln!("every replicated partition has all its replicas in sync");
+        return Ok(());
+    }
+    let offline = under
+        .iter()
+        .filter(|u| u["offline"].as_bool() == Some(true))
+        .count();
+    outln!(
+        "{} under-replicated partition(s), {offline} offline:",
+        under.len()
+    );
+    outln!(
+        "  {:<30} {:>9} {:>6} {:<12} {:<12}",
+        "TOPIC",
+        "PARTITION",
+        "LEADER",
+        "REPLICAS",
+        "ISR"
+    );
+    let list = |v: &Value| {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_u64)
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    for u in under.iter().take(50) {
+        outln!(
+            "  {:<30} {:>9} {:>6} {:<12} {:<12}{}",
+            u["topic"].as_str().unwrap_or("?"),
+            u["partition"],
+            u["leader"],
+            list(&u["replicas"]),
+            list(&u["isr"]),
+            if u["offline"].as_bool() == Some(true) {
+                "  offline"
+            } else {
+                ""
+            }
+        );
+    }
+    if under.len() > 50 {
+        outln!("  … and {} more (--json lists all)", under.len() - 50);
+    }
     Ok(())
 }
 

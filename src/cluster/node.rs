@@ -69,6 +69,44 @@ pub struct ControllerStatus {
     pub voters: Vec<VoterStatus>,
     /// The registered brokers, from the applied metadata.
     pub brokers: Vec<crate::meta::BrokerMeta>,
+    /// Replicated partitions with fewer in-sync replicas than replicas,
+    /// from the applied metadata (offline ones, whose leader is fenced,
+    /// included).
+    pub under_replicated: Vec<UnderReplicated>,
+}
+
+/// A partition missing some of its in-sync replicas.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct UnderReplicated {
+    pub topic: String,
+    pub partition: u32,
+    pub leader: u32,
+    pub replicas: Vec<u32>,
+    pub isr: Vec<u32>,
+    /// Its leader is fenced: no broker serves it until one returns.
+    pub offline: bool,
+}
+
+/// The under-replicated partitions of `s`.
+fn under_replicated(s: &Snapshot) -> Vec<UnderReplicated> {
+    let mut out = Vec::new();
+    for t in s.topics.values() {
+        for (p, r) in t.replicas.iter().enumerate() {
+            let leader = t.nodes.get(p).copied().unwrap_or(0);
+            let offline = s.is_fenced(leader);
+            if r.isr.len() < r.replicas.len() || offline {
+                out.push(UnderReplicated {
+                    topic: t.name.to_string(),
+                    partition: p as u32,
+                    leader,
+                    replicas: r.replicas.clone(),
+                    isr: r.isr.clone(),
+                    offline,
+                });
+            }
+        }
+    }
+    out
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -802,10 +840,20 @@ impl Controller {
     /// of `applied` (or those published last).
     fn publish_status(&self, applied: Option<&Snapshot>) {
         let last_published = self.board.controller();
-        let (metadata_version, brokers) = match applied {
-            Some(s) => (s.version, s.brokers.values().cloned().collect()),
+        let (metadata_version, brokers, under) = match applied {
+            Some(s) => (
+                s.version,
+                s.brokers.values().cloned().collect(),
+                under_replicated(s),
+            ),
             None => last_published
-                .map(|s| (s.metadata_version, s.brokers.clone()))
+                .map(|s| {
+                    (
+                        s.metadata_version,
+                        s.brokers.clone(),
+                        s.under_replicated.clone(),
+                    )
+                })
                 .unwrap_or_default(),
         };
         let node = self.node.borrow();
@@ -838,6 +886,7 @@ impl Controller {
             metadata_version,
             voters,
             brokers,
+            under_replicated: under,
         };
         drop(node);
         self.board.set_controller(status);

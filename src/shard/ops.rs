@@ -202,14 +202,20 @@ impl Shard {
             .into_iter()
             .map(|item| {
                 let bytes = item.data.len() as u64;
-                let started = match self.serving_log(item.topic, item.partition) {
+                // acks=all needs min.insync.replicas in sync before anything
+                // is appended.
+                let served =
+                    self.serving_log(item.topic, item.partition)
+                        .and_then(|(log, part)| {
+                            match &part {
+                                Some(p) if acks == Acks::All => p.check_min_insync()?,
+                                _ => {}
+                            }
+                            Ok((log, part))
+                        });
+                let started = match served {
                     Err(e) => Err(e),
                     Ok(_) if refusal.is_some() => Err(refusal.clone().expect("checked above")),
-                    Ok((_, Some(part)))
-                        if acks == Acks::All && part.check_min_insync().is_err() =>
-                    {
-                        Err(part.check_min_insync().expect_err("checked"))
-                    }
                     Ok((log, part)) => {
                         let began = trace::now();
                         let pending = log.start_append(item.data);
@@ -304,6 +310,14 @@ impl Shard {
     pub(super) async fn fetch_local(&self, items: Vec<FetchItem>) -> Vec<FetchOutcome> {
         let reads = items.into_iter().map(|item| async move {
             let result = match self.serving_read(&item) {
+                // A follower past the leader's end learns the leader's
+                // range, to cut its log to it.
+                Err(e) if e.kind == ErrorKind::OffsetOutOfRange => {
+                    let range = self
+                        .log(item.topic, item.partition)
+                        .map(|log| (log.start_offset(), log.end_offset()));
+                    Err((e, range))
+                }
                 Err(e) => Err((e, None)),
                 Ok((_, ReadKind::Diverging(epoch, end, hw, start))) => Ok(FetchData {
                     high_watermark: hw,

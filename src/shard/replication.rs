@@ -75,8 +75,6 @@ pub(crate) struct Part {
     followers: RefCell<BTreeMap<u32, Progress>>,
     /// Leader: the high watermark (readers see below it).
     hw: Cell<Offset>,
-    /// Follower: the leader's high watermark at its last answer.
-    leader_hw: Cell<Offset>,
     /// Fires when the high watermark moves or the role ends.
     moved: Event,
     ended: Cell<bool>,
@@ -277,7 +275,6 @@ impl Shard {
                 log: log.clone(),
                 followers: RefCell::new(BTreeMap::new()),
                 hw: Cell::new(previous_hw.min(log.end_offset())),
-                leader_hw: Cell::new(Offset(0)),
                 moved: Event::new(),
                 ended: Cell::new(false),
                 isr_asked: Cell::new(false),
@@ -661,7 +658,6 @@ async fn follow_once(
         return Ok(());
     }
     let leader_hw = Offset(result.high_watermark().max(0) as u64);
-    part.leader_hw.set(leader_hw);
     if let Some(records) = result.records()
         && !records.is_empty()
     {

@@ -97,7 +97,72 @@ impl Proxy {
     }
 }
 
+/// A TCP proxy in front of one broker's native port (what the others
+/// fetch replicas from, when the broker advertises the proxy); cutting it
+/// drops every connection through it and refuses new ones.
+pub struct DataProxy {
+    pub addr: SocketAddr,
+    pub target: Arc<Mutex<Option<SocketAddr>>>,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+    open: Arc<Mutex<Vec<(TcpStream, TcpStream)>>>,
+}
+
+impl DataProxy {
+    pub fn start() -> DataProxy {
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let proxy = DataProxy {
+            addr: listener.local_addr().unwrap(),
+            target: Arc::default(),
+            cut: Arc::default(),
+            open: Arc::default(),
+        };
+        let (target, cut, open) = (proxy.target.clone(), proxy.cut.clone(), proxy.open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { continue };
+                if cut.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let Some(to) = *target.lock().unwrap() else {
+                    continue;
+                };
+                let Ok(mut upstream) = TcpStream::connect(to) else {
+                    continue;
+                };
+                open.lock()
+                    .unwrap()
+                    .push((client.try_clone().unwrap(), upstream.try_clone().unwrap()));
+                let (mut c2, mut u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut u2, &mut c2);
+                    let _ = c2.shutdown(Shutdown::Both);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut client, &mut upstream);
+                    let _ = upstream.shutdown(Shutdown::Both);
+                });
+            }
+        });
+        proxy
+    }
+
+    /// Cuts (or restores) the path to the broker.
+    pub fn set_cut(&self, cut: bool) {
+        self.cut.store(cut, std::sync::atomic::Ordering::SeqCst);
+        if cut {
+            for (a, b) in self.open.lock().unwrap().drain(..) {
+                let _ = a.shutdown(Shutdown::Both);
+                let _ = b.shutdown(Shutdown::Both);
+            }
+        }
+    }
+}
+
 pub struct Cluster {
+    /// Proxies in front of the native ports, advertised to the other
+    /// brokers (empty unless started with [`Cluster::start_proxied`]).
+    pub data: Vec<DataProxy>,
     pub _dir: tempfile::TempDir,
     pub dirs: Vec<PathBuf>,
     pub proxies: Vec<Proxy>,
@@ -113,7 +178,18 @@ impl Cluster {
         Cluster::start_with(n, &[])
     }
 
+    /// A cluster whose brokers reach each other's native ports (replica
+    /// fetches) through proxies too, so a broker can be cut off from the
+    /// others entirely ([`Cluster::isolate_fully`]).
+    pub fn start_proxied(n: u64) -> Cluster {
+        Cluster::build(n, &[], true)
+    }
+
     pub fn start_with(n: u64, extra: &[&str]) -> Cluster {
+        Cluster::build(n, extra, false)
+    }
+
+    fn build(n: u64, extra: &[&str], proxied: bool) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let cut = Arc::new(Mutex::new(HashSet::new()));
         let proxies: Vec<Proxy> = (1..=n).map(|id| Proxy::start(id, cut.clone())).collect();
@@ -126,6 +202,11 @@ impl Cluster {
             .map(|id| dir.path().join(format!("node{id}")))
             .collect();
         let mut cluster = Cluster {
+            data: if proxied {
+                (1..=n).map(|_| DataProxy::start()).collect()
+            } else {
+                Vec::new()
+            },
             _dir: dir,
             dirs,
             proxies,
@@ -158,9 +239,35 @@ impl Cluster {
             "--raft-snapshot-entries",
             "4",
         ]);
+        let advertise;
+        if let Some(data) = self.data.get(id as usize - 1) {
+            advertise = data.addr.to_string();
+            args.extend(["--advertise", &advertise]);
+        }
         let broker = Broker::start(&self.dirs[id as usize - 1], 1, &args);
         *self.proxies[id as usize - 1].target.lock().unwrap() = broker.controller;
+        if let Some(data) = self.data.get(id as usize - 1) {
+            *data.target.lock().unwrap() = Some(broker.addr);
+        }
         broker
+    }
+
+    /// Cuts broker `id` off from the others: controller traffic and (with
+    /// [`Cluster::start_proxied`]) the replica fetches of its followers.
+    /// Clients still reach it.
+    pub fn isolate_fully(&self, id: u64) {
+        self.isolate(id);
+        if let Some(data) = self.data.get(id as usize - 1) {
+            data.set_cut(true);
+        }
+    }
+
+    /// Ends every cut.
+    pub fn heal_fully(&self) {
+        self.heal();
+        for d in &self.data {
+            d.set_cut(false);
+        }
     }
 
     pub fn broker(&self, id: u64) -> &Broker {
