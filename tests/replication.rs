@@ -432,7 +432,7 @@ fn a_rolling_restart_with_sigterm_loses_nothing() {
         // Controlled shutdown: it handed its partitions over before it
         // left (the others see that as soon as they apply the change).
         wait_until(
-            Duration::from_secs(5),
+            Duration::from_secs(15),
             &format!("no partition led by the stopped broker {id}"),
             || {
                 (0..2).all(|p| {
@@ -606,4 +606,54 @@ c.close()
         .map(str::to_string)
         .collect();
     check_no_loss_no_duplicates(&acked, &read);
+}
+
+#[test]
+fn a_cluster_written_by_612ed40_upgrades_and_takes_replicated_topics() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !common::kafka_clients_available() {
+        return;
+    }
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cluster-612ed40");
+    let cluster = Cluster::start_on(3, &fixture);
+    cluster.leader(&[1, 2, 3]);
+    cluster.wait_registered(&[1, 2, 3]);
+    // The old topic (one replica per partition, no epochs) serves every
+    // record it had, through any broker.
+    let expected: Vec<String> = {
+        let mut v: Vec<String> = (0..60).map(|i| format!("rec-{i:02}")).collect();
+        v.sort();
+        v
+    };
+    let mut old = read_all(&bootstrap(&cluster), "spread");
+    old.sort();
+    assert_eq!(old, expected);
+    let snapshot = metadata(&cluster, 1).unwrap();
+    let spread = snapshot.topic("spread").unwrap();
+    assert!(
+        spread.replicas.is_empty(),
+        "the old topic keeps one replica"
+    );
+    assert!(
+        snapshot.brokers.values().all(|b| b.incarnation != 0),
+        "every broker registered again with an incarnation"
+    );
+    // A replicated topic next to it works as on a new cluster.
+    create_replicated(&cluster, "fresh", 1);
+    wait_all_in_sync(&cluster, &[1, 2, 3], "fresh", 1, Duration::from_secs(20));
+    let script = format!(
+        r#"
+from confluent_kafka import Producer
+p = Producer({{'bootstrap.servers': '{}', 'acks': 'all', 'enable.idempotence': True}})
+for i in range(50):
+    p.produce('fresh', value=f'v{{i}}')
+assert p.flush(30) == 0
+"#,
+        bootstrap(&cluster)
+    );
+    common::cluster::python(&script);
+    let read = read_all(&bootstrap(&cluster), "fresh");
+    let acked: Vec<String> = (0..50).map(|i| format!("v{i}")).collect();
+    check_no_loss_no_duplicates(&acked, &read);
+    assert_eq!(read.len(), 50);
 }

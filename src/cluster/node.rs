@@ -372,6 +372,32 @@ impl Controller {
         self.node.borrow().raft.state == StateRole::Leader
     }
 
+    /// On the leader, before it stops: waits (at most `within`) until
+    /// every voter holds the whole log, then one heartbeat interval, so
+    /// they also learn that the last changes are committed and apply them
+    /// without waiting for a new leader. At once on a follower.
+    pub async fn let_followers_catch_up(&self, within: Duration) {
+        if !self.is_leader() {
+            return;
+        }
+        let deadline = Instant::now() + within;
+        loop {
+            let done = {
+                let node = self.node.borrow();
+                let last = node.raft.raft_log.last_index();
+                self.voters
+                    .iter()
+                    .all(|v| node.raft.prs().get(v.id).is_none_or(|p| p.matched >= last))
+            };
+            if done || Instant::now() >= deadline {
+                break;
+            }
+            glommio::timer::sleep(Duration::from_millis(10)).await;
+        }
+        let heartbeat = RAFT_TICK_MS * crate::constants::RAFT_HEARTBEAT_TICKS as u64;
+        glommio::timer::sleep(Duration::from_millis(heartbeat + RAFT_TICK_MS)).await;
+    }
+
     async fn raft_loop(self: Rc<Self>) {
         let tick = Duration::from_millis(RAFT_TICK_MS);
         let mut next_tick = Instant::now() + tick;

@@ -353,11 +353,16 @@ impl Shard {
         let mut join = false;
         {
             let mut followers = part.followers.borrow_mut();
-            let progress = followers.entry(ask.node).or_insert(Progress {
-                end: Offset(0),
-                caught_up: now,
-                end_at_answer: end,
-            });
+            // Only the partition's own replicas count as followers.
+            let Some(progress) = followers.get_mut(&ask.node) else {
+                return Err(BrokerError::new(
+                    ErrorKind::NotLeaderOrFollower,
+                    format!(
+                        "node {} is not a replica of partition {} of topic {:?}",
+                        ask.node, part.partition, part.name
+                    ),
+                ));
+            };
             progress.end = ask.offset;
             if ask.offset >= progress.end_at_answer {
                 progress.caught_up = now;
@@ -771,6 +776,11 @@ impl Shard {
         futures::pin_mut!(moved, timer);
         match futures::future::select(moved, timer).await {
             futures::future::Either::Left((Ok(true), _)) => {
+                if let Some(controller) = self.controller.get() {
+                    controller
+                        .let_followers_catch_up(Duration::from_secs(1))
+                        .await;
+                }
                 tracing::info!(
                     node = me,
                     millis = started.elapsed().as_millis() as u64,

@@ -182,14 +182,20 @@ impl Cluster {
     /// fetches) through proxies too, so a broker can be cut off from the
     /// others entirely ([`Cluster::isolate_fully`]).
     pub fn start_proxied(n: u64) -> Cluster {
-        Cluster::build(n, &[], true)
+        Cluster::build(n, &[], true, None)
     }
 
     pub fn start_with(n: u64, extra: &[&str]) -> Cluster {
-        Cluster::build(n, extra, false)
+        Cluster::build(n, extra, false, None)
     }
 
-    fn build(n: u64, extra: &[&str], proxied: bool) -> Cluster {
+    /// A cluster of `n` brokers on copies of `fixture/node<id>` (data
+    /// directories an earlier version wrote).
+    pub fn start_on(n: u64, fixture: &std::path::Path) -> Cluster {
+        Cluster::build(n, &[], false, Some(fixture))
+    }
+
+    fn build(n: u64, extra: &[&str], proxied: bool, fixture: Option<&std::path::Path>) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let cut = Arc::new(Mutex::new(HashSet::new()));
         let proxies: Vec<Proxy> = (1..=n).map(|id| Proxy::start(id, cut.clone())).collect();
@@ -198,9 +204,14 @@ impl Cluster {
             .map(|p| format!("{}@{}", p.node, p.addr))
             .collect::<Vec<_>>()
             .join(",");
-        let dirs = (1..=n)
+        let dirs: Vec<PathBuf> = (1..=n)
             .map(|id| dir.path().join(format!("node{id}")))
             .collect();
+        if let Some(fixture) = fixture {
+            for (i, d) in dirs.iter().enumerate() {
+                super::copy_tree(&fixture.join(format!("node{}", i + 1)), d);
+            }
+        }
         let mut cluster = Cluster {
             data: if proxied {
                 (1..=n).map(|_| DataProxy::start()).collect()
