@@ -137,6 +137,22 @@ impl Part {
             }
             self.advance();
             if self.hw.get() >= end {
+                // Every in-sync replica has it — but if the ISR shrank
+                // below min.insync.replicas meanwhile, that is not the
+                // promise acks=all made (Kafka answers the same).
+                let isr = self.isr();
+                if (isr.len() as u32) < self.min_insync.get() {
+                    return Err(BrokerError::new(
+                        ErrorKind::NotEnoughReplicasAfterAppend,
+                        format!(
+                            "partition {} of topic {:?}: offset {} is on the in-sync replicas {isr:?}, fewer than min.insync.replicas {}",
+                            self.partition,
+                            self.name,
+                            end.0.saturating_sub(1),
+                            self.min_insync.get()
+                        ),
+                    ));
+                }
                 return Ok(());
             }
             let now = Instant::now();
