@@ -240,6 +240,28 @@ fn bootstrap(cluster: &Cluster) -> String {
         .join(",")
 }
 
+/// Three brokers (with native-port proxies if `proxied`) with `topic` of
+/// `partitions` partitions, three replicas each (min.insync.replicas 2),
+/// all in sync.
+fn replicated_cluster(topic: &str, partitions: u32, proxied: bool) -> Cluster {
+    let cluster = if proxied {
+        Cluster::start_proxied(3)
+    } else {
+        Cluster::start(3)
+    };
+    cluster.leader(&[1, 2, 3]);
+    cluster.wait_registered(&[1, 2, 3]);
+    create_replicated(&cluster, topic, partitions);
+    wait_all_in_sync(
+        &cluster,
+        &[1, 2, 3],
+        topic,
+        partitions,
+        Duration::from_secs(20),
+    );
+    cluster
+}
+
 fn kills() -> usize {
     std::env::var("CORELOG_REPLICATION_KILLS")
         .ok()
@@ -254,23 +276,18 @@ fn killing_leaders_loses_no_acknowledged_record() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
-    let mut cluster = Cluster::start(3);
-    cluster.leader(&[1, 2, 3]);
-    cluster.wait_registered(&[1, 2, 3]);
-    create_replicated(&cluster, "events", 2);
-    wait_all_in_sync(&cluster, &[1, 2, 3], "events", 2, Duration::from_secs(20));
+    let mut cluster = replicated_cluster("events", 2, false);
     // Every broker of the cluster as bootstrap: any may be down.
     let producer = Producer::start(work.path(), &bootstrap(&cluster), "events", 200);
     producer.wait_progress(200, Duration::from_secs(30));
     for round in 0..kills() {
-        let alive: Vec<u64> = (1..=3).collect();
         let (leader, epoch, _) = newest(&cluster, "events", 0);
         let victim = leader as u64;
         cluster.brokers[victim as usize - 1]
             .as_mut()
             .unwrap()
             .kill();
-        let others: Vec<u64> = alive.into_iter().filter(|id| *id != victim).collect();
+        let others: Vec<u64> = (1..=3).filter(|id| *id != victim).collect();
         // A new leader from the ISR within 10 s, with a new epoch.
         let killed_at = Instant::now();
         wait_until(
@@ -366,11 +383,7 @@ fn a_stopped_follower_leaves_the_isr_and_rejoins() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
-    let mut cluster = Cluster::start(3);
-    cluster.leader(&[1, 2, 3]);
-    cluster.wait_registered(&[1, 2, 3]);
-    create_replicated(&cluster, "steady", 1);
-    wait_all_in_sync(&cluster, &[1, 2, 3], "steady", 1, Duration::from_secs(20));
+    let mut cluster = replicated_cluster("steady", 1, false);
     let (leader, _, _) = partition(&cluster, 1, "steady", 0).unwrap();
     let follower = (1..=3u64).find(|id| *id as u32 != leader).unwrap();
     let bootstrap = cluster.broker(leader as u64).kafka.unwrap().to_string();
@@ -415,11 +428,7 @@ fn a_rolling_restart_with_sigterm_loses_nothing() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
-    let mut cluster = Cluster::start(3);
-    cluster.leader(&[1, 2, 3]);
-    cluster.wait_registered(&[1, 2, 3]);
-    create_replicated(&cluster, "rolling", 2);
-    wait_all_in_sync(&cluster, &[1, 2, 3], "rolling", 2, Duration::from_secs(20));
+    let mut cluster = replicated_cluster("rolling", 2, false);
     let producer = Producer::start(work.path(), &bootstrap(&cluster), "rolling", 200);
     producer.wait_progress(100, Duration::from_secs(30));
     for id in 1..=3u64 {
@@ -459,11 +468,7 @@ fn an_isolated_leader_cannot_acknowledge_and_truncates_by_epoch_when_healed() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
-    let mut cluster = Cluster::start_proxied(3);
-    cluster.leader(&[1, 2, 3]);
-    cluster.wait_registered(&[1, 2, 3]);
-    create_replicated(&cluster, "split", 1);
-    wait_all_in_sync(&cluster, &[1, 2, 3], "split", 1, Duration::from_secs(20));
+    let mut cluster = replicated_cluster("split", 1, true);
     let (old_leader, epoch, _) = newest(&cluster, "split", 0);
     let isolated = old_leader as u64;
     let others: Vec<u64> = (1..=3).filter(|id| *id != isolated).collect();
@@ -551,11 +556,7 @@ fn kafka_python_produces_and_consumes_through_a_failover() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
-    let mut cluster = Cluster::start(3);
-    cluster.leader(&[1, 2, 3]);
-    cluster.wait_registered(&[1, 2, 3]);
-    create_replicated(&cluster, "py", 1);
-    wait_all_in_sync(&cluster, &[1, 2, 3], "py", 1, Duration::from_secs(20));
+    let mut cluster = replicated_cluster("py", 1, false);
     let producer = Producer::start_with(
         "kafka_python_producer.py",
         work.path(),

@@ -154,6 +154,44 @@ impl Snapshot {
             .map(|b| b.node_id)
             .collect();
         let dead = |n: u32| fenced.contains(&n) || Some(n) == gone;
+        self.rewrite_partitions(|leader, set| {
+            let live: Vec<u32> = set.isr.iter().copied().filter(|n| !dead(*n)).collect();
+            let isr = if live.is_empty() {
+                set.isr.clone()
+            } else {
+                live
+            };
+            let new_leader = if !dead(*leader) && isr.contains(leader) {
+                *leader
+            } else {
+                set.replicas
+                    .iter()
+                    .copied()
+                    .find(|n| isr.contains(n) && !dead(*n))
+                    .unwrap_or(*leader)
+            };
+            let restarted = Some(*leader) == gone && new_leader == *leader;
+            let mut touched = false;
+            if new_leader != *leader || restarted {
+                set.epoch += 1;
+                *leader = new_leader;
+                touched = true;
+            }
+            if isr != set.isr {
+                set.isr = isr;
+                touched = true;
+            }
+            touched
+        })
+    }
+
+    /// Applies `change` to every replicated partition's leader and replica
+    /// state; a topic whose partitions it changed (it returns true) is
+    /// replaced. Returns whether any changed.
+    fn rewrite_partitions(
+        &mut self,
+        mut change: impl FnMut(&mut u32, &mut PartitionReplicas) -> bool,
+    ) -> bool {
         let mut changed = false;
         for topic in self.topics.values_mut() {
             if topic.replicas.is_empty() {
@@ -162,33 +200,8 @@ impl Snapshot {
             let mut nodes = topic.nodes.to_vec();
             let mut sets = topic.replicas.to_vec();
             let mut touched = false;
-            for (p, set) in sets.iter_mut().enumerate() {
-                let leader = nodes[p];
-                let live: Vec<u32> = set.isr.iter().copied().filter(|n| !dead(*n)).collect();
-                let isr = if live.is_empty() {
-                    set.isr.clone()
-                } else {
-                    live
-                };
-                let new_leader = if !dead(leader) && isr.contains(&leader) {
-                    leader
-                } else {
-                    set.replicas
-                        .iter()
-                        .copied()
-                        .find(|n| isr.contains(n) && !dead(*n))
-                        .unwrap_or(leader)
-                };
-                let restarted = Some(leader) == gone && new_leader == leader;
-                if new_leader != leader || restarted {
-                    set.epoch += 1;
-                    nodes[p] = new_leader;
-                    touched = true;
-                }
-                if isr != set.isr {
-                    set.isr = isr;
-                    touched = true;
-                }
+            for (leader, set) in nodes.iter_mut().zip(sets.iter_mut()) {
+                touched |= change(leader, set);
             }
             if touched {
                 let t = Arc::make_mut(topic);
@@ -217,29 +230,15 @@ impl Snapshot {
     /// partition is led by it already (or cannot be).
     pub fn with_preferred_leaders(&self) -> Option<Snapshot> {
         let mut next = self.clone();
-        let mut changed = false;
-        for topic in next.topics.values_mut() {
-            let mut nodes = topic.nodes.to_vec();
-            let mut sets = topic.replicas.to_vec();
-            let mut touched = false;
-            for (p, set) in sets.iter_mut().enumerate() {
-                let preferred = set.replicas[0];
-                if nodes[p] != preferred
-                    && set.isr.contains(&preferred)
-                    && !self.is_fenced(preferred)
-                {
-                    nodes[p] = preferred;
-                    set.epoch += 1;
-                    touched = true;
-                }
+        let changed = next.rewrite_partitions(|leader, set| {
+            let preferred = set.replicas[0];
+            if *leader == preferred || !set.isr.contains(&preferred) || self.is_fenced(preferred) {
+                return false;
             }
-            if touched {
-                let t = Arc::make_mut(topic);
-                t.nodes = nodes.into();
-                t.replicas = sets.into();
-                changed = true;
-            }
-        }
+            *leader = preferred;
+            set.epoch += 1;
+            true
+        });
         changed.then(|| {
             next.version += 1;
             next

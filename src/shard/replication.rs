@@ -140,8 +140,8 @@ impl Part {
                 // Every in-sync replica has it — but if the ISR shrank
                 // below min.insync.replicas meanwhile, that is not the
                 // promise acks=all made (Kafka answers the same).
-                let isr = self.isr();
-                if (isr.len() as u32) < self.min_insync.get() {
+                if (self.isr.borrow().len() as u32) < self.min_insync.get() {
+                    let isr = self.isr();
                     return Err(BrokerError::new(
                         ErrorKind::NotEnoughReplicasAfterAppend,
                         format!(
@@ -178,6 +178,38 @@ impl Part {
             futures::pin_mut!(timer);
             let _ = futures::future::select(timer, listener).await;
         }
+    }
+
+    /// A new leader: stamps its epoch into what it appends from now on,
+    /// starts every follower of `replicas` as unknown (log end 0, caught up
+    /// now) and caps readers at its high watermark.
+    fn start_leading(&self, replicas: &[u32]) {
+        // Takes its place in the append order now: every append after this
+        // is stamped with the new epoch.
+        let stamping = self.log.set_leader_epoch(self.epoch as i32);
+        let (name, partition, epoch) = (self.name.clone(), self.partition, self.epoch);
+        glommio::spawn_local(async move {
+            if let Err(e) = stamping.await {
+                tracing::error!(topic = %name, partition, epoch, error = %e, "recording the new leader epoch failed");
+            }
+        })
+        .detach();
+        let now = Instant::now();
+        let end = self.log.end_offset();
+        self.followers
+            .borrow_mut()
+            .extend(replicas.iter().filter(|n| **n != self.me).map(|n| {
+                (
+                    *n,
+                    Progress {
+                        end: Offset(0),
+                        caught_up: now,
+                        end_at_answer: end,
+                    },
+                )
+            }));
+        self.log.set_visible_end(self.hw.get());
+        self.advance();
     }
 
     /// Refuses an `acks=all` write the ISR is too small for.
@@ -296,31 +328,7 @@ impl Shard {
                 isr_asked: Cell::new(false),
             });
             if part.is_leader() {
-                // Takes its place in the append order now: every append
-                // after this is stamped with the new epoch.
-                let stamping = log.set_leader_epoch(set.epoch as i32);
-                let (name, epoch) = (topic.name.clone(), set.epoch);
-                glommio::spawn_local(async move {
-                    if let Err(e) = stamping.await {
-                        tracing::error!(topic = %name, partition = p, epoch, error = %e, "recording the new leader epoch failed");
-                    }
-                })
-                .detach();
-                let now = Instant::now();
-                let mut followers = part.followers.borrow_mut();
-                for n in set.replicas.iter().filter(|n| **n != me) {
-                    followers.insert(
-                        *n,
-                        Progress {
-                            end: Offset(0),
-                            caught_up: now,
-                            end_at_answer: log.end_offset(),
-                        },
-                    );
-                }
-                drop(followers);
-                log.set_visible_end(part.hw.get());
-                part.advance();
+                part.start_leading(&set.replicas);
                 tracing::info!(topic = %topic.name, partition = p, epoch = set.epoch, isr = ?set.isr, high_watermark = %part.hw.get(), "leading partition");
             } else {
                 let address = snapshot.brokers.get(&leader).map(|b| b.native.clone());
